@@ -1,0 +1,99 @@
+# ctrlua — build, test, bench, install.  `make deps && make test` on a fresh Debian 12 (root).
+VERSION   := 0.1.0
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+BUILD     ?= build
+PKGS      := luajit libseccomp libcjson mount libarchive libcrypto
+DATADIR   := $(PREFIX)/share/ctrlua
+
+# Debian packages the build, the tests and the benchmarks need.
+DEB_PACKAGES := build-essential pkg-config luajit libluajit-5.1-dev libseccomp-dev \
+	libcjson-dev libmount-dev libarchive-dev libssl-dev lua-busted lua-ldoc busybox-static \
+	zstd gzip tar iproute2 util-linux umoci skopeo runc crun containerd hyperfine
+
+CC        ?= cc
+OPT       ?= -O2 -g
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-format-truncation -fPIC $(OPT) \
+	-DCTRLUA_VERSION='"$(VERSION)"' -DCTRLUA_DATADIR='"$(DATADIR)"' $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+
+CORE_SRCS := $(filter-out csrc/main.c csrc/monitor_main.c,$(wildcard csrc/*.c))
+CORE_OBJS := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(CORE_SRCS))
+HEADERS   := $(wildcard csrc/*.h)
+
+LUAJIT_RUN = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='$(BUILD)/lib/?.so;;' \
+	CTRLUA_BIN='$(CURDIR)/$(BUILD)/ctrlua' CTRLUA_TEST_IMAGE='$(CURDIR)/build/images/busybox.oci.tar'
+
+.PHONY: all deps test test-unit asan bench image install uninstall clean doc conformance
+
+all: $(BUILD)/ctrlua $(BUILD)/lib/ctr/core.so $(BUILD)/ctrlua-runc
+
+$(BUILD)/obj/%.o: csrc/%.c $(HEADERS) | $(BUILD)/obj
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+$(BUILD)/obj $(BUILD)/lib/ctr build/images:
+	mkdir -p $@
+
+$(BUILD)/ctrlua: $(BUILD)/obj/main.o $(CORE_OBJS)
+	$(CC) $(EXTRA_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm -ldl
+
+$(BUILD)/ctrlua-runc: $(BUILD)/ctrlua
+	ln -sf ctrlua $@
+
+# The module for stock luajit (busted): symbols of LuaJIT come from the host executable.
+$(BUILD)/lib/ctr/core.so: $(CORE_OBJS) | $(BUILD)/lib/ctr
+	$(CC) $(EXTRA_LDFLAGS) -shared -o $@ $^ $(filter-out -lluajit-5.1,$(PKG_LIBS)) -lm
+
+# Install every Debian package we need; `apt-get update` only when something is missing.
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "deps: all installed"; fi
+
+# The project's own test image, from Debian's busybox-static, written by our layer writer.
+image: build/images/busybox.oci.tar
+build/images/busybox.oci.tar: all tools/mkimage.lua | build/images
+	$(BUILD)/ctrlua tools/mkimage.lua --busybox /bin/busybox --name ctrlua.test/busybox:latest $@
+
+test: all image
+	@$(LUAJIT_RUN) luajit spec/runner.lua spec
+
+asan:
+	$(MAKE) BUILD=build-asan OPT='-O1 -g -fno-omit-frame-pointer' \
+		EXTRA_CFLAGS='-fsanitize=address,undefined -fno-sanitize-recover=undefined' \
+		EXTRA_LDFLAGS='-fsanitize=address,undefined' all
+	$(MAKE) image
+	@LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 \
+	LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='build-asan/lib/?.so;;' \
+	CTRLUA_BIN='$(CURDIR)/build-asan/ctrlua' CTRLUA_TEST_IMAGE='$(CURDIR)/build/images/busybox.oci.tar' \
+	luajit spec/runner.lua spec
+
+bench: all image
+	@$(LUAJIT_RUN) luajit bench/run.lua
+
+conformance: all
+	../shared/tools/oci-validation.sh $(CURDIR)/$(BUILD)/ctrlua-runc
+
+doc:
+	ldoc -d $(BUILD)/doc lua/ctr
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(DATADIR)/lua/ctr $(DESTDIR)$(DATADIR)/scripts \
+		$(DESTDIR)$(DATADIR)/examples $(DESTDIR)$(PREFIX)/lib/lua/5.1/ctr
+	install -m 0755 $(BUILD)/ctrlua $(DESTDIR)$(PREFIX)/bin/ctrlua
+	ln -sf ctrlua $(DESTDIR)$(PREFIX)/bin/ctrlua-runc
+	install -m 0644 lua/ctr/*.lua $(DESTDIR)$(DATADIR)/lua/ctr/
+	install -m 0644 scripts/*.lua $(DESTDIR)$(DATADIR)/scripts/
+	install -m 0644 $(wildcard examples/*.lua) $(DESTDIR)$(DATADIR)/examples/
+	install -m 0755 $(BUILD)/lib/ctr/core.so $(DESTDIR)$(PREFIX)/lib/lua/5.1/ctr/core.so
+
+uninstall:
+	rm -rf $(DESTDIR)$(PREFIX)/bin/ctrlua $(DESTDIR)$(PREFIX)/bin/ctrlua-runc $(DESTDIR)$(DATADIR) \
+		$(DESTDIR)$(PREFIX)/lib/lua/5.1/ctr/core.so
+
+clean:
+	rm -rf build build-asan

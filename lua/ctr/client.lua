@@ -1,0 +1,87 @@
+--- The client: one store (root), one state directory, one namespace.
+-- `ctr.client{root=, state=, namespace=}` as containerd.New(address, WithDefaultNamespace(ns));
+-- there is no daemon: the client works on the store directly, under file locks.
+-- @module ctr.client
+local core = require("ctr.core")
+local errors = require("ctr.errors")
+
+local M = {}
+
+local Client = {}
+Client.__index = Client
+M.Client = Client
+
+local NAMESPACE_RE = "^[%w][%w_%.%-]*$"
+
+local function host_defaults()
+  local ok, host = pcall(require, "ctr.host")
+  if ok and type(host) == "table" then return host end
+  return {}
+end
+
+--- Make a client.
+-- @tparam[opt] table opts `root` (default /var/lib/ctrlua), `state` (default /run/ctrlua),
+-- `namespace` (default $CTRLUA_NAMESPACE or "default"), `snapshotter` (default "overlayfs"),
+-- `policies` (extra policy files)
+-- @return client, or nil, err
+function M.new(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then error("ctr.client: opts: expected table", 2) end
+  local host = host_defaults()
+  local c = setmetatable({
+    root = opts.root or host.root or "/var/lib/ctrlua",
+    state = opts.state or host.state or "/run/ctrlua",
+    namespace = opts.namespace or host.namespace or core.getenv("CTRLUA_NAMESPACE") or "default",
+    snapshotter_name = opts.snapshotter or "overlayfs",
+    policies = opts.policies,
+    debug = opts.debug or host.debug,
+  }, Client)
+  if c.namespace == "" then c.namespace = "default" end
+  if not c.namespace:match(NAMESPACE_RE) or #c.namespace > 76 then
+    return nil, errors.invalid("namespace %q: must match [A-Za-z0-9][A-Za-z0-9_.-]*", c.namespace)
+  end
+  -- The store and the state are private: 0700 (containerd CVE-2021-41103 taught this).
+  for _, d in ipairs({ c.root, c.state }) do
+    local ok, msg, errno = core.mkdir_p(d, 448)
+    if not ok then return nil, errors.new(msg, errno) end
+  end
+  return c
+end
+
+--- The content store of this client's root.
+function Client:content_store()
+  if not self._content then self._content = require("ctr.content").new(self.root) end
+  return self._content
+end
+
+--- A snapshotter by name ("overlayfs" or "native"); default the client's.
+function Client:snapshotter(name)
+  return require("ctr.snapshots").get(self, name or self.snapshotter_name)
+end
+
+--- Import an image archive (oci-archive or docker-archive); see ctr.images.import.
+function Client:import(path, opts) return require("ctr.images").import(self, path, opts) end
+
+--- An image record by reference, or nil, err (sym NOT_FOUND).
+function Client:get_image(ref) return require("ctr.images").get(self, ref) end
+
+--- Image records of the namespace.
+function Client:list_images() return require("ctr.images").list(self) end
+
+--- Make a container record; see ctr.containers.new.
+function Client:new_container(id, ...) return require("ctr.containers").new(self, id, ...) end
+
+--- A container record by id.
+function Client:load_container(id) return require("ctr.containers").load(self, id) end
+
+--- Container records of the namespace.
+function Client:list_containers() return require("ctr.containers").list(self) end
+
+--- Directory of this namespace's tasks' state.
+function Client:state_dir(id)
+  local d = self.state .. "/" .. self.namespace
+  if id then d = d .. "/" .. id end
+  return d
+end
+
+return M

@@ -1,0 +1,51 @@
+--- Error values of the ctr library.
+-- Operations return `nil, err` where err is one of these: `err.msg` the message (what failed, on
+-- which path), `err.errno` a number (0 when no syscall failed), `err.sym` its name ("ENOENT"),
+-- and `tostring(err)` the message.  Policy code matches `err.sym`, never message text.
+-- Misuse of the API (a wrong argument type) raises instead, naming the parameter.
+-- @module ctr.errors
+local core = require("ctr.core")
+
+local M = {}
+
+local Error = {}
+Error.__index = Error
+Error.__tostring = function(e) return e.msg end
+Error.__concat = function(a, b) return tostring(a) .. tostring(b) end
+
+--- Make an error value.
+-- @tparam string msg the message
+-- @tparam[opt] number errno the errno, 0 or nil when not a syscall's
+-- @tparam[opt] string sym a symbolic name for a non-syscall error ("NOT_FOUND", "EXISTS", ...)
+function M.new(msg, errno, sym)
+  errno = errno or 0
+  return setmetatable({ msg = msg, errno = errno,
+    sym = sym or (errno ~= 0 and core.errno_name(errno) or nil) }, Error)
+end
+
+--- Is v an error value of this module?
+function M.is_error(v) return getmetatable(v) == Error end
+
+--- Turn a core result (`v` or `nil, message, errno`) into `v` or `nil, err`.
+function M.check(v, msg, errno)
+  if v == nil then return nil, M.new(msg or "unknown error", errno) end
+  return v
+end
+
+--- Add context in front of an error: "unpack layer 2: <msg>"; keeps errno and sym.
+function M.wrap(err, fmt, ...)
+  local prefix = select("#", ...) > 0 and fmt:format(...) or fmt
+  if M.is_error(err) then
+    return setmetatable({ msg = prefix .. ": " .. err.msg, errno = err.errno, sym = err.sym }, Error)
+  end
+  return M.new(prefix .. ": " .. tostring(err))
+end
+
+--- A not-found error (sym NOT_FOUND), as containerd's errdefs.ErrNotFound.
+function M.not_found(fmt, ...) return M.new(fmt:format(...), 2, "NOT_FOUND") end
+--- An already-exists error (sym EXISTS), as errdefs.ErrAlreadyExists.
+function M.exists(fmt, ...) return M.new(fmt:format(...), 17, "EXISTS") end
+--- An invalid-argument error (sym INVALID), as errdefs.ErrInvalidArgument.
+function M.invalid(fmt, ...) return M.new(fmt:format(...), 22, "INVALID") end
+
+return M

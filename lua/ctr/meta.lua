@@ -1,0 +1,109 @@
+--- Metadata records: small JSON documents under ROOT/meta/NAMESPACE/KIND/NAME.json.
+-- Each is written to a temporary file, fsynced and renamed into place (the core's write_file),
+-- so a process killed at any instant leaves a record either old or new.  Creation is
+-- exclusive (rename with RENAME_NOREPLACE): two processes creating the same name race safely,
+-- one wins and the other gets an EXISTS error.  Names are escaped so that any image reference
+-- or key is one file name.
+-- @module ctr.meta
+local core = require("ctr.core")
+local errors = require("ctr.errors")
+
+local M = {}
+
+local function pack(...) return { n = select("#", ...), ... } end
+
+--- Escape a record name into a file name: bytes outside [A-Za-z0-9_.-] become %XX; a leading
+-- dot is escaped too, so no name is "." or ".." or hidden.
+function M.escape(name)
+  local s = name:gsub("[^%w_%.%-]", function(c) return ("%%%02X"):format(c:byte()) end)
+  return (s:gsub("^%.", "%%2E"))
+end
+
+function M.unescape(s)
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+--- The directory of records of one kind in one namespace (created 0700 on demand).
+function M.dir(root, namespace, kind)
+  return root .. "/meta/" .. M.escape(namespace) .. "/" .. kind
+end
+
+local function ensure_dir(dir)
+  local ok, msg, errno = core.mkdir_p(dir, 448) -- 0700
+  if not ok then return nil, errors.new(msg, errno) end
+  return true
+end
+
+--- Read a record: the decoded table, or nil, err (sym NOT_FOUND when absent).
+function M.get(root, namespace, kind, name)
+  local path = M.dir(root, namespace, kind) .. "/" .. M.escape(name) .. ".json"
+  local data, msg, errno = core.read_file(path, 4 * 1024 * 1024)
+  if not data then
+    if errno == 2 then return nil, errors.not_found("%s %q: not found", kind:gsub("s$", ""), name) end
+    return nil, errors.new(msg, errno)
+  end
+  local rec, jerr = core.json_decode(data)
+  if rec == nil then return nil, errors.new(path .. ": " .. jerr, 22) end
+  return rec
+end
+
+--- Write a record. opts.create: fail with EXISTS when it is already there.
+function M.put(root, namespace, kind, name, rec, opts)
+  local dir = M.dir(root, namespace, kind)
+  local ok, err = ensure_dir(dir)
+  if not ok then return nil, err end
+  local path = dir .. "/" .. M.escape(name) .. ".json"
+  local w, msg, errno = core.write_file(path, core.json_encode(rec, true) .. "\n",
+    { mode = 384, noreplace = opts and opts.create or false })
+  if not w then
+    if errno == 17 then return nil, errors.exists("%s %q: already exists", kind:gsub("s$", ""), name) end
+    return nil, errors.new(msg, errno)
+  end
+  return true
+end
+
+--- Remove a record; a missing one is NOT_FOUND.
+function M.delete(root, namespace, kind, name)
+  local path = M.dir(root, namespace, kind) .. "/" .. M.escape(name) .. ".json"
+  local ok, msg, errno = core.unlink(path)
+  if not ok then
+    if errno == 2 then return nil, errors.not_found("%s %q: not found", kind:gsub("s$", ""), name) end
+    return nil, errors.new(msg, errno)
+  end
+  return true
+end
+
+--- Names of the records of one kind, sorted.
+function M.list(root, namespace, kind)
+  local names = core.listdir(M.dir(root, namespace, kind))
+  local out = {}
+  for _, f in ipairs(names or {}) do
+    local n = f:match("^(.*)%.json$")
+    if n and not f:match("^%.tmp%-") then out[#out + 1] = M.unescape(n) end
+  end
+  table.sort(out)
+  return out
+end
+
+--- Namespaces that have records.
+function M.namespaces(root)
+  local out = {}
+  for _, f in ipairs(core.listdir(root .. "/meta") or {}) do out[#out + 1] = M.unescape(f) end
+  table.sort(out)
+  return out
+end
+
+--- Run fn() holding the namespace's exclusive lock (ROOT/meta/NS/lock).  Returns fn's results.
+function M.with_lock(root, namespace, fn)
+  local dir = root .. "/meta/" .. M.escape(namespace)
+  local ok, err = ensure_dir(dir)
+  if not ok then return nil, err end
+  local fd, msg, errno = core.lock(dir .. "/lock", true)
+  if not fd then return nil, errors.new(msg, errno) end
+  local res = pack(pcall(fn))
+  core.close(fd)
+  if not res[1] then error(res[2], 0) end
+  return unpack(res, 2, res.n)
+end
+
+return M

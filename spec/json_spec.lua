@@ -1,0 +1,51 @@
+local core = require("ctr.core")
+
+describe("core json", function()
+  it("keeps empty arrays and empty objects apart", function()
+    local t = assert(core.json_decode('{"a":[],"o":{}}'))
+    assert.are.equal('{"a":[],"o":{}}', core.json_encode(t))
+  end)
+
+  it("keeps nested nulls", function()
+    local t = assert(core.json_decode('{"z":[1,null,{"q":null}]}'))
+    assert.are.equal(core.null, t.z[2])
+    assert.are.equal(core.null, t.z[3].q)
+    assert.are.equal('{"z":[1,null,{"q":null}]}', core.json_encode(t))
+  end)
+
+  it("writes big integers as integers, never with an exponent", function()
+    assert.are.equal("[1000000000000000000,9007199254740992,-1,1.5]",
+      core.json_encode(core.json_array({ 1e18, 2 ^ 53, -1, 1.5 })))
+    local t = core.json_decode('{"limit":9223372036854775807,"n":9007199254740992}')
+    assert.are.equal(2 ^ 53, t.n)
+    assert.is_truthy(core.json_encode(t):find('"n":9007199254740992', 1, true))
+    assert.is_nil(core.json_encode(t):find("e+", 1, true))
+  end)
+
+  it("round-trips a sequence as an array and a map with sorted keys", function()
+    assert.are.equal('[1,"two",true]', core.json_encode({ 1, "two", true }))
+    assert.are.equal('{"a":1,"b":2,"c":3}', core.json_encode({ c = 3, a = 1, b = 2 }))
+  end)
+
+  it("refuses syntax errors, trailing garbage and deep nesting with nil, message", function()
+    local v, err = core.json_decode("{} x")
+    assert.is_nil(v)
+    assert.matches("syntax error", err)
+    v, err = core.json_decode(string.rep("[", 500) .. string.rep("]", 500))
+    assert.is_nil(v)
+    assert.matches("nesting", err)
+  end)
+
+  it("raises on values JSON cannot hold", function()
+    assert.has_error(function() core.json_encode({ f = print }) end)
+    assert.has_error(function() core.json_encode({ n = 0 / 0 }) end)
+    assert.has_error(function() core.json_encode({ [1] = 1, x = 2 }) end)
+  end)
+end)
+
+describe("core digest", function()
+  it("hashes with sha256", function()
+    assert.are.equal("sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+      core.sha256(""))
+  end)
+end)
