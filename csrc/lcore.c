@@ -20,6 +20,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/utsname.h>
 #include <dirent.h>
 #include <time.h>
 #include <unistd.h>
@@ -730,10 +731,14 @@ static int l_read_file_in_root(lua_State *L)
     char proc[64];
     snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
     struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) < 0) {
         int e = errno;
         close(fd);
-        return ctr_lua_errno(L, S_ISREG(st.st_mode) ? e : EINVAL, "read `%s' in `%s': not a regular file", path, root);
+        return ctr_lua_errno(L, e, "fstat `%s' in `%s'", path, root);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return ctr_lua_errno(L, EINVAL, "read `%s' in `%s': not a regular file", path, root);
     }
     struct ctr_err e;
     char *buf;
@@ -747,7 +752,55 @@ static int l_read_file_in_root(lua_State *L)
     return 1;
 }
 
+static int l_chmod(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    int mode = (int)luaL_checknumber(L, 2);
+    /* fchmodat never follows a final symlink here: it refuses (EOPNOTSUPP) rather than
+     * changing the target (containerd CVE-2021-32760). */
+    if (fchmodat(AT_FDCWD, path, mode, AT_SYMLINK_NOFOLLOW) < 0 &&
+        (errno != EOPNOTSUPP || chmod(path, mode) < 0))
+        return ctr_lua_errno(L, errno, "chmod `%s'", path);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_lchown(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    uid_t uid = (uid_t)luaL_checknumber(L, 2);
+    gid_t gid = (gid_t)luaL_checknumber(L, 3);
+    if (lchown(path, uid, gid) < 0)
+        return ctr_lua_errno(L, errno, "lchown `%s'", path);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* uname() -> {sysname, release, machine, nodename} */
+static int l_uname(lua_State *L)
+{
+    struct utsname u;
+    if (uname(&u) < 0)
+        return ctr_lua_errno(L, errno, "uname");
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, u.sysname); lua_setfield(L, -2, "sysname");
+    lua_pushstring(L, u.release); lua_setfield(L, -2, "release");
+    lua_pushstring(L, u.machine); lua_setfield(L, -2, "machine");
+    lua_pushstring(L, u.nodename); lua_setfield(L, -2, "nodename");
+    return 1;
+}
+
+static int l_geteuid(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)geteuid());
+    return 1;
+}
+
 static const luaL_Reg fs_funcs[] = {
+    {"chmod", l_chmod},
+    {"lchown", l_lchown},
+    {"uname", l_uname},
+    {"geteuid", l_geteuid},
     {"read_file_in_root", l_read_file_in_root},
     {"read_file", l_read_file},
     {"write_file", l_write_file},
