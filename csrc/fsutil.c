@@ -58,7 +58,8 @@ int ctr_read_file(const char *path, size_t cap, char **out, size_t *len, struct 
     if (S_ISREG(st.st_mode) && (size_t)st.st_size > cap)
         return ctr_fail(err, EFBIG, "read `%s': %lld bytes is over the limit of %zu",
                         path, (long long)st.st_size, cap);
-    size_t size = S_ISREG(st.st_mode) ? (size_t)st.st_size : 65536;
+    /* files under /proc and /sys say size 0: start from a page and grow */
+    size_t size = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size : 4096;
     if (size > cap)
         size = cap;
     cleanup_free char *buf = malloc(size + 2);

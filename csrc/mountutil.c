@@ -1,0 +1,170 @@
+/* Host-side mounts of snapshots: see mountutil.h. */
+#include "mountutil.h"
+
+#include <errno.h>
+#include <libmount.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+
+#include "util.h"
+
+#define PROPAGATION_FLAGS (MS_SHARED | MS_SLAVE | MS_PRIVATE | MS_UNBINDABLE)
+
+/* Split a comma-separated option string into mount(2) flags, propagation flags and filesystem
+ * data.  Each VFS option is looked at alone so that the MS_REC of "rprivate" does not turn a
+ * "bind" into an "rbind" (one flags word cannot tell them apart). */
+static int parse_options(const char *options, unsigned long *flags, unsigned long *prop,
+                         char **data, struct ctr_err *err)
+{
+    const struct libmnt_optmap *map = mnt_get_builtin_optmap(MNT_LINUX_MAP);
+    char *user = NULL, *vfs = NULL, *fs = NULL;
+    *flags = 0;
+    *prop = 0;
+    *data = NULL;
+    if (options == NULL || *options == '\0')
+        return 0;
+    int r = mnt_split_optstr(options, &user, &vfs, &fs, 0, 0);
+    free(user); /* userspace-only options (x-*, _netdev, ...) mean nothing to the kernel */
+    if (r != 0) {
+        free(vfs);
+        free(fs);
+        return ctr_fail(err, r < 0 ? -r : EINVAL, "parse mount options `%s'", options);
+    }
+    cleanup_free char *vfs_owned = vfs;
+    char *next = vfs;
+    char *name, *value;
+    size_t nsz, vsz;
+    while (next && mnt_optstr_next_option(&next, &name, &nsz, &value, &vsz) == 0) {
+        char one[64];
+        if (nsz >= sizeof one)
+            continue;
+        memcpy(one, name, nsz);
+        one[nsz] = '\0';
+        unsigned long f = 0;
+        mnt_optstr_get_flags(one, &f, map);
+        if (f & PROPAGATION_FLAGS)
+            *prop |= f;
+        else
+            mnt_optstr_get_flags(one, flags, map);
+    }
+    *data = fs;
+    return 0;
+}
+
+int ctr_mountutil_mount(const char *type, const char *source, const char *target,
+                        const char *options, struct ctr_err *err)
+{
+    unsigned long flags, prop;
+    char *data_raw;
+    if (parse_options(options, &flags, &prop, &data_raw, err) < 0)
+        return -1;
+    cleanup_free char *data = data_raw;
+    if (type && (strcmp(type, "bind") == 0 || strcmp(type, "rbind") == 0)) {
+        flags |= MS_BIND;
+        if (strcmp(type, "rbind") == 0)
+            flags |= MS_REC;
+    }
+    if (RETRY(mount(source, target, type, flags, data)) < 0)
+        return ctr_fail(err, errno, "mount %s `%s' on `%s' (options %s)", type ? type : "",
+                        source ? source : "", target, options ? options : "");
+
+    /* The kernel ignores MS_RDONLY (and the other per-mount flags) when it creates a bind
+     * mount; a remount of the bind applies them. */
+    if ((flags & (MS_BIND | MS_RDONLY)) == (MS_BIND | MS_RDONLY)) {
+        unsigned long rflags = (flags & ~(MS_REC | PROPAGATION_FLAGS)) | MS_REMOUNT;
+        if (RETRY(mount("", target, NULL, rflags, NULL)) < 0) {
+            int e = errno;
+            umount2(target, MNT_DETACH | UMOUNT_NOFOLLOW);
+            return ctr_fail(err, e, "remount read-only `%s'", target);
+        }
+    }
+    /* Propagation cannot be combined with other flags in one call: one call per kind. */
+    static const unsigned long kinds[] = {MS_SHARED, MS_SLAVE, MS_PRIVATE, MS_UNBINDABLE};
+    for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+        if (!(prop & kinds[i]))
+            continue;
+        if (RETRY(mount("", target, NULL, kinds[i] | (prop & MS_REC), NULL)) < 0) {
+            int e = errno;
+            umount2(target, MNT_DETACH | UMOUNT_NOFOLLOW);
+            return ctr_fail(err, e, "set propagation of `%s'", target);
+        }
+    }
+    return 0;
+}
+
+int ctr_mountutil_unmount(const char *target, int detach, struct ctr_err *err)
+{
+    int flags = UMOUNT_NOFOLLOW | (detach ? MNT_DETACH : 0);
+    for (int attempt = 0;; attempt++) {
+        if (RETRY(umount2(target, flags)) == 0)
+            return 0;
+        if (errno != EBUSY || attempt >= 20)
+            return ctr_fail(err, errno, "unmount `%s'", target);
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static char *dup_or_empty(const char *s)
+{
+    return strdup(s ? s : "");
+}
+
+void ctr_mountinfo_free(struct ctr_mountinfo *m, size_t n)
+{
+    for (size_t i = 0; m && i < n; i++) {
+        free(m[i].root);
+        free(m[i].target);
+        free(m[i].fstype);
+        free(m[i].source);
+        free(m[i].vfs_options);
+        free(m[i].fs_options);
+    }
+    free(m);
+}
+
+int ctr_mountinfo_read(struct ctr_mountinfo **out, size_t *n, struct ctr_err *err)
+{
+    struct libmnt_table *tb = mnt_new_table_from_file("/proc/self/mountinfo");
+    if (tb == NULL)
+        return ctr_fail(err, errno ? errno : EIO, "read `/proc/self/mountinfo'");
+    size_t cap = (size_t)mnt_table_get_nents(tb);
+    struct ctr_mountinfo *m = calloc(cap ? cap : 1, sizeof *m);
+    if (m == NULL) {
+        mnt_unref_table(tb);
+        return ctr_fail(err, ENOMEM, "read `/proc/self/mountinfo'");
+    }
+    struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
+    struct libmnt_fs *fs;
+    size_t i = 0;
+    int oom = it == NULL;
+    while (!oom && i < cap && mnt_table_next_fs(tb, it, &fs) == 0) {
+        struct ctr_mountinfo *e = &m[i++];
+        dev_t dev = mnt_fs_get_devno(fs);
+        e->id = mnt_fs_get_id(fs);
+        e->parent_id = mnt_fs_get_parent_id(fs);
+        e->major = major(dev);
+        e->minor = minor(dev);
+        e->root = dup_or_empty(mnt_fs_get_root(fs));
+        e->target = dup_or_empty(mnt_fs_get_target(fs));
+        e->fstype = dup_or_empty(mnt_fs_get_fstype(fs));
+        e->source = dup_or_empty(mnt_fs_get_source(fs));
+        e->vfs_options = dup_or_empty(mnt_fs_get_vfs_options(fs));
+        e->fs_options = dup_or_empty(mnt_fs_get_fs_options(fs));
+        oom = !e->root || !e->target || !e->fstype || !e->source || !e->vfs_options ||
+              !e->fs_options;
+    }
+    mnt_free_iter(it);
+    mnt_unref_table(tb);
+    if (oom) {
+        ctr_mountinfo_free(m, i);
+        return ctr_fail(err, ENOMEM, "read `/proc/self/mountinfo'");
+    }
+    *out = m;
+    *n = i;
+    return 0;
+}

@@ -1,0 +1,501 @@
+--- Snapshotters, as containerd's snapshots.Snapshotter: "overlayfs" and "native".
+--
+-- A snapshot is a directory ROOT/snapshots/NAME/snapshots/ID/fs (and work/ for overlayfs),
+-- shared by all namespaces; each namespace has its own records (key → id, kind, parent,
+-- labels) in ROOT/meta/NS/snapshots.NAME/.  An active snapshot is writable; committing it
+-- makes it a committed snapshot that others can be prepared on; a view is a read-only
+-- snapshot of a committed parent.
+--
+-- Crash consistency: a snapshot directory is built under a temporary name (.tmp-ID) and renamed
+-- into place before its record is written; so a crash leaves at worst a directory that no record
+-- names, which the sweep (`snapshots.gc`, also run once per process when a snapshotter is
+-- opened) removes.  Records change under the namespace lock, and every change of a directory
+-- or record holds the snapshotter's lock shared, which the sweep takes exclusively.
+-- @module ctr.snapshots
+local core = require("ctr.core")
+local errors = require("ctr.errors")
+local meta = require("ctr.meta")
+
+local M = {}
+
+local Snapshotter = {}
+Snapshotter.__index = Snapshotter
+M.Snapshotter = Snapshotter
+
+local KINDS = { active = true, view = true, committed = true }
+local DRIVERS = { overlayfs = true, native = true }
+
+local function pack(...) return { n = select("#", ...), ... } end
+
+local function failed_precondition(fmt, ...)
+  return errors.new(fmt:format(...) .. ": failed precondition", 0, "FAILED_PRECONDITION")
+end
+
+local function check_string(v, name, level)
+  if type(v) ~= "string" or v == "" then
+    error(("%s: expected non-empty string, got %s"):format(name, v == "" and "\"\"" or type(v)), level + 1)
+  end
+end
+
+local function check_opts(opts, level)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then error("opts: expected table, got " .. type(opts), level + 1) end
+  if opts.labels ~= nil then
+    if type(opts.labels) ~= "table" then error("opts.labels: expected table", level + 1) end
+    for k, v in pairs(opts.labels) do
+      if type(k) ~= "string" or type(v) ~= "string" then
+        error("opts.labels: keys and values must be strings", level + 1)
+      end
+    end
+  end
+  return opts
+end
+
+local function copy_labels(labels)
+  local t = {}
+  for k, v in pairs(labels or {}) do t[k] = v end
+  return t
+end
+
+local id_counter = 0
+local function new_id()
+  id_counter = id_counter + 1
+  local seed = ("%d %.9f %.9f %d %s"):format(core.getpid(), core.now(), core.monotime(),
+    id_counter, tostring({}))
+  return core.sha256(seed):sub(8, 31)
+end
+
+-- Is overlayfs usable?  /sys/module/overlay exists once the module is loaded (or built in);
+-- otherwise try a real overlay mount in a scratch directory, as containerd's
+-- overlayutils.Supported does (mounting loads the module).
+local overlay_supported_cache = {}
+local function overlay_supported(dir)
+  if overlay_supported_cache[dir] ~= nil then return overlay_supported_cache[dir] end
+  local ok = core.stat("/sys/module/overlay") ~= nil
+  if not ok and core.geteuid() == 0 then
+    local tmp = dir .. "/.tmp-probe-" .. new_id()
+    if core.mkdir_p(tmp .. "/lower", 448) and core.mkdir(tmp .. "/upper", 448)
+      and core.mkdir(tmp .. "/work", 448) and core.mkdir(tmp .. "/merged", 448) then
+      ok = core.mount("overlay", "overlay", tmp .. "/merged",
+        { "lowerdir=" .. tmp .. "/lower", "upperdir=" .. tmp .. "/upper", "workdir=" .. tmp .. "/work" }) ~= nil
+      if ok then core.unmount(tmp .. "/merged", { detach = true }) end
+    end
+    core.remove_tree(tmp)
+  end
+  overlay_supported_cache[dir] = ok
+  return ok
+end
+
+local swept = {}
+
+--- Open a snapshotter of the client's store.
+-- @param client a ctr.client
+-- @tparam[opt] string name "overlayfs" (the default: the client's) or "native"
+-- @return the snapshotter, or nil, err (an unknown name: INVALID; overlayfs without kernel
+-- support: an error suggesting `--snapshotter native`)
+function M.get(client, name)
+  if type(client) ~= "table" or type(client.root) ~= "string" then
+    error("client: expected a ctr.client", 2)
+  end
+  name = name or client.snapshotter_name or "overlayfs"
+  if type(name) ~= "string" then error("name: expected string", 2) end
+  if not DRIVERS[name] then
+    return nil, errors.invalid("snapshotter not loaded: %s (known: overlayfs, native)", name)
+  end
+  local base = client.root .. "/snapshots/" .. name
+  local ok, msg, errno = core.mkdir_p(base .. "/snapshots", 448)
+  if not ok then return nil, errors.new(msg, errno) end
+  if name == "overlayfs" and not overlay_supported(base) then
+    return nil, errors.new("snapshotter overlayfs: the kernel does not support overlay mounts;"
+      .. " use --snapshotter native", 95, "NOT_SUPPORTED")
+  end
+  local sn = setmetatable({
+    client = client, name = name, root = client.root, namespace = client.namespace,
+    base = base, dir = base .. "/snapshots", kind = "snapshots." .. name,
+  }, Snapshotter)
+  if not swept[base] then
+    swept[base] = true
+    sn:gc({ nonblock = true })
+  end
+  return sn
+end
+
+--- Sweep the leftovers of interrupted operations: directories under snapshots/ that no record
+-- of any namespace names (and temporary ones).  Takes the snapshotter's lock exclusively.
+-- @param client a ctr.client
+-- @tparam[opt] string name the snapshotter ("overlayfs" by default)
+-- @return the number of directories removed, or nil, err
+function M.gc(client, name)
+  local sn, err = M.get(client, name)
+  if not sn then return nil, err end
+  return sn:gc()
+end
+
+-- ------------------------------------------------------------------ locking and records
+
+-- Run fn holding the snapshotter's lock (shared unless excl).  With nonblock, returns
+-- nil, err (EAGAIN) instead of waiting.
+function Snapshotter:_with_store_lock(excl, nonblock, fn)
+  local fd, msg, errno = core.lock(self.base .. "/lock", excl, nonblock)
+  if not fd then return nil, errors.new(msg, errno) end
+  local res = pack(pcall(fn))
+  core.close(fd)
+  if not res[1] then error(res[2], 0) end
+  return unpack(res, 2, res.n)
+end
+
+-- A change: the namespace lock, then the store lock shared.
+function Snapshotter:_txn(fn)
+  return meta.with_lock(self.root, self.namespace, function()
+    return self:_with_store_lock(false, false, fn)
+  end)
+end
+
+function Snapshotter:_get(key)
+  local rec, err = meta.get(self.root, self.namespace, self.kind, key)
+  if not rec then
+    if err.sym == "NOT_FOUND" then return nil, errors.not_found("snapshot %s does not exist", key) end
+    return nil, err
+  end
+  return rec
+end
+
+function Snapshotter:_all()
+  local out = {}
+  for _, k in ipairs(meta.list(self.root, self.namespace, self.kind)) do
+    local rec = meta.get(self.root, self.namespace, self.kind, k)
+    if rec then out[#out + 1] = rec end
+  end
+  return out
+end
+
+function Snapshotter:_fs(id) return self.dir .. "/" .. id .. "/fs" end
+function Snapshotter:_work(id) return self.dir .. "/" .. id .. "/work" end
+
+--- The fs directory of a snapshot (the upper directory for overlayfs): where a layer is
+-- applied into an active snapshot without mounting it.
+-- @tparam string key
+-- @return path, or nil, err
+function Snapshotter:fs_path(key)
+  check_string(key, "key", 2)
+  local rec, err = self:_get(key)
+  if not rec then return nil, err end
+  return self:_fs(rec.id)
+end
+
+local function info_of(rec)
+  return { name = rec.name, parent = rec.parent, kind = rec.kind, labels = copy_labels(rec.labels),
+    created_at = rec.created_at, updated_at = rec.updated_at }
+end
+
+-- The ids of the parents of rec, nearest first.
+function Snapshotter:_parent_ids(rec)
+  local ids = {}
+  local p = rec.parent
+  while p do
+    local prec, err = self:_get(p)
+    if not prec then return nil, errors.wrap(err, "parent of snapshot %s", rec.name) end
+    ids[#ids + 1] = prec.id
+    p = prec.parent
+    if #ids > 1000 then return nil, errors.new("snapshot " .. rec.name .. ": parent chain too long", 40) end
+  end
+  return ids
+end
+
+-- Mounts as containerd 1.6's overlayfs and native snapshotters return them.
+function Snapshotter:_mounts(rec)
+  local ro = rec.kind == "view"
+  if self.name == "native" then
+    return { { type = "bind", source = self:_fs(rec.id), options = { ro and "ro" or "rw", "rbind" } } }
+  end
+  local parents, err = self:_parent_ids(rec)
+  if not parents then return nil, err end
+  if #parents == 0 then
+    -- overlay needs at least one lower directory: a bind mount of the snapshot itself
+    return { { type = "bind", source = self:_fs(rec.id), options = { ro and "ro" or "rw", "rbind" } } }
+  end
+  local options = {}
+  -- containerd sets index=off whenever the kernel knows the parameter, so that a lower
+  -- directory may be mounted by several overlays at once.
+  if core.stat("/sys/module/overlay/parameters/index") then options[#options + 1] = "index=off" end
+  if rec.kind == "active" then
+    options[#options + 1] = "workdir=" .. self:_work(rec.id)
+    options[#options + 1] = "upperdir=" .. self:_fs(rec.id)
+  elseif #parents == 1 then
+    return { { type = "bind", source = self:_fs(parents[1]), options = { "ro", "rbind" } } }
+  end
+  local lowers = {}
+  for i, id in ipairs(parents) do lowers[i] = self:_fs(id) end
+  options[#options + 1] = "lowerdir=" .. table.concat(lowers, ":")
+  return { { type = "overlay", source = "overlay", options = options } }
+end
+
+-- Build the directory of a new snapshot under a temporary name and rename it into place.
+function Snapshotter:_create_dir(id, parent_rec)
+  local tmp = self.dir .. "/.tmp-" .. id
+  local function fail(msg, errno)
+    core.remove_tree(tmp)
+    return nil, errors.new(msg, errno)
+  end
+  local ok, msg, errno = core.mkdir(tmp, 448)
+  if not ok then return nil, errors.new(msg, errno) end
+  if self.name == "native" and parent_rec then
+    ok, msg, errno = core.copy_tree(self:_fs(parent_rec.id), tmp .. "/fs")
+    if not ok then return fail(msg, errno) end
+  else
+    ok, msg, errno = core.mkdir(tmp .. "/fs", 493) -- 0755
+    if not ok then return fail(msg, errno) end
+    if parent_rec then
+      -- the upper directory takes the owner of the parent's root, as containerd does, so
+      -- that the merged root does not change owner
+      local st = core.stat(self:_fs(parent_rec.id))
+      if st then
+        ok, msg, errno = core.lchown(tmp .. "/fs", st.uid, st.gid)
+        if not ok then return fail(msg, errno) end
+      end
+    end
+  end
+  if self.name == "overlayfs" then
+    ok, msg, errno = core.mkdir(tmp .. "/work", 457) -- 0711
+    if not ok then return fail(msg, errno) end
+  end
+  ok, msg, errno = core.rename(tmp, self.dir .. "/" .. id)
+  if not ok then return fail(msg, errno) end
+  return true
+end
+
+function Snapshotter:_create(kind, key, parent, opts)
+  return self:_txn(function()
+    if meta.get(self.root, self.namespace, self.kind, key) then
+      return nil, errors.exists("snapshot %s: already exists", key)
+    end
+    local prec, err
+    if parent then
+      prec, err = self:_get(parent)
+      if not prec then
+        if err.sym == "NOT_FOUND" then return nil, errors.not_found("parent snapshot %s does not exist", parent) end
+        return nil, err
+      end
+      if prec.kind ~= "committed" then
+        return nil, failed_precondition("parent %s is not committed snapshot", parent)
+      end
+    end
+    local id = new_id()
+    local ok
+    ok, err = self:_create_dir(id, prec)
+    if not ok then return nil, errors.wrap(err, "create snapshot %s", key) end
+    local now = core.rfc3339()
+    local rec = { name = key, id = id, kind = kind, parent = parent,
+      labels = copy_labels(opts.labels), created_at = now, updated_at = now }
+    ok, err = meta.put(self.root, self.namespace, self.kind, key, rec, { create = true })
+    if not ok then
+      core.remove_tree(self.dir .. "/" .. id)
+      if err.sym == "EXISTS" then return nil, errors.exists("snapshot %s: already exists", key) end
+      return nil, err
+    end
+    return self:_mounts(rec)
+  end)
+end
+
+-- ------------------------------------------------------------------ the Snapshotter interface
+
+--- Prepare an active (writable) snapshot on a committed parent (containerd's Prepare).
+-- @tparam string key
+-- @tparam[opt] string parent a committed snapshot's name, or nil for an empty snapshot
+-- @tparam[opt] table opts `labels`
+-- @return mounts (array of `{type=, source=, options=}`), or nil, err (EXISTS,
+-- NOT_FOUND parent, FAILED_PRECONDITION parent not committed)
+function Snapshotter:prepare(key, parent, opts)
+  check_string(key, "key", 2)
+  if parent == "" then parent = nil end
+  if parent ~= nil then check_string(parent, "parent", 2) end
+  return self:_create("active", key, parent, check_opts(opts, 2))
+end
+
+--- Make a read-only view of a committed parent (containerd's View).
+-- @tparam string key
+-- @tparam[opt] string parent
+-- @tparam[opt] table opts `labels`
+-- @return mounts, or nil, err
+function Snapshotter:view(key, parent, opts)
+  check_string(key, "key", 2)
+  if parent == "" then parent = nil end
+  if parent ~= nil then check_string(parent, "parent", 2) end
+  return self:_create("view", key, parent, check_opts(opts, 2))
+end
+
+--- The mounts of a snapshot (containerd's Mounts).
+-- @tparam string key
+-- @return mounts, or nil, err
+function Snapshotter:mounts(key)
+  check_string(key, "key", 2)
+  local rec, err = self:_get(key)
+  if not rec then return nil, err end
+  return self:_mounts(rec)
+end
+
+--- Commit an active snapshot under name (containerd's Commit).  The contents are synced to
+-- disk and the usage recorded.
+-- @tparam string name the committed snapshot's name
+-- @tparam string key the active snapshot
+-- @tparam[opt] table opts `labels` (replace the active snapshot's)
+-- @return true, or nil, err (NOT_FOUND, EXISTS, FAILED_PRECONDITION when key is not active)
+function Snapshotter:commit(name, key, opts)
+  check_string(name, "name", 2)
+  check_string(key, "key", 2)
+  opts = check_opts(opts, 2)
+  return self:_txn(function()
+    local rec, err = self:_get(key)
+    if not rec then return nil, err end
+    if rec.kind ~= "active" then
+      return nil, failed_precondition("snapshot %s is not active", key)
+    end
+    if meta.get(self.root, self.namespace, self.kind, name) then
+      return nil, errors.exists("snapshot %s: already exists", name)
+    end
+    local fs = self:_fs(rec.id)
+    local usage, msg, errno = core.usage(fs)
+    if not usage then return nil, errors.new(msg, errno) end
+    local ok
+    ok, msg, errno = core.syncfs(fs)
+    if not ok then return nil, errors.new(msg, errno) end
+    local now = core.rfc3339()
+    local new = { name = name, id = rec.id, kind = "committed", parent = rec.parent,
+      labels = opts.labels and copy_labels(opts.labels) or copy_labels(rec.labels),
+      created_at = now, updated_at = now, size = usage.size, inodes = usage.inodes }
+    -- The new record first: a crash between the two leaves the stale active key naming the
+    -- same directory, which remove() then deletes without touching the directory.
+    ok, err = meta.put(self.root, self.namespace, self.kind, name, new, { create = true })
+    if not ok then
+      if err.sym == "EXISTS" then return nil, errors.exists("snapshot %s: already exists", name) end
+      return nil, err
+    end
+    ok, err = meta.delete(self.root, self.namespace, self.kind, key)
+    if not ok then return nil, err end
+    return true
+  end)
+end
+
+--- Remove a snapshot (containerd's Remove): refused while a snapshot has it as parent.
+-- @tparam string key
+-- @return true, or nil, err (NOT_FOUND; FAILED_PRECONDITION "cannot remove snapshot with child")
+function Snapshotter:remove(key)
+  check_string(key, "key", 2)
+  return self:_txn(function()
+    local rec, err = self:_get(key)
+    if not rec then return nil, err end
+    local shared = false
+    for _, other in ipairs(self:_all()) do
+      if other.parent == key then
+        return nil, failed_precondition("cannot remove snapshot with child")
+      end
+      if other.id == rec.id and other.name ~= key then shared = true end
+    end
+    local ok
+    ok, err = meta.delete(self.root, self.namespace, self.kind, key)
+    if not ok then return nil, err end
+    if not shared then
+      -- out of the way first, so that a half-removed tree is never a live snapshot; what
+      -- cannot be removed now (a mount still on it) is left to the sweep
+      local dead = self.dir .. "/.tmp-rm-" .. rec.id
+      if core.rename(self.dir .. "/" .. rec.id, dead) then core.remove_tree(dead) end
+    end
+    return true
+  end)
+end
+
+--- Information about a snapshot (containerd's Stat).
+-- @tparam string key
+-- @return `{name=, parent=, kind=, labels=, created_at=, updated_at=}`, or nil, err
+function Snapshotter:stat(key)
+  check_string(key, "key", 2)
+  local rec, err = self:_get(key)
+  if not rec then return nil, err end
+  return info_of(rec)
+end
+
+--- Replace the labels of a snapshot (containerd's Update with the labels field).
+-- @tparam string key
+-- @tparam table opts `labels`
+-- @return the updated info, or nil, err
+function Snapshotter:update(key, opts)
+  check_string(key, "key", 2)
+  opts = check_opts(opts, 2)
+  return self:_txn(function()
+    local rec, err = self:_get(key)
+    if not rec then return nil, err end
+    rec.labels = copy_labels(opts.labels)
+    rec.updated_at = core.rfc3339()
+    local ok
+    ok, err = meta.put(self.root, self.namespace, self.kind, key, rec)
+    if not ok then return nil, err end
+    return info_of(rec)
+  end)
+end
+
+--- The infos of all snapshots of the namespace, sorted by name.
+-- @return array of infos
+function Snapshotter:list()
+  local out = {}
+  for i, rec in ipairs(self:_all()) do out[i] = info_of(rec) end
+  return out
+end
+
+--- Call fn(info) for each snapshot (containerd's Walk); a fn that returns nil, err stops the
+-- walk and walk returns nil, err.
+-- @tparam function fn
+-- @return true, or nil, err
+function Snapshotter:walk(fn)
+  if type(fn) ~= "function" then error("fn: expected function", 2) end
+  for _, info in ipairs(self:list()) do
+    local ok, err = fn(info)
+    if ok == nil and err ~= nil then return nil, err end
+  end
+  return true
+end
+
+--- Disk usage of a snapshot (containerd's Usage): for a committed one, as recorded at commit;
+-- else measured now.  Hardlinks count once; mounts below are not entered.
+-- @tparam string key
+-- @return `{size=, inodes=}`, or nil, err
+function Snapshotter:usage(key)
+  check_string(key, "key", 2)
+  local rec, err = self:_get(key)
+  if not rec then return nil, err end
+  if rec.kind == "committed" and rec.size and rec.inodes then
+    return { size = rec.size, inodes = rec.inodes }
+  end
+  local u, msg, errno = core.usage(self:_fs(rec.id))
+  if not u then return nil, errors.new(msg, errno) end
+  return u
+end
+
+--- Sweep directories no record names (see the module's description).
+-- @tparam[opt] table opts `nonblock` (skip, returning 0, when another process holds the lock)
+-- @return the number of directories removed, or nil, err
+function Snapshotter:gc(opts)
+  opts = opts or {}
+  local n, err = self:_with_store_lock(true, opts.nonblock, function()
+    local named = {}
+    for _, ns in ipairs(meta.namespaces(self.root)) do
+      for _, k in ipairs(meta.list(self.root, ns, self.kind)) do
+        local rec = meta.get(self.root, ns, self.kind, k)
+        if rec and rec.id then named[rec.id] = true end
+      end
+    end
+    local removed = 0
+    for _, entry in ipairs(core.listdir(self.dir) or {}) do
+      if not named[entry] then
+        -- one that cannot go now (a mount still on it) stays for a later sweep
+        if core.remove_tree(self.dir .. "/" .. entry) then removed = removed + 1 end
+      end
+    end
+    return removed
+  end)
+  if n == nil and opts.nonblock and err and err.errno == 11 then return 0 end
+  return n, err
+end
+
+M.KINDS = KINDS
+
+return M

@@ -1,0 +1,168 @@
+--- Unpack an image's layers into snapshots, as containerd's image.Unpack / rootfs.ApplyLayers.
+--
+-- Each layer becomes a committed snapshot named by its chain ID (the identity of the stack of
+-- layers up to it), so a layer stack already unpacked by any image is reused and a second
+-- unpack unpacks nothing.  A layer is applied into a new active snapshot under a unique
+-- temporary key (the tar is applied straight into the snapshot's fs directory: for overlayfs
+-- that is the upper directory, with overlay whiteouts); on any failure the temporary snapshot
+-- is removed, so nothing is left behind.  Two processes unpacking the same image at once both
+-- succeed: one commits, the other finds the name taken and drops its copy.
+-- @module ctr.unpack
+local core = require("ctr.core")
+local errors = require("ctr.errors")
+local snapshots = require("ctr.snapshots")
+
+local M = {}
+
+local DIGEST_RE = "^sha256:" .. ("%x"):rep(64) .. "$"
+
+--- Chain IDs of a list of diff IDs (OCI image spec: ChainID(L1) = DiffID(L1);
+-- ChainID(Ln) = sha256(ChainID(Ln-1) .. " " .. DiffID(Ln))).
+-- @tparam table diff_ids array of "sha256:<hex>"
+-- @return array of chain IDs, or nil, err (INVALID for a malformed diff ID)
+function M.chain_ids(diff_ids)
+  if type(diff_ids) ~= "table" then error("diff_ids: expected table", 2) end
+  local out = {}
+  for i, d in ipairs(diff_ids) do
+    if type(d) ~= "string" or not d:match(DIGEST_RE) then
+      return nil, errors.invalid("diff_ids[%d]: invalid digest %q", i, tostring(d))
+    end
+    out[i] = i == 1 and d or core.sha256(out[i - 1] .. " " .. d)
+  end
+  return out
+end
+
+local function check_args(client, image, opts, level)
+  if type(client) ~= "table" or type(client.root) ~= "string" then
+    error("client: expected a ctr.client", level + 1)
+  end
+  if type(image) ~= "table" then error("image: expected an image record", level + 1) end
+  if opts ~= nil and type(opts) ~= "table" then error("opts: expected table", level + 1) end
+  return opts or {}
+end
+
+-- The layers and chain IDs of an image.
+local function layers_of(client, image, opts)
+  local manifest, config = require("ctr.images").manifest(client, image, opts.platform)
+  if not manifest then return nil, config end
+  local name = image.name or "image"
+  local diff_ids = type(config) == "table" and type(config.rootfs) == "table" and config.rootfs.diff_ids
+  if type(diff_ids) ~= "table" then
+    return nil, errors.invalid("image %s: config has no rootfs.diff_ids", name)
+  end
+  local layers = type(manifest.layers) == "table" and manifest.layers or {}
+  if #layers ~= #diff_ids then
+    return nil, errors.invalid("image %s: %d layers but %d diff IDs", name, #layers, #diff_ids)
+  end
+  if #layers == 0 then return nil, errors.invalid("image %s: no layers", name) end
+  local chain, err = M.chain_ids(diff_ids)
+  if not chain then return nil, errors.wrap(err, "image %s", name) end
+  return layers, diff_ids, chain
+end
+
+local unique_counter = 0
+local function unique_part()
+  unique_counter = unique_counter + 1
+  return core.sha256(("%d %.9f %.9f %d"):format(core.getpid(), core.now(), core.monotime(),
+    unique_counter)):sub(8, 23)
+end
+
+-- Is there a committed snapshot `name`?  true / false, or nil, err.
+local function committed(sn, name)
+  local info, err = sn:stat(name)
+  if info then
+    if info.kind ~= "committed" then
+      return nil, errors.new(("snapshot %s exists but is %s, not committed"):format(name, info.kind),
+        0, "FAILED_PRECONDITION")
+    end
+    return true
+  end
+  if err.sym == "NOT_FOUND" then return false end
+  return nil, err
+end
+
+-- Apply one layer on parent and commit it as chain_id.  Returns "unpacked" or "reused"
+-- (another process committed it first), or nil, err with nothing left behind.
+local function apply_layer(client, sn, layer, diff_id, chain_id, parent, whiteouts)
+  local blob, err = client:content_store():path(layer.digest)
+  if not blob then return nil, err end
+  local key = ("extract-%s %s"):format(unique_part(), chain_id)
+  local mounts
+  mounts, err = sn:prepare(key, parent)
+  if not mounts then return nil, err end
+  local function fail(e)
+    sn:remove(key)
+    return nil, e
+  end
+  local dir
+  dir, err = sn:fs_path(key)
+  if not dir then return fail(err) end
+  local res, msg, errno = core.layer_apply(dir, blob, { whiteouts = whiteouts, diff_id = diff_id })
+  if not res then return fail(errors.new(msg, errno)) end
+  if res.diff_id ~= diff_id then
+    return fail(errors.new(("digest mismatch: expected diff ID %s, got %s"):format(diff_id,
+      tostring(res.diff_id)), 0, "DIGEST_MISMATCH"))
+  end
+  local ok
+  ok, err = sn:commit(chain_id, key)
+  if not ok then
+    if err.sym == "EXISTS" then
+      sn:remove(key)
+      return "reused"
+    end
+    return fail(err)
+  end
+  return "unpacked"
+end
+
+--- Unpack an image into snapshots (containerd's Image.Unpack).
+-- @param client a ctr.client
+-- @tparam table image an image record `{name=, target=}`
+-- @tparam[opt] table opts `snapshotter` (default the client's), `platform`
+-- @return the chain ID of the top layer, and stats `{unpacked=n, reused=m}`; or nil, err
+function M.unpack(client, image, opts)
+  opts = check_args(client, image, opts, 2)
+  local layers, diff_ids, chain = layers_of(client, image, opts)
+  if not layers then return nil, diff_ids end
+  local sn, err = snapshots.get(client, opts.snapshotter)
+  if not sn then return nil, err end
+  local whiteouts = sn.name == "overlayfs" and "overlay" or "native"
+  local stats = { unpacked = 0, reused = 0 }
+  for i, layer in ipairs(layers) do
+    local have
+    have, err = committed(sn, chain[i])
+    if have == nil then return nil, err end
+    if have then
+      stats.reused = stats.reused + 1
+    else
+      local how
+      how, err = apply_layer(client, sn, layer, diff_ids[i], chain[i], chain[i - 1], whiteouts)
+      if not how then
+        return nil, errors.wrap(err, "unpack %s layer %d (%s)", image.name or "image", i,
+          tostring(layer.digest))
+      end
+      stats[how] = stats[how] + 1
+    end
+  end
+  return chain[#chain], stats
+end
+
+--- Is every layer of the image unpacked in the snapshotter?
+-- @param client a ctr.client
+-- @tparam table image an image record
+-- @tparam[opt] table opts `snapshotter`, `platform`
+-- @return boolean (and the top chain ID when true), or nil, err
+function M.is_unpacked(client, image, opts)
+  opts = check_args(client, image, opts, 2)
+  local layers, _, chain = layers_of(client, image, opts)
+  if not layers then return nil, _ end
+  local sn, err = snapshots.get(client, opts.snapshotter)
+  if not sn then return nil, err end
+  local have
+  have, err = committed(sn, chain[#chain])
+  if have == nil then return nil, err end
+  if have then return true, chain[#chain] end
+  return false
+end
+
+return M
