@@ -796,7 +796,33 @@ static int l_geteuid(lua_State *L)
     return 1;
 }
 
+/* open(path, how[, mode]) -> fd (O_CLOEXEC); how is "r", "w" (create, truncate), "a" (create,
+ * append) or "rw".  Used for a task's stdio (/dev/null, log files). */
+static int l_open(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    const char *how = luaL_optstring(L, 2, "r");
+    int mode = (int)luaL_optnumber(L, 3, 0644);
+    int flags;
+    if (strcmp(how, "r") == 0)
+        flags = O_RDONLY;
+    else if (strcmp(how, "w") == 0)
+        flags = O_WRONLY | O_CREAT | O_TRUNC;
+    else if (strcmp(how, "a") == 0)
+        flags = O_WRONLY | O_CREAT | O_APPEND;
+    else if (strcmp(how, "rw") == 0)
+        flags = O_RDWR;
+    else
+        return luaL_argerror(L, 2, "expected \"r\", \"w\", \"a\" or \"rw\"");
+    int fd = RETRY(open(path, flags | O_CLOEXEC | O_NOCTTY, mode));
+    if (fd < 0)
+        return ctr_lua_errno(L, errno, "open `%s'", path);
+    lua_pushinteger(L, fd);
+    return 1;
+}
+
 static const luaL_Reg fs_funcs[] = {
+    {"open", l_open},
     {"chmod", l_chmod},
     {"lchown", l_lchown},
     {"uname", l_uname},
@@ -829,9 +855,246 @@ static const luaL_Reg fs_funcs[] = {
 };
 
 /* ===================================================================== SECTION content
- * owner: content store (csrc/content.c). Edit only between these markers. */
+ * owner: content store (csrc/content.c). Edit only between these markers.
+ * `content` arguments are the content directory (ROOT/content).  Options tables:
+ * {digest=, size=, ref=}: the expected digest and size (checked before commit) and the ingest
+ * ref (default: derived from the digest, or unique to this process). */
+#include "content.h"
+#include "import.h"
+
+struct content_opts {
+    const char *digest;
+    int64_t size;
+    char ref[96];
+    const char *ref_given;
+};
+
+static void content_get_opts(lua_State *L, int idx, struct content_opts *o)
+{
+    o->digest = ctr_lua_optfield_string(L, idx, "digest", NULL);
+    o->size = (int64_t)ctr_lua_optfield_number(L, idx, "size", -1);
+    o->ref_given = ctr_lua_optfield_string(L, idx, "ref", NULL);
+    if (o->digest && strlen(o->digest) == 71 && strncmp(o->digest, "sha256:", 7) == 0) {
+        snprintf(o->ref, sizeof o->ref, "sha256-%s", o->digest + 7);
+    } else {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        snprintf(o->ref, sizeof o->ref, "tmp-%d-%lld%09ld", (int)getpid(),
+                 (long long)ts.tv_sec, ts.tv_nsec);
+    }
+}
+
+#define CONTENT_REF(o) ((o)->ref_given ? (o)->ref_given : (o)->ref)
+
+/* content_check_digest(d) -> true | nil, msg, errno */
+static int l_content_check_digest(lua_State *L)
+{
+    struct ctr_err e;
+    if (ctr_digest_check(luaL_checkstring(L, 1), &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* content_ingest(content, src_path ("-": stdin), opts) -> digest, size */
+static int l_content_ingest(lua_State *L)
+{
+    const char *content = luaL_checkstring(L, 1);
+    const char *src = luaL_checkstring(L, 2);
+    struct content_opts o;
+    content_get_opts(L, 3, &o);
+    struct ctr_err e;
+    int fd = 0;
+    if (strcmp(src, "-") != 0) {
+        fd = RETRY(open(src, O_RDONLY | O_CLOEXEC));
+        if (fd < 0)
+            return ctr_lua_errno(L, errno, "open `%s'", src);
+    }
+    char digest[CTR_DIGEST_LEN];
+    uint64_t size = 0;
+    int r = ctr_content_ingest_fd(content, fd, CONTENT_REF(&o), o.digest, o.size, digest, &size,
+                                  &e);
+    if (fd > 0)
+        close(fd);
+    if (r < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushstring(L, digest);
+    lua_pushnumber(L, (lua_Number)size);
+    return 2;
+}
+
+/* content_write(content, data, opts) -> digest, size */
+static int l_content_write(lua_State *L)
+{
+    const char *content = luaL_checkstring(L, 1);
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+    struct content_opts o;
+    content_get_opts(L, 3, &o);
+    struct ctr_err e;
+    char digest[CTR_DIGEST_LEN];
+    if (ctr_content_write(content, data, len, CONTENT_REF(&o), o.digest, o.size, digest, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushstring(L, digest);
+    lua_pushnumber(L, (lua_Number)len);
+    return 2;
+}
+
+/* content_verify(content, digest) -> size */
+static int l_content_verify(lua_State *L)
+{
+    struct ctr_err e;
+    uint64_t size = 0;
+    if (ctr_content_verify(luaL_checkstring(L, 1), luaL_checkstring(L, 2), &size, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushnumber(L, (lua_Number)size);
+    return 1;
+}
+
+/* content_sweep(content, max_age_seconds) -> number of stale ingest files removed */
+static int l_content_sweep(lua_State *L)
+{
+    struct ctr_err e;
+    int removed = 0;
+    if (ctr_content_sweep(luaL_checkstring(L, 1), luaL_optnumber(L, 2, 3600), &removed, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushinteger(L, removed);
+    return 1;
+}
+
+/* read_head(path, n) -> the first up to n (<= 64) bytes of a file */
+static int l_read_head(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    size_t n = (size_t)luaL_optinteger(L, 2, 16);
+    char buf[64];
+    if (n > sizeof buf)
+        n = sizeof buf;
+    size_t got = 0;
+    struct ctr_err e;
+    if (ctr_read_head(path, buf, n, &got, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushlstring(L, buf, got);
+    return 1;
+}
+
+/* archive_open(path | "-") -> reader: r:next() -> name, type, size, link (nil at the end);
+ * r:ingest(content, opts) -> digest, size; r:read(cap) -> bytes; r:close().  Closed by __gc. */
+#define IMPORT_MT "ctr.import_reader"
+
+static struct ctr_import **import_check(lua_State *L)
+{
+    struct ctr_import **p = luaL_checkudata(L, 1, IMPORT_MT);
+    if (*p == NULL)
+        luaL_error(L, "archive reader: already closed");
+    return p;
+}
+
+static void import_register(lua_State *L);
+
+static int l_archive_open(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    import_register(L);
+    struct ctr_import **p = lua_newuserdata(L, sizeof *p);
+    *p = NULL;
+    luaL_getmetatable(L, IMPORT_MT);
+    lua_setmetatable(L, -2);
+    struct ctr_err e;
+    if (ctr_import_open(path, p, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    return 1;
+}
+
+static int l_import_next(lua_State *L)
+{
+    struct ctr_import **p = import_check(L);
+    struct ctr_import_entry ent;
+    struct ctr_err e;
+    int r = ctr_import_next(*p, &ent, &e);
+    if (r < 0)
+        return ctr_lua_fail(L, &e);
+    if (r == 0) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_pushstring(L, ent.name);
+    lua_pushstring(L, ent.type);
+    lua_pushnumber(L, (lua_Number)ent.size);
+    if (ent.link)
+        lua_pushstring(L, ent.link);
+    else
+        lua_pushnil(L);
+    return 4;
+}
+
+static int l_import_ingest(lua_State *L)
+{
+    struct ctr_import **p = import_check(L);
+    const char *content = luaL_checkstring(L, 2);
+    struct content_opts o;
+    content_get_opts(L, 3, &o);
+    struct ctr_err e;
+    char digest[CTR_DIGEST_LEN];
+    uint64_t size = 0;
+    if (ctr_import_ingest(*p, content, CONTENT_REF(&o), o.digest, o.size, digest, &size, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushstring(L, digest);
+    lua_pushnumber(L, (lua_Number)size);
+    return 2;
+}
+
+static int l_import_read(lua_State *L)
+{
+    struct ctr_import **p = import_check(L);
+    size_t cap = (size_t)luaL_optnumber(L, 2, 4 << 20);
+    struct ctr_err e;
+    char *buf;
+    size_t len;
+    if (ctr_import_read(*p, cap, &buf, &len, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushlstring(L, buf, len);
+    free(buf);
+    return 1;
+}
+
+static int l_import_close(lua_State *L)
+{
+    struct ctr_import **p = luaL_checkudata(L, 1, IMPORT_MT);
+    ctr_import_close(*p);
+    *p = NULL;
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* The reader's metatable, made on first use (luaopen_ctr_core belongs to no section). */
+static void import_register(lua_State *L)
+{
+    if (luaL_newmetatable(L, IMPORT_MT)) {
+        static const luaL_Reg m[] = {
+            {"next", l_import_next}, {"ingest", l_import_ingest}, {"read", l_import_read},
+            {"close", l_import_close}, {NULL, NULL},
+        };
+        lua_newtable(L);
+        for (const luaL_Reg *r = m; r->name; r++) {
+            lua_pushcfunction(L, r->func);
+            lua_setfield(L, -2, r->name);
+        }
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, l_import_close);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+}
 
 static const luaL_Reg content_funcs[] = {
+    {"content_check_digest", l_content_check_digest},
+    {"content_ingest", l_content_ingest},
+    {"content_write", l_content_write},
+    {"content_verify", l_content_verify},
+    {"content_sweep", l_content_sweep},
+    {"read_head", l_read_head},
+    {"archive_open", l_archive_open},
     {NULL, NULL},
 };
 /* ===================================================================== END content */
@@ -839,7 +1102,96 @@ static const luaL_Reg content_funcs[] = {
 /* ===================================================================== SECTION archive
  * owner: layers (csrc/archive.c). Edit only between these markers. */
 
+#include "archive.h"
+
+/* core.layer_apply(dir, blob_path, {whiteouts=, diff_id=, uid_offset=, gid_offset=, userns=})
+ * -> {diff_id=, size=, entries=} | nil, msg, errno */
+static int l_layer_apply(lua_State *L)
+{
+    const char *dir = luaL_checkstring(L, 1);
+    const char *blob = luaL_checkstring(L, 2);
+    if (!lua_isnoneornil(L, 3))
+        luaL_checktype(L, 3, LUA_TTABLE);
+    struct ctr_layer_apply_opts o = { 0 };
+    const char *wh = ctr_lua_optfield_string(L, 3, "whiteouts", "native");
+    if (strcmp(wh, "overlay") == 0)
+        o.overlay_whiteouts = 1;
+    else if (strcmp(wh, "native") != 0)
+        return luaL_error(L, "option whiteouts: expected \"overlay\" or \"native\", got \"%s\"", wh);
+    o.diff_id = ctr_lua_optfield_string(L, 3, "diff_id", NULL);
+    lua_Number uo = ctr_lua_optfield_number(L, 3, "uid_offset", 0);
+    lua_Number go = ctr_lua_optfield_number(L, 3, "gid_offset", 0);
+    if (uo < 0 || uo > 4294967295.0 || uo != floor(uo))
+        return luaL_error(L, "option uid_offset: expected an integer in 0..2^32-1");
+    if (go < 0 || go > 4294967295.0 || go != floor(go))
+        return luaL_error(L, "option gid_offset: expected an integer in 0..2^32-1");
+    o.uid_offset = (int64_t)uo;
+    o.gid_offset = (int64_t)go;
+    o.userns = ctr_lua_optfield_bool(L, 3, "userns", 0);
+    struct ctr_layer_apply_result res;
+    struct ctr_err e;
+    if (ctr_layer_apply(dir, blob, &o, &res, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, res.diff_id);
+    lua_setfield(L, -2, "diff_id");
+    lua_pushnumber(L, (lua_Number)res.size);
+    lua_setfield(L, -2, "size");
+    lua_pushnumber(L, (lua_Number)res.entries);
+    lua_setfield(L, -2, "entries");
+    return 1;
+}
+
+/* core.layer_write(src_dir, out_path, {compression=, mtime=, uid=, gid=})
+ * -> {digest=, diff_id=, size=, uncompressed_size=, entries=} | nil, msg, errno */
+static int l_layer_write(lua_State *L)
+{
+    const char *src = luaL_checkstring(L, 1);
+    const char *out = luaL_checkstring(L, 2);
+    if (!lua_isnoneornil(L, 3))
+        luaL_checktype(L, 3, LUA_TTABLE);
+    struct ctr_layer_write_opts o = { .uid = -1, .gid = -1 };
+    const char *c = ctr_lua_optfield_string(L, 3, "compression", "none");
+    if (strcmp(c, "none") == 0)
+        o.compression = CTR_COMPRESS_NONE;
+    else if (strcmp(c, "gzip") == 0)
+        o.compression = CTR_COMPRESS_GZIP;
+    else if (strcmp(c, "zstd") == 0)
+        o.compression = CTR_COMPRESS_ZSTD;
+    else
+        return luaL_error(L, "option compression: expected \"none\", \"gzip\" or \"zstd\", got \"%s\"", c);
+    lua_Number mt = ctr_lua_optfield_number(L, 3, "mtime", -1);
+    if (mt >= 0) {
+        o.clamp_mtime = 1;
+        o.mtime = (int64_t)mt;
+    }
+    lua_Number uid = ctr_lua_optfield_number(L, 3, "uid", -1);
+    lua_Number gid = ctr_lua_optfield_number(L, 3, "gid", -1);
+    if (uid > 2147483647.0 || gid > 2147483647.0)
+        return luaL_error(L, "option uid/gid: expected at most 2^31-1");
+    o.uid = (int64_t)uid;
+    o.gid = (int64_t)gid;
+    struct ctr_layer_write_result res;
+    struct ctr_err e;
+    if (ctr_layer_write(src, out, &o, &res, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, res.digest);
+    lua_setfield(L, -2, "digest");
+    lua_pushstring(L, res.diff_id);
+    lua_setfield(L, -2, "diff_id");
+    lua_pushnumber(L, (lua_Number)res.size);
+    lua_setfield(L, -2, "size");
+    lua_pushnumber(L, (lua_Number)res.uncompressed_size);
+    lua_setfield(L, -2, "uncompressed_size");
+    lua_pushnumber(L, (lua_Number)res.entries);
+    lua_setfield(L, -2, "entries");
+    return 1;
+}
+
 static const luaL_Reg archive_funcs[] = {
+    {"layer_apply", l_layer_apply},
+    {"layer_write", l_layer_write},
     {NULL, NULL},
 };
 /* ===================================================================== END archive */
@@ -847,7 +1199,122 @@ static const luaL_Reg archive_funcs[] = {
 /* ===================================================================== SECTION snapshot
  * owner: snapshots and mounts (csrc/snapshot.c, csrc/mount.c). Edit only between these markers. */
 
+#include "mountutil.h"
+#include "snapshot.h"
+
+/* mount(type, source, target, options): options an array of strings, as containerd's
+ * mount.Mount.Options. */
+static int l_mount(lua_State *L)
+{
+    const char *type = luaL_checkstring(L, 1);
+    const char *source = luaL_checkstring(L, 2);
+    const char *target = luaL_checkstring(L, 3);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    if (!lua_isnoneornil(L, 4)) {
+        luaL_checktype(L, 4, LUA_TTABLE);
+        int n = (int)lua_objlen(L, 4);
+        for (int i = 1; i <= n; i++) {
+            lua_rawgeti(L, 4, i);
+            if (lua_type(L, -1) != LUA_TSTRING)
+                return luaL_error(L, "options[%d]: expected string, got %s", i,
+                                  luaL_typename(L, -1));
+            if (i > 1)
+                luaL_addchar(&b, ',');
+            luaL_addvalue(&b);
+        }
+    }
+    luaL_pushresult(&b);
+    const char *options = lua_tostring(L, -1);
+    struct ctr_err e;
+    if (ctr_mountutil_mount(type, source, target, options, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* unmount(target[, {detach=bool}]) */
+static int l_unmount(lua_State *L)
+{
+    const char *target = luaL_checkstring(L, 1);
+    int detach = ctr_lua_optfield_bool(L, 2, "detach", 0);
+    struct ctr_err e;
+    if (ctr_mountutil_unmount(target, detach, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* mountinfo() -> array of {id, parent_id, major, minor, root, target, fstype, source,
+ * vfs_options, fs_options}, one per line of /proc/self/mountinfo, in its order. */
+static int l_mountinfo(lua_State *L)
+{
+    struct ctr_mountinfo *m;
+    size_t n;
+    struct ctr_err e;
+    if (ctr_mountinfo_read(&m, &n, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_createtable(L, 0, 10);
+        lua_pushinteger(L, m[i].id); lua_setfield(L, -2, "id");
+        lua_pushinteger(L, m[i].parent_id); lua_setfield(L, -2, "parent_id");
+        lua_pushinteger(L, m[i].major); lua_setfield(L, -2, "major");
+        lua_pushinteger(L, m[i].minor); lua_setfield(L, -2, "minor");
+        lua_pushstring(L, m[i].root); lua_setfield(L, -2, "root");
+        lua_pushstring(L, m[i].target); lua_setfield(L, -2, "target");
+        lua_pushstring(L, m[i].fstype); lua_setfield(L, -2, "fstype");
+        lua_pushstring(L, m[i].source); lua_setfield(L, -2, "source");
+        lua_pushstring(L, m[i].vfs_options); lua_setfield(L, -2, "vfs_options");
+        lua_pushstring(L, m[i].fs_options); lua_setfield(L, -2, "fs_options");
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    ctr_mountinfo_free(m, n);
+    return 1;
+}
+
+static int l_copy_tree(lua_State *L)
+{
+    const char *src = luaL_checkstring(L, 1);
+    const char *dst = luaL_checkstring(L, 2);
+    struct ctr_err e;
+    if (ctr_copy_tree(src, dst, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* usage(path) -> {size=, inodes=} */
+static int l_usage(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct ctr_usage u;
+    struct ctr_err e;
+    if (ctr_usage(path, &u, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_createtable(L, 0, 2);
+    lua_pushnumber(L, (lua_Number)u.size); lua_setfield(L, -2, "size");
+    lua_pushnumber(L, (lua_Number)u.inodes); lua_setfield(L, -2, "inodes");
+    return 1;
+}
+
+static int l_syncfs(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct ctr_err e;
+    if (ctr_syncfs(path, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static const luaL_Reg snapshot_funcs[] = {
+    {"mount", l_mount},
+    {"unmount", l_unmount},
+    {"mountinfo", l_mountinfo},
+    {"copy_tree", l_copy_tree},
+    {"usage", l_usage},
+    {"syncfs", l_syncfs},
     {NULL, NULL},
 };
 /* ===================================================================== END snapshot */
@@ -855,16 +1322,517 @@ static const luaL_Reg snapshot_funcs[] = {
 /* ===================================================================== SECTION runtime
  * owner: the runtime (csrc/spawn.c and friends). Edit only between these markers. */
 
+#include <sys/wait.h>
+
+#include "spawn.h"
+#include "wait.h"
+
+static int runtime_stdio_opt(lua_State *L, int idx, const char *field)
+{
+    lua_Number n = ctr_lua_optfield_number(L, idx, field, -1);
+    if (n < -1 || n > INT_MAX || floor(n) != n)
+        return luaL_error(L, "option %s: expected an fd number", field);
+    return (int)n;
+}
+
+/* create(bundle_dir, opts) -> pid: the init, set up and blocked on opts.exec_fifo. */
+static int l_create(lua_State *L)
+{
+    const char *bundle = luaL_checkstring(L, 1);
+    if (!lua_isnoneornil(L, 2))
+        luaL_checktype(L, 2, LUA_TTABLE);
+    struct ctr_create_opts o = {
+        .exec_fifo = ctr_lua_optfield_string(L, 2, "exec_fifo", NULL),
+        .pid_file = ctr_lua_optfield_string(L, 2, "pid_file", NULL),
+        .no_pivot = ctr_lua_optfield_bool(L, 2, "no_pivot", 0),
+        .stdio = {runtime_stdio_opt(L, 2, "stdin"), runtime_stdio_opt(L, 2, "stdout"),
+                  runtime_stdio_opt(L, 2, "stderr")},
+    };
+    lua_Number pf = ctr_lua_optfield_number(L, 2, "preserve_fds", 0);
+    if (pf < 0 || pf > 65536 || floor(pf) != pf)
+        return luaL_error(L, "option preserve_fds: expected a count of fds");
+    o.preserve_fds = (int)pf;
+    struct ctr_err e;
+    pid_t pid = ctr_create(bundle, &o, &e);
+    if (pid < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushinteger(L, pid);
+    return 1;
+}
+
+static int l_start(lua_State *L)
+{
+    const char *fifo = luaL_checkstring(L, 1);
+    struct ctr_err e;
+    if (ctr_start(fifo, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* push exit code, {status=, signal=, core_dumped=} */
+static int runtime_push_status(lua_State *L, int status)
+{
+    lua_pushinteger(L, ctr_exit_code(status));
+    lua_createtable(L, 0, 3);
+    if (WIFEXITED(status)) {
+        lua_pushinteger(L, WEXITSTATUS(status));
+        lua_setfield(L, -2, "status");
+    }
+    if (WIFSIGNALED(status)) {
+        lua_pushinteger(L, WTERMSIG(status));
+        lua_setfield(L, -2, "signal");
+    }
+    lua_pushboolean(L, WIFSIGNALED(status) && WCOREDUMP(status));
+    lua_setfield(L, -2, "core_dumped");
+    return 2;
+}
+
+static int l_wait(lua_State *L)
+{
+    pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+    int forward = ctr_lua_optfield_bool(L, 2, "forward", 0);
+    int status;
+    struct ctr_err e;
+    if (ctr_wait(pid, forward, &status, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    return runtime_push_status(L, status);
+}
+
+/* waitpid(pid, {nohang=}) -> nil while running, or exit code, info */
+static int l_waitpid(lua_State *L)
+{
+    pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+    int nohang = ctr_lua_optfield_bool(L, 2, "nohang", 0);
+    int status;
+    struct ctr_err e;
+    if (nohang) {
+        int r = ctr_wait_nohang(pid, &status, &e);
+        if (r < 0)
+            return ctr_lua_fail(L, &e);
+        if (r == 0) {
+            lua_pushnil(L);
+            return 1;
+        }
+    } else if (ctr_wait(pid, 0, &status, &e) < 0) {
+        return ctr_lua_fail(L, &e);
+    }
+    return runtime_push_status(L, status);
+}
+
 static const luaL_Reg runtime_funcs[] = {
+    {"create", l_create},
+    {"start", l_start},
+    {"wait", l_wait},
+    {"waitpid", l_waitpid},
     {NULL, NULL},
 };
 /* ===================================================================== END runtime */
+
+/* ===================================================================== SECTION cgroup
+ * owner: cgroups (csrc/cgroup*.c). Edit only between these markers.
+ * Every function takes an optional last `opts` table: mountinfo= (a mountinfo file),
+ * proc_cgroup= (a /proc/self/cgroup file), root= (a prefix for every mount point): the specs'
+ * fake trees.  The layout is read again on each call (a few microseconds). */
+
+#include "cgroup.h"
+
+struct cg_opts {
+    const char *mountinfo, *proc_cgroup, *root;
+};
+
+static struct cg_opts cg_read_opts(lua_State *L, int idx)
+{
+    if (!lua_isnoneornil(L, idx))
+        luaL_checktype(L, idx, LUA_TTABLE);
+    struct cg_opts o = {
+        .mountinfo = ctr_lua_optfield_string(L, idx, "mountinfo", NULL),
+        .proc_cgroup = ctr_lua_optfield_string(L, idx, "proc_cgroup", NULL),
+        .root = ctr_lua_optfield_string(L, idx, "root", NULL),
+    };
+    return o;
+}
+
+static int cg_detect(const struct cg_opts *o, struct ctr_cgroup_layout *l, struct ctr_err *e)
+{
+    if (ctr_cgroup_layout_detect(l, o->mountinfo, o->proc_cgroup, o->root, e) < 0) {
+        ctr_cgroup_layout_free(l);
+        return -1;
+    }
+    return 0;
+}
+
+static void cg_push_controllers(lua_State *L, unsigned mask, int v2)
+{
+    lua_newtable(L);
+    int n = 0;
+    for (int c = 0; c < CTR_CG_COUNT; c++) {
+        const char *name = v2 ? ctr_cgroup_controller_v2_name(c) : ctr_cgroup_controller_name(c);
+        if ((mask & (1u << c)) && name) {
+            lua_pushstring(L, name);
+            lua_rawseti(L, -2, ++n);
+        }
+    }
+}
+
+/* cgroup_layout([opts]) -> {mode=, v1={{mountpoint=, own=, name=, controllers={}}...},
+ *   unified={mountpoint=, own=, controllers={}} or nil, controllers={memory=MOUNTPOINT...}} */
+static int l_cgroup_layout(lua_State *L)
+{
+    struct cg_opts o = cg_read_opts(L, 1);
+    struct ctr_cgroup_layout l;
+    struct ctr_err e;
+    if (cg_detect(&o, &l, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    static const char *const modes[] = {"none", "v1", "v2", "hybrid"};
+    lua_newtable(L);
+    lua_pushstring(L, modes[l.mode]);
+    lua_setfield(L, -2, "mode");
+    lua_newtable(L);
+    for (size_t i = 0; i < l.n_v1; i++) {
+        lua_newtable(L);
+        lua_pushstring(L, l.v1[i].mountpoint);
+        lua_setfield(L, -2, "mountpoint");
+        lua_pushstring(L, l.v1[i].own);
+        lua_setfield(L, -2, "own");
+        if (l.v1[i].name) {
+            lua_pushstring(L, l.v1[i].name);
+            lua_setfield(L, -2, "name");
+        }
+        cg_push_controllers(L, l.v1[i].controllers, 0);
+        lua_setfield(L, -2, "controllers");
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    lua_setfield(L, -2, "v1");
+    if (l.has_v2) {
+        lua_newtable(L);
+        lua_pushstring(L, l.v2.mountpoint);
+        lua_setfield(L, -2, "mountpoint");
+        lua_pushstring(L, l.v2.own);
+        lua_setfield(L, -2, "own");
+        cg_push_controllers(L, l.v2.controllers, 1);
+        lua_setfield(L, -2, "controllers");
+        lua_setfield(L, -2, "unified");
+    }
+    /* where each usable controller lives */
+    lua_newtable(L);
+    for (int c = 0; c < CTR_CG_COUNT; c++) {
+        if (l.v1_of[c] >= 0) {
+            lua_pushstring(L, l.v1[l.v1_of[c]].mountpoint);
+            lua_setfield(L, -2, ctr_cgroup_controller_name(c));
+        } else if (l.has_v2 && (l.v2.controllers & (1u << c))) {
+            lua_pushstring(L, l.v2.mountpoint);
+            lua_setfield(L, -2, ctr_cgroup_controller_name(c));
+        }
+    }
+    lua_setfield(L, -2, "controllers");
+    ctr_cgroup_layout_free(&l);
+    return 1;
+}
+
+/* cgroup_dirs(path[, opts]) -> {cpu=DIR, memory=DIR, ["name=systemd"]=DIR, unified=DIR} */
+static int l_cgroup_dirs(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct cg_opts o = cg_read_opts(L, 2);
+    struct ctr_cgroup_layout l;
+    struct ctr_err e;
+    if (cg_detect(&o, &l, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_newtable(L);
+    for (int i = -1; i < (int)l.n_v1; i++) {
+        if (i < 0 && !l.has_v2)
+            continue;
+        char *dir;
+        if (ctr_cgroup_dir(&l, i, path, &dir, &e) < 0) {
+            ctr_cgroup_layout_free(&l);
+            return ctr_lua_fail(L, &e);
+        }
+        if (i < 0) {
+            lua_pushstring(L, dir);
+            lua_setfield(L, -2, "unified");
+        } else {
+            if (l.v1[i].name) {
+                lua_pushfstring(L, "name=%s", l.v1[i].name);
+                lua_pushstring(L, dir);
+                lua_rawset(L, -3);
+            }
+            for (int c = 0; c < CTR_CG_COUNT; c++)
+                if (l.v1[i].controllers & (1u << c)) {
+                    lua_pushstring(L, dir);
+                    lua_setfield(L, -2, ctr_cgroup_controller_name(c));
+                }
+        }
+        free(dir);
+    }
+    ctr_cgroup_layout_free(&l);
+    return 1;
+}
+
+/* cgroup_create(path, resources_json|nil[, opts]) -> true */
+static int l_cgroup_create(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    size_t len = 0;
+    const char *json = luaL_optlstring(L, 2, NULL, &len);
+    struct cg_opts o = cg_read_opts(L, 3);
+    cJSON *res = NULL;
+    if (json) {
+        res = cJSON_ParseWithLength(json, len);
+        if (res == NULL)
+            return ctr_lua_errno(L, EINVAL, "cgroup `%s': linux.resources is not valid JSON",
+                                 path);
+    }
+    struct ctr_cgroup_layout l;
+    struct ctr_err e;
+    int rc = cg_detect(&o, &l, &e);
+    if (rc == 0) {
+        rc = ctr_cgroup_create(&l, path, res, &e);
+        ctr_cgroup_layout_free(&l);
+    }
+    cJSON_Delete(res);
+    if (rc < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_cgroup_add_pid(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    lua_Integer pid = luaL_checkinteger(L, 2);
+    if (pid <= 0 || pid > INT_MAX)
+        return luaL_argerror(L, 2, "expected a pid");
+    struct cg_opts o = cg_read_opts(L, 3);
+    struct ctr_cgroup_layout l;
+    struct ctr_err e;
+    if (cg_detect(&o, &l, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    int rc = ctr_cgroup_add_pid(&l, path, (pid_t)pid, &e);
+    ctr_cgroup_layout_free(&l);
+    if (rc < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_cgroup_delete(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct cg_opts o = cg_read_opts(L, 2);
+    struct ctr_cgroup_layout l;
+    struct ctr_err e;
+    if (cg_detect(&o, &l, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    int rc = ctr_cgroup_delete(&l, path, &e);
+    ctr_cgroup_layout_free(&l);
+    if (rc < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_cgroup_freeze(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TBOOLEAN);
+    int frozen = lua_toboolean(L, 2);
+    struct cg_opts o = cg_read_opts(L, 3);
+    struct ctr_cgroup_layout l;
+    struct ctr_err e;
+    if (cg_detect(&o, &l, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    int rc = ctr_cgroup_freeze(&l, path, frozen, &e);
+    ctr_cgroup_layout_free(&l);
+    if (rc < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_cgroup_pids(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct cg_opts o = cg_read_opts(L, 2);
+    struct ctr_cgroup_layout l;
+    struct ctr_err e;
+    if (cg_detect(&o, &l, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    pid_t *pids;
+    size_t n;
+    int rc = ctr_cgroup_pids(&l, path, &pids, &n, &e);
+    ctr_cgroup_layout_free(&l);
+    if (rc < 0)
+        return ctr_lua_fail(L, &e);
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_pushinteger(L, pids[i]);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    free(pids);
+    push_array_mt(L);
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
+/* cgroup_stats(path[, opts]) -> {memory_usage=, ...}: only the fields the kernel has;
+ * an unlimited limit is math.huge */
+static int l_cgroup_stats(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct cg_opts o = cg_read_opts(L, 2);
+    struct ctr_cgroup_layout l;
+    struct ctr_err e;
+    if (cg_detect(&o, &l, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    struct ctr_cgroup_stats s;
+    int rc = ctr_cgroup_stats(&l, path, &s, &e);
+    ctr_cgroup_layout_free(&l);
+    if (rc < 0)
+        return ctr_lua_fail(L, &e);
+    lua_newtable(L);
+#define CG_PUSH_STAT(name)                                                                     \
+    if (s.have & (1u << CTR_CGS_##name)) {                                                     \
+        lua_pushnumber(L, s.name == UINT64_MAX ? HUGE_VAL : (lua_Number)s.name);               \
+        lua_setfield(L, -2, #name);                                                            \
+    }
+    CTR_CGROUP_STATS_FIELDS(CG_PUSH_STAT)
+#undef CG_PUSH_STAT
+    return 1;
+}
+
+static const luaL_Reg cgroup_funcs[] = {
+    {"cgroup_layout", l_cgroup_layout},
+    {"cgroup_dirs", l_cgroup_dirs},
+    {"cgroup_create", l_cgroup_create},
+    {"cgroup_add_pid", l_cgroup_add_pid},
+    {"cgroup_delete", l_cgroup_delete},
+    {"cgroup_freeze", l_cgroup_freeze},
+    {"cgroup_pids", l_cgroup_pids},
+    {"cgroup_stats", l_cgroup_stats},
+    {NULL, NULL},
+};
+/* ===================================================================== END cgroup */
+
+/* ===================================================================== SECTION seccomp
+ * owner: seccomp (csrc/seccomp.c). Edit only between these markers. */
+
+#include <sys/wait.h>
+
+#include "seccomp.h"
+
+/* Parse a profile (an OCI linux.seccomp object as JSON text) and build its filter. */
+static int prepare_from_string(lua_State *L, int idx, scmp_filter_ctx *ctx, struct ctr_err *e)
+{
+    const char *json = luaL_checkstring(L, idx);
+    cJSON *j = cJSON_Parse(json);
+    if (j == NULL)
+        return ctr_fail(e, 0, "seccomp profile: invalid JSON");
+    int rc = ctr_seccomp_prepare(j, ctx, e);
+    cJSON_Delete(j);
+    return rc;
+}
+
+/* seccomp_check(json) -> true | nil, msg, errno */
+static int l_seccomp_check(lua_State *L)
+{
+    struct ctr_err e;
+    if (ctr_seccomp_check(luaL_checkstring(L, 1), &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* seccomp_syscall_known(name) -> boolean */
+static int l_seccomp_syscall_known(lua_State *L)
+{
+    lua_pushboolean(L, ctr_seccomp_syscall_known(luaL_checkstring(L, 1)));
+    return 1;
+}
+
+/* seccomp_native_arch() -> "SCMP_ARCH_X86_64" | nil */
+static int l_seccomp_native_arch(lua_State *L)
+{
+    const char *a = ctr_seccomp_native_arch();
+    if (a == NULL)
+        lua_pushnil(L);
+    else
+        lua_pushstring(L, a);
+    return 1;
+}
+
+/* seccomp_export_pfc(json) -> text | nil, msg, errno (libseccomp's pseudo filter code) */
+static int l_seccomp_export_pfc(lua_State *L)
+{
+    struct ctr_err e;
+    scmp_filter_ctx ctx;
+    if (prepare_from_string(L, 1, &ctx, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    char *text = NULL;
+    int rc = ctr_seccomp_export_pfc(ctx, &text, &e);
+    ctr_seccomp_release(ctx);
+    if (rc < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushstring(L, text);
+    free(text);
+    return 1;
+}
+
+/* seccomp_run(json, argv[, cap]) -> code, output | nil, msg, errno
+ * Runs argv (argv[1] an absolute path) under the filter with no_new_privs; code is the exit
+ * status, or 128 + the signal that killed it; output is stdout and stderr, at most cap bytes
+ * (default 64 KiB).  A test harness: it proves the filter the kernel runs. */
+static int l_seccomp_run(lua_State *L)
+{
+    luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_Number cap = luaL_optnumber(L, 3, 65536);
+    if (cap < 1 || cap > (16 << 20))
+        return luaL_argerror(L, 3, "cap: expected 1..16 MiB");
+    size_t n = lua_objlen(L, 2);
+    if (n == 0)
+        return luaL_argerror(L, 2, "argv: expected a non-empty array");
+    const char **argv = lua_newuserdata(L, (n + 1) * sizeof *argv);
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, 2, (int)i + 1);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            return luaL_error(L, "argv[%d]: expected string, got %s", (int)i + 1,
+                              luaL_typename(L, -1));
+        argv[i] = lua_tostring(L, -1);
+        lua_pop(L, 1); /* still referenced by the argv table */
+    }
+    argv[n] = NULL;
+    struct ctr_err e;
+    scmp_filter_ctx ctx;
+    if (prepare_from_string(L, 1, &ctx, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    int status = 0;
+    char *out = NULL;
+    int rc = ctr_seccomp_run(ctx, (char *const *)argv, (size_t)cap, &status, &out, &e);
+    ctr_seccomp_release(ctx);
+    if (rc < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushinteger(L, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    lua_pushstring(L, out);
+    free(out);
+    return 2;
+}
+
+static const luaL_Reg seccomp_funcs[] = {
+    {"seccomp_check", l_seccomp_check},
+    {"seccomp_syscall_known", l_seccomp_syscall_known},
+    {"seccomp_native_arch", l_seccomp_native_arch},
+    {"seccomp_export_pfc", l_seccomp_export_pfc},
+    {"seccomp_run", l_seccomp_run},
+    {NULL, NULL},
+};
+/* ===================================================================== END seccomp */
 
 /* ===================================================================== module */
 
 static const luaL_Reg *all_funcs[] = {
     json_funcs, digest_funcs, fs_funcs, content_funcs, archive_funcs, snapshot_funcs,
-    runtime_funcs,
+    runtime_funcs, cgroup_funcs, seccomp_funcs,
 };
 
 int luaopen_ctr_core(lua_State *L)

@@ -93,14 +93,30 @@ function M.namespaces(root)
   return out
 end
 
+-- Locks this process holds, by path, with their depth: flock() on a second open file of the
+-- same path would wait for ourselves, so a nested with_lock (container delete removing its
+-- snapshot, say) reuses the lock it already has.
+local held = {}
+
 --- Run fn() holding the namespace's exclusive lock (ROOT/meta/NS/lock).  Returns fn's results.
+-- Reentrant within a process.
 function M.with_lock(root, namespace, fn)
   local dir = root .. "/meta/" .. M.escape(namespace)
+  local path = dir .. "/lock"
+  if held[path] then
+    held[path] = held[path] + 1
+    local res = pack(pcall(fn))
+    held[path] = held[path] - 1
+    if not res[1] then error(res[2], 0) end
+    return unpack(res, 2, res.n)
+  end
   local ok, err = ensure_dir(dir)
   if not ok then return nil, err end
-  local fd, msg, errno = core.lock(dir .. "/lock", true)
+  local fd, msg, errno = core.lock(path, true)
   if not fd then return nil, errors.new(msg, errno) end
+  held[path] = 1
   local res = pack(pcall(fn))
+  held[path] = nil
   core.close(fd)
   if not res[1] then error(res[2], 0) end
   return unpack(res, 2, res.n)

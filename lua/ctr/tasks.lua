@@ -88,18 +88,32 @@ function M.new_task(container, io, opts)
     return nil, errors.new(msg, errno)
   end
 
-  local spec = container:spec()
+  -- the record as new_container wrote it or load read it: no second read on the run path
+  local rec = container.record
+  if not rec then
+    local err
+    rec, err = container:info()
+    if not rec then
+      core.remove_tree(dir)
+      return nil, err
+    end
+  end
+  local spec = rec.spec
+  if type(spec) ~= "table" then
+    core.remove_tree(dir)
+    return nil, errors.not_found("container %q: no spec", id)
+  end
   local rootfs_mounted = false
   local function fail(err)
     cleanup(client, dir, rootfs_mounted)
     return nil, err
   end
 
-  if container.snapshot_key and container.snapshot_key ~= "" then
-    local sn, err = client:snapshotter(container.snapshotter)
+  if rec.snapshot_key and rec.snapshot_key ~= "" then
+    local sn, err = client:snapshotter(rec.snapshotter)
     if not sn then return fail(err) end
     local mounts
-    mounts, err = sn:mounts(container.snapshot_key)
+    mounts, err = sn:mounts(rec.snapshot_key)
     if not mounts then return fail(err) end
     ok, msg, errno = core.mkdir(dir .. "/rootfs", 493) -- 0755
     if not ok then return fail(errors.new(msg, errno)) end

@@ -1,0 +1,97 @@
+-- unpack: core.layer_apply against `tar -xzf` on the same gzip layer (>= 200 MB, thousands of files)
+--
+-- A module for bench/run.lua: `require("unpack")(report)` (or dofile) runs the benchmark and
+-- calls report(result) once with
+--   { name = "unpack", unit = "ratio", median = <median of layer_apply/tar>, runs = { {apply=, tar=,
+--     ratio=}, ... }, bytes = <uncompressed size>, entries = <n> }.
+-- Run directly (`luajit bench/unpack.lua` with LUA_CPATH=build/lib/?.so) it prints the same.
+-- Both unpack into fresh directories on the same filesystem (under /var/tmp), alternating, 5
+-- pairs; the outputs are removed between runs and nothing is dropped from the page cache.
+-- Each run starts after a `sync`; layer_apply ends with syncfs, so tar's time includes a
+-- `sync -f` of its output too (both are printed; the ratio uses the synced time).
+local core = require("ctr.core")
+
+local SOURCES = { "/usr/lib/python3.11", "/usr/share/doc", "/usr/include", "/usr/share/man",
+  "/usr/share/locale", "/usr/share/perl" }
+local MIN_BYTES = 200 * 1024 * 1024
+local PAIRS = 5
+
+local function sh(cmd)
+  local ok = os.execute(cmd)
+  if not (ok == 0 or ok == true) then error("command failed: " .. cmd, 2) end
+end
+
+local function capture(cmd)
+  local p = assert(io.popen(cmd))
+  local s = p:read("*a")
+  p:close()
+  return s
+end
+
+local function median(t)
+  local s = {}
+  for i, v in ipairs(t) do s[i] = v end
+  table.sort(s)
+  local n = #s
+  if n % 2 == 1 then return s[(n + 1) / 2] end
+  return (s[n / 2] + s[n / 2 + 1]) / 2
+end
+
+local function run(report)
+  report = report or function(r)
+    print(string.format("unpack: median ratio layer_apply/tar = %.3f (%d bytes, %d entries)",
+      r.median, r.bytes, r.entries))
+  end
+  local dir = (capture("mktemp -d /var/tmp/ctrlua-bench-unpack.XXXXXX"):gsub("%s+$", ""))
+  local ok, err = pcall(function()
+    local src = dir .. "/src"
+    sh("mkdir '" .. src .. "'")
+    for _, s in ipairs(SOURCES) do
+      local size = tonumber(capture("du -sb '" .. src .. "' | cut -f1"))
+      if size >= MIN_BYTES then break end
+      if core.stat(s, true) then
+        sh(string.format("cp -a '%s' '%s/%s'", s, src, (s:gsub("^/", ""):gsub("/", "_"))))
+      end
+    end
+    local layer = dir .. "/layer.tar.gz"
+    local w = assert(core.layer_write(src, layer, { compression = "gzip" }))
+    if w.uncompressed_size < MIN_BYTES then
+      error(string.format("only %d bytes of test data", w.uncompressed_size))
+    end
+    sh("rm -rf '" .. src .. "'")
+    print(string.format("unpack: layer %s: %d entries, %.0f MB uncompressed, %.0f MB gzip",
+      layer, w.entries, w.uncompressed_size / 1e6, w.size / 1e6))
+    local runs, ratios = {}, {}
+    for i = 1, PAIRS do
+      local a_dir, t_dir = dir .. "/apply", dir .. "/tar"
+      sh(string.format("mkdir '%s' '%s'", a_dir, t_dir))
+      sh("sync") -- start each run with no writeback pending from the previous one
+      local t0 = core.monotime()
+      local res = assert(core.layer_apply(a_dir, layer, { diff_id = w.diff_id }))
+      local ta = core.monotime()
+      sh("sync")
+      local t1 = core.monotime()
+      sh(string.format("tar -xzf '%s' -C '%s'", layer, t_dir))
+      local t2 = core.monotime()
+      -- tar does not syncfs; layer_apply does (durability before commit).  Count a sync for
+      -- tar too, so both have put their data on the way to disk.
+      sh("sync -f '" .. t_dir .. "'")
+      local t3 = core.monotime()
+      local apply, tar = ta - t0, t3 - t1
+      runs[i] = { apply = apply, tar = tar, tar_nosync = t2 - t1, ratio = apply / tar }
+      ratios[i] = apply / tar
+      print(string.format("unpack: pair %d: layer_apply %.3fs (%d entries)  tar -xzf %.3fs"
+        .. " (+sync; %.3fs without)  ratio %.3f", i, apply, res.entries, tar, t2 - t1, apply / tar))
+      sh(string.format("rm -rf '%s' '%s'", a_dir, t_dir))
+    end
+    report({ name = "unpack", unit = "ratio", median = median(ratios), runs = runs,
+      bytes = w.uncompressed_size, entries = w.entries })
+  end)
+  sh("rm -rf '" .. dir .. "'")
+  if not ok then error(err, 0) end
+end
+
+if arg and arg[0] and arg[0]:match("unpack%.lua$") then
+  run()
+end
+return run

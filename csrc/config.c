@@ -1,0 +1,444 @@
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+
+#include "fsutil.h"
+#include "json.h"
+#include "util.h"
+
+static const struct {
+    const char *name;
+    int resource;
+} rlimit_names[] = {
+    {"RLIMIT_AS", RLIMIT_AS},           {"RLIMIT_CORE", RLIMIT_CORE},
+    {"RLIMIT_CPU", RLIMIT_CPU},         {"RLIMIT_DATA", RLIMIT_DATA},
+    {"RLIMIT_FSIZE", RLIMIT_FSIZE},     {"RLIMIT_LOCKS", RLIMIT_LOCKS},
+    {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK}, {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE},
+    {"RLIMIT_NICE", RLIMIT_NICE},       {"RLIMIT_NOFILE", RLIMIT_NOFILE},
+    {"RLIMIT_NPROC", RLIMIT_NPROC},     {"RLIMIT_RSS", RLIMIT_RSS},
+    {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},   {"RLIMIT_RTTIME", RLIMIT_RTTIME},
+    {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING}, {"RLIMIT_STACK", RLIMIT_STACK},
+};
+
+static const struct {
+    const char *name;
+    int flag;
+} ns_names[] = {
+    {"pid", CLONE_NEWPID},   {"network", CLONE_NEWNET}, {"mount", CLONE_NEWNS},
+    {"ipc", CLONE_NEWIPC},   {"uts", CLONE_NEWUTS},     {"user", CLONE_NEWUSER},
+    {"cgroup", CLONE_NEWCGROUP}, {"time", 0x80 /* CLONE_NEWTIME */},
+};
+
+/* The devices runc creates in every container whether or not linux.devices lists them
+ * (libcontainer/specconv AllowedDevices with a path). */
+static const struct ctr_device default_devices[] = {
+    {"/dev/null", 'c', 1, 3, 0666, 0, 0},   {"/dev/zero", 'c', 1, 5, 0666, 0, 0},
+    {"/dev/full", 'c', 1, 7, 0666, 0, 0},   {"/dev/random", 'c', 1, 8, 0666, 0, 0},
+    {"/dev/urandom", 'c', 1, 9, 0666, 0, 0}, {"/dev/tty", 'c', 5, 0, 0666, 0, 0},
+};
+
+static int unsupported(const char *what, struct ctr_err *err)
+{
+    ctr_fail(err, 0, "config.json: %s is not supported yet", what);
+    err->code = EOPNOTSUPP;
+    return -1;
+}
+
+static int load_process(struct ctr_config *c, const cJSON *p, struct ctr_err *err)
+{
+    int terminal = 0;
+    if (ctr_json_bool(p, "process", "terminal", &terminal, err) < 0)
+        return -1;
+    if (terminal)
+        return unsupported("process.terminal", err);
+    size_t nargs = 0;
+    if (ctr_json_strv(p, "process", "args", &c->args, &nargs, err) < 0)
+        return -1;
+    if (nargs == 0 || c->args[0][0] == '\0')
+        return ctr_fail(err, 0, "config.json: process.args: must name a program");
+    if (ctr_json_strv(p, "process", "env", &c->env, NULL, err) < 0)
+        return -1;
+    if (c->env == NULL && (c->env = calloc(1, sizeof *c->env)) == NULL)
+        return ctr_fail(err, ENOMEM, "config.json: process.env");
+    if (ctr_json_string(p, "process", "cwd", &c->cwd, err) < 0)
+        return -1;
+    if (c->cwd == NULL || c->cwd[0] != '/')
+        return ctr_fail(err, 0, "config.json: process.cwd: must be an absolute path");
+    if (ctr_json_bool(p, "process", "noNewPrivileges", &c->no_new_privs, err) < 0)
+        return -1;
+    int64_t v;
+    if (ctr_json_int(p, "process", "oomScoreAdj", -1000, 1000, &v, &c->has_oom_score_adj,
+                     err) < 0)
+        return -1;
+    c->oom_score_adj = (int)v;
+    const char *s;
+    if (ctr_json_string(p, "process", "apparmorProfile", &s, err) < 0)
+        return -1;
+    if (s && *s) /* HOOK(apparmor): the AppArmor task applies it; until then refuse it */
+        return unsupported("process.apparmorProfile", err);
+    if (ctr_json_string(p, "process", "selinuxLabel", &s, err) < 0)
+        return -1;
+    if (s && *s)
+        return unsupported("process.selinuxLabel", err);
+
+    const cJSON *user;
+    if (ctr_json_object(p, "process", "user", &user, err) < 0)
+        return -1;
+    int present;
+    if (ctr_json_int(user, "process.user", "uid", 0, INT32_MAX, &v, &present, err) < 0)
+        return -1;
+    c->uid = present ? (uid_t)v : 0;
+    if (ctr_json_int(user, "process.user", "gid", 0, INT32_MAX, &v, &present, err) < 0)
+        return -1;
+    c->gid = present ? (gid_t)v : 0;
+    c->umask = -1;
+    if (ctr_json_int(user, "process.user", "umask", 0, 0777, &v, &present, err) < 0)
+        return -1;
+    if (present)
+        c->umask = (int)v;
+    const cJSON *gids;
+    if (ctr_json_array(user, "process.user", "additionalGids", &gids, err) < 0)
+        return -1;
+    if (gids && cJSON_GetArraySize(gids) > 0) {
+        c->ngroups = (size_t)cJSON_GetArraySize(gids);
+        if ((c->groups = calloc(c->ngroups, sizeof *c->groups)) == NULL)
+            return ctr_fail(err, ENOMEM, "config.json: process.user.additionalGids");
+        size_t i = 0;
+        for (const cJSON *g = gids->child; g; g = g->next, i++) {
+            if (!cJSON_IsNumber(g) || g->valuedouble < 0 || g->valuedouble > INT32_MAX ||
+                (double)(gid_t)g->valuedouble != g->valuedouble)
+                return ctr_fail(err, EINVAL,
+                                "config.json: process.user.additionalGids[%zu]: expected a gid",
+                                i);
+            c->groups[i] = (gid_t)g->valuedouble;
+        }
+    }
+
+    const cJSON *caps;
+    if (ctr_json_object(p, "process", "capabilities", &caps, err) < 0)
+        return -1;
+    static const char *const sets[] = {"bounding", "effective", "permitted", "inheritable",
+                                       "ambient"};
+    uint64_t *dst[] = {&c->caps.bounding, &c->caps.effective, &c->caps.permitted,
+                       &c->caps.inheritable, &c->caps.ambient};
+    for (size_t i = 0; i < ARRAY_SIZE(sets); i++) {
+        cleanup_free const char **names = NULL;
+        char where[64];
+        snprintf(where, sizeof where, "process.capabilities.%s", sets[i]);
+        if (ctr_json_strv(caps, "process.capabilities", sets[i], &names, NULL, err) < 0 ||
+            ctr_caps_parse(names, where, dst[i], err) < 0)
+            return -1;
+    }
+
+    const cJSON *rl;
+    if (ctr_json_array(p, "process", "rlimits", &rl, err) < 0)
+        return -1;
+    if (rl && cJSON_GetArraySize(rl) > 0) {
+        if ((c->rlimits = calloc((size_t)cJSON_GetArraySize(rl), sizeof *c->rlimits)) == NULL)
+            return ctr_fail(err, ENOMEM, "config.json: process.rlimits");
+        for (const cJSON *r = rl->child; r; r = r->next) {
+            char where[64];
+            snprintf(where, sizeof where, "process.rlimits[%zu]", c->nrlimits);
+            struct ctr_rlimit *lim = &c->rlimits[c->nrlimits];
+            const char *type;
+            if (!cJSON_IsObject(r))
+                return ctr_fail(err, 0, "config.json: %s: expected object", where);
+            if (ctr_json_string(r, where, "type", &type, err) < 0 ||
+                ctr_json_uint64(r, where, "soft", &lim->soft, NULL, err) < 0 ||
+                ctr_json_uint64(r, where, "hard", &lim->hard, NULL, err) < 0)
+                return -1;
+            lim->resource = -1;
+            for (size_t i = 0; type && i < ARRAY_SIZE(rlimit_names); i++)
+                if (strcmp(rlimit_names[i].name, type) == 0) {
+                    lim->resource = rlimit_names[i].resource;
+                    lim->name = rlimit_names[i].name;
+                }
+            if (lim->resource < 0)
+                return ctr_fail(err, 0, "config.json: %s.type: unknown rlimit `%s'", where,
+                                type ? type : "(none)");
+            if (lim->soft > lim->hard)
+                return ctr_fail(err, 0, "config.json: %s: soft limit above the hard one",
+                                where);
+            c->nrlimits++;
+        }
+    }
+    return 0;
+}
+
+static int load_mounts(struct ctr_config *c, const cJSON *mounts, struct ctr_err *err)
+{
+    if (mounts == NULL || cJSON_GetArraySize(mounts) == 0)
+        return 0;
+    if ((c->mounts = calloc((size_t)cJSON_GetArraySize(mounts), sizeof *c->mounts)) == NULL)
+        return ctr_fail(err, ENOMEM, "config.json: mounts");
+    for (const cJSON *m = mounts->child; m; m = m->next) {
+        char where[64];
+        snprintf(where, sizeof where, "mounts[%zu]", c->nmounts);
+        struct ctr_spec_mount *sm = &c->mounts[c->nmounts];
+        if (!cJSON_IsObject(m))
+            return ctr_fail(err, 0, "config.json: %s: expected object", where);
+        cleanup_free const char **opts = NULL;
+        size_t nopts = 0;
+        if (ctr_json_string(m, where, "destination", &sm->destination, err) < 0 ||
+            ctr_json_string(m, where, "type", &sm->type, err) < 0 ||
+            ctr_json_string(m, where, "source", &sm->source, err) < 0 ||
+            ctr_json_strv(m, where, "options", &opts, &nopts, err) < 0)
+            return -1;
+        if (sm->destination == NULL || sm->destination[0] != '/')
+            return ctr_fail(err, 0, "config.json: %s.destination: must be an absolute path",
+                            where);
+        char owhere[80];
+        snprintf(owhere, sizeof owhere, "config.json: %s.options", where);
+        if (ctr_mount_parse_options(opts, nopts, owhere, &sm->opts, err) < 0)
+            return -1;
+        c->nmounts++;
+        if (sm->type == NULL || *sm->type == '\0')
+            sm->type = (sm->opts.flags & MS_BIND) ? "bind" : "none";
+        if (strcmp(sm->type, "bind") == 0)
+            sm->opts.flags |= MS_BIND;
+        if ((sm->opts.flags & MS_BIND) && (sm->source == NULL || *sm->source == '\0'))
+            return ctr_fail(err, 0, "config.json: %s.source: a bind mount needs a source",
+                            where);
+        if (sm->source == NULL)
+            sm->source = sm->type;
+    }
+    return 0;
+}
+
+static int load_devices(struct ctr_config *c, const cJSON *devs, struct ctr_err *err)
+{
+    size_t n = ARRAY_SIZE(default_devices) + (devs ? (size_t)cJSON_GetArraySize(devs) : 0);
+    if ((c->devices = calloc(n, sizeof *c->devices)) == NULL)
+        return ctr_fail(err, ENOMEM, "config.json: linux.devices");
+    size_t i = 0;
+    for (const cJSON *d = devs ? devs->child : NULL; d; d = d->next, i++) {
+        char where[64];
+        snprintf(where, sizeof where, "linux.devices[%zu]", i);
+        struct ctr_device dev = {.mode = 0666};
+        const char *type;
+        int64_t v;
+        int present;
+        if (!cJSON_IsObject(d))
+            return ctr_fail(err, 0, "config.json: %s: expected object", where);
+        if (ctr_json_string(d, where, "path", &dev.path, err) < 0 ||
+            ctr_json_string(d, where, "type", &type, err) < 0)
+            return -1;
+        if (dev.path == NULL || strncmp(dev.path, "/dev/", 5) != 0 || strstr(dev.path, ".."))
+            return ctr_fail(err, 0, "config.json: %s.path: must be a path under /dev",
+                            where);
+        if (type == NULL || strlen(type) != 1 || !strchr("cbup", type[0]))
+            return ctr_fail(err, 0, "config.json: %s.type: expected c, b, u or p", where);
+        dev.type = type[0] == 'u' ? 'c' : type[0];
+        if (ctr_json_int(d, where, "major", 0, 0xfff, &v, &present, err) < 0)
+            return -1;
+        dev.major = (unsigned)v;
+        if (!present && dev.type != 'p')
+            return ctr_fail(err, 0, "config.json: %s.major: required", where);
+        if (ctr_json_int(d, where, "minor", 0, 0xfffff, &v, &present, err) < 0)
+            return -1;
+        dev.minor = present ? (unsigned)v : 0;
+        if (ctr_json_int(d, where, "fileMode", 0, 07777, &v, &present, err) < 0)
+            return -1;
+        if (present)
+            dev.mode = (unsigned)v;
+        if (ctr_json_int(d, where, "uid", 0, INT32_MAX, &v, &present, err) < 0)
+            return -1;
+        dev.uid = present ? (uid_t)v : 0;
+        if (ctr_json_int(d, where, "gid", 0, INT32_MAX, &v, &present, err) < 0)
+            return -1;
+        dev.gid = present ? (gid_t)v : 0;
+        c->devices[c->ndevices++] = dev;
+    }
+    for (size_t k = 0; k < ARRAY_SIZE(default_devices); k++) {
+        int listed = 0;
+        for (size_t j = 0; j < c->ndevices && !listed; j++)
+            listed = strcmp(c->devices[j].path, default_devices[k].path) == 0;
+        if (!listed)
+            c->devices[c->ndevices++] = default_devices[k];
+    }
+    return 0;
+}
+
+static int load_linux(struct ctr_config *c, const cJSON *lx, struct ctr_err *err)
+{
+    const cJSON *j;
+    if (ctr_json_array(lx, "linux", "namespaces", &j, err) < 0)
+        return -1;
+    size_t i = 0;
+    for (const cJSON *n = j ? j->child : NULL; n; n = n->next, i++) {
+        char where[64];
+        snprintf(where, sizeof where, "linux.namespaces[%zu]", i);
+        const char *type, *path;
+        if (!cJSON_IsObject(n))
+            return ctr_fail(err, 0, "config.json: %s: expected object", where);
+        if (ctr_json_string(n, where, "type", &type, err) < 0 ||
+            ctr_json_string(n, where, "path", &path, err) < 0)
+            return -1;
+        int flag = 0;
+        for (size_t k = 0; type && k < ARRAY_SIZE(ns_names); k++)
+            if (strcmp(ns_names[k].name, type) == 0) {
+                flag = ns_names[k].flag;
+                type = ns_names[k].name;
+            }
+        if (flag == 0)
+            return ctr_fail(err, 0, "config.json: %s.type: unknown namespace `%s'", where,
+                            type ? type : "(none)");
+        for (size_t k = 0; k < c->nns; k++)
+            if (c->ns[k].flag == flag)
+                return ctr_fail(err, 0, "config.json: %s: namespace `%s' listed twice",
+                                where, type);
+        if (path && *path == '\0')
+            path = NULL;
+        if (flag == CLONE_NEWUSER)
+            return unsupported("a user namespace (linux.namespaces type user)", err);
+        if (flag == 0x80)
+            return unsupported("a time namespace", err);
+        c->ns[c->nns++] = (struct ctr_namespace){.flag = flag, .name = type, .path = path};
+        if (path == NULL)
+            c->clone_flags |= flag;
+    }
+    if (!(c->clone_flags & CLONE_NEWNS))
+        return ctr_fail(err, EINVAL,
+                        "config.json: linux.namespaces: a new mount namespace is required");
+
+    const cJSON *maps;
+    if (ctr_json_array(lx, "linux", "uidMappings", &maps, err) < 0)
+        return -1;
+    if (maps && cJSON_GetArraySize(maps) > 0)
+        return unsupported("linux.uidMappings", err);
+    if (ctr_json_array(lx, "linux", "gidMappings", &maps, err) < 0)
+        return -1;
+    if (maps && cJSON_GetArraySize(maps) > 0)
+        return unsupported("linux.gidMappings", err);
+    /* HOOK(seccomp): seccomp.c turns linux.seccomp into a filter; until it exists, a spec
+     * that asks for one must not run unconfined. */
+    if (cJSON_GetObjectItemCaseSensitive(lx, "seccomp") &&
+        !cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(lx, "seccomp")))
+        return unsupported("linux.seccomp", err);
+    const cJSON *sysctl;
+    if (ctr_json_object(lx, "linux", "sysctl", &sysctl, err) < 0)
+        return -1;
+    if (sysctl && sysctl->child)
+        return unsupported("linux.sysctl", err);
+    const char *s;
+    if (ctr_json_string(lx, "linux", "personality", &s, err) < 0)
+        return -1;
+    if (cJSON_GetObjectItemCaseSensitive(lx, "personality"))
+        return unsupported("linux.personality", err);
+
+    if (ctr_json_array(lx, "linux", "devices", &j, err) < 0 || load_devices(c, j, err) < 0)
+        return -1;
+    if (ctr_json_strv(lx, "linux", "maskedPaths", &c->masked, NULL, err) < 0 ||
+        ctr_json_strv(lx, "linux", "readonlyPaths", &c->readonly, NULL, err) < 0)
+        return -1;
+    c->rootfs_propagation = MS_SLAVE | MS_REC;
+    if (ctr_json_string(lx, "linux", "rootfsPropagation", &s, err) < 0)
+        return -1;
+    if (s && *s) {
+        long p = ctr_mount_propagation(s);
+        if (p < 0)
+            return ctr_fail(err, EINVAL,
+                            "config.json: linux.rootfsPropagation: unknown propagation `%s'", s);
+        c->rootfs_propagation = (unsigned long)p;
+    }
+    /* linux.resources and linux.cgroupsPath belong to the cgroup task (see spawn.c's
+     * HOOK(cgroup)); they are not read here. */
+    return 0;
+}
+
+int ctr_config_load(const char *bundle, struct ctr_config *cfg, struct ctr_err *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/config.json", bundle) >= (int)sizeof path)
+        return ctr_fail(err, ENAMETOOLONG, "bundle `%s'", bundle);
+    cleanup_free char *text = NULL;
+    size_t len;
+    if (ctr_read_file(path, CTR_CONFIG_MAX, &text, &len, err) < 0)
+        return -1;
+    cfg->json = cJSON_ParseWithLength(text, len);
+    if (cfg->json == NULL || !cJSON_IsObject(cfg->json)) {
+        ctr_config_free(cfg);
+        return ctr_fail(err, 0, "`%s': not a JSON object", path);
+    }
+    const cJSON *root, *process, *mounts, *lx;
+    const char *rootpath;
+    int r = -1;
+    if (ctr_json_object(cfg->json, "", "root", &root, err) < 0 ||
+        ctr_json_string(root, "root", "path", &rootpath, err) < 0 ||
+        ctr_json_bool(root, "root", "readonly", &cfg->root_readonly, err) < 0 ||
+        ctr_json_string(cfg->json, "", "hostname", &cfg->hostname, err) < 0 ||
+        ctr_json_string(cfg->json, "", "domainname", &cfg->domainname, err) < 0 ||
+        ctr_json_object(cfg->json, "", "process", &process, err) < 0 ||
+        ctr_json_array(cfg->json, "", "mounts", &mounts, err) < 0 ||
+        ctr_json_object(cfg->json, "", "linux", &lx, err) < 0)
+        goto out;
+    if (rootpath == NULL || *rootpath == '\0') {
+        ctr_fail(err, 0, "config.json: root.path: required");
+        goto out;
+    }
+    if (process == NULL) {
+        ctr_fail(err, 0, "config.json: process: required");
+        goto out;
+    }
+    if (lx == NULL) {
+        ctr_fail(err, 0, "config.json: linux: required");
+        goto out;
+    }
+    char rp[PATH_MAX];
+    if (snprintf(rp, sizeof rp, "%s%s%s", rootpath[0] == '/' ? "" : bundle,
+                 rootpath[0] == '/' ? "" : "/", rootpath) >= (int)sizeof rp) {
+        ctr_fail(err, ENAMETOOLONG, "root.path `%s'", rootpath);
+        goto out;
+    }
+    if ((cfg->rootfs = realpath(rp, NULL)) == NULL) {
+        ctr_fail(err, errno, "root.path `%s'", rp);
+        goto out;
+    }
+    if (load_process(cfg, process, err) < 0 || load_mounts(cfg, mounts, err) < 0 ||
+        load_linux(cfg, lx, err) < 0)
+        goto out;
+    if ((cfg->hostname || cfg->domainname) && !(cfg->clone_flags & CLONE_NEWUTS)) {
+        int joined = 0;
+        for (size_t i = 0; i < cfg->nns; i++)
+            joined |= cfg->ns[i].flag == CLONE_NEWUTS;
+        if (!joined && ((cfg->hostname && *cfg->hostname) ||
+                        (cfg->domainname && *cfg->domainname))) {
+            ctr_fail(err, 0, "config.json: hostname: needs a uts namespace");
+            goto out;
+        }
+    }
+    r = 0;
+out:
+    if (r < 0) {
+        if (err && err->code == 0)
+            err->code = EINVAL;
+        ctr_config_free(cfg);
+    }
+    return r;
+}
+
+void ctr_config_free(struct ctr_config *cfg)
+{
+    for (size_t i = 0; i < cfg->nmounts; i++)
+        ctr_mount_opts_free(&cfg->mounts[i].opts);
+    /* a mount whose options were parsed before a later field failed */
+    free(cfg->mounts);
+    free(cfg->args);
+    free(cfg->env);
+    free(cfg->groups);
+    free(cfg->rlimits);
+    free(cfg->devices);
+    free(cfg->masked);
+    free(cfg->readonly);
+    free(cfg->rootfs);
+    cJSON_Delete(cfg->json);
+    memset(cfg, 0, sizeof *cfg);
+}

@@ -1,0 +1,81 @@
+/* An OCI bundle's config.json, read once in the parent into plain C structs, so that every
+ * error in it (a wrong type, an unknown capability, an unsupported feature) is reported by
+ * create() before anything is cloned, and the child only acts on checked values.  Strings
+ * point into the cJSON tree, which lives as long as the config (the child gets a copy of it
+ * with the rest of the address space). */
+#ifndef CTR_CONFIG_H
+#define CTR_CONFIG_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <cJSON.h>
+
+#include "caps.h"
+#include "error.h"
+#include "mount.h"
+
+#define CTR_CONFIG_MAX (4u << 20) /* config.json is capped: it is read whole */
+
+struct ctr_spec_mount {
+    const char *destination, *type, *source;
+    struct ctr_mount_opts opts;
+};
+
+struct ctr_device {
+    const char *path;
+    char type;          /* 'c', 'b', 'u' (= c), 'p' */
+    unsigned major, minor;
+    unsigned mode;      /* permission bits */
+    uid_t uid;
+    gid_t gid;
+};
+
+struct ctr_namespace {
+    int flag;           /* CLONE_NEWPID, ... */
+    const char *name;   /* "pid" */
+    const char *path;   /* join this one; NULL: a new namespace */
+};
+
+struct ctr_rlimit {
+    int resource;
+    const char *name;
+    uint64_t soft, hard;
+};
+
+struct ctr_config {
+    cJSON *json;
+    char *rootfs;                   /* absolute, symlinks resolved (the bundle is trusted) */
+    int root_readonly;
+    const char *hostname, *domainname;
+
+    const char **args, **env;       /* NULL-terminated */
+    const char *cwd;
+    uid_t uid;
+    gid_t gid;
+    gid_t *groups;
+    size_t ngroups;
+    int umask;                      /* -1: 022 */
+    int no_new_privs;
+    int has_oom_score_adj, oom_score_adj;
+    struct ctr_rlimit *rlimits;
+    size_t nrlimits;
+    struct ctr_caps caps;
+
+    struct ctr_spec_mount *mounts;
+    size_t nmounts;
+    struct ctr_device *devices;     /* linux.devices plus runc's default devices */
+    size_t ndevices;
+    const char **masked, **readonly; /* NULL-terminated, may be NULL */
+    unsigned long rootfs_propagation; /* MS_* (default MS_SLAVE|MS_REC) */
+
+    struct ctr_namespace ns[8];
+    size_t nns;
+    int clone_flags;                /* the new namespaces */
+};
+
+/* Read bundle/config.json and check it.  On error nothing is left allocated. */
+int ctr_config_load(const char *bundle, struct ctr_config *cfg, struct ctr_err *err);
+void ctr_config_free(struct ctr_config *cfg);
+
+#endif

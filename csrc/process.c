@@ -1,0 +1,152 @@
+#include "process.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "caps.h"
+#include "fsutil.h"
+#include "util.h"
+
+int ctr_process_rlimits(const struct ctr_config *c, struct ctr_err *err)
+{
+    for (size_t i = 0; i < c->nrlimits; i++) {
+        const struct ctr_rlimit *r = &c->rlimits[i];
+        struct rlimit lim = {
+            .rlim_cur = r->soft == UINT64_MAX ? RLIM_INFINITY : (rlim_t)r->soft,
+            .rlim_max = r->hard == UINT64_MAX ? RLIM_INFINITY : (rlim_t)r->hard,
+        };
+        if (setrlimit(r->resource, &lim) < 0)
+            return ctr_fail(err, errno, "setrlimit %s", r->name);
+    }
+    return 0;
+}
+
+int ctr_process_oom_score_adj(const struct ctr_config *c, struct ctr_err *err)
+{
+    if (!c->has_oom_score_adj)
+        return 0;
+    cleanup_close int fd = RETRY(open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC));
+    if (fd < 0)
+        return ctr_fail(err, errno, "open `/proc/self/oom_score_adj'");
+    char buf[16];
+    int n = snprintf(buf, sizeof buf, "%d", c->oom_score_adj);
+    if (ctr_write_all(fd, buf, (size_t)n) < 0)
+        return ctr_fail(err, errno, "write `/proc/self/oom_score_adj'");
+    return 0;
+}
+
+int ctr_process_chdir(const struct ctr_config *c, struct ctr_err *err)
+{
+    if (chdir(c->cwd) < 0)
+        return ctr_fail(err, errno, "chdir to the cwd `%s'", c->cwd);
+    /* getcwd() fails (ENOENT, or the kernel's "(unreachable)" prefix, which glibc turns into
+     * ENOENT) when the cwd is not below the process's root. */
+    char buf[PATH_MAX];
+    if (getcwd(buf, sizeof buf) == NULL || buf[0] != '/')
+        return ctr_fail(err, errno ? errno : EPERM, "cwd `%s' is outside the container's root",
+                        c->cwd);
+    return 0;
+}
+
+int ctr_process_identity(const struct ctr_config *c, struct ctr_err *err)
+{
+    /* 1. The bounding set first: PR_CAPBSET_DROP needs CAP_SETPCAP, which the container's
+     *    sets may not include and which setuid below may take away. */
+    if (ctr_caps_drop_bounding(&c->caps, err) < 0)
+        return -1;
+    /* 2. Groups, gid, uid.  setgroups comes first (after setgid/setuid we might no longer be
+     *    allowed to); PR_SET_KEEPCAPS keeps the permitted set across the uid change, which
+     *    otherwise clears all capabilities when leaving uid 0. */
+    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+        return ctr_fail(err, errno, "prctl PR_SET_KEEPCAPS");
+    if (setgroups(c->ngroups, c->groups) < 0)
+        return ctr_fail(err, errno, "setgroups");
+    if (setresgid(c->gid, c->gid, c->gid) < 0)
+        return ctr_fail(err, errno, "setgid %u", (unsigned)c->gid);
+    if (setresuid(c->uid, c->uid, c->uid) < 0)
+        return ctr_fail(err, errno, "setuid %u", (unsigned)c->uid);
+    if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
+        return ctr_fail(err, errno, "prctl PR_SET_KEEPCAPS");
+    /* 3. Effective, permitted, inheritable (empty unless the spec says: runc CVE-2022-29162),
+     *    then ambient. */
+    if (ctr_caps_set(&c->caps, err) < 0)
+        return -1;
+    /* 4. no_new_privs: execve can no longer grant privileges (setuid bits, file caps).
+     *    HOOK(seccomp): the seccomp task loads the filter right after this, as late as
+     *    possible so that it filters the container, not our own setup. */
+    if (c->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        return ctr_fail(err, errno, "prctl PR_SET_NO_NEW_PRIVS");
+    return 0;
+}
+
+static int executable(const char *path, int *saw_noexec)
+{
+    struct stat st;
+    if (stat(path, &st) < 0 || S_ISDIR(st.st_mode))
+        return 0;
+    if (access(path, X_OK) == 0)
+        return 1;
+    *saw_noexec = 1;
+    return 0;
+}
+
+int ctr_process_lookup(const struct ctr_config *c, char *out, size_t len, struct ctr_err *err)
+{
+    const char *name = c->args[0];
+    int noexec = 0;
+    if (strchr(name, '/')) {
+        if (executable(name, &noexec)) {
+            snprintf(out, len, "%s", name);
+            return 0;
+        }
+        if (noexec)
+            return ctr_fail(err, EACCES, "exec: `%s'", name);
+        return ctr_fail(err, ENOENT, "exec: `%s'", name);
+    }
+    const char *path = NULL;
+    for (size_t i = 0; c->env[i]; i++)
+        if (strncmp(c->env[i], "PATH=", 5) == 0)
+            path = c->env[i] + 5;
+    if (path == NULL) /* Go's os/exec, and so runc, with no PATH: the libc default */
+        path = "/usr/local/bin:/usr/bin:/bin";
+    const char *p = path;
+    for (;;) {
+        const char *e = strchr(p, ':');
+        size_t dl = e ? (size_t)(e - p) : strlen(p);
+        char cand[PATH_MAX];
+        int n = dl == 0 ? snprintf(cand, sizeof cand, "./%s", name)
+                        : snprintf(cand, sizeof cand, "%.*s/%s", (int)dl, p, name);
+        if (n > 0 && (size_t)n < sizeof cand && executable(cand, &noexec)) {
+            snprintf(out, len, "%s", cand);
+            return 0;
+        }
+        if (e == NULL)
+            break;
+        p = e + 1;
+    }
+    /* the words of Go's exec.ErrNotFound, which runc (and so ctr) prints */
+    ctr_fail(err, 0, noexec ? "exec: `%s': found in $PATH but not executable"
+                            : "exec: `%s': executable file not found in $PATH", name);
+    err->code = noexec ? EACCES : ENOENT;
+    return -1;
+}
+
+int ctr_fd_move_above(int fd, int min)
+{
+    if (fd < 0 || fd >= min)
+        return fd;
+    int n = fcntl(fd, F_DUPFD_CLOEXEC, min);
+    if (n < 0)
+        return -1;
+    close(fd);
+    return n;
+}

@@ -1,0 +1,28 @@
+/* The container process's own attributes, applied by the child after the rootfs is entered and
+ * just before execve: rlimits, oom_score_adj, user and groups, capabilities, no_new_privs,
+ * the executable's lookup in the container's PATH, and the descriptors it may keep. */
+#ifndef CTR_PROCESS_H
+#define CTR_PROCESS_H
+
+#include "config.h"
+#include "error.h"
+
+int ctr_process_rlimits(const struct ctr_config *c, struct ctr_err *err);
+int ctr_process_oom_score_adj(const struct ctr_config *c, struct ctr_err *err);
+
+/* chdir to process.cwd (creating nothing) and check that the kernel's idea of the cwd is
+ * inside the root (runc CVE-2024-21626: a cwd through a leaked fd outside the root). */
+int ctr_process_chdir(const struct ctr_config *c, struct ctr_err *err);
+
+/* Bounding set, groups, gid, uid, then the other capability sets and no_new_privs, in the
+ * order the kernel needs (see process.c). */
+int ctr_process_identity(const struct ctr_config *c, struct ctr_err *err);
+
+/* Find args[0] in the PATH of process.env as the container user: the absolute path into
+ * out.  ENOENT: not found; EACCES: found but not executable. */
+int ctr_process_lookup(const struct ctr_config *c, char *out, size_t len, struct ctr_err *err);
+
+/* Move an fd to a number >= min (CLOEXEC), closing the old one; -1 on error (errno set). */
+int ctr_fd_move_above(int fd, int min);
+
+#endif

@@ -1,0 +1,430 @@
+#include "rootfs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/magic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "mount.h"
+#include "util.h"
+
+/* A refusal that is ours, not a syscall's: the message stands alone, the errno is EINVAL. */
+#define refuse(err, ...) (ctr_fail((err), 0, __VA_ARGS__), (err)->code = EINVAL, -1)
+
+/* Lexically clean an absolute container path into out ("/a/./b/../c" -> "/a/c"); ".." stops
+ * at the root, as it does under RESOLVE_IN_ROOT. */
+static int clean_path(const char *in, char *out, size_t len, struct ctr_err *err)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    const char *p = in;
+    while (*p) {
+        while (*p == '/')
+            p++;
+        const char *e = p;
+        while (*e && *e != '/')
+            e++;
+        size_t cl = (size_t)(e - p);
+        if (cl == 0 || (cl == 1 && p[0] == '.')) {
+            /* nothing */
+        } else if (cl == 2 && p[0] == '.' && p[1] == '.') {
+            while (n > 0 && out[n - 1] != '/')
+                n--;
+            if (n > 0)
+                n--;
+            out[n] = '\0';
+        } else {
+            if (n + 1 + cl + 1 > len)
+                return ctr_fail(err, ENAMETOOLONG, "path `%s'", in);
+            out[n++] = '/';
+            memcpy(out + n, p, cl);
+            n += cl;
+            out[n] = '\0';
+        }
+        p = e;
+    }
+    if (n == 0)
+        strcpy(out, "/");
+    return 0;
+}
+
+/* Open directory `path` inside the root, creating the missing components one at a time
+ * (mkdirat relative to a parent that was itself opened in the root: never a host path, runc
+ * CVE-2024-45310).  Each component is re-resolved from rootfd, so a symlink met on the way is
+ * followed inside the root, never out of it. */
+static int open_dir_in_root(int rootfd, const char *path, struct ctr_err *err)
+{
+    char clean[PATH_MAX];
+    if (clean_path(path, clean, sizeof clean, err) < 0)
+        return -1;
+    int fd = ctr_openat_in_root(rootfd, clean, O_PATH | O_DIRECTORY, 0);
+    if (fd >= 0 || errno != ENOENT) {
+        if (fd < 0)
+            ctr_fail(err, errno, "open `%s' in the container", clean);
+        return fd;
+    }
+    cleanup_close int parent = ctr_openat_in_root(rootfd, "/", O_PATH | O_DIRECTORY, 0);
+    if (parent < 0)
+        return ctr_fail(err, errno, "open the container's root");
+    char prefix[PATH_MAX] = "";
+    char *save = NULL;
+    for (char *comp = strtok_r(clean, "/", &save); comp; comp = strtok_r(NULL, "/", &save)) {
+        strcat(prefix, "/");
+        strcat(prefix, comp);
+        int next = ctr_openat_in_root(rootfd, prefix, O_PATH | O_DIRECTORY, 0);
+        if (next < 0 && errno == ENOENT) {
+            if (mkdirat(parent, comp, 0755) < 0 && errno != EEXIST)
+                return ctr_fail(err, errno, "mkdir `%s' in the container", prefix);
+            next = ctr_openat_in_root(rootfd, prefix, O_PATH | O_DIRECTORY, 0);
+        }
+        if (next < 0)
+            return ctr_fail(err, errno, "open `%s' in the container", prefix);
+        close(parent);
+        parent = next;
+    }
+    return steal_fd(&parent);
+}
+
+/* Split a cleaned path into its parent directory (opened, created) and last component. */
+static int open_parent(int rootfd, const char *path, char *base, size_t baselen,
+                       struct ctr_err *err)
+{
+    char clean[PATH_MAX];
+    if (clean_path(path, clean, sizeof clean, err) < 0)
+        return -1;
+    char *slash = strrchr(clean, '/');
+    if (slash[1] == '\0')
+        return ctr_fail(err, EINVAL, "`%s': the root itself", path);
+    snprintf(base, baselen, "%s", slash + 1);
+    if (slash == clean)
+        slash[1] = '\0';
+    else
+        *slash = '\0';
+    return open_dir_in_root(rootfd, clean, err);
+}
+
+/* Open (creating it when missing: a directory, or an empty file when `file`) the target of a
+ * mount inside the root.  O_PATH: the fd only names the place. */
+static int open_target(int rootfd, const char *dest, int file, struct ctr_err *err)
+{
+    int fd = ctr_openat_in_root(rootfd, dest, O_PATH, 0);
+    if (fd >= 0)
+        return fd;
+    if (errno != ENOENT)
+        return ctr_fail(err, errno, "open `%s' in the container", dest);
+    char base[NAME_MAX + 1];
+    cleanup_close int parent = open_parent(rootfd, dest, base, sizeof base, err);
+    if (parent < 0)
+        return -1;
+    if (file) {
+        int f = openat(parent, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (f < 0 && errno != EEXIST)
+            return ctr_fail(err, errno, "create `%s' in the container", dest);
+        if (f >= 0)
+            close(f);
+    } else if (mkdirat(parent, base, 0755) < 0 && errno != EEXIST) {
+        return ctr_fail(err, errno, "mkdir `%s' in the container", dest);
+    }
+    fd = ctr_openat_in_root(rootfd, dest, O_PATH, 0);
+    if (fd < 0)
+        return ctr_fail(err, errno, "open `%s' in the container", dest);
+    return fd;
+}
+
+/* Re-open a target after something was mounted on it: the old fd still names the directory
+ * underneath, and a remount through it would change the wrong mount (the rootfs itself).  A
+ * fresh lookup crosses into the new mount. */
+static int reopen(int rootfd, const char *dest, struct ctr_err *err)
+{
+    int fd = ctr_openat_in_root(rootfd, dest, O_PATH, 0);
+    if (fd < 0)
+        return ctr_fail(err, errno, "open `%s' in the container after mounting", dest);
+    return fd;
+}
+
+static int check_fs(int fd, long magic, const char *type, const char *dest, struct ctr_err *err)
+{
+    struct statfs sf;
+    if (fstatfs(fd, &sf) < 0)
+        return ctr_fail(err, errno, "statfs `%s' in the container", dest);
+    if (sf.f_type != magic)
+        return refuse(err, "mount `%s' on `%s': the mount is not %s", type, dest, type);
+    return 0;
+}
+
+static int mount_one(const struct ctr_config *c, int rootfd, const struct ctr_spec_mount *m,
+                     struct ctr_err *err)
+{
+    const struct ctr_mount_opts *o = &m->opts;
+    int bind = (o->flags & MS_BIND) != 0;
+    const char *type = m->type;
+    char p[32];
+    (void)c;
+
+    /* cgroup mounts need the cgroup task's view of the hierarchy; none is in the default
+     * spec, and a cgroupfs mounted from here would show the host's tree. */
+    if (strcmp(type, "cgroup") == 0 || strcmp(type, "cgroup2") == 0)
+        return 0;
+
+    int is_proc = strcmp(type, "proc") == 0, is_sys = strcmp(type, "sysfs") == 0;
+    if (is_proc || is_sys) {
+        /* The image controls everything under the rootfs.  A /proc that is a symlink (to
+         * /etc, say) would have procfs mounted elsewhere and the container's later writes
+         * to /proc/self/attr land on a file it controls (runc CVE-2019-16884); refuse it. */
+        cleanup_close int l = ctr_openat_in_root(rootfd, m->destination, O_PATH | O_NOFOLLOW, 0);
+        struct stat st;
+        if (l >= 0 && fstat(l, &st) == 0 && !S_ISDIR(st.st_mode))
+            return refuse(err, "mount `%s' on `%s': the destination is %s", type,
+                            m->destination, S_ISLNK(st.st_mode) ? "a symlink" : "not a directory");
+    }
+
+    int file = 0;
+    if (bind) {
+        struct stat st;
+        if (m->source[0] != '/')
+            return refuse(err, "mount `%s' on `%s': a bind source must be absolute",
+                            m->source, m->destination);
+        if (stat(m->source, &st) < 0)
+            return ctr_fail(err, errno, "mount `%s' on `%s': stat the source", m->source,
+                            m->destination);
+        file = !S_ISDIR(st.st_mode);
+    }
+    cleanup_close int target = open_target(rootfd, m->destination, file, err);
+    if (target < 0)
+        return ctr_fail_prefix(err, "mount `%s' on `%s'", m->source, m->destination);
+    ctr_fd_path(target, p, sizeof p);
+
+    unsigned long flags = o->flags;
+    if (bind) {
+        if (mount(m->source, p, NULL, MS_BIND | (flags & MS_REC), NULL) < 0)
+            return ctr_fail(err, errno, "mount `%s' on `%s'", m->source, m->destination);
+    } else {
+        if (mount(m->source, p, type, flags, o->data) < 0)
+            return ctr_fail(err, errno, "mount `%s' on `%s'", m->source, m->destination);
+    }
+    cleanup_close int top = reopen(rootfd, m->destination, err);
+    if (top < 0)
+        return -1;
+    if (is_proc && check_fs(top, PROC_SUPER_MAGIC, type, m->destination, err) < 0)
+        return -1;
+    if (is_sys && check_fs(top, SYSFS_MAGIC, type, m->destination, err) < 0)
+        return -1;
+    /* A bind mount takes only MS_BIND|MS_REC: its ro/nosuid/... come from a second call,
+     * MS_REMOUNT|MS_BIND, which changes the per-mount flags of the new mount alone. */
+    unsigned long extra = flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
+    if (bind && extra && ctr_mount_remount_bind(top, extra, m->destination, err) < 0)
+        return -1;
+    if (o->recursive_ro && ctr_mount_recursive_ro(top, m->destination, err) < 0)
+        return -1;
+    if (o->propagation) {
+        char tp[32];
+        if (mount(NULL, ctr_fd_path(top, tp, sizeof tp), NULL, o->propagation, NULL) < 0)
+            return ctr_fail(err, errno, "set the propagation of `%s'", m->destination);
+    }
+    return 0;
+}
+
+/* Create one device node in the root's /dev, fd-relative.  Whatever the image has at that
+ * path (a regular file, a symlink to a host file) is removed first: it is never written
+ * through.  Where mknod is refused (EPERM: a user namespace, or a nodev policy) the host's
+ * node is bind-mounted instead, as runc does. */
+static int make_device(int rootfd, const struct ctr_device *d, struct ctr_err *err)
+{
+    char base[NAME_MAX + 1];
+    cleanup_close int parent = open_parent(rootfd, d->path, base, sizeof base, err);
+    if (parent < 0)
+        return ctr_fail_prefix(err, "device `%s'", d->path);
+    if (unlinkat(parent, base, 0) < 0 && errno != ENOENT)
+        return ctr_fail(err, errno, "device `%s': remove what the image has there", d->path);
+    mode_t type = d->type == 'b' ? S_IFBLK : d->type == 'p' ? S_IFIFO : S_IFCHR;
+    if (mknodat(parent, base, type | (d->mode & 07777), makedev(d->major, d->minor)) < 0) {
+        if (errno != EPERM)
+            return ctr_fail(err, errno, "mknod `%s'", d->path);
+        int f = openat(parent, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0);
+        if (f < 0)
+            return ctr_fail(err, errno, "create `%s' in the container", d->path);
+        close(f);
+        cleanup_close int t = ctr_openat_in_root(rootfd, d->path, O_PATH | O_NOFOLLOW, 0);
+        char p[32];
+        if (t < 0 || mount(d->path, ctr_fd_path(t, p, sizeof p), NULL, MS_BIND, NULL) < 0)
+            return ctr_fail(err, errno, "bind the host's `%s' into the container", d->path);
+        return 0;
+    }
+    if (fchownat(parent, base, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) < 0)
+        return ctr_fail(err, errno, "chown `%s'", d->path);
+    return 0;
+}
+
+static int make_devices(const struct ctr_config *c, int rootfd, struct ctr_err *err)
+{
+    for (size_t i = 0; i < c->ndevices; i++)
+        if (make_device(rootfd, &c->devices[i], err) < 0)
+            return -1;
+    cleanup_close int dev = open_dir_in_root(rootfd, "/dev", err);
+    if (dev < 0)
+        return -1;
+    static const char *const links[][2] = {
+        {"/proc/self/fd", "fd"},     {"/proc/self/fd/0", "stdin"},
+        {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"},
+        {"/proc/kcore", "core"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(links); i++)
+        /* /dev/core only where the kernel has a /proc/kcore (runc does the same); the host's
+         * /proc is still ours to look at before pivot_root */
+        if ((strcmp(links[i][1], "core") != 0 || access("/proc/kcore", F_OK) == 0) &&
+            symlinkat(links[i][0], dev, links[i][1]) < 0 && errno != EEXIST)
+            return ctr_fail(err, errno, "symlink `/dev/%s' in the container", links[i][1]);
+    /* With a private devpts instance (newinstance), /dev/ptmx must be its pts/ptmx, not a
+     * node for the host's multiplexer. */
+    for (size_t i = 0; i < c->nmounts; i++)
+        if (strcmp(c->mounts[i].type, "devpts") == 0 &&
+            strcmp(c->mounts[i].destination, "/dev/pts") == 0) {
+            if (unlinkat(dev, "ptmx", 0) < 0 && errno != ENOENT)
+                return ctr_fail(err, errno, "remove `/dev/ptmx' in the container");
+            if (symlinkat("pts/ptmx", dev, "ptmx") < 0)
+                return ctr_fail(err, errno, "symlink `/dev/ptmx' in the container");
+        }
+    return 0;
+}
+
+/* /dev/null of the container, checked to be the null device before anything is bound from
+ * it: an image (or a mount) that puts something else there would otherwise have masked
+ * paths bound from a file it controls (runc CVE-2025-31133). */
+static int open_dev_null(int rootfd, struct ctr_err *err)
+{
+    int fd = ctr_openat_in_root(rootfd, "/dev/null", O_PATH | O_NOFOLLOW, 0);
+    if (fd < 0)
+        return ctr_fail(err, errno, "open `/dev/null' in the container");
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3)) {
+        close(fd);
+        return refuse(err, "`/dev/null' in the container is not the null device (char 1:3)");
+    }
+    return fd;
+}
+
+static int readonly_path(int rootfd, const char *path, struct ctr_err *err)
+{
+    cleanup_close int fd = ctr_openat_in_root(rootfd, path, O_PATH | O_NOFOLLOW, 0);
+    if (fd < 0 && errno == ENOENT)
+        return 0;
+    if (fd < 0)
+        return ctr_fail(err, errno, "readonly path `%s'", path);
+    char p[32];
+    ctr_fd_path(fd, p, sizeof p);
+    if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0)
+        return ctr_fail(err, errno, "readonly path `%s': bind", path);
+    cleanup_close int top = reopen(rootfd, path, err);
+    if (top < 0)
+        return -1;
+    unsigned long keep = ctr_mount_current_flags(top) & (MS_NOSUID | MS_NODEV | MS_NOEXEC);
+    return ctr_mount_remount_bind(top, MS_RDONLY | keep, path, err);
+}
+
+static int masked_path(int rootfd, int devnull, const char *path, struct ctr_err *err)
+{
+    cleanup_close int fd = ctr_openat_in_root(rootfd, path, O_PATH | O_NOFOLLOW, 0);
+    if (fd < 0 && errno == ENOENT)
+        return 0;
+    if (fd < 0)
+        return ctr_fail(err, errno, "masked path `%s'", path);
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return ctr_fail(err, errno, "masked path `%s'", path);
+    char p[32], src[32];
+    ctr_fd_path(fd, p, sizeof p);
+    if (S_ISDIR(st.st_mode)) {
+        /* an empty read-only tmpfs hides a directory */
+        if (mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  "size=0") < 0)
+            return ctr_fail(err, errno, "masked path `%s': mount an empty tmpfs", path);
+    } else if (mount(ctr_fd_path(devnull, src, sizeof src), p, NULL, MS_BIND, NULL) < 0) {
+        return ctr_fail(err, errno, "masked path `%s': bind /dev/null", path);
+    }
+    return 0;
+}
+
+int ctr_rootfs_prepare(const struct ctr_config *c, struct ctr_err *err)
+{
+    /* Nothing done in this mount namespace may propagate back to the host's: / becomes a
+     * slave (the default; rslave still lets host mounts appear inside) or whatever
+     * linux.rootfsPropagation says, recursively. */
+    if (mount(NULL, "/", NULL, c->rootfs_propagation, NULL) < 0)
+        return ctr_fail(err, errno, "make / %s in the container's mount namespace",
+                        (c->rootfs_propagation & MS_SHARED) ? "shared" : "a slave or private");
+    /* The rootfs becomes a mount of its own (pivot_root needs a mount point, and the
+     * recursive bind carries along what the caller mounted inside it). */
+    if (mount(c->rootfs, c->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+        return ctr_fail(err, errno, "bind the rootfs `%s' onto itself", c->rootfs);
+    cleanup_close int rootfd = RETRY(open(c->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (rootfd < 0)
+        return ctr_fail(err, errno, "open the rootfs `%s'", c->rootfs);
+    for (size_t i = 0; i < c->nmounts; i++)
+        if (mount_one(c, rootfd, &c->mounts[i], err) < 0)
+            return -1;
+    if (make_devices(c, rootfd, err) < 0)
+        return -1;
+    for (size_t i = 0; c->readonly && c->readonly[i]; i++)
+        if (readonly_path(rootfd, c->readonly[i], err) < 0)
+            return -1;
+    if (c->masked && c->masked[0]) {
+        cleanup_close int devnull = open_dev_null(rootfd, err);
+        if (devnull < 0)
+            return -1;
+        for (size_t i = 0; c->masked[i]; i++)
+            if (masked_path(rootfd, devnull, c->masked[i], err) < 0)
+                return -1;
+    }
+    return steal_fd(&rootfd);
+}
+
+int ctr_rootfs_enter(const struct ctr_config *c, int rootfd, int no_pivot, struct ctr_err *err)
+{
+    if (fchdir(rootfd) < 0)
+        return ctr_fail(err, errno, "chdir to the rootfs `%s'", c->rootfs);
+    if (no_pivot) {
+        /* MS_MOVE + chroot: for a root that cannot be pivoted (an initramfs).  Weaker: the
+         * old root stays reachable to a process that can escape a chroot. */
+        if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
+            return ctr_fail(err, errno, "move the rootfs `%s' to /", c->rootfs);
+        if (chroot(".") < 0)
+            return ctr_fail(err, errno, "chroot to `%s'", c->rootfs);
+    } else {
+        /* pivot_root(".", "."): the kernel puts the old root on top of the new one, at the
+         * same place, and cwd stays on the new root.  The old root is then the top mount of
+         * "." and umount2(".", MNT_DETACH) takes it away.  This needs no directory inside
+         * the rootfs to park the old root in (the image may be read-only, and a put_old left
+         * behind would be a way back out); it is the trick LXC and runc use.  The old root is
+         * made a recursive slave first, so the lazy unmount does not propagate to the host's
+         * mounts. */
+        if (syscall(SYS_pivot_root, ".", ".") < 0)
+            return ctr_fail(err, errno, "pivot_root to `%s'", c->rootfs);
+        if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
+            return ctr_fail(err, errno, "make the old root a slave");
+        if (umount2(".", MNT_DETACH) < 0)
+            return ctr_fail(err, errno, "unmount the old root");
+    }
+    if (chdir("/") < 0)
+        return ctr_fail(err, errno, "chdir to / in the container");
+    if (c->root_readonly) {
+        struct statfs sf;
+        unsigned long keep = 0;
+        cleanup_close int fd = RETRY(open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (fd >= 0)
+            keep = ctr_mount_current_flags(fd) & (MS_NOSUID | MS_NODEV | MS_NOEXEC);
+        (void)sf;
+        if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | keep, NULL) < 0)
+            return ctr_fail(err, errno, "remount the root read-only");
+    }
+    return 0;
+}

@@ -1,0 +1,19 @@
+/* The container's filesystem, built in the child's new mount namespace before it execs:
+ * propagation, the rootfs bind, every spec mount, devices, masked and read-only paths, then
+ * pivot_root.  Every path under the rootfs is resolved inside it by fd (openat2
+ * RESOLVE_IN_ROOT) and every mount lands on /proc/self/fd/N of a target opened that way, so
+ * nothing in the image (a symlinked /proc, a mount point swapped for a symlink) can make a
+ * mount land on the host.  These functions run only in the child. */
+#ifndef CTR_ROOTFS_H
+#define CTR_ROOTFS_H
+
+#include "config.h"
+#include "error.h"
+
+/* Everything before pivot_root.  Returns an O_PATH fd of the container's root mount. */
+int ctr_rootfs_prepare(const struct ctr_config *c, struct ctr_err *err);
+
+/* pivot_root into rootfd (or, with no_pivot, MS_MOVE + chroot), then root.readonly. */
+int ctr_rootfs_enter(const struct ctr_config *c, int rootfd, int no_pivot, struct ctr_err *err);
+
+#endif

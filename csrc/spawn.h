@@ -1,0 +1,32 @@
+/* create and start: an OCI bundle becomes a process that has done all its setup and waits on
+ * the exec fifo (create), then execs the container's program when the fifo is read (start).
+ * This is runc's create/start split, with the same guarantees: create returns only once the
+ * init is fully set up, and any failure of the setup comes back as the error of create, naming
+ * the step and the path, with the init killed and reaped. */
+#ifndef CTR_SPAWN_H
+#define CTR_SPAWN_H
+
+#include <sys/types.h>
+
+#include "error.h"
+
+struct ctr_create_opts {
+    const char *exec_fifo;   /* created 0600 (must not exist); NULL: exec right after setup */
+    const char *pid_file;    /* written atomically before create returns; may be NULL */
+    int no_pivot;            /* MS_MOVE + chroot instead of pivot_root */
+    int stdio[3];            /* fds the init gets as 0, 1, 2; -1: inherit ours */
+    int preserve_fds;        /* fds 3 .. 3+n-1 stay open in the container */
+    /* HOOK(cgroup): called in the parent after clone and before the child does any setup
+     * (it is blocked reading the sync socket), so the init joins its cgroup (and later gets
+     * its id maps) before it mounts, allocates or execs anything.  Failure aborts create. */
+    int (*after_clone)(pid_t pid, void *data, struct ctr_err *err);
+    void *hook_data;
+};
+
+pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct ctr_err *err);
+
+/* Read the init's byte from the exec fifo (it then execs) and remove the fifo.  ENXIO when no
+ * init is waiting on it, ENOENT when there is no such fifo. */
+int ctr_start(const char *exec_fifo, struct ctr_err *err);
+
+#endif

@@ -1,0 +1,203 @@
+--- Control groups v1, v2 and hybrid, after containerd's cgroups package: `new` creates a
+-- cgroup with the limits of an OCI spec's `linux.resources` in every mounted hierarchy,
+-- `load` finds one again, and the cgroup object adds processes, lists them, freezes, thaws,
+-- measures and deletes.  The C core does the work (csrc/cgroup*.c); the layout comes from
+-- /proc/self/mountinfo on each call.
+--
+-- A path is `linux.cgroupsPath`: "/default/ID" is below each hierarchy's root, "ctrlua/ID"
+-- below the caller's own cgroup (as runc does); ".." is refused; "" means "no cgroup".
+--
+-- Every function takes an optional last `opts` table pointing at a fake tree (specs):
+-- `mountinfo` (a mountinfo file), `proc_cgroup` (a /proc/self/cgroup file), `root` (a prefix
+-- put before every mount point).
+-- @module ctr.cgroups
+local core = require("ctr.core")
+local errors = require("ctr.errors")
+
+local M = {}
+
+local function check_path(path, level)
+  if type(path) ~= "string" then error("path: expected string, got " .. type(path), level + 1) end
+  if path == "" then error("path: empty (no cgroup): the caller skips cgroups then", level + 1) end
+end
+
+local function check_opts(opts, level)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("opts: expected table, got " .. type(opts), level + 1)
+  end
+end
+
+local function result(v, msg, errno)
+  if v == nil then return nil, errors.new(msg, errno) end
+  return v
+end
+
+-- linux.resources fields that are arrays even when empty
+local array_fields = { devices = true, hugepageLimits = true }
+local blkio_arrays = { weightDevice = true, throttleReadBpsDevice = true,
+  throttleWriteBpsDevice = true, throttleReadIOPSDevice = true, throttleWriteIOPSDevice = true }
+
+local function encode_resources(resources, level)
+  if resources == nil or type(resources) == "string" then return resources end
+  if type(resources) ~= "table" then
+    error("resources: expected table or JSON string, got " .. type(resources), level + 1)
+  end
+  local copy = {}
+  for k, v in pairs(resources) do
+    if array_fields[k] and type(v) == "table" then v = core.json_array(v) end
+    if k == "blockIO" and type(v) == "table" then
+      local b = {}
+      for bk, bv in pairs(v) do
+        b[bk] = (blkio_arrays[bk] and type(bv) == "table") and core.json_array(bv) or bv
+      end
+      v = b
+    end
+    copy[k] = v
+  end
+  return core.json_encode(copy)
+end
+
+--- The mounted hierarchies.
+-- @tparam[opt] table opts fake tree (see the module)
+-- @return `{mode="v1"|"v2"|"hybrid"|"none", v1={{mountpoint=, own=, name=, controllers={...}}...},
+--   unified={mountpoint=, own=, controllers={...}} or nil, controllers={memory=MOUNTPOINT,...}}`,
+--   or nil, err
+function M.layout(opts)
+  check_opts(opts, 2)
+  return result(core.cgroup_layout(opts))
+end
+
+--- The cgroup mode of this machine (containerd's cgroups.Mode): "v1", "v2", "hybrid" or "none".
+-- @tparam[opt] table opts
+-- @return string, or nil, err
+function M.mode(opts)
+  local l, err = M.layout(opts)
+  if not l then return nil, err end
+  return l.mode
+end
+
+local Cgroup = {}
+Cgroup.__index = Cgroup
+
+local function wrap(path, opts)
+  return setmetatable({ path = path, opts = opts }, Cgroup)
+end
+
+--- Create the cgroup in every hierarchy and apply the resources (containerd's cgroups.New).
+-- On failure nothing this call created is left behind.
+-- @tparam string path linux.cgroupsPath
+-- @tparam[opt] table|string resources linux.resources (a table, or its JSON text)
+-- @tparam[opt] table opts
+-- @return a cgroup object, or nil, err
+function M.new(path, resources, opts)
+  check_path(path, 2)
+  check_opts(opts, 2)
+  local json = encode_resources(resources, 2)
+  local ok, err = result(core.cgroup_create(path, json, opts))
+  if not ok then return nil, err end
+  return wrap(path, opts)
+end
+
+--- An existing cgroup (containerd's cgroups.Load); fails when it is not there.
+-- @tparam string path
+-- @tparam[opt] table opts
+-- @return a cgroup object, or nil, err
+function M.load(path, opts)
+  check_path(path, 2)
+  check_opts(opts, 2)
+  local dirs, err = result(core.cgroup_dirs(path, opts))
+  if not dirs then return nil, err end
+  local _, perr = M.processes(path, opts)
+  if perr then return nil, perr end
+  return wrap(path, opts)
+end
+
+--- The directory of the cgroup in each hierarchy: `{memory=DIR, cpu=DIR, ["name=systemd"]=DIR,
+-- unified=DIR, ...}`.
+-- @tparam string path
+-- @tparam[opt] table opts
+-- @return table, or nil, err
+function M.dirs(path, opts)
+  check_path(path, 2)
+  check_opts(opts, 2)
+  return result(core.cgroup_dirs(path, opts))
+end
+
+--- Move a process into the cgroup in every hierarchy.
+-- @tparam string path
+-- @tparam number pid
+-- @tparam[opt] table opts
+-- @return true, or nil, err
+function M.add(path, pid, opts)
+  check_path(path, 2)
+  if type(pid) ~= "number" or pid <= 0 or pid % 1 ~= 0 then error("pid: expected a pid", 2) end
+  check_opts(opts, 2)
+  return result(core.cgroup_add_pid(path, pid, opts))
+end
+
+--- The pids in the cgroup (its cgroup.procs).
+-- @tparam string path
+-- @tparam[opt] table opts
+-- @return array of numbers, or nil, err
+function M.processes(path, opts)
+  check_path(path, 2)
+  check_opts(opts, 2)
+  return result(core.cgroup_pids(path, opts))
+end
+
+--- Freeze every process of the cgroup and wait until the kernel says they are.
+-- @tparam string path
+-- @tparam[opt] table opts
+-- @return true, or nil, err
+function M.freeze(path, opts)
+  check_path(path, 2)
+  check_opts(opts, 2)
+  return result(core.cgroup_freeze(path, true, opts))
+end
+
+--- Thaw a frozen cgroup.
+-- @tparam string path
+-- @tparam[opt] table opts
+-- @return true, or nil, err
+function M.thaw(path, opts)
+  check_path(path, 2)
+  check_opts(opts, 2)
+  return result(core.cgroup_freeze(path, false, opts))
+end
+
+--- Statistics: the fields the kernel has, among memory_usage, memory_limit, memory_max_usage,
+-- memory_cache, memory_rss, memory_swap_usage, memory_failcnt, oom, oom_kill, cpu_usage,
+-- cpu_user, cpu_system (nanoseconds), cpu_periods, cpu_throttled_periods,
+-- cpu_throttled_time (ns), pids_current, pids_limit.  Unlimited is math.huge.
+-- @tparam string path
+-- @tparam[opt] table opts
+-- @return table, or nil, err
+function M.stat(path, opts)
+  check_path(path, 2)
+  check_opts(opts, 2)
+  return result(core.cgroup_stats(path, opts))
+end
+
+--- Remove the cgroup from every hierarchy (retrying while a dying process leaves it); a
+-- cgroup that is not there is success.
+-- @tparam string path
+-- @tparam[opt] table opts
+-- @return true, or nil, err
+function M.delete(path, opts)
+  check_path(path, 2)
+  check_opts(opts, 2)
+  return result(core.cgroup_delete(path, opts))
+end
+
+--- cgroup object methods: `cg:add(pid)`, `cg:processes()`, `cg:freeze()`, `cg:thaw()`,
+-- `cg:stat()`, `cg:dirs()`, `cg:delete()`; `cg.path` is its path.
+-- @section cgroup
+function Cgroup:add(pid) return M.add(self.path, pid, self.opts) end
+function Cgroup:processes() return M.processes(self.path, self.opts) end
+function Cgroup:freeze() return M.freeze(self.path, self.opts) end
+function Cgroup:thaw() return M.thaw(self.path, self.opts) end
+function Cgroup:stat() return M.stat(self.path, self.opts) end
+function Cgroup:dirs() return M.dirs(self.path, self.opts) end
+function Cgroup:delete() return M.delete(self.path, self.opts) end
+
+return M

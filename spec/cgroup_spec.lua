@@ -1,0 +1,547 @@
+-- cgroups: layout detection, resources written to v1 and v2 files, cleanup on failure (over
+-- fake cgroup trees: spec/support/cgroup_fake.lua), and on this machine's real hierarchy
+-- (#root): limits read back, a real process added, measured, frozen, thawed, OOM-killed, and
+-- every directory removed.
+local core = require("ctr.core")
+local cgroups = require("ctr.cgroups")
+local fake_mod = require("support.cgroup_fake")
+
+local function json(t) return core.json_encode(t) end
+
+describe("cgroups over a fake tree", function()
+  local fake
+  after_each(function()
+    if fake then fake:remove() end
+    fake = nil
+  end)
+
+  describe("layout", function()
+    it("detects v1: co-mounted controllers, name=systemd, own cgroup, bind mounts ignored", function()
+      fake = fake_mod.new("v1")
+      local l = assert(cgroups.layout(fake.opts))
+      assert.are.equal("v1", l.mode)
+      assert.is_nil(l.unified)
+      assert.are.equal(8, #l.v1)
+      local base = fake.tmp .. "/sys/fs/cgroup/"
+      assert.are.equal(base .. "cpu,cpuacct", l.controllers.cpu)
+      assert.are.equal(base .. "cpu,cpuacct", l.controllers.cpuacct)
+      assert.are.equal(base .. "memory", l.controllers.memory)
+      assert.is_nil(l.controllers.hugetlb)
+      local names, own = {}, {}
+      for _, h in ipairs(l.v1) do
+        if h.name then names[#names + 1] = h.name end
+        own[h.mountpoint] = h.own
+      end
+      assert.are.same({ "systemd" }, names)
+      assert.are.equal("/user.slice", own[base .. "memory"])
+      assert.are.equal("", own[base .. "pids"])
+    end)
+
+    it("detects v2 and its controllers from cgroup.controllers", function()
+      fake = fake_mod.new("v2")
+      local l = assert(cgroups.layout(fake.opts))
+      assert.are.equal("v2", l.mode)
+      assert.are.equal(0, #l.v1)
+      assert.are.equal(fake.tmp .. "/sys/fs/cgroup", l.unified.mountpoint)
+      assert.are.equal("/user.slice/session-1.scope", l.unified.own)
+      table.sort(l.unified.controllers)
+      assert.are.same({ "cpu", "cpuset", "hugetlb", "io", "memory", "pids" }, l.unified.controllers)
+      assert.are.equal(fake.tmp .. "/sys/fs/cgroup", l.controllers.memory)
+      assert.are.equal(fake.tmp .. "/sys/fs/cgroup", l.controllers.blkio)
+    end)
+
+    it("detects hybrid: v1 controllers, the unified mount holding only what v1 lacks", function()
+      fake = fake_mod.new("hybrid")
+      local l = assert(cgroups.layout(fake.opts))
+      assert.are.equal("hybrid", l.mode)
+      assert.are.equal(fake.tmp .. "/sys/fs/cgroup/unified", l.unified.mountpoint)
+      assert.are.same({ "hugetlb" }, l.unified.controllers)
+      assert.are.equal(fake.tmp .. "/sys/fs/cgroup/memory", l.controllers.memory)
+      assert.are.equal(fake.tmp .. "/sys/fs/cgroup/unified", l.controllers.hugetlb)
+    end)
+
+    it("says none when nothing is mounted, and refuses to create there", function()
+      fake = fake_mod.new("none")
+      assert.are.equal("none", cgroups.mode(fake.opts))
+      local cg, err = cgroups.new("/x", nil, fake.opts)
+      assert.is_nil(cg)
+      assert.matches("no cgroup hierarchy", err.msg)
+    end)
+
+    it("fails naming a missing mountinfo", function()
+      local l, err = cgroups.layout({ mountinfo = "/nonexistent/mountinfo" })
+      assert.is_nil(l)
+      assert.matches("/nonexistent/mountinfo", err.msg)
+      assert.are.equal("ENOENT", err.sym)
+    end)
+  end)
+
+  describe("paths", function()
+    it("puts absolute paths below the mount and relative ones below the caller's cgroup", function()
+      fake = fake_mod.new("hybrid")
+      local d = assert(cgroups.dirs("/default/c1", fake.opts))
+      assert.are.equal(fake.tmp .. "/sys/fs/cgroup/memory/default/c1", d.memory)
+      assert.are.equal(fake.tmp .. "/sys/fs/cgroup/systemd/default/c1", d["name=systemd"])
+      assert.are.equal(fake.tmp .. "/sys/fs/cgroup/unified/default/c1", d.unified)
+      d = assert(cgroups.dirs("ctrlua//./c1/", fake.opts))
+      assert.are.equal(fake.tmp .. "/sys/fs/cgroup/memory/user.slice/ctrlua/c1", d.memory)
+      assert.are.equal(fake.tmp .. "/sys/fs/cgroup/pids/ctrlua/c1", d.pids)
+      assert.are.equal(fake.tmp .. "/sys/fs/cgroup/unified/user.slice/session-1.scope/ctrlua/c1", d.unified)
+    end)
+
+    it("refuses `..', the root itself, and an empty path", function()
+      fake = fake_mod.new("v1")
+      for _, p in ipairs({ "/a/../../etc", "..", "/", "//." }) do
+        local cg, err = cgroups.new(p, nil, fake.opts)
+        assert.is_nil(cg, p)
+        assert.are.equal("EINVAL", err.sym)
+      end
+      assert.has_error(function() cgroups.new("", nil, fake.opts) end)
+      assert.has_error(function() cgroups.new(7) end)
+      -- nothing was made
+      assert.is_nil(core.stat(fake.tmp .. "/etc"))
+    end)
+  end)
+
+  describe("v1 resources", function()
+    before_each(function()
+      fake = fake_mod.new("v1", { hugetlb_v1 = true })
+      fake:cgroup("/d")
+      fake:cgroup("/d/c", { ["memory.limit_in_bytes"] = "9223372036854771712\n" })
+    end)
+
+    it("writes memory (memsw = memory+swap), cpu, cpuset, pids, blkio, hugetlb", function()
+      assert(core.mkdir_p(fake:dir("cpuset", "/d"), 493))
+      local f = io.open(fake:dir("cpuset", "/d") .. "/cpuset.mems", "w") f:write("0\n") f:close()
+      assert(cgroups.new("/d/c", {
+        memory = { limit = 67108864, swap = 134217728, reservation = 33554432, swappiness = 10,
+          kernel = 1000, kernelTCP = 2000, disableOOMKiller = true, useHierarchy = true },
+        cpu = { shares = 512, quota = 50000, period = 100000, realtimeRuntime = 950,
+          realtimePeriod = 1000, cpus = "0-1" },
+        pids = { limit = 20 },
+        blockIO = { weight = 500, leafWeight = 300,
+          weightDevice = { { major = 8, minor = 0, weight = 600, leafWeight = 200 } },
+          throttleReadBpsDevice = { { major = 8, minor = 0, rate = 1048576 } },
+          throttleWriteIOPSDevice = { { major = 8, minor = 16, rate = 100 } } },
+        hugepageLimits = { { pageSize = "2MB", limit = 4194304 } },
+      }, fake.opts))
+      local function v(h, file) return fake:value(h, "/d/c", file) end
+      assert.are.equal("67108864", v("memory", "memory.limit_in_bytes"))
+      assert.are.equal("134217728", v("memory", "memory.memsw.limit_in_bytes"))
+      assert.are.equal("33554432", v("memory", "memory.soft_limit_in_bytes"))
+      assert.are.equal("10", v("memory", "memory.swappiness"))
+      assert.are.equal("1", v("memory", "memory.oom_control"))
+      assert.are.equal("1", v("memory", "memory.use_hierarchy"))
+      -- kernel memory only where the kernel still has the file
+      assert.is_nil(core.stat(fake:dir("memory", "/d/c") .. "/memory.kmem.limit_in_bytes"))
+      assert.are.equal("2000", v("memory", "memory.kmem.tcp.limit_in_bytes"))
+      assert.are.equal("512", v("cpu,cpuacct", "cpu.shares"))
+      assert.are.equal("50000", v("cpu,cpuacct", "cpu.cfs_quota_us"))
+      assert.are.equal("100000", v("cpu,cpuacct", "cpu.cfs_period_us"))
+      assert.are.equal("1000", v("cpu,cpuacct", "cpu.rt_period_us"))
+      assert.are.equal("950", v("cpu,cpuacct", "cpu.rt_runtime_us"))
+      assert.are.same({ "0-3", "0-1" }, fake:lines("cpuset", "/d/c", "cpuset.cpus"))
+      -- mems was empty: copied from the parent
+      assert.are.equal("0", v("cpuset", "cpuset.mems"))
+      assert.are.equal("20", v("pids", "pids.max"))
+      assert.are.equal("500", v("blkio", "blkio.weight"))
+      assert.are.equal("300", v("blkio", "blkio.leaf_weight"))
+      assert.are.equal("8:0 600", v("blkio", "blkio.weight_device"))
+      assert.are.equal("8:0 200", v("blkio", "blkio.leaf_weight_device"))
+      assert.are.equal("8:0 1048576", v("blkio", "blkio.throttle.read_bps_device"))
+      assert.are.equal("8:16 100", v("blkio", "blkio.throttle.write_iops_device"))
+      assert.are.same({}, fake:lines("blkio", "/d/c", "blkio.throttle.write_bps_device"))
+      assert.are.equal("4194304", v("hugetlb", "hugetlb.2MB.limit_in_bytes"))
+    end)
+
+    it("writes pids.max max for a limit <= 0", function()
+      assert(cgroups.new("/d/c", { pids = { limit = -1 } }, fake.opts))
+      assert.are.equal("max", fake:value("pids", "/d/c", "pids.max"))
+      assert(cgroups.new("/d/c", { pids = { limit = 0 } }, fake.opts))
+      assert.are.same({ "max", "max" }, fake:lines("pids", "/d/c", "pids.max"))
+    end)
+
+    it("denies every device first, then writes the rules in their order", function()
+      assert(cgroups.new("/d/c", { devices = {
+        { allow = false, access = "rwm" },
+        { allow = true, type = "c", major = 1, minor = 3, access = "rwm" },
+        { allow = true, type = "c", major = 136, access = "rw" },
+        { allow = false, type = "c", major = 1, minor = 3, access = "m" },
+        { allow = true, type = "b", minor = 7, access = "r" },
+      } }, fake.opts))
+      assert.are.same({ "a", "a *:* rwm", "c 1:3 m" }, fake:lines("devices", "/d/c", "devices.deny"))
+      assert.are.same({ "c 1:3 rwm", "c 136:* rw", "b *:7 r" },
+        fake:lines("devices", "/d/c", "devices.allow"))
+    end)
+
+    it("refuses malformed device rules before writing any", function()
+      for _, bad in ipairs({ { { allow = true, type = "x" } }, { { allow = true, access = "rwx" } },
+        { { type = "c" } }, { { allow = true, access = "" } } }) do
+        local cg, err = cgroups.new("/d/c", { devices = bad }, fake.opts)
+        assert.is_nil(cg)
+        assert.are.equal("EINVAL", err.sym)
+      end
+      assert.are.same({}, fake:lines("devices", "/d/c", "devices.deny"))
+    end)
+
+    it("orders memsw before the limit when raising above the current limit (runc)", function()
+      fake:cgroup("/d/c", { ["memory.limit_in_bytes"] = "1000\n" })
+      assert(cgroups.new("/d/c", { memory = { limit = 2000, swap = 4000 } }, fake.opts))
+      assert.are.equal("2000", fake:value("memory", "/d/c", "memory.limit_in_bytes"))
+      assert.are.equal("4000", fake:value("memory", "/d/c", "memory.memsw.limit_in_bytes"))
+    end)
+
+    it("names the file and the value of a failed write", function()
+      local cg, err = cgroups.new("/d/c", { cpu = { idle = 1 } }, fake.opts)
+      assert.is_nil(cg)
+      assert.matches("write `[^']*/d/c/cpu.idle' = 1: No such file or directory", err.msg)
+      assert.are.equal("ENOENT", err.sym)
+    end)
+
+    it("refuses unified on a v1-only machine, and wrong types naming the field", function()
+      local cg, err = cgroups.new("/d/c", { unified = { ["memory.high"] = "1" } }, fake.opts)
+      assert.is_nil(cg)
+      assert.matches("cgroup v2 is not mounted", err.msg)
+      cg, err = cgroups.new("/d/c", '{"memory":{"limit":"lots"}}', fake.opts)
+      assert.is_nil(cg)
+      assert.matches("linux.resources.memory.limit: expected an integer", err.msg)
+      cg, err = cgroups.new("/d/c", '{"memory":{"swappiness":101}}', fake.opts)
+      assert.is_nil(cg)
+      assert.matches("swappiness", err.msg)
+    end)
+
+    it("removes every directory it created when a step fails, and only those", function()
+      -- /d exists; /d/new/deep does not: mkdir makes it, and the fake has no cpuset files in
+      -- it to inherit (a cpuset that cannot be read)
+      local cg, err = cgroups.new("/d/new/deep", { pids = { limit = 5 } }, fake.opts)
+      assert.is_nil(cg)
+      assert.matches("cpuset/d/new/cpuset.cpus", err.msg, 1, true)
+      for name in pairs(fake.hier) do
+        assert.is_nil(core.stat(fake:dir(name, "/d/new")), name)
+        assert.is_truthy(core.stat(fake:dir(name, "/d")), name)
+      end
+    end)
+
+    it("adds a pid to every hierarchy, lists, measures and freezes", function()
+      assert(cgroups.new("/d/c", nil, fake.opts))
+      assert(cgroups.add("/d/c", 4242, fake.opts))
+      for name in pairs(fake.hier) do
+        assert.are.same({ "4242" }, fake:lines(name, "/d/c", "cgroup.procs"), name)
+      end
+      assert.are.same({ 4242 }, assert(cgroups.processes("/d/c", fake.opts)))
+      local s = assert(cgroups.stat("/d/c", fake.opts))
+      assert.are.equal(4096, s.memory_usage)
+      assert.are.equal(math.huge, s.memory_limit)
+      assert.are.equal(8192, s.memory_max_usage)
+      assert.are.equal(11, s.memory_cache)
+      assert.are.equal(21, s.memory_rss)
+      assert.are.equal(2, s.oom_kill)
+      assert.are.equal(123456789, s.cpu_usage)
+      assert.are.equal(100000000, s.cpu_user)
+      assert.are.equal(23456789, s.cpu_system)
+      assert.are.equal(3, s.cpu_throttled_periods)
+      assert.are.equal(5000, s.cpu_throttled_time)
+      assert.are.equal(3, s.pids_current)
+      -- the fake freezer.state says THAWED until written: the write is what it reads back
+      assert(cgroups.freeze("/d/c", fake.opts))
+      assert.are.equal("FROZEN", fake:value("freezer", "/d/c", "freezer.state"))
+      io.open(fake:dir("freezer", "/d/c") .. "/freezer.state", "w"):close()
+      assert(cgroups.thaw("/d/c", fake.opts))
+      assert.are.equal("THAWED", fake:value("freezer", "/d/c", "freezer.state"))
+    end)
+  end)
+
+  describe("v2 resources", function()
+    before_each(function()
+      fake = fake_mod.new("v2")
+      fake:cgroup("/d")
+      fake:cgroup("/d/c")
+    end)
+
+    local function v(file) return fake:value("unified", "/d/c", file) end
+
+    it("converts shares to cpu.weight as runc does", function()
+      for _, case in ipairs({ { 1024, "39" }, { 2, "1" }, { 262144, "10000" }, { 512, "20" } }) do
+        assert(cgroups.new("/d/c", { cpu = { shares = case[1] } }, fake.opts))
+        assert.are.equal(case[2], v("cpu.weight"), "shares " .. case[1])
+      end
+    end)
+
+    it("writes cpu.max as quota period, max period, and quota alone", function()
+      assert(cgroups.new("/d/c", { cpu = { quota = 50000, period = 100000 } }, fake.opts))
+      assert.are.equal("50000 100000", v("cpu.max"))
+      assert(cgroups.new("/d/c", { cpu = { quota = -1, period = 250000 } }, fake.opts))
+      assert.are.equal("max 250000", v("cpu.max"))
+      assert(cgroups.new("/d/c", { cpu = { quota = 20000 } }, fake.opts))
+      assert.are.equal("20000", v("cpu.max"))
+      local cg, err = cgroups.new("/d/c", { cpu = { realtimeRuntime = 5 } }, fake.opts)
+      assert.is_nil(cg)
+      assert.matches("not supported on cgroup v2", err.msg)
+    end)
+
+    it("writes memory.max, memory.swap.max = swap - limit, memory.low", function()
+      assert(cgroups.new("/d/c", { memory = { limit = 67108864, swap = 100663296,
+        reservation = 1048576, swappiness = 5, kernel = 7 } }, fake.opts))
+      assert.are.equal("67108864", v("memory.max"))
+      assert.are.equal("33554432", v("memory.swap.max"))
+      assert.are.equal("1048576", v("memory.low"))
+      assert(cgroups.new("/d/c", { memory = { limit = 1000, swap = 1000 } }, fake.opts))
+      assert.are.equal("0", v("memory.swap.max"))
+      assert(cgroups.new("/d/c", { memory = { limit = -1 } }, fake.opts))
+      assert.are.equal("max", v("memory.max"))
+      assert.are.equal("max", v("memory.swap.max"))
+      local cg, err = cgroups.new("/d/c", { memory = { limit = 2000, swap = 1000 } }, fake.opts)
+      assert.is_nil(cg)
+      assert.matches("below the memory limit", err.msg)
+    end)
+
+    it("writes pids, io, cpuset, hugetlb", function()
+      assert(cgroups.new("/d/c", {
+        pids = { limit = 0 }, cpu = { cpus = "1", mems = "0" },
+        blockIO = { weight = 500, throttleReadBpsDevice = { { major = 8, minor = 0, rate = 1048576 } },
+          throttleWriteIOPSDevice = { { major = 8, minor = 0, rate = 120 } } },
+        hugepageLimits = { { pageSize = "2MB", limit = 2097152 } },
+      }, fake.opts))
+      assert.are.equal("max", v("pids.max"))
+      assert.are.equal("1", v("cpuset.cpus"))
+      assert.are.equal("0", v("cpuset.mems"))
+      assert.are.equal(tostring(1 + math.floor((500 - 10) * 9999 / 990)), v("io.weight"))
+      assert.are.same({ "8:0 rbps=1048576", "8:0 wiops=120" }, fake:lines("unified", "/d/c", "io.max"))
+      assert.are.equal("2097152", v("hugetlb.2MB.max"))
+      local cg, err = cgroups.new("/d/c", { hugepageLimits = { { pageSize = "../2MB", limit = 1 } } },
+        fake.opts)
+      assert.is_nil(cg)
+      assert.matches("pageSize", err.msg)
+    end)
+
+    it("enables the parent's controllers in cgroup.subtree_control on the way down", function()
+      assert(cgroups.new("/d/c", { pids = { limit = 3 } }, fake.opts))
+      local root = fake.tmp .. "/sys/fs/cgroup"
+      local got = assert(core.read_file(root .. "/cgroup.subtree_control"))
+      for _, c in ipairs({ "+cpu", "+cpuset", "+io", "+memory", "+hugetlb", "+pids" }) do
+        assert.is_truthy(got:find(c .. "\n", 1, true), c)
+      end
+      got = assert(core.read_file(root .. "/d/cgroup.subtree_control"))
+      assert.is_truthy(got:find("+pids\n", 1, true))
+    end)
+
+    it("writes unified keys, and refuses keys with / or .. before writing anything", function()
+      assert(cgroups.new("/d/c", { memory = { limit = 1000 },
+        unified = { ["memory.max"] = "2000", ["cpu.idle"] = "1" } }, fake.opts))
+      -- unified comes last and wins
+      assert.are.same({ "1000", "2000" }, fake:lines("unified", "/d/c", "memory.max"))
+      assert.are.equal("1", v("cpu.idle"))
+      for _, key in ipairs({ "../memory.max", "sub/memory.max", "..", "memory..max" }) do
+        local cg, err = cgroups.new("/d/c", { unified = { ["pids.max"] = "1", [key] = "1" } }, fake.opts)
+        assert.is_nil(cg, key)
+        assert.are.equal("EINVAL", err.sym)
+      end
+      assert.are.same({}, fake:lines("unified", "/d/c", "pids.max"))
+    end)
+
+    it("refuses device rules it cannot enforce, naming what is missing; allows allow-all", function()
+      local cg, err = cgroups.new("/d/c", { devices = {
+        { allow = false, access = "rwm" }, { allow = true, type = "c", major = 1, minor = 3 } } },
+        fake.opts)
+      assert.is_nil(cg)
+      assert.matches("eBPF", err.msg)
+      assert.are.equal(95, err.errno) -- ENOTSUP
+      cg, err = cgroups.new("/d/c", { devices = {} }, fake.opts)
+      assert.is_nil(cg)
+      assert(cgroups.new("/d/c", { devices = { { allow = false, access = "rwm" },
+        { allow = true, access = "rwm" } } }, fake.opts))
+    end)
+
+    it("removes every directory it created when a write fails, and only those", function()
+      -- /d exists; /d/new/deep does not: mkdir makes it empty, the first write fails
+      local cg, err = cgroups.new("/d/new/deep", { pids = { limit = 5 } }, fake.opts)
+      assert.is_nil(cg)
+      assert.matches("write `[^']*/d/new/deep/pids.max' = 5: No such file or directory", err.msg)
+      assert.is_nil(core.stat(fake:dir("unified", "/d/new")))
+      assert.is_truthy(core.stat(fake:dir("unified", "/d")))
+    end)
+
+    it("adds, measures from v2 files and freezes through cgroup.freeze", function()
+      assert(cgroups.add("/d/c", 77, fake.opts))
+      assert.are.same({ "77" }, fake:lines("unified", "/d/c", "cgroup.procs"))
+      assert.are.same({ 77 }, assert(cgroups.processes("/d/c", fake.opts)))
+      local s = assert(cgroups.stat("/d/c", fake.opts))
+      assert.are.equal(5000, s.memory_usage)
+      assert.are.equal(2, s.oom)
+      assert.are.equal(1, s.oom_kill)
+      assert.are.equal(30, s.memory_rss)
+      assert.are.equal(40, s.memory_cache)
+      assert.are.equal(1500000, s.cpu_usage)
+      assert.are.equal(1000000, s.cpu_user)
+      assert.are.equal(4, s.cpu_throttled_periods)
+      assert.are.equal(7000, s.cpu_throttled_time)
+      assert.are.equal(2, s.pids_current)
+      assert(cgroups.freeze("/d/c", fake.opts))
+      assert.are.equal("1", v("cgroup.freeze"))
+      local _, err = cgroups.stat("/d/none", fake.opts)
+      assert.are.equal("ENOENT", err.sym)
+    end)
+  end)
+
+  describe("hybrid", function()
+    it("uses v1 for the controllers and the unified mount for hugetlb and unified keys", function()
+      fake = fake_mod.new("hybrid")
+      fake:cgroup("/d")
+      fake:cgroup("/d/c")
+      assert(cgroups.new("/d/c", { memory = { limit = 4096 },
+        hugepageLimits = { { pageSize = "2MB", limit = 0 } },
+        unified = { ["hugetlb.2MB.max"] = "max" } }, fake.opts))
+      assert.are.equal("4096", fake:value("memory", "/d/c", "memory.limit_in_bytes"))
+      assert.are.same({ "0", "max" }, fake:lines("unified", "/d/c", "hugetlb.2MB.max"))
+      assert.are.same({}, fake:lines("unified", "/d/c", "memory.max"))
+      assert(cgroups.add("/d/c", 99, fake.opts))
+      assert.are.same({ "99" }, fake:lines("unified", "/d/c", "cgroup.procs"))
+      assert.are.same({ "99" }, fake:lines("systemd", "/d/c", "cgroup.procs"))
+    end)
+  end)
+end)
+
+-- ------------------------------------------------------------------ the real hierarchy
+
+local function sh_ok(cmd) return os.execute(cmd .. " >/dev/null 2>&1") == 0 end
+
+local function uuid()
+  local s = assert(core.read_file("/proc/sys/kernel/random/uuid"))
+  return s:sub(1, 8)
+end
+
+describe("cgroups on this machine #root", function()
+  local top, path, procs, tmp
+  local layout = cgroups.layout()
+  local usable = layout and layout.mode ~= "none"
+
+  before_each(function()
+    top = "/ctrlua-test-" .. uuid()
+    path = top .. "/x"
+    procs = {}
+    local p = io.popen("mktemp -d /tmp/ctrlua-cg.XXXXXX")
+    tmp = p:read("*l")
+    p:close()
+  end)
+
+  after_each(function()
+    for _, pr in ipairs(procs) do core.kill(pr.pid, 9) end
+    cgroups.thaw(path) -- a frozen task cannot die
+    for _, pr in ipairs(procs) do pr.handle:close() end
+    local ok1, e1 = cgroups.delete(path)
+    local ok2, e2 = cgroups.delete(top)
+    core.remove_tree(tmp)
+    assert(ok1, e1 and e1.msg)
+    assert(ok2, e2 and e2.msg)
+    for _, dir in pairs(assert(cgroups.dirs(top))) do
+      assert.is_nil(core.stat(dir), dir)
+    end
+  end)
+
+  -- start `sh -c SCRIPT` that waits until it is in our cgroup before going on
+  local function start(script)
+    local cmd = ("sh -c 'echo $$; while ! grep -q %s /proc/$$/cgroup; do sleep 0.02; done; %s' 2>/dev/null")
+      :format(top:sub(2), script)
+    local h = assert(io.popen(cmd))
+    local pid = tonumber(h:read("*l"))
+    procs[#procs + 1] = { pid = pid, handle = h }
+    return pid
+  end
+
+  local function wait_for(pred, secs)
+    local deadline = core.monotime() + (secs or 5)
+    while core.monotime() < deadline do
+      if pred() then return true end
+      sh_ok("sleep 0.02")
+    end
+    return pred()
+  end
+
+  it("creates with limits, reads every file back, and deletes every directory", function()
+    if not usable then pending("no cgroups mounted") return end
+    local cg = assert(cgroups.new(path, { memory = { limit = 64 * 1048576 },
+      cpu = { shares = 512, quota = 50000, period = 100000 }, pids = { limit = 20 } }))
+    local d = assert(cg:dirs())
+    for _, dir in pairs(d) do assert.are.equal("directory", assert(core.stat(dir)).type) end
+    local function read(dir, file) return (assert(core.read_file(dir .. "/" .. file)):gsub("%s+$", "")) end
+    if layout.mode == "v2" then
+      assert.are.equal(tostring(64 * 1048576), read(d.memory, "memory.max"))
+      assert.are.equal("50000 100000", read(d.cpu, "cpu.max"))
+      assert.are.equal("20", read(d.cpu, "cpu.weight"))
+      assert.are.equal("20", read(d.pids, "pids.max"))
+    else
+      assert.are.equal(tostring(64 * 1048576), read(d.memory, "memory.limit_in_bytes"))
+      assert.are.equal("512", read(d.cpu, "cpu.shares"))
+      assert.are.equal("50000", read(d.cpu, "cpu.cfs_quota_us"))
+      assert.are.equal("100000", read(d.cpu, "cpu.cfs_period_us"))
+      assert.are.equal("20", read(d.pids, "pids.max"))
+      if d.cpuset then assert.are_not.equal("", read(d.cpuset, "cpuset.cpus")) end
+    end
+    local s = assert(cg:stat())
+    assert.are.equal(64 * 1048576, s.memory_limit)
+    assert.are.equal(20, s.pids_limit)
+    assert.are.equal(0, s.pids_current)
+    assert(cg:delete())
+    for _, dir in pairs(d) do assert.is_nil(core.stat(dir), dir) end
+    assert(cg:delete()) -- missing is success
+  end)
+
+  it("refuses a bad limit with the file and value, leaving nothing behind", function()
+    if not usable or layout.mode == "v2" then pending("v1 cpu.shares") return end
+    local cg, err = cgroups.new(path, { cpu = { shares = 1 } })
+    assert.is_nil(cg)
+    assert.matches("minimum allowed is 2", err.msg)
+    for _, dir in pairs(assert(cgroups.dirs(top))) do assert.is_nil(core.stat(dir), dir) end
+  end)
+
+  it("adds a real process, measures it, lists it, freezes and thaws it", function()
+    if not usable then pending("no cgroups mounted") return end
+    local cg = assert(cgroups.new(path, { pids = { limit = 20 }, memory = { limit = 64 * 1048576 } }))
+    local counter = tmp .. "/counter"
+    local pid = start(("i=0; while :; do i=$((i+1)); echo $i > %s; sleep 0.01; done"):format(counter))
+    assert(cg:add(pid))
+    assert.is_true(wait_for(function() return core.read_file(counter) ~= nil end))
+    local listed = assert(cg:processes())
+    local found = false
+    for _, p in ipairs(listed) do found = found or p == pid end
+    assert.is_true(found)
+    local s = assert(cg:stat())
+    assert.is_true(s.pids_current >= 1)
+    assert.is_true(s.memory_usage > 0)
+    assert.is_truthy(s.cpu_usage)
+    assert.is_true(wait_for(function() return assert(cg:stat()).cpu_usage > 0 end))
+
+    assert(cg:freeze())
+    local a = core.read_file(counter)
+    sh_ok("sleep 0.3")
+    assert.are.equal(a, core.read_file(counter))
+    local d = cg:dirs()
+    if d.freezer then
+      assert.are.equal("FROZEN", (core.read_file(d.freezer .. "/freezer.state"):gsub("%s+$", "")))
+    end
+    assert(cg:thaw())
+    assert.is_true(wait_for(function() return core.read_file(counter) ~= a end))
+
+    core.kill(pid, 9)
+    procs[1].handle:close()
+    procs = {}
+    assert.is_true(wait_for(function() return #assert(cg:processes()) == 0 end))
+    assert(cg:delete())
+    for _, dir in pairs(d) do assert.is_nil(core.stat(dir), dir) end
+  end)
+
+  it("OOM-kills an allocation past the memory limit and counts it", function()
+    if not usable then pending("no cgroups mounted") return end
+    -- swap = limit: no swap to escape into
+    local cg = assert(cgroups.new(path, { memory = { limit = 32 * 1048576, swap = 32 * 1048576 } }))
+    local pid = start([[x=$(head -c 200m /dev/zero | tr "\0" a); echo survived]])
+    assert(cg:add(pid))
+    local out = procs[1].handle:read("*a")
+    procs[1].handle:close()
+    procs = {}
+    assert.are_not.matches("survived", out)
+    local s = assert(cg:stat())
+    assert.is_true((s.oom_kill or 0) >= 1, "oom_kill " .. tostring(s.oom_kill))
+    assert.is_true(s.memory_max_usage == nil or s.memory_max_usage > 16 * 1048576)
+  end)
+end)
