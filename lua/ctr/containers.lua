@@ -352,20 +352,20 @@ function Container:delete(opts)
       if r == nil and err ~= nil then return nil, err end
     end
   end
-  return meta.with_lock(client.root, client.namespace, function()
-    local rec, err = meta.get(client.root, client.namespace, KIND, self.id)
-    if not rec then return nil, err end
-    if opts.snapshot_cleanup ~= false and rec.snapshotter and rec.snapshot_key then
-      local sn, rerr = client:snapshotter(rec.snapshotter)
-      if not sn then return nil, rerr end
-      local ok
-      ok, rerr = sn:remove(rec.snapshot_key)
-      if ok == nil and rerr ~= nil and rerr.sym ~= "NOT_FOUND" and rerr.errno ~= 2 then
-        return nil, errors.wrap(rerr, "remove snapshot %q", rec.snapshot_key)
-      end
+  -- no namespace lock here: the snapshotter takes it itself; the record goes last, by one
+  -- atomic unlink, so an interrupted delete leaves a record that can be deleted again
+  local rec, err = meta.get(client.root, client.namespace, KIND, self.id)
+  if not rec then return nil, err end
+  if opts.snapshot_cleanup ~= false and rec.snapshotter and rec.snapshot_key then
+    local sn, rerr = client:snapshotter(rec.snapshotter)
+    if not sn then return nil, rerr end
+    local ok
+    ok, rerr = sn:remove(rec.snapshot_key)
+    if ok == nil and rerr ~= nil and rerr.sym ~= "NOT_FOUND" and rerr.errno ~= 2 then
+      return nil, errors.wrap(rerr, "remove snapshot %q", rec.snapshot_key)
     end
-    return meta.delete(client.root, client.namespace, KIND, self.id)
-  end)
+  end
+  return meta.delete(client.root, client.namespace, KIND, self.id)
 end
 
 --- Create the container's task; see ctr.tasks.new_task.

@@ -134,7 +134,13 @@ function M.new_task(container, io, opts)
     no_pivot = opts.no_pivot,
     stdin = io.stdin, stdout = io.stdout, stderr = io.stderr,
   })
-  if not pid then return fail(errors.new(msg, errno)) end
+  if not pid then
+    local err = errors.new(msg, errno)
+    -- the init looks the command up before it reports ready (as runc's does): mark that
+    -- failure so that run can answer 127 (not found) or 126 (cannot invoke)
+    err.exec = msg:match("^exec: ") ~= nil
+    return fail(err)
+  end
 
   local st = { status = "created", pid = pid, start_time = M.proc_start_time(pid),
     created_at = core.rfc3339() }
