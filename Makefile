@@ -9,7 +9,7 @@ DATADIR   := $(PREFIX)/share/ctrlua
 # Debian packages the build, the tests and the benchmarks need.
 DEB_PACKAGES := build-essential pkg-config luajit libluajit-5.1-dev libseccomp-dev \
 	libcjson-dev libmount-dev libarchive-dev libssl-dev lua-busted lua-ldoc busybox-static \
-	zstd gzip tar iproute2 util-linux umoci skopeo runc crun containerd hyperfine
+	zstd gzip tar iproute2 util-linux procps python3 umoci skopeo runc crun containerd hyperfine time luarocks
 
 CC        ?= cc
 OPT       ?= -O2 -g
@@ -25,7 +25,7 @@ HEADERS   := $(wildcard csrc/*.h)
 LUAJIT_RUN = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='$(BUILD)/lib/?.so;;' \
 	CTRLUA_BIN='$(CURDIR)/$(BUILD)/ctrlua' CTRLUA_TEST_IMAGE='$(CURDIR)/build/images/busybox.oci.tar'
 
-.PHONY: all deps test test-unit asan bench image install uninstall clean doc conformance
+.PHONY: all deps test asan bench image install install-rock uninstall clean doc conformance
 
 all: $(BUILD)/ctrlua $(BUILD)/lib/ctr/core.so $(BUILD)/ctrlua-runc
 
@@ -88,8 +88,21 @@ install: all
 	ln -sf ctrlua $(DESTDIR)$(PREFIX)/bin/ctrlua-runc
 	install -m 0644 lua/ctr/*.lua $(DESTDIR)$(DATADIR)/lua/ctr/
 	install -m 0644 scripts/*.lua $(DESTDIR)$(DATADIR)/scripts/
-	install -m 0644 $(wildcard examples/*.lua) $(DESTDIR)$(DATADIR)/examples/
+	for f in examples/*; do [ ! -f "$$f" ] || install -m 0644 "$$f" $(DESTDIR)$(DATADIR)/examples/; done
 	install -m 0755 $(BUILD)/lib/ctr/core.so $(DESTDIR)$(PREFIX)/lib/lua/5.1/ctr/core.so
+
+# For `luarocks make rockspec/...`: modules into the rocks tree's LUADIR/LIBDIR, and the host
+# with its scripts and examples under PREFIX (found through ../share/ctrlua from the binary).
+install-rock: all
+	install -d $(LUADIR)/ctr $(LIBDIR)/ctr $(PREFIX)/bin $(PREFIX)/share/ctrlua/lua/ctr \
+		$(PREFIX)/share/ctrlua/scripts $(PREFIX)/share/ctrlua/examples
+	install -m 0644 lua/ctr/*.lua $(LUADIR)/ctr/
+	install -m 0755 $(BUILD)/lib/ctr/core.so $(LIBDIR)/ctr/core.so
+	install -m 0755 $(BUILD)/ctrlua $(PREFIX)/bin/ctrlua
+	ln -sf ctrlua $(PREFIX)/bin/ctrlua-runc
+	install -m 0644 lua/ctr/*.lua $(PREFIX)/share/ctrlua/lua/ctr/
+	install -m 0644 scripts/*.lua $(PREFIX)/share/ctrlua/scripts/
+	for f in examples/*; do [ ! -f "$$f" ] || install -m 0644 "$$f" $(PREFIX)/share/ctrlua/examples/; done
 
 uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/bin/ctrlua $(DESTDIR)$(PREFIX)/bin/ctrlua-runc $(DESTDIR)$(DATADIR) \

@@ -347,10 +347,14 @@ function Container:delete(opts)
   end
   if status == "stopped" then
     local ok, tasks = pcall(require, "ctr.tasks")
+    local r, err
     if ok and type(tasks.delete) == "function" then
-      local r, err = tasks.delete(client, self.id)
-      if r == nil and err ~= nil then return nil, err end
+      r, err = tasks.delete(client, self.id)
+    elseif ok and type(tasks.load) == "function" then
+      local task = tasks.load(client, self.id)
+      if task then r, err = task:delete() end
     end
+    if r == nil and err ~= nil then return nil, err end
   end
   -- no namespace lock here: the snapshotter takes it itself; the record goes last, by one
   -- atomic unlink, so an interrupted delete leaves a record that can be deleted again

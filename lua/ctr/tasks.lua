@@ -201,4 +201,21 @@ function Task:delete()
   return self.st.exit_code
 end
 
+--- Load the task of container id from its state: task, or nil, err (sym NOT_FOUND).
+function M.load(client, id, container)
+  local dir = client:state_dir(id)
+  local st = read_status(dir)
+  if not st then return nil, errors.not_found("no running task found: task %s not found", id) end
+  return setmetatable({ client = client, container = container, id = id, pid = st.pid,
+    dir = dir, st = st }, Task)
+end
+
+--- Delete the stopped task of container id (what `containers rm` does before removing the
+-- record).  Returns its exit code, or nil, err.
+function M.delete(client, id)
+  local task, err = M.load(client, id)
+  if not task then return nil, err end
+  return task:delete()
+end
+
 return M
