@@ -16,13 +16,16 @@ local function mounts_mentioning(text)
   return n
 end
 
--- the children of this process that are clones of it (a leftover init would be one)
+-- the children of this process (a leftover init would be one), from /proc/*/stat
 local function leftover_children()
   local me = core.getpid()
-  local out = B.sh("ps -o pid=,comm= --ppid " .. me .. " || true")
   local left = {}
-  for line in out:gmatch("[^\n]+") do
-    if not line:find("ps$") and not line:find(" sh$") then left[#left + 1] = line end
+  for _, name in ipairs(assert(core.listdir("/proc"))) do
+    if name:match("^%d+$") then
+      local stat = core.read_file("/proc/" .. name .. "/stat")
+      local comm, ppid = (stat or ""):match("%((.*)%) %S+ (%d+)")
+      if tonumber(ppid) == me then left[#left + 1] = name .. " " .. comm end
+    end
   end
   return left
 end

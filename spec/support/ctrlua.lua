@@ -1,0 +1,275 @@
+-- Helpers for the integration specs that drive the `ctrlua` binary as a user would:
+-- a temporary --root/--state per test (the test image imported once per spec file into a
+-- template root, then copied), running a command and capturing stdout, stderr and the exit
+-- code, running one in the background (its pid, its exit code once it ends), and looking at
+-- the host's /proc/self/mountinfo.
+--
+--   local S = require("support.ctrlua")
+--   local env = S.new_env()            -- a fresh root/state with the test image imported
+--   local r = env:run("run.lua", "--rm", S.IMAGE, "t1", "true")
+--   -- r.code, r.stdout, r.stderr
+--   env:destroy()                      -- unmounts anything left under it and removes it
+local core = require("ctr.core")
+
+local S = {}
+
+S.BIN = os.getenv("CTRLUA_BIN") or "build/ctrlua"
+S.IMAGE_TAR = os.getenv("CTRLUA_TEST_IMAGE") or "build/images/busybox.oci.tar"
+S.IMAGE = "ctrlua.test/busybox:latest"
+
+--- Quote a string for sh.
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+S.q = q
+
+--- Run a shell command; returns its output (stdout and stderr) and its exit code.
+function S.sh(cmd)
+  local p = assert(io.popen("(" .. cmd .. ") 2>&1; echo \"rc=$?\""))
+  local out = p:read("*a")
+  p:close()
+  local body, rc = out:match("^(.*)rc=(%d+)\n$")
+  return body, tonumber(rc)
+end
+
+--- Run a shell command that must succeed; returns its output.
+function S.must(cmd)
+  local out, rc = S.sh(cmd)
+  if rc ~= 0 then error("command failed (" .. tostring(rc) .. "): " .. cmd .. "\n" .. out, 2) end
+  return out
+end
+
+function S.slurp(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+function S.exists(path) return core.stat(path) ~= nil end
+
+--- A fresh temporary directory.
+function S.tmpdir()
+  return (S.must("mktemp -d /tmp/ctrlua-run.XXXXXX"):gsub("%s+$", ""))
+end
+
+--- Poll until fn() returns a true value (returned), or raise after secs seconds.
+function S.until_true(fn, secs, what)
+  local deadline = core.monotime() + (secs or 10)
+  repeat
+    local v = fn()
+    if v then return v end
+    os.execute("sleep 0.02")
+  until core.monotime() > deadline
+  error("timed out waiting for " .. (what or "a condition"), 2)
+end
+
+--- The lines of the host's /proc/self/mountinfo that mention `path`.
+function S.mounts_under(path)
+  local found = {}
+  for line in assert(core.read_file("/proc/self/mountinfo")):gmatch("[^\n]+") do
+    if line:find(path, 1, true) then found[#found + 1] = line end
+  end
+  return found
+end
+
+--- Unmount (lazily, deepest first) every mount whose mount point is under `path`.
+function S.unmount_under(path)
+  local points = {}
+  for line in assert(core.read_file("/proc/self/mountinfo")):gmatch("[^\n]+") do
+    local mp = line:match("^%S+ %S+ %S+ %S+ (%S+)")
+    if mp and (mp == path or mp:sub(1, #path + 1) == path .. "/") then points[#points + 1] = mp end
+  end
+  table.sort(points, function(a, b) return #a > #b end)
+  for _, mp in ipairs(points) do os.execute("umount -l " .. q(mp) .. " 2>/dev/null") end
+end
+
+-- the template root: the test image imported (and unpacked) once per process
+local template
+local function template_root()
+  if template then return template end
+  local dir = S.tmpdir()
+  local out, rc = S.sh(("%s --root %s --state %s images.lua import %s"):format(
+    q(S.BIN), q(dir .. "/root"), q(dir .. "/state"), q(S.IMAGE_TAR)))
+  if rc ~= 0 then error("importing the test image failed: " .. out) end
+  template = dir
+  return dir
+end
+
+--- Remove the template root (call from the spec file's teardown).
+function S.cleanup()
+  if template then
+    S.unmount_under(template)
+    core.remove_tree(template)
+    template = nil
+  end
+end
+
+local Env = {}
+Env.__index = Env
+
+--- A fresh environment: dir/root (a copy of the template: the test image imported and
+-- unpacked) and dir/state.  opts.empty = true: no image.
+function S.new_env(opts)
+  local dir = S.tmpdir()
+  if not (opts and opts.empty) then
+    S.must(("cp -a %s %s"):format(q(template_root() .. "/root"), q(dir .. "/root")))
+  end
+  return setmetatable({ dir = dir, root = dir .. "/root", state = dir .. "/state", bg = {} }, Env)
+end
+
+--- The command line of `ctrlua --root R --state S ARGS...` (args are quoted).
+function Env:cmdline(...)
+  local parts = { q(S.BIN), "--root", q(self.root), "--state", q(self.state) }
+  for i = 1, select("#", ...) do parts[#parts + 1] = q((select(i, ...))) end
+  return table.concat(parts, " ")
+end
+
+local seq = 0
+local function outfiles(self)
+  seq = seq + 1
+  local base = ("%s/out.%d"):format(self.dir, seq)
+  return base .. ".stdout", base .. ".stderr", base .. ".rc", base .. ".pid"
+end
+
+--- Run `ctrlua ARGS...` to completion: returns {code=, stdout=, stderr=}.  A last argument
+-- that is a table gives options: env = "K=V ..." (a prefix of shell assignments), stdin = path.
+function Env:run(...)
+  local args, opts = { ... }, {}
+  if type(args[#args]) == "table" then opts = table.remove(args) end
+  local o, e = outfiles(self)
+  local cmd = ("%s%s >%s 2>%s <%s"):format(opts.env and (opts.env .. " ") or "",
+    self:cmdline(unpack(args)), q(o), q(e), q(opts.stdin or "/dev/null"))
+  local _, rc = S.sh(cmd)
+  return { code = rc, stdout = S.slurp(o) or "", stderr = S.slurp(e) or "" }
+end
+
+--- Start `ctrlua ARGS...` in the background.  Returns a handle: h.pid (the ctrlua process
+-- itself), h:done() (nil while it runs, else {code=, stdout=, stderr=}), h:wait(secs).
+function Env:spawn(...)
+  local o, e, rcf, pidf = outfiles(self)
+  -- the inner sh records its pid and exec's ctrlua: that pid is ctrlua's
+  local inner = ("echo $$ >%s; exec %s"):format(q(pidf), self:cmdline(...))
+  local cmd = ("(sh -c %s >%s 2>%s </dev/null; echo $? >%s.tmp; mv %s.tmp %s) >/dev/null 2>&1 &")
+    :format(q(inner), q(o), q(e), q(rcf), q(rcf), q(rcf))
+  S.must(cmd)
+  local h = { out = o, err = e, rcf = rcf }
+  h.pid = S.until_true(function()
+    local s = S.slurp(pidf)
+    return s and tonumber(s:match("%d+"))
+  end, 10, "the background ctrlua to start")
+  function h.done()
+    local rc = S.slurp(rcf)
+    if not rc or rc == "" then return nil end
+    return { code = tonumber(rc:match("%d+")), stdout = S.slurp(o) or "", stderr = S.slurp(e) or "" }
+  end
+  function h.wait(_, secs)
+    return S.until_true(h.done, secs or 20, "the background ctrlua to exit")
+  end
+  self.bg[#self.bg + 1] = h
+  return h
+end
+
+--- The task status record of container id (STATE/default/ID/status), or nil.
+function Env:task_status(id, ns)
+  local data = core.read_file(("%s/%s/%s/status"):format(self.state, ns or "default", id), 65536)
+  return data and core.json_decode(data) or nil
+end
+
+--- Wait until container id's task runs; returns its pid (the container's init on the host).
+function Env:wait_running(id, secs)
+  return S.until_true(function()
+    local st = self:task_status(id)
+    return st and st.status == "running" and st.pid
+  end, secs or 10, "container " .. id .. " to run")
+end
+
+--- Snapshot keys and kinds: a list of {key=, parent=, kind=} from `snapshots.lua ls`.
+function Env:snapshots(snapshotter)
+  local r = snapshotter and self:run("snapshots.lua", "--snapshotter", snapshotter, "ls")
+    or self:run("snapshots.lua", "ls")
+  assert(r.code == 0, "snapshots.lua ls failed: " .. r.stderr)
+  local list = {}
+  local first = true
+  for line in r.stdout:gmatch("[^\n]+") do
+    if not first then
+      local f = {}
+      for w in line:gmatch("%S+") do f[#f + 1] = w end
+      list[#list + 1] = { key = f[1], parent = #f == 3 and f[2] or "", kind = f[#f] }
+    end
+    first = false
+  end
+  return list
+end
+
+--- The IDs of the containers (`containers.lua ls -q`).
+function Env:containers()
+  local r = self:run("containers.lua", "ls", "-q")
+  assert(r.code == 0, "containers.lua ls failed: " .. r.stderr)
+  local ids = {}
+  for id in r.stdout:gmatch("%S+") do ids[#ids + 1] = id end
+  return ids
+end
+
+--- What a run of container id left behind: a list of strings (empty when nothing): a
+-- container record, an active snapshot, a mount under the env, a state directory.
+function Env:leftovers(id, snapshotter)
+  local left = {}
+  for _, c in ipairs(self:containers()) do left[#left + 1] = "container " .. c end
+  for _, s in ipairs(self:snapshots(snapshotter)) do
+    if s.kind ~= "Committed" then left[#left + 1] = "snapshot " .. s.key .. " (" .. s.kind .. ")" end
+  end
+  for _, m in ipairs(S.mounts_under(self.dir)) do left[#left + 1] = "mount " .. m end
+  if id and S.exists(self.state .. "/default/" .. id) then
+    left[#left + 1] = "state dir " .. self.state .. "/default/" .. id
+  end
+  return left
+end
+
+--- Kill background runs still going, unmount everything under the env, remove it.
+function Env:destroy()
+  for _, h in ipairs(self.bg) do
+    if not h.done() then
+      -- the container first (its init is the one that keeps the run going), then ctrlua
+      for _, st in ipairs({ "running", "created" }) do local _ = st end
+      core.kill(h.pid, 9)
+    end
+  end
+  -- any container init still alive under this state
+  local nsdir = self.state .. "/default"
+  for _, id in ipairs(core.listdir(nsdir) or {}) do
+    local st = self:task_status(id)
+    if st and st.pid and st.pid > 0 then core.kill(st.pid, 9) end
+  end
+  S.unmount_under(self.dir)
+  core.remove_tree(self.dir)
+end
+
+--- Build an image archive derived from the test image, its config changed by edit(config)
+-- (config is the image config's `config` object), named `name`.  Returns the path of the
+-- new oci-archive (inside dir).
+function S.derive_image(dir, name, edit)
+  local src = dir .. "/layout"
+  S.must(("mkdir -p %s && tar -C %s -xf %s"):format(q(src), q(src), q(S.IMAGE_TAR)))
+  local function blob(d) return src .. "/blobs/sha256/" .. d:sub(8) end
+  local function put(t)
+    local data = core.json_encode(t)
+    local d = core.sha256(data)
+    assert(core.write_file(blob(d), data, { mode = 420 }))
+    return d, #data
+  end
+  local index = core.json_decode(assert(core.read_file(src .. "/index.json")))
+  local desc = index.manifests[1]
+  local manifest = core.json_decode(assert(core.read_file(blob(desc.digest))))
+  local config = core.json_decode(assert(core.read_file(blob(manifest.config.digest))))
+  edit(config.config)
+  manifest.config.digest, manifest.config.size = put(config)
+  desc.digest, desc.size = put(manifest)
+  desc.annotations["io.containerd.image.name"] = name
+  desc.annotations["org.opencontainers.image.ref.name"] = name
+  assert(core.write_file(src .. "/index.json", core.json_encode(index), { mode = 420 }))
+  local out = dir .. "/derived.oci.tar"
+  S.must(("tar -C %s -cf %s oci-layout index.json blobs"):format(q(src), q(out)))
+  return out
+end
+
+return S
