@@ -319,9 +319,9 @@ static int load_linux(struct ctr_config *c, const cJSON *lx, struct ctr_err *err
         return unsupported("linux.gidMappings", err);
     /* HOOK(seccomp): seccomp.c turns linux.seccomp into a filter; until it exists, a spec
      * that asks for one must not run unconfined. */
-    if (cJSON_GetObjectItemCaseSensitive(lx, "seccomp") &&
-        !cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(lx, "seccomp")))
-        return unsupported("linux.seccomp", err);
+    const cJSON *sc = cJSON_GetObjectItemCaseSensitive(lx, "seccomp");
+    if (sc && !cJSON_IsNull(sc) && ctr_seccomp_prepare(sc, &c->seccomp, err) < 0)
+        return -1;
     const cJSON *sysctl;
     if (ctr_json_object(lx, "linux", "sysctl", &sysctl, err) < 0)
         return -1;
@@ -348,8 +348,19 @@ static int load_linux(struct ctr_config *c, const cJSON *lx, struct ctr_err *err
                             "config.json: linux.rootfsPropagation: unknown propagation `%s'", s);
         c->rootfs_propagation = (unsigned long)p;
     }
-    /* linux.resources and linux.cgroupsPath belong to the cgroup task (see spawn.c's
-     * HOOK(cgroup)); they are not read here. */
+    /* the cgroup itself is made by spawn.c, in the parent, before clone */
+    if (ctr_json_string(lx, "linux", "cgroupsPath", &c->cgroups_path, err) < 0)
+        return -1;
+    const cJSON *res = cJSON_GetObjectItemCaseSensitive(lx, "resources");
+    if (res && !cJSON_IsNull(res)) {
+        if (!cJSON_IsObject(res))
+            return ctr_fail(err, EINVAL, "config.json: linux.resources: expected object");
+        c->resources = res;
+    }
+    if (c->clone_flags & CLONE_NEWCGROUP) {
+        c->clone_flags &= ~CLONE_NEWCGROUP;
+        c->unshare_cgroup = 1;
+    }
     return 0;
 }
 
@@ -427,6 +438,8 @@ out:
 
 void ctr_config_free(struct ctr_config *cfg)
 {
+    ctr_seccomp_release(cfg->seccomp);
+    cfg->seccomp = NULL;
     for (size_t i = 0; i < cfg->nmounts; i++)
         ctr_mount_opts_free(&cfg->mounts[i].opts);
     /* a mount whose options were parsed before a later field failed */

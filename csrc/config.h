@@ -12,6 +12,7 @@
 #include <cJSON.h>
 
 #include "caps.h"
+#include "seccomp.h"
 #include "error.h"
 #include "mount.h"
 
@@ -72,6 +73,13 @@ struct ctr_config {
     struct ctr_namespace ns[8];
     size_t nns;
     int clone_flags;                /* the new namespaces */
+    scmp_filter_ctx seccomp;        /* NULL: unconfined */
+
+    const char *cgroups_path;       /* linux.cgroupsPath; NULL or "": no cgroup */
+    const cJSON *resources;         /* linux.resources (owned by json), may be NULL */
+    /* A new cgroup namespace is unshared by the init after the parent has put it in its
+     * cgroup, so that the namespace's root is the container's cgroup, not ours. */
+    int unshare_cgroup;
 };
 
 /* Read bundle/config.json and check it.  On error nothing is left allocated. */

@@ -5,7 +5,7 @@
  *
  *   parent                                   child (the future init)
  *   clone(CLONE_NEW*)  ───────────────────►  PR_SET_DUMPABLE 0, fds moved, stdio
- *   HOOK(cgroup): after_clone(pid)           blocks reading the socket
+ *   (cgroup made before clone) add pid       blocks reading the socket
  *   send "go"          ───────────────────►  setns, setsid, rootfs, pivot_root, hostname,
  *                                            cwd, rlimits, uid/gid, caps, no_new_privs,
  *                                            executable lookup, fds marked CLOEXEC
@@ -36,6 +36,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "config.h"
 #include "fsutil.h"
 #include "process.h"
@@ -158,6 +159,13 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
     char go;
     if (RETRY(read(sync, &go, 1)) != 1)
         _exit(1);
+    /* Only now, inside the container's cgroup: the new cgroup namespace takes the cgroup we
+     * are in as its root.  Had clone() made it, its root would be the caller's cgroup and
+     * /proc/self/cgroup in the container would show the host's path. */
+    if (c->unshare_cgroup && unshare(CLONE_NEWCGROUP) < 0) {
+        ctr_fail(&err, errno, "unshare the cgroup namespace");
+        child_fail(sync, &err);
+    }
 
     /* Join the namespaces named by path.  The user namespace would come first (it grants
      * the capabilities the other setns calls are checked against; joining one is refused
@@ -199,8 +207,11 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
         ctr_fail(&err, errno, "setdomainname `%s'", c->domainname);
         child_fail(sync, &err);
     }
-    if (ctr_process_chdir(c, &err) < 0 || ctr_process_rlimits(c, &err) < 0 ||
-        ctr_process_identity(c, &err) < 0)
+    if (ctr_process_chdir(c, &err) < 0 || ctr_process_rlimits(c, &err) < 0)
+        child_fail(sync, &err);
+    if (c->seccomp && !c->no_new_privs && ctr_seccomp_load(c->seccomp, &err) < 0)
+        child_fail(sync, &err);
+    if (ctr_process_identity(c, &err) < 0)
         child_fail(sync, &err);
     /* HOOK(seccomp, apparmor): load the filter / set the exec label here, after
      * no_new_privs and before the lookup below. */
@@ -225,6 +236,10 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
         }
         close(w);
         close(a->fifo);
+    }
+    if (c->seccomp && c->no_new_privs && ctr_seccomp_load(c->seccomp, &err) < 0) {
+        dprintf(2, "ctrlua init: %s\n", err.msg);
+        _exit(127);
     }
     execve(exe, (char *const *)c->args, (char *const *)c->env);
     int e = errno;
@@ -274,7 +289,8 @@ pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct 
     if (ctr_config_load(bundle, &cfg, err) < 0)
         return -1;
     struct child_args a = {.cfg = &cfg, .opts = opts, .sync = -1, .fifo = -1};
-    int sv[2] = {-1, -1}, restore_pid = -1, made_fifo = 0;
+    int sv[2] = {-1, -1}, restore_pid = -1, made_fifo = 0, made_cgroup = 0, have_layout = 0;
+    struct ctr_cgroup_layout cgl;
     pid_t pid = -1;
     for (size_t i = 0; i < ARRAY_SIZE(a.nsfd); i++)
         a.nsfd[i] = -1;
@@ -312,6 +328,16 @@ pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct 
         ctr_fail(err, errno, "socketpair");
         goto fail;
     }
+    /* The cgroup is made, and its limits written, before clone: a bad limit fails create
+     * with no child to kill, and the child is inside the limits before it does anything. */
+    if (cfg.cgroups_path && *cfg.cgroups_path) {
+        if (ctr_cgroup_layout_detect(&cgl, NULL, NULL, NULL, err) < 0)
+            goto fail;
+        have_layout = 1;
+        if (ctr_cgroup_create(&cgl, cfg.cgroups_path, cfg.resources, err) < 0)
+            goto fail;
+        made_cgroup = 1;
+    }
     if (enter_pid_ns(&cfg, a.nsfd, &restore_pid, err) < 0)
         goto fail;
     /* clone(2) without a new stack behaves as fork(2), with the namespace flags applied to
@@ -335,6 +361,8 @@ pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct 
     }
     close(sv[1]);
     sv[1] = -1;
+    if (made_cgroup && ctr_cgroup_add_pid(&cgl, cfg.cgroups_path, pid, err) < 0)
+        goto fail;
     if (opts->after_clone && opts->after_clone(pid, opts->hook_data, err) < 0)
         goto fail;
     if (RETRY(send(sv[0], "g", 1, MSG_NOSIGNAL)) != 1) {
@@ -359,8 +387,14 @@ fail:
     }
     if (made_fifo)
         unlink(opts->exec_fifo);
+    if (made_cgroup) {
+        struct ctr_err ignored;
+        ctr_cgroup_delete(&cgl, cfg.cgroups_path, &ignored);
+    }
     pid = -1;
 done:
+    if (have_layout)
+        ctr_cgroup_layout_free(&cgl);
     for (size_t i = 0; i < ARRAY_SIZE(a.nsfd); i++)
         if (a.nsfd[i] >= 0)
             close(a.nsfd[i]);

@@ -143,7 +143,10 @@ function M.new_task(container, io, opts)
   end
 
   local st = { status = "created", pid = pid, start_time = M.proc_start_time(pid),
-    created_at = core.rfc3339() }
+    created_at = core.rfc3339(),
+    -- the runtime made this cgroup; delete removes it
+    cgroup = type(spec.linux) == "table" and type(spec.linux.cgroupsPath) == "string"
+      and spec.linux.cgroupsPath ~= "" and spec.linux.cgroupsPath or nil }
   ok, msg = write_status(dir, st)
   if not ok then
     core.kill(pid, 9)
@@ -197,6 +200,10 @@ function Task:delete()
       16, "FAILED_PRECONDITION")
   end
   if self.io and self.io.close then self.io.close() end
+  if self.st.cgroup then
+    local ok, err = require("ctr.cgroups").delete(self.st.cgroup)
+    if not ok then return nil, err end
+  end
   cleanup(self.client, self.dir, true)
   return self.st.exit_code
 end

@@ -227,18 +227,21 @@ end
 
 --- Kill background runs still going, unmount everything under the env, remove it.
 function Env:destroy()
-  for _, h in ipairs(self.bg) do
-    if not h.done() then
-      -- the container first (its init is the one that keeps the run going), then ctrlua
-      for _, st in ipairs({ "running", "created" }) do local _ = st end
-      core.kill(h.pid, 9)
+  -- container inits still alive under this state first (that ends their runs), then the runs
+  for _, id in ipairs(core.listdir(self.state .. "/default") or {}) do
+    local st = self:task_status(id)
+    if st and st.pid and st.pid > 0 and (st.status == "running" or st.status == "created")
+      and st.start_time and require("ctr.tasks").proc_start_time(st.pid) == st.start_time then
+      core.kill(st.pid, 9)
     end
   end
-  -- any container init still alive under this state
-  local nsdir = self.state .. "/default"
-  for _, id in ipairs(core.listdir(nsdir) or {}) do
-    local st = self:task_status(id)
-    if st and st.pid and st.pid > 0 then core.kill(st.pid, 9) end
+  for _, h in ipairs(self.bg) do
+    if not h.done() then
+      if not pcall(h.wait, h, 5) then
+        core.kill(h.pid, 9)
+        pcall(h.wait, h, 5)
+      end
+    end
   end
   S.unmount_under(self.dir)
   core.remove_tree(self.dir)
