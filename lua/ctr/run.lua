@@ -86,8 +86,24 @@ function M.opts(client, f, v, trace)
     if f.cwd and f.cwd ~= "" then s(oci.with_process_cwd(f.cwd)) end
     if #v.args > 0 then s(oci.with_process_args(unpack(v.args))) end
   end
-  -- (issue 4/5 flags add their spec opts here; the policy hook runs over the finished spec)
+  local ok, err = M.isolation_opts(client, f, v, s, c)
+  if ok == nil and err then return nil, err end
+  ok, err = M.resource_opts(client, f, v, s, c)
+  if ok == nil and err then return nil, err end
   return copts, sopts
+end
+
+--- Isolation flags (--privileged, --cap-add/--cap-drop, --read-only, --seccomp, --mount,
+-- --uidmap, --with-ns, --net-host, --device, ...): add spec opts with s(opt), container opts
+-- with c(opt).  Returns nil, err on a bad flag value.
+function M.isolation_opts(client, f, v, s, c)
+  return true
+end
+
+--- Resource, network and runtime flags (--cgroup, --memory-limit, --cpus, --cpu-shares,
+-- --cpu-quota/--cpu-period, --cni, --gpus, --rdt-class, ...): as isolation_opts.
+function M.resource_opts(client, f, v, s, c)
+  return true
 end
 
 --- Make the container record of a `run`: validate nothing (see validate), build the opts and
