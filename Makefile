@@ -14,9 +14,16 @@ DEB_PACKAGES := build-essential pkg-config luajit libluajit-5.1-dev libseccomp-d
 CC        ?= cc
 OPT       ?= -O2 -g
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# libarchive and libcrypto are not linked: csrc/lazylib.c loads them on first use (see there
+# why), by the sonames of the libraries pkg-config names.
+LINK_PKGS  := luajit libseccomp libcjson mount
+PKG_LIBS   := $(shell pkg-config --libs $(LINK_PKGS) 2>/dev/null) -pthread
+soname = $(shell objdump -p $$(pkg-config --variable=libdir $(1))/$(2).so 2>/dev/null | awk '/SONAME/ {print $$2}')
+SONAMES   := -DCTR_LIBARCHIVE_SONAME='"$(call soname,libarchive,libarchive)"' \
+	-DCTR_LIBCRYPTO_SONAME='"$(call soname,libcrypto,libcrypto)"' 
 CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-format-truncation -fPIC $(OPT) \
-	-DCTRLUA_VERSION='"$(VERSION)"' -DCTRLUA_DATADIR='"$(DATADIR)"' $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+	-DCTRLUA_VERSION='"$(VERSION)"' -DCTRLUA_DATADIR='"$(DATADIR)"' $(SONAMES) $(PKG_CFLAGS) \
+	$(EXTRA_CFLAGS)
 
 CORE_SRCS := $(filter-out csrc/main.c csrc/monitor_main.c,$(wildcard csrc/*.c))
 CORE_OBJS := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(CORE_SRCS))

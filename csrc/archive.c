@@ -29,6 +29,7 @@
 
 #include "fsutil.h"
 #include "util.h"
+#include "lazylib.h"
 
 #define IO_BUF (1 << 20)
 #define WHITEOUT_PREFIX ".wh."

@@ -17,6 +17,7 @@
 
 #include "fsutil.h"
 #include "util.h"
+#include "lazylib.h"
 
 #define IO_BUF (256 * 1024)
 

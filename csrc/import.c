@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "util.h"
+#include "lazylib.h"
 
 #define IO_BUF (256 * 1024)
 

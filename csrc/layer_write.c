@@ -25,6 +25,7 @@
 
 #include "fsutil.h"
 #include "util.h"
+#include "lazylib.h"
 
 #define IO_BUF (1 << 20)
 

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "lcore.h"
+#include "lazylib.h"
 
 #ifndef CTRLUA_DATADIR
 #define CTRLUA_DATADIR "/usr/local/share/ctrlua"
