@@ -35,6 +35,7 @@
 #include "fsutil.h"
 #include "lcore.h"
 #include "util.h"
+#include "lazylib.h"
 
 /* ===================================================================== common helpers */
 
@@ -1828,11 +1829,114 @@ static const luaL_Reg seccomp_funcs[] = {
 };
 /* ===================================================================== END seccomp */
 
+/* ===================================================================== SECTION proc
+ * owner: pipelines (csrc/proc.c). Edit only between these markers. */
+
+#include "proc.h"
+
+/* pipe([nonblock_read]) -> rfd, wfd (both close-on-exec) */
+static int l_pipe(lua_State *L)
+{
+    int fds[2];
+    struct ctr_err e;
+    if (ctr_proc_pipe(fds, lua_toboolean(L, 1), &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushinteger(L, fds[0]);
+    lua_pushinteger(L, fds[1]);
+    return 2;
+}
+
+/* read(fd[, n]) -> string ("" at end of file), or nil, msg, errno (EAGAIN: nothing yet) */
+static int l_read(lua_State *L)
+{
+    int fd = (int)luaL_checkinteger(L, 1);
+    lua_Integer n = luaL_optinteger(L, 2, 65536);
+    if (n <= 0 || n > 16 * 1024 * 1024)
+        return luaL_argerror(L, 2, "expected a count in 1..16MiB");
+    cleanup_free char *buf = malloc((size_t)n);
+    if (!buf)
+        return ctr_lua_errno(L, ENOMEM, "read fd %d: %lld bytes", fd, (long long)n);
+    struct ctr_err e;
+    ssize_t r = ctr_proc_read(fd, buf, (size_t)n, &e);
+    if (r < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushlstring(L, buf, (size_t)r);
+    return 1;
+}
+
+/* write(fd, data) -> true */
+static int l_write(lua_State *L)
+{
+    int fd = (int)luaL_checkinteger(L, 1);
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+    struct ctr_err e;
+    if (ctr_proc_write(fd, data, len, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* pidfd_open(pid) -> fd, readable once pid has exited */
+static int l_pidfd_open(lua_State *L)
+{
+    pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+    struct ctr_err e;
+    int fd = ctr_proc_pidfd_open(pid, &e);
+    if (fd < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushinteger(L, fd);
+    return 1;
+}
+
+/* poll({fd, ...}, timeout_ms) -> {fd = true, ...} of the readable ones ({} on timeout);
+ * timeout_ms nil or negative: no limit */
+static int l_poll(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Number t = luaL_optnumber(L, 2, -1);
+    int timeout = t < 0 ? -1 : (t > INT_MAX ? INT_MAX : (int)t);
+    size_t n = lua_objlen(L, 1);
+    if (n > 4096)
+        return luaL_argerror(L, 1, "at most 4096 descriptors");
+    cleanup_free int *fds = calloc(n ? n : 1, sizeof *fds);
+    cleanup_free int *ready = calloc(n ? n : 1, sizeof *ready);
+    if (!fds || !ready)
+        return ctr_lua_errno(L, ENOMEM, "poll %zu descriptors", n);
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, 1, (int)i + 1);
+        if (!lua_isnumber(L, -1))
+            return luaL_error(L, "fds[%d]: expected a descriptor number", (int)i + 1);
+        fds[i] = (int)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+    }
+    struct ctr_err e;
+    if (ctr_proc_poll(fds, ready, n, timeout, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_newtable(L);
+    for (size_t i = 0; i < n; i++)
+        if (ready[i]) {
+            lua_pushboolean(L, 1);
+            lua_rawseti(L, -2, fds[i]);
+        }
+    return 1;
+}
+
+static const luaL_Reg proc_funcs[] = {
+    {"pipe", l_pipe},
+    {"read", l_read},
+    {"write", l_write},
+    {"pidfd_open", l_pidfd_open},
+    {"poll", l_poll},
+    {NULL, NULL},
+};
+/* ===================================================================== END proc */
+
 /* ===================================================================== module */
 
 static const luaL_Reg *all_funcs[] = {
     json_funcs, digest_funcs, fs_funcs, content_funcs, archive_funcs, snapshot_funcs,
-    runtime_funcs, cgroup_funcs, seccomp_funcs,
+    runtime_funcs, cgroup_funcs, seccomp_funcs, proc_funcs,
 };
 
 int luaopen_ctr_core(lua_State *L)
