@@ -1,7 +1,7 @@
 -- containers: manage containers (ls, info, rm, label) as `ctr containers`
 local ctr = require("ctr")
 local cli = require("ctr.cli")
-local core = require("ctr.core")
+local json = require("ctr.json")
 
 local function fail(err)
   io.stderr:write("ctrlua: ", tostring(err), "\n")
@@ -16,7 +16,7 @@ end
 
 -- A record in the layout of `ctr containers info` (containerd's containers.Container).
 local function ctr_view(rec)
-  local null = core.null
+  local null = json.null
   local rt = rec.runtime or {}
   return {
     ID = rec.id,
@@ -63,7 +63,7 @@ function commands.list(r)
   if r.flags.format == "json" then
     local out = {}
     for _, c in ipairs(list) do out[#out + 1] = ctr_view(c.record) end
-    io.write(core.json_encode(core.json_array(out), true), "\n")
+    io.write(json.encode_indent(json.array(out)), "\n")
     return
   elseif r.flags.format ~= "" and r.flags.format ~= "table" then
     fail(("unknown format %q: use table or json"):format(r.flags.format))
@@ -82,9 +82,9 @@ function commands.info(r)
   local c, err = ctr.containers.load(client(), r.args[1])
   if not c then fail(err) end
   if r.flags.spec then
-    io.write(core.json_encode(c.record.spec or core.null, true), "\n")
+    io.write(json.encode_indent(c.record.spec or json.null), "\n")
   else
-    io.write(core.json_encode(ctr_view(c.record), true), "\n")
+    io.write(json.encode_indent(ctr_view(c.record)), "\n")
   end
 end
 

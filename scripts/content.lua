@@ -1,161 +1,113 @@
--- content: list, read and remove blobs of the content store, as `ctr content`
+-- content: list, read, ingest and remove blobs of the content store, as `ctr content`
 local ctr = require("ctr")
-local core = require("ctr.core") -- json_encode and now: output helpers only
+local app = require("ctr.app")
+local format = require("ctr.format")
+local json = require("ctr.json")
+local term = require("ctr.term")
 
-local USAGE = [[
-usage: ctrlua content.lua COMMAND [flags] [args]
-
-commands:
-  ls [-q] [--format json]   list blobs: DIGEST SIZE AGE
-  get DIGEST                write a blob's bytes to standard output
-  rm DIGEST...              remove blobs
-]]
-
-local function die(msg)
-  io.stderr:write("ctrlua: ", tostring(msg), "\n")
-  os.exit(1)
-end
-
-local function parse(args, spec)
-  local flags, pos = {}, {}
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    if a == "--" then
-      for j = i + 1, #args do pos[#pos + 1] = args[j] end
-      break
-    elseif a:sub(1, 1) == "-" and a ~= "-" then
-      local name, val = a:match("^%-%-?([^=]+)=(.*)$")
-      name = name or a:match("^%-%-?(.+)$")
-      local kind = spec[name]
-      if kind == nil then die("flag provided but not defined: -" .. name) end
-      if kind == "bool" then
-        flags[name] = val == nil or val == "true" or val == "1"
-      else
-        if val == nil then
-          i = i + 1
-          val = args[i]
-          if val == nil then die("flag needs an argument: -" .. name) end
-        end
-        flags[name] = val
-      end
-    else
-      pos[#pos + 1] = a
-    end
-    i = i + 1
-  end
-  return flags, pos
-end
-
-local UNITS = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" }
-local function bytes(n)
-  local f, i = n, 1
-  while f >= 1024 and i < #UNITS do f, i = f / 1024, i + 1 end
-  return ("%.1f %s"):format(f, UNITS[i])
-end
-
--- Docker's units.HumanDuration, as `ctr content ls` prints AGE
-local function human_duration(d)
-  local s = math.floor(d)
-  if s < 1 then return "Less than a second" end
-  if s == 1 then return "1 second" end
-  if s < 60 then return s .. " seconds" end
-  local m = math.floor(d / 60)
-  if m == 1 then return "About a minute" end
-  if m < 60 then return m .. " minutes" end
-  local h = math.floor(d / 3600 + 0.5)
-  if h == 1 then return "About an hour" end
-  if h < 48 then return h .. " hours" end
-  if h < 24 * 7 * 2 then return math.floor(h / 24) .. " days" end
-  if h < 24 * 30 * 2 then return math.floor(h / 24 / 7) .. " weeks" end
-  if h < 24 * 365 * 2 then return math.floor(h / 24 / 30) .. " months" end
-  return math.floor(d / 3600 / 24 / 365) .. " years"
-end
-
-local function store_or_die()
+local function store()
   local c, err = ctr.client()
-  if not c then die(err) end
+  if not c then app.fail(err) end
   return c:content_store()
 end
 
-local cmds = {}
-
-function cmds.ls(args)
-  local f = parse(args, { q = "bool", quiet = "bool", format = "string" })
-  local list = store_or_die():list()
-  if f.q or f.quiet then
-    for _, b in ipairs(list) do io.stdout:write(b.digest, "\n") end
-    return
+local function list(ctx)
+  local blobs = store():list()
+  if ctx.flags.quiet then
+    for _, b in ipairs(blobs) do io.stdout:write(b.digest, "\n") end
+    return true
   end
-  if f.format == "json" then
+  local fmt = ctx.flags.format
+  if fmt == "json" then
     local out = {}
-    for i, b in ipairs(list) do
+    for i, b in ipairs(blobs) do
       out[i] = { digest = b.digest, size = b.size, created_at = b.created_at }
     end
-    io.stdout:write(core.json_encode(core.json_array(out), true), "\n")
-    return
-  elseif f.format and f.format ~= "" and f.format ~= "table" then
-    die("unknown format " .. f.format)
+    io.stdout:write(assert(json.encode_indent(json.array(out))), "\n")
+    return true
+  elseif fmt ~= "" and fmt ~= "table" then
+    return nil, ("unknown format %q: use table or json"):format(fmt)
   end
-  local now = core.now()
+  local now = term.now()
   local rows = { { "DIGEST", "SIZE", "AGE" } }
-  for _, b in ipairs(list) do
-    rows[#rows + 1] = { b.digest, bytes(b.size), human_duration(now - b.mtime) }
+  for _, b in ipairs(blobs) do
+    rows[#rows + 1] = { b.digest, format.bytes(b.size), format.human_duration(now - b.mtime) }
   end
-  local w = {}
-  for _, r in ipairs(rows) do
-    for c, v in ipairs(r) do w[c] = math.max(w[c] or 0, #v) end
-  end
-  for _, r in ipairs(rows) do
-    io.stdout:write(r[1], (" "):rep(w[1] - #r[1] + 1), r[2], (" "):rep(w[2] - #r[2] + 1), r[3], "\n")
-  end
+  io.stdout:write(format.table(rows))
+  return true
 end
 
-function cmds.get(args)
-  local _, pos = parse(args, {})
-  if #pos ~= 1 then die("get: expected one DIGEST") end
-  local store = store_or_die()
-  local path, err = store:path(pos[1])
-  if not path then die(err) end
-  local info
-  info, err = store:info(pos[1])
-  if not info then die(err) end
+local function get(ctx)
+  if #ctx.args ~= 1 then return nil, "please provide one digest" end
+  local s = store()
+  local info, err = s:info(ctx.args[1])
+  if not info then return nil, err end
+  local path
+  path, err = s:path(ctx.args[1])
+  if not path then return nil, err end
   local fh, msg = io.open(path, "rb")
-  if not fh then die(msg) end
+  if not fh then return nil, msg end
   while true do
     local chunk = fh:read(1024 * 1024)
     if not chunk then break end
     io.stdout:write(chunk)
   end
   fh:close()
+  return true
 end
 
-function cmds.rm(args)
-  local _, pos = parse(args, {})
-  if #pos == 0 then die("rm: expected at least one DIGEST") end
-  local store = store_or_die()
-  local failed
-  for _, d in ipairs(pos) do
-    local ok, err = store:delete(d)
+local function ingest(ctx)
+  if #ctx.args ~= 1 then return nil, "must specify a transaction reference" end
+  local f = ctx.flags
+  local expected
+  if f["expected-digest"] ~= "" or f["expected-size"] ~= 0 then
+    expected = { digest = f["expected-digest"] ~= "" and f["expected-digest"] or nil,
+      size = f["expected-size"] ~= 0 and f["expected-size"] or nil }
+  end
+  local d, err = store():ingest("-", expected)
+  if not d then return nil, err end
+  io.stdout:write(d, "\n")
+  return true
+end
+
+local function delete(ctx)
+  if #ctx.args == 0 then return nil, "please provide at least one digest to delete" end
+  local s = store()
+  local ok_all = true
+  for _, d in ipairs(ctx.args) do
+    local ok, err = s:delete(d)
     if ok then
       io.stdout:write(d, "\n")
     else
-      io.stderr:write("ctrlua: ", err.msg, "\n")
-      failed = true
+      io.stderr:write("ctrlua: ", tostring(err), "\n")
+      ok_all = false
     end
   end
-  if failed then os.exit(1) end
+  return ok_all
 end
 
-cmds.list = cmds.ls
-cmds.delete = cmds.rm
-cmds.remove = cmds.rm
-
-local args = { ... }
-local cmd = table.remove(args, 1)
-if cmd == nil or cmd == "help" or cmd == "-h" or cmd == "--help" then
-  io.stdout:write(USAGE)
-  os.exit(cmd == nil and 1 or 0)
-end
-if not cmds[cmd] then die("content: unknown command " .. cmd) end
-cmds[cmd](args)
+app.run({
+  name = "content", usage = "manage content",
+  commands = {
+    { name = "delete", aliases = { "del", "remove", "rm" }, usage = "permanently delete one or more blobs",
+      args_usage = "[<digest>, ...]",
+      description = "Delete one or more blobs permanently. Successfully deleted\n  blobs are printed to stdout.",
+      action = delete },
+    { name = "get", usage = "get the data for an object", args_usage = "[<digest>, ...]",
+      description = "display the image object", action = get },
+    { name = "ingest", usage = "accept content into the store", args_usage = "[flags] <key>",
+      description = "ingest objects into the local content store (from standard input); prints the digest",
+      flags = {
+        { name = "expected-size", type = "int64", usage = "validate against provided size" },
+        { name = "expected-digest", type = "string", usage = "verify content against expected digest" },
+      },
+      action = ingest },
+    { name = "list", aliases = { "ls" }, usage = "list all blobs in the store", args_usage = "[flags]",
+      description = "list blobs in the content store",
+      flags = {
+        { name = "quiet", aliases = { "q" }, type = "bool", usage = "print only the blob digest" },
+        { name = "format", type = "string", usage = "output format: table or json" },
+      },
+      action = list },
+  },
+}, { ... })

@@ -78,7 +78,7 @@ end
 phase("start")
 
 local code
-code, err = task:wait({ forward = true })
+code, err = task:wait({ forward = true, record = false })
 if not code then die(err) end
 phase("wait")
 task:delete()

@@ -1,152 +1,96 @@
--- snapshots: manage snapshots of a snapshotter, as `ctr snapshots`
+-- snapshots: manage snapshots (prepare, view, commit, ls, tree, usage...) as `ctr snapshots`
 local ctr = require("ctr")
-local core = require("ctr.core") -- json_encode: output only
-
-local USAGE = [[
-usage: ctrlua snapshots.lua [--snapshotter S] COMMAND [flags] [args]
-
-commands:
-  ls                               list snapshots: KEY PARENT KIND
-  prepare [--target T] KEY [PARENT] prepare an active snapshot (prints mount commands with --target)
-  view [--target T] KEY PARENT     make a read-only view of a committed snapshot
-  commit NAME KEY                  commit an active snapshot as NAME
-  rm KEY...                        remove snapshots
-  mounts TARGET KEY                print the mount commands of a snapshot for TARGET
-  tree                             show the snapshots as a tree of parents
-  usage [KEY...]                   disk usage: KEY SIZE INODES
-  info KEY                         a snapshot's information as JSON
-  label KEY [K=V...]               replace a snapshot's labels (an empty V drops a label)
-
-every command takes --snapshotter S (default overlayfs): overlayfs or native
-]]
-
-local function die(msg)
-  io.stderr:write("ctrlua: ", tostring(msg), "\n")
-  os.exit(1)
-end
-
-local FLAGS = { snapshotter = "string", target = "string", t = "string", help = "bool", h = "bool" }
-
-local function parse(args)
-  local flags, pos = {}, {}
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    if a == "--" then
-      for j = i + 1, #args do pos[#pos + 1] = args[j] end
-      break
-    elseif a:sub(1, 1) == "-" and a ~= "-" then
-      local name, val = a:match("^%-%-?([^=]+)=(.*)$")
-      name = name or a:match("^%-%-?(.+)$")
-      local kind = FLAGS[name]
-      if kind == nil then die("flag provided but not defined: -" .. name) end
-      if kind == "bool" then
-        flags[name] = val == nil or val == "true" or val == "1"
-      else
-        if val == nil then
-          i = i + 1
-          val = args[i]
-          if val == nil then die("flag needs an argument: -" .. name) end
-        end
-        flags[name] = val
-      end
-    else
-      pos[#pos + 1] = a
-    end
-    i = i + 1
-  end
-  return flags, pos
-end
-
--- Go's text/tabwriter as ctr sets it up (minwidth 1, padding 1, spaces).
-local function print_table(rows)
-  local widths = {}
-  for _, r in ipairs(rows) do
-    for j = 1, #r - 1 do widths[j] = math.max(widths[j] or 0, #r[j]) end
-  end
-  for _, r in ipairs(rows) do
-    local parts = {}
-    for j = 1, #r - 1 do parts[j] = r[j] .. (" "):rep(widths[j] - #r[j] + 1) end
-    parts[#r] = r[#r]
-    io.write(table.concat(parts), "\n")
-  end
-end
-
-local UNITS = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" }
-local function bytes(n)
-  local f, i = n, 1
-  while f >= 1024 and i < #UNITS do f, i = f / 1024, i + 1 end
-  return ("%.1f %s"):format(f, UNITS[i])
-end
+local app = require("ctr.app")
+local cli = require("ctr.cli")
+local format = require("ctr.format")
+local json = require("ctr.json")
 
 local KIND = { active = "Active", view = "View", committed = "Committed" }
 
+-- the snapshotter named by the app's --snapshotter (default the client's: overlayfs)
+local function snapshotter(ctx)
+  local name = ctx.global.snapshotter
+  if name == "" then name = nil end
+  local c, err = ctr.client({ snapshotter = name })
+  if not c then app.fail(err) end
+  local sn
+  sn, err = c:snapshotter(name)
+  if not sn then app.fail(err) end
+  return sn
+end
+
 local function print_mounts(target, mounts)
   for _, m in ipairs(mounts) do
-    io.write(("mount -t %s %s %s -o %s\n"):format(m.type, m.source, target,
+    io.stdout:write(("mount -t %s %s %s -o %s\n"):format(m.type, m.source, target,
       table.concat(m.options or {}, ",")))
   end
 end
 
-local function need(pos, n, what)
-  if #pos < n then die(what) end
+-- containerd's mount.Mount as ctr's --mounts prints it (PrintAsJSON)
+local function mounts_json(mounts)
+  local out = {}
+  for i, m in ipairs(mounts) do
+    out[i] = json.ordered({ Type = m.type, Source = m.source, Options = json.array(m.options or {}) },
+      { "Type", "Source", "Options" })
+  end
+  return assert(json.encode_indent(json.array(out)))
 end
 
-local args = {}
-for i = 1, #arg do args[i] = arg[i] end
-local flags, pos = parse(args)
-local cmd = table.remove(pos, 1)
-if cmd == nil or cmd == "help" or flags.help or flags.h then
-  io.write(USAGE)
-  os.exit(cmd == nil and not (flags.help or flags.h) and 1 or 0)
+local function show_mounts(ctx, mounts)
+  if ctx.flags.target ~= "" then print_mounts(ctx.flags.target, mounts) end
+  if ctx.flags.mounts then io.stdout:write(mounts_json(mounts), "\n") end
+  return true
 end
 
-local client, err = ctr.client({ snapshotter = flags.snapshotter })
-if not client then die(err) end
-local sn
-sn, err = client:snapshotter(flags.snapshotter)
-if not sn then die(err) end
-local target = flags.target or flags.t
-
-local function check(ok, e, ...)
-  if ok == nil then die(e) end
-  return ok, e, ...
-end
-
-if cmd == "ls" or cmd == "list" then
+local function list(ctx)
   local rows = { { "KEY", "PARENT", "KIND" } }
-  for _, info in ipairs(sn:list()) do
+  for _, info in ipairs(snapshotter(ctx):list()) do
     rows[#rows + 1] = { info.name, info.parent or "", KIND[info.kind] or info.kind }
   end
-  print_table(rows)
-elseif cmd == "prepare" then
-  need(pos, 1, "prepare: please provide a key")
-  local mounts = check(sn:prepare(pos[1], pos[2]))
-  if target then print_mounts(target, mounts) end
-elseif cmd == "view" then
-  need(pos, 1, "view: please provide a key")
-  local mounts = check(sn:view(pos[1], pos[2]))
-  if target then print_mounts(target, mounts) end
-elseif cmd == "commit" then
-  need(pos, 2, "commit: please provide a name and a key")
-  check(sn:commit(pos[1], pos[2]))
-elseif cmd == "rm" or cmd == "remove" or cmd == "delete" or cmd == "del" then
-  need(pos, 1, "rm: please provide at least one key")
-  local failed = false
-  for _, key in ipairs(pos) do
-    local ok, e = sn:remove(key)
-    if not ok then
-      io.stderr:write("ctrlua: failed to remove ", key, ": ", tostring(e), "\n")
-      failed = true
-    end
+  io.stdout:write(format.table(rows))
+  return true
+end
+
+local function prepare(ctx)
+  if #ctx.args < 1 or #ctx.args > 2 then return nil, "please provide a key and an optional parent" end
+  local mounts, err = snapshotter(ctx):prepare(ctx.args[1], ctx.args[2])
+  if not mounts then return nil, err end
+  return show_mounts(ctx, mounts)
+end
+
+local function view(ctx)
+  if #ctx.args < 1 or #ctx.args > 2 then return nil, "please provide a key and an optional parent" end
+  local mounts, err = snapshotter(ctx):view(ctx.args[1], ctx.args[2])
+  if not mounts then return nil, err end
+  return show_mounts(ctx, mounts)
+end
+
+local function commit(ctx)
+  if #ctx.args ~= 2 then return nil, "please provide a name and the key of an active snapshot" end
+  return snapshotter(ctx):commit(ctx.args[1], ctx.args[2])
+end
+
+local function delete(ctx)
+  if #ctx.args == 0 then return nil, "please provide at least one key to remove" end
+  local sn = snapshotter(ctx)
+  for _, key in ipairs(ctx.args) do
+    local ok, err = sn:remove(key)
+    if not ok then return nil, ("failed to remove %q: %s"):format(key, tostring(err)) end
   end
-  if failed then os.exit(1) end
-elseif cmd == "mounts" or cmd == "m" or cmd == "mount" then
-  need(pos, 2, "mounts: please provide a target and a key")
-  print_mounts(pos[1], check(sn:mounts(pos[2])))
-elseif cmd == "tree" then
+  return true
+end
+
+local function mounts(ctx)
+  if #ctx.args ~= 2 then return nil, "please provide a target and a key" end
+  local ms, err = snapshotter(ctx):mounts(ctx.args[2])
+  if not ms then return nil, err end
+  print_mounts(ctx.args[1], ms)
+  return true
+end
+
+local function tree(ctx)
+  local infos = snapshotter(ctx):list()
   local nodes, roots = {}, {}
-  local infos = sn:list()
   for _, info in ipairs(infos) do nodes[info.name] = { name = info.name, children = {} } end
   for _, info in ipairs(infos) do
     local p = info.parent and nodes[info.parent]
@@ -155,43 +99,95 @@ elseif cmd == "tree" then
   local function show(name, level)
     local prefix = ("  "):rep(level)
     if level > 0 then prefix = prefix .. "\\_" end
-    io.write(prefix, " ", name, "\n")
+    io.stdout:write(prefix, " ", name, "\n")
     for _, c in ipairs(nodes[name].children) do show(c, level + 1) end
   end
   for _, r in ipairs(roots) do show(r, 0) end
-elseif cmd == "usage" or cmd == "du" then
-  local keys = pos
+  return true
+end
+
+local function usage(ctx)
+  local sn = snapshotter(ctx)
+  local keys = ctx.args
   if #keys == 0 then
     for _, info in ipairs(sn:list()) do keys[#keys + 1] = info.name end
   end
   local rows = { { "KEY", "SIZE", "INODES" } }
   for _, key in ipairs(keys) do
-    local u = check(sn:usage(key))
-    rows[#rows + 1] = { key, bytes(u.size), ("%d"):format(u.inodes) }
+    local u, err = sn:usage(key)
+    if not u then return nil, err end
+    rows[#rows + 1] = { key, ctx.flags.b and ("%d"):format(u.size) or format.bytes(u.size),
+      ("%d"):format(u.inodes) }
   end
-  print_table(rows)
-elseif cmd == "info" then
-  need(pos, 1, "info: please provide a key")
-  local info = check(sn:stat(pos[1]))
-  -- the field names of containerd's snapshots.Info, as `ctr snapshots info` prints them
-  local out = { Kind = KIND[info.kind], Name = info.name, Parent = info.parent,
-    Created = info.created_at, Updated = info.updated_at }
-  if next(info.labels) then out.Labels = info.labels end
-  io.write(core.json_encode(out, true), "\n")
-elseif cmd == "label" then
-  need(pos, 1, "label: please provide a key")
-  local info = check(sn:stat(pos[1]))
-  local labels = info.labels
-  for i = 2, #pos do
-    local k, v = pos[i]:match("^([^=]+)=(.*)$")
-    if not k then die("label: expected KEY=VALUE, got " .. pos[i]) end
-    labels[k] = v ~= "" and v or nil
-  end
-  check(sn:update(pos[1], { labels = labels }))
-  local names = {}
-  for k, v in pairs(labels) do names[#names + 1] = k .. "=" .. v end
-  table.sort(names)
-  io.write("updated snapshot ", pos[1], table.concat(names, ",") ~= "" and (" with " .. table.concat(names, ",")) or "", "\n")
-else
-  die("unknown command " .. tostring(cmd) .. " (see ctrlua snapshots.lua help)")
+  io.stdout:write(format.table(rows))
+  return true
 end
+
+local function info(ctx)
+  if #ctx.args ~= 1 then return nil, "please provide a key" end
+  local i, err = snapshotter(ctx):stat(ctx.args[1])
+  if not i then return nil, err end
+  -- containerd's snapshots.Info, fields in its order, as `ctr snapshots info` prints it
+  local out = json.ordered({ Kind = KIND[i.kind] or i.kind, Name = i.name, Parent = i.parent,
+    Labels = next(i.labels or {}) and i.labels or nil, Created = i.created_at, Updated = i.updated_at },
+    { "Kind", "Name", "Parent", "Labels", "Created", "Updated" })
+  io.stdout:write(assert(json.encode_indent(out)), "\n")
+  return true
+end
+
+-- ctr snapshots label: k=v sets, k= clears, a bare k means k=true; prints the labels after.
+local function label(ctx)
+  if #ctx.args < 1 then return nil, "please provide a key" end
+  local sn = snapshotter(ctx)
+  local key = ctx.args[1]
+  local i, err = sn:stat(key)
+  if not i then return nil, err end
+  local labels = i.labels or {}
+  if #ctx.args > 1 then
+    for k, v in pairs(cli.label_args({ select(2, unpack(ctx.args)) })) do
+      labels[k] = v ~= "" and v or nil
+    end
+    i, err = sn:update(key, { labels = labels })
+    if not i then return nil, err end
+    labels = i.labels or {}
+  end
+  local parts = {}
+  for k, v in pairs(labels) do parts[#parts + 1] = k .. "=" .. v end
+  table.sort(parts)
+  io.stdout:write(table.concat(parts, ","), "\n")
+  return true
+end
+
+local MOUNT_FLAGS = {
+  { name = "target", aliases = { "t" }, type = "string", usage = "mount target path, will print mount, if provided" },
+  { name = "mounts", type = "bool", usage = "Print out snapshot mounts as JSON" },
+}
+
+app.run({
+  name = "snapshots", usage = "manage snapshots",
+  flags = {
+    { name = "snapshotter", type = "string", env = "CONTAINERD_SNAPSHOTTER",
+      usage = "snapshotter name. Empty value stands for the default value." },
+  },
+  commands = {
+    { name = "commit", usage = "commit an active snapshot into the provided name",
+      usage_text = "ctrlua snapshots commit <key> <active>", action = commit },
+    { name = "info", usage = "get info about a snapshot", usage_text = "ctrlua snapshots info <key>",
+      action = info },
+    { name = "list", aliases = { "ls" }, usage = "list snapshots", action = list },
+    { name = "mounts", aliases = { "m", "mount" }, usage = "mount gets mount commands for the snapshots",
+      usage_text = "ctrlua snapshots mounts <target> <key>", action = mounts },
+    { name = "prepare", usage = "prepare a snapshot from a committed snapshot",
+      args_usage = "[flags] <key> [<parent>]", flags = MOUNT_FLAGS, action = prepare },
+    { name = "delete", aliases = { "del", "remove", "rm" }, usage = "remove snapshots",
+      usage_text = "ctrlua snapshots delete <key> [<key>, ...]", action = delete },
+    { name = "label", usage = "add labels to content",
+      usage_text = "ctrlua snapshots label <name> [<label>=<value> ...]",
+      description = "labels snapshots in the snapshotter", action = label },
+    { name = "tree", usage = "display tree view of snapshot branches", action = tree },
+    { name = "usage", usage = "usage snapshots", args_usage = "[flags] [<key>, ...]",
+      flags = { { name = "b", type = "bool", usage = "display size in bytes" } }, action = usage },
+    { name = "view", usage = "create a read-only snapshot from a committed snapshot",
+      args_usage = "[flags] <key> [<parent>]", flags = MOUNT_FLAGS, action = view },
+  },
+}, { ... })

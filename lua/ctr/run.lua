@@ -64,6 +64,9 @@ function M.opts(client, f, v, trace)
   if f.config and f.config ~= "" then
     s(oci.with_spec_from_file(f.config))
   else
+    -- ctr's run_unix.go: WithDefaultSpec (generate_spec's base), then WithDefaultUnixDevices,
+    -- the device cgroup's allow list for /dev/null, zero, full, random, urandom, tty, pts
+    s(oci.with_default_unix_devices)
     if f.rootfs then
       s(oci.with_rootfs_path(v.ref))
     else
