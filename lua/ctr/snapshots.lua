@@ -267,7 +267,7 @@ end
 function Snapshotter:_create(kind, key, parent, opts)
   return self:_txn(function()
     if meta.get(self.root, self.namespace, self.kind, key) then
-      return nil, errors.exists("snapshot %s: already exists", key)
+      return nil, errors.exists("snapshot %q: already exists", key)
     end
     local prec, err
     if parent then
@@ -290,7 +290,7 @@ function Snapshotter:_create(kind, key, parent, opts)
     ok, err = meta.put(self.root, self.namespace, self.kind, key, rec, { create = true })
     if not ok then
       core.remove_tree(self.dir .. "/" .. id)
-      if err.sym == "EXISTS" then return nil, errors.exists("snapshot %s: already exists", key) end
+      if err.sym == "EXISTS" then return nil, errors.exists("snapshot %q: already exists", key) end
       return nil, err
     end
     return self:_mounts(rec)
@@ -351,7 +351,7 @@ function Snapshotter:commit(name, key, opts)
       return nil, failed_precondition("snapshot %s is not active", key)
     end
     if meta.get(self.root, self.namespace, self.kind, name) then
-      return nil, errors.exists("snapshot %s: already exists", name)
+      return nil, errors.exists("snapshot %q: already exists", name)
     end
     local fs = self:_fs(rec.id)
     local usage, msg, errno = core.usage(fs)
@@ -367,7 +367,7 @@ function Snapshotter:commit(name, key, opts)
     -- same directory, which remove() then deletes without touching the directory.
     ok, err = meta.put(self.root, self.namespace, self.kind, name, new, { create = true })
     if not ok then
-      if err.sym == "EXISTS" then return nil, errors.exists("snapshot %s: already exists", name) end
+      if err.sym == "EXISTS" then return nil, errors.exists("snapshot %q: already exists", name) end
       return nil, err
     end
     ok, err = meta.delete(self.root, self.namespace, self.kind, key)

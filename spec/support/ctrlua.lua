@@ -63,6 +63,16 @@ function S.until_true(fn, secs, what)
   error("timed out waiting for " .. (what or "a condition"), 2)
 end
 
+--- Does process pid block signal sig (/proc/PID/status SigBlk)?
+function S.blocks_signal(pid, sig)
+  local st = core.read_file("/proc/" .. tostring(pid) .. "/status", 65536)
+  local hex = st and st:match("SigBlk:%s*(%x+)")
+  if not hex then return false end
+  -- bit sig-1 of the mask, from its hex digits
+  local digit = tonumber(hex:sub(#hex - math.floor((sig - 1) / 4), #hex - math.floor((sig - 1) / 4)), 16)
+  return digit ~= nil and math.floor(digit / 2 ^ ((sig - 1) % 4)) % 2 == 1
+end
+
 --- The lines of the host's /proc/self/mountinfo that mention `path`.
 function S.mounts_under(path)
   local found = {}

@@ -1,0 +1,244 @@
+-- run_latency: the time from command to exit of a container running /bin/true, for ctrlua and
+-- for the OCI runtimes, on the same machine in the same run.
+--
+--   ctrlua   `ctrlua run.lua --rm IMAGE ID /bin/true`: the whole pipeline (image lookup, snapshot,
+--            spec, bundle, create, start, wait, delete), a fresh ID each run; the image is
+--            imported and unpacked once before.
+--   runc     `runc run -b BUNDLE ID` of a ready bundle: the same busybox rootfs (the test image's
+--            layer unpacked into a directory), config.json from `runc spec` with args
+--            ["/bin/true"] and terminal false.
+--   crun     `crun run -b BUNDLE ID` of the same bundle.  crun 1.8 refuses this machine's hybrid
+--            cgroups, so it runs in a private mount namespace where /sys/fs/cgroup/unified is
+--            unmounted (`unshare -m sh -c 'umount /sys/fs/cgroup/unified; ...'`); the timer
+--            runs inside that namespace too, so the wrapper's own cost is not counted.
+--   floor    `unshare -m -u -i -n -p -f --mount-proc=ROOTFS/proc chroot ROOTFS /bin/true`.
+--
+-- Times come from hyperfine -N (no shell in between), 20 runs each, after warm-up; peak RSS
+-- is GNU time's %M (wait4's ru_maxrss: the largest resident set of the process and every
+-- descendant it reaped), median of 5 runs.  ctrlua's phases come from 20 more runs with
+-- CTRLUA_TRACE=1 (run.lua prints `phase NAME X ms` on stderr).
+--
+-- A module for bench/run.lua: `require("run_latency")(report)` calls report(result) once per
+-- contestant: { name = "run_latency/ctrlua", unit = "ms", median =, min =, p90 =, max =,
+-- runs = 20, rss_kb =, note = }.  Run directly (`luajit bench/run_latency.lua`, with
+-- LUA_PATH/LUA_CPATH/CTRLUA_BIN/CTRLUA_TEST_IMAGE as `make bench` sets them, as root) it
+-- prints the same.
+local core = require("ctr.core")
+
+local N = 20
+local RSS_RUNS = 5
+local BIN = os.getenv("CTRLUA_BIN") or "build/ctrlua"
+local IMAGE_TAR = os.getenv("CTRLUA_TEST_IMAGE") or "build/images/busybox.oci.tar"
+local IMAGE = "ctrlua.test/busybox:latest"
+local PHASES = { "startup", "image", "container", "create", "start", "wait", "cleanup" }
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function capture(cmd)
+  local p = assert(io.popen("(" .. cmd .. ") 2>&1; echo \"rc=$?\""))
+  local out = p:read("*a")
+  p:close()
+  local body, rc = out:match("^(.*)rc=(%d+)\n$")
+  return body, tonumber(rc)
+end
+
+local function sh(cmd)
+  local out, rc = capture(cmd)
+  if rc ~= 0 then error(("command failed (%s): %s\n%s"):format(rc, cmd, out), 0) end
+  return out
+end
+
+local function sorted(t)
+  local s = {}
+  for i, v in ipairs(t) do s[i] = v end
+  table.sort(s)
+  return s
+end
+
+local function median(t)
+  local s = sorted(t)
+  local n = #s
+  if n == 0 then return nil end
+  if n % 2 == 1 then return s[(n + 1) / 2] end
+  return (s[n / 2] + s[n / 2 + 1]) / 2
+end
+
+-- nearest-rank percentile
+local function pct(t, p)
+  local s = sorted(t)
+  return s[math.max(1, math.ceil(p / 100 * #s))]
+end
+
+local function stats(times_ms)
+  local s = sorted(times_ms)
+  return { median = median(s), min = s[1], p90 = pct(s, 90), max = s[#s], runs = #s }
+end
+
+-- hyperfine -N: the run times (ms) of each command of a run, from its JSON export.
+local function hyperfine(dir, args, prefix)
+  local json = dir .. "/hyperfine.json"
+  os.remove(json)
+  sh(("%shyperfine -N --style none --export-json %s %s"):format(prefix or "", q(json), args))
+  local doc = core.json_decode(assert(core.read_file(json)))
+  local times = {}
+  for _, res in ipairs(doc.results) do
+    for _, t in ipairs(res.times) do times[#times + 1] = t * 1000 end
+  end
+  return times
+end
+
+-- GNU time's %M (KB) of cmd, median of RSS_RUNS runs.
+local function peak_rss(cmd, prefix)
+  local vals = {}
+  for i = 1, RSS_RUNS do
+    local out = sh(("%s/usr/bin/time -f 'RSS %%M' %s </dev/null >/dev/null"):format(prefix or "",
+      cmd(i)))
+    vals[#vals + 1] = tonumber(out:match("RSS (%d+)"))
+  end
+  return median(vals)
+end
+
+-- The test image's layer, unpacked into rootfs (a plain directory, as `ctr` would not do).
+local function unpack_rootfs(dir, rootfs)
+  local layout = dir .. "/layout"
+  sh(("mkdir -p %s %s && tar -C %s -xf %s"):format(q(layout), q(rootfs), q(layout), q(IMAGE_TAR)))
+  local function blob(d) return layout .. "/blobs/sha256/" .. d:sub(8) end
+  local index = core.json_decode(assert(core.read_file(layout .. "/index.json")))
+  local manifest = core.json_decode(assert(core.read_file(blob(index.manifests[1].digest))))
+  for _, l in ipairs(manifest.layers) do
+    sh(("tar -C %s -xzf %s"):format(q(rootfs), q(blob(l.digest))))
+  end
+  sh("rm -rf " .. q(layout))
+end
+
+local function make_bundle(bundle)
+  unpack_rootfs(bundle, bundle .. "/rootfs")
+  sh(("cd %s && runc spec"):format(q(bundle)))
+  local spec = core.json_decode(assert(core.read_file(bundle .. "/config.json")))
+  spec.process.args = core.json_array({ "/bin/true" })
+  spec.process.terminal = false
+  assert(core.write_file(bundle .. "/config.json", core.json_encode(spec, true), { mode = 420 }))
+end
+
+local function ids(prefix)
+  local t = {}
+  for i = 1, N do t[i] = prefix .. i end
+  return table.concat(t, ",")
+end
+
+local function run(report)
+  local rows = {}
+  report = report or function(r) rows[#rows + 1] = r end
+  if core.geteuid() ~= 0 then error("run_latency: needs root", 0) end
+  local dir = (sh("mktemp -d /var/tmp/ctrlua-bench-run.XXXXXX"):gsub("%s+$", ""))
+  local results, phases = {}, {}
+  local ok, err = pcall(function()
+    local root, state = dir .. "/root", dir .. "/state"
+    local ctrlua = ("%s --root %s --state %s"):format(q(BIN), q(root), q(state))
+    sh(ctrlua .. " images.lua import " .. q(IMAGE_TAR))
+    -- the first run unpacks the image; two more warm the page cache
+    for i = 1, 3 do sh(("%s run.lua --rm %s warm%d /bin/true"):format(ctrlua, IMAGE, i)) end
+
+    local bundle = dir .. "/bundle"
+    make_bundle(bundle)
+    local rootfs = bundle .. "/rootfs"
+    -- in the private mount namespace that crun needs (see the header)
+    local crun_ns = "unshare -m sh -c " .. q("umount /sys/fs/cgroup/unified 2>/dev/null; exec \"$0\" \"$@\"") .. " "
+    local contestants = {
+      { name = "ctrlua", note = "whole pipeline: image, snapshot, spec, bundle, run, delete",
+        times = function()
+          return hyperfine(dir, ("--runs 1 --parameter-list id %s %s"):format(ids("b"),
+            q(("%s run.lua --rm %s {id} /bin/true"):format(ctrlua, IMAGE))))
+        end,
+        cmd = function(i) return ("%s run.lua --rm %s rss%d /bin/true"):format(ctrlua, IMAGE, i) end },
+      { name = "runc", note = "ready bundle",
+        times = function()
+          return hyperfine(dir, ("--warmup 2 --runs %d %s"):format(N,
+            q(("runc --root %s run -b %s bench-runc"):format(dir .. "/runc", bundle))))
+        end,
+        cmd = function(i) return ("runc --root %s run -b %s rss-runc%d"):format(q(dir .. "/runc"), q(bundle), i) end },
+      { name = "crun", note = "ready bundle; in unshare -m with /sys/fs/cgroup/unified unmounted",
+        times = function()
+          return hyperfine(dir, ("--warmup 2 --runs %d %s"):format(N,
+            q(("crun --root %s run -b %s bench-crun"):format(dir .. "/crun", bundle))), crun_ns)
+        end,
+        cmd = function(i) return ("crun --root %s run -b %s rss-crun%d"):format(q(dir .. "/crun"), q(bundle), i) end,
+        prefix = crun_ns },
+      { name = "floor", note = "unshare -m -u -i -n -p -f --mount-proc chroot /bin/true",
+        times = function()
+          return hyperfine(dir, ("--warmup 2 --runs %d %s"):format(N,
+            q(("unshare -m -u -i -n -p -f --mount-proc=%s/proc chroot %s /bin/true"):format(rootfs, rootfs))))
+        end,
+        cmd = function() return ("unshare -m -u -i -n -p -f --mount-proc=%s/proc chroot %s /bin/true"):format(q(rootfs), q(rootfs)) end },
+    }
+    for _, c in ipairs(contestants) do
+      local okc, res = pcall(function()
+        local r = stats(c.times())
+        r.rss_kb = peak_rss(c.cmd, c.prefix)
+        return r
+      end)
+      if okc then
+        res.name, res.unit, res.note = "run_latency/" .. c.name, "ms", c.note
+        results[c.name] = res
+      else
+        results[c.name] = { name = "run_latency/" .. c.name, unit = "ms", error = tostring(res) }
+      end
+    end
+
+    -- ctrlua's phases
+    local per = {}
+    for i = 1, N do
+      local out = capture(("CTRLUA_TRACE=1 %s run.lua --rm %s ph%d /bin/true 2>&1 >/dev/null"):format(ctrlua, IMAGE, i))
+      for name, ms in out:gmatch("phase%s+(%S+)%s+([%d.]+) ms") do
+        per[name] = per[name] or {}
+        table.insert(per[name], tonumber(ms))
+      end
+    end
+    for _, name in ipairs(PHASES) do phases[name] = median(per[name] or {}) end
+  end)
+  sh("for m in $(grep -o ' " .. dir .. "[^ ]*' /proc/self/mountinfo | sort -r); do umount -l \"$m\"; done; rm -rf " .. q(dir))
+  if not ok then error(err, 0) end
+
+  -- the detail, then one result per contestant
+  local c, cr, fl = results.ctrlua, results.crun, results.floor
+  print("run_latency: /bin/true in a container, 20 runs each (ms; peak RSS of the process tree)")
+  print(("  %-8s %8s %8s %8s %8s %9s  %s"):format("", "median", "min", "p90", "max", "rss KB", "how"))
+  for _, name in ipairs({ "ctrlua", "runc", "crun", "floor" }) do
+    local r = results[name]
+    if r.error then
+      print(("  %-8s failed: %s"):format(name, r.error))
+    else
+      print(("  %-8s %8.2f %8.2f %8.2f %8.2f %9d  %s"):format(name, r.median, r.min, r.p90, r.max,
+        r.rss_kb or -1, r.note))
+    end
+  end
+  local parts = {}
+  local total = 0
+  for _, name in ipairs(PHASES) do
+    if phases[name] then
+      parts[#parts + 1] = ("%s %.2f"):format(name, phases[name])
+      total = total + phases[name]
+    end
+  end
+  print(("  ctrlua phases (median ms): %s (sum %.2f)"):format(table.concat(parts, ", "), total))
+  local function target(label, okv, detail) print(("  target %-32s %s  %s"):format(label, okv and "met " or "MISSED", detail)) end
+  if not c.error and not cr.error then
+    target("ctrlua <= crun (time)", c.median <= cr.median, ("%.2f vs %.2f ms"):format(c.median, cr.median))
+    target("ctrlua peak RSS <= crun's", c.rss_kb <= cr.rss_kb, ("%d vs %d KB"):format(c.rss_kb, cr.rss_kb))
+  end
+  if not c.error and not fl.error then
+    target("ctrlua within 2x of the floor", c.median <= 2 * fl.median,
+      ("%.2f vs 2 x %.2f ms (%.2fx)"):format(c.median, fl.median, c.median / fl.median))
+  end
+  for _, name in ipairs({ "ctrlua", "runc", "crun", "floor" }) do
+    local r = results[name]
+    if name == "ctrlua" and not r.error then r.phases = phases end
+    report(r)
+  end
+  return results
+end
+
+if arg and arg[0] and arg[0]:match("run_latency%.lua$") then
+  run()
+end
+return run
