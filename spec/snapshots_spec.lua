@@ -68,7 +68,7 @@ describe("snapshots #root", function()
       local v, err = sn:prepare("a")
       assert.is_nil(v)
       assert.are.equal("EXISTS", err.sym)
-      assert.are.equal("snapshot a: already exists", err.msg)
+      assert.are.equal('snapshot "a": already exists', err.msg)
 
       v, err = sn:prepare("b", "a")
       assert.is_nil(v)
