@@ -334,6 +334,16 @@ function Snapshotter:mounts(key)
   return self:_mounts(rec)
 end
 
+--- Read a file of snapshot key's tree without mounting it: the layer directories are searched
+-- top-most first, each read inside its own root (ctr.rootfs).  Used to resolve an image's
+-- user against its /etc/passwd while the container is made, where containerd mounts the
+-- snapshot for it.  Returns the content, or nil, err.
+function Snapshotter:read_file(key, path, cap)
+  local mounts, err = self:mounts(key)
+  if not mounts then return nil, err end
+  return require("ctr.rootfs").reader(mounts, cap)(path)
+end
+
 --- Commit an active snapshot under name (containerd's Commit).  The contents are synced to
 -- disk and the usage recorded.
 -- @tparam string name the committed snapshot's name
