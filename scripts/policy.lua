@@ -11,7 +11,6 @@ local cli = require("ctr.cli")
 local errors = require("ctr.errors")
 local policy = require("ctr.policy")
 local run = require("ctr.run")
-local containers = require("ctr.containers")
 
 local POLICY_FLAGS = {
   { name = "policy", type = "strings", usage = "a policy file (repeatable), after those of the policy directory" },
@@ -45,18 +44,16 @@ local function check(ctx)
   local client
   client, err = ctr.client()
   if not client then return nil, err end
-  local copts, sopts = run.opts(client, r.flags, v)
-  if not copts then return nil, sopts end
   local f = r.flags
-  copts[#copts + 1] = containers.with_new_spec(unpack(sopts))
-  copts[#copts + 1] = containers.with_container_labels(cli.label_args(f.label))
-  copts[#copts + 1] = containers.with_runtime(f.runtime)
   local before, after
   local files = {}
   for _, p in ipairs(ctx.flags.policy or {}) do files[#files + 1] = p end
   for _, p in ipairs(type(f.policy) == "table" and f.policy or {}) do files[#files + 1] = p end
-  copts[#copts + 1] = function(_, _, c) before = policy.pretty_json(c.spec) end
-  copts[#copts + 1] = policy.with_policies(f, { files = files, dir = policy_opts(ctx.flags).dir })
+  -- the very opts `run` uses, so what is checked is what would run
+  local copts
+  copts, err = run.container_opts(client, f, v, nil, { files = files, dir = policy_opts(ctx.flags).dir,
+    before = function(c) before = policy.pretty_json(c.spec) end })
+  if not copts then return nil, err end
   copts[#copts + 1] = function(_, _, c)
     after = policy.pretty_json(c.spec)
     return nil, ABORT

@@ -46,7 +46,8 @@ if not client then die(err) end
 
 local container
 container, err = run.new_container(client, f, v, phase)
-if not container then die(err) end
+-- a policy's refusal is a decision, not a failure of ctrlua: exit 1, as the issue asks
+if not container then die(err, err.sym == "POLICY_REFUSED" and 1 or nil) end
 phase("container")
 
 -- From here on a failure removes what this run made: nothing is left behind.
@@ -55,8 +56,16 @@ local function abandon(e, code)
   die(e, code)
 end
 
+-- IO: --null-io, --log-uri, --fifo-dir, or our stdio (foreground) / /dev/null (detached).
+-- A logging binary needs the monitor, so such a run is detached and then waited for.
+local tio
+tio, err = cio.from_flags(f, v.id, f.detach)
+if not tio then abandon(err) end
+local detach = f.detach or tio.needs_monitor
+
 local task
-task, err = container:new_task(cio.stdio())
+task, err = container:new_task(tio, { pid_file = f["pid-file"] ~= "" and f["pid-file"] or nil,
+  detach = detach })
 if not task then
   local code = EXIT_FAILED
   if err.exec and err.sym == "ENOENT" then code = EXIT_NOT_FOUND
@@ -70,17 +79,17 @@ phase("create")
 local ok
 ok, err = task:start()
 if not ok then
-  task:kill(9)
-  task:wait()
-  task:delete()
+  task:delete({ force = true })
   abandon(err)
 end
 phase("start")
+if f.detach then os.exit(0) end
 
 local code
-code, err = task:wait({ forward = true, record = false })
+code, err = task:wait({ forward = not detach, record = false })
 if not code then die(err) end
 phase("wait")
+if not detach and tio.close then tio.close() end
 task:delete()
 if f.rm then
   ok, err = container:delete({ snapshot_cleanup = true })

@@ -45,9 +45,7 @@ function M.validate(def, r)
   if f.rm and f.detach then return nil, errors.invalid("flags --detach and --rm cannot be specified together") end
   local unsupported = cli.unsupported(def, r)
   if unsupported then return nil, errors.invalid("--%s is not supported yet", unsupported) end
-  if f.runtime ~= "io.containerd.runc.v2" then
-    return nil, errors.invalid("runtime %q is not supported yet: only the built-in runtime (io.containerd.runc.v2)", f.runtime)
-  end
+  out.set = r.set
   local err = containers.validate_id(out.id)
   if err then return nil, err end
   return out
@@ -79,8 +77,11 @@ function M.opts(client, f, v, trace)
       local snapshotter = (f.snapshotter and f.snapshotter ~= "") and f.snapshotter or client.snapshotter_name
       c(containers.with_image(image))
       c(containers.with_snapshotter(snapshotter))
-      c(containers.with_new_snapshot(v.id, image, { labels = cli.label_args(f["snapshotter-label"]),
-        platform = platform }))
+      v.image = image -- isolation_opts: --uidmap/--gidmap prepare a remapped snapshot instead
+      if (f.uidmap or "") == "" or (f.gidmap or "") == "" then
+        c(containers.with_new_snapshot(v.id, image, { labels = cli.label_args(f["snapshotter-label"]),
+          platform = platform }))
+      end
       c(containers.with_image_stop_signal(image, "SIGTERM"))
       s(oci.with_image_config(image))
     end
@@ -96,28 +97,301 @@ function M.opts(client, f, v, trace)
   return copts, sopts
 end
 
+--- Parse a `--mount` value as ctr's parseMountFlag: CSV fields key=value (type, source|src,
+-- destination|dst, options=a:b).  Returns the mount, or nil, err naming the bad part.
+function M.parse_mount_flag(str)
+  local m = {}
+  -- Go's csv reader: fields split on commas, a field may be double-quoted
+  local fields, i = {}, 1
+  while i <= #str + 1 do
+    if str:sub(i, i) == '"' then
+      local j, buf = i + 1, {}
+      while true do
+        local ch = str:sub(j, j)
+        if ch == "" then return nil, errors.invalid("invalid mount specification: unterminated quote in %q", str) end
+        if ch == '"' then
+          if str:sub(j + 1, j + 1) == '"' then buf[#buf + 1] = '"'; j = j + 2 else break end
+        else buf[#buf + 1] = ch; j = j + 1 end
+      end
+      fields[#fields + 1] = table.concat(buf)
+      i = j + 2
+    else
+      local j = str:find(",", i, true) or (#str + 1)
+      fields[#fields + 1] = str:sub(i, j - 1)
+      i = j + 1
+    end
+  end
+  for _, field in ipairs(fields) do
+    local parts = {}
+    for p in (field .. "="):gmatch("([^=]*)=") do parts[#parts + 1] = p end
+    if #parts ~= 2 then
+      return nil, errors.invalid("invalid mount specification: expected key=val (in %q)", field)
+    end
+    local key, val = parts[1], parts[2]
+    if key == "type" then m.type = val
+    elseif key == "source" or key == "src" then m.source = val
+    elseif key == "destination" or key == "dst" then m.destination = val
+    elseif key == "options" then
+      m.options = {}
+      for o in (val .. ":"):gmatch("([^:]*):") do m.options[#m.options + 1] = o end
+      m.options = require("ctr.core").json_array(m.options)
+    else
+      return nil, errors.invalid("mount option %q not supported", key)
+    end
+  end
+  if not m.destination or m.destination == "" then
+    return nil, errors.invalid("invalid mount specification %q: no destination (dst=)", str)
+  end
+  return m
+end
+
+--- Parse a `--uidmap`/`--gidmap` value `container-id:host-id:size` as ctr's parseIDMapping
+-- (numbers in Go's base-0 syntax: 10, 0x10, 0o10).  Returns {containerID=, hostID=, size=}.
+function M.parse_id_mapping(str)
+  local parts = {}
+  for p in (str .. ":"):gmatch("([^:]*):") do parts[#parts + 1] = p end
+  if #parts ~= 3 then
+    return nil, errors.invalid("user namespace mappings require the format `container-id:host-id:size`")
+  end
+  local function num(s)
+    local n
+    if s:match("^0[xX]%x+$") then n = tonumber(s:sub(3), 16)
+    elseif s:match("^0[oO][0-7]+$") then n = tonumber(s:sub(3), 8)
+    elseif s:match("^0[bB][01]+$") then n = tonumber(s:sub(3), 2)
+    elseif s:match("^0[0-7]+$") then n = tonumber(s:sub(2), 8)
+    elseif s:match("^%d+$") then n = tonumber(s) end
+    if n and n <= 4294967295 then return n end
+    return nil
+  end
+  local names = { "container id", "host id", "size" }
+  local out = {}
+  for k, p in ipairs(parts) do
+    local n = num(p)
+    if not n then
+      return nil, errors.invalid("invalid %s for user namespace remapping: strconv.ParseUint: parsing %q: invalid syntax", names[k], p)
+    end
+    out[k] = n
+  end
+  return { containerID = out[1], hostID = out[2], size = out[3] }
+end
+
+local NS_VALID = { pid = true, network = true, uts = true, mount = true, user = true, ipc = true, cgroup = true }
+
+-- containerd's WithRemappedSnapshot: the image's top snapshot with every owner shifted by the
+-- host ids, committed once per mapping as "<chain>-<uid>-<gid>" (reused by the next container
+-- with that mapping), and the container's snapshot prepared on it.
+local function with_remapped_snapshot(key, image, uid, gid, platform)
+  return function(ctx, client, c)
+    local core = require("ctr.core")
+    if not c.snapshotter or c.snapshotter == "" then c.snapshotter = client.snapshotter_name end
+    local chain, err = require("ctr.unpack").unpack(client, image, { snapshotter = c.snapshotter, platform = platform })
+    if not chain then return nil, err end
+    local sn
+    sn, err = client:snapshotter(c.snapshotter)
+    if not sn then return nil, err end
+    local parent = ("%s-%d-%d"):format(chain, uid, gid)
+    if not sn:stat(parent) then
+      local work = parent .. "-remap-" .. core.getpid()
+      local mounts
+      mounts, err = sn:prepare(work, chain)
+      if not mounts then return nil, err end
+      local mnt = require("ctr.mount")
+      local dir = client.state .. "/remap-" .. core.getpid()
+      local ok, msg, errno = core.mkdir_p(dir, 448)
+      if ok then ok, err = mnt.all(mounts, dir) else err = errors.new(msg, errno) end
+      if ok then
+        ok, msg, errno = core.shift_tree(dir, uid, gid)
+        if not ok then err = errors.new("remap the snapshot for the user namespace: " .. msg, errno) end
+        mnt.unmount(dir, { detach = true })
+      end
+      core.rmdir(dir)
+      if ok then ok, err = sn:commit(parent, work) end
+      if not ok then
+        sn:remove(work)
+        return nil, err
+      end
+    end
+    local ok
+    ok, err = sn:prepare(key, parent)
+    if ok == nil and err ~= nil then return nil, err end
+    if ctx._prepared then ctx._prepared[#ctx._prepared + 1] = { snapshotter = c.snapshotter, key = key } end
+    c.snapshot_key = key
+    c.image = image.name
+  end
+end
+
 --- Isolation flags (--privileged, --cap-add/--cap-drop, --read-only, --seccomp, --mount,
 -- --uidmap, --with-ns, --net-host, --device, ...): add spec opts with s(opt), container opts
--- with c(opt).  Returns nil, err on a bad flag value.
+-- with c(opt).  Returns nil, err on a bad flag value.  The order and the words are those of
+-- containerd 1.6's NewContainer (cmd/ctr/commands/run/run_unix.go).
 function M.isolation_opts(client, f, v, s, c)
+  local core = require("ctr.core")
+  for _, str in ipairs(f.mount or {}) do
+    local m, err = M.parse_mount_flag(str)
+    if not m then return nil, err end
+    s(oci.with_mounts({ m }))
+  end
+  local uidmap, gidmap = f.uidmap or "", f.gidmap or ""
+  if uidmap ~= "" or gidmap ~= "" then
+    if uidmap == "" or gidmap == "" then
+      return nil, errors.invalid("--uidmap and --gidmap must be given together")
+    end
+    local um, err = M.parse_id_mapping(uidmap)
+    if not um then return nil, err end
+    local gm
+    gm, err = M.parse_id_mapping(gidmap)
+    if not gm then return nil, err end
+    s(oci.with_user_namespace({ um }, { gm }))
+    if f.rootfs then
+      -- ctrlua: an unmanaged rootfs is used as it is (its owner is the caller's business)
+    elseif f["remap-labels"] then
+      return nil, errors.invalid("--remap-labels: the snapshotter %q does not support remapping labels; use --uidmap/--gidmap alone (a remapped snapshot)", client.snapshotter_name)
+    else
+      -- in place of the plain snapshot (opts() leaves it out when both maps are given)
+      c(with_remapped_snapshot(v.id, v.image, um.hostID, gm.hostID, (f.platform or "") ~= "" and f.platform or nil))
+    end
+  elseif f["remap-labels"] then
+    return nil, errors.invalid("--remap-labels needs --uidmap and --gidmap")
+  end
+  if f["read-only"] then s(oci.with_rootfs_readonly()) end
+  if f.privileged then
+    s(oci.with_privileged); s(oci.with_all_devices_allowed); s(oci.with_host_devices)
+  end
+  if f["net-host"] then
+    local hostname = core.uname().nodename
+    s(oci.with_host_namespace("network")); s(oci.with_host_hosts_file); s(oci.with_host_resolvconf)
+    s(oci.with_env({ "HOSTNAME=" .. hostname }))
+  end
+  if f.annotation and #f.annotation > 0 then
+    local t = {}
+    for _, a in ipairs(f.annotation) do
+      local k, val = a:match("^([^=]*)=(.*)$")
+      if not k then return nil, errors.invalid("invalid key=value format annotation: %s", a) end
+      t[k] = val
+    end
+    s(oci.with_annotations(t))
+  end
+  for _, flag in ipairs({ "cap-add", "cap-drop" }) do
+    local caps = f[flag] or {}
+    if #caps > 0 then
+      for _, cap in ipairs(caps) do
+        if cap:sub(1, 4) ~= "CAP_" then return nil, errors.invalid("capabilities must be specified with 'CAP_' prefix") end
+      end
+      local list = caps
+      if flag == "cap-add" then
+        for _, cap in ipairs(caps) do
+          if cap == "CAP_ALL" then list = nil end
+        end
+        s(list and oci.with_added_capabilities(list) or oci.with_all_known_capabilities)
+      else
+        for _, cap in ipairs(caps) do
+          if cap == "CAP_ALL" then list = nil end
+        end
+        s(list and oci.with_dropped_capabilities(list) or oci.with_capabilities({}))
+      end
+    end
+  end
+  local profile = f["seccomp-profile"] or ""
+  if not f.seccomp and profile ~= "" then
+    return nil, errors.invalid("seccomp must be set to true, if using a custom seccomp-profile")
+  end
+  if f.seccomp then
+    local seccomp = require("ctr.seccomp")
+    s(profile ~= "" and seccomp.with_profile(profile) or seccomp.with_default_profile())
+  end
+  local aa_default, aa = f["apparmor-default-profile"] or "", f["apparmor-profile"] or ""
+  if aa_default ~= "" then s(oci.with_apparmor_default_profile(aa_default)) end
+  if aa ~= "" then
+    if aa_default ~= "" then return nil, errors.invalid("apparmor-profile conflicts with apparmor-default-profile") end
+    s(oci.with_apparmor_profile(aa))
+  end
+  for _, ns in ipairs(f["with-ns"] or {}) do
+    local parts = {}
+    for p in (ns .. ":"):gmatch("([^:]*):") do parts[#parts + 1] = p end
+    if #parts ~= 2 then
+      return nil, errors.invalid("joining a Linux namespace using --with-ns requires the format 'nstype:path'")
+    end
+    if not NS_VALID[parts[1]] then
+      return nil, errors.invalid("the Linux namespace type specified in --with-ns is not valid: " .. parts[1])
+    end
+    s(oci.with_linux_namespace({ type = parts[1], path = parts[2] }))
+  end
+  if f["allow-new-privs"] then s(oci.with_new_privileges) end
+  for _, dev in ipairs(f.device or {}) do s(oci.with_devices(dev, "", "rwm")) end
+  if f["rootfs-propagation"] and f["rootfs-propagation"] ~= "" then
+    s(oci.with_rootfs_propagation(f["rootfs-propagation"]))
+  end
   return true
 end
 
 --- Resource, network and runtime flags (--cgroup, --memory-limit, --cpus, --cpu-shares,
 -- --cpu-quota/--cpu-period, --cni, --gpus, --rdt-class, ...): as isolation_opts.
+-- In ctr's order (run_unix.go NewContainer); as in ctr the spec flags apply only without
+-- --config.  The runtime flags (--runtime, --runc-binary, --runc-root, --runc-systemd-cgroup,
+-- --runtime-config-path) become `v.runtime_options` (see ctr.runtime.options).
 function M.resource_opts(client, f, v, s, c)
+  local set = v.set or {}
+  local runtime = require("ctr.runtime")
+  local ropts, rerr = runtime.options(f, set)
+  if rerr then return nil, rerr end
+  v.runtime_options = ropts
+  if f.config and f.config ~= "" then return true end
+  local cpus = f.cpus or 0
+  if cpus > 0 then s(oci.with_cpus(cpus)) end
+  if (f["cpu-shares"] or 0) > 0 then s(oci.with_cpu_shares(f["cpu-shares"])) end
+  local quota, period = f["cpu-quota"] or -1, f["cpu-period"] or 0
+  if quota ~= -1 or period ~= 0 then
+    if cpus > 0 then return nil, errors.invalid("cpus and quota/period should be used separately") end
+    s(oci.with_cpu_cfs(quota, period))
+  end
+  if set.gpus then
+    local opt, err = require("ctr.nvidia").with_gpus(f.gpus)
+    if not opt then return nil, err end
+    s(opt)
+  end
+  if set.cgroup then s(oci.with_cgroup(f.cgroup or "")) end
+  if (f["memory-limit"] or 0) ~= 0 then s(oci.with_memory_limit(f["memory-limit"])) end
+  if f.cni then
+    local opt, err = require("ctr.cni").with_cni({ conf_dir = f["cni-conf-dir"],
+      bin_dir = f["cni-bin-dir"] })
+    if not opt then return nil, err end
+    if ropts then
+      return nil, errors.invalid("--cni with an external runtime (--runc-binary) is not supported: its init is not ctrlua's child between create and start")
+    end
+    c(opt)
+  end
+  if set["rdt-class"] then
+    local ok, err = runtime.check_rdt(f["rdt-class"])
+    if not ok then return nil, err end
+    s(oci.with_rdt(f["rdt-class"], "", ""))
+  end
   return true
 end
 
 --- Make the container record of a `run`: validate nothing (see validate), build the opts and
 -- create the container.  Returns the container, or nil, err.
 function M.new_container(client, f, v, trace)
+  local copts, err = M.container_opts(client, f, v, trace)
+  if not copts then return nil, err end
+  return client:new_container(v.id, unpack(copts))
+end
+
+--- Every container opt of a run, in order: the snapshot and image opts, the spec (generated
+-- from the spec opts), labels, runtime, and last the site policies over the finished spec.
+-- `policy.lua check` appends its own opt after these to stop before anything is written.
+-- @param popts policy options (default `{files = f.policy}`; see ctr.policy.with_policies), and
+-- `before`: a function(container) called with the record just before the policies run
+-- @return an array of container opts, or nil, err
+function M.container_opts(client, f, v, trace, popts)
   local copts, sopts = M.opts(client, f, v, trace)
   if not copts then return nil, sopts end
   copts[#copts + 1] = containers.with_new_spec(unpack(sopts))
   copts[#copts + 1] = containers.with_container_labels(cli.label_args(f.label))
-  copts[#copts + 1] = containers.with_runtime(f.runtime)
-  return client:new_container(v.id, unpack(copts))
+  copts[#copts + 1] = containers.with_runtime(f.runtime, v.runtime_options)
+  popts = popts or { files = f.policy }
+  if popts.before then copts[#copts + 1] = function(_, _, c) popts.before(c) end end
+  copts[#copts + 1] = require("ctr.policy").with_policies(f, popts)
+  return copts
 end
 
 return M
