@@ -624,6 +624,18 @@ function M.with_pids_limit(limit)
   end
 end
 
+--- Intel RDT class of service (containerd's WithRdt): linux.intelRdt.closID, with optional L3
+-- cache and memory bandwidth schemata ("" or nil: none).
+function M.with_rdt(closid, l3, mb)
+  check_type(closid, "string", "closid")
+  return function(_, _, _, spec)
+    local rdt = { closID = closid }
+    if l3 and l3 ~= "" then rdt.l3CacheSchema = l3 end
+    if mb and mb ~= "" then rdt.memBwSchema = mb end
+    M.ensure_linux(spec).intelRdt = rdt
+  end
+end
+
 -- ------------------------------------------------------------------ devices
 
 local function devcg(major, minor)
@@ -665,6 +677,140 @@ function M.with_linux_devices(list)
     local linux = M.ensure_linux(spec)
     linux.devices = linux.devices or arr()
     for _, d in ipairs(list) do linux.devices[#linux.devices + 1] = deep_copy(d) end
+  end
+end
+
+-- The linux.devices entry of a host device node (containerd's DeviceFromPath), or nil when path
+-- is not a char or block device (or a fifo); host paths are trusted (the caller names them).
+local function device_from_path(path)
+  local st = core.stat(path, false)
+  if not st then return nil end
+  local t = ({ char = "c", block = "b", fifo = "p" })[st.type]
+  if not t then return nil end
+  return { path = path, type = t, major = st.rdev_major, minor = st.rdev_minor,
+    fileMode = st.mode % 512, uid = st.uid, gid = st.gid }
+end
+M.device_from_path = device_from_path
+
+-- containerd's getDevices: a device node, or every node of a directory tree (skipping the
+-- directories containerd skips, and symlinks, which are not devices).
+local SKIP_DEV_DIRS = { pts = true, shm = true, fd = true, mqueue = true, [".lxc"] = true,
+  [".lxd-mounts"] = true, [".udev"] = true }
+local function get_devices(path, container_path, out, depth, top)
+  local st, msg, errno = core.stat(path, false)
+  if not st then return nil, errors.new(msg, errno) end
+  if st.type == "directory" then
+    if depth > 16 then return out end
+    local names, lerr, lerrno = core.listdir(path)
+    if not names then return nil, errors.new(lerr, lerrno) end
+    table.sort(names)
+    for _, n in ipairs(names) do
+      if not SKIP_DEV_DIRS[n] then
+        local sub = path .. "/" .. n
+        local ok, err = get_devices(sub, container_path and (container_path .. "/" .. n), out, depth + 1, false)
+        if not ok then return nil, err end
+      end
+    end
+    return out
+  end
+  local d = device_from_path(path)
+  if d then
+    if container_path then d.path = container_path end
+    out[#out + 1] = d
+  elseif top then
+    return nil, errors.invalid("error gathering device information while adding custom device %q: not a device node", path)
+  end
+  return out
+end
+
+--- Add the device node at path (or every node of the directory tree at path) to linux.devices
+-- with the host's major/minor/mode/owner, and allow each in the device cgroup with
+-- `permissions` (containerd's WithDevices; `ctr run --device`).
+-- @param path a host device node or directory
+-- @param[opt] container_path where it appears in the container (default: path)
+-- @param[opt] permissions "rwm" by default
+function M.with_devices(path, container_path, permissions)
+  check_type(path, "string", "device path")
+  if container_path == "" then container_path = nil end
+  if container_path ~= nil then check_type(container_path, "string", "container path") end
+  permissions = permissions or "rwm"
+  return function(_, _, _, spec)
+    local devs, err = get_devices(path, container_path, {}, 0, true)
+    if not devs then return nil, err end
+    local linux = M.ensure_linux(spec)
+    linux.devices = linux.devices or arr()
+    local r = M.ensure_resources(spec)
+    r.devices = r.devices or arr()
+    for _, d in ipairs(devs) do
+      linux.devices[#linux.devices + 1] = d
+      r.devices[#r.devices + 1] = { allow = true, type = d.type, major = d.major, minor = d.minor,
+        access = permissions }
+    end
+  end
+end
+
+--- Every device node of the host's /dev in linux.devices (containerd's WithHostDevices, for
+-- `--privileged`; the device cgroup is opened by with_all_devices_allowed).
+function M.with_host_devices(_, _, _, spec)
+  local devs, err = get_devices("/dev", nil, {}, 0, false)
+  if not devs then return nil, err end
+  local linux = M.ensure_linux(spec)
+  linux.devices = linux.devices or arr()
+  for _, d in ipairs(devs) do linux.devices[#linux.devices + 1] = d end
+end
+
+--- Set linux.rootfsPropagation (shared, slave, private, unbindable, or their r* forms).
+function M.with_rootfs_propagation(p)
+  check_type(p, "string", "propagation")
+  return function(_, _, _, spec) M.ensure_linux(spec).rootfsPropagation = p end
+end
+
+--- Set linux.sysctl entries (merged).
+function M.with_sysctls(t)
+  check_type(t, "table", "sysctls")
+  return function(_, _, _, spec)
+    local linux = M.ensure_linux(spec)
+    linux.sysctl = linux.sysctl or {}
+    for k, v in pairs(t) do linux.sysctl[k] = v end
+  end
+end
+
+--- Add a hook ({path=, args=, env=, timeout=}) of a kind (prestart, createRuntime,
+-- createContainer, startContainer, poststart, poststop).
+function M.with_hook(kind, hook)
+  check_type(kind, "string", "kind")
+  check_type(hook, "table", "hook")
+  check_type(hook.path, "string", "hook.path")
+  return function(_, _, _, spec)
+    spec.hooks = spec.hooks or {}
+    spec.hooks[kind] = spec.hooks[kind] or arr()
+    local h = deep_copy(hook)
+    if h.args then h.args = arr(h.args) end
+    if h.env then h.env = arr(h.env) end
+    table.insert(spec.hooks[kind], h)
+  end
+end
+
+--- AppArmor with the default profile `name` (containerd's apparmor.WithDefaultProfile): the
+-- host must have AppArmor; ctrlua does not generate and load profiles, so the profile must be
+-- loaded already (apparmor_parser).  nil, err naming what is missing otherwise.
+function M.with_apparmor_default_profile(name)
+  check_type(name, "string", "profile name")
+  return function(_, _, _, spec)
+    local enabled = core.read_file("/sys/module/apparmor/parameters/enabled", 16)
+    if not enabled or enabled:sub(1, 1) ~= "Y" then
+      return nil, errors.new("apparmor is not supported on this host: /sys/module/apparmor/parameters/enabled is "
+        .. (enabled and "not Y" or "missing (the kernel has no AppArmor)"), 95, "NOT_SUPPORTED")
+    end
+    local profiles = core.read_file("/sys/kernel/security/apparmor/profiles", 4 * 1024 * 1024) or ""
+    local found = false
+    for line in profiles:gmatch("[^\n]+") do
+      if line:match("^(.-) %(") == name then found = true end
+    end
+    if not found then
+      return nil, errors.new(("apparmor profile %q is not loaded (ctrlua does not generate profiles: load it with apparmor_parser)"):format(name), 2, "NOT_FOUND")
+    end
+    M.ensure_process(spec).apparmorProfile = name
   end
 end
 

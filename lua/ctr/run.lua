@@ -122,12 +122,10 @@ function M.parse_mount_flag(str)
     end
   end
   for _, field in ipairs(fields) do
-    local parts = {}
-    for p in (field .. "="):gmatch("([^=]*)=") do parts[#parts + 1] = p end
-    if #parts ~= 2 then
+    local key, val = field:match("^([^=]*)=(.*)$") -- Go's strings.Cut(field, "=")
+    if not key then
       return nil, errors.invalid("invalid mount specification: expected key=val (in %q)", field)
     end
-    local key, val = parts[1], parts[2]
     if key == "type" then m.type = val
     elseif key == "source" or key == "src" then m.source = val
     elseif key == "destination" or key == "dst" then m.destination = val

@@ -1,0 +1,245 @@
+--- External runtimes: run a container's bundle through a runc-compatible binary (runc, crun)
+-- instead of the built-in runtime, as containerd's runc shim does with `BinaryName` and `Root`.
+--
+-- The bundle is the one the built-in runtime gets (STATE/NS/ID: config.json and the mounted
+-- rootfs/); only the last step differs: `BINARY --root ROOT run --bundle DIR ID` runs in the
+-- foreground with the task's stdio and gives the container's exit code (runc and crun answer
+-- 128+N when signal N ended it).  `runc create` + `runc start` would leave the init a child of
+-- nobody we can wait for (it is reparented away from us), so its exit code would be lost.
+--
+-- ctrlua: differences from containerd.
+-- - `--runc-binary` is accepted with any `--runtime` name (ctr refuses it for other names); a
+--   runtime name other than io.containerd.runc.v2 that is an absolute path or found in PATH is
+--   itself taken as the runc-compatible binary.
+-- - `--runtime-config-path` is refused: containerd hands it to a non-runc shim as its options
+--   file (ConfigPath); a runc-compatible binary reads no such file.
+-- - crun 1.8 refuses hybrid cgroup hosts whose cgroup2 mount holds a controller ("cgroups in
+--   hybrid mode not supported, drop all controllers from cgroupv2"): for a binary named crun*
+--   on such a host the run happens in a private mount namespace (unshare -m) where the cgroup2
+--   mount is unmounted, so crun sees plain cgroup v1.
+-- - While the external runtime runs, the task record has no pid (the init is runc's child).
+-- @module ctr.runtime
+local core = require("ctr.core")
+local errors = require("ctr.errors")
+
+local M = {}
+
+--- The built-in runtime's name (also the name under which --runc-binary applies in ctr).
+M.RUNC_V2 = "io.containerd.runc.v2"
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function executable(path)
+  local st = core.stat(path, true)
+  if not st or st.type ~= "file" then return false end
+  local m = st.mode % 512
+  return math.floor(m / 64) % 2 + math.floor(m / 8) % 2 + m % 2 > 0
+end
+
+--- exec.LookPath: an absolute or relative path is checked as is, a bare name is looked up
+-- in $PATH.  Returns the path, or nil, err with Go's words
+-- (`exec: "NAME": executable file not found in $PATH`).
+function M.look_path(name)
+  if type(name) ~= "string" then error("name: expected string, got " .. type(name), 2) end
+  if name:find("/", 1, true) then
+    if executable(name) then return name end
+    return nil, errors.not_found("exec: %q: not an executable file", name)
+  end
+  for dir in ((core.getenv("PATH") or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") .. ":"):gmatch("([^:]*):") do
+    if dir == "" then dir = "." end
+    local p = dir .. "/" .. name
+    if executable(p) then return p end
+  end
+  return nil, errors.not_found("exec: %q: executable file not found in $PATH", name)
+end
+
+--- The runtime options of `ctr run`'s flags: nil for the built-in runtime, or
+-- `{binary=PATH, root=DIR|nil, systemd_cgroup=bool}` for an external runc-compatible one.
+-- @param f the parsed flags (runtime, runc-binary, runc-root, runc-systemd-cgroup,
+--   runtime-config-path)
+-- @param[opt] set the flags given on the command line (name -> true)
+-- @return options or nil; or nil, err for a flag that cannot apply here
+function M.options(f, set)
+  if type(f) ~= "table" then error("f: expected table, got " .. type(f), 2) end
+  set = set or {}
+  local name = f.runtime or M.RUNC_V2
+  local binary = f["runc-binary"] or ""
+  local root = f["runc-root"] or ""
+  local systemd = f["runc-systemd-cgroup"] == true
+  if f["runtime-config-path"] and f["runtime-config-path"] ~= "" then
+    if name == M.RUNC_V2 then
+      return nil, errors.invalid("--runtime-config-path: runtime %s takes no config file (containerd passes it only to other runtimes' shims; use --runc-binary and --runc-root)", name)
+    end
+    return nil, errors.invalid("--runtime-config-path: runtime %q runs as a runc-compatible binary, which reads no runtime config file (containerd hands it to a shim as its ConfigPath)", name)
+  end
+  if binary == "" and name ~= M.RUNC_V2 then
+    local p = M.look_path(name)
+    if not p then
+      return nil, errors.not_found("runtime %q: not found: only the built-in runtime (%s) is built in; give --runc-binary PATH of a runc-compatible binary (runc, crun)", name, M.RUNC_V2)
+    end
+    binary = p
+  end
+  if binary == "" then
+    if root ~= "" then
+      return nil, errors.invalid("--runc-root needs --runc-binary: the built-in runtime keeps its state under --state")
+    end
+    if systemd then
+      return nil, errors.invalid("--runc-systemd-cgroup needs --runc-binary: the built-in runtime manages cgroupfs itself")
+    end
+    return nil
+  end
+  local path, err = M.look_path(binary)
+  if not path then return nil, errors.wrap(err, "--runc-binary") end
+  if systemd and not core.stat("/run/systemd/system") then
+    return nil, errors.invalid("--runc-systemd-cgroup: systemd is not running on this machine (no /run/systemd/system)")
+  end
+  return { binary = path, root = root ~= "" and root or nil, systemd_cgroup = systemd or nil }
+end
+
+--- Check that RDT can apply: resctrl mounted at /sys/fs/resctrl and the class (a directory
+-- there, made by the administrator) present.  Returns true, or nil, err saying what is missing.
+function M.check_rdt(class, opts)
+  if type(class) ~= "string" then error("class: expected string, got " .. type(class), 2) end
+  local mountinfo = (opts and opts.mountinfo) or "/proc/self/mountinfo"
+  local mi = core.read_file(mountinfo, 4 * 1024 * 1024) or ""
+  local mp
+  for line in mi:gmatch("[^\n]+") do
+    local point, fstype = line:match("^%S+ %S+ %S+ %S+ (%S+) .- %- (%S+)")
+    if fstype == "resctrl" then mp = point break end
+  end
+  if not mp then
+    return nil, errors.new("--rdt-class: resctrl is not mounted (RDT needs a CPU with Intel RDT or AMD QoS and `mount -t resctrl resctrl /sys/fs/resctrl`)", 19, "ENODEV")
+  end
+  if class ~= "" and not core.stat(mp .. "/" .. class) then
+    return nil, errors.not_found("--rdt-class: class %q: no directory %s/%s", class, mp, class)
+  end
+  return true
+end
+
+-- Does a binary named crun* need the cgroup2 mount hidden (hybrid host, cgroup2 with
+-- controllers)?  Returns the cgroup2 mount point to hide, or nil.
+local function crun_hide_unified(binary)
+  local base = binary:match("([^/]+)$") or binary
+  if not base:match("^crun") then return nil end
+  local ok, layout = pcall(require("ctr.cgroups").layout)
+  if not ok or type(layout) ~= "table" or layout.mode ~= "hybrid" or not layout.unified then return nil end
+  local ctrls = layout.unified.controllers
+  if type(ctrls) ~= "table" or next(ctrls) == nil then return nil end
+  return layout.unified.mountpoint
+end
+
+-- The shell redirections for an IO table.
+local function redirections(io)
+  if io == nil or io.kind == "stdio" then return "" end
+  if io.kind == "null" then return " </dev/null >/dev/null 2>&1" end
+  if io.kind == "file" and io.path then return " </dev/null >>" .. q(io.path) .. " 2>&1" end
+  return nil
+end
+
+-- A wait status (what LuaJIT's os.execute returns) as an exit code: 128+N for signal N.
+local function exit_code(status)
+  if type(status) ~= "number" then return status and 0 or 1 end
+  if status % 256 == 0 then return math.floor(status / 256) % 256 end
+  return 128 + status % 128
+end
+
+local function write_status(dir, st)
+  local ok, msg, errno = core.write_file(dir .. "/status", core.json_encode(st), { mode = 384 })
+  if not ok then return nil, errors.new(msg, errno) end
+  return true
+end
+
+local ExternalTask = setmetatable({}, { __index = function(_, k) return require("ctr.tasks").Task[k] end })
+ExternalTask.__index = ExternalTask
+M.ExternalTask = ExternalTask
+
+--- The task of a container whose record names an external runtime (called by
+-- ctr.tasks.new_task once the bundle is written).  The process runs in `wait`; `start` only
+-- marks the task running.
+-- @param container the container
+-- @param io the task's IO (ctr.cio: stdio, null, file)
+-- @param opts `pid_file`, `no_pivot`
+-- @param dir the bundle (the task's state directory)
+-- @param spec the spec written to config.json
+-- @return a task with tasks.Task's methods, or nil, err
+function M.new_task(container, io, opts, dir, spec)
+  local ro = container.record.runtime.options
+  if redirections(io) == nil then
+    return nil, errors.invalid("runtime %s: IO of kind %q is not supported with an external runtime", ro.binary, tostring(io.kind))
+  end
+  local st = { status = "created", pid = 0, created_at = core.rfc3339(), runtime = ro.binary,
+    runtime_root = ro.root or (dir .. "/runtime"),
+    cgroup = type(spec.linux) == "table" and type(spec.linux.cgroupsPath) == "string"
+      and spec.linux.cgroupsPath ~= "" and spec.linux.cgroupsPath or nil }
+  local ok, err = write_status(dir, st)
+  if not ok then return nil, err end
+  return setmetatable({ client = container.client, container = container, id = container.id,
+    pid = 0, dir = dir, io = io, st = st, ropts = ro, opts = opts or {} }, ExternalTask)
+end
+
+--- The command line of the run (a shell command).
+function ExternalTask:command()
+  local ro, st = self.ropts, self.st
+  local g = { q(ro.binary), "--root", q(st.runtime_root) }
+  if ro.systemd_cgroup then g[#g + 1] = "--systemd-cgroup" end
+  local parts = { table.concat(g, " "), "run", "--bundle", q(self.dir) }
+  if self.opts.no_pivot then parts[#parts + 1] = "--no-pivot" end
+  if self.opts.pid_file then parts[#parts + 1] = "--pid-file " .. q(self.opts.pid_file) end
+  parts[#parts + 1] = q(self.id)
+  local cmd = table.concat(parts, " ")
+  local hide = crun_hide_unified(ro.binary)
+  if hide then
+    cmd = ("unshare -m --propagation private sh -c %s"):format(
+      q(("umount -l %s && exec %s"):format(q(hide), cmd)))
+  end
+  return "exec " .. cmd .. redirections(self.io)
+end
+
+--- Mark the task running; the external runtime runs it in wait().
+function ExternalTask:start()
+  self.st.status = "running"
+  self.st.started_at = core.rfc3339()
+  return write_status(self.dir, self.st)
+end
+
+--- Run the bundle through the external runtime in the foreground; record and return its
+-- exit code.  Terminal signals (^C) reach the runtime, which forwards them to the container.
+function ExternalTask:wait()
+  if self.st.status == "stopped" then return self.st.exit_code end
+  io.stdout:flush()
+  local code = exit_code(os.execute(self:command()))
+  if self.st.cgroup then
+    local oom = require("ctr.metrics").oom_killed(self.st.cgroup)
+    if oom then self.st.oom = true end
+  end
+  self.st.status = "stopped"
+  self.st.exit_code = code
+  self.st.exited_at = core.rfc3339()
+  write_status(self.dir, self.st)
+  return code
+end
+
+--- Signal the container through the runtime (`BINARY --root R kill ID SIG`).
+function ExternalTask:kill(sig)
+  local cmd = ("%s --root %s kill %s %d >/dev/null 2>&1"):format(q(self.ropts.binary),
+    q(self.st.runtime_root), q(self.id), sig or 15)
+  local code = exit_code(os.execute(cmd))
+  if code ~= 0 then return nil, errors.new(("%s kill %s: exit status %d"):format(self.ropts.binary, self.id, code), 3, "ESRCH") end
+  return true
+end
+
+--- Delete the stopped task: the runtime's leftover state (`delete --force`), then as the
+-- built-in runtime's tasks.
+function ExternalTask:delete()
+  if self.st.status ~= "stopped" and self.st.status ~= "created" then
+    -- ask the runtime: running means it must be stopped first
+    return nil, errors.new(("task %q must be stopped before deletion: %s"):format(self.id, self.st.status),
+      16, "FAILED_PRECONDITION")
+  end
+  os.execute(("%s --root %s delete --force %s >/dev/null 2>&1"):format(q(self.ropts.binary),
+    q(self.st.runtime_root), q(self.id)))
+  if self.st.status == "created" then self.st.status = "stopped" end
+  return require("ctr.tasks").Task.delete(self)
+end
+
+return M

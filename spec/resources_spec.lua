@@ -1,0 +1,232 @@
+-- Resource flags of `ctr run` (--cgroup, --memory-limit, --cpus, --cpu-shares, --cpu-quota,
+-- --cpu-period, --gpus, --rdt-class): the spec they make, the limits read back from the
+-- container's cgroup on this machine's hierarchy, OOM (exit 137, recorded), metrics.
+local core = require("ctr.core")
+local cli = require("ctr.cli")
+local run = require("ctr.run")
+local oci = require("ctr.oci")
+local metrics = require("ctr.metrics")
+local runtime = require("ctr.runtime")
+local S = require("support.ctrlua")
+
+local IMAGE = S.IMAGE
+
+-- The spec that resource_opts makes of a command line (opts applied to an empty spec).
+local function spec_of(...)
+  local def = run.def()
+  local r = assert(cli.parse(def, { ... }))
+  local v = assert(run.validate(def, r))
+  local sopts, copts = {}, {}
+  local ok, err = run.resource_opts({ namespace = "default" }, r.flags, v,
+    function(o) sopts[#sopts + 1] = o end, function(o) copts[#copts + 1] = o end)
+  if ok == nil then return nil, err end
+  local spec = { linux = { cgroupsPath = "/default/x" } }
+  for _, o in ipairs(sopts) do
+    local rv, oerr = o({ namespace = "default" }, {}, { id = "x" }, spec)
+    if rv == nil and oerr then return nil, oerr end
+  end
+  return spec, copts, v
+end
+
+describe("resource flags", function()
+  it("--cpus N: quota N*100000 over a period of 100000; shares 1024 by default", function()
+    local spec = assert(spec_of("--cpus", "1.5", "img", "x"))
+    assert.are.same({ quota = 150000, period = 100000, shares = 1024 }, spec.linux.resources.cpu)
+  end)
+
+  it("--cpu-shares, --cpu-quota/--cpu-period", function()
+    local spec = assert(spec_of("--cpu-shares", "512", "--cpu-quota", "5000", "--cpu-period", "10000", "img", "x"))
+    assert.are.same({ quota = 5000, period = 10000, shares = 512 }, spec.linux.resources.cpu)
+  end)
+
+  it("--cpus with --cpu-quota or --cpu-period fails with ctr's words", function()
+    for _, extra in ipairs({ { "--cpu-quota", "5000" }, { "--cpu-period", "10000" } }) do
+      local spec, err = spec_of("--cpus", "1", extra[1], extra[2], "img", "x")
+      assert.is_nil(spec)
+      assert.are.equal("cpus and quota/period should be used separately", err.msg)
+    end
+  end)
+
+  it("--memory-limit sets linux.resources.memory.limit", function()
+    local spec = assert(spec_of("--memory-limit", "33554432", "img", "x"))
+    assert.are.equal(33554432, spec.linux.resources.memory.limit)
+  end)
+
+  it("--cgroup: a path replaces the default, \"\" disables, absent keeps /NS/ID", function()
+    assert.are.equal("/mine/x", assert(spec_of("--cgroup", "/mine/x", "img", "x")).linux.cgroupsPath)
+    assert.are.equal("", assert(spec_of("--cgroup", "", "img", "x")).linux.cgroupsPath)
+    assert.are.equal("/default/x", assert(spec_of("img", "x")).linux.cgroupsPath)
+  end)
+
+  it("with --config the spec flags are ignored, as ctr does", function()
+    local spec = assert(spec_of("--config", "/nonexistent.json", "--memory-limit", "1000000", "x"))
+    assert.is_nil(spec.linux.resources)
+  end)
+
+  it("--gpus without nvidia-container-cli fails naming it", function()
+    if runtime.look_path("nvidia-container-cli") then pending("nvidia-container-cli is installed") return end
+    local spec, err = spec_of("--gpus", "0", "img", "x")
+    assert.is_nil(spec)
+    assert.matches('exec: "nvidia-container-cli": executable file not found in $PATH', err.msg, 1, true)
+  end)
+
+  it("--rdt-class: a clear error without resctrl, or without the class", function()
+    local tmp = S.tmpdir()
+    finally(function() core.remove_tree(tmp) end)
+    local mi = tmp .. "/mountinfo"
+    assert(core.write_file(mi, "22 1 0:20 / /sys rw - sysfs sysfs rw\n"))
+    local ok, err = runtime.check_rdt("gold", { mountinfo = mi })
+    assert.is_nil(ok)
+    assert.matches("resctrl is not mounted", err.msg, 1, true)
+    assert(core.write_file(mi, "22 1 0:20 / " .. tmp .. " rw - resctrl resctrl rw\n"))
+    ok, err = runtime.check_rdt("gold", { mountinfo = mi })
+    assert.is_nil(ok)
+    assert.matches('class "gold"', err.msg, 1, true)
+    assert(core.mkdir(tmp .. "/gold"))
+    assert.is_true(runtime.check_rdt("gold", { mountinfo = mi }))
+    -- and the spec it makes where resctrl is there
+    local spec = { }
+    oci.with_rdt("gold", "", "")(nil, nil, nil, spec)
+    assert.are.same({ closID = "gold" }, spec.linux.intelRdt)
+    if not core.stat("/sys/fs/resctrl/tasks") then
+      local s2, e2 = spec_of("--rdt-class", "gold", "img", "x")
+      assert.is_nil(s2)
+      assert.matches("--rdt-class: resctrl is not mounted", e2.msg, 1, true)
+    end
+  end)
+end)
+
+describe("metrics formatting", function()
+  local v1 = { id = "c1", timestamp = "2024-01-01T00:00:00Z", mode = "v1", oom = true,
+    stats = { memory_usage = 4096, memory_limit = math.huge, memory_cache = 0, cpu_usage = 1000,
+      pids_current = 2, pids_limit = 10, oom_kill = 1 } }
+  it("v1 table as ctr's, with the OOM rows", function()
+    local t = metrics.format_table(v1)
+    assert.matches("^ID%s+TIMESTAMP%s*\nc1%s+2024%-01%-01T00:00:00Z%s*\n\nMETRIC%s+VALUE", t)
+    assert.matches("\nmemory.usage_in_bytes%s+4096%s*\n", t)
+    assert.matches("\nmemory.limit_in_bytes%s+9223372036854771712%s*\n", t)
+    assert.matches("\npids.limit%s+10%s*\n", t)
+    assert.matches("\nmemory.oom_kill%s+1%s*\n", t)
+    assert.matches("\noom%s+true%s*\n", t)
+  end)
+  it("v1 and v2 JSON", function()
+    local j = core.json_decode(metrics.format_json(v1))
+    assert.are.equal(4096, j.memory.usage.usage)
+    assert.are.equal(1, j.memory_oom_control.oom_kill)
+    assert.are.equal(true, j.oom)
+    local v2 = { id = "c1", timestamp = "t", mode = "v2", oom = false,
+      stats = { memory_usage = 8192, memory_limit = 1048576, cpu_usage = 5000, pids_current = 1,
+        pids_limit = math.huge } }
+    j = core.json_decode(metrics.format_json(v2))
+    assert.are.equal(8192, j.memory.usage)
+    assert.are.equal(1048576, j.memory.usage_limit)
+    assert.are.equal(5, j.cpu.usage_usec)
+    assert.are.equal(0, j.pids.limit)
+    assert.matches("\ncpu.usage_usec%s+5%s*\n", metrics.format_table(v2))
+  end)
+end)
+
+describe("resources #root", function()
+  local env
+  before_each(function() env = S.new_env() end)
+  after_each(function()
+    if env then env:destroy() end
+    env = nil
+  end)
+  teardown(function() S.cleanup() end)
+
+  local cgroups = require("ctr.cgroups")
+
+  local function read(dir, file)
+    return (assert(core.read_file(dir .. "/" .. file), dir .. "/" .. file):gsub("%s+$", ""))
+  end
+
+  it("memory limit, cpu quota/period and shares read back from the cgroup; gone after", function()
+    local h = env:spawn("run.lua", "--rm", "--memory-limit", "33554432", "--cpu-quota", "25000",
+      "--cpu-period", "50000", "--cpu-shares", "512", IMAGE, "lim", "sleep", "30")
+    local pid = env:wait_running("lim")
+    local dirs = assert(cgroups.dirs("/default/lim"))
+    local mode = assert(cgroups.mode())
+    if mode == "v2" then
+      assert.are.equal("33554432", read(dirs.unified, "memory.max"))
+      assert.are.equal("25000 50000", read(dirs.unified, "cpu.max"))
+      -- runc's conversion: 1 + ((shares - 2) * 9999) / 262142
+      assert.are.equal(tostring(1 + math.floor((512 - 2) * 9999 / 262142)), read(dirs.unified, "cpu.weight"))
+    else
+      assert.are.equal("33554432", read(dirs.memory, "memory.limit_in_bytes"))
+      assert.are.equal("25000", read(dirs.cpu, "cpu.cfs_quota_us"))
+      assert.are.equal("50000", read(dirs.cpu, "cpu.cfs_period_us"))
+      assert.are.equal("512", read(dirs.cpu, "cpu.shares"))
+    end
+    -- the init is in it
+    local procs = assert(cgroups.processes("/default/lim"))
+    assert.is_true(#procs >= 1)
+    assert.are.equal(pid, procs[1])
+    core.kill(pid, 9)
+    local r = h:wait(20)
+    assert.are.equal(137, r.code, r.stderr)
+    for name, dir in pairs(dirs) do assert.is_nil(core.stat(dir), name .. " " .. dir) end
+  end)
+
+  it("--cgroup \"\" puts the container in no cgroup of its own", function()
+    local r = env:run("run.lua", "--rm", "--cgroup", "", IMAGE, "nocg", "cat", "/proc/self/cgroup")
+    assert.are.equal(0, r.code, r.stderr)
+    local mine = assert(core.read_file("/proc/self/cgroup"))
+    -- the same cgroups as the caller's (ctrlua's, ours)
+    assert.are.equal(mine, r.stdout)
+    assert.is_nil(r.stdout:find("nocg", 1, true))
+  end)
+
+  it("--cgroup PATH puts it there", function()
+    local r = env:run("run.lua", "--rm", "--cgroup", "/ctrlua-test-res/p1", IMAGE, "cg1", "cat", "/proc/self/cgroup")
+    assert.are.equal(0, r.code, r.stderr)
+    assert.matches("memory:/ctrlua%-test%-res/p1\n", r.stdout)
+    cgroups.delete("/ctrlua-test-res")
+    assert.is_nil(core.stat(assert(cgroups.dirs("/ctrlua-test-res/p1")).memory or "/nonexistent"))
+  end)
+
+  -- the task through the library, as scripts/run.lua drives it, keeping its record
+  local function library_run(id, argv, opts)
+    local client = assert(require("ctr.client").new({ root = env.root, state = env.state }))
+    local def = run.def()
+    local args = {}
+    for _, a in ipairs(argv) do args[#args + 1] = a end
+    local r = assert(cli.parse(def, args))
+    local v = assert(run.validate(def, r))
+    local c = assert(run.new_container(client, r.flags, v))
+    local task = assert(c:new_task(require("ctr.cio").null_io()))
+    assert(task:start())
+    if opts and opts.during then opts.during(client, task) end
+    local code = assert(task:wait())
+    return code, task, c
+  end
+
+  it("a process allocating past --memory-limit ends with 137 and OOM is recorded", function()
+    local code, task, c = library_run("oom", { "--memory-limit", "16777216", IMAGE, "oom",
+      "sh", "-c", "x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done" })
+    finally(function() task:delete() c:delete() end)
+    assert.are.equal(137, code)
+    assert.is_true(task.st.oom)
+    local st = core.json_decode(assert(core.read_file(env.state .. "/default/oom/status")))
+    assert.is_true(st.oom)
+    assert.are.equal(137, st.exit_code)
+  end)
+
+  it("a task that is not OOM-killed records no OOM; metrics while it runs", function()
+    local m, tbl
+    local code, task, c = library_run("met", { "--memory-limit", "33554432", IMAGE, "met",
+      "sh", "-c", "sleep 1; exit 3" }, { during = function(client)
+        m = assert(metrics.metrics(client, "met"))
+        tbl = metrics.format_table(m)
+      end })
+    finally(function() task:delete() c:delete() end)
+    assert.are.equal(3, code)
+    assert.is_nil(task.st.oom)
+    assert.is_true(m.stats.pids_current >= 1)
+    assert.are.equal(33554432, m.stats.memory_limit)
+    assert.is_false(m.oom)
+    assert.matches("\nMETRIC%s+VALUE", tbl)
+    local j = core.json_decode(metrics.format_json(m))
+    assert.is_true(j.pids.current >= 1)
+  end)
+end)
