@@ -25,7 +25,11 @@ def.description = [[
 Runs IMAGE (or, with --rootfs, the directory ROOTFS) as container ID in the foreground,
 forwarding signals to it, and exits with its exit status: the container's own (128+N when
 signal N ended it), 125 when ctrlua failed before the process could start, 126 when the
-command cannot be invoked, 127 when it is not found.]]
+command cannot be invoked, 127 when it is not found.
+
+ctrlua's own flags (beside ctr's): --policy FILE (repeatable) applies a site policy to the
+spec after those in /etc/ctrlua/policy.d (a refusal exits 1); --cni-conf-dir DIR and
+--cni-bin-dir DIRS choose where --cni finds its configuration and plugins.]]
 local r, perr = cli.parse(def, { ... })
 if not r then
   io.stdout:write("Incorrect Usage: ", tostring(perr), "\n\n", cli.usage(def))

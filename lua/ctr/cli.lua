@@ -472,13 +472,13 @@ M.run_flags = {
   F("no-pivot", "bool", "disable use of pivot-root (linux only)"),
   F("cpu-quota", "int64", "Limit CPU CFS quota", { value = -1, supported = true }),
   F("cpu-period", "uint64", "Limit CPU CFS period", { value = 0, supported = true }),
-  F("policy", "strings", "ctrlua: a site policy file to apply to the spec (repeatable), after those in /etc/ctrlua/policy.d", S),
   F("rootfs-propagation", "string", "set the propagation of the container rootfs", S),
 }
 
 --- ctrlua's run flags that ctr has not (hidden from the help, which stays ctr's): where CNI
 -- looks for its conflists and plugins.
 M.run_extra_flags = {
+  F("policy", "strings", "a site policy file applied to the spec after those in /etc/ctrlua/policy.d (repeatable)", { hidden = true, supported = true }),
   F("cni-conf-dir", "string", "directory of CNI network configurations (default /etc/cni/net.d)", { hidden = true, supported = true }),
   F("cni-bin-dir", "string", "directories of CNI plugins, ':'-separated (default /opt/cni/bin:/usr/lib/cni)", { hidden = true, supported = true }),
 }
