@@ -230,6 +230,7 @@ local function matches(rec, conds)
 end
 
 --- Container records of the client's namespace, sorted by id.
+-- @param client a ctr.client
 -- @param[opt] filters a list of containerd-style filters ("labels.env==prod", "image==x",
 -- "id!=y", "labels.k"; "," inside one means and, several filters mean or), or a table
 -- `{labels = {k = v}}` matching every label.
@@ -428,7 +429,9 @@ end
 
 --- Unpack the image if needed and prepare a writable snapshot `key` on its top layer's chain
 -- ID; sets snapshotter (the client's when unset), snapshot_key and image.
--- @param opts `{labels = {k = v}}` for the snapshot
+-- @tparam string key the snapshot's key
+-- @tparam table image an image record
+-- @param[opt] opts `{labels = {k = v}}` for the snapshot
 function M.with_new_snapshot(key, image, opts) return snapshot_opt("prepare", key, image, opts) end
 
 --- As with_new_snapshot, with a read-only view.

@@ -27,6 +27,7 @@ end
 function M.def(help_name) return cli.run_def(help_name or "ctrlua run.lua") end
 
 --- Check a parse result as ctr does, in ctr's order and words.
+-- @param def the command definition (M.def())
 -- @param r a ctr.cli parse result
 -- @return `{ref=, id=, args={command...}}`, or nil, err
 function M.validate(def, r)
@@ -377,7 +378,11 @@ end
 --- Every container opt of a run, in order: the snapshot and image opts, the spec (generated
 -- from the spec opts), labels, runtime, and last the site policies over the finished spec.
 -- `policy.lua check` appends its own opt after these to stop before anything is written.
--- @param popts policy options (default `{files = f.policy}`; see ctr.policy.with_policies), and
+-- @param client a ctr.client
+-- @param f the parsed flags
+-- @param v the validated positionals (M.validate)
+-- @param[opt] trace a phase timer (M.tracer)
+-- @param[opt] popts policy options (default `{files = f.policy}`; see ctr.policy.with_policies), and
 -- `before`: a function(container) called with the record just before the policies run
 -- @return an array of container opts, or nil, err
 function M.container_opts(client, f, v, trace, popts)
