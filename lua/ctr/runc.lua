@@ -1,0 +1,743 @@
+--- A runc-compatible runtime over ctrlua's C runtime: the commands of `ctrlua-runc` (runc's
+-- create, start, run, state, kill, delete, list, ps, exec, pause, resume, events, features,
+-- spec) as a library, so that specs can call them.
+--
+-- State lives under `root` (default /run/ctrlua-runc), one directory per container, 0700:
+-- ROOT/ID/state.json {id, bundle, pid, start_time, created, annotations, cgroup, paused} and
+-- ROOT/ID/exec.fifo until start.  The status is derived, as runc derives it: no pid yet is
+-- "creating"; an init that is gone (or a pid now used by another process: its start time,
+-- field 22 of /proc/PID/stat, differs, or it is a zombie) is "stopped"; an exec fifo still
+-- there is "created"; a frozen cgroup is "paused"; else "running".
+--
+-- In this mode the caller is the supervisor (containerd's shim, or a shell): `create`
+-- returns once the init waits on the fifo and leaves it to the caller's subreaper; no
+-- monitor of ours stays behind.
+-- @module ctr.runc
+local core = require("ctr.core")
+local errors = require("ctr.errors")
+local cgroups = require("ctr.cgroups")
+
+local M = {}
+
+M.VERSION = "0.1.0"
+M.OCI_VERSION = "1.0.2-dev"
+M.DEFAULT_ROOT = "/run/ctrlua-runc"
+
+local function cerr(v, msg, errno)
+  if v == nil then return nil, errors.new(msg or "unknown error", errno) end
+  return v
+end
+
+local function fail(fmt, ...)
+  return nil, errors.new(select("#", ...) > 0 and fmt:format(...) or fmt)
+end
+
+-- ------------------------------------------------------------------------------- signals
+
+local SIGNALS = {
+  HUP = 1, INT = 2, QUIT = 3, ILL = 4, TRAP = 5, ABRT = 6, IOT = 6, BUS = 7, FPE = 8,
+  KILL = 9, USR1 = 10, SEGV = 11, USR2 = 12, PIPE = 13, ALRM = 14, TERM = 15, STKFLT = 16,
+  CHLD = 17, CONT = 18, STOP = 19, TSTP = 20, TTIN = 21, TTOU = 22, URG = 23, XCPU = 24,
+  XFSZ = 25, VTALRM = 26, PROF = 27, WINCH = 28, IO = 29, POLL = 29, PWR = 30, SYS = 31,
+}
+
+--- Parse a signal as runc does: a number, or a name with or without SIG, any case.
+-- @tparam string s
+-- @return number, or nil, err
+function M.parse_signal(s)
+  if type(s) ~= "string" then error("s: expected string, got " .. type(s), 2) end
+  local n = tonumber(s)
+  if n then
+    if n >= 1 and n <= 64 and n % 1 == 0 then return n end
+    return fail("invalid signal %q", s)
+  end
+  local name = s:upper():gsub("^SIG", "")
+  local rt, off = name:match("^(RTM[AI][XN])([+-]?%d*)$")
+  if rt then
+    local base = rt == "RTMIN" and 34 or 64
+    local v = base + (tonumber(off ~= "" and off or "0") or 0)
+    if v >= 34 and v <= 64 then return v end
+  end
+  if SIGNALS[name] then return SIGNALS[name] end
+  return fail("unknown signal %q", s)
+end
+
+-- ---------------------------------------------------------------------- processes
+
+--- The state letter and start time (clock ticks since boot) of a process, or nil if gone.
+-- @tparam number pid
+-- @return state letter, start time
+function M.proc_info(pid)
+  local data = core.read_file("/proc/" .. tostring(pid) .. "/stat", 4096)
+  if not data then return nil end
+  -- comm may hold spaces and parentheses: the fields start after the last ')'
+  local rest = data:match(".*%)%s(.*)$")
+  if not rest then return nil end
+  local i, state = 3, nil
+  for field in rest:gmatch("%S+") do
+    if i == 3 then state = field end
+    if i == 22 then return state, tonumber(field) end
+    i = i + 1
+  end
+  return nil
+end
+
+local function alive(pid, start_time)
+  if type(pid) ~= "number" or pid <= 0 then return false end
+  local state, t = M.proc_info(pid)
+  if not state or state == "Z" or state == "X" then return false end
+  return start_time == nil or t == start_time
+end
+
+-- Wait until pid is gone (exited: a zombie counts), at most timeout_ms.
+local function wait_gone(pid, start_time, timeout_ms)
+  local fd = core.pidfd_open(pid)
+  if fd then
+    if alive(pid, start_time) then core.poll({ fd }, timeout_ms) end
+    core.close(fd)
+    return not alive(pid, start_time)
+  end
+  local deadline = core.monotime() + timeout_ms / 1000
+  while alive(pid, start_time) and core.monotime() < deadline do core.poll({}, 10) end
+  return not alive(pid, start_time)
+end
+
+local function sleep_ms(ms) core.poll({}, ms) end
+
+-- ------------------------------------------------------------------------- logging
+
+local function logfmt_quote(s)
+  if s:match("^[%w%-%._/@^+]+$") then return s end
+  return '"' .. s:gsub('[\\"]', "\\%0"):gsub("\n", "\\n"):gsub("\t", "\\t") .. '"'
+end
+
+--- A runtime context: `root`, and the log settings of runc's global flags.
+-- @tparam table g `root`, `log` (file), `log_format` ("text"|"json"), `debug`
+-- @return runtime object (`rt.root`, `rt:log(level, msg)`)
+function M.new(g)
+  g = g or {}
+  if type(g) ~= "table" then error("g: expected table, got " .. type(g), 2) end
+  local rt = { root = g.root or M.DEFAULT_ROOT, log_file = g.log, debug = g.debug or false,
+    log_format = g.log_format or "text" }
+  if rt.log_format ~= "text" and rt.log_format ~= "json" then
+    error("log_format: expected text or json", 2)
+  end
+  rt.log = M.log
+  return rt
+end
+
+--- A log line in runc's formats (logrus): text `time="..." level=error msg="..."`, or json
+-- `{"level":"error","msg":"...","time":"..."}`.
+function M.log_line(format, level, msg)
+  local time = core.rfc3339():gsub("%.%d+Z$", "Z")
+  if format == "json" then
+    return core.json_encode({ level = level, msg = msg, time = time }) .. "\n"
+  end
+  return ("time=%s level=%s msg=%s\n"):format(logfmt_quote(time), level, logfmt_quote(msg))
+end
+
+--- Log a message at level ("debug", "info", "warning", "error") to the log file, or to
+-- stderr when there is none (debug lines only with --debug).
+function M.log(rt, level, msg)
+  if level == "debug" and not rt.debug then return end
+  local line = M.log_line(rt.log_format, level, msg)
+  if rt.log_file then
+    local fd = core.open(rt.log_file, "a", 420)
+    if fd then
+      core.write(fd, line)
+      core.close(fd)
+      return
+    end
+  end
+  io.stderr:write(line)
+end
+
+-- ------------------------------------------------------------------------- records
+
+local function check_id(id)
+  if type(id) ~= "string" or id == "" then return fail("container id cannot be empty") end
+  if id == "." or id == ".." or not id:match("^[%w+%-%._]+$") then
+    return fail("invalid id format: %s", id)
+  end
+  return true
+end
+
+local function dir_of(rt, id) return rt.root .. "/" .. id end
+
+local function read_record(rt, id)
+  local data = core.read_file(dir_of(rt, id) .. "/state.json", 1048576)
+  if not data then return nil end
+  local ok, rec = pcall(core.json_decode, data)
+  if not ok or type(rec) ~= "table" then return nil end
+  return rec
+end
+
+local function write_record(rt, rec)
+  return cerr(core.write_file(dir_of(rt, rec.id) .. "/state.json", core.json_encode(rec),
+    { mode = 384 }))
+end
+
+local function not_exist() return nil, errors.new("container does not exist", 2, "NOT_FOUND") end
+
+--- The status of a container record: creating, created, running, paused or stopped.
+function M.status_of(rt, rec)
+  if not rec.pid then
+    -- the create that writes the pid is still running, or died before: then it is stopped
+    if rec.creator and alive(rec.creator, rec.creator_start) then return "creating" end
+    return "stopped"
+  end
+  if not alive(rec.pid, rec.start_time) then return "stopped" end
+  if core.stat(dir_of(rt, rec.id) .. "/exec.fifo") then return "created" end
+  if rec.paused then return "paused" end
+  return "running"
+end
+
+local function load(rt, id)
+  local ok, err = check_id(id)
+  if not ok then return nil, err end
+  local rec = read_record(rt, id)
+  if not rec then return not_exist() end
+  return rec, M.status_of(rt, rec)
+end
+
+local function oci_state(rt, rec, status)
+  local st = { ociVersion = M.OCI_VERSION, id = rec.id, status = status,
+    pid = (status ~= "stopped" and rec.pid) or 0, bundle = rec.bundle, rootfs = rec.rootfs or "",
+    created = rec.created, owner = rec.owner or "" }
+  if type(rec.annotations) == "table" and next(rec.annotations) then
+    st.annotations = rec.annotations
+  end
+  return st
+end
+
+--- The runtime-spec state of container id (runc's `state`: ociVersion, id, pid, status,
+-- bundle, rootfs, created, owner, annotations).
+-- @return table, or nil, err ("container does not exist")
+function M.state(rt, id)
+  local rec, status = load(rt, id)
+  if not rec then return nil, status end
+  return oci_state(rt, rec, status)
+end
+
+local function hook_state(rec, status)
+  local s = { ociVersion = M.OCI_VERSION, id = rec.id, status = status, bundle = rec.bundle,
+    annotations = rec.annotations or {} }
+  if status ~= "stopped" and rec.pid then s.pid = rec.pid end
+  return core.json_encode(s)
+end
+
+-- poststart/poststop: run by the caller; failures are logged, never fatal
+local function run_hooks(rt, rec, kind, status)
+  if type(core.run_hooks) ~= "function" or not rec.has_hooks then return end
+  local ok, msg = core.run_hooks(rec.bundle, kind, hook_state(rec, status))
+  if not ok then rt:log("warning", ("%s hook: %s"):format(kind, tostring(msg))) end
+end
+
+-- ------------------------------------------------------------------------ create
+
+local function getcwd() return core.readlink("/proc/self/cwd") or "." end
+
+local function abspath(p)
+  if p:sub(1, 1) == "/" then return p end
+  local cwd = getcwd()
+  if p == "." or p == "" then return cwd end
+  return (cwd .. "/" .. p):gsub("/%./", "/"):gsub("/%.$", "")
+end
+
+local function load_spec(bundle)
+  local data = core.read_file(bundle .. "/config.json", 16777216)
+  if not data then return fail("JSON specification file config.json not found") end
+  local ok, spec = pcall(core.json_decode, data)
+  if not ok or type(spec) ~= "table" then
+    return fail("config.json: invalid JSON: %s", tostring(spec))
+  end
+  return spec
+end
+
+-- a new pid namespace (not one joined by path)
+local function own_pidns(linux)
+  for _, ns in ipairs(type(linux.namespaces) == "table" and linux.namespaces or {}) do
+    if type(ns) == "table" and ns.type == "pid" and (ns.path == nil or ns.path == "") then
+      return true
+    end
+  end
+  return false
+end
+
+--- Create container id from the bundle: returns once the init waits on its exec fifo.
+-- @tparam table rt from new()
+-- @tparam string id
+-- @tparam table opts `bundle` (default "."), `pid_file`, `console_socket`, `no_pivot`,
+--   `no_new_keyring`, `preserve_fds`, `detach` (false for run in the foreground)
+-- @return the record (rec.pid the init's pid), or nil, err
+function M.create(rt, id, opts)
+  if type(opts) ~= "table" then error("opts: expected table", 2) end
+  local ok, err = check_id(id)
+  if not ok then return nil, err end
+  local bundle = abspath(opts.bundle or ".")
+  local spec
+  spec, err = load_spec(bundle)
+  if not spec then return nil, err end
+  local terminal = type(spec.process) == "table" and spec.process.terminal == true
+  local detach = opts.detach ~= false
+  if terminal and detach and not opts.console_socket then
+    return fail("cannot allocate tty if runc will detach without setting console socket")
+  end
+  if not terminal and opts.console_socket then
+    return fail("cannot use console socket if runc will not detach or allocate tty")
+  end
+  if terminal and not opts.console_socket then
+    return fail("process.terminal without --console-socket is not supported yet by ctrlua-runc")
+  end
+
+  ok, err = cerr(core.mkdir_p(rt.root, 448))
+  if not ok then return nil, err end
+  local dir = dir_of(rt, id)
+  local _, msg, errno = core.mkdir(dir, 448)
+  if errno == 17 then return nil, errors.exists("container with given ID already exists") end
+  if msg then return nil, errors.new(msg, errno) end
+
+  local linux = type(spec.linux) == "table" and spec.linux or {}
+  local rec = { id = id, bundle = bundle, created = core.rfc3339(),
+    annotations = type(spec.annotations) == "table" and spec.annotations or nil,
+    rootfs = type(spec.root) == "table" and type(spec.root.path) == "string"
+      and (spec.root.path:sub(1, 1) == "/" and spec.root.path or bundle .. "/" .. spec.root.path)
+      or nil,
+    cgroup = type(linux.cgroupsPath) == "string" and linux.cgroupsPath ~= "" and linux.cgroupsPath
+      or nil,
+    has_hooks = type(spec.hooks) == "table" and next(spec.hooks) ~= nil or nil,
+    own_pidns = own_pidns(linux) or nil,
+    creator = core.getpid(), owner = "" }
+  rec.creator_start = select(2, M.proc_info(rec.creator))
+  local st = core.stat(dir)
+  if st then rec.owner = M.user_name(st.uid) end
+  ok, err = write_record(rt, rec)
+  if not ok then
+    core.remove_tree(dir)
+    return nil, err
+  end
+
+  local pid
+  pid, msg, errno = core.create(bundle, {
+    exec_fifo = dir .. "/exec.fifo",
+    pid_file = opts.pid_file and abspath(opts.pid_file) or nil,
+    no_pivot = opts.no_pivot or false,
+    preserve_fds = opts.preserve_fds or 0,
+    console_socket = opts.console_socket and abspath(opts.console_socket) or nil,
+    id = id,
+  })
+  if not pid then
+    core.remove_tree(dir)
+    if rec.cgroup then cgroups.delete(rec.cgroup) end
+    return nil, errors.new(msg, errno)
+  end
+  rec.pid = pid
+  rec.start_time = select(2, M.proc_info(pid))
+  rec.creator, rec.creator_start = nil, nil
+  ok, err = write_record(rt, rec)
+  if not ok then
+    core.kill(pid, 9)
+    core.waitpid(pid)
+    core.remove_tree(dir)
+    if rec.cgroup then cgroups.delete(rec.cgroup) end
+    return nil, err
+  end
+  rt:log("debug", ("created container %s: init pid %d"):format(id, pid))
+  return rec
+end
+
+--- Start a created container: its init execs the process; poststart hooks follow.
+-- @return true, or nil, err
+function M.start(rt, id)
+  local rec, status = load(rt, id)
+  if not rec then return nil, status end
+  if status == "stopped" then return fail("cannot start a container that has stopped") end
+  if status == "running" or status == "paused" then
+    return fail("cannot start an already running container")
+  end
+  if status ~= "created" then return fail("cannot start a container in the %s state", status) end
+  local ok, err = cerr(core.start(dir_of(rt, id) .. "/exec.fifo"))
+  if not ok then return nil, err end
+  run_hooks(rt, rec, "poststart", "running")
+  return true
+end
+
+-- ------------------------------------------------------------------- kill, delete
+
+local function signal_all(rec, sig)
+  if not rec.cgroup then
+    return fail("cannot signal all processes: the container has no cgroup (linux.cgroupsPath)")
+  end
+  local pids, err = cgroups.processes(rec.cgroup)
+  if not pids then return nil, err end
+  -- freeze first so that nothing forks away meanwhile (runc does the same for SIGKILL)
+  local frozen = sig == 9 and cgroups.freeze(rec.cgroup)
+  if frozen then pids = cgroups.processes(rec.cgroup) or pids end
+  for _, p in ipairs(pids) do core.kill(p, sig) end
+  if frozen then cgroups.thaw(rec.cgroup) end
+  return true
+end
+
+--- Send a signal to the init (or with all, to every process of the container's cgroup).
+-- @tparam table rt
+-- @tparam string id
+-- @tparam[opt] number|string sig default SIGTERM
+-- @tparam[opt] boolean all
+-- @return true, or nil, err
+function M.kill(rt, id, sig, all)
+  local rec, status = load(rt, id)
+  if not rec then return nil, status end
+  local err
+  if type(sig) == "string" then
+    sig, err = M.parse_signal(sig)
+    if not sig then return nil, err end
+  end
+  sig = sig or 15
+  if all then return signal_all(rec, sig) end
+  if status == "stopped" or status == "creating" then return fail("container not running") end
+  return cerr(core.kill(rec.pid, sig))
+end
+
+local function destroy(rt, rec)
+  if rec.pid and alive(rec.pid, rec.start_time) then
+    core.kill(rec.pid, 9)
+    if not wait_gone(rec.pid, rec.start_time, 10000) then
+      return fail("container init %d still alive after SIGKILL", rec.pid)
+    end
+  end
+  -- as runc's destroy: what is left in the cgroup dies too when the container has no pid
+  -- namespace of its own (with one, the kernel killed them all with the init); the state goes
+  -- even when the cgroup cannot, and the first error is the result
+  local err
+  if rec.cgroup then
+    if not rec.own_pidns then signal_all(rec, 9) end
+    local ok, cerr_ = cgroups.delete(rec.cgroup)
+    if not ok then err = cerr_ end
+  end
+  local ok, rerr = cerr(core.remove_tree(dir_of(rt, rec.id)))
+  if not ok and not err then err = rerr end
+  run_hooks(rt, rec, "poststop", "stopped")
+  if err then return nil, err end
+  return true
+end
+
+--- Delete a container: its cgroup and state.  One that is not stopped only with force (its
+-- processes are killed then).
+-- @return true, or nil, err
+function M.delete(rt, id, force)
+  local ok, err = check_id(id)
+  if not ok then return nil, err end
+  local rec, status = load(rt, id)
+  if not rec then
+    -- an aborted create may leave a directory with no record
+    if core.stat(dir_of(rt, id)) then core.remove_tree(dir_of(rt, id)) end
+    if force then return true end
+    return nil, status
+  end
+  -- the runtime-spec: deleting a container that is not stopped is an error (a created one too,
+  -- as crun; runc 1.1 kills a created one, which the validation suite refuses)
+  if status ~= "stopped" then
+    if not force then
+      return fail("cannot delete container %s that is not stopped: %s", id, status)
+    end
+    if status == "paused" and rec.cgroup then cgroups.thaw(rec.cgroup) end
+  end
+  return destroy(rt, rec)
+end
+
+-- ------------------------------------------------------------------ list, ps, pause
+
+local users
+--- The user name of uid (from the host's /etc/passwd), or "#UID".
+function M.user_name(uid)
+  if not users then
+    users = {}
+    for line in (core.read_file("/etc/passwd", 1048576) or ""):gmatch("[^\n]+") do
+      local name, u = line:match("^([^:]*):[^:]*:(%d+):")
+      if name and not users[tonumber(u)] then users[tonumber(u)] = name end
+    end
+  end
+  return users[uid] or ("#" .. tostring(uid))
+end
+
+--- Every container under the root, as runc's list: an array of state tables (sorted by id).
+function M.list(rt)
+  local names = core.listdir(rt.root)
+  local out = {}
+  if not names then return out end
+  table.sort(names)
+  for _, id in ipairs(names) do
+    local rec = check_id(id) and read_record(rt, id)
+    if rec then
+      local st = oci_state(rt, rec, M.status_of(rt, rec))
+      local s = core.stat(dir_of(rt, id))
+      if s then st.owner = M.user_name(s.uid) end
+      out[#out + 1] = st
+    end
+  end
+  return out
+end
+
+--- The pids of the container's processes (its cgroup's), or nil, err.
+function M.ps(rt, id)
+  local rec, status = load(rt, id)
+  if not rec then return nil, status end
+  if not rec.cgroup then
+    if status == "stopped" then return {} end
+    return { rec.pid }
+  end
+  local pids = cgroups.processes(rec.cgroup)
+  return pids or {}
+end
+
+--- Freeze every process of a running container.
+function M.pause(rt, id)
+  local rec, status = load(rt, id)
+  if not rec then return nil, status end
+  if status ~= "running" and status ~= "created" then return fail("container not running") end
+  if not rec.cgroup then return fail("cannot pause: the container has no cgroup") end
+  local ok, err = cgroups.freeze(rec.cgroup)
+  if not ok then return nil, err end
+  rec.paused = true
+  return write_record(rt, rec)
+end
+
+--- Thaw a paused container.
+function M.resume(rt, id)
+  local rec, status = load(rt, id)
+  if not rec then return nil, status end
+  if status ~= "paused" then return fail("container not paused") end
+  local ok, err = cgroups.thaw(rec.cgroup)
+  if not ok then return nil, err end
+  rec.paused = nil
+  return write_record(rt, rec)
+end
+
+local function num(v)
+  if v == nil or v == math.huge then return nil end
+  return v
+end
+
+--- The container's statistics in runc's events format: `{type="stats", id=, data={cpu=,
+-- memory=, pids=}}`.
+function M.stats(rt, id)
+  local rec, status = load(rt, id)
+  if not rec then return nil, status end
+  if status == "stopped" then return fail("container not running") end
+  if not rec.cgroup then return fail("no statistics: the container has no cgroup") end
+  local s, err = cgroups.stat(rec.cgroup)
+  if not s then return nil, err end
+  local data = {
+    cpu = {
+      usage = { total = s.cpu_usage or 0, kernel = s.cpu_system or 0, user = s.cpu_user or 0 },
+      throttling = { periods = s.cpu_periods, throttledPeriods = s.cpu_throttled_periods,
+        throttledTime = s.cpu_throttled_time },
+    },
+    memory = {
+      cache = s.memory_cache,
+      usage = { usage = s.memory_usage or 0, max = s.memory_max_usage,
+        limit = num(s.memory_limit) or 9223372036854771712, failcnt = s.memory_failcnt or 0 },
+      swap = { usage = s.memory_swap_usage or 0 },
+      raw = { rss = s.memory_rss, cache = s.memory_cache, oom = s.oom, oom_kill = s.oom_kill },
+    },
+    pids = { current = s.pids_current or 0, limit = num(s.pids_limit) or 0 },
+    blkio = {}, hugetlb = {},
+  }
+  return { type = "stats", id = id, data = data }
+end
+
+-- ----------------------------------------------------------------------------- run
+
+--- Create, start and wait (foreground; signals forwarded to the container), then delete:
+-- runc's `run`.  With opts.detach it returns once started.
+-- @return the exit code (128+N for signal N), or nil, err
+function M.run(rt, id, opts)
+  local rec, err = M.create(rt, id, { bundle = opts.bundle, pid_file = opts.pid_file,
+    console_socket = opts.console_socket, no_pivot = opts.no_pivot,
+    preserve_fds = opts.preserve_fds, detach = opts.detach or false })
+  if not rec then return nil, err end
+  local ok
+  ok, err = M.start(rt, id)
+  if not ok then
+    core.kill(rec.pid, 9)
+    core.waitpid(rec.pid)
+    destroy(rt, rec)
+    return nil, err
+  end
+  if opts.detach then return 0 end
+  local code, info = core.wait(rec.pid, { forward = true })
+  if code == nil then return nil, errors.new(info) end
+  local dok, derr = destroy(rt, rec)
+  if not dok then rt:log("warning", tostring(derr)) end
+  return code
+end
+
+--- Run a new process in a running container (runc's `exec`): needs the runtime's exec
+-- primitive (core.exec).
+function M.exec(rt, id, opts)
+  local rec, status = load(rt, id)
+  if not rec then return nil, status end
+  if status ~= "running" then return fail("cannot exec in a stopped or paused container") end
+  if type(core.exec) ~= "function" then
+    return fail("exec is not supported yet by ctrlua-runc")
+  end
+  local pid, msg, errno = core.exec(rec.pid, opts.process, {
+    pid_file = opts.pid_file and abspath(opts.pid_file) or nil,
+    console_socket = opts.console_socket and abspath(opts.console_socket) or nil,
+    cgroup = rec.cgroup, bundle = rec.bundle,
+  })
+  if not pid then return nil, errors.new(msg, errno) end
+  if opts.detach then return 0 end
+  local code, info = core.wait(pid, { forward = true })
+  if code == nil then return nil, errors.new(info) end
+  return code
+end
+
+-- ------------------------------------------------------------------ features, spec
+
+local function arr(t) return core.json_array(t) end
+
+local MOUNT_OPTIONS = { "acl", "async", "atime", "bind", "defaults", "dev", "diratime",
+  "dirsync", "exec", "iversion", "lazytime", "loud", "mand", "noacl", "noatime", "nodev",
+  "nodiratime", "noexec", "noiversion", "nolazytime", "nomand", "norelatime", "nostrictatime",
+  "nosuid", "nosymfollow", "private", "rbind", "relatime", "remount", "ro", "rprivate", "rro",
+  "rrw", "rshared", "rslave", "runbindable", "rw", "shared", "silent", "slave", "strictatime",
+  "suid", "symfollow", "sync", "tmpcopyup", "unbindable" }
+
+local CAPS = { "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER",
+  "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+  "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
+  "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
+  "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
+  "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
+  "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
+  "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+  "CAP_CHECKPOINT_RESTORE" }
+
+--- The runtime-spec features document (runc's `features`).
+function M.features()
+  local mode = cgroups.mode() or "none"
+  return {
+    ociVersionMin = "1.0.0", ociVersionMax = M.OCI_VERSION,
+    hooks = arr({ "prestart", "createRuntime", "createContainer", "startContainer",
+      "poststart", "poststop" }),
+    mountOptions = arr(MOUNT_OPTIONS),
+    linux = {
+      namespaces = arr({ "cgroup", "ipc", "mount", "network", "pid", "user", "uts" }),
+      capabilities = arr(CAPS),
+      cgroup = { v1 = mode == "v1" or mode == "hybrid", v2 = mode == "v2" or mode == "hybrid",
+        systemd = false, systemdUser = false },
+      seccomp = {
+        enabled = true,
+        actions = arr({ "SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL",
+          "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE",
+          "SCMP_ACT_TRAP" }),
+        operators = arr({ "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE",
+          "SCMP_CMP_LT", "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE" }),
+        archs = arr({ "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM", "SCMP_ARCH_MIPS",
+          "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64",
+          "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PARISC", "SCMP_ARCH_PARISC64", "SCMP_ARCH_PPC",
+          "SCMP_ARCH_PPC64", "SCMP_ARCH_PPC64LE", "SCMP_ARCH_RISCV64", "SCMP_ARCH_S390",
+          "SCMP_ARCH_S390X", "SCMP_ARCH_X32", "SCMP_ARCH_X86", "SCMP_ARCH_X86_64" }),
+      },
+      apparmor = { enabled = false },
+      selinux = { enabled = false },
+    },
+    annotations = { ["org.ctrlua.runc.version"] = M.VERSION },
+  }
+end
+
+--- runc's default spec (`runc spec`), or with rootless its rootless variant.
+function M.default_spec(rootless)
+  local caps = { "CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE" }
+  local spec = {
+    ociVersion = M.OCI_VERSION,
+    process = {
+      terminal = true, user = { uid = 0, gid = 0 }, args = arr({ "sh" }),
+      env = arr({ "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "TERM=xterm" }),
+      cwd = "/",
+      capabilities = { bounding = arr(caps), effective = arr(caps), permitted = arr(caps),
+        ambient = arr(caps) },
+      rlimits = arr({ { type = "RLIMIT_NOFILE", hard = 1024, soft = 1024 } }),
+      noNewPrivileges = true,
+    },
+    root = { path = "rootfs", readonly = true },
+    hostname = "runc",
+    mounts = arr({
+      { destination = "/proc", type = "proc", source = "proc" },
+      { destination = "/dev", type = "tmpfs", source = "tmpfs",
+        options = arr({ "nosuid", "strictatime", "mode=755", "size=65536k" }) },
+      { destination = "/dev/pts", type = "devpts", source = "devpts",
+        options = arr({ "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5" }) },
+      { destination = "/dev/shm", type = "tmpfs", source = "shm",
+        options = arr({ "nosuid", "noexec", "nodev", "mode=1777", "size=65536k" }) },
+      { destination = "/dev/mqueue", type = "mqueue", source = "mqueue",
+        options = arr({ "nosuid", "noexec", "nodev" }) },
+      { destination = "/sys", type = "sysfs", source = "sysfs",
+        options = arr({ "nosuid", "noexec", "nodev", "ro" }) },
+      { destination = "/sys/fs/cgroup", type = "cgroup", source = "cgroup",
+        options = arr({ "nosuid", "noexec", "nodev", "relatime", "ro" }) },
+    }),
+    linux = {
+      resources = { devices = arr({ { allow = false, access = "rwm" } }) },
+      namespaces = arr({ { type = "pid" }, { type = "network" }, { type = "ipc" },
+        { type = "uts" }, { type = "mount" } }),
+      maskedPaths = arr({ "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+        "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+        "/sys/firmware", "/proc/scsi" }),
+      readonlyPaths = arr({ "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
+        "/proc/sysrq-trigger" }),
+    },
+  }
+  -- runc adds a cgroup namespace on a cgroup v2 host only
+  if cgroups.mode() == "v2" then table.insert(spec.linux.namespaces, { type = "cgroup" }) end
+  if rootless then
+    -- runc's specconv.ToRootless
+    local ns = {}
+    for _, n in ipairs(spec.linux.namespaces) do
+      if n.type ~= "network" and n.type ~= "user" then ns[#ns + 1] = n end
+    end
+    ns[#ns + 1] = { type = "user" }
+    spec.linux.namespaces = arr(ns)
+    spec.linux.uidMappings = arr({ { hostID = core.geteuid(), containerID = 0, size = 1 } })
+    spec.linux.gidMappings = arr({ { hostID = core.geteuid(), containerID = 0, size = 1 } })
+    local mounts = {}
+    for _, m in ipairs(spec.mounts) do
+      if m.destination == "/sys" then
+        mounts[#mounts + 1] = { destination = "/sys", type = "none", source = "/sys",
+          options = arr({ "rbind", "nosuid", "noexec", "nodev", "ro" }) }
+      elseif m.type ~= "cgroup" then
+        local o = {}
+        for _, opt in ipairs(m.options or {}) do
+          if not opt:match("^gid=") and not opt:match("^uid=") then o[#o + 1] = opt end
+        end
+        if m.options then m.options = arr(o) end
+        mounts[#mounts + 1] = m
+      end
+    end
+    spec.mounts = arr(mounts)
+    spec.linux.resources = nil
+  end
+  return spec
+end
+
+--- JSON with two-space indentation, as Go's json.MarshalIndent writes it.
+function M.json_indent(v)
+  local s = core.json_encode(v, true)
+  s = s:gsub("\n(\t+)", function(t) return "\n" .. ("  "):rep(#t) end)
+  s = s:gsub('":\t', '": ')
+  return s
+end
+
+--- Write the default spec to BUNDLE/config.json (refusing to overwrite one).
+function M.spec(bundle, rootless)
+  bundle = bundle or "."
+  local path = bundle .. "/config.json"
+  if core.stat(path) then return fail("File %s exists. Remove it first", "config.json") end
+  return cerr(core.write_file(path, M.json_indent(M.default_spec(rootless)) .. "\n",
+    { mode = 438, noreplace = true }))
+end
+
+M.sleep_ms = sleep_ms
+return M

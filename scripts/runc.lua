@@ -1,0 +1,372 @@
+-- runc: a runc-compatible command line over ctrlua's runtime (run as `ctrlua-runc`)
+--
+-- ctrlua-runc [global options] COMMAND [command options] [arguments...]
+-- The global options, commands, flags, output and exit codes are runc's, so that containerd's
+-- shim (and through it Kubernetes) can use it as its runtime binary.
+local runc = require("ctr.runc")
+
+local PROG = "ctrlua-runc"
+
+local GLOBAL = {
+  root = "string", log = "string", ["log-format"] = "string", debug = "bool",
+  ["systemd-cgroup"] = "bool", criu = "string", rootless = "string", help = "bool",
+  version = "bool", h = "help", v = "version",
+}
+
+local BUNDLE = { bundle = "string", b = "bundle", ["console-socket"] = "string",
+  ["pid-file"] = "string", ["no-pivot"] = "bool", ["no-new-keyring"] = "bool",
+  ["preserve-fds"] = "string", help = "bool", h = "help" }
+
+local COMMANDS = {
+  create = { usage = "create [command options] <container-id>", desc = "create a container",
+    flags = BUNDLE },
+  run = { usage = "run [command options] <container-id>", desc = "create and run a container",
+    flags = setmetatable({ detach = "bool", d = "detach", keep = "bool",
+      ["no-subreaper"] = "bool" }, { __index = BUNDLE }) },
+  start = { usage = "start <container-id>",
+    desc = "executes the user defined process in a created container", flags = {} },
+  state = { usage = "state <container-id>", desc = "output the state of a container",
+    flags = {} },
+  kill = { usage = "kill [command options] <container-id> [signal]",
+    desc = "kill sends the specified signal (default: SIGTERM) to the container's init process",
+    flags = { all = "bool", a = "all" } },
+  delete = { usage = "delete [command options] <container-id>",
+    desc = "delete any resources held by the container often used with detached container",
+    flags = { force = "bool", f = "force" } },
+  list = { usage = "list [command options]",
+    desc = "lists containers started by runc with the given root",
+    flags = { format = "string", f = "format", quiet = "bool", q = "quiet" } },
+  ps = { usage = "ps [command options] <container-id> [ps options]",
+    desc = "ps displays the processes running inside a container",
+    flags = { format = "string", f = "format" }, stop_after_id = true },
+  exec = { usage = "exec [command options] <container-id> <command> [command options]",
+    desc = "execute new process inside the container",
+    flags = { ["console-socket"] = "string", cwd = "string", env = "multi", e = "env",
+      tty = "bool", t = "tty", user = "string", u = "user", ["additional-gids"] = "multi",
+      g = "additional-gids", process = "string", p = "process", detach = "bool", d = "detach",
+      ["pid-file"] = "string", ["process-label"] = "string", apparmor = "string",
+      ["no-new-privs"] = "bool", cap = "multi", c = "cap", ["preserve-fds"] = "string",
+      cgroup = "multi", ["ignore-paused"] = "bool" },
+    stop_after_id = true },
+  pause = { usage = "pause <container-id>",
+    desc = "pause suspends all processes inside the container", flags = {} },
+  resume = { usage = "resume <container-id>",
+    desc = "resumes all processes that have been previously paused", flags = {} },
+  events = { usage = "events [command options] <container-id>",
+    desc = "display container events such as OOM notifications, cpu, memory, and IO usage statistics",
+    flags = { interval = "string", stats = "bool" } },
+  features = { usage = "features", desc = "show the enabled features", flags = {} },
+  spec = { usage = "spec [command options]", desc = "create a new specification file",
+    flags = { bundle = "string", b = "bundle", rootless = "bool" } },
+  update = { usage = "update [command options] <container-id>",
+    desc = "update container resource constraints", flags = { resources = "string", r = "resources" } },
+}
+
+local ORDER = { "create", "delete", "events", "exec", "features", "kill", "list", "pause", "ps",
+  "resume", "run", "spec", "start", "state", "update" }
+
+-- Parse flags as urfave/cli does (--name, -n, --name=value, --name value); positional
+-- arguments may be interleaved, except after the id of a command with trailing arguments.
+-- Returns flags, positional, or nil, message.
+local function parse(defs, args, first, stop_at_first, stop_after_id)
+  local flags, pos = {}, {}
+  local i = first
+  while i <= #args do
+    local a = args[i]
+    if a == "--" then
+      for j = i + 1, #args do pos[#pos + 1] = args[j] end
+      break
+    end
+    if a:sub(1, 1) == "-" and #a > 1 and not (stop_after_id and #pos >= 1) then
+      local name, val = a:match("^%-%-?([^=]+)=(.*)$")
+      if not name then name = a:match("^%-%-?(.+)$") end
+      local kind = defs[name]
+      if type(kind) == "string" and defs[kind] then name, kind = kind, defs[kind] end
+      if not kind then return nil, "flag provided but not defined: -" .. name end
+      if kind == "bool" then
+        flags[name] = val == nil or val == "true" or val == "1"
+      else
+        if val == nil then
+          i = i + 1
+          val = args[i]
+          if val == nil then return nil, "flag needs an argument: -" .. name end
+        end
+        if kind == "multi" then
+          flags[name] = flags[name] or {}
+          table.insert(flags[name], val)
+        else
+          flags[name] = val
+        end
+      end
+    else
+      if stop_at_first then
+        for j = i, #args do pos[#pos + 1] = args[j] end
+        break
+      end
+      pos[#pos + 1] = a
+    end
+    i = i + 1
+  end
+  return flags, pos
+end
+
+local function usage(out)
+  out:write(([[NAME:
+   %s - Open Container Initiative runtime over ctrlua
+
+USAGE:
+   %s [global options] command [command options] [arguments...]
+
+VERSION:
+   %s
+spec: %s
+
+COMMANDS:
+]]):format(PROG, PROG, runc.VERSION, runc.OCI_VERSION))
+  for _, name in ipairs(ORDER) do
+    out:write(("   %-10s  %s\n"):format(name, COMMANDS[name].desc))
+  end
+  out:write([[
+
+GLOBAL OPTIONS:
+   --debug             enable debug logging
+   --log value         set the log file to write runtime logs to (default: stderr)
+   --log-format value  set the log format ('text' (default), or 'json') (default: "text")
+   --root value        root directory for storage of container state (default: "/run/ctrlua-runc")
+   --systemd-cgroup    enable systemd cgroup support (not supported: an error)
+   --help, -h          show help
+   --version, -v       print the version
+]])
+end
+
+local args = { ... }
+local g, pos = parse(GLOBAL, args, 1, true)
+if not g then
+  io.stderr:write("Incorrect Usage. ", pos, "\n\n")
+  usage(io.stderr)
+  os.exit(1)
+end
+if g.version then
+  io.stdout:write(("%s version %s\nspec: %s\n"):format(PROG, runc.VERSION, runc.OCI_VERSION))
+  os.exit(0)
+end
+if g.help or #pos == 0 or pos[1] == "help" then
+  if pos[1] == "help" and COMMANDS[pos[2] or ""] then
+    io.stdout:write(("USAGE:\n   %s %s\n"):format(PROG, COMMANDS[pos[2]].usage))
+  else
+    usage(io.stdout)
+  end
+  os.exit(0)
+end
+
+local lf = g["log-format"] or "text"
+if lf ~= "text" and lf ~= "json" then
+  io.stderr:write(("invalid log-format: %s\n"):format(lf))
+  os.exit(1)
+end
+local rt = runc.new({ root = g.root, log = g.log, log_format = lf, debug = g.debug })
+
+-- runc's fatal(): the error goes to the log; to stderr as a plain line when the log is a file
+local function die(err, code)
+  local msg = tostring(err)
+  rt:log("error", msg)
+  if rt.log_file then io.stderr:write(msg, "\n") end
+  os.exit(code or 1)
+end
+
+if g["systemd-cgroup"] then
+  die("systemd cgroup driver (--systemd-cgroup) is not supported by " .. PROG ..
+    "; use cgroupfs paths (containerd: SystemdCgroup = false)")
+end
+
+local cmdname = table.remove(pos, 1)
+local cmd = COMMANDS[cmdname]
+if not cmd then
+  die(("No help topic for '%s'"):format(cmdname))
+end
+local rest = {}
+for _, a in ipairs(pos) do rest[#rest + 1] = a end
+local f, p = parse(cmd.flags, rest, 1, false, cmd.stop_after_id)
+if not f then
+  io.stderr:write("Incorrect Usage: ", p, "\n\n")
+  io.stderr:write(("USAGE:\n   %s %s\n"):format(PROG, cmd.usage))
+  die(p)
+end
+if f.help then
+  io.stdout:write(("NAME:\n   %s %s - %s\n\nUSAGE:\n   %s %s\n"):format(PROG, cmdname,
+    cmd.desc, PROG, cmd.usage))
+  os.exit(0)
+end
+
+-- runc's checkArgs
+local function want_args(n, exact)
+  if (exact and #p ~= n) or (not exact and #p < n) then
+    die(('"%s" requires %s %d argument(s)'):format(cmdname, exact and "exactly" or "a minimum of",
+      n))
+  end
+end
+
+local function ok_or_die(v, err)
+  if v == nil then die(err) end
+  return v
+end
+
+local function preserve_fds()
+  if not f["preserve-fds"] then return 0 end
+  local n = tonumber(f["preserve-fds"])
+  if not n or n < 0 or n % 1 ~= 0 then die("invalid --preserve-fds: " .. f["preserve-fds"]) end
+  return n
+end
+
+local function create_opts(detach)
+  return { bundle = f.bundle, pid_file = f["pid-file"], console_socket = f["console-socket"],
+    no_pivot = f["no-pivot"], no_new_keyring = f["no-new-keyring"],
+    preserve_fds = preserve_fds(), detach = detach }
+end
+
+local function pad(s, w) return s .. (" "):rep(w - #s) end
+
+if cmdname == "create" then
+  want_args(1, true)
+  ok_or_die(runc.create(rt, p[1], create_opts(true)))
+elseif cmdname == "run" then
+  want_args(1, true)
+  local o = create_opts(f.detach or false)
+  local code = ok_or_die(runc.run(rt, p[1], o))
+  os.exit(code)
+elseif cmdname == "start" then
+  want_args(1, true)
+  ok_or_die(runc.start(rt, p[1]))
+elseif cmdname == "state" then
+  want_args(1, true)
+  local st = ok_or_die(runc.state(rt, p[1]))
+  io.stdout:write(runc.json_indent(st), "\n")
+elseif cmdname == "kill" then
+  want_args(1, false)
+  if #p > 2 then die('"kill" requires a maximum of 2 argument(s)') end
+  ok_or_die(runc.kill(rt, p[1], p[2] or "SIGTERM", f.all))
+elseif cmdname == "delete" then
+  want_args(1, true)
+  ok_or_die(runc.delete(rt, p[1], f.force))
+elseif cmdname == "list" then
+  want_args(0, true)
+  local list = runc.list(rt)
+  local format = f.format or "table"
+  if f.quiet then
+    for _, st in ipairs(list) do io.stdout:write(st.id, "\n") end
+  elseif format == "json" then
+    if #list == 0 then io.stdout:write("null\n")
+    else io.stdout:write(require("ctr.core").json_encode(require("ctr.core").json_array(list)), "\n") end
+  elseif format == "table" then
+    -- Go's tabwriter(minwidth 12, padding 3); the last column is not aligned
+    local rows = { { "ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER" } }
+    for _, st in ipairs(list) do
+      rows[#rows + 1] = { st.id, tostring(st.pid), st.status, st.bundle, st.created, st.owner }
+    end
+    local w = {}
+    for c = 1, 5 do
+      w[c] = 12
+      for _, r in ipairs(rows) do w[c] = math.max(w[c], #r[c] + 3) end
+    end
+    for _, r in ipairs(rows) do
+      local line = {}
+      for c = 1, 5 do line[c] = pad(r[c], w[c]) end
+      io.stdout:write(table.concat(line), r[6], "\n")
+    end
+  else
+    die("invalid format option")
+  end
+elseif cmdname == "ps" then
+  want_args(1, false)
+  local pids = ok_or_die(runc.ps(rt, p[1]))
+  local format = f.format or "table"
+  if format == "json" then
+    io.stdout:write(require("ctr.core").json_encode(require("ctr.core").json_array(pids)), "\n")
+  elseif format == "table" then
+    -- as runc: the host's ps, filtered to the container's pids
+    local psargs = #p > 1 and table.concat(p, " ", 2) or "-ef"
+    if psargs:find("[^%w%s%-,=_]") then die("ps options: unexpected characters") end
+    local h = io.popen("ps " .. psargs)
+    if not h then die("cannot run ps") end
+    local out = h:read("*a")
+    h:close()
+    local want = {}
+    for _, pid in ipairs(pids) do want[pid] = true end
+    local lines = {}
+    for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
+    local pidcol
+    for i, field in ipairs((function(l) local t = {} for x in l:gmatch("%S+") do t[#t + 1] = x end return t end)(lines[1] or "")) do
+      if field == "PID" then pidcol = i end
+    end
+    if not pidcol then die("couldn't find PID field in ps output") end
+    io.stdout:write(lines[1], "\n")
+    for i = 2, #lines do
+      local n = 0
+      for x in lines[i]:gmatch("%S+") do
+        n = n + 1
+        if n == pidcol then
+          if want[tonumber(x)] then io.stdout:write(lines[i], "\n") end
+          break
+        end
+      end
+    end
+  else
+    die("invalid format option")
+  end
+elseif cmdname == "exec" then
+  want_args(1, false)
+  local process
+  if f.process then
+    local data = require("ctr.core").read_file(f.process, 1048576)
+    if not data then die("open " .. f.process .. ": no such file or directory") end
+    process = data
+  else
+    if #p < 2 then die("exec: process args cannot be empty") end
+    local a = {}
+    for i = 2, #p do a[#a + 1] = p[i] end
+    local proc = { args = a, env = f.env, cwd = f.cwd, terminal = f.tty or false,
+      noNewPrivileges = f["no-new-privs"] or nil }
+    if f.user then
+      local u, gid = f.user:match("^(%d+):?(%d*)$")
+      if not u then die("invalid --user: expected UID[:GID]") end
+      proc.user = { uid = tonumber(u), gid = tonumber(gid) or 0 }
+    end
+    process = proc
+  end
+  local code = ok_or_die(runc.exec(rt, p[1], { process = process, detach = f.detach,
+    pid_file = f["pid-file"], console_socket = f["console-socket"], tty = f.tty }))
+  os.exit(code)
+elseif cmdname == "pause" then
+  want_args(1, true)
+  ok_or_die(runc.pause(rt, p[1]))
+elseif cmdname == "resume" then
+  want_args(1, true)
+  ok_or_die(runc.resume(rt, p[1]))
+elseif cmdname == "events" then
+  want_args(1, true)
+  local core = require("ctr.core")
+  if f.stats then
+    io.stdout:write(core.json_encode(ok_or_die(runc.stats(rt, p[1]))), "\n")
+  else
+    local secs = tonumber((f.interval or "5s"):match("^(%d+%.?%d*)s$") or "")
+    if not secs or secs <= 0 then die("duration interval must be greater than 0") end
+    while true do
+      local st, err = runc.stats(rt, p[1])
+      if not st then
+        local s = runc.state(rt, p[1])
+        if not s or s.status == "stopped" then break end
+        die(err)
+      end
+      io.stdout:write(core.json_encode(st), "\n")
+      io.stdout:flush()
+      runc.sleep_ms(secs * 1000)
+    end
+  end
+elseif cmdname == "features" then
+  io.stdout:write(runc.json_indent(runc.features()), "\n")
+elseif cmdname == "spec" then
+  ok_or_die(runc.spec(f.bundle, f.rootless))
+elseif cmdname == "update" then
+  die("update is not supported yet by " .. PROG)
+end
+os.exit(0)
