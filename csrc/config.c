@@ -9,6 +9,7 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 
+#include "apparmor.h"
 #include "fsutil.h"
 #include "json.h"
 #include "util.h"
@@ -53,11 +54,20 @@ static int unsupported(const char *what, struct ctr_err *err)
 
 static int load_process(struct ctr_config *c, const cJSON *p, struct ctr_err *err)
 {
-    int terminal = 0;
-    if (ctr_json_bool(p, "process", "terminal", &terminal, err) < 0)
+    if (ctr_json_bool(p, "process", "terminal", &c->terminal, err) < 0)
         return -1;
-    if (terminal)
-        return unsupported("process.terminal", err);
+    const cJSON *cs;
+    if (ctr_json_object(p, "process", "consoleSize", &cs, err) < 0)
+        return -1;
+    if (cs) {
+        int64_t h, w;
+        int ph, pw;
+        if (ctr_json_int(cs, "process.consoleSize", "height", 0, 65535, &h, &ph, err) < 0 ||
+            ctr_json_int(cs, "process.consoleSize", "width", 0, 65535, &w, &pw, err) < 0)
+            return -1;
+        c->console_rows = ph ? (unsigned)h : 0;
+        c->console_cols = pw ? (unsigned)w : 0;
+    }
     size_t nargs = 0;
     if (ctr_json_strv(p, "process", "args", &c->args, &nargs, err) < 0)
         return -1;
@@ -81,8 +91,11 @@ static int load_process(struct ctr_config *c, const cJSON *p, struct ctr_err *er
     const char *s;
     if (ctr_json_string(p, "process", "apparmorProfile", &s, err) < 0)
         return -1;
-    if (s && *s) /* HOOK(apparmor): the AppArmor task applies it; until then refuse it */
-        return unsupported("process.apparmorProfile", err);
+    if (s && *s) {
+        if (ctr_apparmor_check(s, err) < 0)
+            return -1;
+        c->apparmor_profile = s;
+    }
     if (ctr_json_string(p, "process", "selinuxLabel", &s, err) < 0)
         return -1;
     if (s && *s)
@@ -230,8 +243,8 @@ static int load_devices(struct ctr_config *c, const cJSON *devs, struct ctr_err 
         if (ctr_json_string(d, where, "path", &dev.path, err) < 0 ||
             ctr_json_string(d, where, "type", &type, err) < 0)
             return -1;
-        if (dev.path == NULL || strncmp(dev.path, "/dev/", 5) != 0 || strstr(dev.path, ".."))
-            return ctr_fail(err, 0, "config.json: %s.path: must be a path under /dev",
+        if (dev.path == NULL || dev.path[0] != '/' || strstr(dev.path, ".."))
+            return ctr_fail(err, 0, "config.json: %s.path: must be an absolute path without ..",
                             where);
         if (type == NULL || strlen(type) != 1 || !strchr("cbup", type[0]))
             return ctr_fail(err, 0, "config.json: %s.type: expected c, b, u or p", where);
@@ -266,9 +279,89 @@ static int load_devices(struct ctr_config *c, const cJSON *devs, struct ctr_err 
     return 0;
 }
 
+static int load_idmaps(const cJSON *lx, const char *key, struct ctr_idmap **out, size_t *n,
+                       struct ctr_err *err)
+{
+    const cJSON *maps;
+    if (ctr_json_array(lx, "linux", key, &maps, err) < 0)
+        return -1;
+    if (maps == NULL || cJSON_GetArraySize(maps) == 0)
+        return 0;
+    if (cJSON_GetArraySize(maps) > 340)
+        return ctr_fail(err, E2BIG, "config.json: linux.%s: more than 340 entries", key);
+    if ((*out = calloc((size_t)cJSON_GetArraySize(maps), sizeof **out)) == NULL)
+        return ctr_fail(err, ENOMEM, "config.json: linux.%s", key);
+    for (const cJSON *m = maps->child; m; m = m->next) {
+        char where[64];
+        snprintf(where, sizeof where, "linux.%s[%zu]", key, *n);
+        int64_t cid, hid, size;
+        int pc, ph, ps;
+        if (!cJSON_IsObject(m))
+            return ctr_fail(err, EINVAL, "config.json: %s: expected object", where);
+        if (ctr_json_int(m, where, "containerID", 0, UINT32_MAX - 1, &cid, &pc, err) < 0 ||
+            ctr_json_int(m, where, "hostID", 0, UINT32_MAX - 1, &hid, &ph, err) < 0 ||
+            ctr_json_int(m, where, "size", 1, UINT32_MAX, &size, &ps, err) < 0)
+            return -1;
+        if (!pc || !ph || !ps)
+            return ctr_fail(err, EINVAL, "config.json: %s: containerID, hostID and size are "
+                            "required", where);
+        (*out)[(*n)++] = (struct ctr_idmap){(uint32_t)cid, (uint32_t)hid, (uint32_t)size};
+    }
+    return 0;
+}
+
+static int has_ns(const struct ctr_config *c, int flag)
+{
+    for (size_t i = 0; i < c->nns; i++)
+        if (c->ns[i].flag == flag)
+            return 1;
+    return 0;
+}
+
+/* linux.sysctl, checked as runc's validateSysctl: only names that belong to a namespace the
+ * container has of its own (ipc, net, uts) are allowed; the host's are never written. */
+static int load_sysctls(struct ctr_config *c, const cJSON *sysctl, struct ctr_err *err)
+{
+    static const char *const ipc_names[] = {
+        "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+        "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
+    };
+    if (sysctl == NULL || sysctl->child == NULL)
+        return 0;
+    if ((c->sysctls = calloc((size_t)cJSON_GetArraySize(sysctl), sizeof *c->sysctls)) == NULL)
+        return ctr_fail(err, ENOMEM, "config.json: linux.sysctl");
+    for (const cJSON *j = sysctl->child; j; j = j->next) {
+        const char *k = j->string;
+        if (!cJSON_IsString(j))
+            return ctr_fail(err, EINVAL, "config.json: linux.sysctl.%s: expected string", k);
+        if (*k == '\0' || strstr(k, "..") || k[0] == '.' || k[0] == '/' || strstr(k, "/."))
+            return ctr_fail(err, EINVAL, "config.json: linux.sysctl: invalid name %s", k);
+        int ipc = strncmp(k, "fs.mqueue.", 10) == 0;
+        for (size_t i = 0; i < ARRAY_SIZE(ipc_names); i++)
+            ipc |= strcmp(k, ipc_names[i]) == 0;
+        if (ipc && !has_ns(c, CLONE_NEWIPC))
+            return ctr_fail(err, EINVAL, "sysctl \"%s\" is not allowed in the hosts ipc "
+                            "namespace", k);
+        if (!ipc && strncmp(k, "net.", 4) == 0 && !has_ns(c, CLONE_NEWNET))
+            return ctr_fail(err, EINVAL, "sysctl \"%s\" is not allowed in the hosts network "
+                            "namespace", k);
+        if (!ipc && strncmp(k, "net.", 4) != 0) {
+            if (strcmp(k, "kernel.hostname") == 0 && has_ns(c, CLONE_NEWUTS))
+                return ctr_fail(err, EINVAL, "sysctl \"%s\" is not allowed as it conflicts "
+                                "with the OCI \"hostname\" field", k);
+            if (!(strcmp(k, "kernel.domainname") == 0 && has_ns(c, CLONE_NEWUTS)))
+                return ctr_fail(err, EINVAL, "sysctl \"%s\" is not in a separate kernel "
+                                "namespace", k);
+        }
+        c->sysctls[c->nsysctls++] = (struct ctr_sysctl){k, j->valuestring};
+    }
+    return 0;
+}
+
 static int load_linux(struct ctr_config *c, const cJSON *lx, struct ctr_err *err)
 {
     const cJSON *j;
+    c->join_user = -1;
     if (ctr_json_array(lx, "linux", "namespaces", &j, err) < 0)
         return -1;
     size_t i = 0;
@@ -296,8 +389,8 @@ static int load_linux(struct ctr_config *c, const cJSON *lx, struct ctr_err *err
                                 where, type);
         if (path && *path == '\0')
             path = NULL;
-        if (flag == CLONE_NEWUSER)
-            return unsupported("a user namespace (linux.namespaces type user)", err);
+        if (flag == CLONE_NEWUSER && path)
+            c->join_user = (int)c->nns;
         if (flag == 0x80)
             return unsupported("a time namespace", err);
         c->ns[c->nns++] = (struct ctr_namespace){.flag = flag, .name = type, .path = path};
@@ -308,15 +401,15 @@ static int load_linux(struct ctr_config *c, const cJSON *lx, struct ctr_err *err
         return ctr_fail(err, EINVAL,
                         "config.json: linux.namespaces: a new mount namespace is required");
 
-    const cJSON *maps;
-    if (ctr_json_array(lx, "linux", "uidMappings", &maps, err) < 0)
+    if (load_idmaps(lx, "uidMappings", &c->uid_maps, &c->nuid_maps, err) < 0 ||
+        load_idmaps(lx, "gidMappings", &c->gid_maps, &c->ngid_maps, err) < 0)
         return -1;
-    if (maps && cJSON_GetArraySize(maps) > 0)
-        return unsupported("linux.uidMappings", err);
-    if (ctr_json_array(lx, "linux", "gidMappings", &maps, err) < 0)
-        return -1;
-    if (maps && cJSON_GetArraySize(maps) > 0)
-        return unsupported("linux.gidMappings", err);
+    if ((c->nuid_maps || c->ngid_maps) && !(c->clone_flags & CLONE_NEWUSER))
+        return ctr_fail(err, EINVAL, "config.json: linux.uidMappings: id mappings need a new "
+                        "user namespace (linux.namespaces type user without a path)");
+    if ((c->clone_flags & CLONE_NEWUSER) && (!c->nuid_maps || !c->ngid_maps))
+        return ctr_fail(err, EINVAL, "config.json: linux.uidMappings/gidMappings: a new user "
+                        "namespace needs both");
     /* HOOK(seccomp): seccomp.c turns linux.seccomp into a filter; until it exists, a spec
      * that asks for one must not run unconfined. */
     const cJSON *sc = cJSON_GetObjectItemCaseSensitive(lx, "seccomp");
@@ -325,8 +418,8 @@ static int load_linux(struct ctr_config *c, const cJSON *lx, struct ctr_err *err
     const cJSON *sysctl;
     if (ctr_json_object(lx, "linux", "sysctl", &sysctl, err) < 0)
         return -1;
-    if (sysctl && sysctl->child)
-        return unsupported("linux.sysctl", err);
+    if (load_sysctls(c, sysctl, err) < 0)
+        return -1;
     const char *s;
     if (ctr_json_string(lx, "linux", "personality", &s, err) < 0)
         return -1;
@@ -413,6 +506,13 @@ int ctr_config_load(const char *bundle, struct ctr_config *cfg, struct ctr_err *
         ctr_fail(err, errno, "root.path `%s'", rp);
         goto out;
     }
+    const cJSON *ann;
+    if (ctr_json_string(cfg->json, "", "ociVersion", &cfg->oci_version, err) < 0 ||
+        ctr_json_object(cfg->json, "", "annotations", &ann, err) < 0 ||
+        ctr_hooks_parse(cJSON_GetObjectItemCaseSensitive(cfg->json, "hooks"), &cfg->hooks,
+                        err) < 0)
+        goto out;
+    cfg->annotations = ann;
     if (load_process(cfg, process, err) < 0 || load_mounts(cfg, mounts, err) < 0 ||
         load_linux(cfg, lx, err) < 0)
         goto out;
@@ -449,6 +549,10 @@ void ctr_config_free(struct ctr_config *cfg)
     free(cfg->groups);
     free(cfg->rlimits);
     free(cfg->devices);
+    free(cfg->uid_maps);
+    free(cfg->gid_maps);
+    free(cfg->sysctls);
+    ctr_hooks_free(&cfg->hooks);
     free(cfg->masked);
     free(cfg->readonly);
     free(cfg->rootfs);

@@ -12,6 +12,8 @@
 #include <cJSON.h>
 
 #include "caps.h"
+#include "hooks.h"
+#include "userns.h"
 #include "seccomp.h"
 #include "error.h"
 #include "mount.h"
@@ -44,13 +46,23 @@ struct ctr_rlimit {
     uint64_t soft, hard;
 };
 
+struct ctr_sysctl {
+    const char *key, *value;
+};
+
 struct ctr_config {
     cJSON *json;
+    const char *oci_version;
+    const cJSON *annotations;       /* may be NULL */
+    struct ctr_hooks hooks;
     char *rootfs;                   /* absolute, symlinks resolved (the bundle is trusted) */
     int root_readonly;
     const char *hostname, *domainname;
 
     const char **args, **env;       /* NULL-terminated */
+    int terminal;                   /* process.terminal: needs a console socket */
+    unsigned console_rows, console_cols;
+    const char *apparmor_profile;   /* NULL: none (checked against the host at load) */
     const char *cwd;
     uid_t uid;
     gid_t gid;
@@ -73,6 +85,11 @@ struct ctr_config {
     struct ctr_namespace ns[8];
     size_t nns;
     int clone_flags;                /* the new namespaces */
+    int join_user;                  /* index in ns of a user namespace joined by path, or -1 */
+    struct ctr_idmap *uid_maps, *gid_maps;
+    size_t nuid_maps, ngid_maps;
+    struct ctr_sysctl *sysctls;
+    size_t nsysctls;
     scmp_filter_ctx seccomp;        /* NULL: unconfined */
 
     const char *cgroups_path;       /* linux.cgroupsPath; NULL or "": no cgroup */

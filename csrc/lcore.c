@@ -1325,7 +1325,12 @@ static const luaL_Reg snapshot_funcs[] = {
 
 #include <sys/wait.h>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "console.h"
 #include "spawn.h"
+#include "userns.h"
 #include "wait.h"
 
 static int runtime_stdio_opt(lua_State *L, int idx, const char *field)
@@ -1348,6 +1353,8 @@ static int l_create(lua_State *L)
         .no_pivot = ctr_lua_optfield_bool(L, 2, "no_pivot", 0),
         .stdio = {runtime_stdio_opt(L, 2, "stdin"), runtime_stdio_opt(L, 2, "stdout"),
                   runtime_stdio_opt(L, 2, "stderr")},
+        .console_socket = ctr_lua_optfield_string(L, 2, "console_socket", NULL),
+        .id = ctr_lua_optfield_string(L, 2, "id", NULL),
     };
     lua_Number pf = ctr_lua_optfield_number(L, 2, "preserve_fds", 0);
     if (pf < 0 || pf > 65536 || floor(pf) != pf)
@@ -1421,8 +1428,84 @@ static int l_waitpid(lua_State *L)
     return runtime_push_status(L, status);
 }
 
+/* run_hooks(bundle, kind, state_json) -> true, or nil, msg, errno of the first failure
+ * (every hook of the kind runs: poststart and poststop failures are the caller's to log) */
+static int l_run_hooks(lua_State *L)
+{
+    const char *bundle = luaL_checkstring(L, 1), *kind = luaL_checkstring(L, 2);
+    const char *state = luaL_checkstring(L, 3);
+    struct ctr_err e;
+    if (ctr_run_hooks(bundle, kind, state, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* unix_listen(path) -> fd: a listening unix socket (CLOEXEC) at path, e.g. a console socket */
+static int l_unix_listen(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sa.sun_path)
+        return ctr_lua_errno(L, ENAMETOOLONG, "unix socket `%s'", path);
+    strcpy(sa.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return ctr_lua_errno(L, errno, "socket");
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 8) < 0) {
+        int e = errno;
+        close(fd);
+        return ctr_lua_errno(L, e, "listen on `%s'", path);
+    }
+    lua_pushinteger(L, fd);
+    return 1;
+}
+
+/* recv_fd(sock) -> fd, name: one fd sent with SCM_RIGHTS (a console master); a listening
+ * socket accepts one connection first */
+static int l_recv_fd(lua_State *L)
+{
+    int sock = (int)luaL_checkinteger(L, 1);
+    int acc;
+    socklen_t al = sizeof acc;
+    cleanup_close int conn = -1;
+    if (getsockopt(sock, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) == 0 && acc) {
+        conn = RETRY(accept4(sock, NULL, NULL, SOCK_CLOEXEC));
+        if (conn < 0)
+            return ctr_lua_errno(L, errno, "accept on the console socket");
+        sock = conn;
+    }
+    char name[256];
+    struct ctr_err e;
+    int fd = ctr_recv_fd(sock, name, sizeof name, &e);
+    if (fd < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushinteger(L, fd);
+    lua_pushstring(L, name);
+    return 2;
+}
+
+/* shift_tree(dir, uid_offset, gid_offset) -> true: every owner under dir moved up by the
+ * offsets (the remapped snapshot of a user namespace) */
+static int l_shift_tree(lua_State *L)
+{
+    const char *dir = luaL_checkstring(L, 1);
+    lua_Number u = luaL_checknumber(L, 2), g = luaL_checknumber(L, 3);
+    if (u < 0 || g < 0 || u > UINT32_MAX || g > UINT32_MAX || floor(u) != u || floor(g) != g)
+        return luaL_error(L, "shift_tree: offsets must be 32-bit unsigned integers");
+    struct ctr_err e;
+    if (ctr_userns_shift_tree(dir, (uint32_t)u, (uint32_t)g, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static const luaL_Reg runtime_funcs[] = {
     {"create", l_create},
+    {"run_hooks", l_run_hooks},
+    {"unix_listen", l_unix_listen},
+    {"recv_fd", l_recv_fd},
+    {"shift_tree", l_shift_tree},
     {"start", l_start},
     {"wait", l_wait},
     {"waitpid", l_waitpid},
@@ -1932,11 +2015,123 @@ static const luaL_Reg proc_funcs[] = {
 };
 /* ===================================================================== END proc */
 
+/* ===================================================================== SECTION monitor
+ * owner: tasks (csrc/monitor.c, monitor_spawn.c, tty.c). Edit only between these markers. */
+
+#include <sys/stat.h>
+
+#include "monitor.h"
+
+/* a Lua array of strings at opts[field] -> NULL-terminated vector in a userdata (GC'd) */
+static char **monitor_strv(lua_State *L, int idx, const char *field)
+{
+    if (lua_isnoneornil(L, idx))
+        return NULL;
+    lua_getfield(L, idx, field);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return NULL;
+    }
+    if (!lua_istable(L, -1))
+        luaL_error(L, "option %s: expected an array of strings", field);
+    size_t n = lua_objlen(L, -1);
+    char **v = lua_newuserdata(L, (n + 1) * sizeof *v);
+    for (size_t i = 1; i <= n; i++) {
+        lua_rawgeti(L, -2, (int)i);
+        if (!lua_isstring(L, -1))
+            luaL_error(L, "option %s[%d]: expected a string", field, (int)i);
+        v[i - 1] = (char *)lua_tostring(L, -1);
+        /* keep the string alive: it stays referenced by the option table */
+        lua_pop(L, 1);
+    }
+    v[n] = NULL;
+    lua_replace(L, -2); /* leave the userdata on the stack, drop the table */
+    return v;
+}
+
+/* monitor_create(bundle, opts) -> init pid, monitor pid.  opts: exec_fifo, pid_file,
+ * no_pivot, stdin, stdout, stderr, monitor_bin, oom_file, logger ({argv}), logger_env. */
+static int l_monitor_create(lua_State *L)
+{
+    const char *bundle = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    struct ctr_monitor_spawn_opts o = {
+        .bundle = bundle,
+        .exec_fifo = ctr_lua_optfield_string(L, 2, "exec_fifo", NULL),
+        .pid_file = ctr_lua_optfield_string(L, 2, "pid_file", NULL),
+        .no_pivot = ctr_lua_optfield_bool(L, 2, "no_pivot", 0),
+        .stdio = {runtime_stdio_opt(L, 2, "stdin"), runtime_stdio_opt(L, 2, "stdout"),
+                  runtime_stdio_opt(L, 2, "stderr")},
+        .monitor_bin = ctr_lua_optfield_string(L, 2, "monitor_bin", NULL),
+        .oom_file = ctr_lua_optfield_string(L, 2, "oom_file", NULL),
+        .console_socket_fd = -1,
+    };
+    o.logger_argv = monitor_strv(L, 2, "logger");
+    o.logger_envp = monitor_strv(L, 2, "logger_env");
+    char *noenv[] = {NULL};
+    if (o.logger_argv && !o.logger_envp)
+        o.logger_envp = noenv;
+    if (o.logger_argv && !o.logger_argv[0])
+        return luaL_error(L, "option logger: expected a program");
+    pid_t mon = 0;
+    struct ctr_err e;
+    pid_t pid = ctr_monitor_spawn(&o, &mon, &e);
+    if (pid < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushinteger(L, pid);
+    lua_pushinteger(L, mon);
+    return 2;
+}
+
+/* monitor_request(dir, request) -> reply ("ok", "exit N", "error: ...") */
+static int l_monitor_request(lua_State *L)
+{
+    const char *dir = luaL_checkstring(L, 1);
+    const char *req = luaL_checkstring(L, 2);
+    char buf[CTR_ERR_MSG + 64];
+    struct ctr_err e;
+    if (ctr_monitor_request(dir, req, buf, sizeof buf, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushstring(L, buf);
+    return 1;
+}
+
+/* pid_wait(pid) -> true once pid (not necessarily our child) has exited */
+static int l_pid_wait(lua_State *L)
+{
+    pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+    struct ctr_err e;
+    if (ctr_pid_wait(pid, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* mkfifo(path[, mode]) -> true */
+static int l_mkfifo(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    mode_t mode = (mode_t)luaL_optinteger(L, 2, 0600);
+    if (mkfifo(path, mode) < 0)
+        return ctr_lua_errno(L, errno, "mkfifo `%s'", path);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static const luaL_Reg monitor_funcs[] = {
+    {"monitor_create", l_monitor_create},
+    {"monitor_request", l_monitor_request},
+    {"pid_wait", l_pid_wait},
+    {"mkfifo", l_mkfifo},
+    {NULL, NULL},
+};
+/* ===================================================================== END monitor */
+
 /* ===================================================================== module */
 
 static const luaL_Reg *all_funcs[] = {
     json_funcs, digest_funcs, fs_funcs, content_funcs, archive_funcs, snapshot_funcs,
-    runtime_funcs, cgroup_funcs, seccomp_funcs, proc_funcs,
+    runtime_funcs, cgroup_funcs, seccomp_funcs, proc_funcs, monitor_funcs,
 };
 
 int luaopen_ctr_core(lua_State *L)

@@ -16,7 +16,7 @@
 #include "fsutil.h"
 #include "util.h"
 
-int ctr_process_rlimits(const struct ctr_config *c, struct ctr_err *err)
+int ctr_process_rlimits(pid_t pid, const struct ctr_config *c, struct ctr_err *err)
 {
     for (size_t i = 0; i < c->nrlimits; i++) {
         const struct ctr_rlimit *r = &c->rlimits[i];
@@ -24,23 +24,25 @@ int ctr_process_rlimits(const struct ctr_config *c, struct ctr_err *err)
             .rlim_cur = r->soft == UINT64_MAX ? RLIM_INFINITY : (rlim_t)r->soft,
             .rlim_max = r->hard == UINT64_MAX ? RLIM_INFINITY : (rlim_t)r->hard,
         };
-        if (setrlimit(r->resource, &lim) < 0)
+        if (prlimit(pid, (enum __rlimit_resource)r->resource, &lim, NULL) < 0)
             return ctr_fail(err, errno, "setrlimit %s", r->name);
     }
     return 0;
 }
 
-int ctr_process_oom_score_adj(const struct ctr_config *c, struct ctr_err *err)
+int ctr_process_oom_score_adj(pid_t pid, const struct ctr_config *c, struct ctr_err *err)
 {
     if (!c->has_oom_score_adj)
         return 0;
-    cleanup_close int fd = RETRY(open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC));
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/oom_score_adj", (int)pid);
+    cleanup_close int fd = RETRY(open(path, O_WRONLY | O_CLOEXEC));
     if (fd < 0)
-        return ctr_fail(err, errno, "open `/proc/self/oom_score_adj'");
+        return ctr_fail(err, errno, "open `%s'", path);
     char buf[16];
     int n = snprintf(buf, sizeof buf, "%d", c->oom_score_adj);
     if (ctr_write_all(fd, buf, (size_t)n) < 0)
-        return ctr_fail(err, errno, "write `/proc/self/oom_score_adj'");
+        return ctr_fail(err, errno, "write `%s'", path);
     return 0;
 }
 
@@ -57,6 +59,15 @@ int ctr_process_chdir(const struct ctr_config *c, struct ctr_err *err)
     return 0;
 }
 
+/* A user namespace joined by path whose owner wrote "deny" to setgroups: no supplementary
+ * groups can be set there, and runc then leaves them alone too. */
+static int setgroups_denied(void)
+{
+    char buf[16] = "";
+    cleanup_close int fd = RETRY(open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC));
+    return fd >= 0 && RETRY(read(fd, buf, sizeof buf - 1)) > 0 && strncmp(buf, "deny", 4) == 0;
+}
+
 int ctr_process_identity(const struct ctr_config *c, struct ctr_err *err)
 {
     /* 1. The bounding set first: PR_CAPBSET_DROP needs CAP_SETPCAP, which the container's
@@ -68,7 +79,7 @@ int ctr_process_identity(const struct ctr_config *c, struct ctr_err *err)
      *    otherwise clears all capabilities when leaving uid 0. */
     if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
         return ctr_fail(err, errno, "prctl PR_SET_KEEPCAPS");
-    if (setgroups(c->ngroups, c->groups) < 0)
+    if (setgroups(c->ngroups, c->groups) < 0 && !(errno == EPERM && setgroups_denied()))
         return ctr_fail(err, errno, "setgroups");
     if (setresgid(c->gid, c->gid, c->gid) < 0)
         return ctr_fail(err, errno, "setgid %u", (unsigned)c->gid);

@@ -7,8 +7,11 @@
 #include "config.h"
 #include "error.h"
 
-int ctr_process_rlimits(const struct ctr_config *c, struct ctr_err *err);
-int ctr_process_oom_score_adj(const struct ctr_config *c, struct ctr_err *err);
+/* Both are applied by the parent to the init (prlimit, /proc/PID/oom_score_adj) before it
+ * does any setup: in a user namespace the init could no longer raise a hard limit or lower
+ * its oom_score_adj itself. */
+int ctr_process_rlimits(pid_t pid, const struct ctr_config *c, struct ctr_err *err);
+int ctr_process_oom_score_adj(pid_t pid, const struct ctr_config *c, struct ctr_err *err);
 
 /* chdir to process.cwd (creating nothing) and check that the kernel's idea of the cwd is
  * inside the root (runc CVE-2024-21626: a cwd through a leaked fd outside the root). */

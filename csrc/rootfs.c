@@ -354,25 +354,92 @@ static int masked_path(int rootfd, int devnull, const char *path, struct ctr_err
     return 0;
 }
 
-int ctr_rootfs_prepare(const struct ctr_config *c, struct ctr_err *err)
+/* linux.sysctl, written through the container's own /proc (its namespaces: the names were
+ * checked at load to be namespaced ones), before /proc/sys is made read-only. */
+static int write_sysctls(const struct ctr_config *c, int rootfd, struct ctr_err *err)
+{
+    for (size_t i = 0; i < c->nsysctls; i++) {
+        char path[PATH_MAX] = "/proc/sys/";
+        size_t n = strlen(path);
+        for (const char *k = c->sysctls[i].key; *k && n + 1 < sizeof path; k++)
+            path[n++] = *k == '.' ? '/' : *k;
+        path[n] = '\0';
+        cleanup_close int fd = ctr_openat_in_root(rootfd, path, O_WRONLY | O_NOFOLLOW, 0);
+        if (fd < 0)
+            return ctr_fail(err, errno, "sysctl %s: open `%s' in the container",
+                            c->sysctls[i].key, path);
+        struct statfs sf;
+        if (fstatfs(fd, &sf) < 0 || sf.f_type != PROC_SUPER_MAGIC)
+            return refuse(err, "sysctl %s: `%s' in the container is not on procfs",
+                          c->sysctls[i].key, path);
+        const char *v = c->sysctls[i].value;
+        if (RETRY(write(fd, v, strlen(v))) < 0)
+            return ctr_fail(err, errno, "sysctl %s: write `%s'", c->sysctls[i].key, v);
+    }
+    return 0;
+}
+
+/* The mount point of the mount that holds path (the longest mount point that prefixes it),
+ * from /proc/self/mountinfo. */
+static int parent_mount(const char *path, char *out, size_t len, struct ctr_err *err)
+{
+    cleanup_free char *text = NULL;
+    size_t tl;
+    if (ctr_read_file("/proc/self/mountinfo", 16u << 20, &text, &tl, err) < 0)
+        return -1;
+    size_t best = 0;
+    snprintf(out, len, "/");
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        char mp[PATH_MAX];
+        if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1)
+            continue;
+        size_t l = strlen(mp);
+        /* mountinfo escapes spaces as \040; such a mount point never prefixes a clean path */
+        if (l > best && strncmp(path, mp, l) == 0 && (path[l] == '/' || path[l] == '\0')) {
+            best = l;
+            snprintf(out, len, "%s", mp);
+        }
+    }
+    return 0;
+}
+
+int ctr_rootfs_bind(const struct ctr_config *c, struct ctr_err *err)
 {
     /* Nothing done in this mount namespace may propagate back to the host's: / becomes a
      * slave (the default; rslave still lets host mounts appear inside) or whatever
-     * linux.rootfsPropagation says, recursively. */
-    if (mount(NULL, "/", NULL, c->rootfs_propagation, NULL) < 0)
+     * linux.rootfsPropagation says, recursively.  unbindable waits until after pivot_root
+     * (the rootfs could not be bound onto itself), and is rslave until then. */
+    unsigned long prop = c->rootfs_propagation;
+    if (prop & MS_UNBINDABLE)
+        prop = MS_SLAVE | MS_REC;
+    if (mount(NULL, "/", NULL, prop, NULL) < 0)
         return ctr_fail(err, errno, "make / %s in the container's mount namespace",
-                        (c->rootfs_propagation & MS_SHARED) ? "shared" : "a slave or private");
+                        (prop & MS_SHARED) ? "shared" : "a slave or private");
+    /* With / shared, the mount holding the rootfs is made private (as runc does): the bind
+     * below would otherwise join its peer group, and pivot_root refuses a shared parent. */
+    if (prop & MS_SHARED) {
+        char pm[PATH_MAX];
+        if (parent_mount(c->rootfs, pm, sizeof pm, err) < 0)
+            return -1;
+        if (mount(NULL, pm, NULL, MS_PRIVATE, NULL) < 0)
+            return ctr_fail(err, errno, "make the rootfs's parent mount `%s' private", pm);
+    }
     /* The rootfs becomes a mount of its own (pivot_root needs a mount point, and the
      * recursive bind carries along what the caller mounted inside it). */
     if (mount(c->rootfs, c->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
         return ctr_fail(err, errno, "bind the rootfs `%s' onto itself", c->rootfs);
-    cleanup_close int rootfd = RETRY(open(c->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC));
+    int rootfd = RETRY(open(c->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (rootfd < 0)
         return ctr_fail(err, errno, "open the rootfs `%s'", c->rootfs);
+    return rootfd;
+}
+
+int ctr_rootfs_prepare(const struct ctr_config *c, int rootfd, struct ctr_err *err)
+{
     for (size_t i = 0; i < c->nmounts; i++)
         if (mount_one(c, rootfd, &c->mounts[i], err) < 0)
             return -1;
-    if (make_devices(c, rootfd, err) < 0)
+    if (make_devices(c, rootfd, err) < 0 || write_sysctls(c, rootfd, err) < 0)
         return -1;
     for (size_t i = 0; c->readonly && c->readonly[i]; i++)
         if (readonly_path(rootfd, c->readonly[i], err) < 0)
@@ -385,7 +452,7 @@ int ctr_rootfs_prepare(const struct ctr_config *c, struct ctr_err *err)
             if (masked_path(rootfd, devnull, c->masked[i], err) < 0)
                 return -1;
     }
-    return steal_fd(&rootfd);
+    return 0;
 }
 
 int ctr_rootfs_enter(const struct ctr_config *c, int rootfd, int no_pivot, struct ctr_err *err)
@@ -416,6 +483,11 @@ int ctr_rootfs_enter(const struct ctr_config *c, int rootfd, int no_pivot, struc
     }
     if (chdir("/") < 0)
         return ctr_fail(err, errno, "chdir to / in the container");
+    /* linux.rootfsPropagation, on the new / itself (what the container's mountinfo shows):
+     * shared, slave, private or unbindable, as runc applies it after pivot_root. */
+    if (c->rootfs_propagation != (MS_SLAVE | MS_REC) &&
+        mount(NULL, "/", NULL, c->rootfs_propagation, NULL) < 0)
+        return ctr_fail(err, errno, "set the propagation of the container's /");
     if (c->root_readonly) {
         struct statfs sf;
         unsigned long keep = 0;

@@ -10,8 +10,14 @@
 #include "config.h"
 #include "error.h"
 
-/* Everything before pivot_root.  Returns an O_PATH fd of the container's root mount. */
-int ctr_rootfs_prepare(const struct ctr_config *c, struct ctr_err *err);
+/* Propagation of /, and the rootfs bound onto itself: an O_PATH fd of the container's root
+ * mount.  Done before the init becomes root of its user namespace, while its fsuid is still
+ * the host's (the bundle's directories need not be searchable by the mapped root). */
+int ctr_rootfs_bind(const struct ctr_config *c, struct ctr_err *err);
+
+/* Everything else before pivot_root: spec mounts, devices, sysctls, read-only and masked
+ * paths. */
+int ctr_rootfs_prepare(const struct ctr_config *c, int rootfd, struct ctr_err *err);
 
 /* pivot_root into rootfd (or, with no_pivot, MS_MOVE + chroot), then root.readonly. */
 int ctr_rootfs_enter(const struct ctr_config *c, int rootfd, int no_pivot, struct ctr_err *err);

@@ -6,12 +6,20 @@
  *   parent                                   child (the future init)
  *   clone(CLONE_NEW*)  ───────────────────►  PR_SET_DUMPABLE 0, fds moved, stdio
  *   (cgroup made before clone) add pid       blocks reading the socket
- *   send "go"          ───────────────────►  setns, setsid, rootfs, pivot_root, hostname,
- *                                            cwd, rlimits, uid/gid, caps, no_new_privs,
- *                                            executable lookup, fds marked CLOEXEC
+ *   uid_map, gid_map, rlimits, oom_score_adj
+ *   send "go" (its pid) ──────────────────►  become root in its user namespace, setns,
+ *                                            setsid, mounts, devices, sysctls
+ *   {hooks}: prestart,  ◄──────────────────  (only when the spec has those hooks)
+ *   createRuntime; send "resume" ─────────►  createContainer hooks, pivot_root, console,
+ *                                            hostname, cwd, apparmor, uid/gid, caps,
+ *                                            no_new_privs, executable lookup, fds CLOEXEC
  *   read one message   ◄───────────────────  {ready} or {error: errno, text}
  *   pid file, return pid                     open the exec fifo for writing: blocks
- *   ... start: read the fifo ─────────────►  write a byte, execve
+ *   ... start: read the fifo ─────────────►  write a byte, startContainer hooks, execve
+ *
+ * A user namespace joined by path is joined first, by a short-lived helper that then clones
+ * the init with CLONE_PARENT (so it is still our child): the other new namespaces are then
+ * created inside, and owned by, that user namespace.
  *
  * An error anywhere in the child is a struct ctr_err sent whole ("mount `proc' on `/proc':
  * Permission denied"); the parent then kills and reaps the child.  The child's mounts live
@@ -34,16 +42,20 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "apparmor.h"
 #include "cgroup.h"
 #include "config.h"
+#include "console.h"
+#include "hooks.h"
 #include "fsutil.h"
 #include "process.h"
 #include "rootfs.h"
 #include "util.h"
 
-enum { MSG_READY = 1, MSG_ERROR = 2 };
+enum { MSG_READY = 1, MSG_ERROR = 2, MSG_HOOKS = 3 };
 
 struct sync_msg {
     int type;
@@ -56,7 +68,25 @@ struct child_args {
     int sync;         /* our end of the socketpair */
     int fifo;         /* O_PATH fd of the exec fifo, or -1 */
     int nsfd[8];      /* namespaces to join (the pid one is joined by the parent) */
+    int console;      /* connected console socket, or -1 */
+    const char *bundle; /* absolute, for the hooks' state */
 };
+
+/* The state for a hook run by the init (pid: its pid as the host sees it). */
+static int child_hooks(const struct child_args *a, int kind, const char *status, pid_t pid,
+                       struct ctr_err *err)
+{
+    const struct ctr_config *c = a->cfg;
+    if (c->hooks.n[kind] == 0)
+        return 0;
+    char *state = ctr_hooks_state(c->oci_version, a->opts->id, status, pid, a->bundle,
+                                  c->annotations);
+    if (state == NULL)
+        return ctr_fail(err, ENOMEM, "hooks: state");
+    int r = ctr_hooks_run(&c->hooks, kind, state, 0, err);
+    free(state);
+    return r;
+}
 
 static void child_send(int sync, int type, const struct ctr_err *err)
 {
@@ -147,6 +177,10 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
         ctr_fail(&err, errno, "move fds above %d", min);
         child_fail(sync, &err);
     }
+    if (a->console >= 0 && (a->console = ctr_fd_move_above(a->console, min)) < 0) {
+        ctr_fail(&err, errno, "move fds above %d", min);
+        child_fail(sync, &err);
+    }
     for (size_t i = 0; i < c->nns; i++)
         if (a->nsfd[i] >= 0 && (a->nsfd[i] = ctr_fd_move_above(a->nsfd[i], min)) < 0) {
             ctr_fail(&err, errno, "move fds above %d", min);
@@ -155,9 +189,10 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
     if (child_stdio(o, min, &err) < 0)
         child_fail(sync, &err);
 
-    /* Wait for the parent's go (it puts us in our cgroup first). */
-    char go;
-    if (RETRY(read(sync, &go, 1)) != 1)
+    /* Wait for the parent's go (it puts us in our cgroup and writes our id maps first); it
+     * carries our pid as the host sees it, for the hooks' state. */
+    pid_t host_pid;
+    if (RETRY(read(sync, &host_pid, sizeof host_pid)) != (ssize_t)sizeof host_pid)
         _exit(1);
     /* Only now, inside the container's cgroup: the new cgroup namespace takes the cgroup we
      * are in as its root.  Had clone() made it, its root would be the caller's cgroup and
@@ -167,16 +202,18 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
         child_fail(sync, &err);
     }
 
-    /* Join the namespaces named by path.  The user namespace would come first (it grants
-     * the capabilities the other setns calls are checked against; joining one is refused
-     * at config time for now).  The mount namespace comes last: after it, paths resolve in
-     * the joined namespace, and the other setns calls do not depend on paths.  The pid
-     * namespace is not here: setns(CLONE_NEWPID) only affects children, so the parent
-     * joined it before clone and we were born in it. */
+    /* Join the namespaces named by path.  The user namespace is not here: it was joined
+     * before clone (by the helper that cloned us), as it grants the capabilities the other
+     * setns calls are checked against and owns the namespaces clone made.  The mount
+     * namespace comes last: after it, paths resolve in the joined namespace, and the other
+     * setns calls do not depend on paths.  The pid namespace is not here either:
+     * setns(CLONE_NEWPID) only affects children, so the parent joined it before clone and
+     * we were born in it. */
     for (size_t pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < c->nns; i++) {
             int is_mnt = c->ns[i].flag == CLONE_NEWNS;
-            if (a->nsfd[i] < 0 || c->ns[i].flag == CLONE_NEWPID || (pass == 0) == is_mnt)
+            if (a->nsfd[i] < 0 || c->ns[i].flag == CLONE_NEWPID ||
+                c->ns[i].flag == CLONE_NEWUSER || (pass == 0) == is_mnt)
                 continue;
             if (setns(a->nsfd[i], c->ns[i].flag) < 0) {
                 ctr_fail(&err, errno, "join the %s namespace `%s'", c->ns[i].name,
@@ -194,11 +231,39 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
     }
     umask(0); /* device nodes and mount points get exactly the modes asked for */
 
-    if (ctr_process_oom_score_adj(c, &err) < 0)
+    cleanup_close int rootfd = ctr_rootfs_bind(c, &err);
+    if (rootfd < 0)
         child_fail(sync, &err);
-    cleanup_close int rootfd = ctr_rootfs_prepare(c, &err);
-    if (rootfd < 0 || ctr_rootfs_enter(c, rootfd, o->no_pivot, &err) < 0)
+    /* In a user namespace of our own (or joined): become its root, so that what we create
+     * from now on is owned by a mapped id (an unmapped fsuid makes mkdir and mknod fail). */
+    if ((c->clone_flags & CLONE_NEWUSER) || c->join_user >= 0) {
+        if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
+            ctr_fail(&err, errno, "become root in the user namespace (is id 0 mapped?)");
+            child_fail(sync, &err);
+        }
+    }
+    if (ctr_rootfs_prepare(c, rootfd, &err) < 0)
         child_fail(sync, &err);
+    /* prestart and createRuntime: the parent runs them, in the runtime's namespaces, now
+     * that ours exist and before pivot_root; we wait for its "resume". */
+    if (c->hooks.n[CTR_HOOK_PRESTART] || c->hooks.n[CTR_HOOK_CREATE_RUNTIME]) {
+        char resume;
+        child_send(sync, MSG_HOOKS, NULL);
+        if (RETRY(read(sync, &resume, 1)) != 1)
+            _exit(1);
+    }
+    /* createContainer: in our namespaces, before pivot_root (the hook's path resolves on the
+     * host's filesystem, as the runtime spec says it does). */
+    if (child_hooks(a, CTR_HOOK_CREATE_CONTAINER, "created", host_pid, &err) < 0)
+        child_fail(sync, &err);
+    if (ctr_rootfs_enter(c, rootfd, o->no_pivot, &err) < 0)
+        child_fail(sync, &err);
+    if (a->console >= 0) {
+        if (ctr_console_setup(a->console, c->console_rows, c->console_cols, &err) < 0)
+            child_fail(sync, &err);
+        close(a->console);
+        a->console = -1;
+    }
     if (c->hostname && sethostname(c->hostname, strlen(c->hostname)) < 0) {
         ctr_fail(&err, errno, "sethostname `%s'", c->hostname);
         child_fail(sync, &err);
@@ -207,7 +272,10 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
         ctr_fail(&err, errno, "setdomainname `%s'", c->domainname);
         child_fail(sync, &err);
     }
-    if (ctr_process_chdir(c, &err) < 0 || ctr_process_rlimits(c, &err) < 0)
+    if (ctr_process_chdir(c, &err) < 0)
+        child_fail(sync, &err);
+    /* the exec label before the capabilities go (it is set for the next execve) */
+    if (c->apparmor_profile && ctr_apparmor_apply(c->apparmor_profile, &err) < 0)
         child_fail(sync, &err);
     if (c->seccomp && !c->no_new_privs && ctr_seccomp_load(c->seccomp, &err) < 0)
         child_fail(sync, &err);
@@ -237,6 +305,11 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
         close(w);
         close(a->fifo);
     }
+    /* startContainer: in the container, after start, before the program */
+    if (child_hooks(a, CTR_HOOK_START_CONTAINER, "running", host_pid, &err) < 0) {
+        dprintf(2, "ctrlua init: %s\n", err.msg);
+        _exit(127);
+    }
     if (c->seccomp && c->no_new_privs && ctr_seccomp_load(c->seccomp, &err) < 0) {
         dprintf(2, "ctrlua init: %s\n", err.msg);
         _exit(127);
@@ -247,13 +320,16 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
     _exit(e == ENOENT ? 127 : 126);
 }
 
-/* Wait for the child's one message.  0 on ready, -1 with the child's error otherwise. */
+/* Wait for the child's message.  0 on ready, 1 when it waits for the prestart and
+ * createRuntime hooks, -1 with the child's error otherwise. */
 static int read_child(int sock, pid_t pid, struct ctr_err *err)
 {
     struct sync_msg m;
     ssize_t n = RETRY(recv(sock, &m, sizeof m, 0));
     if (n == (ssize_t)sizeof m && m.type == MSG_READY)
         return 0;
+    if (n == (ssize_t)sizeof m && m.type == MSG_HOOKS)
+        return 1;
     if (n == (ssize_t)sizeof m && m.type == MSG_ERROR) {
         *err = m.err;
         err->msg[sizeof err->msg - 1] = '\0';
@@ -283,12 +359,120 @@ static int enter_pid_ns(const struct ctr_config *c, const int *nsfd, int *restor
     return 0;
 }
 
+/* Clone the init inside the user namespace joined by path: a helper joins it and clones the
+ * init with CLONE_PARENT (the init is our child, not the helper's), reports the pid and
+ * exits.  Returns the init's pid, 0 in the init, -1 on error. */
+static pid_t clone_in_user_ns(struct child_args *a, struct ctr_err *err)
+{
+    const struct ctr_config *c = a->cfg;
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return ctr_fail(err, errno, "pipe");
+    pid_t helper = fork();
+    if (helper < 0) {
+        int e = errno;
+        close(p[0]);
+        close(p[1]);
+        return ctr_fail(err, e, "fork");
+    }
+    if (helper == 0) {
+        close(p[0]);
+        struct {
+            pid_t pid;
+            int err;
+        } r = {-1, 0};
+        int ufd = a->nsfd[c->join_user];
+        if (setns(ufd, CLONE_NEWUSER) < 0) {
+            r.err = errno;
+        } else {
+            close(ufd);
+            a->nsfd[c->join_user] = -1;
+            r.pid = (pid_t)syscall(SYS_clone,
+                                   (unsigned long)(c->clone_flags | CLONE_PARENT) | SIGCHLD,
+                                   NULL, NULL, NULL, NULL);
+            if (r.pid == 0) {
+                close(p[1]);
+                return 0;
+            }
+            if (r.pid < 0)
+                r.err = errno;
+        }
+        while (write(p[1], &r, sizeof r) < 0 && errno == EINTR)
+            ;
+        _exit(0);
+    }
+    close(p[1]);
+    struct {
+        pid_t pid;
+        int err;
+    } r = {-1, EPIPE};
+    ssize_t n = RETRY(read(p[0], &r, sizeof r));
+    close(p[0]);
+    RETRY(waitpid(helper, NULL, 0));
+    if (n != (ssize_t)sizeof r || r.pid < 0)
+        return ctr_fail(err, n == (ssize_t)sizeof r ? r.err : EPIPE,
+                        "join the user namespace `%s' and clone the init",
+                        c->ns[c->join_user].path);
+    return r.pid;
+}
+
+/* The parent's share of the init's setup while it waits for "go": cgroup, id maps, limits. */
+static int setup_init(const struct ctr_config *c, pid_t pid, struct ctr_cgroup_layout *cgl,
+                      int made_cgroup, const struct ctr_create_opts *opts, struct ctr_err *err)
+{
+    if (made_cgroup && ctr_cgroup_add_pid(cgl, c->cgroups_path, pid, err) < 0)
+        return -1;
+    if ((c->clone_flags & CLONE_NEWUSER) &&
+        ctr_userns_write_maps(pid, c->uid_maps, c->nuid_maps, c->gid_maps, c->ngid_maps,
+                              err) < 0)
+        return -1;
+    if (ctr_process_rlimits(pid, c, err) < 0 || ctr_process_oom_score_adj(pid, c, err) < 0)
+        return -1;
+    if (opts->after_clone && opts->after_clone(pid, opts->hook_data, err) < 0)
+        return -1;
+    return 0;
+}
+
+static int parent_hooks(const struct ctr_config *c, const struct ctr_create_opts *o,
+                        const char *bundle, pid_t pid, struct ctr_err *err)
+{
+    char *state = ctr_hooks_state(c->oci_version, o->id, "creating", pid, bundle,
+                                  c->annotations);
+    if (state == NULL)
+        return ctr_fail(err, ENOMEM, "hooks: state");
+    int r = ctr_hooks_run(&c->hooks, CTR_HOOK_PRESTART, state, 0, err);
+    if (r == 0)
+        r = ctr_hooks_run(&c->hooks, CTR_HOOK_CREATE_RUNTIME, state, 0, err);
+    free(state);
+    return r;
+}
+
+int ctr_run_hooks(const char *bundle, const char *kind, const char *state, struct ctr_err *err)
+{
+    int k = ctr_hook_kind(kind);
+    if (k < 0)
+        return ctr_fail(err, EINVAL, "hooks: unknown kind `%s'", kind);
+    struct ctr_config cfg;
+    if (ctr_config_load(bundle, &cfg, err) < 0)
+        return -1;
+    int r = ctr_hooks_run(&cfg.hooks, k, state, 1, err);
+    ctr_config_free(&cfg);
+    return r;
+}
+
 pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct ctr_err *err)
 {
     struct ctr_config cfg;
     if (ctr_config_load(bundle, &cfg, err) < 0)
         return -1;
-    struct child_args a = {.cfg = &cfg, .opts = opts, .sync = -1, .fifo = -1};
+    struct child_args a = {.cfg = &cfg, .opts = opts, .sync = -1, .fifo = -1, .console = -1};
+    char bundle_abs[PATH_MAX];
+    if (realpath(bundle, bundle_abs) == NULL) {
+        ctr_fail(err, errno, "bundle `%s'", bundle);
+        ctr_config_free(&cfg);
+        return -1;
+    }
+    a.bundle = bundle_abs;
     int sv[2] = {-1, -1}, restore_pid = -1, made_fifo = 0, made_cgroup = 0, have_layout = 0;
     struct ctr_cgroup_layout cgl;
     pid_t pid = -1;
@@ -298,6 +482,17 @@ pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct 
         ctr_fail(err, EINVAL, "preserve_fds: %d is out of range", opts->preserve_fds);
         goto fail;
     }
+    if (cfg.terminal && (opts->console_socket == NULL || *opts->console_socket == '\0')) {
+        ctr_fail(err, EINVAL, "config.json: process.terminal is true but no console socket "
+                 "was given");
+        goto fail;
+    }
+    if (!cfg.terminal && opts->console_socket && *opts->console_socket) {
+        ctr_fail(err, EINVAL, "a console socket was given but process.terminal is false");
+        goto fail;
+    }
+    if (cfg.terminal && (a.console = ctr_console_connect(opts->console_socket, err)) < 0)
+        goto fail;
 
     if (opts->exec_fifo) {
         /* 0600, and owned by the container's user: the init reopens it after dropping to
@@ -308,7 +503,13 @@ pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct 
         }
         made_fifo = 1;
         a.fifo = RETRY(open(opts->exec_fifo, O_PATH | O_CLOEXEC | O_NOFOLLOW));
-        if (a.fifo < 0 || fchownat(a.fifo, "", cfg.uid, cfg.gid, AT_EMPTY_PATH) < 0) {
+        uid_t fu = cfg.uid;
+        gid_t fg = cfg.gid;
+        if (cfg.clone_flags & CLONE_NEWUSER) { /* the container's ids as the host sees them */
+            fu = ctr_userns_host_id(cfg.uid_maps, cfg.nuid_maps, cfg.uid);
+            fg = ctr_userns_host_id(cfg.gid_maps, cfg.ngid_maps, cfg.gid);
+        }
+        if (a.fifo < 0 || fchownat(a.fifo, "", fu, fg, AT_EMPTY_PATH) < 0) {
             ctr_fail(err, errno, "open exec fifo `%s'", opts->exec_fifo);
             goto fail;
         }
@@ -343,8 +544,11 @@ pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct 
     /* clone(2) without a new stack behaves as fork(2), with the namespace flags applied to
      * the child: it starts in its new pid namespace as pid 1.  (unshare(CLONE_NEWPID) would
      * only move its future children, and would need a second fork.) */
-    pid = (pid_t)syscall(SYS_clone, (unsigned long)cfg.clone_flags | SIGCHLD, NULL, NULL, NULL,
-                         NULL);
+    if (cfg.join_user >= 0)
+        pid = clone_in_user_ns(&a, err);
+    else
+        pid = (pid_t)syscall(SYS_clone, (unsigned long)cfg.clone_flags | SIGCHLD, NULL, NULL,
+                             NULL, NULL);
     if (pid == 0) {
         close(sv[0]);
         a.sync = sv[1];
@@ -356,22 +560,35 @@ pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct 
         goto fail;
     }
     if (pid < 0) {
-        ctr_fail(err, clone_errno, "clone the container init");
+        if (cfg.join_user < 0)
+            ctr_fail(err, clone_errno, "clone the container init");
         goto fail;
     }
     close(sv[1]);
     sv[1] = -1;
-    if (made_cgroup && ctr_cgroup_add_pid(&cgl, cfg.cgroups_path, pid, err) < 0)
+    if (setup_init(&cfg, pid, &cgl, made_cgroup, opts, err) < 0)
         goto fail;
-    if (opts->after_clone && opts->after_clone(pid, opts->hook_data, err) < 0)
-        goto fail;
-    if (RETRY(send(sv[0], "g", 1, MSG_NOSIGNAL)) != 1) {
+    if (RETRY(send(sv[0], &pid, sizeof pid, MSG_NOSIGNAL)) != (ssize_t)sizeof pid) {
         if (read_child(sv[0], pid, err) == 0)
             ctr_fail(err, errno, "signal the container init %d", (int)pid);
         goto fail;
     }
-    if (read_child(sv[0], pid, err) < 0)
+    int got = read_child(sv[0], pid, err);
+    if (got == 1) {
+        if (parent_hooks(&cfg, opts, bundle_abs, pid, err) < 0)
+            goto fail;
+        if (RETRY(send(sv[0], "r", 1, MSG_NOSIGNAL)) != 1) {
+            if (read_child(sv[0], pid, err) == 0)
+                ctr_fail(err, errno, "resume the container init %d", (int)pid);
+            goto fail;
+        }
+        got = read_child(sv[0], pid, err);
+    }
+    if (got != 0) {
+        if (got == 1)
+            ctr_fail(err, EPROTO, "the container init %d asked for hooks twice", (int)pid);
         goto fail;
+    }
     if (opts->pid_file) {
         char buf[32];
         int n = snprintf(buf, sizeof buf, "%d", (int)pid);
@@ -400,6 +617,8 @@ done:
             close(a.nsfd[i]);
     if (a.fifo >= 0)
         close(a.fifo);
+    if (a.console >= 0)
+        close(a.console);
     if (restore_pid >= 0)
         close(restore_pid);
     if (sv[0] >= 0)
@@ -421,14 +640,21 @@ int ctr_start(const char *exec_fifo, struct ctr_err *err)
     /* The init's open(O_WRONLY) counts as a writer from the moment it starts blocking, so a
      * read that finds no writer at all (0, EOF) means nobody is waiting; EAGAIN means the
      * init is there and about to write its byte. */
-    for (;;) {
+    for (int empty = 0;;) {
         char b;
         ssize_t n = read(fd, &b, 1);
         if (n == 1)
             break;
-        if (n == 0)
+        /* no writer yet: the init reports ready just before it opens the fifo; give it up to
+         * two seconds to get there */
+        if (n == 0 && ++empty > 200)
             return ctr_fail(err, ENXIO, "exec fifo `%s': no container init is waiting",
                             exec_fifo);
+        if (n == 0) {
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN)

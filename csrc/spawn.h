@@ -16,6 +16,8 @@ struct ctr_create_opts {
     int no_pivot;            /* MS_MOVE + chroot instead of pivot_root */
     int stdio[3];            /* fds the init gets as 0, 1, 2; -1: inherit ours */
     int preserve_fds;        /* fds 3 .. 3+n-1 stay open in the container */
+    const char *console_socket; /* process.terminal: the pty master goes there (SCM_RIGHTS) */
+    const char *id;          /* the container id, for the hooks' state */
     /* HOOK(cgroup): called in the parent after clone and before the child does any setup
      * (it is blocked reading the sync socket), so the init joins its cgroup (and later gets
      * its id maps) before it mounts, allocates or execs anything.  Failure aborts create. */
@@ -24,6 +26,12 @@ struct ctr_create_opts {
 };
 
 pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct ctr_err *err);
+
+/* Run the hooks of one kind ("poststart", "poststop", ...) of bundle/config.json with `state`
+ * (the runtime-spec state JSON) on their stdin: every hook runs; the error is the first
+ * failure.  For the caller's own lifecycle points (poststart after start, poststop after
+ * delete). */
+int ctr_run_hooks(const char *bundle, const char *kind, const char *state, struct ctr_err *err);
 
 /* Read the init's byte from the exec fifo (it then execs) and remove the fifo.  ENXIO when no
  * init is waiting on it, ENOENT when there is no such fifo. */

@@ -27,6 +27,40 @@ local function write_status(dir, st)
   return true
 end
 
+local function dirname(p) return (p:match("^(.*)/[^/]*$")) end
+
+--- The monitor binary (build/ctrlua-monitor beside the ctrlua executable, or $CTRLUA_MONITOR),
+-- or nil: then the monitor supervises from a fork of ctrlua itself (same code, larger RSS).
+function M.monitor_bin()
+  local cands = { core.getenv("CTRLUA_MONITOR") }
+  local exe = core.readlink("/proc/self/exe")
+  if exe then cands[#cands + 1] = dirname(exe) .. "/ctrlua-monitor" end
+  local bin = core.getenv("CTRLUA_BIN")
+  if bin then cands[#cands + 1] = dirname(bin) .. "/ctrlua-monitor" end
+  for _, c in ipairs(cands) do
+    local st = core.stat(c, true)
+    if st and st.type == "file" then return c end
+  end
+  return nil
+end
+
+--- Append an event to STATE/NAMESPACE/events.log, one JSON line (containerd's topics:
+-- /tasks/create, /tasks/start, /tasks/exit, /tasks/delete, /tasks/paused, /tasks/resumed,
+-- /tasks/exec-added).  The monitor appends /tasks/exit of detached tasks itself.
+function M.event(client, topic, id, fields)
+  local ev = { time = core.rfc3339(), namespace = client.namespace, topic = topic, id = id }
+  for k, v in pairs(fields or {}) do ev[k] = v end
+  local fd = core.open(client:state_dir() .. "/events.log", "a", 384)
+  if not fd then return end
+  core.write(fd, core.json_encode(ev) .. "\n")
+  core.close(fd)
+end
+
+local function read_extra(dir)
+  local data = core.read_file(dir .. "/task.json", 65536)
+  return data and core.json_decode(data) or {}
+end
+
 --- The start time of a process (field 22 of /proc/PID/stat, in clock ticks), or nil when gone.
 -- With the pid it identifies a process across pid reuse.
 function M.proc_start_time(pid)
@@ -43,8 +77,17 @@ function M.proc_start_time(pid)
   return nil
 end
 
+--- Is pid a zombie (exited, not yet reaped)?  A reparented init whose new parent does not
+-- reap stays one: it is stopped all the same.
+function M.proc_zombie(pid)
+  local data = core.read_file("/proc/" .. tostring(pid) .. "/stat", 4096)
+  local state = data and data:match(".*%)%s(%S)")
+  return state == "Z" or state == "X"
+end
+
 local function alive(st)
   if not st.pid or st.pid <= 0 then return false end
+  if M.proc_zombie(st.pid) then return false end
   local t = M.proc_start_time(st.pid)
   return t ~= nil and (st.start_time == nil or t == st.start_time)
 end
@@ -53,7 +96,11 @@ end
 function M.status(client, id)
   local st = read_status(client:state_dir(id))
   if not st then return nil end
-  if (st.status == "running" or st.status == "created") and not alive(st) then
+  if (st.status == "running" or st.status == "created" or st.status == "paused")
+    and not alive(st) then
+    -- the monitor (or the foreground ctrlua) died without recording the exit: the code is
+    -- unknown, and says so
+    st.unknown_exit = true
     return "stopped", st
   end
   return st.status, st
@@ -104,7 +151,14 @@ function M.new_task(container, io, opts)
     return nil, errors.not_found("container %q: no spec", id)
   end
   local rootfs_mounted = false
+  local monitored -- the init's pid once a monitor supervises it
   local function fail(err)
+    if monitored then
+      -- the monitor reaps the init; once it has, it exits on "delete"
+      core.kill(monitored, 9)
+      core.monitor_request(dir, "wait")
+      core.monitor_request(dir, "delete")
+    end
     cleanup(client, dir, rootfs_mounted)
     return nil, err
   end
@@ -127,13 +181,50 @@ function M.new_task(container, io, opts)
   ok, msg, errno = core.write_file(dir .. "/config.json", core.json_encode(spec), { mode = 384 })
   if not ok then return fail(errors.new(msg, errno)) end
 
-  local pid
-  pid, msg, errno = core.create(dir, {
-    exec_fifo = dir .. "/exec.fifo",
-    pid_file = opts.pid_file,
-    no_pivot = opts.no_pivot,
-    stdin = io.stdin, stdout = io.stdout, stderr = io.stderr,
-  })
+  local cgroup = type(spec.linux) == "table" and type(spec.linux.cgroupsPath) == "string"
+    and spec.linux.cgroupsPath ~= "" and spec.linux.cgroupsPath or nil
+  -- what a later ctrlua needs to know of this task (its status record belongs to the monitor)
+  local extra = { cgroup = cgroup, io = io.kind, fifos = io.fifos, detached = opts.detach or nil,
+    stop_signal = rec.labels and rec.labels["io.containerd.image.config.stop-signal"] or nil }
+  ok, msg, errno = core.write_file(dir .. "/task.json", core.json_encode(extra), { mode = 384 })
+  if not ok then return fail(errors.new(msg, errno)) end
+
+  -- an external runc-compatible runtime (ctr.runtime) runs this bundle instead
+  if type(rec.runtime) == "table" and type(rec.runtime.options) == "table" and rec.runtime.options.binary then
+    local t, terr = require("ctr.runtime").new_task(container, io, opts, dir, spec)
+    if not t then return fail(terr) end
+    return t
+  end
+
+  local pid, monitor_pid
+  if opts.detach then
+    local oom_file
+    if cgroup then
+      local dirs = require("ctr.cgroups").dirs(cgroup)
+      if type(dirs) == "table" then
+        if dirs.unified then oom_file = dirs.unified .. "/memory.events"
+        elseif dirs.memory then oom_file = dirs.memory .. "/memory.oom_control" end
+      end
+    end
+    pid, monitor_pid, errno = core.monitor_create(dir, {
+      exec_fifo = dir .. "/exec.fifo", pid_file = opts.pid_file, no_pivot = opts.no_pivot,
+      stdin = io.stdin, stdout = io.stdout, stderr = io.stderr,
+      monitor_bin = M.monitor_bin(), oom_file = oom_file,
+      logger = io.logger, logger_env = io.logger and {
+        "CONTAINER_ID=" .. id, "CONTAINER_NAMESPACE=" .. client.namespace,
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" } or nil,
+    })
+    if not pid then msg = monitor_pid else monitored = pid end
+    -- the monitor holds the init's IO now
+    if io.close then io.close() end
+  else
+    pid, msg, errno = core.create(dir, {
+      exec_fifo = dir .. "/exec.fifo",
+      pid_file = opts.pid_file,
+      no_pivot = opts.no_pivot,
+      stdin = io.stdin, stdout = io.stdout, stderr = io.stderr,
+    })
+  end
   if not pid then
     local err = errors.new(msg, errno)
     -- the init looks the command up before it reports ready (as runc's does): mark that
@@ -142,6 +233,24 @@ function M.new_task(container, io, opts)
     return fail(err)
   end
 
+  -- CNI networking (ctr.cni): ADD after create, before start; the result is kept for DEL
+  if type(rec.extensions) == "table" and rec.extensions[require("ctr.cni").EXTENSION] then
+    local res, cerr = require("ctr.cni").setup(client, container, pid)
+    if not res then
+      core.kill(pid, 9)
+      if not monitor_pid then core.waitpid(pid) end
+      return fail(cerr)
+    end
+    extra.cni = res
+    core.write_file(dir .. "/task.json", core.json_encode(extra), { mode = 384 })
+  end
+  M.event(client, "/tasks/create", id, { pid = pid })
+  if monitor_pid then
+    local st = read_status(dir) or { status = "created", pid = pid }
+    st.cgroup = cgroup
+    return setmetatable({ client = client, container = container, id = id, pid = pid, dir = dir,
+      io = io, st = st, monitor_pid = monitor_pid, extra = extra }, Task)
+  end
   local st = { status = "created", pid = pid, start_time = M.proc_start_time(pid),
     created_at = core.rfc3339(),
     -- the runtime made this cgroup; delete removes it
@@ -158,7 +267,28 @@ function M.new_task(container, io, opts)
 end
 
 --- Start the init: it execve's the process.
+local function monitor_call(self, req)
+  local reply, msg, errno = core.monitor_request(self.dir, req)
+  if not reply then return nil, errors.new(msg, errno) end
+  local e = reply:match("^error: (.*)$")
+  if e then return nil, errors.new(("task %s: %s"):format(self.id, e), 9, "FAILED_PRECONDITION") end
+  return reply
+end
+
+--- Is this task supervised by a monitor (started detached)?
+function Task:detached()
+  return self.st.monitor_pid ~= nil
+end
+
 function Task:start()
+  if self:detached() then
+    local ok, err = monitor_call(self, "start")
+    if not ok then return nil, err end
+    self.st = read_status(self.dir) or self.st
+    M.event(self.client, "/tasks/start", self.id, { pid = self.pid })
+    return true
+  end
+  M.event(self.client, "/tasks/start", self.id, { pid = self.pid })
   local ok, msg, errno = core.start(self.dir .. "/exec.fifo")
   if not ok then return nil, errors.new(msg, errno) end
   self.st.status = "running"
@@ -167,21 +297,54 @@ function Task:start()
 end
 
 --- Wait for the init to exit and record it.
--- @tparam[opt] table opts `forward`: forward the caller's signals to the init meanwhile
+-- @tparam[opt] table opts `forward`: forward the caller's signals to the init meanwhile;
+-- `record = false`: do not write the exit into the status record (for a caller that deletes
+-- the task next)
 -- @return exit code (128+N for signal N), or nil, err
 function Task:wait(opts)
+  if self:detached() then
+    local reply, err = monitor_call(self, "wait")
+    if reply then
+      local code = tonumber(reply:match("^exit (%d+)$"))
+      self.st = read_status(self.dir) or self.st
+      return code or 255
+    end
+    -- no monitor (killed): wait on the pid itself; its exit code is lost
+    local status, st = M.status(self.client, self.id)
+    if status == "stopped" then return st and st.exit_code or 255 end
+    if status == nil then return nil, err end
+    local ok, msg, errno = core.pid_wait(self.pid)
+    if not ok and errno ~= 3 then return nil, errors.new(msg, errno) end
+    return 255
+  end
   local code, info = core.wait(self.pid, { forward = opts and opts.forward or false })
   if code == nil then return nil, errors.new(info, 10) end
   self.st.status = "stopped"
   self.st.exit_code = code
   self.st.exited_at = core.rfc3339()
   if type(info) == "table" and info.signal then self.st.signal = info.signal end
-  write_status(self.dir, self.st)
+  -- a caller that deletes the task right away (run) need not record the exit: until the
+  -- delete, status() sees the pid gone and answers "stopped" anyway
+  if self.st.cgroup and require("ctr.metrics").oom_killed(self.st.cgroup) then self.st.oom = true end
+  if not (opts and opts.record == false) then write_status(self.dir, self.st) end
+  M.event(self.client, "/tasks/exit", self.id, { pid = self.pid, exit_status = code,
+    exited_at = self.st.exited_at })
   return code
 end
 
---- Send a signal (a number, default SIGTERM) to the init.
-function Task:kill(sig)
+--- Send a signal (a number, default SIGTERM) to the init; with opts.all, to every process of
+-- its cgroup.  A task whose init is gone answers NOT_FOUND, as containerd's does.
+function Task:kill(sig, opts)
+  local status = self:status()
+  if status == "stopped" or status == nil then
+    return nil, errors.not_found("process already finished: not found")
+  end
+  if opts and opts.all and self.st.cgroup then
+    local pids, err = self:pids()
+    if not pids then return nil, err end
+    for _, p in ipairs(pids) do core.kill(p, sig or 15) end
+    return true
+  end
   local ok, msg, errno = core.kill(self.pid, sig or 15)
   if not ok then return nil, errors.new(msg, errno) end
   return true
@@ -193,19 +356,195 @@ function Task:status()
 end
 
 --- Delete a stopped task: unmount its rootfs and remove its state.  Returns its exit code.
-function Task:delete()
+function Task:delete(opts)
   local status = self:status()
-  if status == "running" or status == "created" then
+  if opts and opts.force and (status == "running" or status == "created" or status == "paused") then
+    if status == "paused" then self:resume() end
+    core.kill(self.pid, 9)
+    local code
+    if self:detached() then
+      code = self:wait()
+    else
+      -- a foreground task of another ctrlua: the pid is not ours to reap, only to watch
+      core.pid_wait(self.pid)
+    end
+    status = self:status()
+    if status ~= "stopped" then
+      return nil, errors.new(("task %q: still %s after SIGKILL"):format(self.id, tostring(status)), 16)
+    end
+    self.st.exit_code = self.st.exit_code or code
+  end
+  if status == "running" or status == "created" or status == "paused" then
     return nil, errors.new(("task %q must be stopped before deletion: %s"):format(self.id, status),
       16, "FAILED_PRECONDITION")
   end
   if self.io and self.io.close then self.io.close() end
+  local cni_result = (self.extra or read_extra(self.dir)).cni
+  if cni_result then
+    local ok, err = require("ctr.cni").teardown(self.client, self.id, cni_result)
+    if not ok then return nil, err end
+  end
   if self.st.cgroup then
     local ok, err = require("ctr.cgroups").delete(self.st.cgroup)
     if not ok then return nil, err end
   end
+  if self:detached() then
+    -- the monitor exits once it has answered; a dead monitor is fine
+    core.monitor_request(self.dir, "delete")
+  end
+  local extra = self.extra or read_extra(self.dir)
+  for _, path in pairs(type(extra.fifos) == "table" and extra.fifos or {}) do core.unlink(path) end
   cleanup(self.client, self.dir, true)
-  return self.st.exit_code
+  M.event(self.client, "/tasks/delete", self.id, { pid = self.pid,
+    exit_status = self.st.exit_code or 255 })
+  return self.st.exit_code or (self.st.unknown_exit and 255) or nil
+end
+
+--- The pids in the task's cgroup (ctr tasks ps), or just the init without a cgroup.
+function Task:pids()
+  if self.st.cgroup then
+    local pids, err = require("ctr.cgroups").processes(self.st.cgroup)
+    if not pids then return nil, err end
+    table.sort(pids)
+    return pids
+  end
+  return { self.pid }
+end
+
+local function set_frozen(self, freeze)
+  if not self.st.cgroup then
+    return nil, errors.new(("task %s: no cgroup to freeze"):format(self.id), 95, "EOPNOTSUPP")
+  end
+  local cg = require("ctr.cgroups")
+  local ok, err
+  if freeze then ok, err = cg.freeze(self.st.cgroup) else ok, err = cg.thaw(self.st.cgroup) end
+  if not ok then return nil, err end
+  if self:detached() then
+    local r, merr = monitor_call(self, freeze and "pause" or "resume")
+    if not r and merr.errno ~= 111 and merr.errno ~= 2 then return nil, merr end
+  else
+    self.st = read_status(self.dir) or self.st
+    self.st.status = freeze and "paused" or "running"
+    write_status(self.dir, self.st)
+  end
+  self.st.status = freeze and "paused" or "running"
+  M.event(self.client, freeze and "/tasks/paused" or "/tasks/resumed", self.id)
+  return true
+end
+
+--- Freeze every process of the task (cgroup freezer, v1 or v2).
+function Task:pause()
+  local status = self:status()
+  if status ~= "running" then
+    return nil, errors.new(("task %s: cannot pause a %s task"):format(self.id, tostring(status)), 9, "FAILED_PRECONDITION")
+  end
+  return set_frozen(self, true)
+end
+
+--- Thaw a paused task.
+function Task:resume()
+  local status = self:status()
+  if status ~= "paused" then
+    return nil, errors.new(("task %s: cannot resume a %s task"):format(self.id, tostring(status)), 9, "FAILED_PRECONDITION")
+  end
+  return set_frozen(self, false)
+end
+
+--- The cgroup statistics of the task (ctr.cgroups.stat).
+function Task:metrics()
+  if not self.st.cgroup then
+    return nil, errors.new(("task %s: no cgroup"):format(self.id), 95, "EOPNOTSUPP")
+  end
+  return require("ctr.cgroups").stat(self.st.cgroup)
+end
+
+local SIGNALS = { HUP = 1, INT = 2, QUIT = 3, ILL = 4, TRAP = 5, ABRT = 6, IOT = 6, BUS = 7,
+  FPE = 8, KILL = 9, USR1 = 10, SEGV = 11, USR2 = 12, PIPE = 13, ALRM = 14, TERM = 15,
+  STKFLT = 16, CHLD = 17, CONT = 18, STOP = 19, TSTP = 20, TTIN = 21, TTOU = 22, URG = 23,
+  XCPU = 24, XFSZ = 25, VTALRM = 26, PROF = 27, WINCH = 28, IO = 29, POLL = 29, PWR = 30,
+  SYS = 31 }
+
+--- A signal by name ("SIGTERM", "TERM", "sigterm", "SIGRTMIN+3") or number ("9"): its number,
+-- or nil.
+function M.signal_number(s)
+  if type(s) == "number" then return s end
+  if type(s) ~= "string" then error("signal: expected string or number", 2) end
+  local n = tonumber(s)
+  if n then return (n >= 1 and n <= 64) and n or nil end
+  local name = s:upper():gsub("^SIG", "")
+  if SIGNALS[name] then return SIGNALS[name] end
+  local off = name:match("^RTMIN%+?(%d*)$")
+  if off then return 34 + (tonumber(off) or 0) end
+  return nil
+end
+
+--- Copy the task's output fifos (a task started with --fifo-dir) to fds opts.stdout and
+-- opts.stderr until the task exits.
+function Task:attach(opts)
+  local extra = self.extra or read_extra(self.dir)
+  local fifos = extra.fifos
+  if type(fifos) ~= "table" then
+    return nil, errors.new(("task %s: no fifos to attach to (start it with --fifo-dir)"):format(self.id), 95, "EOPNOTSUPP")
+  end
+  local out = {}
+  local map = {}
+  for name, dst in pairs({ stdout = opts.stdout or 1, stderr = opts.stderr or 2 }) do
+    local fd, msg, errno = core.open(fifos[name], "r")
+    if not fd then return nil, errors.new(msg, errno) end
+    out[#out + 1] = fd
+    map[fd] = dst
+  end
+  local pfd, msg, errno = core.pidfd_open(self.pid)
+  if not pfd then return nil, errors.new(msg, errno) end
+  local watch = { pfd, unpack(out) }
+  while true do
+    local ready = core.poll(watch, -1) or {}
+    for _, fd in ipairs(out) do
+      if ready[fd] then
+        local data = core.read(fd, 65536)
+        if data and data ~= "" then core.write(map[fd], data) end
+      end
+    end
+    if ready[pfd] then break end
+  end
+  -- the init is gone: drain what is left
+  for _, fd in ipairs(out) do
+    while next(core.poll({ fd }, 0) or {}) do
+      local data = core.read(fd, 65536)
+      if not data or data == "" then break end
+      core.write(map[fd], data)
+    end
+  end
+  core.close(pfd)
+  for _, fd in ipairs(out) do core.close(fd) end
+  return true
+end
+
+--- Checkpoint the task with criu (ctr tasks checkpoint).  Not supported yet: the reason is
+-- the error.
+function Task:checkpoint()
+  local st = core.stat("/usr/sbin/criu", true)
+  if not st then
+    return nil, errors.new("checkpoint: criu is not installed (apt-get install criu)", 95, "EOPNOTSUPP")
+  end
+  return nil, errors.new("checkpoint: not supported: criu is installed, but ctrlua's runtime does not " ..
+    "yet describe the container's mounts, namespaces and cgroups to criu (runc's --external and " ..
+    "--ext-mount-map setup), so a dump of its init would fail or be unrestorable", 95, "EOPNOTSUPP")
+end
+
+--- Every task of the client's namespace: array of {id=, pid=, status=, exit_code=}, by id.
+function M.list(client)
+  local names = core.listdir(client:state_dir())
+  local out = {}
+  for _, name in ipairs(names or {}) do
+    local status, st = M.status(client, name)
+    if status then
+      out[#out + 1] = { id = name, pid = st.pid or 0, status = status,
+        exit_code = st.exit_code, exited_at = st.exited_at }
+    end
+  end
+  table.sort(out, function(a, b) return a.id < b.id end)
+  return out
 end
 
 --- Load the task of container id from its state: task, or nil, err (sym NOT_FOUND).
@@ -213,8 +552,12 @@ function M.load(client, id, container)
   local dir = client:state_dir(id)
   local st = read_status(dir)
   if not st then return nil, errors.not_found("no running task found: task %s not found", id) end
+  local extra = read_extra(dir)
+  st.cgroup = st.cgroup or extra.cgroup
+  local _, cur = M.status(client, id)
+  if cur then st.unknown_exit = cur.unknown_exit end
   return setmetatable({ client = client, container = container, id = id, pid = st.pid,
-    dir = dir, st = st }, Task)
+    dir = dir, st = st, extra = extra }, Task)
 end
 
 --- Delete the stopped task of container id (what `containers rm` does before removing the

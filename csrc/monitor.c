@@ -1,0 +1,388 @@
+/* The monitor's supervision loop (see monitor.h), and the client side of its socket.  This file
+ * and fsutil.c/error.c are all that build/ctrlua-monitor links: libc only, static buffers. */
+#include "monitor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "util.h"
+
+#define MAX_CLIENTS 32
+
+enum { ST_CREATED, ST_RUNNING, ST_PAUSED, ST_STOPPED };
+static const char *const st_names[] = {"created", "running", "paused", "stopped"};
+
+struct mon {
+    const struct ctr_monitor_args *a;
+    int state;
+    long long start_time;
+    int exit_code, signal, oom;
+    char created_at[48], started_at[48], exited_at[48];
+    int clients[MAX_CLIENTS];
+    int waiting[MAX_CLIENTS];
+};
+
+static void now_rfc3339(char *buf, size_t cap)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, cap - n, ".%09ldZ", ts.tv_nsec);
+}
+
+/* Field 22 of /proc/PID/stat: with the pid it names one process across pid reuse. */
+static long long proc_start_time(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    cleanup_close int fd = RETRY(open(path, O_RDONLY | O_CLOEXEC));
+    if (fd < 0)
+        return -1;
+    ssize_t n = ctr_read_full(fd, buf, sizeof buf - 1);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return -1;
+    p += 2; /* field 3 */
+    for (int field = 3; field < 22 && p; field++) {
+        p = strchr(p, ' ');
+        if (p)
+            p++;
+    }
+    return p ? strtoll(p, NULL, 10) : -1;
+}
+
+/* `oom_kill N` in memory.events (v2) or memory.oom_control (v1). */
+static int read_oom(const char *path)
+{
+    char buf[2048];
+    if (!path)
+        return 0;
+    cleanup_close int fd = RETRY(open(path, O_RDONLY | O_CLOEXEC));
+    if (fd < 0)
+        return 0;
+    ssize_t n = ctr_read_full(fd, buf, sizeof buf - 1);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    char *p = strstr(buf, "oom_kill ");
+    return p && strtol(p + 9, NULL, 10) > 0;
+}
+
+static int write_status(struct mon *m, struct ctr_err *err)
+{
+    char buf[1024], path[PATH_MAX];
+    int n = snprintf(buf, sizeof buf,
+                     "{\"status\":\"%s\",\"pid\":%d,\"start_time\":%lld,\"monitor_pid\":%d,"
+                     "\"detached\":true,\"created_at\":\"%s\"",
+                     st_names[m->state], (int)m->a->pid, m->start_time, (int)getpid(),
+                     m->created_at);
+    if (m->started_at[0])
+        n += snprintf(buf + n, sizeof buf - n, ",\"started_at\":\"%s\"", m->started_at);
+    if (m->state == ST_STOPPED) {
+        n += snprintf(buf + n, sizeof buf - n, ",\"exit_code\":%d,\"exited_at\":\"%s\",\"oom\":%s",
+                      m->exit_code, m->exited_at, m->oom ? "true" : "false");
+        if (m->signal)
+            n += snprintf(buf + n, sizeof buf - n, ",\"signal\":%d", m->signal);
+    }
+    n += snprintf(buf + n, sizeof buf - n, "}");
+    snprintf(path, sizeof path, "%s/status", m->a->dir);
+    return ctr_write_file_atomic(path, buf, (size_t)n, 0600, 0, err);
+}
+
+/* Append {"time","topic":"/tasks/exit",...} to STATE/NS/events.log: one write(2) of one line
+ * to an O_APPEND file, so concurrent writers never interleave inside a line. */
+static void append_exit_event(struct mon *m)
+{
+    char path[PATH_MAX], ns[256] = "", id[256] = "", line[1024];
+    const char *dir = m->a->dir;
+    const char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return;
+    snprintf(id, sizeof id, "%s", slash + 1);
+    const char *p = slash - 1;
+    while (p > dir && *p != '/')
+        p--;
+    snprintf(ns, sizeof ns, "%.*s", (int)(slash - p - 1), p + 1);
+    snprintf(path, sizeof path, "%.*s/events.log", (int)(slash - dir), dir);
+    int n = snprintf(line, sizeof line,
+                     "{\"time\":\"%s\",\"namespace\":\"%s\",\"topic\":\"/tasks/exit\","
+                     "\"id\":\"%s\",\"pid\":%d,\"exit_status\":%d,\"exited_at\":\"%s\"}\n",
+                     m->exited_at, ns, id, (int)m->a->pid, m->exit_code, m->exited_at);
+    cleanup_close int fd = RETRY(open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600));
+    if (fd >= 0)
+        ctr_write_all(fd, line, (size_t)n);
+}
+
+static void reply(int fd, const char *msg)
+{
+    RETRY(send(fd, msg, strlen(msg), MSG_NOSIGNAL));
+}
+
+static void reply_exit(struct mon *m, int fd)
+{
+    char buf[64];
+    snprintf(buf, sizeof buf, "exit %d", m->exit_code);
+    reply(fd, buf);
+}
+
+static void drop_client(struct mon *m, int i)
+{
+    close(m->clients[i]);
+    m->clients[i] = -1;
+    m->waiting[i] = 0;
+}
+
+/* Release the init: read its byte from the exec fifo (it then execs), as ctr_start does. */
+static int start_init(struct mon *m, struct ctr_err *err)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/exec.fifo", m->a->dir);
+    cleanup_close int fd = RETRY(open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW));
+    if (fd < 0)
+        return ctr_fail(err, errno, "open exec fifo `%s'", path);
+    for (;;) {
+        char b;
+        ssize_t n = read(fd, &b, 1);
+        if (n == 1)
+            break;
+        if (n == 0)
+            return ctr_fail(err, ENXIO, "exec fifo `%s': no container init is waiting", path);
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN)
+            return ctr_fail(err, errno, "read exec fifo `%s'", path);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 5000) == 0)
+            return ctr_fail(err, ETIMEDOUT, "exec fifo `%s': the init does not write", path);
+    }
+    if (unlink(path) < 0)
+        return ctr_fail(err, errno, "remove exec fifo `%s'", path);
+    return 0;
+}
+
+/* One request from client i.  Returns 1 when the monitor should exit (deleted). */
+static int handle(struct mon *m, int i)
+{
+    char req[64];
+    int fd = m->clients[i];
+    ssize_t n = RETRY(recv(fd, req, sizeof req - 1, 0));
+    if (n <= 0) {
+        drop_client(m, i);
+        return 0;
+    }
+    req[n] = 0;
+    struct ctr_err e = {0, ""};
+    char out[CTR_ERR_MSG + 16];
+    if (!strcmp(req, "start")) {
+        if (m->state != ST_CREATED) {
+            snprintf(out, sizeof out, "error: task is %s, not created", st_names[m->state]);
+            reply(fd, out);
+        } else if (start_init(m, &e) < 0) {
+            snprintf(out, sizeof out, "error: %s", e.msg);
+            reply(fd, out);
+        } else {
+            now_rfc3339(m->started_at, sizeof m->started_at);
+            if (m->state == ST_CREATED)
+                m->state = ST_RUNNING;
+            if (write_status(m, &e) < 0) {
+                snprintf(out, sizeof out, "error: %s", e.msg);
+                reply(fd, out);
+            } else {
+                reply(fd, "ok");
+            }
+        }
+    } else if (!strcmp(req, "wait")) {
+        if (m->state == ST_STOPPED)
+            reply_exit(m, fd);
+        else
+            m->waiting[i] = 1;
+        return 0; /* the waiter keeps its connection */
+    } else if (!strcmp(req, "pause") || !strcmp(req, "resume")) {
+        if (m->state == ST_STOPPED) {
+            reply(fd, "error: task is stopped");
+        } else {
+            m->state = req[0] == 'p' ? ST_PAUSED : ST_RUNNING;
+            if (write_status(m, &e) < 0) {
+                snprintf(out, sizeof out, "error: %s", e.msg);
+                reply(fd, out);
+            } else {
+                reply(fd, "ok");
+            }
+        }
+    } else if (!strcmp(req, "delete")) {
+        if (m->state != ST_STOPPED) {
+            snprintf(out, sizeof out, "error: task is %s", st_names[m->state]);
+            reply(fd, out);
+        } else {
+            reply(fd, "ok");
+            drop_client(m, i);
+            return 1;
+        }
+    } else {
+        reply(fd, "error: unknown request");
+    }
+    drop_client(m, i);
+    return 0;
+}
+
+static void reap(struct mon *m)
+{
+    for (;;) {
+        int status;
+        pid_t p = waitpid(-1, &status, WNOHANG);
+        if (p <= 0)
+            return;
+        if (p != m->a->pid || m->state == ST_STOPPED)
+            continue; /* the logger, or an orphan of the container: reaped, nothing more */
+        m->state = ST_STOPPED;
+        if (WIFSIGNALED(status)) {
+            m->signal = WTERMSIG(status);
+            m->exit_code = 128 + m->signal;
+        } else {
+            m->exit_code = WEXITSTATUS(status);
+        }
+        m->oom = read_oom(m->a->oom_file);
+        now_rfc3339(m->exited_at, sizeof m->exited_at);
+        struct ctr_err e;
+        write_status(m, &e); /* nothing to report it to; ctrlua then sees the pid gone */
+        append_exit_event(m);
+        for (int i = 0; i < MAX_CLIENTS; i++)
+            if (m->clients[i] >= 0 && m->waiting[i]) {
+                reply_exit(m, m->clients[i]);
+                drop_client(m, i);
+            }
+    }
+}
+
+int ctr_monitor_run(const struct ctr_monitor_args *a, struct ctr_err *err)
+{
+    static struct mon m;
+    m.a = a;
+    m.state = ST_CREATED;
+    for (int i = 0; i < MAX_CLIENTS; i++)
+        m.clients[i] = -1;
+    now_rfc3339(m.created_at, sizeof m.created_at);
+    m.start_time = proc_start_time(a->pid);
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+        return ctr_fail(err, errno, "sigprocmask");
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    cleanup_close int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0)
+        return ctr_fail(err, errno, "signalfd");
+
+    if (write_status(&m, err) < 0)
+        return -1;
+    if (a->report_fd >= 0) {
+        struct ctr_monitor_report r = {.ok = 1, .pid = a->pid, .monitor = getpid()};
+        ctr_write_all(a->report_fd, &r, sizeof r);
+        close(a->report_fd);
+    }
+    reap(&m); /* the init may have died before SIGCHLD was blocked */
+
+    for (;;) {
+        struct pollfd p[2 + MAX_CLIENTS];
+        int idx[2 + MAX_CLIENTS];
+        int n = 0;
+        p[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
+        p[n++] = (struct pollfd){.fd = a->listen_fd, .events = POLLIN};
+        for (int i = 0; i < MAX_CLIENTS; i++)
+            if (m.clients[i] >= 0) {
+                idx[n] = i;
+                p[n++] = (struct pollfd){.fd = m.clients[i], .events = POLLIN};
+            }
+        if (poll(p, (nfds_t)n, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return ctr_fail(err, errno, "poll");
+        }
+        if (p[0].revents) {
+            struct signalfd_siginfo si;
+            while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
+                ;
+            reap(&m);
+        }
+        for (int k = 2; k < n; k++)
+            if (p[k].revents && m.clients[idx[k]] >= 0 && handle(&m, idx[k]))
+                return 0;
+        if (p[1].revents) {
+            int c = RETRY(accept4(a->listen_fd, NULL, NULL, SOCK_CLOEXEC));
+            if (c >= 0) {
+                int slot = -1;
+                for (int i = 0; i < MAX_CLIENTS && slot < 0; i++)
+                    if (m.clients[i] < 0)
+                        slot = i;
+                if (slot < 0) {
+                    reply(c, "error: too many clients");
+                    close(c);
+                } else {
+                    m.clients[slot] = c;
+                }
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- the client side */
+
+int ctr_monitor_request(const char *dir, const char *req, char *reply_buf, size_t cap,
+                        struct ctr_err *err)
+{
+    /* sun_path holds 108 bytes: reach a long state directory through /proc/self/fd/N. */
+    cleanup_close int dfd = RETRY(open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (dfd < 0)
+        return ctr_fail(err, errno, "open task directory `%s'", dir);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d/" CTR_MONITOR_SOCK, dfd);
+    cleanup_close int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return ctr_fail(err, errno, "socket");
+    if (RETRY(connect(s, (struct sockaddr *)&sa, sizeof sa)) < 0)
+        return ctr_fail(err, errno, "connect to the monitor `%s/" CTR_MONITOR_SOCK "'", dir);
+    if (RETRY(send(s, req, strlen(req), MSG_NOSIGNAL)) < 0)
+        return ctr_fail(err, errno, "send to the monitor of `%s'", dir);
+    ssize_t n = RETRY(recv(s, reply_buf, cap - 1, 0));
+    if (n < 0)
+        return ctr_fail(err, errno, "receive from the monitor of `%s'", dir);
+    if (n == 0)
+        return ctr_fail(err, EPIPE, "the monitor of `%s' went away", dir);
+    reply_buf[n] = 0;
+    return 0;
+}
+
+int ctr_pid_wait(pid_t pid, struct ctr_err *err)
+{
+    cleanup_close int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (fd < 0)
+        return ctr_fail(err, errno, "pidfd_open %d", (int)pid);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    while (poll(&p, 1, -1) < 0)
+        if (errno != EINTR)
+            return ctr_fail(err, errno, "poll pidfd of %d", (int)pid);
+    return 0;
+}

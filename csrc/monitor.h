@@ -1,0 +1,79 @@
+/* The monitor: one small process per detached task, in place of containerd + shim.
+ *
+ * `ctr_monitor_spawn` (called by ctrlua) forks, the child calls setsid() and forks again, so
+ * the monitor belongs to no session and no caller waits for it; the grandchild (the monitor)
+ * becomes a child subreaper, starts the logging binary if any, and calls ctr_create itself,
+ * so it is the container init's parent.  It then binds STATE/NS/ID/monitor.sock and execve's
+ * the tiny static build/ctrlua-monitor (same pid, still the init's parent; no Lua, no libraries
+ * mapped), which runs `ctr_monitor_run`: it writes `status`, reports the pid to ctrlua over a
+ * pipe, and supervises:
+ *
+ *   signalfd(SIGCHLD)  reap the init (and orphans); record exit code, exit time and OOM in
+ *                      `status` (fsync + rename); append a /tasks/exit event; answer waiters
+ *   monitor.sock       SOCK_SEQPACKET, 0600 in a 0700 directory; one request a datagram:
+ *                        "start"   read the exec fifo (the init execs), status running
+ *                        "wait"    reply "exit CODE" once the init has exited
+ *                        "pause" / "resume"  record the status the caller set in the freezer
+ *                        "delete"  refused while the init runs; else reply and exit
+ *                      replies are "ok", "exit CODE" or "error: MESSAGE"
+ *
+ * Nothing polls with sleeps: the monitor sleeps in poll(2) on those fds.  If it is killed the
+ * init is reparented and keeps running; ctrlua then judges the state from the pid and its
+ * start time (ctr.tasks). */
+#ifndef CTR_MONITOR_H
+#define CTR_MONITOR_H
+
+#include <sys/types.h>
+
+#include "error.h"
+
+#define CTR_MONITOR_SOCK "monitor.sock"
+
+struct ctr_monitor_args {
+    const char *dir;       /* the task's state directory */
+    pid_t pid;             /* the init, our child */
+    int listen_fd;         /* bound, listening monitor.sock */
+    int report_fd;         /* where the spawner waits for struct ctr_monitor_report, or -1 */
+    const char *oom_file;  /* memory.events (v2) or memory.oom_control (v1), or NULL */
+    pid_t logger;          /* the logging binary, or 0 */
+};
+
+struct ctr_monitor_report {
+    int ok;
+    pid_t pid;       /* the init */
+    pid_t monitor;
+    struct ctr_err err;
+};
+
+/* Supervise until the task is deleted; returns 0 then, -1 on a setup failure. */
+int ctr_monitor_run(const struct ctr_monitor_args *a, struct ctr_err *err);
+
+struct ctr_monitor_spawn_opts {
+    const char *bundle;       /* the state directory, also the bundle */
+    const char *exec_fifo;
+    const char *pid_file;     /* may be NULL */
+    int no_pivot;
+    int stdio[3];             /* the init's 0, 1, 2 (for a logger, 1 and 2 are replaced) */
+    const char *monitor_bin;  /* build/ctrlua-monitor */
+    const char *oom_file;     /* may be NULL */
+    char *const *logger_argv; /* binary:// logger, or NULL */
+    char *const *logger_envp;
+    int console_socket_fd;    /* reserved: -1 */
+};
+
+/* Start the monitor, which creates the init.  Returns the init's pid (the monitor's in
+ * *monitor) once the init waits on the exec fifo, or -1 with the create error. */
+pid_t ctr_monitor_spawn(const struct ctr_monitor_spawn_opts *o, pid_t *monitor,
+                        struct ctr_err *err);
+
+/* Connect to dir's monitor.sock, send `req`, and wait for the reply (blocking; a waiter may
+ * wait for as long as the task runs).  ECONNREFUSED/ENOENT: no monitor.  A monitor that
+ * dies while we wait is EPIPE. */
+int ctr_monitor_request(const char *dir, const char *req, char *reply, size_t cap,
+                        struct ctr_err *err);
+
+/* Wait for a process that is not our child to exit (pidfd + poll).  0 once it has, -1 on
+ * error (ESRCH: it was already gone). */
+int ctr_pid_wait(pid_t pid, struct ctr_err *err);
+
+#endif

@@ -1,0 +1,204 @@
+/* Starting the monitor (see monitor.h): fork, setsid, fork; the grandchild creates the init
+ * and execve's build/ctrlua-monitor.  Only C runs after the first fork. */
+#include "monitor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "spawn.h"
+#include "util.h"
+
+static __attribute__((noreturn)) void report_fail(int rep, struct ctr_err *e)
+{
+    struct ctr_monitor_report r = {.ok = 0, .err = *e};
+    ctr_write_all(rep, &r, sizeof r);
+    _exit(1);
+}
+
+/* Start the logging binary with containerd's shim protocol: its fd 3 reads the container's
+ * stdout, fd 4 its stderr, and it closes fd 5 (or writes to it) once ready. */
+static pid_t start_logger(const struct ctr_monitor_spawn_opts *o, int *out_w, int *err_w,
+                          struct ctr_err *err)
+{
+    int po[2], pe[2], pr[2];
+    if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0 || pipe2(pr, O_CLOEXEC) < 0)
+        return ctr_fail(err, errno, "logger pipes");
+    pid_t pid = fork();
+    if (pid < 0)
+        return ctr_fail(err, errno, "fork the logger `%s'", o->logger_argv[0]);
+    if (pid == 0) {
+        /* above 5 first, so that no dup2 clobbers a source */
+        int a = fcntl(po[0], F_DUPFD, 10), b = fcntl(pe[0], F_DUPFD, 10),
+            c = fcntl(pr[1], F_DUPFD, 10);
+        int nul = open("/dev/null", O_RDWR);
+        if (a < 0 || b < 0 || c < 0 || nul < 0 || dup2(a, 3) < 0 || dup2(b, 4) < 0 ||
+            dup2(c, 5) < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(nul, 2) < 0)
+            _exit(127);
+        close_range(6, ~0U, 0);
+        setsid();
+        execve(o->logger_argv[0], o->logger_argv, o->logger_envp);
+        _exit(127);
+    }
+    close(po[0]);
+    close(pe[0]);
+    close(pr[1]);
+    char b;
+    RETRY(read(pr[0], &b, 1)); /* a byte, or EOF when it closes fd 5 (or dies) */
+    close(pr[0]);
+    *out_w = po[1];
+    *err_w = pe[1];
+    return pid;
+}
+
+static __attribute__((noreturn)) void monitor_child(const struct ctr_monitor_spawn_opts *o,
+                                                    int rep)
+{
+    struct ctr_err e = {0, ""};
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) {
+        ctr_fail(&e, errno, "monitor: PR_SET_CHILD_SUBREAPER");
+        report_fail(rep, &e);
+    }
+    if (chdir(o->bundle) < 0) {
+        ctr_fail(&e, errno, "monitor: chdir `%s'", o->bundle);
+        report_fail(rep, &e);
+    }
+
+    struct ctr_create_opts c = {
+        .exec_fifo = o->exec_fifo,
+        .pid_file = o->pid_file,
+        .no_pivot = o->no_pivot,
+        .stdio = {o->stdio[0], o->stdio[1], o->stdio[2]},
+    };
+    pid_t logger = 0;
+    int out_w = -1, err_w = -1;
+    if (o->logger_argv) {
+        logger = start_logger(o, &out_w, &err_w, &e);
+        if (logger < 0)
+            report_fail(rep, &e);
+        c.stdio[1] = out_w;
+        c.stdio[2] = err_w;
+    }
+
+    /* The socket exists before create returns to the caller, so a `start` right after finds
+     * it; it is bound relative to the task directory (sun_path is short). */
+    int ls = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    strcpy(sa.sun_path, CTR_MONITOR_SOCK);
+    unlink(CTR_MONITOR_SOCK);
+    mode_t old = umask(0077);
+    if (ls < 0 || bind(ls, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(ls, 16) < 0) {
+        ctr_fail(&e, errno, "monitor: bind `%s/" CTR_MONITOR_SOCK "'", o->bundle);
+        if (logger > 0)
+            kill(logger, SIGKILL);
+        report_fail(rep, &e);
+    }
+    umask(old);
+
+    pid_t pid = ctr_create(o->bundle, &c, &e);
+    if (pid < 0) {
+        unlink(CTR_MONITOR_SOCK);
+        if (logger > 0)
+            kill(logger, SIGKILL);
+        report_fail(rep, &e);
+    }
+    if (out_w >= 0) {
+        close(out_w);
+        close(err_w);
+    }
+
+    /* Our stdio to /dev/null; every inherited fd but the socket and the report pipe goes. */
+    int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (nul >= 0) {
+        dup2(nul, 0);
+        dup2(nul, 1);
+        dup2(nul, 2);
+    }
+    int lfd = fcntl(ls, F_DUPFD, 3), rfd = fcntl(rep, F_DUPFD, 3);
+    close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+    if (lfd >= 0)
+        fcntl(lfd, F_SETFD, 0);
+    if (rfd >= 0)
+        fcntl(rfd, F_SETFD, 0);
+
+    char spid[16], slfd[16], srfd[16], slog[16];
+    snprintf(spid, sizeof spid, "%d", (int)pid);
+    snprintf(slfd, sizeof slfd, "%d", lfd);
+    snprintf(srfd, sizeof srfd, "%d", rfd);
+    snprintf(slog, sizeof slog, "%d", (int)logger);
+    char *argv[] = {"ctrlua-monitor", (char *)o->bundle, spid, slfd, srfd,
+                    (char *)(o->oom_file ? o->oom_file : "-"), slog, NULL};
+    char *envp[] = {NULL};
+    if (o->monitor_bin && lfd >= 0 && rfd >= 0)
+        execve(o->monitor_bin, argv, envp);
+    /* No monitor binary: supervise from this process image (larger, but the same code). */
+    struct ctr_monitor_args a = {.dir = o->bundle, .pid = pid, .listen_fd = lfd,
+                                 .report_fd = rfd, .oom_file = o->oom_file, .logger = logger};
+    if (ctr_monitor_run(&a, &e) < 0) {
+        kill(pid, SIGKILL);
+        report_fail(rfd, &e);
+    }
+    _exit(0);
+}
+
+pid_t ctr_monitor_spawn(const struct ctr_monitor_spawn_opts *o, pid_t *monitor,
+                        struct ctr_err *err)
+{
+    int rep[2];
+    if (pipe2(rep, O_CLOEXEC) < 0)
+        return ctr_fail(err, errno, "pipe");
+    pid_t mid = fork();
+    if (mid < 0) {
+        close(rep[0]);
+        close(rep[1]);
+        return ctr_fail(err, errno, "fork the monitor");
+    }
+    if (mid == 0) {
+        close(rep[0]);
+        struct ctr_err e = {0, ""};
+        if (setsid() < 0) {
+            ctr_fail(&e, errno, "monitor: setsid");
+            report_fail(rep[1], &e);
+        }
+        pid_t p = fork();
+        if (p < 0) {
+            ctr_fail(&e, errno, "fork the monitor");
+            report_fail(rep[1], &e);
+        }
+        if (p == 0)
+            monitor_child(o, rep[1]);
+        _exit(0);
+    }
+    close(rep[1]);
+    int st;
+    while (waitpid(mid, &st, 0) < 0 && errno == EINTR)
+        ;
+    struct ctr_monitor_report r;
+    ssize_t n = ctr_read_full(rep[0], &r, sizeof r);
+    int saved = errno;
+    close(rep[0]);
+    if (n < 0)
+        return ctr_fail(err, saved, "read the monitor's report");
+    if (n != (ssize_t)sizeof r)
+        return ctr_fail(err, EPIPE, "the monitor of `%s' exited before reporting", o->bundle);
+    if (!r.ok) {
+        *err = r.err;
+        return -1;
+    }
+    if (monitor)
+        *monitor = r.monitor;
+    return r.pid;
+}

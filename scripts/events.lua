@@ -1,0 +1,58 @@
+-- events: print the task events (create, start, exit, delete, ...) of the namespace; -f follows
+local ctr = require("ctr")
+local cli = require("ctr.cli")
+local core = require("ctr.core")
+
+local def = { name = "events", help_name = "ctrlua events.lua", usage = "display events",
+  flags = {
+    { name = "follow", aliases = { "f" }, type = "bool", usage = "wait for new events" },
+    { name = "format", type = "string", usage = "output format: text or json" },
+  } }
+local r = cli.parse_or_exit(def, { ... })
+local client, err = ctr.client()
+if not client then
+  io.stderr:write("ctrlua: ", tostring(err), "\n")
+  os.exit(1)
+end
+local path = client:state_dir() .. "/events.log"
+
+local function show(line)
+  if r.flags.format == "json" then
+    io.write(line, "\n")
+  else
+    local ev = core.json_decode(line)
+    if type(ev) == "table" then
+      local extra = {}
+      for _, k in ipairs({ "pid", "exit_status" }) do
+        if ev[k] ~= nil then extra[#extra + 1] = ('"%s":%s'):format(k, tostring(ev[k])) end
+      end
+      io.write(("%s %s %s {\"container_id\":\"%s\"%s}\n"):format(ev.time or "", ev.namespace or "",
+        ev.topic or "", ev.id or "", #extra > 0 and "," .. table.concat(extra, ",") or ""))
+    end
+  end
+  io.stdout:flush()
+end
+
+local offset = 0
+local pending = ""
+local function drain()
+  local data = core.read_file(path, 64 * 1024 * 1024)
+  if not data or #data <= offset then return end
+  local chunk = pending .. data:sub(offset + 1)
+  offset = #data
+  local last = 1
+  for line, stop in chunk:gmatch("([^\n]*)\n()") do
+    if line ~= "" then show(line) end
+    last = stop
+  end
+  pending = chunk:sub(last)
+end
+
+drain()
+if not r.flags.follow then os.exit(0) end
+-- follow: wait on the log (no monitor exists for the log itself; a short poll interval is the
+-- one place a sleep stands in for inotify)
+while true do
+  core.poll({}, 200)
+  drain()
+end

@@ -1,0 +1,268 @@
+-- Detached tasks end to end: `run.lua -d`, the monitor, and `tasks.lua` commands, with the
+-- real binary, the busybox test image, real mounts, cgroups and processes.
+local core = require("ctr.core")
+local S = require("support.ctrlua")
+
+local IMAGE = S.IMAGE
+
+local function alive(pid)
+  local data = core.read_file("/proc/" .. pid .. "/stat", 4096)
+  local state = data and data:match(".*%)%s(%S)")
+  return state ~= nil and state ~= "Z"
+end
+
+local function cpu_ticks(pid)
+  local data = core.read_file("/proc/" .. pid .. "/stat", 4096)
+  local rest = data:match(".*%)%s(.*)$")
+  local f = {}
+  for w in rest:gmatch("%S+") do f[#f + 1] = w end
+  return tonumber(f[12]) + tonumber(f[13]) -- utime + stime (fields 14, 15)
+end
+
+describe("tasks #root", function()
+  local env
+  before_each(function() env = S.new_env() end)
+  after_each(function()
+    if not env then return end
+    -- every task this test left: delete -f (ends the init and its monitor), then a monitor
+    -- still there is killed by its own pid
+    for _, id in ipairs(core.listdir(env.state .. "/default") or {}) do
+      local st = env:task_status(id)
+      if st then
+        env:run("tasks.lua", "delete", "-f", id)
+        if st.monitor_pid and alive(st.monitor_pid) then core.kill(st.monitor_pid, 9) end
+      end
+    end
+    env:destroy()
+    env = nil
+  end)
+  teardown(function() S.cleanup() end)
+
+  local function tasks(...) return env:run("tasks.lua", ...) end
+
+  local function ls()
+    local r = tasks("ls")
+    assert.are.equal(0, r.code, r.stderr)
+    local out = {}
+    for line in r.stdout:gmatch("[^\n]+") do
+      local id, pid, status = line:match("^(%S+)%s+(%S+)%s+(%S+)")
+      if id ~= "TASK" then out[id] = { pid = tonumber(pid), status = status } end
+    end
+    return out
+  end
+
+  it("run -d returns at once; ls shows RUNNING with the pid of --pid-file; kill + wait; delete cleans", function()
+    local pidfile = env.dir .. "/pid"
+    local t0 = core.monotime()
+    local r = env:run("run.lua", "-d", "--pid-file", pidfile, IMAGE, "d1",
+      "sh", "-c", "trap 'exit 143' TERM; sleep 100 & wait")
+    assert.are.equal(0, r.code, r.stderr)
+    assert.is_true(core.monotime() - t0 < 5)
+    local pid = tonumber(S.slurp(pidfile))
+    assert.is_truthy(pid)
+    local l = ls()
+    assert.are.same({ pid = pid, status = "RUNNING" }, l.d1)
+    -- the ctrlua that started it is gone; the container is not, and its parent is the monitor
+    assert.is_true(alive(pid))
+    local st = env:task_status("d1")
+    local ppid = tonumber(core.read_file("/proc/" .. pid .. "/stat"):match(".*%)%s%S+%s(%d+)"))
+    assert.are.equal(st.monitor_pid, ppid)
+
+    local json = tasks("ls", "--format", "json")
+    assert.are.equal(0, json.code)
+    local list = core.json_decode(json.stdout)
+    assert.are.equal("d1", list[1].ID)
+    assert.are.equal("RUNNING", list[1].Status)
+
+    local ps = tasks("ps", "d1")
+    assert.are.equal(0, ps.code, ps.stderr)
+    assert.is_truthy(ps.stdout:match("\n" .. pid .. "%s"))
+
+    assert.are.equal(0, tasks("kill", "d1").code)
+    local w = tasks("wait", "d1")
+    assert.are.equal(143, w.code, w.stderr)
+    assert.are.same({ pid = pid, status = "STOPPED" }, ls().d1)
+    -- the exit code is kept until delete
+    assert.are.equal(143, tasks("wait", "d1").code)
+    assert.are.equal(143, env:task_status("d1").exit_code)
+
+    local cg = env:run("containers.lua", "info", "--spec", "d1")
+    local cgpath = core.json_decode(cg.stdout).linux.cgroupsPath
+    local d = tasks("delete", "d1")
+    assert.are.equal(0, d.code, d.stderr)
+    assert.is_nil(ls().d1)
+    assert.is_false(S.exists(env.state .. "/default/d1"))
+    assert.are.same({}, S.mounts_under(env.dir))
+    assert.is_false(alive(st.monitor_pid))
+    if cgpath then
+      for line in io.lines("/proc/self/mountinfo") do
+        local mp, fstype = line:match("^%S+ %S+ %S+ %S+ (%S+) .- %- (%S+)")
+        if fstype == "cgroup2" or fstype == "cgroup" then
+          assert.is_false(S.exists(mp .. cgpath), mp .. cgpath)
+        end
+      end
+    end
+    -- the events log tells the story
+    local ev = S.slurp(env.state .. "/default/events.log")
+    local topics = {}
+    for line in ev:gmatch("[^\n]+") do topics[#topics + 1] = core.json_decode(line).topic end
+    assert.are.same({ "/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete" }, topics)
+    local ee = env:run("events.lua")
+    assert.are.equal(0, ee.code, ee.stderr)
+    assert.is_truthy(ee.stdout:match("/tasks/exit"))
+  end)
+
+  it("a container that exits on its own keeps its code until delete; delete refuses a running task", function()
+    assert.are.equal(0, env:run("run.lua", "-d", IMAGE, "d2", "sh", "-c", "exit 7").code)
+    local w = tasks("wait", "d2")
+    assert.are.equal(7, w.code, w.stderr)
+    assert.are.equal("STOPPED", ls().d2.status)
+    assert.are.equal(0, tasks("delete", "d2").code)
+
+    assert.are.equal(0, env:run("run.lua", "-d", IMAGE, "d3", "sleep", "100").code)
+    local d = tasks("delete", "d3")
+    assert.are.equal(1, d.code)
+    assert.is_truthy(d.stderr:match("must be stopped"), d.stderr)
+    assert.are.equal(0, tasks("delete", "-f", "d3").code)
+    assert.is_nil(ls().d3)
+  end)
+
+  it("--rm and -d cannot be used together", function()
+    local r = env:run("run.lua", "-d", "--rm", IMAGE, "x", "true")
+    assert.are_not.equal(0, r.code)
+    assert.is_truthy(r.stderr:match("flags %-%-detach and %-%-rm cannot be specified together"))
+  end)
+
+  it("--null-io gives no output", function()
+    local r = env:run("run.lua", "--null-io", "--rm", IMAGE, "n1", "sh", "-c", "echo out; echo err >&2")
+    assert.are.equal(0, r.code, r.stderr)
+    assert.are.equal("", r.stdout)
+    assert.are.equal("", r.stderr)
+  end)
+
+  it("--log-uri file:// captures both streams, in order per stream", function()
+    local log = env.dir .. "/c.log"
+    local r = env:run("run.lua", "-d", "--log-uri", "file://" .. log, IMAGE, "l1", "sh", "-c",
+      "for i in 1 2 3; do echo out$i; echo err$i >&2; done")
+    assert.are.equal(0, r.code, r.stderr)
+    assert.are.equal(0, tasks("wait", "l1").code)
+    local text = S.slurp(log)
+    local outs, errs = {}, {}
+    for line in text:gmatch("[^\n]+") do
+      if line:match("^out") then outs[#outs + 1] = line else errs[#errs + 1] = line end
+    end
+    assert.are.same({ "out1", "out2", "out3" }, outs)
+    assert.are.same({ "err1", "err2", "err3" }, errs)
+    assert.are.equal(0, tasks("delete", "l1").code)
+  end)
+
+  it("a binary:// logger receives the output with CONTAINER_ID and CONTAINER_NAMESPACE", function()
+    local logger = env.dir .. "/logger.sh"
+    local out = env.dir .. "/logged"
+    local f = io.open(logger, "w")
+    f:write("#!/bin/sh\n",
+      "echo \"id=$CONTAINER_ID ns=$CONTAINER_NAMESPACE arg=$1:$2\" > \"$2.env\"\n",
+      "exec 5>&-\n",
+      "cat <&3 > \"$2.out\" &\ncat <&4 > \"$2.err\"\nwait\n")
+    f:close()
+    core.chmod(logger, 493)
+    local r = env:run("run.lua", "-d", "--log-uri", "binary://" .. logger .. "?file=" .. out, IMAGE,
+      "b1", "sh", "-c", "echo hello; echo oops >&2")
+    assert.are.equal(0, r.code, r.stderr)
+    assert.are.equal(0, tasks("wait", "b1").code)
+    S.until_true(function() return (S.slurp(out .. ".out") or "") ~= "" and (S.slurp(out .. ".err") or "") ~= "" end, 5, "the logger")
+    assert.are.equal("hello\n", S.slurp(out .. ".out"))
+    assert.are.equal("oops\n", S.slurp(out .. ".err"))
+    assert.are.equal("id=b1 ns=default arg=file:" .. out .. "\n", S.slurp(out .. ".env"))
+    assert.are.equal(0, tasks("delete", "b1").code)
+  end)
+
+  it("--fifo-dir pipes can be read by another process; delete removes them", function()
+    local fdir = env.dir .. "/fifos"
+    local r = env:run("run.lua", "-d", "--fifo-dir", fdir, IMAGE, "f1", "sh", "-c",
+      "read line; echo got:$line; echo bad >&2")
+    assert.are.equal(0, r.code, r.stderr)
+    assert.are.equal("fifo", core.stat(fdir .. "/f1-stdout").type)
+    -- the reader opens first (the data lives in the pipe only while someone holds it open)
+    local h = io.popen(("timeout 10 head -n1 %s/f1-stdout"):format(fdir))
+    S.must(("timeout 10 sh -c 'echo hi > %s/f1-stdin'"):format(fdir))
+    local line = h:read("*l")
+    h:close()
+    assert.are.equal("got:hi", line)
+    assert.are.equal(0, tasks("wait", "f1").code)
+    assert.are.equal(0, tasks("delete", "f1").code)
+    assert.is_nil(core.stat(fdir .. "/f1-stdout"))
+    assert.is_nil(core.stat(fdir .. "/f1-stdin"))
+  end)
+
+  it("pause stops a busy loop and resume lets it go on", function()
+    assert.are.equal(0, env:run("run.lua", "-d", IMAGE, "p1", "sh", "-c", "while :; do :; done").code)
+    local pid = env:task_status("p1").pid
+    local p = tasks("pause", "p1")
+    assert.are.equal(0, p.code, p.stderr)
+    assert.are.equal("PAUSED", ls().p1.status)
+    local t1 = cpu_ticks(pid)
+    S.sh("sleep 0.3")
+    assert.are.equal(t1, cpu_ticks(pid))
+    assert.are.equal(0, tasks("resume", "p1").code)
+    assert.are.equal("RUNNING", ls().p1.status)
+    S.sh("sleep 0.3")
+    assert.is_true(cpu_ticks(pid) > t1)
+    local m = tasks("metrics", "p1", "--format", "json")
+    assert.are.equal(0, m.code, m.stderr)
+    assert.are.equal("table", type(core.json_decode(m.stdout)))
+    assert.are.equal(0, tasks("kill", "-s", "KILL", "p1").code)
+    assert.are.equal(137, tasks("wait", "p1").code)
+  end)
+
+  it("a SIGKILLed monitor leaves a state that ls reports honestly and delete -f cleans", function()
+    assert.are.equal(0, env:run("run.lua", "-d", IMAGE, "k1", "sleep", "100").code)
+    local st = env:task_status("k1")
+    core.kill(st.monitor_pid, 9)
+    S.until_true(function() return not alive(st.monitor_pid) end, 5, "the monitor to die")
+    assert.are.same({ pid = st.pid, status = "RUNNING" }, ls().k1)
+    core.kill(st.pid, 9)
+    S.until_true(function() return not alive(st.pid) end, 5, "the init to die")
+    assert.are.equal("STOPPED", ls().k1.status)
+    assert.are.equal(255, tasks("wait", "k1").code)
+    local d = tasks("delete", "-f", "k1")
+    assert.are.equal(0, d.code, d.stderr)
+    assert.is_nil(ls().k1)
+    assert.are.same({}, S.mounts_under(env.dir))
+  end)
+
+  it("kill -s takes names and numbers; a bad signal is refused", function()
+    assert.are.equal(0, env:run("run.lua", "-d", IMAGE, "s1", "sleep", "100").code)
+    local bad = tasks("kill", "-s", "SIGNOPE", "s1")
+    assert.are.equal(1, bad.code)
+    assert.is_truthy(bad.stderr:match("invalid signal"))
+    assert.are.equal(0, tasks("kill", "-s", "9", "s1").code)
+    assert.are.equal(137, tasks("wait", "s1").code)
+  end)
+
+  it("tasks checkpoint fails with a clear reason", function()
+    assert.are.equal(0, env:run("run.lua", "-d", IMAGE, "c1", "sleep", "100").code)
+    local r = tasks("checkpoint", "c1")
+    assert.are.equal(1, r.code)
+    assert.is_truthy(r.stderr:match("checkpoint: "), r.stderr)
+  end)
+
+  it("50 detached containers started and deleted leave nothing behind", function()
+    for i = 1, 50 do
+      local id = "m" .. i
+      local r = env:run("run.lua", "-d", IMAGE, id, "sleep", "100")
+      assert.are.equal(0, r.code, r.stderr)
+      assert.are.equal(0, tasks("kill", "-s", "KILL", id).code)
+      assert.are.equal(137, tasks("wait", id).code)
+      local d = tasks("delete", id)
+      assert.are.equal(0, d.code, d.stderr)
+      assert.are.equal(0, env:run("containers.lua", "rm", id).code)
+    end
+    assert.are.same({}, S.mounts_under(env.dir))
+    assert.are.same({}, core.listdir(env.state .. "/default") and
+      (function() local t = {} for _, n in ipairs(core.listdir(env.state .. "/default")) do
+        if n ~= "events.log" then t[#t + 1] = n end end return t end)())
+    local left = S.sh("ps -eo args | grep -c '[c]trlua-monitor " .. env.state .. "'")
+    assert.are.equal("0", left:match("%d+"))
+  end)
+end)
