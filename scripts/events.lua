@@ -1,7 +1,8 @@
 -- events: print the task events (create, start, exit, delete, ...) of the namespace; -f follows
 local ctr = require("ctr")
 local cli = require("ctr.cli")
-local core = require("ctr.core")
+local json = require("ctr.json")
+local term = require("ctr.term")
 
 local def = { name = "events", help_name = "ctrlua events.lua", usage = "display events",
   flags = {
@@ -20,7 +21,7 @@ local function show(line)
   if r.flags.format == "json" then
     io.write(line, "\n")
   else
-    local ev = core.json_decode(line)
+    local ev = json.decode(line)
     if type(ev) == "table" then
       local extra = {}
       for _, k in ipairs({ "pid", "exit_status" }) do
@@ -36,7 +37,7 @@ end
 local offset = 0
 local pending = ""
 local function drain()
-  local data = core.read_file(path, 64 * 1024 * 1024)
+  local data = term.read_file(path, 64 * 1024 * 1024)
   if not data or #data <= offset then return end
   local chunk = pending .. data:sub(offset + 1)
   offset = #data
@@ -53,6 +54,6 @@ if not r.flags.follow then os.exit(0) end
 -- follow: wait on the log (no monitor exists for the log itself; a short poll interval is the
 -- one place a sleep stands in for inotify)
 while true do
-  core.poll({}, 200)
+  term.sleep(200)
   drain()
 end

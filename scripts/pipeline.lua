@@ -5,7 +5,7 @@
 -- (124 for a timeout, 125 when a step could not be started); 1 for an invalid pipeline.
 local ctr = require("ctr")
 local cli = require("ctr.cli")
-local core = require("ctr.core")
+local term = require("ctr.term")
 local pipeline = require("ctr.pipeline")
 
 local def = {
@@ -38,7 +38,7 @@ if f.jobs < 1 then fail("--jobs: expected a number >= 1") end
 -- relative paths are the caller's
 local function abs(p)
   if p == nil or p == "" or p:sub(1, 1) == "/" then return p ~= "" and p or nil end
-  local cwd = core.getenv("PWD")
+  local cwd = os.getenv("PWD")
   if not cwd then fail(("%s: relative path and no $PWD"):format(p)) end
   return cwd .. "/" .. p
 end
@@ -56,8 +56,8 @@ if not report then fail(err) end
 io.stdout:write("\n", pipeline.summary(report))
 io.stdout:flush()
 if f.junit ~= "" then
-  local ok, msg, errno = core.write_file(abs(f.junit), pipeline.junit(report), { mode = 420 })
-  if not ok then fail(msg, errno and 1) end
+  local ok, werr = term.write_file(abs(f.junit), pipeline.junit(report), { mode = 420 })
+  if not ok then fail(werr) end
 end
 if report.code ~= 0 then
   io.stderr:write(("ctrlua: pipeline %s failed: exit code %d\n"):format(report.name, report.code))

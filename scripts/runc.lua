@@ -256,7 +256,7 @@ elseif cmdname == "list" then
     for _, st in ipairs(list) do io.stdout:write(st.id, "\n") end
   elseif format == "json" then
     if #list == 0 then io.stdout:write("null\n")
-    else io.stdout:write(require("ctr.core").json_encode(require("ctr.core").json_array(list)), "\n") end
+    else io.stdout:write(require("ctr.json").encode(require("ctr.json").array(list)), "\n") end
   elseif format == "table" then
     -- Go's tabwriter(minwidth 12, padding 3); the last column is not aligned
     local rows = { { "ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER" } }
@@ -281,7 +281,7 @@ elseif cmdname == "ps" then
   local pids = ok_or_die(runc.ps(rt, p[1]))
   local format = f.format or "table"
   if format == "json" then
-    io.stdout:write(require("ctr.core").json_encode(require("ctr.core").json_array(pids)), "\n")
+    io.stdout:write(require("ctr.json").encode(require("ctr.json").array(pids)), "\n")
   elseif format == "table" then
     -- as runc: the host's ps, filtered to the container's pids
     local psargs = #p > 1 and table.concat(p, " ", 2) or "-ef"
@@ -317,7 +317,7 @@ elseif cmdname == "exec" then
   want_args(1, false)
   local process
   if f.process then
-    local data = require("ctr.core").read_file(f.process, 1048576)
+    local data = require("ctr.term").read_file(f.process, 1048576)
     if not data then die("open " .. f.process .. ": no such file or directory") end
     process = data
   else
@@ -344,9 +344,9 @@ elseif cmdname == "resume" then
   ok_or_die(runc.resume(rt, p[1]))
 elseif cmdname == "events" then
   want_args(1, true)
-  local core = require("ctr.core")
+  local json = require("ctr.json")
   if f.stats then
-    io.stdout:write(core.json_encode(ok_or_die(runc.stats(rt, p[1]))), "\n")
+    io.stdout:write(json.encode(ok_or_die(runc.stats(rt, p[1]))), "\n")
   else
     local secs = tonumber((f.interval or "5s"):match("^(%d+%.?%d*)s$") or "")
     if not secs or secs <= 0 then die("duration interval must be greater than 0") end
@@ -357,7 +357,7 @@ elseif cmdname == "events" then
         if not s or s.status == "stopped" then break end
         die(err)
       end
-      io.stdout:write(core.json_encode(st), "\n")
+      io.stdout:write(json.encode(st), "\n")
       io.stdout:flush()
       runc.sleep_ms(secs * 1000)
     end

@@ -187,7 +187,7 @@ local function metrics(ctx)
   local keys = {}
   for k in pairs(m) do keys[#keys + 1] = k end
   table.sort(keys)
-  io.write(format.table({ { "ID", "TIMESTAMP" }, { t.id, require("ctr.core").rfc3339() } }), "\n")
+  io.write(format.table({ { "ID", "TIMESTAMP" }, { t.id, require("ctr.term").rfc3339() } }), "\n")
   local rows = { { "METRIC", "VALUE" } }
   for _, k in ipairs(keys) do
     local v = m[k]

@@ -1,4 +1,5 @@
---- The terminal and the clock, for commands: is a stream a terminal, progress lines, time.
+--- The terminal, the clock and whole files, for commands: is a stream a terminal, progress
+-- lines, time, reading and writing a file.
 -- @module ctr.term
 local core = require("ctr.core")
 local format = require("ctr.format")
@@ -19,6 +20,28 @@ function M.now() return core.now() end
 
 --- Seconds of a monotonic clock (a float), for intervals.
 function M.monotime() return core.monotime() end
+
+--- A time (seconds since the epoch; default now) in RFC 3339 with nanoseconds, UTC, as
+-- containerd prints times.
+function M.rfc3339(t) return core.rfc3339(t) end
+
+--- Wait `ms` milliseconds (a poll(2) on nothing: no signal games).
+function M.sleep(ms) core.poll({}, ms) end
+
+--- Read a whole file of at most `cap` bytes (default 16 MiB): its content, or nil, err.
+function M.read_file(path, cap)
+  local data, msg, errno = core.read_file(path, cap or 16 * 1024 * 1024)
+  if not data then return nil, require("ctr.errors").new(msg, errno) end
+  return data
+end
+
+--- Write a file atomically (temporary file, fsync, rename): true, or nil, err.
+-- @tparam[opt] table opts `mode` (default 0644)
+function M.write_file(path, data, opts)
+  local ok, msg, errno = core.write_file(path, data, opts or { mode = 420 })
+  if not ok then return nil, require("ctr.errors").new(msg, errno) end
+  return true
+end
 
 --- A progress callback for ctr.images.import's opts.progress when stderr is a terminal, else
 -- nil.  It draws one line "\r\27[K<name> (<size>)" at most every `interval` seconds (default
