@@ -1,4 +1,5 @@
 # ctrlua — build, test, bench, install.  `make deps && make test` on a fresh Debian 12 (root).
+SHELL     := /bin/bash
 VERSION   := 0.1.0
 PREFIX    ?= /usr/local
 DESTDIR   ?=
@@ -92,8 +93,15 @@ bench: all image
 # The OCI runtime-tools validation suite against ctrlua-runc.  The script resolves the runtime
 # with readlink -f (build/ctrlua-runc -> build/ctrlua), so it is given `ctrlua runc.lua`, which
 # is the same front end.
+# The OCI runtime-tools validation suite against ctrlua-runc.  It succeeds when every program
+# that fails is one the script marks [known] (no runtime can pass it on this machine).
 conformance: all
-	OCIVAL_RUNTIME_ARGS=runc.lua ../shared/tools/oci-validation.sh $(CURDIR)/$(BUILD)/ctrlua-runc
+	@set -o pipefail; OCIVAL_RUNTIME_ARGS=runc.lua ../shared/tools/oci-validation.sh \
+		$(CURDIR)/$(BUILD)/ctrlua-runc | tee $(BUILD)/conformance.log; rc=$$?; \
+	failed=$$(sed -n 's/^[0-9]* passed, \([0-9]*\) failed$$/\1/p' $(BUILD)/conformance.log); \
+	known=$$(sed -n 's/^of the failures, \([0-9]*\) are tagged.*/\1/p' $(BUILD)/conformance.log); \
+	if [ $$rc -eq 1 ] && [ -n "$$failed" ] && [ "$$failed" = "$$known" ]; then \
+		echo "conformance: every failure is a known one"; exit 0; fi; exit $$rc
 
 # The API reference (LDoc, config.ld): lua/ctr's modules, the README and examples/.
 doc:

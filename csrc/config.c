@@ -397,9 +397,10 @@ static int load_linux(struct ctr_config *c, const cJSON *lx, struct ctr_err *err
         if (path == NULL)
             c->clone_flags |= flag;
     }
-    if (!(c->clone_flags & CLONE_NEWNS))
-        return ctr_fail(err, EINVAL,
-                        "config.json: linux.namespaces: a new mount namespace is required");
+    c->mnt_ns = CTR_MNT_HOST;
+    for (size_t k = 0; k < c->nns; k++)
+        if (c->ns[k].flag == CLONE_NEWNS)
+            c->mnt_ns = c->ns[k].path ? CTR_MNT_JOINED : CTR_MNT_NEW;
 
     if (load_idmaps(lx, "uidMappings", &c->uid_maps, &c->nuid_maps, err) < 0 ||
         load_idmaps(lx, "gidMappings", &c->gid_maps, &c->ngid_maps, err) < 0)
@@ -534,6 +535,40 @@ out:
         ctr_config_free(cfg);
     }
     return r;
+}
+
+int ctr_config_set_process(struct ctr_config *cfg, const char *json, size_t len,
+                           struct ctr_err *err)
+{
+    cJSON *p = cJSON_ParseWithLength(json, len);
+    if (p == NULL || !cJSON_IsObject(p)) {
+        cJSON_Delete(p);
+        return ctr_fail(err, EINVAL, "process: not a JSON object");
+    }
+    if (!cJSON_ReplaceItemInObjectCaseSensitive(cfg->json, "process", p)) {
+        cJSON_Delete(p);
+        return ctr_fail(err, EINVAL, "process: cannot replace the config's");
+    }
+    free(cfg->args);
+    free(cfg->env);
+    free(cfg->groups);
+    free(cfg->rlimits);
+    cfg->args = cfg->env = NULL;
+    cfg->groups = NULL;
+    cfg->ngroups = 0;
+    cfg->rlimits = NULL;
+    cfg->nrlimits = 0;
+    cfg->terminal = 0;
+    cfg->console_rows = cfg->console_cols = 0;
+    cfg->apparmor_profile = cfg->cwd = NULL;
+    cfg->no_new_privs = cfg->has_oom_score_adj = 0;
+    memset(&cfg->caps, 0, sizeof cfg->caps);
+    if (load_process(cfg, p, err) < 0) {
+        if (err->code == 0)
+            err->code = EINVAL;
+        return -1;
+    }
+    return 0;
 }
 
 void ctr_config_free(struct ctr_config *cfg)

@@ -85,6 +85,9 @@ struct ctr_config {
     struct ctr_namespace ns[8];
     size_t nns;
     int clone_flags;                /* the new namespaces */
+    /* The container's mount namespace: a new one (the usual), one joined by path, or none
+     * listed — the caller's, where runc mounts the rootfs as asked and chroots into it. */
+    enum { CTR_MNT_NEW, CTR_MNT_JOINED, CTR_MNT_HOST } mnt_ns;
     int join_user;                  /* index in ns of a user namespace joined by path, or -1 */
     struct ctr_idmap *uid_maps, *gid_maps;
     size_t nuid_maps, ngid_maps;
@@ -102,5 +105,11 @@ struct ctr_config {
 /* Read bundle/config.json and check it.  On error nothing is left allocated. */
 int ctr_config_load(const char *bundle, struct ctr_config *cfg, struct ctr_err *err);
 void ctr_config_free(struct ctr_config *cfg);
+
+/* Replace the process of a loaded config by another OCI process object (JSON text), as an
+ * exec into the container runs it: the old process fields are dropped, the new ones checked
+ * as config.json's are.  The parsed text replaces "process" in cfg->json, which owns it. */
+int ctr_config_set_process(struct ctr_config *cfg, const char *json, size_t len,
+                           struct ctr_err *err);
 
 #endif

@@ -412,7 +412,10 @@ int ctr_rootfs_bind(const struct ctr_config *c, struct ctr_err *err)
     unsigned long prop = c->rootfs_propagation;
     if (prop & MS_UNBINDABLE)
         prop = MS_SLAVE | MS_REC;
-    if (mount(NULL, "/", NULL, prop, NULL) < 0)
+    /* With no mount namespace of its own (none listed in the spec), the container's mounts
+     * are made in the caller's namespace, as runc makes them; the propagation of the
+     * caller's / is not ours to change. */
+    if (c->mnt_ns != CTR_MNT_HOST && mount(NULL, "/", NULL, prop, NULL) < 0)
         return ctr_fail(err, errno, "make / %s in the container's mount namespace",
                         (prop & MS_SHARED) ? "shared" : "a slave or private");
     /* With / shared, the mount holding the rootfs is made private (as runc does): the bind
@@ -459,7 +462,12 @@ int ctr_rootfs_enter(const struct ctr_config *c, int rootfd, int no_pivot, struc
 {
     if (fchdir(rootfd) < 0)
         return ctr_fail(err, errno, "chdir to the rootfs `%s'", c->rootfs);
-    if (no_pivot) {
+    if (c->mnt_ns == CTR_MNT_HOST) {
+        /* No mount namespace of our own: pivot_root would change the root of every process
+         * of the caller's namespace, so chroot, as runc does in that case. */
+        if (chroot(".") < 0)
+            return ctr_fail(err, errno, "chroot to `%s'", c->rootfs);
+    } else if (no_pivot) {
         /* MS_MOVE + chroot: for a root that cannot be pivoted (an initramfs).  Weaker: the
          * old root stays reachable to a process that can escape a chroot. */
         if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
@@ -485,7 +493,7 @@ int ctr_rootfs_enter(const struct ctr_config *c, int rootfd, int no_pivot, struc
         return ctr_fail(err, errno, "chdir to / in the container");
     /* linux.rootfsPropagation, on the new / itself (what the container's mountinfo shows):
      * shared, slave, private or unbindable, as runc applies it after pivot_root. */
-    if (c->rootfs_propagation != (MS_SLAVE | MS_REC) &&
+    if (c->mnt_ns != CTR_MNT_HOST && c->rootfs_propagation != (MS_SLAVE | MS_REC) &&
         mount(NULL, "/", NULL, c->rootfs_propagation, NULL) < 0)
         return ctr_fail(err, errno, "set the propagation of the container's /");
     if (c->root_readonly) {

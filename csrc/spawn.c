@@ -277,17 +277,21 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
     /* the exec label before the capabilities go (it is set for the next execve) */
     if (c->apparmor_profile && ctr_apparmor_apply(c->apparmor_profile, &err) < 0)
         child_fail(sync, &err);
+    /* Every fd but stdio and the preserved ones is marked close-on-exec before a filter
+     * can be loaded: a profile that denies close_range (runtime-tools' test profiles list
+     * what they allow, and it is not there) must not make the init fail. */
+    umask(c->umask >= 0 ? (mode_t)c->umask : 022);
+    if (child_fds(o->preserve_fds, &err) < 0)
+        child_fail(sync, &err);
+    /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which the identity step
+     * below drops: load it now (runc does the same).  With no_new_privs it is loaded last,
+     * right before execve. */
     if (c->seccomp && !c->no_new_privs && ctr_seccomp_load(c->seccomp, &err) < 0)
         child_fail(sync, &err);
     if (ctr_process_identity(c, &err) < 0)
         child_fail(sync, &err);
-    /* HOOK(seccomp, apparmor): load the filter / set the exec label here, after
-     * no_new_privs and before the lookup below. */
     char exe[PATH_MAX];
     if (ctr_process_lookup(c, exe, sizeof exe, &err) < 0)
-        child_fail(sync, &err);
-    umask(c->umask >= 0 ? (mode_t)c->umask : 022);
-    if (child_fds(o->preserve_fds, &err) < 0)
         child_fail(sync, &err);
 
     child_send(sync, MSG_READY, NULL);
@@ -436,13 +440,20 @@ static int setup_init(const struct ctr_config *c, pid_t pid, struct ctr_cgroup_l
 static int parent_hooks(const struct ctr_config *c, const struct ctr_create_opts *o,
                         const char *bundle, pid_t pid, struct ctr_err *err)
 {
-    char *state = ctr_hooks_state(c->oci_version, o->id, "creating", pid, bundle,
+    /* prestart hooks see "created" (as runc passes it, and as runtime-tools' hooks_stdin
+     * checks); createRuntime ones "creating", the status the runtime spec gives that step. */
+    char *state = ctr_hooks_state(c->oci_version, o->id, "created", pid, bundle,
                                   c->annotations);
     if (state == NULL)
         return ctr_fail(err, ENOMEM, "hooks: state");
     int r = ctr_hooks_run(&c->hooks, CTR_HOOK_PRESTART, state, 0, err);
-    if (r == 0)
-        r = ctr_hooks_run(&c->hooks, CTR_HOOK_CREATE_RUNTIME, state, 0, err);
+    free(state);
+    if (r < 0)
+        return r;
+    state = ctr_hooks_state(c->oci_version, o->id, "creating", pid, bundle, c->annotations);
+    if (state == NULL)
+        return ctr_fail(err, ENOMEM, "hooks: state");
+    r = ctr_hooks_run(&c->hooks, CTR_HOOK_CREATE_RUNTIME, state, 0, err);
     free(state);
     return r;
 }

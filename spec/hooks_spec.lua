@@ -49,7 +49,10 @@ describe("runtime lifecycle #root", function()
       -- createContainer ran in the container's mount namespace, the others in ours
       assert.are_not.equal(core.readlink("/proc/self/ns/mnt"), lines[4])
       local state = core.json_decode(lines[1]:match("^prestart (%b{})"))
-      assert.are.equal("creating", state.status)
+      -- prestart sees "created" as runc passes it (runtime-tools' hooks_stdin checks it),
+      -- createRuntime "creating"
+      assert.are.equal("created", state.status)
+      assert.are.equal("creating", core.json_decode(lines[2]:match("^createRuntime (%b{})")).status)
       assert.are.equal(dir, state.bundle)
       assert.are.equal("yes", state.annotations["org.test"])
       assert.is_number(state.pid)
