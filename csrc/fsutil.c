@@ -118,9 +118,10 @@ int ctr_fsync_parent(const char *path, struct ctr_err *err)
     return ctr_fsync_dir(dir, err);
 }
 
-int ctr_write_file_atomic(const char *path, const void *data, size_t len, int mode, int noreplace,
+int ctr_write_file_atomic(const char *path, const void *data, size_t len, int mode, int flags,
                           struct ctr_err *err)
 {
+    int noreplace = flags & CTR_WRITE_NOREPLACE, sync = !(flags & CTR_WRITE_NOSYNC);
     char tmp[PATH_MAX];
     const char *slash = strrchr(path, '/');
     int dirlen = slash ? (int)(slash - path + 1) : 0;
@@ -131,7 +132,7 @@ int ctr_write_file_atomic(const char *path, const void *data, size_t len, int mo
                                       mode));
     if (fd < 0)
         return ctr_fail(err, errno, "create `%s'", tmp);
-    if (fchmod(fd, mode) < 0 || ctr_write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+    if (fchmod(fd, mode) < 0 || ctr_write_all(fd, data, len) < 0 || (sync && fsync(fd) < 0)) {
         int e = errno;
         unlink(tmp);
         return ctr_fail(err, e, "write `%s'", tmp);
@@ -143,7 +144,7 @@ int ctr_write_file_atomic(const char *path, const void *data, size_t len, int mo
         unlink(tmp);
         return ctr_fail(err, e, "rename `%s' to `%s'", tmp, path);
     }
-    return ctr_fsync_parent(path, err);
+    return sync ? ctr_fsync_parent(path, err) : 0;
 }
 
 int ctr_mkdir_p(const char *path, int mode, struct ctr_err *err)

@@ -19,9 +19,12 @@ ssize_t ctr_read_full(int fd, void *buf, size_t len);
 int ctr_read_file(const char *path, size_t cap, char **out, size_t *len, struct ctr_err *err);
 
 /* Write `data` to `path` atomically: a temporary file beside it, fsync, rename, fsync of the
- * directory.  With `noreplace` the rename fails with EEXIST when path exists (renameat2
- * RENAME_NOREPLACE), which is how records are created exclusively. */
-int ctr_write_file_atomic(const char *path, const void *data, size_t len, int mode, int noreplace,
+ * directory.  flags: CTR_WRITE_NOREPLACE makes the rename fail with EEXIST when path exists
+ * (renameat2 RENAME_NOREPLACE), which is how records are created exclusively;
+ * CTR_WRITE_NOSYNC leaves out both fsyncs, for state that does not outlive the machine (a
+ * task's files: the rename alone keeps them whole for any reader, as runc's state.json). */
+enum { CTR_WRITE_NOREPLACE = 1, CTR_WRITE_NOSYNC = 2 };
+int ctr_write_file_atomic(const char *path, const void *data, size_t len, int mode, int flags,
                           struct ctr_err *err);
 
 int ctr_fsync_dir(const char *dir, struct ctr_err *err);

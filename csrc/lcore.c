@@ -20,6 +20,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/random.h>
 #include <sys/utsname.h>
 #include <dirent.h>
 #include <time.h>
@@ -442,8 +443,11 @@ static int l_write_file(lua_State *L)
     const char *data = luaL_checklstring(L, 2, &len);
     int mode = (int)ctr_lua_optfield_number(L, 3, "mode", 0644);
     int noreplace = ctr_lua_optfield_bool(L, 3, "noreplace", 0);
+    int sync = ctr_lua_optfield_bool(L, 3, "sync", 1);
     struct ctr_err e;
-    if (ctr_write_file_atomic(path, data, len, mode, noreplace, &e) < 0)
+    if (ctr_write_file_atomic(path, data, len, mode,
+                              (noreplace ? CTR_WRITE_NOREPLACE : 0) | (sync ? 0 : CTR_WRITE_NOSYNC),
+                              &e) < 0)
         return ctr_lua_fail(L, &e);
     lua_pushboolean(L, 1);
     return 1;
@@ -822,7 +826,33 @@ static int l_open(lua_State *L)
     return 1;
 }
 
+/* random_hex(n) -> 2n hex digits from getrandom(2): unique names (snapshot ids, temporary
+ * keys) without loading libcrypto on the run path. */
+static int l_random_hex(lua_State *L)
+{
+    int n = (int)luaL_optinteger(L, 1, 12);
+    if (n < 1 || n > 64)
+        return luaL_argerror(L, 1, "expected 1 to 64 bytes");
+    unsigned char buf[64];
+    ssize_t got = 0;
+    while (got < n) {
+        ssize_t r = getrandom(buf + got, (size_t)(n - got), 0);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return ctr_lua_errno(L, errno, "getrandom");
+        }
+        got += r;
+    }
+    char hex[129];
+    for (int i = 0; i < n; i++)
+        snprintf(hex + 2 * i, 3, "%02x", buf[i]);
+    lua_pushlstring(L, hex, (size_t)(2 * n));
+    return 1;
+}
+
 static const luaL_Reg fs_funcs[] = {
+    {"random_hex", l_random_hex},
     {"open", l_open},
     {"chmod", l_chmod},
     {"lchown", l_lchown},
@@ -2050,7 +2080,8 @@ static char **monitor_strv(lua_State *L, int idx, const char *field)
 }
 
 /* monitor_create(bundle, opts) -> init pid, monitor pid.  opts: exec_fifo, pid_file,
- * no_pivot, stdin, stdout, stderr, monitor_bin, oom_file, logger ({argv}), logger_env. */
+ * no_pivot, stdin, stdout, stderr, monitor_bin, oom_file, logger ({argv}), logger_env, id,
+ * console (process.terminal: the monitor receives and keeps the pty master). */
 static int l_monitor_create(lua_State *L)
 {
     const char *bundle = luaL_checkstring(L, 1);
@@ -2064,7 +2095,8 @@ static int l_monitor_create(lua_State *L)
                   runtime_stdio_opt(L, 2, "stderr")},
         .monitor_bin = ctr_lua_optfield_string(L, 2, "monitor_bin", NULL),
         .oom_file = ctr_lua_optfield_string(L, 2, "oom_file", NULL),
-        .console_socket_fd = -1,
+        .console = ctr_lua_optfield_bool(L, 2, "console", 0),
+        .id = ctr_lua_optfield_string(L, 2, "id", NULL),
     };
     o.logger_argv = monitor_strv(L, 2, "logger");
     o.logger_envp = monitor_strv(L, 2, "logger_env");
@@ -2096,6 +2128,23 @@ static int l_monitor_request(lua_State *L)
     return 1;
 }
 
+/* monitor_console(dir) -> fd: the pty master the monitor keeps for a process.terminal task */
+static int l_monitor_console(lua_State *L)
+{
+    const char *dir = luaL_checkstring(L, 1);
+    char buf[CTR_ERR_MSG + 64];
+    int fd;
+    struct ctr_err e;
+    if (ctr_monitor_request_fd(dir, "console", buf, sizeof buf, &fd, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    if (fd < 0) {
+        const char *m = strncmp(buf, "error: ", 7) ? buf : buf + 7;
+        return ctr_lua_errno(L, ENOTTY, "task `%s': %s", dir, m);
+    }
+    lua_pushinteger(L, fd);
+    return 1;
+}
+
 /* pid_wait(pid) -> true once pid (not necessarily our child) has exited */
 static int l_pid_wait(lua_State *L)
 {
@@ -2121,17 +2170,123 @@ static int l_mkfifo(lua_State *L)
 static const luaL_Reg monitor_funcs[] = {
     {"monitor_create", l_monitor_create},
     {"monitor_request", l_monitor_request},
+    {"monitor_console", l_monitor_console},
     {"pid_wait", l_pid_wait},
     {"mkfifo", l_mkfifo},
     {NULL, NULL},
 };
 /* ===================================================================== END monitor */
 
+/* ===================================================================== SECTION tty
+ * owner: TTYs (csrc/tty.c). Edit only between these markers. */
+
+#include "tty.h"
+
+static int tty_fd_arg(lua_State *L, int idx, const char *what)
+{
+    lua_Integer fd = luaL_checkinteger(L, idx);
+    if (fd < 0 || fd > INT_MAX)
+        return luaL_error(L, "%s: expected an fd number", what);
+    return (int)fd;
+}
+
+/* tty_run(master, pid, {forward=, child=true, stdin=0, stdout=1}) -> exit code, {signal=}
+ * (child), true (not our child: it exited), or nil, msg, EINTR, signal when a signal ended
+ * the copy (without forward) */
+static int l_tty_run(lua_State *L)
+{
+    int master = tty_fd_arg(L, 1, "master");
+    pid_t pid = (pid_t)luaL_checkinteger(L, 2);
+    if (!lua_isnoneornil(L, 3))
+        luaL_checktype(L, 3, LUA_TTABLE);
+    struct ctr_tty_run_opts o = {
+        .in_fd = runtime_stdio_opt(L, 3, "stdin"),
+        .out_fd = runtime_stdio_opt(L, 3, "stdout"),
+        .forward = ctr_lua_optfield_bool(L, 3, "forward", 0),
+        .child = ctr_lua_optfield_bool(L, 3, "child", 1),
+    };
+    if (o.in_fd < 0)
+        o.in_fd = 0;
+    if (o.out_fd < 0)
+        o.out_fd = 1;
+    int status = 0;
+    struct ctr_err e;
+    int r = ctr_tty_run(master, pid, &o, &status, &e);
+    if (r < 0)
+        return ctr_lua_fail(L, &e);
+    if (r == 0) {
+        ctr_lua_errno(L, EINTR, "interrupted by signal %d", status);
+        lua_pushinteger(L, status);
+        return 4;
+    }
+    if (!o.child) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushinteger(L, ctr_exit_code(status));
+    lua_createtable(L, 0, 2);
+    if (WIFEXITED(status)) {
+        lua_pushinteger(L, WEXITSTATUS(status));
+        lua_setfield(L, -2, "status");
+    }
+    if (WIFSIGNALED(status)) {
+        lua_pushinteger(L, WTERMSIG(status));
+        lua_setfield(L, -2, "signal");
+    }
+    return 2;
+}
+
+/* tty_get_size(fd) -> rows, cols */
+static int l_tty_get_size(lua_State *L)
+{
+    unsigned rows, cols;
+    struct ctr_err e;
+    if (ctr_tty_get_size(tty_fd_arg(L, 1, "fd"), &rows, &cols, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushinteger(L, rows);
+    lua_pushinteger(L, cols);
+    return 2;
+}
+
+/* tty_set_size(fd, rows, cols) -> true */
+static int l_tty_set_size(lua_State *L)
+{
+    int fd = tty_fd_arg(L, 1, "fd");
+    lua_Integer rows = luaL_checkinteger(L, 2), cols = luaL_checkinteger(L, 3);
+    if (rows < 0 || cols < 0 || rows > 65535 || cols > 65535)
+        return luaL_error(L, "tty_set_size: rows and cols must be 0..65535");
+    struct ctr_err e;
+    if (ctr_tty_set_size(fd, (unsigned)rows, (unsigned)cols, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* block_signals() -> true: the signals a foreground wait forwards stay pending from now on
+ * (wait / tty_run with forward read them); see tty.h */
+static int l_block_signals(lua_State *L)
+{
+    struct ctr_err e;
+    if (ctr_tty_block_signals(NULL, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static const luaL_Reg tty_funcs[] = {
+    {"tty_run", l_tty_run},
+    {"tty_get_size", l_tty_get_size},
+    {"tty_set_size", l_tty_set_size},
+    {"block_signals", l_block_signals},
+    {NULL, NULL},
+};
+/* ===================================================================== END tty */
+
 /* ===================================================================== module */
 
 static const luaL_Reg *all_funcs[] = {
     json_funcs, digest_funcs, fs_funcs, content_funcs, archive_funcs, snapshot_funcs,
-    runtime_funcs, cgroup_funcs, seccomp_funcs, proc_funcs, monitor_funcs,
+    runtime_funcs, cgroup_funcs, seccomp_funcs, proc_funcs, monitor_funcs, tty_funcs,
 };
 
 int luaopen_ctr_core(lua_State *L)

@@ -577,13 +577,24 @@ pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct 
     }
     close(sv[1]);
     sv[1] = -1;
-    if (setup_init(&cfg, pid, &cgl, made_cgroup, opts, err) < 0)
+    /* Joining the cgroup costs an RCU grace period in the kernel (the first write to a v1
+     * hierarchy's cgroup.procs: about 10 ms here, most of a whole run), and nothing the
+     * init does while it sets up its rootfs needs the cgroup.  So, unless it is to unshare a
+     * cgroup namespace (whose root is the cgroup it is in) or hooks are to run in between,
+     * the init is let go first and joined while it works; create still returns only once
+     * both are done, so the init is in its cgroup before it can exec. */
+    int join_later = made_cgroup && !cfg.unshare_cgroup &&
+                     cfg.hooks.n[CTR_HOOK_PRESTART] == 0 && cfg.hooks.n[CTR_HOOK_CREATE_RUNTIME] == 0 &&
+                     cfg.hooks.n[CTR_HOOK_CREATE_CONTAINER] == 0;
+    if (setup_init(&cfg, pid, &cgl, made_cgroup && !join_later, opts, err) < 0)
         goto fail;
     if (RETRY(send(sv[0], &pid, sizeof pid, MSG_NOSIGNAL)) != (ssize_t)sizeof pid) {
         if (read_child(sv[0], pid, err) == 0)
             ctr_fail(err, errno, "signal the container init %d", (int)pid);
         goto fail;
     }
+    if (join_later && ctr_cgroup_add_pid(&cgl, cfg.cgroups_path, pid, err) < 0)
+        goto fail;
     int got = read_child(sv[0], pid, err);
     if (got == 1) {
         if (parent_hooks(&cfg, opts, bundle_abs, pid, err) < 0)

@@ -57,12 +57,9 @@ local function copy_labels(labels)
   return t
 end
 
-local id_counter = 0
+-- 96 random bits: unique across processes without a counter file or a lock
 local function new_id()
-  id_counter = id_counter + 1
-  local seed = ("%d %.9f %.9f %d %s"):format(core.getpid(), core.now(), core.monotime(),
-    id_counter, tostring({}))
-  return core.sha256(seed):sub(8, 31)
+  return assert(core.random_hex(12))
 end
 
 -- Is overlayfs usable?  /sys/module/overlay exists once the module is loaded (or built in);

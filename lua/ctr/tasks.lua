@@ -1,4 +1,6 @@
 --- Tasks: a container's running init, as containerd's Task.
+-- A task's files are renamed into place whole but not fsynced: they describe processes that do
+-- not outlive the machine (on most hosts STATE is a tmpfs), as runc's state.json.
 -- A task lives in STATE/NAMESPACE/ID/, which is also its OCI bundle: config.json (the
 -- container's spec, written once), rootfs/ (the snapshot mounted there), exec.fifo (until
 -- start) and `status`, a JSON record {status, pid, start_time, exit_code, exited_at} written
@@ -22,7 +24,7 @@ local function read_status(dir)
 end
 
 local function write_status(dir, st)
-  local ok, msg, errno = core.write_file(dir .. "/status", core.json_encode(st), { mode = 384 })
+  local ok, msg, errno = core.write_file(dir .. "/status", core.json_encode(st), { mode = 384, sync = false })
   if not ok then return nil, errors.new(msg, errno) end
   return true
 end
@@ -152,7 +154,11 @@ function M.new_task(container, io, opts)
   end
   local rootfs_mounted = false
   local monitored -- the init's pid once a monitor supervises it
+  local console, console_listen, dir_fd -- process.terminal: the pty master, where it comes from
   local function fail(err)
+    if console then core.close(console) end
+    if console_listen then core.close(console_listen) end
+    if dir_fd then core.close(dir_fd) end
     if monitored then
       -- the monitor reaps the init; once it has, it exits on "delete"
       core.kill(monitored, 9)
@@ -178,15 +184,21 @@ function M.new_task(container, io, opts)
     spec.root.path = "rootfs"
   end
 
-  ok, msg, errno = core.write_file(dir .. "/config.json", core.json_encode(spec), { mode = 384 })
+  ok, msg, errno = core.write_file(dir .. "/config.json", core.json_encode(spec), { mode = 384, sync = false })
   if not ok then return fail(errors.new(msg, errno)) end
 
   local cgroup = type(spec.linux) == "table" and type(spec.linux.cgroupsPath) == "string"
     and spec.linux.cgroupsPath ~= "" and spec.linux.cgroupsPath or nil
   -- what a later ctrlua needs to know of this task (its status record belongs to the monitor)
+  local terminal = type(spec.process) == "table" and spec.process.terminal == true
+  local hooks = type(spec.hooks) == "table" and spec.hooks or {}
   local extra = { cgroup = cgroup, io = io.kind, fifos = io.fifos, detached = opts.detach or nil,
-    stop_signal = rec.labels and rec.labels["io.containerd.image.config.stop-signal"] or nil }
-  ok, msg, errno = core.write_file(dir .. "/task.json", core.json_encode(extra), { mode = 384 })
+    stop_signal = rec.labels and rec.labels["io.containerd.image.config.stop-signal"] or nil,
+    terminal = terminal or nil,
+    -- which of the caller's lifecycle hooks exist: no read of config.json when none does
+    hooks = (hooks.poststart or hooks.poststop) and
+      { poststart = hooks.poststart and true or nil, poststop = hooks.poststop and true or nil } or nil }
+  ok, msg, errno = core.write_file(dir .. "/task.json", core.json_encode(extra), { mode = 384, sync = false })
   if not ok then return fail(errors.new(msg, errno)) end
 
   -- an external runc-compatible runtime (ctr.runtime) runs this bundle instead
@@ -209,7 +221,8 @@ function M.new_task(container, io, opts)
     pid, monitor_pid, errno = core.monitor_create(dir, {
       exec_fifo = dir .. "/exec.fifo", pid_file = opts.pid_file, no_pivot = opts.no_pivot,
       stdin = io.stdin, stdout = io.stdout, stderr = io.stderr,
-      monitor_bin = M.monitor_bin(), oom_file = oom_file,
+      monitor_bin = M.monitor_bin(), oom_file = oom_file, id = id,
+      console = terminal, -- the monitor keeps the pty master (core.monitor_console)
       logger = io.logger, logger_env = io.logger and {
         "CONTAINER_ID=" .. id, "CONTAINER_NAMESPACE=" .. client.namespace,
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" } or nil,
@@ -218,12 +231,46 @@ function M.new_task(container, io, opts)
     -- the monitor holds the init's IO now
     if io.close then io.close() end
   else
+    local sock
+    if terminal then
+      -- the init sends its pty master here (runc's console socket), in the 0700 task
+      -- directory; a path too long for sun_path goes through an fd of the directory
+      sock = dir .. "/console.sock"
+      if #sock >= 100 then
+        dir_fd, msg, errno = core.open(dir, "r")
+        if not dir_fd then return fail(errors.new(msg, errno)) end
+        sock = ("/proc/self/fd/%d/console.sock"):format(dir_fd)
+      end
+      console_listen, msg, errno = core.unix_listen(sock)
+      if not console_listen then return fail(errors.new(msg, errno)) end
+    end
     pid, msg, errno = core.create(dir, {
       exec_fifo = dir .. "/exec.fifo",
       pid_file = opts.pid_file,
       no_pivot = opts.no_pivot,
       stdin = io.stdin, stdout = io.stdout, stderr = io.stderr,
+      console_socket = sock, id = id,
     })
+    if dir_fd then
+      core.close(dir_fd)
+      dir_fd = nil
+    end
+    if pid and console_listen then
+      -- create has returned: the master waits on the connection
+      console, msg, errno = core.recv_fd(console_listen)
+      core.close(console_listen)
+      console_listen = nil
+      core.unlink(dir .. "/console.sock")
+      if not console then
+        core.kill(pid, 9)
+        core.waitpid(pid)
+        return fail(errors.new(msg, errno))
+      end
+      -- the caller's window size from the start (tty_run follows it from then on)
+      local rows, cols = core.tty_get_size(io.stdin or 0)
+      if not rows then rows, cols = core.tty_get_size(io.stdout or 1) end
+      if rows and rows > 0 then core.tty_set_size(console, rows, cols) end
+    end
   end
   if not pid then
     local err = errors.new(msg, errno)
@@ -242,7 +289,7 @@ function M.new_task(container, io, opts)
       return fail(cerr)
     end
     extra.cni = res
-    core.write_file(dir .. "/task.json", core.json_encode(extra), { mode = 384 })
+    core.write_file(dir .. "/task.json", core.json_encode(extra), { mode = 384, sync = false })
   end
   M.event(client, "/tasks/create", id, { pid = pid })
   if monitor_pid then
@@ -263,7 +310,7 @@ function M.new_task(container, io, opts)
     return fail(msg)
   end
   return setmetatable({ client = client, container = container, id = id, pid = pid, dir = dir,
-    io = io, st = st }, Task)
+    io = io, st = st, extra = extra, console = console }, Task)
 end
 
 --- Start the init: it execve's the process.
@@ -280,20 +327,48 @@ function Task:detached()
   return self.st.monitor_pid ~= nil
 end
 
-function Task:start()
+-- Run the task's OCI hooks of one kind ("poststart", "poststop") with the runtime-spec
+-- state on their stdin.  Their failures are logged on stderr and are not the operation's
+-- (runtime-spec: poststart and poststop failures are warnings).
+local function run_hooks(self, kind, status)
+  local extra = self.extra or read_extra(self.dir)
+  if not (type(extra.hooks) == "table" and extra.hooks[kind]) then return end
+  local data = core.read_file(self.dir .. "/config.json", 16 * 1024 * 1024)
+  local spec = data and core.json_decode(data) or {}
+  local state = { ociVersion = spec.ociVersion or "1.0.2", id = self.id, status = status,
+    bundle = self.dir,
+    pid = status ~= "stopped" and self.pid or nil,
+    annotations = type(spec.annotations) == "table" and next(spec.annotations) and spec.annotations or nil }
+  local ok, msg = core.run_hooks(self.dir, kind, core.json_encode(state))
+  if not ok then io.stderr:write("ctrlua: task ", self.id, ": ", msg, "\n") end
+end
+
+--- Start the init: it execve's the process; then the poststart hooks run.
+-- @tparam[opt] table opts `forward`: the caller will wait with `forward` (Task:wait): the
+-- signals it forwards are held pending from before the start, so that one that comes
+-- between start and wait reaches the container instead of ending the caller
+function Task:start(opts)
   if self:detached() then
     local ok, err = monitor_call(self, "start")
     if not ok then return nil, err end
     self.st = read_status(self.dir) or self.st
     M.event(self.client, "/tasks/start", self.id, { pid = self.pid })
+    run_hooks(self, "poststart", "running")
     return true
+  end
+  if opts and opts.forward then
+    local ok, msg, errno = core.block_signals()
+    if not ok then return nil, errors.new(msg, errno) end
   end
   M.event(self.client, "/tasks/start", self.id, { pid = self.pid })
   local ok, msg, errno = core.start(self.dir .. "/exec.fifo")
   if not ok then return nil, errors.new(msg, errno) end
   self.st.status = "running"
   self.st.started_at = core.rfc3339()
-  return write_status(self.dir, self.st)
+  ok, msg = write_status(self.dir, self.st)
+  if not ok then return nil, msg end
+  run_hooks(self, "poststart", "running")
+  return true
 end
 
 --- Wait for the init to exit and record it.
@@ -317,7 +392,18 @@ function Task:wait(opts)
     if not ok and errno ~= 3 then return nil, errors.new(msg, errno) end
     return 255
   end
-  local code, info = core.wait(self.pid, { forward = opts and opts.forward or false })
+  local code, info
+  if self.console then
+    -- process.terminal: copy between the caller's terminal and the pty until the init exits
+    local errno
+    code, info, errno = core.tty_run(self.console, self.pid, { forward = opts and opts.forward or false,
+      stdin = self.io and self.io.stdin, stdout = self.io and self.io.stdout })
+    if code == nil then return nil, errors.new(info, errno) end
+    core.close(self.console)
+    self.console = nil
+  else
+    code, info = core.wait(self.pid, { forward = opts and opts.forward or false })
+  end
   if code == nil then return nil, errors.new(info, 10) end
   self.st.status = "stopped"
   self.st.exit_code = code
@@ -394,6 +480,16 @@ function Task:delete(opts)
   end
   local extra = self.extra or read_extra(self.dir)
   for _, path in pairs(type(extra.fifos) == "table" and extra.fifos or {}) do core.unlink(path) end
+  if self.console then
+    core.close(self.console)
+    self.console = nil
+  end
+  if type(extra.hooks) == "table" and extra.hooks.poststop then
+    -- the container is gone (its rootfs too); its config.json is still there for the hooks
+    require("ctr.mount").unmount_all(self.dir .. "/rootfs")
+    self.extra = extra
+    run_hooks(self, "poststop", "stopped")
+  end
   cleanup(self.client, self.dir, true)
   M.event(self.client, "/tasks/delete", self.id, { pid = self.pid,
     exit_status = self.st.exit_code or 255 })
@@ -478,10 +574,28 @@ function M.signal_number(s)
   return nil
 end
 
---- Copy the task's output fifos (a task started with --fifo-dir) to fds opts.stdout and
--- opts.stderr until the task exits.
+--- Attach to a detached task until it exits: for a task with a terminal (process.terminal),
+-- the caller's terminal (opts.stdin, opts.stdout: default 0 and 1) is connected to the pty
+-- the monitor keeps, in raw mode, its window size followed; SIGINT, SIGTERM, SIGHUP or
+-- SIGQUIT sent to the caller end the attach (err.sym "EINTR"), not the task.  Otherwise the
+-- task's output fifos (a task started with --fifo-dir) are copied to opts.stdout and
+-- opts.stderr.
 function Task:attach(opts)
+  opts = opts or {}
   local extra = self.extra or read_extra(self.dir)
+  if extra.terminal then
+    if not self:detached() then
+      return nil, errors.new(("task %s: its terminal belongs to the ctrlua that runs it"):format(self.id), 95, "EOPNOTSUPP")
+    end
+    local master, msg, errno = core.monitor_console(self.dir)
+    if not master then return nil, errors.new(msg, errno) end
+    local ok
+    ok, msg, errno = core.tty_run(master, self.pid, { child = false, forward = false,
+      stdin = opts.stdin or 0, stdout = opts.stdout or 1 })
+    core.close(master)
+    if not ok then return nil, errors.new(msg, errno) end
+    return true
+  end
   local fifos = extra.fifos
   if type(fifos) ~= "table" then
     return nil, errors.new(("task %s: no fifos to attach to (start it with --fifo-dir)"):format(self.id), 95, "EOPNOTSUPP")

@@ -94,11 +94,8 @@ local function layers_of(client, image, opts)
   return layers, diff_ids, chain
 end
 
-local unique_counter = 0
 local function unique_part()
-  unique_counter = unique_counter + 1
-  return core.sha256(("%d %.9f %.9f %d"):format(core.getpid(), core.now(), core.monotime(),
-    unique_counter)):sub(8, 23)
+  return assert(core.random_hex(8))
 end
 
 -- Is there a committed snapshot `name`?  true / false, or nil, err.
