@@ -2177,6 +2177,59 @@ static const luaL_Reg monitor_funcs[] = {
 };
 /* ===================================================================== END monitor */
 
+/* ===================================================================== SECTION exec
+ * owner: exec (csrc/exec.c). Edit only between these markers. */
+
+#include "exec.h"
+
+/* exec(init_pid, process, opts) -> pid: a new process in the container of init_pid, our
+ * child, once its program runs.  process: an OCI process (a table, or its JSON text); nil:
+ * config.json's.  opts: bundle (required), pid_file, console_socket, stdin/stdout/stderr
+ * (fds), preserve_fds. */
+static int l_exec(lua_State *L)
+{
+    lua_Number ip = luaL_checknumber(L, 1);
+    if (ip < 1 || ip > INT_MAX || floor(ip) != ip)
+        return luaL_error(L, "exec: init_pid: expected a pid");
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_settop(L, 3);
+    if (lua_istable(L, 2)) {
+        lua_pushcfunction(L, json_encode);
+        lua_pushvalue(L, 2);
+        lua_call(L, 1, 1);
+        lua_replace(L, 2);
+    } else if (!lua_isnil(L, 2) && lua_type(L, 2) != LUA_TSTRING) {
+        return luaL_error(L, "exec: process: expected a table or a JSON string");
+    }
+    const char *bundle = ctr_lua_optfield_string(L, 3, "bundle", NULL);
+    if (bundle == NULL)
+        return luaL_error(L, "exec: opts.bundle: expected string");
+    struct ctr_exec_opts o = {
+        .bundle = bundle,
+        .process = lua_tostring(L, 2),
+        .pid_file = ctr_lua_optfield_string(L, 3, "pid_file", NULL),
+        .console_socket = ctr_lua_optfield_string(L, 3, "console_socket", NULL),
+        .stdio = {runtime_stdio_opt(L, 3, "stdin"), runtime_stdio_opt(L, 3, "stdout"),
+                  runtime_stdio_opt(L, 3, "stderr")},
+    };
+    lua_Number pf = ctr_lua_optfield_number(L, 3, "preserve_fds", 0);
+    if (pf < 0 || pf > 65536 || floor(pf) != pf)
+        return luaL_error(L, "exec: opts.preserve_fds: expected a count of fds");
+    o.preserve_fds = (int)pf;
+    struct ctr_err e;
+    pid_t pid = ctr_exec((pid_t)ip, &o, &e);
+    if (pid < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushinteger(L, pid);
+    return 1;
+}
+
+static const luaL_Reg exec_funcs[] = {
+    {"exec", l_exec},
+    {NULL, NULL},
+};
+/* ===================================================================== END exec */
+
 /* ===================================================================== SECTION tty
  * owner: TTYs (csrc/tty.c). Edit only between these markers. */
 
@@ -2286,7 +2339,7 @@ static const luaL_Reg tty_funcs[] = {
 
 static const luaL_Reg *all_funcs[] = {
     json_funcs, digest_funcs, fs_funcs, content_funcs, archive_funcs, snapshot_funcs,
-    runtime_funcs, cgroup_funcs, seccomp_funcs, proc_funcs, monitor_funcs, tty_funcs,
+    runtime_funcs, cgroup_funcs, seccomp_funcs, proc_funcs, monitor_funcs, exec_funcs, tty_funcs,
 };
 
 int luaopen_ctr_core(lua_State *L)

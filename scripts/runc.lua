@@ -314,27 +314,52 @@ elseif cmdname == "ps" then
     die("invalid format option")
   end
 elseif cmdname == "exec" then
-  want_args(1, false)
+  -- as runc: every failure is "exec failed: ..." with exit code 255
+  local function exec_die(err) die("exec failed: " .. tostring(err), 255) end
+  if #p < 1 then exec_die("container id cannot be empty") end
+  -- flags ctrlua does not implement are refused, never ignored
+  if f["process-label"] and f["process-label"] ~= "" then
+    exec_die("--process-label: SELinux labels are not supported by ctrlua")
+  end
+  if f.cgroup and #f.cgroup > 0 then
+    exec_die("--cgroup: exec into a sub-cgroup is not supported by ctrlua")
+  end
+  -- as runc: a frozen container would hold the new process frozen too
+  local st = runc.state(rt, p[1])
+  if st and st.status == "paused" and not f["ignore-paused"] then
+    exec_die("cannot exec in a paused container (use --ignore-paused to override)")
+  end
   local process
   if f.process then
     local data = require("ctr.term").read_file(f.process, 1048576)
-    if not data then die("open " .. f.process .. ": no such file or directory") end
+    if not data then exec_die("open " .. f.process .. ": no such file or directory") end
     process = data
   else
-    if #p < 2 then die("exec: process args cannot be empty") end
+    if #p < 2 then exec_die("args must not be empty") end
     local a = {}
     for i = 2, #p do a[#a + 1] = p[i] end
     local proc = { args = a, env = f.env, cwd = f.cwd, terminal = f.tty or false,
-      noNewPrivileges = f["no-new-privs"] or nil }
+      noNewPrivileges = f["no-new-privs"] or nil, apparmorProfile = f.apparmor,
+      caps = f.cap }
     if f.user then
       local u, gid = f.user:match("^(%d+):?(%d*)$")
-      if not u then die("invalid --user: expected UID[:GID]") end
+      if not u then exec_die("invalid --user: expected UID[:GID]") end
       proc.user = { uid = tonumber(u), gid = tonumber(gid) or 0 }
+    end
+    if f["additional-gids"] then
+      local gids = {}
+      for _, g in ipairs(f["additional-gids"]) do
+        local n = tonumber(g)
+        if not n then exec_die("invalid additional-gids value " .. g) end
+        gids[#gids + 1] = n
+      end
+      proc.additionalGids = gids
     end
     process = proc
   end
-  local code = ok_or_die(runc.exec(rt, p[1], { process = process, detach = f.detach,
-    pid_file = f["pid-file"], console_socket = f["console-socket"], tty = f.tty }))
+  local code, err = runc.exec(rt, p[1], { process = process, detach = f.detach,
+    pid_file = f["pid-file"], console_socket = f["console-socket"], preserve_fds = preserve_fds() })
+  if not code then exec_die(err) end
   os.exit(code)
 elseif cmdname == "pause" then
   want_args(1, true)

@@ -78,7 +78,7 @@ local function start(ctx)
     pid_file = f["pid-file"] ~= "" and f["pid-file"] or nil })
   if not task then return nil, err end
   local ok
-  ok, err = task:start()
+  ok, err = task:start({ forward = not detach })
   if not ok then
     task:delete({ force = true })
     return nil, err
@@ -198,18 +198,45 @@ local function metrics(ctx)
 end
 
 local function exec(ctx)
-  local cl = client()
   local f = ctx.flags
+  if f["exec-id"] == nil or f["exec-id"] == "" then
+    return nil, 'Required flag "exec-id" not set'
+  end
   local id = ctx.args[1]
-  if id == nil or id == "" then return nil, "container id must be provided: invalid argument" end
-  if f["exec-id"] == "" then return nil, "exec-id must be provided: invalid argument" end
+  if id == nil or id == "" then return nil, "container id must be provided" end
   local args = { select(2, unpack(ctx.args)) }
   if #args == 0 then return nil, "command must be provided: invalid argument" end
+  local cl = client()
   local t = load(cl, id)
-  local code, err = t:exec(f["exec-id"], {
-    args = args, cwd = f.cwd ~= "" and f.cwd or nil, env = f.env, user = f.user ~= "" and f.user or nil,
-    tty = f.tty, detach = f.detach })
-  if not code then return nil, err end
+  -- as ctr: the container's spec process, with the args, terminal, cwd and user of the flags
+  local spec, err = t:spec()
+  if not spec then return nil, err end
+  local proc = spec.process or {}
+  proc.args = args
+  proc.terminal = f.tty or false
+  if f.cwd and f.cwd ~= "" then proc.cwd = f.cwd end
+  if f.env then
+    local env = {}
+    for _, kv in ipairs(proc.env or {}) do env[#env + 1] = kv end
+    for _, kv in ipairs(f.env) do env[#env + 1] = kv end
+    proc.env = env
+  end
+  if f.user and f.user ~= "" then
+    local ospec = { process = proc, root = { path = t.dir .. "/rootfs" } }
+    local ok, uerr = require("ctr.oci").with_user(f.user)(nil, cl, nil, ospec)
+    if not ok then return nil, uerr end
+  end
+  local p, perr = t:exec(f["exec-id"], proc, cio.stdio())
+  if not p then return nil, perr end
+  local ok, serr = p:start()
+  if not ok then
+    -- as run: 127 when the program is not found, 126 when it cannot be executed
+    if serr.exec then app.fail(serr, serr.sym == "ENOENT" and 127 or 126) end
+    return nil, serr
+  end
+  if f.detach then return true end
+  local code, werr = p:wait({ forward = true })
+  if not code then return nil, werr end
   io.stdout:flush()
   os.exit(code)
 end

@@ -572,24 +572,112 @@ function M.run(rt, id, opts)
   return code
 end
 
---- Run a new process in a running container (runc's `exec`): needs the runtime's exec
--- primitive (core.exec).
+--- The process an exec runs, as runc's getProcess builds it: the JSON text of --process as
+-- it is, or the container's spec process with the fields of `p` (args; env appended; cwd,
+-- terminal, user, additionalGids, noNewPrivileges, apparmorProfile when set; capabilities
+-- added to every set).
+local function exec_process(rec, p)
+  if type(p) == "string" then
+    local ok, t = pcall(core.json_decode, p)
+    if not ok or type(t) ~= "table" then return fail("process: invalid JSON: %s", tostring(t)) end
+    return t
+  end
+  local spec, err = load_spec(rec.bundle)
+  if not spec then return nil, err end
+  local proc = type(spec.process) == "table" and spec.process or {}
+  proc.args = core.json_array(p.args)
+  if p.env then
+    local env = {}
+    for _, kv in ipairs(proc.env or {}) do env[#env + 1] = kv end
+    for _, kv in ipairs(p.env) do env[#env + 1] = kv end
+    proc.env = core.json_array(env)
+  end
+  if p.cwd and p.cwd ~= "" then proc.cwd = p.cwd end
+  proc.terminal = p.terminal or false
+  if p.user then
+    proc.user = proc.user or {}
+    proc.user.uid, proc.user.gid = p.user.uid, p.user.gid
+  end
+  if p.additionalGids then
+    proc.user = proc.user or {}
+    proc.user.additionalGids = core.json_array(p.additionalGids)
+  end
+  if p.noNewPrivileges then proc.noNewPrivileges = true end
+  if p.apparmorProfile then proc.apparmorProfile = p.apparmorProfile end
+  if p.caps and #p.caps > 0 then
+    proc.capabilities = proc.capabilities or {}
+    for _, set in ipairs({ "bounding", "effective", "permitted", "ambient" }) do
+      local have, list = {}, {}
+      for _, c in ipairs(proc.capabilities[set] or {}) do have[c] = true list[#list + 1] = c end
+      for _, c in ipairs(p.caps) do if not have[c] then list[#list + 1] = c end end
+      proc.capabilities[set] = core.json_array(list)
+    end
+  end
+  return proc
+end
+
+--- Run a new process in a running container (runc's `exec`): it joins the init's namespaces
+-- and cgroup and runs with the given process (see ctr.core exec).
+-- @tparam table opts `process` (the JSON text of --process, or a table of the flags: args,
+-- env, cwd, terminal, user = {uid, gid}, additionalGids, noNewPrivileges, apparmorProfile,
+-- caps), `detach`, `pid_file`, `console_socket`, `preserve_fds`
+-- @return the process's exit code (0 when detached), or nil, err
 function M.exec(rt, id, opts)
   local rec, status = load(rt, id)
   if not rec then return nil, status end
   if status ~= "running" then return fail("cannot exec in a stopped or paused container") end
-  if type(core.exec) ~= "function" then
-    return fail("exec is not supported yet by ctrlua-runc")
+  local proc, perr = exec_process(rec, opts.process)
+  if not proc then return nil, perr end
+  if type(proc.args) ~= "table" or #proc.args == 0 then return fail("args must not be empty") end
+  if proc.terminal and opts.detach and not opts.console_socket then
+    return fail("cannot allocate tty if runc will detach without setting console socket")
   end
-  local pid, msg, errno = core.exec(rec.pid, opts.process, {
+  if not proc.terminal and opts.console_socket then
+    return fail("cannot use console socket if runc will not detach or allocate tty")
+  end
+  local sock, listen
+  if proc.terminal and not opts.console_socket then
+    -- as runc: a pty of our own, copied to our stdio until the process exits
+    if type(core.tty_run) ~= "function" then
+      return fail("exec --tty without --console-socket is not supported yet by ctrlua-runc")
+    end
+    sock = dir_of(rt, id) .. "/exec-" .. core.getpid() .. ".sock"
+    core.unlink(sock)
+    local msg, errno
+    listen, msg, errno = core.unix_listen(sock)
+    if not listen then return nil, errors.new(msg, errno) end
+  end
+  local pid, msg, errno = core.exec(rec.pid, proc, {
+    bundle = rec.bundle,
     pid_file = opts.pid_file and abspath(opts.pid_file) or nil,
-    console_socket = opts.console_socket and abspath(opts.console_socket) or nil,
-    cgroup = rec.cgroup, bundle = rec.bundle,
+    console_socket = opts.console_socket and abspath(opts.console_socket) or sock,
+    preserve_fds = tonumber(opts.preserve_fds) or 0,
   })
-  if not pid then return nil, errors.new(msg, errno) end
+  if sock then core.unlink(sock) end
+  if not pid then
+    if listen then core.close(listen) end
+    return nil, errors.new(msg, errno)
+  end
+  local master
+  if listen then
+    local rmsg, rerrno
+    master, rmsg, rerrno = core.recv_fd(listen)
+    core.close(listen)
+    if not master then
+      core.kill(pid, 9)
+      core.waitpid(pid)
+      return nil, errors.new(rmsg, rerrno)
+    end
+  end
   if opts.detach then return 0 end
-  local code, info = core.wait(pid, { forward = true })
-  if code == nil then return nil, errors.new(info) end
+  local code, info, werr
+  if master then
+    code, info, werr = core.tty_run(master, pid, { forward = true, stdin = 0, stdout = 1 })
+    core.close(master)
+  else
+    code, info, werr = core.wait(pid, { forward = true })
+  end
+  if code == nil then return nil, errors.new(info, werr) end
   return code
 end
 

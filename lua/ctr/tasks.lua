@@ -554,6 +554,122 @@ function Task:metrics()
   return require("ctr.cgroups").stat(self.st.cgroup)
 end
 
+--- The task's OCI spec (its bundle's config.json) as a table, or nil, err.
+function Task:spec()
+  local data, msg, errno = core.read_file(self.dir .. "/config.json", 16 * 1024 * 1024)
+  if not data then return nil, errors.new(msg, errno) end
+  return core.json_decode(data)
+end
+
+-- A process exec'd into a running task (containerd's Process of Task.Exec).
+local Process = {}
+Process.__index = Process
+M.Process = Process
+
+--- Describe an additional process of the running task (containerd's Task.Exec): nothing
+-- runs until `start`.  The process joins the init's namespaces and cgroup, and runs with the
+-- attributes of `process` and the seccomp filter of the task's spec.
+-- @tparam string exec_id the process's id (for events)
+-- @tparam table process an OCI process (args, env, cwd, user, capabilities, terminal, ...),
+-- usually the spec's process with args changed
+-- @tparam[opt] table io an IO table from ctr.cio (default cio.stdio()); ignored when
+-- process.terminal is true: the process then gets a pty whose master `wait` copies
+-- @tparam[opt] table opts `pid_file`, `console_socket` (give the pty master to that socket
+-- instead)
+-- @return a Process, or nil, err (FAILED_PRECONDITION when the task is not running)
+function Task:exec(exec_id, process, io, opts)
+  if type(exec_id) ~= "string" or exec_id == "" then
+    error("exec_id: expected a non-empty string", 2)
+  end
+  if type(process) ~= "table" then error("process: expected table", 2) end
+  if type(process.args) ~= "table" or type(process.args[1]) ~= "string" then
+    error("process.args: expected a non-empty array of strings", 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then error("opts: expected table", 2) end
+  local status = self:status()
+  if status ~= "running" then
+    return nil, errors.new(("task %s: cannot exec in a %s task"):format(self.id,
+      tostring(status or "missing")), 9, "FAILED_PRECONDITION")
+  end
+  return setmetatable({ task = self, id = exec_id, process = process,
+    io = io or require("ctr.cio").stdio(), opts = opts or {} }, Process)
+end
+
+--- Start the process: returns once its program runs (then `pid` is set), or nil, err (err.exec
+-- is true when the program was not found or could not be executed: "exec: `x': ...").
+function Process:start()
+  if self.pid then return nil, errors.new("exec " .. self.id .. ": already started", 17) end
+  local task, opts = self.task, self.opts
+  local proc = {}
+  for k, v in pairs(self.process) do proc[k] = v end
+  proc.args = core.json_array(self.process.args)
+  if proc.env then proc.env = core.json_array(proc.env) end
+  local sock, listen
+  if proc.terminal and not opts.console_socket then
+    sock = task.dir .. "/exec-" .. core.getpid() .. ".sock"
+    core.unlink(sock)
+    local msg, errno
+    listen, msg, errno = core.unix_listen(sock)
+    if not listen then return nil, errors.new(msg, errno) end
+  end
+  local pid, msg, errno = core.exec(task.pid, proc, {
+    bundle = task.dir, pid_file = opts.pid_file,
+    console_socket = opts.console_socket or sock,
+    stdin = not proc.terminal and self.io.stdin or nil,
+    stdout = not proc.terminal and self.io.stdout or nil,
+    stderr = not proc.terminal and self.io.stderr or nil,
+  })
+  if sock then core.unlink(sock) end
+  if not pid then
+    if listen then core.close(listen) end
+    local err = errors.new(msg, errno)
+    err.exec = msg:match("^exec: ") ~= nil
+    return nil, err
+  end
+  if listen then
+    local master, rmsg, rerrno = core.recv_fd(listen)
+    core.close(listen)
+    if not master then
+      core.kill(pid, 9)
+      core.waitpid(pid)
+      return nil, errors.new(rmsg, rerrno)
+    end
+    self.console = master
+  end
+  self.pid = pid
+  M.event(task.client, "/tasks/exec-added", task.id, { exec_id = self.id })
+  M.event(task.client, "/tasks/exec-started", task.id, { exec_id = self.id, pid = pid })
+  return true
+end
+
+--- Wait for the process to exit: its exit code (128+N for signal N), or nil, err.
+-- @tparam[opt] table opts `forward`: forward the caller's signals to it meanwhile
+function Process:wait(opts)
+  if not self.pid then return nil, errors.new("exec " .. self.id .. ": not started", 3) end
+  local forward = opts and opts.forward or false
+  local code, info, errno
+  if self.console and core.tty_run then
+    code, info, errno = core.tty_run(self.console, self.pid, { forward = forward,
+      stdin = self.io.stdin, stdout = self.io.stdout })
+    core.close(self.console)
+    self.console = nil
+  else
+    code, info, errno = core.wait(self.pid, { forward = forward })
+  end
+  if code == nil then return nil, errors.new(info, errno) end
+  M.event(self.task.client, "/tasks/exit", self.task.id, { exec_id = self.id, pid = self.pid,
+    exit_status = code, exited_at = core.rfc3339() })
+  return code
+end
+
+--- Send a signal (a number, default SIGTERM) to the process.
+function Process:kill(sig)
+  if not self.pid then return nil, errors.new("exec " .. self.id .. ": not started", 3) end
+  local ok, msg, errno = core.kill(self.pid, sig or 15)
+  if not ok then return nil, errors.new(msg, errno) end
+  return true
+end
+
 local SIGNALS = { HUP = 1, INT = 2, QUIT = 3, ILL = 4, TRAP = 5, ABRT = 6, IOT = 6, BUS = 7,
   FPE = 8, KILL = 9, USR1 = 10, SEGV = 11, USR2 = 12, PIPE = 13, ALRM = 14, TERM = 15,
   STKFLT = 16, CHLD = 17, CONT = 18, STOP = 19, TSTP = 20, TTIN = 21, TTOU = 22, URG = 23,
