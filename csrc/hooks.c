@@ -149,6 +149,10 @@ static int run_one(const struct ctr_hook *h, const char *kind, const char *state
         /* nothing of ours but stdio and the exec-error pipe (CLOEXEC) reaches the hook */
         close_range(3, (unsigned)ep[1] - 1, 0);
         close_range((unsigned)ep[1] + 1, ~0U, 0);
+        /* a caller that forwards signals has them blocked: the hook must not inherit that */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
         execve(h->path, (char *const *)(h->args && h->args[0] ? h->args : argv0),
                (char *const *)(h->env ? h->env : envnone));
         int e = errno;

@@ -138,6 +138,22 @@ static void reply(int fd, const char *msg)
     RETRY(send(fd, msg, strlen(msg), MSG_NOSIGNAL));
 }
 
+/* "ok" with fd attached (SCM_RIGHTS): the pty master for an attacher */
+static void reply_fd(int sock, int fd)
+{
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    memset(cbuf, 0, sizeof cbuf);
+    struct iovec iov = {.iov_base = "ok", .iov_len = 2};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                         .msg_controllen = sizeof cbuf};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    RETRY(sendmsg(sock, &msg, MSG_NOSIGNAL));
+}
+
 static void reply_exit(struct mon *m, int fd)
 {
     char buf[64];
@@ -229,6 +245,11 @@ static int handle(struct mon *m, int i)
                 reply(fd, "ok");
             }
         }
+    } else if (!strcmp(req, "console")) {
+        if (m->a->console_fd < 0)
+            reply(fd, "error: the task has no terminal (process.terminal is false)");
+        else
+            reply_fd(fd, m->a->console_fd);
     } else if (!strcmp(req, "delete")) {
         if (m->state != ST_STOPPED) {
             snprintf(out, sizeof out, "error: task is %s", st_names[m->state]);
@@ -353,6 +374,14 @@ int ctr_monitor_run(const struct ctr_monitor_args *a, struct ctr_err *err)
 int ctr_monitor_request(const char *dir, const char *req, char *reply_buf, size_t cap,
                         struct ctr_err *err)
 {
+    return ctr_monitor_request_fd(dir, req, reply_buf, cap, NULL, err);
+}
+
+int ctr_monitor_request_fd(const char *dir, const char *req, char *reply_buf, size_t cap,
+                           int *fdp, struct ctr_err *err)
+{
+    if (fdp)
+        *fdp = -1;
     /* sun_path holds 108 bytes: reach a long state directory through /proc/self/fd/N. */
     cleanup_close int dfd = RETRY(open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (dfd < 0)
@@ -366,7 +395,21 @@ int ctr_monitor_request(const char *dir, const char *req, char *reply_buf, size_
         return ctr_fail(err, errno, "connect to the monitor `%s/" CTR_MONITOR_SOCK "'", dir);
     if (RETRY(send(s, req, strlen(req), MSG_NOSIGNAL)) < 0)
         return ctr_fail(err, errno, "send to the monitor of `%s'", dir);
-    ssize_t n = RETRY(recv(s, reply_buf, cap - 1, 0));
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {.iov_base = reply_buf, .iov_len = cap - 1};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                         .msg_controllen = sizeof cbuf};
+    ssize_t n = RETRY(recvmsg(s, &msg, MSG_CMSG_CLOEXEC));
+    for (struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL; c; c = CMSG_NXTHDR(&msg, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+            c->cmsg_len == CMSG_LEN(sizeof(int))) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c), sizeof fd);
+            if (fdp)
+                *fdp = fd;
+            else
+                close(fd);
+        }
     if (n < 0)
         return ctr_fail(err, errno, "receive from the monitor of `%s'", dir);
     if (n == 0)

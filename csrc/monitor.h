@@ -15,6 +15,8 @@
  *                        "wait"    reply "exit CODE" once the init has exited
  *                        "pause" / "resume"  record the status the caller set in the freezer
  *                        "delete"  refused while the init runs; else reply and exit
+ *                        "console" the pty master of a process.terminal task, sent with
+ *                                  the reply "ok" (SCM_RIGHTS), for `tasks attach`
  *                      replies are "ok", "exit CODE" or "error: MESSAGE"
  *
  * Nothing polls with sleeps: the monitor sleeps in poll(2) on those fds.  If it is killed the
@@ -28,6 +30,7 @@
 #include "error.h"
 
 #define CTR_MONITOR_SOCK "monitor.sock"
+#define CTR_MONITOR_CONSOLE_SOCK "console.sock"
 
 struct ctr_monitor_args {
     const char *dir;       /* the task's state directory */
@@ -36,6 +39,7 @@ struct ctr_monitor_args {
     int report_fd;         /* where the spawner waits for struct ctr_monitor_report, or -1 */
     const char *oom_file;  /* memory.events (v2) or memory.oom_control (v1), or NULL */
     pid_t logger;          /* the logging binary, or 0 */
+    int console_fd;        /* the pty master of a process.terminal init, or -1 */
 };
 
 struct ctr_monitor_report {
@@ -58,7 +62,10 @@ struct ctr_monitor_spawn_opts {
     const char *oom_file;     /* may be NULL */
     char *const *logger_argv; /* binary:// logger, or NULL */
     char *const *logger_envp;
-    int console_socket_fd;    /* reserved: -1 */
+    int console;              /* process.terminal: the init sends its pty master to the
+                               * monitor over console.sock in the task directory (removed
+                               * once received); the monitor keeps it for attachers */
+    const char *id;           /* the container id (the hooks' state), may be NULL */
 };
 
 /* Start the monitor, which creates the init.  Returns the init's pid (the monitor's in
@@ -71,6 +78,11 @@ pid_t ctr_monitor_spawn(const struct ctr_monitor_spawn_opts *o, pid_t *monitor,
  * dies while we wait is EPIPE. */
 int ctr_monitor_request(const char *dir, const char *req, char *reply, size_t cap,
                         struct ctr_err *err);
+
+/* The same, for a reply that may carry an fd (the "console" request): *fd is the received
+ * fd (CLOEXEC), or -1 when the reply carried none. */
+int ctr_monitor_request_fd(const char *dir, const char *req, char *reply, size_t cap, int *fd,
+                           struct ctr_err *err);
 
 /* Wait for a process that is not our child to exit (pidfd + poll).  0 once it has, -1 on
  * error (ESRCH: it was already gone). */

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "console.h"
 #include "fsutil.h"
 #include "spawn.h"
 #include "util.h"
@@ -82,6 +83,7 @@ static __attribute__((noreturn)) void monitor_child(const struct ctr_monitor_spa
         .pid_file = o->pid_file,
         .no_pivot = o->no_pivot,
         .stdio = {o->stdio[0], o->stdio[1], o->stdio[2]},
+        .id = o->id,
     };
     pid_t logger = 0;
     int out_w = -1, err_w = -1;
@@ -106,9 +108,48 @@ static __attribute__((noreturn)) void monitor_child(const struct ctr_monitor_spa
             kill(logger, SIGKILL);
         report_fail(rep, &e);
     }
+    /* process.terminal: the init sends its pty master to console.sock, which we own (the
+     * master stays here for the task's life, so the container's terminal never hangs up when
+     * an attacher goes) */
+    int cs = -1, master = -1;
+    if (o->console) {
+        struct sockaddr_un ca = {.sun_family = AF_UNIX};
+        strcpy(ca.sun_path, CTR_MONITOR_CONSOLE_SOCK);
+        unlink(CTR_MONITOR_CONSOLE_SOCK);
+        cs = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (cs < 0 || bind(cs, (struct sockaddr *)&ca, sizeof ca) < 0 || listen(cs, 1) < 0) {
+            ctr_fail(&e, errno, "monitor: bind `%s/" CTR_MONITOR_CONSOLE_SOCK "'", o->bundle);
+            unlink(CTR_MONITOR_SOCK);
+            if (logger > 0)
+                kill(logger, SIGKILL);
+            report_fail(rep, &e);
+        }
+        c.console_socket = CTR_MONITOR_CONSOLE_SOCK; /* relative: we are in the bundle */
+    }
     umask(old);
 
     pid_t pid = ctr_create(o->bundle, &c, &e);
+    if (pid >= 0 && cs >= 0) {
+        /* create returned: the init has sent the master (queued on the connection) */
+        int conn = RETRY(accept4(cs, NULL, NULL, SOCK_CLOEXEC));
+        char name[64];
+        if (conn < 0)
+            ctr_fail(&e, errno, "monitor: accept on `%s/" CTR_MONITOR_CONSOLE_SOCK "'",
+                     o->bundle);
+        else
+            master = ctr_recv_fd(conn, name, sizeof name, &e);
+        if (conn >= 0)
+            close(conn);
+        if (master < 0) {
+            kill(pid, SIGKILL);
+            RETRY(waitpid(pid, NULL, 0));
+            pid = -1;
+        }
+    }
+    if (cs >= 0) {
+        close(cs);
+        unlink(CTR_MONITOR_CONSOLE_SOCK);
+    }
     if (pid < 0) {
         unlink(CTR_MONITOR_SOCK);
         if (logger > 0)
@@ -128,25 +169,31 @@ static __attribute__((noreturn)) void monitor_child(const struct ctr_monitor_spa
         dup2(nul, 2);
     }
     int lfd = fcntl(ls, F_DUPFD, 3), rfd = fcntl(rep, F_DUPFD, 3);
+    int mfd = master >= 0 ? fcntl(master, F_DUPFD, 3) : -1;
     close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
     if (lfd >= 0)
         fcntl(lfd, F_SETFD, 0);
     if (rfd >= 0)
         fcntl(rfd, F_SETFD, 0);
+    if (mfd >= 0)
+        fcntl(mfd, F_SETFD, 0);
 
-    char spid[16], slfd[16], srfd[16], slog[16];
+    char spid[16], slfd[16], srfd[16], slog[16], smfd[16];
     snprintf(spid, sizeof spid, "%d", (int)pid);
     snprintf(slfd, sizeof slfd, "%d", lfd);
     snprintf(srfd, sizeof srfd, "%d", rfd);
     snprintf(slog, sizeof slog, "%d", (int)logger);
+    snprintf(smfd, sizeof smfd, "%d", mfd);
     char *argv[] = {"ctrlua-monitor", (char *)o->bundle, spid, slfd, srfd,
-                    (char *)(o->oom_file ? o->oom_file : "-"), slog, NULL};
+                    (char *)(o->oom_file ? o->oom_file : "-"), slog,
+                    mfd >= 0 ? smfd : NULL, NULL};
     char *envp[] = {NULL};
     if (o->monitor_bin && lfd >= 0 && rfd >= 0)
         execve(o->monitor_bin, argv, envp);
     /* No monitor binary: supervise from this process image (larger, but the same code). */
     struct ctr_monitor_args a = {.dir = o->bundle, .pid = pid, .listen_fd = lfd,
-                                 .report_fd = rfd, .oom_file = o->oom_file, .logger = logger};
+                                 .report_fd = rfd, .oom_file = o->oom_file, .logger = logger,
+                                 .console_fd = mfd};
     if (ctr_monitor_run(&a, &e) < 0) {
         kill(pid, SIGKILL);
         report_fail(rfd, &e);

@@ -69,7 +69,7 @@ local detach = f.detach or tio.needs_monitor
 
 local task
 task, err = container:new_task(tio, { pid_file = f["pid-file"] ~= "" and f["pid-file"] or nil,
-  detach = detach })
+  detach = detach, no_pivot = f["no-pivot"] or nil })
 if not task then
   local code = EXIT_FAILED
   if err.exec and err.sym == "ENOENT" then code = EXIT_NOT_FOUND
@@ -81,7 +81,9 @@ end
 phase("create")
 
 local ok
-ok, err = task:start()
+-- a foreground run holds the signals it forwards from here on: one that comes before the
+-- wait stays pending for it (with -t, the wait is the terminal's copy loop)
+ok, err = task:start({ forward = not detach })
 if not ok then
   task:delete({ force = true })
   abandon(err)

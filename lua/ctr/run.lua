@@ -90,6 +90,7 @@ function M.opts(client, f, v, trace)
     if f["env-file"] and f["env-file"] ~= "" then s(oci.with_env_file(f["env-file"])) end
     if f.cwd and f.cwd ~= "" then s(oci.with_process_cwd(f.cwd)) end
     if #v.args > 0 then s(oci.with_process_args(unpack(v.args))) end
+    if f.tty then s(oci.with_tty) end
   end
   local ok, err = M.isolation_opts(client, f, v, s, c)
   if ok == nil and err then return nil, err end
