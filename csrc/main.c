@@ -183,6 +183,12 @@ static int run_script(lua_State *L, const char *path, int argc, char **argv, int
 
 int main(int argc, char **argv)
 {
+#if defined(__SANITIZE_ADDRESS__)
+    /* `make asan` preloads the sanitizer runtime into stock luajit for the specs; this binary
+     * has it linked in, and the host programs it starts (ps, shells, hooks, runc) must not
+     * inherit it: some, like procps' ps, hang under it. */
+    unsetenv("LD_PRELOAD");
+#endif
     struct host h = {
         .root = "/var/lib/ctrlua",
         .state = "/run/ctrlua",
