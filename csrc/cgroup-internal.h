@@ -59,7 +59,23 @@ int ctr_cgroup_pids_limit(const char *dir, const cJSON *pids, struct ctr_err *er
 int ctr_cgroup_v1_blkio(const char *dir, const cJSON *bio, struct ctr_err *err);
 int ctr_cgroup_v2_io(const char *dir, const cJSON *bio, struct ctr_err *err);
 int ctr_cgroup_hugetlb(const char *dir, int v2, const cJSON *limits, struct ctr_err *err);
+/* One rule of linux.resources.devices (element i, for messages), validated: type 'a', 'b' or
+ * 'c', major/minor -1 for "*", access a non-empty subset of "rwm". */
+struct cg_device_rule {
+    int allow;
+    char type;
+    int64_t major, minor;
+    char access[4];
+};
+int cg_device_rule(const cJSON *d, size_t i, struct cg_device_rule *r, struct ctr_err *err);
+/* "c 1:3 rwm", as devices.allow takes it */
+void cg_device_rule_string(const struct cg_device_rule *r, char *buf, size_t size);
+
 int ctr_cgroup_v1_devices(const char *dir, const cJSON *devices, struct ctr_err *err);
+/* The cgroup v2 device filter (cgroup-ebpf.c): an eBPF program made from the rules, attached
+ * to directory `dir`.  With `fake` (a spec's fake tree, no cgroupfs below it) nothing is
+ * loaded: the rules are written, in the order the program checks them, to dir/devices.bpf. */
+int ctr_cgroup_v2_devices(const char *dir, int fake, const cJSON *devices, struct ctr_err *err);
 /* 1 when the list allows every device (nothing to enforce), else 0; -1 on a malformed list. */
 int ctr_cgroup_devices_allow_all(const cJSON *devices, struct ctr_err *err);
 int ctr_cgroup_v1_network(const struct cg_target *t, const cJSON *net, struct ctr_err *err);

@@ -201,3 +201,49 @@ int cg_safe_name(const char *s)
     return s[0] != '\0' && strchr(s, '/') == NULL && strcmp(s, ".") != 0 &&
            strcmp(s, "..") != 0 && strchr(s, '\n') == NULL;
 }
+
+/* ------------------------------------------------------------------ device rules */
+
+int cg_device_rule(const cJSON *d, size_t i, struct cg_device_rule *r, struct ctr_err *err)
+{
+    char where[64];
+    snprintf(where, sizeof where, "devices[%zu]", i);
+    if (!cJSON_IsObject(d))
+        return ctr_fail(err, EINVAL, "linux.resources.%s: expected an object", where);
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(d, "allow");
+    if (!cJSON_IsBool(a))
+        return ctr_fail(err, EINVAL, "linux.resources.%s.allow: expected a boolean", where);
+    const char *type = "a", *access = "rwm";
+    if (cg_json_str(d, "type", &type, where, err) < 0 ||
+        cg_json_str(d, "access", &access, where, err) < 0)
+        return -1;
+    if (strlen(type) != 1 || !strchr("abc", type[0]))
+        return ctr_fail(err, EINVAL, "linux.resources.%s.type: `%s' is not a, b or c", where,
+                        type);
+    if (access[0] == '\0' || strspn(access, "rwm") != strlen(access) || strlen(access) > 3)
+        return ctr_fail(err, EINVAL, "linux.resources.%s.access: `%s' is not made of r, w, m",
+                        where, access);
+    int64_t major = -1, minor = -1;
+    if (cg_json_i64(d, "major", &major, where, err) < 0 ||
+        cg_json_i64(d, "minor", &minor, where, err) < 0)
+        return -1;
+    /* the kernel's numbers are 32 bits (12 + 20 in dev_t) */
+    if (major > INT32_MAX || minor > INT32_MAX)
+        return ctr_fail(err, EINVAL, "linux.resources.%s: major/minor out of range", where);
+    r->allow = cJSON_IsTrue(a);
+    r->type = type[0];
+    r->major = major < 0 ? -1 : major;
+    r->minor = minor < 0 ? -1 : minor;
+    snprintf(r->access, sizeof r->access, "%s", access);
+    return 0;
+}
+
+void cg_device_rule_string(const struct cg_device_rule *r, char *buf, size_t size)
+{
+    char smaj[24] = "*", smin[24] = "*";
+    if (r->major >= 0)
+        snprintf(smaj, sizeof smaj, "%" PRId64, r->major);
+    if (r->minor >= 0)
+        snprintf(smin, sizeof smin, "%" PRId64, r->minor);
+    snprintf(buf, size, "%c %s:%s %s", r->type, smaj, smin, r->access);
+}

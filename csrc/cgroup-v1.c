@@ -289,32 +289,10 @@ int ctr_cgroup_rdma(const char *dir, int v2, const cJSON *rdma, struct ctr_err *
 static int device_rule(const cJSON *d, size_t i, int *allow, char *buf, size_t size,
                        struct ctr_err *err)
 {
-    char where[64];
-    snprintf(where, sizeof where, "devices[%zu]", i);
-    if (!cJSON_IsObject(d))
-        return ctr_fail(err, EINVAL, "linux.resources.%s: expected an object", where);
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(d, "allow");
-    if (!cJSON_IsBool(a))
-        return ctr_fail(err, EINVAL, "linux.resources.%s.allow: expected a boolean", where);
-    *allow = cJSON_IsTrue(a);
-    const char *type = "a", *access = "rwm";
-    TRY(cg_json_str(d, "type", &type, where, err));
-    TRY(cg_json_str(d, "access", &access, where, err));
-    if (strlen(type) != 1 || !strchr("abc", type[0]))
-        return ctr_fail(err, EINVAL, "linux.resources.%s.type: `%s' is not a, b or c", where,
-                        type);
-    if (access[0] == '\0' || strspn(access, "rwm") != strlen(access) || strlen(access) > 3)
-        return ctr_fail(err, EINVAL, "linux.resources.%s.access: `%s' is not made of r, w, m",
-                        where, access);
-    int64_t major = -1, minor = -1;
-    TRY(cg_json_i64(d, "major", &major, where, err));
-    TRY(cg_json_i64(d, "minor", &minor, where, err));
-    char smaj[24] = "*", smin[24] = "*";
-    if (major >= 0)
-        snprintf(smaj, sizeof smaj, "%" PRId64, major);
-    if (minor >= 0)
-        snprintf(smin, sizeof smin, "%" PRId64, minor);
-    snprintf(buf, size, "%c %s:%s %s", type[0], smaj, smin, access);
+    struct cg_device_rule r;
+    TRY(cg_device_rule(d, i, &r, err));
+    *allow = r.allow;
+    cg_device_rule_string(&r, buf, size);
     return 0;
 }
 

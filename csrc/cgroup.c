@@ -162,6 +162,7 @@ int ctr_cgroup_layout_detect(struct ctr_cgroup_layout *l, const char *mountinfo_
         proc_cgroup_path = "/proc/self/cgroup";
     if (root_prefix == NULL)
         root_prefix = "";
+    l->fake = root_prefix[0] != '\0';
     cleanup_free char *info = NULL, *pcg = NULL;
     size_t len;
     if (ctr_read_file(mountinfo_path, 16u << 20, &info, &len, err) < 0)
@@ -502,13 +503,19 @@ static int apply(const struct cg_target *t, const cJSON *res, struct ctr_err *er
             if (ctr_cgroup_v1_devices(t->v1[CTR_CG_DEVICES], devices, err) < 0)
                 return -1;
         } else {
+            /* v2 (pure, or hybrid without a v1 devices hierarchy): an eBPF program; a list
+             * that allows everything needs none */
             int all = ctr_cgroup_devices_allow_all(devices, err);
             if (all < 0)
                 return -1;
-            if (!all)
-                return ctr_fail(err, ENOTSUP, "linux.resources.devices: device rules need the "
-                                "v1 devices controller, and ctrlua has no cgroup v2 eBPF device "
-                                "filter; only a list that allows every device runs here");
+            if (!all) {
+                if (t->v2 == NULL)
+                    return ctr_fail(err, ENOTSUP, "linux.resources.devices: no devices "
+                                    "controller (no v1 devices hierarchy, and no cgroup2 mount "
+                                    "for an eBPF device filter)");
+                if (ctr_cgroup_v2_devices(t->v2, t->l->fake, devices, err) < 0)
+                    return -1;
+            }
         }
     }
     if (nonempty(mem)) {

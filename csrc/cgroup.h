@@ -82,6 +82,7 @@ struct ctr_cgroup_layout {
     int has_v2;
     struct ctr_cgroup_hier v2;
     int v1_of[CTR_CG_COUNT]; /* index in v1[] of each controller's hierarchy, or -1 */
+    int fake; /* read with a root prefix (a spec's fake tree): no eBPF is loaded there */
 };
 
 /* Read the layout.  NULL arguments mean /proc/self/mountinfo, /proc/self/cgroup and no
@@ -105,6 +106,14 @@ int ctr_cgroup_dir(const struct ctr_cgroup_layout *l, int i, const char *path, c
  * this call created is removed again. */
 int ctr_cgroup_create(const struct ctr_cgroup_layout *l, const char *path,
                       const cJSON *resources, struct ctr_err *err);
+
+/* The cgroup v2 device controller: attach an eBPF program (BPF_PROG_TYPE_CGROUP_DEVICE,
+ * BPF_F_ALLOW_MULTI) made from `devices` (linux.resources.devices: the last matching rule
+ * wins, nothing matching is refused; see cgroup-ebpf.c) to the cgroup2 directory open at
+ * `dirfd` (`name` names it in errors).  ctr_cgroup_create does this itself when the devices
+ * controller has no v1 hierarchy and the list does not allow everything. */
+int ctr_cgroup_v2_devices_apply(int dirfd, const char *name, const cJSON *devices,
+                                struct ctr_err *err);
 
 /* Write pid to cgroup.procs in every hierarchy (v1, then v2). */
 int ctr_cgroup_add_pid(const struct ctr_cgroup_layout *l, const char *path, pid_t pid,

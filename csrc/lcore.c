@@ -1815,8 +1815,34 @@ static int l_cgroup_stats(lua_State *L)
     return 1;
 }
 
+/* cgroup_device_filter(dir, devices_json) -> true: attach an eBPF device filter made from
+ * linux.resources.devices to cgroup2 directory `dir` (any, whatever the layout: the specs use
+ * this machine's /sys/fs/cgroup/unified) */
+static int l_cgroup_device_filter(lua_State *L)
+{
+    const char *dir = luaL_checkstring(L, 1);
+    size_t len;
+    const char *json = luaL_checklstring(L, 2, &len);
+    cJSON *rules = cJSON_ParseWithLength(json, len);
+    if (rules == NULL)
+        return ctr_lua_errno(L, EINVAL, "cgroup `%s': linux.resources.devices is not valid JSON",
+                             dir);
+    struct ctr_err e;
+    int fd = RETRY(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    int rc = fd < 0 ? ctr_fail(&e, errno, "open `%s'", dir)
+                    : ctr_cgroup_v2_devices_apply(fd, dir, rules, &e);
+    if (fd >= 0)
+        close(fd);
+    cJSON_Delete(rules);
+    if (rc < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static const luaL_Reg cgroup_funcs[] = {
     {"cgroup_layout", l_cgroup_layout},
+    {"cgroup_device_filter", l_cgroup_device_filter},
     {"cgroup_dirs", l_cgroup_dirs},
     {"cgroup_create", l_cgroup_create},
     {"cgroup_add_pid", l_cgroup_add_pid},
@@ -2048,6 +2074,7 @@ static const luaL_Reg proc_funcs[] = {
 /* ===================================================================== SECTION monitor
  * owner: tasks (csrc/monitor.c, monitor_spawn.c, tty.c). Edit only between these markers. */
 
+#include <sys/inotify.h>
 #include <sys/stat.h>
 
 #include "monitor.h"
@@ -2081,7 +2108,8 @@ static char **monitor_strv(lua_State *L, int idx, const char *field)
 
 /* monitor_create(bundle, opts) -> init pid, monitor pid.  opts: exec_fifo, pid_file,
  * no_pivot, stdin, stdout, stderr, monitor_bin, oom_file, logger ({argv}), logger_env, id,
- * console (process.terminal: the monitor receives and keeps the pty master). */
+ * console (process.terminal: the monitor receives and keeps the pty master), keep_fifos
+ * (stdout/stderr are --fifo-dir fifos: the monitor keeps unread output, see monitor.h). */
 static int l_monitor_create(lua_State *L)
 {
     const char *bundle = luaL_checkstring(L, 1);
@@ -2097,6 +2125,7 @@ static int l_monitor_create(lua_State *L)
         .oom_file = ctr_lua_optfield_string(L, 2, "oom_file", NULL),
         .console = ctr_lua_optfield_bool(L, 2, "console", 0),
         .id = ctr_lua_optfield_string(L, 2, "id", NULL),
+        .keep_fifos = ctr_lua_optfield_bool(L, 2, "keep_fifos", 0),
     };
     o.logger_argv = monitor_strv(L, 2, "logger");
     o.logger_envp = monitor_strv(L, 2, "logger_env");
@@ -2167,7 +2196,57 @@ static int l_mkfifo(lua_State *L)
     return 1;
 }
 
+/* inotify_watch(dir) -> fd: an inotify instance (non-blocking, close-on-exec) watching the
+ * directory `dir` for files created, written to, moved in or deleted (`ctrlua events -f`
+ * follows events.log with it: poll the fd, then inotify_read) */
+static int l_inotify_watch(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd < 0)
+        return ctr_lua_errno(L, errno, "inotify_init1");
+    if (inotify_add_watch(fd, path, IN_CREATE | IN_MODIFY | IN_MOVED_TO | IN_DELETE |
+                                        IN_ONLYDIR) < 0) {
+        int saved = errno;
+        close(fd);
+        return ctr_lua_errno(L, saved, "inotify_add_watch `%s'", path);
+    }
+    lua_pushinteger(L, fd);
+    return 1;
+}
+
+/* inotify_read(fd) -> {name, ...}: the names of the files the pending events are about (the
+ * events are consumed; {} when none is pending) */
+static int l_inotify_read(lua_State *L)
+{
+    int fd = (int)luaL_checkinteger(L, 1);
+    char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+    lua_newtable(L);
+    int n = 0;
+    for (;;) {
+        ssize_t len = read(fd, buf, sizeof buf);
+        if (len < 0 && errno == EINTR)
+            continue;
+        if (len < 0 && errno == EAGAIN)
+            return 1;
+        if (len < 0)
+            return ctr_lua_errno(L, errno, "read inotify fd %d", fd);
+        if (len == 0)
+            return 1;
+        for (char *p = buf; p < buf + len;) {
+            const struct inotify_event *ev = (const struct inotify_event *)p;
+            if (ev->len > 0) {
+                lua_pushstring(L, ev->name);
+                lua_rawseti(L, -2, ++n);
+            }
+            p += sizeof *ev + ev->len;
+        }
+    }
+}
+
 static const luaL_Reg monitor_funcs[] = {
+    {"inotify_watch", l_inotify_watch},
+    {"inotify_read", l_inotify_read},
     {"monitor_create", l_monitor_create},
     {"monitor_request", l_monitor_request},
     {"monitor_console", l_monitor_console},

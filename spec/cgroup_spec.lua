@@ -339,17 +339,39 @@ describe("cgroups over a fake tree", function()
       assert.are.same({}, fake:lines("unified", "/d/c", "pids.max"))
     end)
 
-    it("refuses device rules it cannot enforce, naming what is missing; allows allow-all", function()
-      local cg, err = cgroups.new("/d/c", { devices = {
-        { allow = false, access = "rwm" }, { allow = true, type = "c", major = 1, minor = 3 } } },
-        fake.opts)
-      assert.is_nil(cg)
-      assert.matches("eBPF", err.msg)
-      assert.are.equal(95, err.errno) -- ENOTSUP
-      cg, err = cgroups.new("/d/c", { devices = {} }, fake.opts)
-      assert.is_nil(cg)
-      assert(cgroups.new("/d/c", { devices = { { allow = false, access = "rwm" },
+    it("makes an eBPF device filter of the rules, last rule first (recorded on a fake tree)", function()
+      assert(cgroups.new("/d/c", { devices = {
+        { allow = false, access = "rwm" }, { allow = true, type = "c", major = 1, minor = 3 },
+        { allow = true, type = "c", access = "m" }, { allow = false, type = "b", major = 8, access = "w" } } },
+        fake.opts))
+      assert.are.same({ "deny b 8:* w", "allow c *:* m", "allow c 1:3 rwm", "deny a *:* rwm" },
+        fake:lines("unified", "/d/c", "devices.bpf"))
+    end)
+
+    it("denies every device for an empty list, and attaches nothing for allow-all", function()
+      assert(cgroups.new("/d/c", { devices = {} }, fake.opts))
+      assert.are.same({ "deny" }, fake:lines("unified", "/d/c", "devices.bpf"))
+      fake:cgroup("/d/f") -- rules before one that matches everything never decide
+      assert(cgroups.new("/d/f", { devices = { { allow = true, type = "c", major = 1, minor = 3 },
+        { allow = false, type = "a", access = "mwr" } } }, fake.opts))
+      assert.are.same({ "deny a *:* mwr" }, fake:lines("unified", "/d/f", "devices.bpf"))
+      fake:cgroup("/d/e")
+      assert(cgroups.new("/d/e", { devices = { { allow = false, access = "rwm" },
         { allow = true, access = "rwm" } } }, fake.opts))
+      assert.are.same({}, fake:lines("unified", "/d/e", "devices.bpf"))
+    end)
+
+    it("refuses malformed device rules before writing anything", function()
+      for _, bad in ipairs({
+        { { allow = "yes" } }, { { allow = true, type = "x" } }, { { allow = true, access = "rwx" } },
+        { { allow = true, access = "" } }, { { allow = true, type = "c", major = 2 ^ 32 } },
+      }) do
+        local cg, err = cgroups.new("/d/c", { devices = bad }, fake.opts)
+        assert.is_nil(cg)
+        assert.are.equal("EINVAL", err.sym)
+        assert.matches("linux.resources.devices%[0%]", err.msg)
+      end
+      assert.are.same({}, fake:lines("unified", "/d/c", "devices.bpf"))
     end)
 
     it("removes every directory it created when a write fails, and only those", function()
@@ -543,5 +565,160 @@ describe("cgroups on this machine #root", function()
     local s = assert(cg:stat())
     assert.is_true((s.oom_kill or 0) >= 1, "oom_kill " .. tostring(s.oom_kill))
     assert.is_true(s.memory_max_usage == nil or s.memory_max_usage > 16 * 1048576)
+  end)
+end)
+
+-- ------------------------------------------------------------------ the eBPF device filter
+
+describe("cgroup v2 eBPF device filter on this machine #root", function()
+  local layout = cgroups.layout()
+  local unified = layout and layout.unified and layout.unified.mountpoint
+  local dir, tmp, top, mountinfo
+
+  local function rules(list) return core.json_encode(core.json_array(list)) end
+
+  before_each(function()
+    local p = io.popen("mktemp -d /tmp/ctrlua-cgbpf.XXXXXX")
+    tmp = p:read("*l")
+    p:close()
+    if unified then
+      top = "/ctrlua-test-" .. uuid()
+      dir = unified .. top
+      assert(core.mkdir(dir, 493))
+    end
+  end)
+
+  after_each(function()
+    -- every shell of a test has exited: the cgroups are empty
+    local errs = {}
+    if unified then
+      for _, d in ipairs({ dir .. "/c", dir }) do
+        if core.stat(d) then
+          local ok, msg = core.rmdir(d)
+          if not ok then errs[#errs + 1] = msg end
+        end
+      end
+      assert.is_nil(core.stat(dir), dir)
+    end
+    core.remove_tree(tmp)
+    assert.are.same({}, errs)
+  end)
+
+  -- run `script` in a shell that first moves itself into cgroup directory `d`; its output
+  local function run_in(d, script)
+    local h = assert(io.popen(("echo $$ > %s/cgroup.procs || exit 99; %s 2>&1; echo end")
+      :format(d, script)))
+    local out = h:read("*a")
+    h:close()
+    assert.matches("end\n$", out)
+    return out
+  end
+
+  -- "ok NAME" or "denied NAME" per check, run in the cgroup
+  local function probe(d, checks)
+    local parts = {}
+    for _, c in ipairs(checks) do
+      parts[#parts + 1] = ("if %s >/dev/null 2>&1; then echo 'ok %s'; else echo 'denied %s'; fi")
+        :format(c[2], c[1], c[1])
+    end
+    -- the shell's own >/dev/null would need /dev/null: send to a file instead
+    local script = table.concat(parts, "; "):gsub(">/dev/null 2>&1", ">" .. tmp .. "/o 2>&1")
+    local out = run_in(d, script)
+    local seen = {}
+    for verdict, name in out:gmatch("(%a+) ([%w_]+)\n") do seen[name] = verdict end
+    return seen
+  end
+
+  local read_null = { "read_null", "cat /dev/null" }
+  local write_null = { "write_null", "sh -c 'echo x > /dev/null'" }
+  local rdwr_null = { "rdwr_null", "sh -c 'exec 3<>/dev/null'" }
+  local read_zero = { "read_zero", "head -c1 /dev/zero" }
+  local read_full = { "read_full", "head -c1 /dev/full" }
+  local function mknod(name, t, ma, mi)
+    return { name, ("mknod %s/%s %s %d %d"):format(tmp, name, t, ma, mi) }
+  end
+
+  it("allows /dev/null only after deny-all: reads it, cannot open /dev/zero nor mknod c 1:5", function()
+    if not unified then pending("no cgroup2 mount") return end
+    assert(core.cgroup_device_filter(dir, rules({ { allow = false, access = "rwm" },
+      { allow = true, type = "c", major = 1, minor = 3, access = "rwm" } })))
+    local r = probe(dir, { read_null, write_null, read_zero, mknod("z", "c", 1, 5), mknod("n", "c", 1, 3) })
+    assert.are.same({ read_null = "ok", write_null = "ok", read_zero = "denied", z = "denied", n = "ok" }, r)
+    -- the kernel's own words: EPERM
+    assert.matches("Operation not permitted", run_in(dir, "head -c1 /dev/zero"))
+    -- outside the cgroup nothing changed
+    local f = assert(io.open("/dev/zero", "rb"))
+    assert.are.equal("\0", f:read(1))
+    f:close()
+  end)
+
+  it("honours wildcards and access bits: c *:* m, r without w, deny w refuses read-write", function()
+    if not unified then pending("no cgroup2 mount") return end
+    assert(core.cgroup_device_filter(dir, rules({ { allow = false, access = "rwm" },
+      { allow = true, type = "c", access = "m" }, { allow = true, type = "c", major = 1, minor = 3, access = "r" } })))
+    local r = probe(dir, { read_null, write_null, mknod("z", "c", 1, 5), mknod("b", "b", 7, 0),
+      { "read_made", "head -c1 " .. tmp .. "/z" } })
+    assert.are.same({ read_null = "ok", write_null = "denied", z = "ok", b = "denied", read_made = "denied" }, r)
+
+    local sub = dir .. "/c"
+    assert(core.mkdir(sub, 493))
+    assert(core.cgroup_device_filter(sub, rules({ { allow = true, access = "rwm" },
+      { allow = false, type = "c", major = 1, minor = 3, access = "w" } })))
+    -- the parent's program runs too (BPF_F_ALLOW_MULTI): both must allow
+    r = probe(sub, { read_null, write_null, rdwr_null, read_zero })
+    assert.are.same({ read_null = "ok", write_null = "denied", rdwr_null = "denied", read_zero = "denied" }, r)
+  end)
+
+  it("lets the last matching rule win", function()
+    if not unified then pending("no cgroup2 mount") return end
+    assert(core.cgroup_device_filter(dir, rules({ { allow = false, access = "rwm" },
+      { allow = true, type = "c", access = "rwm" },
+      { allow = false, type = "c", major = 1, minor = 5, access = "rwm" } })))
+    local r = probe(dir, { read_null, read_zero, read_full })
+    assert.are.same({ read_null = "ok", read_zero = "denied", read_full = "ok" }, r)
+
+    local sub = dir .. "/c"
+    assert(core.mkdir(sub, 493))
+    assert(core.cgroup_device_filter(sub, rules({ { allow = false, type = "c", major = 1, minor = 3 },
+      { allow = true, access = "rwm" } })))
+    -- /dev/null is denied first and allowed after: allowed (the parent still refuses /dev/zero)
+    r = probe(sub, { read_null, read_zero, read_full })
+    assert.are.same({ read_null = "ok", read_zero = "denied", read_full = "ok" }, r)
+  end)
+
+  it("denies every device for an empty list", function()
+    if not unified then pending("no cgroup2 mount") return end
+    assert(core.cgroup_device_filter(dir, "[]"))
+    local r = probe(dir, { read_null, read_zero, mknod("n", "c", 1, 3) })
+    assert.are.same({ read_null = "denied", read_zero = "denied", n = "denied" }, r)
+  end)
+
+  it("refuses a directory that is not cgroup2, and malformed rules, naming them", function()
+    if not unified then pending("no cgroup2 mount") return end
+    local ok, msg, errno = core.cgroup_device_filter(tmp, "[]")
+    assert.is_nil(ok)
+    assert.matches("not a cgroup v2 directory", msg)
+    assert.are.equal(95, errno)
+    ok, msg = core.cgroup_device_filter(dir, rules({ { allow = true, access = "rwx" } }))
+    assert.is_nil(ok)
+    assert.matches("devices%[0%]%.access: `rwx'", msg)
+  end)
+
+  it("is what cgroups.new attaches when devices has no v1 hierarchy (a v2-only mountinfo)", function()
+    if not unified then pending("no cgroup2 mount") return end
+    -- this machine seen as pure v2: only its cgroup2 mount in the mountinfo given
+    local line
+    for l in assert(core.read_file("/proc/self/mountinfo")):gmatch("[^\n]+") do
+      if l:match(" %- cgroup2 ") and l:find(" " .. unified .. " ", 1, true) then line = l end
+    end
+    assert.is_truthy(line)
+    assert(core.write_file(tmp .. "/mountinfo", line .. "\n"))
+    mountinfo = { mountinfo = tmp .. "/mountinfo" }
+    local cg = assert(cgroups.new(top .. "/c", { devices = { { allow = false, access = "rwm" },
+      { allow = true, type = "c", major = 1, minor = 3, access = "rwm" } } }, mountinfo))
+    local r = probe(dir .. "/c", { read_null, read_zero })
+    assert.are.same({ read_null = "ok", read_zero = "denied" }, r)
+    assert(cg:delete())
+    assert.is_nil(core.stat(dir .. "/c"))
   end)
 end)

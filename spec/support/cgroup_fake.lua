@@ -57,6 +57,10 @@ M.V2_FILES = {
   ["cpu.stat"] = "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 9\nnr_throttled 4\nthrottled_usec 7\n",
   ["cpuset.cpus"] = "", ["cpuset.mems"] = "", ["io.weight"] = "", ["io.max"] = "",
   ["pids.max"] = "", ["pids.current"] = "2\n", ["hugetlb.2MB.max"] = "",
+  -- not a cgroupfs file: on a fake tree (opts.root set) the eBPF device filter is assembled
+  -- but not loaded, and its rules are written here, in the order the program checks them
+  -- (last rule first), then "deny" for what none matches
+  ["devices.bpf"] = "",
 }
 
 --- A fake tree in `mode` ("v1", "v2", "hybrid"); `extra` may add {hugetlb_v1=true}.
