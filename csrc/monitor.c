@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -35,6 +36,7 @@ struct mon {
     char created_at[48], started_at[48], exited_at[48];
     int clients[MAX_CLIENTS];
     int waiting[MAX_CLIENTS];
+    int fifo_fds[2]; /* the --fifo-dir write ends still held */
 };
 
 static void now_rfc3339(char *buf, size_t cap)
@@ -266,6 +268,32 @@ static int handle(struct mon *m, int i)
     return 0;
 }
 
+/* The init has exited: let go of each --fifo-dir output fifo that a reader has open (it
+ * drains the pipe and sees EOF) or that is empty; keep one with unread data and no reader, so
+ * that a late reader gets it (see monitor.h). */
+static void release_fifos(struct mon *m)
+{
+    for (int i = 0; i < 2; i++) {
+        int fd = m->fifo_fds[i];
+        if (fd < 0)
+            continue;
+        char p[64];
+        snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+        /* a non-blocking write-only open fails with ENXIO when nobody has the fifo open for
+         * reading: ours is a write end, so a reader is someone else */
+        int probe = RETRY(open(p, O_WRONLY | O_NONBLOCK | O_CLOEXEC));
+        int unread = 0;
+        if (probe >= 0)
+            close(probe);
+        else if (ioctl(fd, FIONREAD, &unread) < 0)
+            unread = 0;
+        if (probe >= 0 || unread == 0) {
+            close(fd);
+            m->fifo_fds[i] = -1;
+        }
+    }
+}
+
 static void reap(struct mon *m)
 {
     for (;;) {
@@ -287,6 +315,7 @@ static void reap(struct mon *m)
         struct ctr_err e;
         write_status(m, &e); /* nothing to report it to; ctrlua then sees the pid gone */
         append_exit_event(m);
+        release_fifos(m);
         for (int i = 0; i < MAX_CLIENTS; i++)
             if (m->clients[i] >= 0 && m->waiting[i]) {
                 reply_exit(m, m->clients[i]);
@@ -302,6 +331,8 @@ int ctr_monitor_run(const struct ctr_monitor_args *a, struct ctr_err *err)
     m.state = ST_CREATED;
     for (int i = 0; i < MAX_CLIENTS; i++)
         m.clients[i] = -1;
+    m.fifo_fds[0] = a->fifo_fds[0];
+    m.fifo_fds[1] = a->fifo_fds[1];
     now_rfc3339(m.created_at, sizeof m.created_at);
     m.start_time = proc_start_time(a->pid);
 

@@ -19,6 +19,13 @@
  *                                  the reply "ok" (SCM_RIGHTS), for `tasks attach`
  *                      replies are "ok", "exit CODE" or "error: MESSAGE"
  *
+ * --fifo-dir: containerd's shim holds both ends of the output fifos while it copies and closes
+ * them when the process exits, so output that no reader had taken is dropped with the pipe.
+ * The monitor holds a write end of each instead; when the init exits, a fifo that a reader
+ * has open, or that is empty, is closed (the reader drains it and sees EOF, as with
+ * containerd); one with unread data and no reader is kept until the delete, so a late reader
+ * still gets the output (then EOF when the task is deleted).
+ *
  * Nothing polls with sleeps: the monitor sleeps in poll(2) on those fds.  If it is killed the
  * init is reparented and keeps running; ctrlua then judges the state from the pid and its
  * start time (ctr.tasks). */
@@ -40,6 +47,7 @@ struct ctr_monitor_args {
     const char *oom_file;  /* memory.events (v2) or memory.oom_control (v1), or NULL */
     pid_t logger;          /* the logging binary, or 0 */
     int console_fd;        /* the pty master of a process.terminal init, or -1 */
+    int fifo_fds[2];       /* write ends of the --fifo-dir stdout/stderr fifos, or -1 */
 };
 
 struct ctr_monitor_report {
@@ -66,6 +74,10 @@ struct ctr_monitor_spawn_opts {
                                * monitor over console.sock in the task directory (removed
                                * once received); the monitor keeps it for attachers */
     const char *id;           /* the container id (the hooks' state), may be NULL */
+    int keep_fifos;           /* stdio[1] and stdio[2] are fifos (--fifo-dir): the monitor
+                               * holds a write end of each, so output the container wrote and
+                               * nobody read survives its exit until a reader or the delete
+                               * comes (see ctr_monitor_run) */
 };
 
 /* Start the monitor, which creates the init.  Returns the init's pid (the monitor's in

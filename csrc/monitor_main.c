@@ -1,7 +1,8 @@
 /* build/ctrlua-monitor: the monitor's process image after create (see monitor.h).  Linked
  * statically with monitor.c, fsutil.c and error.c only, so a sleeping container costs a few
  * hundred KiB of resident memory.  Started only by ctr_monitor_spawn:
- *   ctrlua-monitor DIR INIT_PID LISTEN_FD REPORT_FD OOM_FILE|- LOGGER_PID [CONSOLE_FD] */
+ *   ctrlua-monitor DIR INIT_PID LISTEN_FD REPORT_FD OOM_FILE|- LOGGER_PID CONSOLE_FD OUT_FD,ERR_FD
+ * (-1 for a console or fifo fd the task does not have) */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +13,7 @@
 
 int main(int argc, char **argv)
 {
-    if (argc != 7 && argc != 8) {
+    if (argc != 9) {
         fprintf(stderr, "ctrlua-monitor: started by ctrlua only\n");
         return 2;
     }
@@ -23,8 +24,13 @@ int main(int argc, char **argv)
         .report_fd = atoi(argv[4]),
         .oom_file = strcmp(argv[5], "-") ? argv[5] : NULL,
         .logger = (pid_t)atoi(argv[6]),
-        .console_fd = argc == 8 ? atoi(argv[7]) : -1,
+        .console_fd = atoi(argv[7]),
+        .fifo_fds = {-1, -1},
     };
+    if (sscanf(argv[8], "%d,%d", &a.fifo_fds[0], &a.fifo_fds[1]) != 2) {
+        fprintf(stderr, "ctrlua-monitor: started by ctrlua only\n");
+        return 2;
+    }
     struct ctr_err e;
     if (ctr_monitor_run(&a, &e) < 0) {
         kill(a.pid, SIGKILL);

@@ -160,6 +160,20 @@ static __attribute__((noreturn)) void monitor_child(const struct ctr_monitor_spa
         close(out_w);
         close(err_w);
     }
+    /* --fifo-dir: a write end of each output fifo, opened anew through the init's fd (its
+     * O_RDWR end is a reader, so the open does not block) */
+    int fifo[2] = {-1, -1};
+    for (int i = 0; o->keep_fifos && i < 2; i++) {
+        char p[64];
+        snprintf(p, sizeof p, "/proc/self/fd/%d", o->stdio[i + 1]);
+        struct stat st;
+        if (o->stdio[i + 1] < 0 || fstat(o->stdio[i + 1], &st) < 0 || !S_ISFIFO(st.st_mode))
+            continue;
+        int w = RETRY(open(p, O_WRONLY | O_NONBLOCK | O_CLOEXEC));
+        fifo[i] = w >= 0 ? fcntl(w, F_DUPFD, 3) : -1;
+        if (w >= 0)
+            close(w);
+    }
 
     /* Our stdio to /dev/null; every inherited fd but the socket and the report pipe goes. */
     int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -171,6 +185,9 @@ static __attribute__((noreturn)) void monitor_child(const struct ctr_monitor_spa
     int lfd = fcntl(ls, F_DUPFD, 3), rfd = fcntl(rep, F_DUPFD, 3);
     int mfd = master >= 0 ? fcntl(master, F_DUPFD, 3) : -1;
     close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+    for (int i = 0; i < 2; i++)
+        if (fifo[i] >= 0)
+            fcntl(fifo[i], F_SETFD, 0);
     if (lfd >= 0)
         fcntl(lfd, F_SETFD, 0);
     if (rfd >= 0)
@@ -178,22 +195,22 @@ static __attribute__((noreturn)) void monitor_child(const struct ctr_monitor_spa
     if (mfd >= 0)
         fcntl(mfd, F_SETFD, 0);
 
-    char spid[16], slfd[16], srfd[16], slog[16], smfd[16];
+    char spid[16], slfd[16], srfd[16], slog[16], smfd[16], sfifo[32];
     snprintf(spid, sizeof spid, "%d", (int)pid);
     snprintf(slfd, sizeof slfd, "%d", lfd);
     snprintf(srfd, sizeof srfd, "%d", rfd);
     snprintf(slog, sizeof slog, "%d", (int)logger);
     snprintf(smfd, sizeof smfd, "%d", mfd);
+    snprintf(sfifo, sizeof sfifo, "%d,%d", fifo[0], fifo[1]);
     char *argv[] = {"ctrlua-monitor", (char *)o->bundle, spid, slfd, srfd,
-                    (char *)(o->oom_file ? o->oom_file : "-"), slog,
-                    mfd >= 0 ? smfd : NULL, NULL};
+                    (char *)(o->oom_file ? o->oom_file : "-"), slog, smfd, sfifo, NULL};
     char *envp[] = {NULL};
     if (o->monitor_bin && lfd >= 0 && rfd >= 0)
         execve(o->monitor_bin, argv, envp);
     /* No monitor binary: supervise from this process image (larger, but the same code). */
     struct ctr_monitor_args a = {.dir = o->bundle, .pid = pid, .listen_fd = lfd,
                                  .report_fd = rfd, .oom_file = o->oom_file, .logger = logger,
-                                 .console_fd = mfd};
+                                 .console_fd = mfd, .fifo_fds = {fifo[0], fifo[1]}};
     if (ctr_monitor_run(&a, &e) < 0) {
         kill(pid, SIGKILL);
         report_fail(rfd, &e);

@@ -3,6 +3,7 @@ local ctr = require("ctr")
 local cli = require("ctr.cli")
 local json = require("ctr.json")
 local term = require("ctr.term")
+local tasks = require("ctr.tasks")
 
 local def = { name = "events", help_name = "ctrlua events.lua", usage = "display events",
   flags = {
@@ -49,11 +50,23 @@ local function drain()
   pending = chunk:sub(last)
 end
 
+if not r.flags.follow then
+  drain()
+  os.exit(0)
+end
+-- follow: the watch is set before the first read, so nothing appended in between is missed
+local watch
+watch, err = tasks.watch_events(client)
+if not watch then
+  io.stderr:write("ctrlua: ", tostring(err), "\n")
+  os.exit(1)
+end
 drain()
-if not r.flags.follow then os.exit(0) end
--- follow: wait on the log (no monitor exists for the log itself; a short poll interval is the
--- one place a sleep stands in for inotify)
 while true do
-  term.sleep(200)
+  local ok, werr = watch:wait()
+  if ok == nil then
+    io.stderr:write("ctrlua: ", tostring(werr), "\n")
+    os.exit(1)
+  end
   drain()
 end

@@ -57,9 +57,12 @@ local function list(ctx)
   elseif ctx.flags.format ~= "" and ctx.flags.format ~= "table" then
     return nil, ("unknown format %q: use table or json"):format(ctx.flags.format)
   end
-  local rows = { { "TASK", "PID", "STATUS" } }
-  for _, t in ipairs(all) do rows[#rows + 1] = { t.id, tostring(t.pid), t.status:upper() } end
-  io.write(format.table(rows))
+  -- ctr's tabwriter.NewWriter(os.Stdout, 4, 8, 4, ' ', 0), its header ending in a tab
+  local lines = { "TASK\tPID\tSTATUS\t\n" }
+  for _, t in ipairs(all) do
+    lines[#lines + 1] = ("%s\t%d\t%s\n"):format(t.id, t.pid, t.status:upper())
+  end
+  io.write(cli.tabwrite(table.concat(lines), 4, 4))
   return true
 end
 
@@ -135,6 +138,10 @@ local function delete(ctx)
     local t, err = tasks.load(cl, id)
     local code
     if t then code, err = t:delete({ force = ctx.flags.force }) end
+    if code and code ~= 0 then
+      -- ctr warns, and exits 0 all the same
+      io.stderr:write(("ctrlua: warning: task %s exit with non-zero exit code %d\n"):format(id, code))
+    end
     if err then
       io.stderr:write("ctrlua: ", tostring(err), "\n")
       failed = true

@@ -4,13 +4,14 @@
 -- build/ctrlua-runc`; each case is compared with the same command through runc.
 local core = require("ctr.core")
 local S = require("support.ctrlua")
+local C = require("support.containerd")
 
 local q = S.q
 local RUNC_BIN = (os.getenv("CTRLUA_BIN") or "build/ctrlua"):gsub("ctrlua$", "ctrlua-runc")
 if RUNC_BIN:sub(1, 1) ~= "/" then RUNC_BIN = core.readlink("/proc/self/cwd") .. "/" .. RUNC_BIN end
 local RUNC = "/usr/sbin/runc"
 
-local have = core.stat("/usr/bin/containerd") and core.stat("/usr/bin/ctr") and core.stat(RUNC)
+local have = C.available() and core.stat(RUNC)
 
 describe("containerd with ctrlua-runc #root", function()
   if not have then
@@ -20,7 +21,7 @@ describe("containerd with ctrlua-runc #root", function()
     return
   end
 
-  local dir, sock, pid
+  local dir, sock
 
   local function pat(s) return (s:gsub("%p", "%%%0")) end
 
@@ -32,44 +33,15 @@ describe("containerd with ctrlua-runc #root", function()
     return ("--runc-binary %s --runc-root %s"):format(q(bin), q(dir .. "/rt-" .. which))
   end
 
+  local cd
   setup(function()
-    dir = S.tmpdir()
-    sock = dir .. "/containerd.sock"
-    assert(core.write_file(dir .. "/config.toml", ([[
-version = 2
-root = %q
-state = %q
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = %q
-[ttrpc]
-  address = %q
-[debug]
-  address = %q
-]]):format(dir .. "/root", dir .. "/state", sock, sock .. ".ttrpc", dir .. "/debug.sock")))
-    pid = tonumber((S.must(("containerd --config %s >%s 2>&1 & echo $!"):format(
-      q(dir .. "/config.toml"), q(dir .. "/containerd.log"))):match("%d+")))
-    S.until_true(function() return select(2, ctr("version")) == 0 end, 20, "containerd")
-    local out, code = ctr("images import " .. q(S.IMAGE_TAR))
-    assert(code == 0, out)
+    cd = C.start()
+    dir, sock = cd.dir, cd.sock
   end)
 
   teardown(function()
-    if not dir then return end
     -- tasks and containers this spec left, then containerd itself (only the one we started)
-    local out = ctr("containers ls -q") or ""
-    for id in out:gmatch("%S+") do
-      ctr("task kill -s KILL " .. q(id))
-      ctr("task delete -f " .. q(id))
-      ctr("containers rm " .. q(id))
-    end
-    if pid then
-      core.kill(pid, 15)
-      S.until_true(function() return not core.stat("/proc/" .. pid .. "/stat") or
-        (core.read_file("/proc/" .. pid .. "/stat") or ""):match("%) Z ") end, 20, "containerd exit")
-    end
-    S.unmount_under(dir)
-    assert(core.remove_tree(dir))
+    if cd then cd:stop() end
   end)
 
   -- the same command through runc and through ctrlua-runc: both outputs, both exit codes

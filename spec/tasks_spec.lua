@@ -112,6 +112,32 @@ describe("tasks #root", function()
     assert.is_truthy(ee.stdout:match("/tasks/exit"))
   end)
 
+  it("events -f follows the log through inotify: no wakeups while idle, new events at once", function()
+    local h = env:spawn("events.lua", "-f", "--format", "json")
+    local function switches()
+      local st = core.read_file("/proc/" .. h.pid .. "/status") or ""
+      return tonumber(st:match("voluntary_ctxt_switches:%s*(%d+)"))
+    end
+    -- started and idle (it has made the namespace directory and watches it)
+    S.until_true(function() return S.exists(env.state .. "/default") end, 10, "events -f to start")
+    S.sh("sleep 0.3")
+    local before = switches()
+    S.sh("sleep 1")
+    -- a follower that slept in 200 ms steps would have woken 5 times
+    assert.is_true(switches() - before <= 1, "woke while idle: " .. (switches() - before))
+    assert.are.equal(0, env:run("run.lua", "-d", IMAGE, "ev1", "true").code)
+    local out = S.until_true(function()
+      local o = S.slurp(h.out) or ""
+      return o:match("/tasks/exit") and o
+    end, 5, "events -f to print the exit")
+    local topics = {}
+    for line in out:gmatch("[^\n]+") do topics[#topics + 1] = core.json_decode(line).topic end
+    assert.are.same({ "/tasks/create", "/tasks/start", "/tasks/exit" }, topics)
+    core.kill(h.pid, 15)
+    h:wait(5)
+    assert.are.equal(0, tasks("delete", "ev1").code)
+  end)
+
   it("a container that exits on its own keeps its code until delete; delete refuses a running task", function()
     assert.are.equal(0, env:run("run.lua", "-d", IMAGE, "d2", "sh", "-c", "exit 7").code)
     local w = tasks("wait", "d2")
@@ -193,6 +219,38 @@ describe("tasks #root", function()
     assert.are.equal(0, tasks("delete", "f1").code)
     assert.is_nil(core.stat(fdir .. "/f1-stdout"))
     assert.is_nil(core.stat(fdir .. "/f1-stdin"))
+  end)
+
+  it("--fifo-dir: output nobody read is kept past the exit for a late reader, EOF at delete", function()
+    local fdir = env.dir .. "/fifos"
+    local r = env:run("run.lua", "-d", "--fifo-dir", fdir, IMAGE, "f2", "sh", "-c",
+      "echo out1; echo out2; echo err1 >&2")
+    assert.are.equal(0, r.code, r.stderr)
+    assert.are.equal(0, tasks("wait", "f2").code)
+    -- the container is gone and nobody had the fifos open: the data is still there
+    assert.are.equal("err1\n", S.must(("timeout 5 head -n1 %s/f2-stderr"):format(fdir)))
+    local h = io.popen(("timeout 10 cat %s/f2-stdout; echo rc=$?"):format(fdir))
+    S.until_true(function() -- two holders: the monitor and the reader
+      local out = S.sh("fuser " .. fdir .. "/f2-stdout 2>/dev/null")
+      return select(2, out:gsub("%d+", "")) >= 2
+    end, 5, "the reader to open the fifo")
+    -- the monitor holds the write end until the delete: then the reader sees EOF (not the
+    -- timeout's 124)
+    assert.are.equal(0, tasks("delete", "f2").code)
+    assert.are.equal("out1\nout2\nrc=0\n", h:read("*a"))
+    h:close()
+  end)
+
+  it("--fifo-dir: a reader attached while the container runs sees EOF when it exits", function()
+    local fdir = env.dir .. "/fifos"
+    local r = env:run("run.lua", "-d", "--fifo-dir", fdir, IMAGE, "f3", "sh", "-c",
+      "sleep 0.5; echo done")
+    assert.are.equal(0, r.code, r.stderr)
+    local h = io.popen(("timeout 10 cat %s/f3-stdout; echo rc=$?"):format(fdir))
+    assert.are.equal("done\nrc=0\n", h:read("*a"))
+    h:close()
+    assert.are.equal(0, tasks("wait", "f3").code)
+    assert.are.equal(0, tasks("delete", "f3").code)
   end)
 
   it("pause stops a busy loop and resume lets it go on", function()

@@ -58,6 +58,36 @@ function M.event(client, topic, id, fields)
   core.close(fd)
 end
 
+--- Watch STATE/NAMESPACE/events.log for new events (inotify on the namespace's directory, so
+-- a log that does not exist yet is seen when it is created).
+-- @return a watcher: `w:wait([ms])` blocks until the log changed (true) or ms milliseconds
+-- passed (false; no limit by default), or returns nil, err; `w:close()`.  Or nil, err.
+function M.watch_events(client)
+  local dir = client:state_dir()
+  local ok, msg, errno = core.mkdir_p(dir, 457) -- 0711, as new_task makes it
+  if not ok then return nil, errors.new(msg, errno) end
+  local fd
+  fd, msg, errno = core.inotify_watch(dir)
+  if not fd then return nil, errors.new(msg, errno) end
+  local w = {}
+  function w.wait(_, ms)
+    local deadline = ms and ms >= 0 and core.monotime() + ms / 1000 or nil
+    while true do
+      local left = deadline and math.max(0, (deadline - core.monotime()) * 1000) or -1
+      local ready, pmsg, perrno = core.poll({ fd }, left)
+      if not ready then return nil, errors.new(pmsg, perrno) end
+      if not ready[fd] then return false end
+      local names, rmsg, rerrno = core.inotify_read(fd)
+      if not names then return nil, errors.new(rmsg, rerrno) end
+      for _, name in ipairs(names) do
+        if name == "events.log" then return true end
+      end
+    end
+  end
+  function w.close() core.close(fd) end
+  return w
+end
+
 local function read_extra(dir)
   local data = core.read_file(dir .. "/task.json", 65536)
   return data and core.json_decode(data) or {}
@@ -223,6 +253,7 @@ function M.new_task(container, io, opts)
       stdin = io.stdin, stdout = io.stdout, stderr = io.stderr,
       monitor_bin = M.monitor_bin(), oom_file = oom_file, id = id,
       console = terminal, -- the monitor keeps the pty master (core.monitor_console)
+      keep_fifos = io.kind == "fifo", -- and unread output of --fifo-dir fifos
       logger = io.logger, logger_env = io.logger and {
         "CONTAINER_ID=" .. id, "CONTAINER_NAMESPACE=" .. client.namespace,
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" } or nil,

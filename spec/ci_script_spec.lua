@@ -1,0 +1,145 @@
+-- Issue 6's "done when": a CI pipeline written as a shell script behaves the same with
+-- `ctr -a SOCK` (Debian's containerd, started by this spec on a private socket) and with
+-- `build/ctrlua --root R --state S`.  One script text; a short prelude per tool names the
+-- commands: RUN (`ctr run` / `ctrlua run.lua`), TASKS, CONTAINERS and task_wait.
+-- ctr 1.6 has no `tasks wait`: its task_wait follows `ctr events` for the task's /tasks/exit
+-- and returns its exit_status, as `ctrlua tasks.lua wait` returns the exit code.
+local core = require("ctr.core")
+local S = require("support.ctrlua")
+local C = require("support.containerd")
+
+local q = S.q
+
+-- The pipeline: detached jobs waited for and deleted, a job stopped with SIGTERM, the
+-- leftovers listed, and a failing step that fails the script (set -e).
+local SCRIPT = [[
+set -e
+$RUN -d --log-uri "file://$OUT/job1.log" "$IMAGE" job1 sh -c 'echo job1 out; echo job1 err >&2; exit 3'
+code=0; task_wait job1 || code=$?
+echo "job1 wait: $code"
+code=0; $TASKS delete job1 || code=$?
+echo "job1 delete: $code"
+sort "$OUT/job1.log"
+$CONTAINERS rm job1
+$RUN -d "$IMAGE" job2 sh -c "trap 'exit 143' TERM; sleep 100 & wait"
+$TASKS ls
+$TASKS kill job2
+code=0; task_wait job2 || code=$?
+echo "job2 wait: $code"
+$TASKS ls
+code=0; $TASKS delete job2 || code=$?
+echo "job2 delete: $code"
+$CONTAINERS rm job2
+$RUN -d "$IMAGE" job3 true
+code=0; task_wait job3 || code=$?
+echo "job3 wait: $code"
+$TASKS delete job3
+$CONTAINERS rm job3
+echo "tasks: $($TASKS ls -q)"
+echo "containers: $($CONTAINERS ls -q)"
+$RUN --rm "$IMAGE" job4 sh -c 'echo job4 fails; exit 7'
+echo "not reached"
+]]
+
+local PRELUDE_CTR = [[
+CTR="ctr -a $SOCK"
+RUN="$CTR run"; TASKS="$CTR tasks"; CONTAINERS="$CTR containers"
+$CTR events >"$OUT/events" 2>&1 &
+EVPID=$!
+trap 'kill $EVPID' EXIT
+sleep 0.5 # the subscription is up before the first job starts
+task_wait() {
+  while ! grep -q "/tasks/exit {\"container_id\":\"$1\"" "$OUT/events"; do sleep 0.02; done
+  line=$(grep "/tasks/exit {\"container_id\":\"$1\"" "$OUT/events" | tail -1)
+  case "$line" in *'"exit_status":'*) c=${line##*\"exit_status\":}; return ${c%%,*};; esac
+  return 0
+}
+]]
+
+local PRELUDE_CTRLUA = [[
+CTR="$CTRLUA --root $ROOT --state $STATE"
+RUN="$CTR run.lua"; TASKS="$CTR tasks.lua"; CONTAINERS="$CTR containers.lua"
+task_wait() { $TASKS wait "$1"; }
+]]
+
+describe("a CI shell script: ctr and ctrlua #root", function()
+  if not C.available() then
+    it("needs containerd and ctr (Debian's containerd package)", function()
+      pending("containerd or ctr is not installed")
+    end)
+    return
+  end
+
+  local cd, env
+
+  setup(function()
+    cd = C.start()
+    env = S.new_env()
+  end)
+
+  teardown(function()
+    if env then env:destroy() end
+    if cd then cd:stop() end
+    S.cleanup()
+  end)
+
+  -- run the script with a prelude; {code=, stdout=, stderr=, out=OUT}
+  local function run_script(which, prelude, vars)
+    local out = env.dir .. "/out-" .. which
+    assert(core.mkdir_p(out))
+    local assign = { "OUT=" .. q(out), "IMAGE=" .. q(S.IMAGE) }
+    for k, v in pairs(vars) do assign[#assign + 1] = k .. "=" .. q(v) end
+    local file = env.dir .. "/" .. which .. ".sh"
+    assert(core.write_file(file, table.concat(assign, "\n") .. "\n" .. prelude .. SCRIPT))
+    local so, se = out .. ".stdout", out .. ".stderr"
+    local _, code = S.sh(("timeout 60 sh %s >%s 2>%s </dev/null"):format(q(file), q(so), q(se)))
+    return { code = code, stdout = S.slurp(so) or "", stderr = S.slurp(se) or "", out = out }
+  end
+
+  local function warnings(stderr)
+    local w = {}
+    for m in stderr:gmatch("task %S+ exit with non%-zero exit code %d+") do w[#w + 1] = m end
+    return w
+  end
+
+  it("gives the same exit code, output, warnings and leftovers", function()
+    local ctr = run_script("ctr", PRELUDE_CTR, { SOCK = cd.sock })
+    local mine = run_script("ctrlua", PRELUDE_CTRLUA,
+      { CTRLUA = S.BIN, ROOT = env.root, STATE = env.state })
+
+    -- the failing step fails the script, with its code
+    assert.are.equal(7, ctr.code, ctr.stdout .. ctr.stderr)
+    assert.are.equal(ctr.code, mine.code, mine.stdout .. mine.stderr)
+    -- the same lines, but for the pids in `tasks ls`
+    local function norm(s) return (s:gsub("(job2%s+)%d+(%s+)", "%1PID%2")) end
+    assert.are.equal(norm(ctr.stdout), norm(mine.stdout))
+    -- and what that output says, so that a shared mistake cannot pass
+    local o = mine.stdout
+    assert.truthy(o:find("job1 wait: 3\njob1 delete: 0\njob1 err\njob1 out\n", 1, true), o)
+    assert.truthy(o:find("job2 wait: 143\n", 1, true), o)
+    assert.truthy(o:match("job2%s+%d+%s+RUNNING\n"), o)
+    assert.truthy(o:match("job2%s+%d+%s+STOPPED\n"), o)
+    assert.truthy(o:find("job3 wait: 0\n", 1, true), o)
+    assert.truthy(o:find("tasks: \ncontainers: \njob4 fails\n", 1, true), o)
+    assert.truthy(o:find("job4 fails\n", 1, true), o)
+    assert.is_nil(o:find("not reached", 1, true))
+    -- ctr's delete warns of a non-zero exit code (and exits 0): so does ctrlua's
+    assert.are.same(warnings(ctr.stderr), warnings(mine.stderr))
+    assert.are.same({ "task job1 exit with non-zero exit code 3",
+      "task job2 exit with non-zero exit code 143" }, warnings(mine.stderr))
+
+    -- nothing left on either side: no task, container, active snapshot or mount; ctrlua's
+    -- state holds no task directory and no process of a job runs
+    local out, code = cd:ctr("tasks ls -q")
+    assert.are.same({ "", 0 }, { out, code })
+    assert.are.same({}, env:leftovers())
+    assert.are.same({}, S.mounts_under(cd.dir .. "/root"))
+    out = cd:ctr("snapshots ls")
+    assert.is_nil(out:find("Active", 1, true), out)
+    for _, name in ipairs(core.listdir(env.state .. "/default") or {}) do
+      assert.are.equal("events.log", name)
+    end
+    local ps = S.must("ps -eo args")
+    assert.is_nil(ps:find("sleep 100", 1, true), ps)
+  end)
+end)
