@@ -304,20 +304,6 @@ static void run_program(const struct exec_ctx *x, const char *exe, struct ctr_er
     ctr_fail(err, errno, "exec: `%s'", exe);
 }
 
-/* Mark every fd from 3 + preserve up CLOEXEC, the preserved ones inheritable (runc
- * CVE-2024-21626: a leaked fd to the host). */
-static int child_fds(int preserve, struct ctr_err *err)
-{
-    for (int fd = 3; fd < 3 + preserve; fd++) {
-        int fl = fcntl(fd, F_GETFD);
-        if (fl >= 0 && fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC) < 0)
-            return ctr_fail(err, errno, "preserve fd %d", fd);
-    }
-    if (close_range((unsigned)(3 + preserve), ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-        return ctr_fail(err, errno, "close_range");
-    return 0;
-}
-
 /* The process: born in every namespace of the container. */
 static __attribute__((noreturn)) void child_process(struct exec_ctx *x)
 {
@@ -358,7 +344,7 @@ static __attribute__((noreturn)) void child_process(struct exec_ctx *x)
     if (ctr_process_lookup(c, exe, sizeof exe, &err) < 0)
         child_fail(sync, &err);
     umask(c->umask >= 0 ? (mode_t)c->umask : 022);
-    if (child_fds(x->o->preserve_fds, &err) < 0)
+    if (ctr_process_fds(x->o->preserve_fds, &err) < 0)
         child_fail(sync, &err);
     /* with no_new_privs: as late as possible, so that it filters the program only */
     if (c->seccomp && c->no_new_privs && ctr_seccomp_load(c->seccomp, &err) < 0)

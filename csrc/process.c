@@ -161,3 +161,15 @@ int ctr_fd_move_above(int fd, int min)
     close(fd);
     return n;
 }
+
+int ctr_process_fds(int preserve, struct ctr_err *err)
+{
+    for (int fd = 3; fd < 3 + preserve; fd++) {
+        int fl = fcntl(fd, F_GETFD);
+        if (fl >= 0 && fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC) < 0)
+            return ctr_fail(err, errno, "preserve fd %d", fd);
+    }
+    if (close_range((unsigned)(3 + preserve), ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+        return ctr_fail(err, errno, "close_range");
+    return 0;
+}

@@ -28,4 +28,9 @@ int ctr_process_lookup(const struct ctr_config *c, char *out, size_t len, struct
 /* Move an fd to a number >= min (CLOEXEC), closing the old one; -1 on error (errno set). */
 int ctr_fd_move_above(int fd, int min);
 
+/* Mark every fd from 3 + preserve up close-on-exec, and the preserved ones 3..3+preserve-1
+ * inheritable: after execve the process holds exactly those and stdio (runc CVE-2024-21626
+ * was a leaked fd to the host's cgroupfs).  Used by the init and by exec. */
+int ctr_process_fds(int preserve, struct ctr_err *err);
+
 #endif

@@ -122,21 +122,6 @@ static int child_stdio(const struct ctr_create_opts *o, int min, struct ctr_err 
     return 0;
 }
 
-/* Mark every fd from 3 up CLOEXEC except the preserved ones, which lose CLOEXEC: after
- * execve the container holds exactly 0, 1, 2 and 3..3+n-1 (runc CVE-2024-21626 was a leaked
- * fd to the host's cgroupfs). */
-static int child_fds(int preserve, struct ctr_err *err)
-{
-    for (int fd = 3; fd < 3 + preserve; fd++) {
-        int fl = fcntl(fd, F_GETFD);
-        if (fl >= 0 && fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC) < 0)
-            return ctr_fail(err, errno, "preserve fd %d", fd);
-    }
-    if (close_range((unsigned)(3 + preserve), ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-        return ctr_fail(err, errno, "close_range");
-    return 0;
-}
-
 static __attribute__((noreturn)) void child_main(struct child_args *a)
 {
     const struct ctr_config *c = a->cfg;
@@ -281,7 +266,7 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
      * can be loaded: a profile that denies close_range (runtime-tools' test profiles list
      * what they allow, and it is not there) must not make the init fail. */
     umask(c->umask >= 0 ? (mode_t)c->umask : 022);
-    if (child_fds(o->preserve_fds, &err) < 0)
+    if (ctr_process_fds(o->preserve_fds, &err) < 0)
         child_fail(sync, &err);
     /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which the identity step
      * below drops: load it now (runc does the same).  With no_new_privs it is loaded last,
