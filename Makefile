@@ -86,7 +86,7 @@ asan:
 	@ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 \
 	LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='build-asan/lib/?.so;;' \
 	CTRLUA_BIN='$(CURDIR)/build-asan/ctrlua' CTRLUA_TEST_IMAGE='$(CURDIR)/build/images/busybox.oci.tar' \
-	build-asan/ctrlua spec/runner.lua spec
+	CTRLUA_LUA='$(CURDIR)/build-asan/ctrlua' build-asan/ctrlua spec/runner.lua spec
 
 bench: all image
 	@$(LUAJIT_RUN) luajit bench/run.lua

@@ -238,8 +238,9 @@ io.write(top, " ", stats.unpacked + stats.reused, "\n")
 ]]):format(mf, cf, client.root, client.state)))
     local env = "LUA_PATH=" .. q(os.getenv("LUA_PATH") or "lua/?.lua;;") ..
       " LUA_CPATH=" .. q(os.getenv("LUA_CPATH") or "build/lib/?.so;;")
-    local out = sh(("%s luajit %s > %s/o1 & %s luajit %s > %s/o2 & wait; cat %s/o1 %s/o2"):format(
-      env, q(script), q(tmp), env, q(script), q(tmp), q(tmp), q(tmp)))
+    local lua = os.getenv("CTRLUA_LUA") or "luajit"
+    local out = sh(("%s %s %s > %s/o1 & %s %s %s > %s/o2 & wait; cat %s/o1 %s/o2"):format(
+      env, lua, q(script), q(tmp), env, lua, q(script), q(tmp), q(tmp), q(tmp)))
     local chain = unpack_mod.chain_ids(images.p[2].rootfs.diff_ids)
     local line = chain[6] .. " 6"
     assert.are.equal(line .. "\n" .. line, out)

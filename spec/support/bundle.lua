@@ -131,8 +131,10 @@ end
 
 local function runner_cmd(dir, mode)
   -- SIGPIPE ignored, as many callers have it: the runtime must not pass that on
-  return string.format("trap '' PIPE; CTRLUA_RT_DIR=%s CTRLUA_RT_MODE=%s luajit -e 'require(\"support.bundle\").main()' >%s 2>%s </dev/null",
-    q(dir), mode or "-", q(dir .. "/stdout"), q(dir .. "/stderr"))
+  -- CTRLUA_LUA: the Lua that runs specs' child scripts (luajit; under `make asan` the
+  -- instrumented ctrlua, since the instrumented ctr.core cannot load into a plain luajit)
+  return string.format("trap '' PIPE; CTRLUA_RT_DIR=%s CTRLUA_RT_MODE=%s %s spec/support/run_bundle.lua >%s 2>%s </dev/null",
+    q(dir), mode or "-", os.getenv("CTRLUA_LUA") or "luajit", q(dir .. "/stdout"), q(dir .. "/stderr"))
 end
 
 local function result(dir)
