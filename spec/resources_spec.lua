@@ -185,6 +185,28 @@ describe("resources #root", function()
     assert.is_nil(core.stat(assert(cgroups.dirs("/ctrlua-test-res/p1")).memory or "/nonexistent"))
   end)
 
+  it("a pids limit (set here by a site policy) stops a fork bomb", function()
+    local pol = os.tmpname()
+    finally(function() os.remove(pol) end)
+    local f = assert(io.open(pol, "w"))
+    f:write([[return function(spec)
+  spec.linux.resources = spec.linux.resources or {}
+  spec.linux.resources.pids = { limit = 20 }
+end
+]])
+    f:close()
+    -- a child shell forks sleeps until fork fails (EAGAIN: busybox sh then gives up); the
+    -- init counts what runs with builtins only (no fork is left), then ends them all (kill
+    -- -1 from pid 1 spares only itself)
+    local r = env:run("run.lua", "--rm", "--policy", pol, IMAGE, "bomb", "sh", "-c",
+      "sh -c 'while :; do sleep 30 & done'; " ..
+      "n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; echo $n; kill -9 -1; exit 0")
+    assert.are.equal(0, r.code, r.stderr)
+    local n = tonumber(r.stdout:match("%d+"))
+    assert.is_true(n ~= nil and n <= 20 and n >= 10, r.stdout)
+    assert.matches("fork", r.stderr)
+  end)
+
   -- the task through the library, as scripts/run.lua drives it, keeping its record
   local function library_run(id, argv, opts)
     local client = assert(require("ctr.client").new({ root = env.root, state = env.state }))
