@@ -10,7 +10,8 @@ DATADIR   := $(PREFIX)/share/ctrlua
 # Debian packages the build, the tests and the benchmarks need.
 DEB_PACKAGES := build-essential pkg-config luajit libluajit-5.1-dev libseccomp-dev \
 	libcjson-dev libmount-dev libarchive-dev libssl-dev lua-busted lua-ldoc busybox-static \
-	zstd gzip tar iproute2 util-linux procps python3 umoci skopeo runc crun containerd hyperfine time luarocks
+	zstd gzip tar iproute2 iputils-ping util-linux bsdutils procps python3 tmux umoci skopeo runc crun containerd \
+	containernetworking-plugins criu hyperfine time luarocks
 
 CC        ?= cc
 MONITOR_LDFLAGS ?= -static
