@@ -127,25 +127,6 @@ static void reset_signals(void)
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-/* stdio in place; the caller's fds are first copied above `min` so that permutations
- * (stdin=1, stdout=0) cannot clobber one another. */
-static int child_stdio(const struct ctr_exec_opts *o, int min, struct ctr_err *err)
-{
-    int tmp[3];
-    for (int i = 0; i < 3; i++) {
-        tmp[i] = -1;
-        if (o->stdio[i] >= 0 && (tmp[i] = fcntl(o->stdio[i], F_DUPFD_CLOEXEC, min)) < 0)
-            return ctr_fail(err, errno, "stdio: fd %d", o->stdio[i]);
-    }
-    for (int i = 0; i < 3; i++)
-        if (tmp[i] >= 0) {
-            if (dup2(tmp[i], i) < 0)
-                return ctr_fail(err, errno, "stdio: dup2 fd %d to %d", o->stdio[i], i);
-            close(tmp[i]);
-        }
-    return 0;
-}
-
 /* A pty in the container's devpts for process.terminal: the slave becomes stdio and the
  * controlling terminal, the master goes to the console socket.  Unlike the init's, this
  * one does not touch /dev/console (the container's mounts are not ours to change). */
@@ -386,7 +367,7 @@ static __attribute__((noreturn)) void child_join(struct exec_ctx *x)
             ctr_fail(&err, errno, "move fds above %d", min);
             child_fail(sync, &err);
         }
-    if (child_stdio(x->o, min, &err) < 0)
+    if (ctr_process_stdio(x->o->stdio, min, &err) < 0)
         child_fail(sync, &err);
     /* the caller puts us in the container's cgroups (our child inherits them) first */
     char go;

@@ -173,3 +173,20 @@ int ctr_process_fds(int preserve, struct ctr_err *err)
         return ctr_fail(err, errno, "close_range");
     return 0;
 }
+
+int ctr_process_stdio(const int stdio[3], int min, struct ctr_err *err)
+{
+    int tmp[3];
+    for (int i = 0; i < 3; i++) {
+        tmp[i] = -1;
+        if (stdio[i] >= 0 && (tmp[i] = fcntl(stdio[i], F_DUPFD_CLOEXEC, min)) < 0)
+            return ctr_fail(err, errno, "stdio: fd %d", stdio[i]);
+    }
+    for (int i = 0; i < 3; i++)
+        if (tmp[i] >= 0) {
+            if (dup2(tmp[i], i) < 0)
+                return ctr_fail(err, errno, "stdio: dup2 fd %d to %d", stdio[i], i);
+            close(tmp[i]);
+        }
+    return 0;
+}

@@ -33,4 +33,8 @@ int ctr_fd_move_above(int fd, int min);
  * was a leaked fd to the host's cgroupfs).  Used by the init and by exec. */
 int ctr_process_fds(int preserve, struct ctr_err *err);
 
+/* Put stdio[0..2] (-1: keep ours) in place as fds 0, 1, 2.  The fds are first duplicated
+ * above `min`, so that permutations (stdin=1, stdout=0) cannot clobber one another. */
+int ctr_process_stdio(const int stdio[3], int min, struct ctr_err *err);
+
 #endif

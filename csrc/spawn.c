@@ -103,25 +103,6 @@ static __attribute__((noreturn)) void child_fail(int sync, struct ctr_err *err)
     _exit(1);
 }
 
-/* Put the init's stdio in place.  The caller's fds are first duplicated above everything we
- * use, so that stdin=1,stdout=0 style permutations cannot clobber one another. */
-static int child_stdio(const struct ctr_create_opts *o, int min, struct ctr_err *err)
-{
-    int tmp[3];
-    for (int i = 0; i < 3; i++) {
-        tmp[i] = -1;
-        if (o->stdio[i] >= 0 && (tmp[i] = fcntl(o->stdio[i], F_DUPFD_CLOEXEC, min)) < 0)
-            return ctr_fail(err, errno, "stdio: fd %d", o->stdio[i]);
-    }
-    for (int i = 0; i < 3; i++)
-        if (tmp[i] >= 0) {
-            if (dup2(tmp[i], i) < 0)
-                return ctr_fail(err, errno, "stdio: dup2 fd %d to %d", o->stdio[i], i);
-            close(tmp[i]);
-        }
-    return 0;
-}
-
 static __attribute__((noreturn)) void child_main(struct child_args *a)
 {
     const struct ctr_config *c = a->cfg;
@@ -171,7 +152,7 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
             ctr_fail(&err, errno, "move fds above %d", min);
             child_fail(sync, &err);
         }
-    if (child_stdio(o, min, &err) < 0)
+    if (ctr_process_stdio(o->stdio, min, &err) < 0)
         child_fail(sync, &err);
 
     /* Wait for the parent's go (it puts us in our cgroup and writes our id maps first); it
