@@ -426,6 +426,11 @@ static int load_linux(struct ctr_config *c, const cJSON *lx, struct ctr_err *err
         return -1;
     if (cJSON_GetObjectItemCaseSensitive(lx, "personality"))
         return unsupported("linux.personality", err);
+    /* resctrl (--rdt-class) is applied by runc; the built-in runtime refuses it rather than
+     * run the container without the class it asked for */
+    const cJSON *rdt = cJSON_GetObjectItemCaseSensitive(lx, "intelRdt");
+    if (rdt && !cJSON_IsNull(rdt))
+        return unsupported("linux.intelRdt (use --runtime with --runc-binary runc)", err);
 
     if (ctr_json_array(lx, "linux", "devices", &j, err) < 0 || load_devices(c, j, err) < 0)
         return -1;
