@@ -112,7 +112,7 @@ doc:
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(DATADIR)/lua/ctr $(DESTDIR)$(DATADIR)/scripts \
 		$(DESTDIR)$(DATADIR)/examples $(DESTDIR)$(PREFIX)/lib/lua/5.1/ctr
-	install -m 0755 $(BUILD)/ctrlua $(DESTDIR)$(PREFIX)/bin/ctrlua
+	install -m 0755 $(BUILD)/ctrlua $(BUILD)/ctrlua-monitor $(DESTDIR)$(PREFIX)/bin/
 	ln -sf ctrlua $(DESTDIR)$(PREFIX)/bin/ctrlua-runc
 	install -m 0644 lua/ctr/*.lua $(DESTDIR)$(DATADIR)/lua/ctr/
 	install -m 0644 scripts/*.lua $(DESTDIR)$(DATADIR)/scripts/
@@ -126,14 +126,15 @@ install-rock: all
 		$(PREFIX)/share/ctrlua/scripts $(PREFIX)/share/ctrlua/examples
 	install -m 0644 lua/ctr/*.lua $(LUADIR)/ctr/
 	install -m 0755 $(BUILD)/lib/ctr/core.so $(LIBDIR)/ctr/core.so
-	install -m 0755 $(BUILD)/ctrlua $(PREFIX)/bin/ctrlua
+	install -m 0755 $(BUILD)/ctrlua $(BUILD)/ctrlua-monitor $(PREFIX)/bin/
 	ln -sf ctrlua $(PREFIX)/bin/ctrlua-runc
 	install -m 0644 lua/ctr/*.lua $(PREFIX)/share/ctrlua/lua/ctr/
 	install -m 0644 scripts/*.lua $(PREFIX)/share/ctrlua/scripts/
 	for f in examples/*; do [ ! -f "$$f" ] || install -m 0644 "$$f" $(PREFIX)/share/ctrlua/examples/; done
 
 uninstall:
-	rm -rf $(DESTDIR)$(PREFIX)/bin/ctrlua $(DESTDIR)$(PREFIX)/bin/ctrlua-runc $(DESTDIR)$(DATADIR) \
+	rm -rf $(DESTDIR)$(PREFIX)/bin/ctrlua $(DESTDIR)$(PREFIX)/bin/ctrlua-runc \
+		$(DESTDIR)$(PREFIX)/bin/ctrlua-monitor $(DESTDIR)$(DATADIR) \
 		$(DESTDIR)$(PREFIX)/lib/lua/5.1/ctr/core.so
 
 clean:

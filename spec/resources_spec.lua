@@ -234,6 +234,19 @@ end
     assert.are.equal(137, st.exit_code)
   end)
 
+  it("a detached task killed by the OOM killer: the monitor records 137 and OOM", function()
+    local r = env:run("run.lua", "-d", "--memory-limit", "16777216", IMAGE, "doom", "sh", "-c",
+      "x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done")
+    assert.are.equal(0, r.code, r.stderr)
+    local w = env:run("tasks.lua", "wait", "doom")
+    assert.are.equal(137, w.code, w.stderr)
+    local st = core.json_decode(assert(core.read_file(env.state .. "/default/doom/status")))
+    assert.are.equal(137, st.exit_code)
+    assert.is_true(st.oom)
+    assert.are.equal(0, env:run("tasks.lua", "delete", "doom").code)
+    assert.are.equal(0, env:run("containers.lua", "rm", "doom").code)
+  end)
+
   it("a task that is not OOM-killed records no OOM; metrics while it runs", function()
     local m, tbl
     local code, task, c = library_run("met", { "--memory-limit", "33554432", IMAGE, "met",

@@ -244,8 +244,10 @@ function M.new_task(container, io, opts)
     if cgroup then
       local dirs = require("ctr.cgroups").dirs(cgroup)
       if type(dirs) == "table" then
-        if dirs.unified then oom_file = dirs.unified .. "/memory.events"
-        elseif dirs.memory then oom_file = dirs.memory .. "/memory.oom_control" end
+        -- the memory controller's own hierarchy: v1's when there is one (a hybrid host's
+        -- cgroup2 mount holds other controllers), else v2's
+        if dirs.memory then oom_file = dirs.memory .. "/memory.oom_control"
+        elseif dirs.unified then oom_file = dirs.unified .. "/memory.events" end
       end
     end
     pid, monitor_pid, errno = core.monitor_create(dir, {
