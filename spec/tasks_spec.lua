@@ -149,8 +149,11 @@ describe("tasks #root", function()
     local d = tasks("delete", "d3")
     assert.are.equal(1, d.code)
     assert.is_truthy(d.stderr:match("must be stopped"), d.stderr)
+    local dirs = assert(require("ctr.cgroups").dirs("/default/d3"))
     assert.are.equal(0, tasks("delete", "-f", "d3").code)
     assert.is_nil(ls().d3)
+    -- delete -f of a running task removes its cgroup too
+    for name, dir in pairs(dirs) do assert.is_nil(core.stat(dir), name .. " " .. dir) end
   end)
 
   it("--rm and -d cannot be used together", function()

@@ -414,7 +414,10 @@ function Task:wait(opts)
     local reply, err = monitor_call(self, "wait")
     if reply then
       local code = tonumber(reply:match("^exit (%d+)$"))
+      -- the monitor's record has no cgroup (task.json has it): keep ours
+      local cgroup = self.st.cgroup
       self.st = read_status(self.dir) or self.st
+      self.st.cgroup = self.st.cgroup or cgroup
       return code or 255
     end
     -- no monitor (killed): wait on the pid itself; its exit code is lost

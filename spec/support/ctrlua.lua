@@ -253,6 +253,15 @@ function Env:destroy()
       end
     end
   end
+  -- the cgroups of tasks a test left behind (a task is deleted with its cgroup; a test that
+  -- stops halfway is not)
+  for _, id in ipairs(core.listdir(self.state .. "/default") or {}) do
+    local data = core.read_file(("%s/default/%s/task.json"):format(self.state, id), 65536)
+    local t = data and core.json_decode(data) or self:task_status(id)
+    if t and type(t.cgroup) == "string" and t.cgroup ~= "" then
+      pcall(require("ctr.cgroups").delete, t.cgroup)
+    end
+  end
   S.unmount_under(self.dir)
   core.remove_tree(self.dir)
 end
