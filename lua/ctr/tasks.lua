@@ -183,6 +183,7 @@ function M.new_task(container, io, opts)
     return nil, errors.not_found("container %q: no spec", id)
   end
   local rootfs_mounted = false
+  local made_cgroup -- the init's cgroup once the runtime has made it (a later failure removes it)
   local monitored -- the init's pid once a monitor supervises it
   local console, console_listen, dir_fd -- process.terminal: the pty master, where it comes from
   local function fail(err)
@@ -195,6 +196,7 @@ function M.new_task(container, io, opts)
       core.monitor_request(dir, "wait")
       core.monitor_request(dir, "delete")
     end
+    if made_cgroup then require("ctr.cgroups").delete(made_cgroup) end
     cleanup(client, dir, rootfs_mounted)
     return nil, err
   end
@@ -260,7 +262,7 @@ function M.new_task(container, io, opts)
         "CONTAINER_ID=" .. id, "CONTAINER_NAMESPACE=" .. client.namespace,
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" } or nil,
     })
-    if not pid then msg = monitor_pid else monitored = pid end
+    if not pid then msg = monitor_pid else monitored, made_cgroup = pid, cgroup end
     -- the monitor holds the init's IO now
     if io.close then io.close() end
   else
@@ -284,6 +286,7 @@ function M.new_task(container, io, opts)
       stdin = io.stdin, stdout = io.stdout, stderr = io.stderr,
       console_socket = sock, id = id,
     })
+    if pid then made_cgroup = cgroup end
     if dir_fd then
       core.close(dir_fd)
       dir_fd = nil

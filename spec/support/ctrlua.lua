@@ -232,6 +232,12 @@ function Env:leftovers(id, snapshotter)
   if id and S.exists(self.state .. "/default/" .. id) then
     left[#left + 1] = "state dir " .. self.state .. "/default/" .. id
   end
+  -- the container's cgroup (the default path /default/ID) in any hierarchy
+  if id then
+    for _, d in pairs(require("ctr.cgroups").dirs("/default/" .. id) or {}) do
+      if core.stat(d) then left[#left + 1] = "cgroup " .. d end
+    end
+  end
   return left
 end
 
