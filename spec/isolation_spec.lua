@@ -7,6 +7,7 @@ describe("isolation flags #root", function()
   local env
   before_each(function() env = S.new_env() end)
   after_each(function() env:destroy() end)
+  teardown(function() S.cleanup() end)
 
   local function run(...)
     local args = { "run.lua", "--rm", ... }
