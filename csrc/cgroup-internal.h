@@ -45,6 +45,15 @@ int cg_json_array(const cJSON *obj, const char *key, const cJSON **out, const ch
                   struct ctr_err *err);
 
 /* Is a page size / file key a plain name (no '/', not "." or "..", not empty)? */
+/* linux.resources.cpu, read once for both hierarchies' writers; has_* say whether the
+ * optional fields were there. */
+struct cg_cpu {
+    uint64_t shares, period, burst, rt_period;
+    int64_t quota, rt_runtime, idle;
+    int has_burst, has_idle;
+};
+int cg_cpu_parse(const cJSON *cpu, struct cg_cpu *out, struct ctr_err *err);
+
 int cg_safe_name(const char *s);
 
 int cg_unavailable(struct ctr_err *err, const char *what, enum ctr_cgroup_controller c);

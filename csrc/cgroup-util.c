@@ -247,3 +247,17 @@ void cg_device_rule_string(const struct cg_device_rule *r, char *buf, size_t siz
         snprintf(smin, sizeof smin, "%" PRId64, r->minor);
     snprintf(buf, size, "%c %s:%s %s", r->type, smaj, smin, r->access);
 }
+
+int cg_cpu_parse(const cJSON *cpu, struct cg_cpu *c, struct ctr_err *err)
+{
+    *c = (struct cg_cpu){0};
+    if (cg_json_u64(cpu, "shares", &c->shares, "cpu.shares", err) < 0 ||
+        cg_json_u64(cpu, "period", &c->period, "cpu.period", err) < 0 ||
+        cg_json_i64(cpu, "quota", &c->quota, "cpu.quota", err) < 0 ||
+        (c->has_burst = cg_json_u64(cpu, "burst", &c->burst, "cpu.burst", err)) < 0 ||
+        cg_json_u64(cpu, "realtimePeriod", &c->rt_period, "cpu.realtimePeriod", err) < 0 ||
+        cg_json_i64(cpu, "realtimeRuntime", &c->rt_runtime, "cpu.realtimeRuntime", err) < 0 ||
+        (c->has_idle = cg_json_i64(cpu, "idle", &c->idle, "cpu.idle", err)) < 0)
+        return -1;
+    return 0;
+}

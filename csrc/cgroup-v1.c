@@ -77,17 +77,11 @@ int ctr_cgroup_v1_memory(const char *dir, const cJSON *mem, struct ctr_err *err)
 
 int ctr_cgroup_v1_cpu(const char *dir, const cJSON *cpu, struct ctr_err *err)
 {
-    uint64_t shares = 0, period = 0, burst = 0, rt_period = 0;
-    int64_t quota = 0, rt_runtime = 0, idle = 0;
-    TRY(cg_json_u64(cpu, "shares", &shares, "cpu.shares", err));
-    TRY(cg_json_u64(cpu, "period", &period, "cpu.period", err));
-    TRY(cg_json_i64(cpu, "quota", &quota, "cpu.quota", err));
-    int has_burst = cg_json_u64(cpu, "burst", &burst, "cpu.burst", err);
-    TRY(has_burst);
-    TRY(cg_json_u64(cpu, "realtimePeriod", &rt_period, "cpu.realtimePeriod", err));
-    TRY(cg_json_i64(cpu, "realtimeRuntime", &rt_runtime, "cpu.realtimeRuntime", err));
-    int has_idle = cg_json_i64(cpu, "idle", &idle, "cpu.idle", err);
-    TRY(has_idle);
+    struct cg_cpu c;
+    TRY(cg_cpu_parse(cpu, &c, err));
+    uint64_t shares = c.shares, period = c.period, burst = c.burst, rt_period = c.rt_period;
+    int64_t quota = c.quota, rt_runtime = c.rt_runtime, idle = c.idle;
+    int has_burst = c.has_burst, has_idle = c.has_idle;
 
     if (shares != 0) {
         TRY(cg_writef(err, dir, "cpu.shares", "%" PRIu64, shares));

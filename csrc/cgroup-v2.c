@@ -89,17 +89,11 @@ static uint64_t shares_to_weight(uint64_t shares)
 
 int ctr_cgroup_v2_cpu(const char *dir, const cJSON *cpu, struct ctr_err *err)
 {
-    uint64_t shares = 0, period = 0, burst = 0, rt_period = 0;
-    int64_t quota = 0, rt_runtime = 0, idle = 0;
-    TRY(cg_json_u64(cpu, "shares", &shares, "cpu.shares", err));
-    TRY(cg_json_u64(cpu, "period", &period, "cpu.period", err));
-    TRY(cg_json_i64(cpu, "quota", &quota, "cpu.quota", err));
-    int has_burst = cg_json_u64(cpu, "burst", &burst, "cpu.burst", err);
-    TRY(has_burst);
-    TRY(cg_json_u64(cpu, "realtimePeriod", &rt_period, "cpu.realtimePeriod", err));
-    TRY(cg_json_i64(cpu, "realtimeRuntime", &rt_runtime, "cpu.realtimeRuntime", err));
-    int has_idle = cg_json_i64(cpu, "idle", &idle, "cpu.idle", err);
-    TRY(has_idle);
+    struct cg_cpu c;
+    TRY(cg_cpu_parse(cpu, &c, err));
+    uint64_t shares = c.shares, period = c.period, burst = c.burst, rt_period = c.rt_period;
+    int64_t quota = c.quota, rt_runtime = c.rt_runtime, idle = c.idle;
+    int has_burst = c.has_burst, has_idle = c.has_idle;
     if (rt_period != 0 || rt_runtime != 0)
         return ctr_fail(err, ENOTSUP, "linux.resources.cpu.realtimePeriod/realtimeRuntime: "
                         "real-time scheduling limits are not supported on cgroup v2");

@@ -565,12 +565,8 @@ pid_t ctr_exec(pid_t init, const struct ctr_exec_opts *o, struct ctr_err *err)
             ctr_fail(err, EPROTO, "exec: unexpected message from the process");
         goto fail;
     }
-    if (o->pid_file) {
-        char buf[32];
-        int n = snprintf(buf, sizeof buf, "%d", (int)pid);
-        if (ctr_write_file_atomic(o->pid_file, buf, (size_t)n, 0644, 0, err) < 0)
-            goto fail;
-    }
+    if (o->pid_file && ctr_write_pid_file(o->pid_file, pid, err) < 0)
+        goto fail;
     goto done;
 
 fail:

@@ -233,3 +233,10 @@ int ctr_openat_in_root(int rootfd, const char *path, int flags, int mode)
     while (fd < 0 && (errno == EINTR || errno == EAGAIN));
     return (int)fd;
 }
+
+int ctr_write_pid_file(const char *path, pid_t pid, struct ctr_err *err)
+{
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "%d", (int)pid);
+    return ctr_write_file_atomic(path, buf, (size_t)n, 0644, 0, err);
+}

@@ -27,6 +27,9 @@ enum { CTR_WRITE_NOREPLACE = 1, CTR_WRITE_NOSYNC = 2 };
 int ctr_write_file_atomic(const char *path, const void *data, size_t len, int mode, int flags,
                           struct ctr_err *err);
 
+/* Write a pid file (the decimal pid, no newline, as runc writes it) atomically. */
+int ctr_write_pid_file(const char *path, pid_t pid, struct ctr_err *err);
+
 int ctr_fsync_dir(const char *dir, struct ctr_err *err);
 /* fsync the directory that contains path. */
 int ctr_fsync_parent(const char *path, struct ctr_err *err);

@@ -577,12 +577,8 @@ pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct 
             ctr_fail(err, EPROTO, "the container init %d asked for hooks twice", (int)pid);
         goto fail;
     }
-    if (opts->pid_file) {
-        char buf[32];
-        int n = snprintf(buf, sizeof buf, "%d", (int)pid);
-        if (ctr_write_file_atomic(opts->pid_file, buf, (size_t)n, 0644, 0, err) < 0)
-            goto fail;
-    }
+    if (opts->pid_file && ctr_write_pid_file(opts->pid_file, pid, err) < 0)
+        goto fail;
     goto done;
 
 fail:

@@ -1001,21 +1001,31 @@ local function check_range(v, what, raw)
   return v
 end
 
+-- The records of an /etc/passwd or /etc/group text: for each line that is not blank nor a
+-- comment, its colon-separated fields.
+local function colon_records(text)
+  return coroutine.wrap(function()
+    for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+      line = line:gsub("^%s+", ""):gsub("%s+$", "")
+      if line ~= "" and line:sub(1, 1) ~= "#" then
+        local f = {}
+        for field in (line .. ":"):gmatch("([^:]*):") do f[#f + 1] = field end
+        coroutine.yield(f)
+      end
+    end
+  end)
+end
+
 --- Parse /etc/passwd text: a list of {name=, uid=, gid=, home=, shell=}.  Malformed lines
 -- (fewer than 4 fields, a uid or gid that is not a decimal number) are ignored; entries whose
 -- uid or gid is beyond MAX_ID are kept with `out_of_range = true` so a match can be refused.
 function M.parse_passwd(text)
   local out = {}
-  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
-    line = line:gsub("^%s+", ""):gsub("%s+$", "")
-    if line ~= "" and line:sub(1, 1) ~= "#" then
-      local f = {}
-      for field in (line .. ":"):gmatch("([^:]*):") do f[#f + 1] = field end
-      local uid, gid = parse_id(f[3] or ""), parse_id(f[4] or "")
-      if #f >= 4 and f[1] ~= "" and uid and gid then
-        out[#out + 1] = { name = f[1], uid = uid, gid = gid, home = f[6], shell = f[7],
-          out_of_range = uid > M.MAX_ID or gid > M.MAX_ID }
-      end
+  for f in colon_records(text) do
+    local uid, gid = parse_id(f[3] or ""), parse_id(f[4] or "")
+    if #f >= 4 and f[1] ~= "" and uid and gid then
+      out[#out + 1] = { name = f[1], uid = uid, gid = gid, home = f[6], shell = f[7],
+        out_of_range = uid > M.MAX_ID or gid > M.MAX_ID }
     end
   end
   return out
@@ -1024,20 +1034,15 @@ end
 --- Parse /etc/group text: a list of {name=, gid=, members={...}}; malformed lines ignored.
 function M.parse_group(text)
   local out = {}
-  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
-    line = line:gsub("^%s+", ""):gsub("%s+$", "")
-    if line ~= "" and line:sub(1, 1) ~= "#" then
-      local f = {}
-      for field in (line .. ":"):gmatch("([^:]*):") do f[#f + 1] = field end
-      local gid = parse_id(f[3] or "")
-      if #f >= 3 and f[1] ~= "" and gid then
-        local members = {}
-        for m in (f[4] or ""):gmatch("[^,]+") do
-          m = m:gsub("^%s+", ""):gsub("%s+$", "")
-          if m ~= "" then members[#members + 1] = m end
-        end
-        out[#out + 1] = { name = f[1], gid = gid, members = members, out_of_range = gid > M.MAX_ID }
+  for f in colon_records(text) do
+    local gid = parse_id(f[3] or "")
+    if #f >= 3 and f[1] ~= "" and gid then
+      local members = {}
+      for m in (f[4] or ""):gmatch("[^,]+") do
+        m = m:gsub("^%s+", ""):gsub("%s+$", "")
+        if m ~= "" then members[#members + 1] = m end
       end
+      out[#out + 1] = { name = f[1], gid = gid, members = members, out_of_range = gid > M.MAX_ID }
     end
   end
   return out
