@@ -35,7 +35,7 @@ HEADERS   := $(wildcard csrc/*.h)
 LUAJIT_RUN = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='$(BUILD)/lib/?.so;;' \
 	CTRLUA_BIN='$(CURDIR)/$(BUILD)/ctrlua' CTRLUA_TEST_IMAGE='$(CURDIR)/build/images/busybox.oci.tar'
 
-.PHONY: all deps test asan bench image install install-rock uninstall clean doc conformance
+.PHONY: all deps test test-repeat asan bench image install install-rock uninstall clean doc conformance
 
 all: $(BUILD)/ctrlua $(BUILD)/lib/ctr/core.so $(BUILD)/ctrlua-runc
 
@@ -76,6 +76,12 @@ build/images/busybox.oci.tar: all tools/mkimage.lua | build/images
 
 test: all image
 	@$(LUAJIT_RUN) luajit spec/runner.lua spec
+
+# The whole suite N times in a row (default 5), each run's summary on one line, the failing
+# tests of a red run named; it fails when any run failed.  A flaky test shows up here.
+N ?= 5
+test-repeat: all image
+	@fails=0; for i in $$(seq 1 $(N)); do 		log=$(BUILD)/test-repeat.$$i.log; 		$(LUAJIT_RUN) luajit spec/runner.lua spec >$$log 2>&1; rc=$$?; 		echo "run $$i of $(N): $$(tail -n 1 $$log)"; 		if [ $$rc -ne 0 ]; then fails=$$((fails + 1)); grep '^FAIL ' $$log | sed 's/^/  /'; fi; 	done; 	echo "$(N) runs, $$fails red"; [ $$fails -eq 0 ]
 
 # The specs under AddressSanitizer/UBSan: the instrumented host runs busted itself (it is a
 # LuaJIT with ctr.core linked in), so no sanitizer runtime is preloaded into other programs.

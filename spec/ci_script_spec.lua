@@ -1,4 +1,4 @@
--- Issue 6's "done when": a CI pipeline written as a shell script behaves the same with
+-- A CI pipeline written as a shell script behaves the same with
 -- `ctr -a SOCK` (Debian's containerd, started by this spec on a private socket) and with
 -- `build/ctrlua --root R --state S`.  One script text; a short prelude per tool names the
 -- commands: RUN (`ctr run` / `ctrlua run.lua`), TASKS, CONTAINERS and task_wait.
@@ -19,7 +19,7 @@ code=0; task_wait job1 || code=$?
 echo "job1 wait: $code"
 code=0; $TASKS delete job1 || code=$?
 echo "job1 delete: $code"
-sort "$OUT/job1.log"
+show_log job1
 $CONTAINERS rm job1
 $RUN -d "$IMAGE" job2 sh -c "trap 'exit 143' TERM; sleep 100 & wait"
 $TASKS ls
@@ -41,13 +41,26 @@ $RUN --rm "$IMAGE" job4 sh -c 'echo job4 fails; exit 7'
 echo "not reached"
 ]]
 
+-- containerd's shim copies a task's output to a --log-uri file on its own goroutines, which
+-- may still hold a line when the exit event is out: show_log waits (bounded, 10 s) until the
+-- log has the two lines the job writes.  The events subscription is known to be up once it
+-- has delivered an event of our own making (a label on the namespace).
 local PRELUDE_CTR = [[
-CTR="ctr -a $SOCK"
+CTR="ctr -a $SOCK -n $NS"
 RUN="$CTR run"; TASKS="$CTR tasks"; CONTAINERS="$CTR containers"
 $CTR events >"$OUT/events" 2>&1 &
 EVPID=$!
 trap 'kill $EVPID' EXIT
-sleep 0.5 # the subscription is up before the first job starts
+i=0
+until grep -q "/namespaces/update" "$OUT/events"; do
+  i=$((i+1)); [ $i -le 500 ] || { echo "ctr events: no subscription" >&2; exit 99; }
+  $CTR namespaces label "$NS" probe=$i; sleep 0.02
+done
+show_log() {
+  i=0
+  while [ "$(cat "$OUT/$1.log" 2>/dev/null | wc -l)" -lt 2 ] && [ $i -lt 500 ]; do i=$((i+1)); sleep 0.02; done
+  sort "$OUT/$1.log"
+}
 task_wait() {
   while ! grep -q "/tasks/exit {\"container_id\":\"$1\"" "$OUT/events"; do sleep 0.02; done
   line=$(grep "/tasks/exit {\"container_id\":\"$1\"" "$OUT/events" | tail -1)
@@ -56,9 +69,11 @@ task_wait() {
 }
 ]]
 
+-- ctrlua's log is complete when `tasks wait` returns: no waiting here.
 local PRELUDE_CTRLUA = [[
-CTR="$CTRLUA --root $ROOT --state $STATE"
+CTR="$CTRLUA --root $ROOT --state $STATE -n $NS"
 RUN="$CTR run.lua"; TASKS="$CTR tasks.lua"; CONTAINERS="$CTR containers.lua"
+show_log() { sort "$OUT/$1.log"; }
 task_wait() { $TASKS wait "$1"; }
 ]]
 
@@ -103,9 +118,9 @@ describe("a CI shell script: ctr and ctrlua #root", function()
   end
 
   it("gives the same exit code, output, warnings and leftovers", function()
-    local ctr = run_script("ctr", PRELUDE_CTR, { SOCK = cd.sock })
+    local ctr = run_script("ctr", PRELUDE_CTR, { SOCK = cd.sock, NS = cd.ns })
     local mine = run_script("ctrlua", PRELUDE_CTRLUA,
-      { CTRLUA = S.BIN, ROOT = env.root, STATE = env.state })
+      { CTRLUA = S.BIN, ROOT = env.root, STATE = env.state, NS = env.ns })
 
     -- the failing step fails the script, with its code
     assert.are.equal(7, ctr.code, ctr.stdout .. ctr.stderr)
@@ -136,7 +151,7 @@ describe("a CI shell script: ctr and ctrlua #root", function()
     assert.are.same({}, S.mounts_under(cd.dir .. "/root"))
     out = cd:ctr("snapshots ls")
     assert.is_nil(out:find("Active", 1, true), out)
-    for _, name in ipairs(core.listdir(env.state .. "/default") or {}) do
+    for _, name in ipairs(core.listdir(env:state_dir()) or {}) do
       assert.are.equal("events.log", name)
     end
     local ps = S.must("ps -eo args")

@@ -21,22 +21,22 @@ describe("containerd with ctrlua-runc #root", function()
     return
   end
 
-  local dir, sock
+  local dir
 
   local function pat(s) return (s:gsub("%p", "%%%0")) end
 
   -- a shell command; output (stdout and stderr) and exit code
   local function sh(cmd) return S.sh(cmd) end
-  local function ctr(args) return sh(("ctr -a %s %s"):format(q(sock), args)) end
+  local cd
+  local function ctr(args) return cd:ctr(args) end
   local function runtime_flags(which)
     local bin = which == "ctrlua" and RUNC_BIN or RUNC
     return ("--runc-binary %s --runc-root %s"):format(q(bin), q(dir .. "/rt-" .. which))
   end
 
-  local cd
   setup(function()
     cd = C.start()
-    dir, sock = cd.dir, cd.sock
+    dir = cd.dir
   end)
 
   teardown(function()
@@ -71,7 +71,7 @@ describe("containerd with ctrlua-runc #root", function()
     -- and nothing left: no container, no state under our runtime root
     local out = ctr("containers ls -q")
     assert.is_nil(out:find("ctrlua-fg", 1, true))
-    assert.are.same({}, core.listdir(dir .. "/rt-ctrlua/default") or {})
+    assert.are.same({}, core.listdir(dir .. "/rt-ctrlua/" .. cd.ns) or {})
   end)
 
   it("-d, then task kill and task delete", function()
@@ -85,7 +85,7 @@ describe("containerd with ctrlua-runc #root", function()
       if which == "ctrlua" then
         -- our state, as runc keeps it: ROOT/ID, 0700, and the init's pid
         local st = core.json_decode(S.must(("%s --root %s state %s"):format(q(RUNC_BIN),
-          q(dir .. "/rt-ctrlua/default"), id)))
+          q(dir .. "/rt-ctrlua/" .. cd.ns), id)))
         assert.are.equal("running", st.status)
         assert.are.equal(tpid, st.pid)
       end
@@ -101,14 +101,14 @@ describe("containerd with ctrlua-runc #root", function()
       out, code = ctr("containers rm " .. id)
       assert(code == 0, out)
     end
-    assert.are.same({}, core.listdir(dir .. "/rt-ctrlua/default") or {})
+    assert.are.same({}, core.listdir(dir .. "/rt-ctrlua/" .. cd.ns) or {})
   end)
 
   it("-t: the process has a terminal, and its exit code comes back", function()
     -- ctr -t wants a terminal of its own: run it under script(1)
     local r = {}
     for _, which in ipairs({ "runc", "ctrlua" }) do
-      local cmd = ("ctr -a %s run --rm -t %s %s tty-%s sh -c 'tty; exit 4'"):format(q(sock),
+      local cmd = ("%s run --rm -t %s %s tty-%s sh -c 'tty; exit 4'"):format(cd:ctr_cmd(),
         runtime_flags(which), S.IMAGE, which)
       local out, code = sh("script -qec " .. q(cmd) .. " /dev/null")
       r[which] = { out = out, code = code }
@@ -125,7 +125,7 @@ describe("containerd with ctrlua-runc #root", function()
         runtime_flags(which), S.IMAGE, id))
       assert(code == 0, out)
       -- containerd's cgroupsPath is /NAMESPACE/ID
-      local dirs = assert(require("ctr.cgroups").dirs("/default/" .. id))
+      local dirs = assert(require("ctr.cgroups").dirs("/" .. cd.ns .. "/" .. id))
       local limit
       for _, d in pairs(dirs) do
         limit = limit or core.read_file(d .. "/memory.limit_in_bytes") or core.read_file(d .. "/memory.max")

@@ -107,7 +107,7 @@ describe("examples in containers #root", function()
   teardown(function() S.cleanup() end)
 
   local function run_with(id, args, files, labels, mounts)
-    local client = assert(ctr.client({ root = env.root, state = env.state }))
+    local client = assert(ctr.client({ root = env.root, state = env.state, namespace = env.ns }))
     local image = assert(client:get_image(S.IMAGE))
     local _, config = images.manifest(client, image)
     image.config = config

@@ -24,7 +24,7 @@ describe("tasks exec #root", function()
   before_each(function() env = S.new_env() end)
   after_each(function()
     if not env then return end
-    for _, id in ipairs(core.listdir(env.state .. "/default") or {}) do
+    for _, id in ipairs(core.listdir(env:state_dir()) or {}) do
       local st = env:task_status(id)
       if st then
         env:run("tasks.lua", "delete", "-f", id)
@@ -44,7 +44,7 @@ describe("tasks exec #root", function()
       "echo only-in-here >/marker; hostname >/init-host; cat /proc/self/cgroup >/init-cg; " ..
       "touch /ready; exec sleep 100")
     assert.are.equal(0, r.code, r.stderr)
-    local rootfs = env.state .. "/default/" .. id .. "/rootfs"
+    local rootfs = env:state_dir() .. "/" .. id .. "/rootfs"
     S.until_true(function() return core.stat(rootfs .. "/ready") end, 10, "the init")
     return env:task_status(id).pid, rootfs
   end
@@ -63,7 +63,7 @@ describe("tasks exec #root", function()
     assert.truthy(mypid and mypid < 10, out)
     -- its root: a file only the container has
     assert.truthy(out:find("only-in-here", 1, true), out)
-    local rootfs = env.state .. "/default/x1/rootfs"
+    local rootfs = env:state_dir() .. "/x1/rootfs"
     assert.truthy(out:find(S.slurp(rootfs .. "/init-host"), 1, true), out)
     assert.truthy(out:find(S.slurp(rootfs .. "/init-cg"), 1, true), out)
     assert.is_nil(out:find("ns-differs", 1, true), out)

@@ -215,7 +215,7 @@ describe("policies on real containers #root", function()
 
   -- run args in a container made through the library with the policies applied; its output
   local function run_with(id, args, popts, labels)
-    local client = assert(ctr.client({ root = env.root, state = env.state }))
+    local client = assert(ctr.client({ root = env.root, state = env.state, namespace = env.ns }))
     local image = assert(client:get_image(S.IMAGE))
     local _, config = images.manifest(client, image)
     image.config = config

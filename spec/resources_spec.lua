@@ -145,7 +145,7 @@ describe("resources #root", function()
     local h = env:spawn("run.lua", "--rm", "--memory-limit", "33554432", "--cpu-quota", "25000",
       "--cpu-period", "50000", "--cpu-shares", "512", IMAGE, "lim", "sleep", "30")
     local pid = env:wait_running("lim")
-    local dirs = assert(cgroups.dirs("/default/lim"))
+    local dirs = assert(cgroups.dirs(env:cgroup("lim")))
     local mode = assert(cgroups.mode())
     if mode == "v2" then
       assert.are.equal("33554432", read(dirs.unified, "memory.max"))
@@ -159,7 +159,7 @@ describe("resources #root", function()
       assert.are.equal("512", read(dirs.cpu, "cpu.shares"))
     end
     -- the init is in it
-    local procs = assert(cgroups.processes("/default/lim"))
+    local procs = assert(cgroups.processes(env:cgroup("lim")))
     assert.is_true(#procs >= 1)
     assert.are.equal(pid, procs[1])
     core.kill(pid, 9)
@@ -209,7 +209,7 @@ end
 
   -- the task through the library, as scripts/run.lua drives it, keeping its record
   local function library_run(id, argv, opts)
-    local client = assert(require("ctr.client").new({ root = env.root, state = env.state }))
+    local client = assert(require("ctr.client").new({ root = env.root, state = env.state, namespace = env.ns }))
     local def = run.def()
     local args = {}
     for _, a in ipairs(argv) do args[#args + 1] = a end
@@ -229,7 +229,7 @@ end
     finally(function() task:delete() c:delete() end)
     assert.are.equal(137, code)
     assert.is_true(task.st.oom)
-    local st = core.json_decode(assert(core.read_file(env.state .. "/default/oom/status")))
+    local st = core.json_decode(assert(core.read_file(env:state_dir() .. "/oom/status")))
     assert.is_true(st.oom)
     assert.are.equal(137, st.exit_code)
   end)
@@ -240,7 +240,7 @@ end
     assert.are.equal(0, r.code, r.stderr)
     local w = env:run("tasks.lua", "wait", "doom")
     assert.are.equal(137, w.code, w.stderr)
-    local st = core.json_decode(assert(core.read_file(env.state .. "/default/doom/status")))
+    local st = core.json_decode(assert(core.read_file(env:state_dir() .. "/doom/status")))
     assert.are.equal(137, st.exit_code)
     assert.is_true(st.oom)
     assert.are.equal(0, env:run("tasks.lua", "delete", "doom").code)

@@ -239,7 +239,7 @@ ls -l /dev/null | cut -c1]])
       assert.are.same({}, r.left)
       assert.are.same(before, env:snapshots())
       for _, s in ipairs(env:snapshots()) do assert.are.equal("Committed", s.kind) end
-      assert.is_false(S.exists(env.state .. "/default/rm1"))
+      assert.is_false(S.exists(env:state_dir() .. "/rm1"))
     end)
 
     it("without --rm the container stays; a second run with its ID fails as ctr's", function()
@@ -251,7 +251,7 @@ ls -l /dev/null | cut -c1]])
       for _, s in ipairs(env:snapshots()) do if s.key == "keep" then found = s end end
       assert.are.equal("Active", found and found.kind)
       -- the task is gone (no state dir, no mount), the container stays
-      assert.is_false(S.exists(env.state .. "/default/keep"))
+      assert.is_false(S.exists(env:state_dir() .. "/keep"))
       assert.are.same({}, S.mounts_under(env.dir))
 
       r = env:run("run.lua", IMAGE, "keep", "true")
@@ -376,10 +376,10 @@ ls -l /dev/null | cut -c1]])
       assert.matches("^ctrlua: [^\n]*already exists[^\n]*\n$", r.stderr)
       -- the winner still runs, with its rootfs mounted and its record and state in place
       assert.are.equal("running", env:task_status("busy").status)
-      assert.is_true(S.exists(env.state .. "/default/busy/config.json"))
+      assert.is_true(S.exists(env:state_dir() .. "/busy/config.json"))
       assert.are.same({ "busy" }, env:containers())
-      assert.are.equal(1, #S.mounts_under(env.state .. "/default/busy/rootfs"))
-      assert.are.equal("hello\n", S.slurp(env.state .. "/default/busy/rootfs/root/mine"))
+      assert.are.equal(1, #S.mounts_under(env:state_dir() .. "/busy/rootfs"))
+      assert.are.equal("hello\n", S.slurp(env:state_dir() .. "/busy/rootfs/root/mine"))
       core.kill(pid, 9)
       assert.are.equal(137, h:wait().code)
     end)

@@ -45,7 +45,7 @@ describe("security regressions #root", function()
   before_each(function() env = S.new_env() end)
   after_each(function()
     if not env then return end
-    for _, id in ipairs(core.listdir(env.state .. "/default") or {}) do
+    for _, id in ipairs(core.listdir(env:state_dir()) or {}) do
       local st = env:task_status(id)
       if st then
         env:run("tasks.lua", "delete", "-f", id)
@@ -72,7 +72,7 @@ describe("security regressions #root", function()
     for _, f in ipairs(flags or {}) do args[#args + 1] = f end
     local r = run(args, id, "sh", "-c", "touch /ready; " .. (script or "exec sleep 100"))
     assert.are.equal(0, r.code, r.stderr)
-    local rootfs = env.state .. "/default/" .. id .. "/rootfs"
+    local rootfs = env:state_dir() .. "/" .. id .. "/rootfs"
     S.until_true(function() return core.stat(rootfs .. "/ready") end, 10, "the init of " .. id)
     return env:task_status(id).pid, rootfs
   end
@@ -319,7 +319,7 @@ describe("security regressions #root", function()
   describe("CVE-2020-15257 (abstract or open sockets)", function()
     it("a detached task's monitor listens on a path socket in a 0700 directory; no abstract socket", function()
       start("sk")
-      local dir = env.state .. "/default/sk"
+      local dir = env:state_dir() .. "/sk"
       local st = assert(core.stat(dir))
       assert.are.same({ "directory", 448, 0 }, { st.type, st.mode % 4096, st.uid })
       local sock = assert(core.stat(dir .. "/monitor.sock"))
@@ -354,16 +354,16 @@ describe("security regressions #root", function()
       -- the env's own directory is 0700 (mktemp): open it, so only ctrlua's modes protect
       assert(core.chmod(env.dir, 493))
       start("ws")
-      for _, d in ipairs({ env.root, env.state, env.state .. "/default" }) do
+      for _, d in ipairs({ env.root, env.state, env:state_dir() }) do
         local st = assert(core.stat(d))
         assert.truthy(st.mode % 4096 == 448 or st.mode % 4096 == 457, ("%s is %o"):format(d, st.mode % 4096))
       end
       local nobody = "setpriv --reuid=65534 --regid=65534 --clear-groups "
       local out = S.sh(nobody .. "find " .. q(env.root) .. " " .. q(env.state) .. " -writable 2>/dev/null")
       assert.are.equal("", out)
-      local _, code = S.sh(nobody .. "ls " .. q(env.state .. "/default/ws/rootfs"))
+      local _, code = S.sh(nobody .. "ls " .. q(env:state_dir() .. "/ws/rootfs"))
       assert.are_not.equal(0, code)
-      _, code = S.sh(nobody .. "ls " .. q(env.state .. "/default/ws/rootfs/tmp"))
+      _, code = S.sh(nobody .. "ls " .. q(env:state_dir() .. "/ws/rootfs/tmp"))
       assert.are_not.equal(0, code)
       -- control: the checker can read what is open to it
       _, code = S.sh(nobody .. "ls " .. q(env.dir))
@@ -374,7 +374,7 @@ describe("security regressions #root", function()
   describe("CVE-2017-5226 (tty keystroke injection)", function()
     it("the init has a session of its own, not the caller's", function()
       local h = env:spawn("run.lua", "--rm", S.IMAGE, "ss", "sh", "-c", "touch /ready; exec sleep 100")
-      local rootfs = env.state .. "/default/ss/rootfs"
+      local rootfs = env:state_dir() .. "/ss/rootfs"
       S.until_true(function() return core.stat(rootfs .. "/ready") end, 10, "the init")
       local pid = env:task_status("ss").pid
       local caller_sid = stat_field(h.pid, 6)

@@ -49,7 +49,7 @@ describe("tty and lifecycle hooks #root", function()
   after_each(function()
     if T then T.kill() end
     T = nil
-    for _, id in ipairs(core.listdir(env.state .. "/default") or {}) do
+    for _, id in ipairs(core.listdir(env:state_dir()) or {}) do
       env:run("tasks.lua", "delete", "-f", id)
     end
     env:destroy()
@@ -121,7 +121,7 @@ describe("tty and lifecycle hooks #root", function()
     assert.are.equal(S.slurp(d .. "/before"), S.slurp(d .. "/after"))
     local del = env:run("tasks.lua", "delete", "tt3")
     assert.are.equal(0, del.code, del.stderr)
-    assert.is_false(S.exists(env.state .. "/default/tt3"))
+    assert.is_false(S.exists(env:state_dir() .. "/tt3"))
   end)
 
   it("tasks attach to a task without a terminal or fifos is refused", function()
@@ -158,7 +158,7 @@ describe("tty and lifecycle hooks #root", function()
         kinds[i], states[i] = kind, core.json_decode(json)
       end
       assert.are.same({ "poststart", "poststop" }, kinds)
-      local bundle = env.state .. "/default/hk1"
+      local bundle = env:state_dir() .. "/hk1"
       assert.are.equal("hk1", states[1].id)
       assert.are.equal("running", states[1].status)
       assert.are.equal(bundle, states[1].bundle)

@@ -117,19 +117,43 @@ end
 local Env = {}
 Env.__index = Env
 
---- A fresh environment: dir/root (a copy of the template: the test image imported and
--- unpacked) and dir/state.  opts.empty = true: no image.
-function S.new_env(opts)
-  local dir = S.tmpdir()
-  if not (opts and opts.empty) then
-    S.must(("cp -a %s %s"):format(q(template_root() .. "/root"), q(dir .. "/root")))
-  end
-  return setmetatable({ dir = dir, root = dir .. "/root", state = dir .. "/state", bg = {} }, Env)
+-- Cgroup paths are /NAMESPACE/ID on the host, shared by every store and every run of the
+-- suite on this machine: each environment gets a namespace no other test (nor a second run
+-- of the suite) uses, so the same ID in two tests never meets in one cgroup.
+local ns_seq = 0
+--- A namespace unique to this process and call: PREFIX-PID-N (PREFIX default "t").
+function S.unique_ns(prefix)
+  ns_seq = ns_seq + 1
+  return ("%s-%d-%d"):format(prefix or "t", core.getpid(), ns_seq)
 end
 
---- The command line of `ctrlua --root R --state S ARGS...` (args are quoted).
+--- A fresh environment: dir/root (a copy of the template: the test image imported and
+-- unpacked), dir/state and a namespace of its own (env.ns, passed as -n to every command).
+-- opts.empty = true: no image.
+function S.new_env(opts)
+  local dir = S.tmpdir()
+  local ns = S.unique_ns()
+  if not (opts and opts.empty) then
+    -- the template's image is in namespace "default": its records move to the env's own
+    S.must(("cp -a %s %s && mv %s %s"):format(q(template_root() .. "/root"), q(dir .. "/root"),
+      q(dir .. "/root/meta/default"), q(dir .. "/root/meta/" .. ns)))
+  end
+  return setmetatable({ dir = dir, root = dir .. "/root", state = dir .. "/state", bg = {},
+    ns = ns }, Env)
+end
+
+--- STATE/NS of this environment, or STATE/NS/ID... joined with "/".
+function Env:state_dir(...)
+  local parts = { self.state, self.ns, ... }
+  return table.concat(parts, "/")
+end
+
+--- The cgroup path of container id in this environment's namespace (/NS/ID).
+function Env:cgroup(id) return "/" .. self.ns .. "/" .. id end
+
+--- The command line of `ctrlua --root R --state S -n NS ARGS...` (args are quoted).
 function Env:cmdline(...)
-  local parts = { q(S.BIN), "--root", q(self.root), "--state", q(self.state) }
+  local parts = { q(S.BIN), "--root", q(self.root), "--state", q(self.state), "-n", q(self.ns) }
   for i = 1, select("#", ...) do parts[#parts + 1] = q((select(i, ...))) end
   return table.concat(parts, " ")
 end
@@ -179,9 +203,9 @@ function Env:spawn(...)
   return h
 end
 
---- The task status record of container id (STATE/default/ID/status), or nil.
+--- The task status record of container id (STATE/NS/ID/status), or nil.
 function Env:task_status(id, ns)
-  local data = core.read_file(("%s/%s/%s/status"):format(self.state, ns or "default", id), 65536)
+  local data = core.read_file(("%s/%s/%s/status"):format(self.state, ns or self.ns, id), 65536)
   return data and core.json_decode(data) or nil
 end
 
@@ -229,12 +253,12 @@ function Env:leftovers(id, snapshotter)
     if s.kind ~= "Committed" then left[#left + 1] = "snapshot " .. s.key .. " (" .. s.kind .. ")" end
   end
   for _, m in ipairs(S.mounts_under(self.dir)) do left[#left + 1] = "mount " .. m end
-  if id and S.exists(self.state .. "/default/" .. id) then
-    left[#left + 1] = "state dir " .. self.state .. "/default/" .. id
+  if id and S.exists(self:state_dir(id)) then
+    left[#left + 1] = "state dir " .. self:state_dir(id)
   end
-  -- the container's cgroup (the default path /default/ID) in any hierarchy
+  -- the container's cgroup (the default path /NS/ID) in any hierarchy
   if id then
-    for _, d in pairs(require("ctr.cgroups").dirs("/default/" .. id) or {}) do
+    for _, d in pairs(require("ctr.cgroups").dirs(self:cgroup(id)) or {}) do
       if core.stat(d) then left[#left + 1] = "cgroup " .. d end
     end
   end
@@ -244,7 +268,7 @@ end
 --- Kill background runs still going, unmount everything under the env, remove it.
 function Env:destroy()
   -- container inits still alive under this state first (that ends their runs), then the runs
-  for _, id in ipairs(core.listdir(self.state .. "/default") or {}) do
+  for _, id in ipairs(core.listdir(self:state_dir()) or {}) do
     local st = self:task_status(id)
     if st and st.pid and st.pid > 0 and (st.status == "running" or st.status == "created")
       and st.start_time and require("ctr.tasks").proc_start_time(st.pid) == st.start_time then
@@ -261,8 +285,8 @@ function Env:destroy()
   end
   -- the cgroups of tasks a test left behind (a task is deleted with its cgroup; a test that
   -- stops halfway is not)
-  for _, id in ipairs(core.listdir(self.state .. "/default") or {}) do
-    local data = core.read_file(("%s/default/%s/task.json"):format(self.state, id), 65536)
+  for _, id in ipairs(core.listdir(self:state_dir()) or {}) do
+    local data = core.read_file(self:state_dir(id, "task.json"), 65536)
     local t = data and core.json_decode(data) or self:task_status(id)
     if t and type(t.cgroup) == "string" and t.cgroup ~= "" then
       pcall(require("ctr.cgroups").delete, t.cgroup)
