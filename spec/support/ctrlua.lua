@@ -73,6 +73,22 @@ function S.blocks_signal(pid, sig)
   return digit ~= nil and math.floor(digit / 2 ^ ((sig - 1) % 4)) % 2 == 1
 end
 
+--- The processes of the host whose cgroup (in any hierarchy) is under /NS/: a list of
+-- "PID ARGS" strings.  Other tests and other runs of the suite use other namespaces, so
+-- this sees only what a test of namespace ns started.
+function S.processes_in_ns(ns)
+  local found = {}
+  for _, name in ipairs(core.listdir("/proc") or {}) do
+    local pid = name:match("^%d+$")
+    local cg = pid and core.read_file("/proc/" .. pid .. "/cgroup", 65536)
+    if cg and cg:find(":/" .. ns .. "/", 1, true) then
+      local args = (core.read_file("/proc/" .. pid .. "/cmdline", 65536) or ""):gsub("%z", " ")
+      found[#found + 1] = pid .. " " .. args
+    end
+  end
+  return found
+end
+
 --- The lines of the host's /proc/self/mountinfo that mention `path`.
 function S.mounts_under(path)
   local found = {}
