@@ -29,7 +29,7 @@ CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-format-truncation
 	$(EXTRA_CFLAGS)
 
 CORE_SRCS := $(filter-out csrc/main.c csrc/monitor_main.c,$(wildcard csrc/*.c))
-CORE_OBJS := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(CORE_SRCS))
+CORE_OBJS := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(CORE_SRCS)) $(BUILD)/obj/trampoline_blob.o
 HEADERS   := $(wildcard csrc/*.h)
 
 LUAJIT_RUN = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='$(BUILD)/lib/?.so;;' \
@@ -44,6 +44,16 @@ $(BUILD)/obj/%.o: csrc/%.c $(HEADERS) | $(BUILD)/obj
 
 $(BUILD)/obj $(BUILD)/lib/ctr build/images:
 	mkdir -p $@
+
+# ctrlua-exec (csrc/sealed.h): no libc, no sanitizer, a couple of kilobytes, carried inside
+# the core as data.
+TRAMPOLINE := $(BUILD)/obj/ctrlua-exec
+$(TRAMPOLINE): csrc/sealed/trampoline.c | $(BUILD)/obj
+	$(CC) -std=c11 -Wall -Wextra -Werror -Os -static -nostdlib -no-pie -fno-pie -ffreestanding \
+		-fno-stack-protector -fno-asynchronous-unwind-tables -fno-builtin -Wl,--build-id=none \
+		-Wl,-z,noseparate-code -Wl,-z,norelro -s -o $@ $<
+$(BUILD)/obj/trampoline_blob.o: csrc/sealed/blob.S $(TRAMPOLINE) | $(BUILD)/obj
+	$(CC) -fPIC -DTRAMPOLINE_BIN='"$(TRAMPOLINE)"' -c -o $@ $<
 
 $(BUILD)/ctrlua: $(BUILD)/obj/main.o $(CORE_OBJS)
 	$(CC) $(EXTRA_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm -ldl

@@ -19,15 +19,10 @@
  * Nothing of the host runs in the container (runc CVE-2019-5736: a container opened
  * /proc/PID/exe of the runtime that had joined it, then overwrote the runtime's binary).  The
  * joiner clears PR_SET_DUMPABLE before it opens or joins anything, so a container process
- * cannot ptrace it nor open its /proc/PID/exe, and the process replaces our image by the
- * container's program without running anything else: the program is opened in the
- * container, refused if it is our own executable (a link to /proc/self/exe, a hard link),
- * and executed through that very fd (execveat AT_EMPTY_PATH: no path left to swap).  A #!
- * script is run the way the kernel runs it (binfmt_script: interpreter, its optional
- * argument, the script's path, the arguments), through the interpreter's checked fd.  Left
- * to the kernel by path (and so checked, but racy): an interpreter that is itself a script,
- * and binfmt_misc formats.  (The other defence, re-executing the runtime from a sealed memfd
- * copy as runc does, needs a re-exec of the host binary that this library cannot do.)
+ * cannot ptrace it nor open its /proc/PID/exe, and the process's last step is ctrlua-exec from
+ * a sealed memfd (sealed.h), which executes the container's program: whatever the kernel
+ * resolves that path to (a link to /proc/self/exe, a `#!` chain ending there), it is never
+ * the host's binary.
  */
 #include "exec.h"
 
@@ -54,6 +49,7 @@
 #include "console.h"
 #include "fsutil.h"
 #include "process.h"
+#include "sealed.h"
 #include "util.h"
 
 #ifndef CLONE_NEWTIME
@@ -91,8 +87,8 @@ struct exec_ctx {
     int nsfd[EXEC_NNS];     /* -1: that namespace is ours already */
     int console;            /* connected console socket, or -1 */
     int rootfd;             /* the init's root directory (/proc/PID/root) */
-    dev_t self_dev;         /* our executable, which never runs in the container */
-    ino_t self_ino;
+    int tramp;              /* sealed ctrlua-exec (sealed.h) */
+    struct ctr_file_id self; /* our executable, which never runs in the container */
 };
 
 /* ------------------------------------------------------------------ in the children */
@@ -159,130 +155,23 @@ static int child_console(int sock, unsigned rows, unsigned cols, struct ctr_err 
     return 0;
 }
 
-/* Open `path` (in the container, as its user) for execution: a regular file that is not our
- * own executable.  hdr gets its first bytes (NUL-terminated) when they can be read through a
- * second open that is checked to be the same file; *got is -1 when they cannot. */
-static int open_program(const struct exec_ctx *x, const char *path, char *hdr, size_t hlen,
-                        ssize_t *got, struct ctr_err *err)
-{
-    int fd = RETRY(open(path, O_PATH | O_CLOEXEC));
-    if (fd < 0)
-        return ctr_fail(err, errno, "exec: `%s'", path);
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        int e = errno;
-        close(fd);
-        return ctr_fail(err, e, "exec: `%s'", path);
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return ctr_fail(err, EACCES, "exec: `%s'", path);
-    }
-    if (st.st_dev == x->self_dev && st.st_ino == x->self_ino) {
-        close(fd);
-        return ctr_fail(err, EPERM, "exec: `%s' is the runtime's own executable: refused "
-                        "(CVE-2019-5736)", path);
-    }
-    *got = -1;
-    int rfd = RETRY(open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
-    if (rfd >= 0) {
-        struct stat rst;
-        if (fstat(rfd, &rst) == 0 && rst.st_dev == st.st_dev && rst.st_ino == st.st_ino)
-            *got = RETRY(pread(rfd, hdr, hlen - 1, 0));
-        close(rfd);
-    }
-    if (*got >= 0)
-        hdr[*got] = '\0';
-    return fd;
-}
-
-/* Split a "#!interp arg" line as fs/binfmt_script.c does: the interpreter up to the first
- * blank, then at most one argument (the rest of the line, trimmed).  0 when hdr holds a
- * complete #! line. */
-static int parse_shebang(char *hdr, ssize_t got, char **interp, char **arg)
-{
-    char *end = memchr(hdr, '\n', (size_t)got);
-    if (end == NULL)
-        return -1; /* longer than what we read: left to the kernel */
-    *end = '\0';
-    char *p = hdr + 2;
-    while (*p == ' ' || *p == '\t')
-        p++;
-    if (*p == '\0')
-        return -1;
-    *interp = p;
-    while (*p && *p != ' ' && *p != '\t')
-        p++;
-    *arg = NULL;
-    if (*p) {
-        *p++ = '\0';
-        while (*p == ' ' || *p == '\t')
-            p++;
-        char *e = p + strlen(p);
-        while (e > p && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
-            *--e = '\0';
-        if (*p)
-            *arg = p;
-    }
-    return 0;
-}
-
-static int execveat_fd(int fd, char *const argv[], char *const envp[])
-{
-    return (int)syscall(SYS_execveat, fd, "", argv, envp, AT_EMPTY_PATH);
-}
-
 /* Replace this process by the program `exe` (found in the container's PATH); returns only
- * on failure, with *err set. */
+ * on failure, with *err set.  Never by our own execve of a container path: ctrlua-exec runs
+ * from its sealed copy and executes the program (sealed.h), and reports a failure of that
+ * execve as an errno on the sync socket (whose end of file otherwise means "executed").  A
+ * program that is our own executable (a link to /proc/self/exe, a hard link) is refused here
+ * too, as a second line. */
 static void run_program(const struct exec_ctx *x, const char *exe, struct ctr_err *err)
 {
-    char *const *argv = (char *const *)x->cfg->args;
-    char *const *envp = (char *const *)x->cfg->env;
-    char hdr[256], ihdr[8];
-    ssize_t got, igot;
-    cleanup_close int fd = open_program(x, exe, hdr, sizeof hdr, &got, err);
-    if (fd < 0)
-        return;
-    char *interp, *arg;
-    if (got >= 2 && hdr[0] == '#' && hdr[1] == '!' && parse_shebang(hdr, got, &interp, &arg) == 0) {
-        cleanup_close int ifd = open_program(x, interp, ihdr, sizeof ihdr, &igot, err);
-        if (ifd < 0) {
-            /* the kernel's word for a missing interpreter */
-            if (err->code == ENOENT)
-                ctr_fail(err, ENOENT, "exec: `%s': interpreter `%s' not found", exe, interp);
-            return;
-        }
-        if (igot >= 4 && memcmp(ihdr, "\177ELF", 4) == 0) {
-            size_t n = 0;
-            while (argv[n])
-                n++;
-            cleanup_free char **nargv = calloc(n + 4, sizeof *nargv);
-            if (nargv == NULL) {
-                ctr_fail(err, ENOMEM, "exec: `%s'", exe);
-                return;
-            }
-            size_t k = 0;
-            nargv[k++] = interp;
-            if (arg)
-                nargv[k++] = arg;
-            nargv[k++] = (char *)exe;
-            for (size_t i = 1; i < n; i++)
-                nargv[k++] = argv[i];
-            execveat_fd(ifd, nargv, envp);
-            ctr_fail(err, errno, "exec: `%s' (interpreter `%s')", exe, interp);
-            return;
-        }
-        /* an interpreter that is not ELF (a script itself): checked above, the kernel
-         * resolves it by path */
-        execve(exe, argv, envp);
-        ctr_fail(err, errno, "exec: `%s'", exe);
+    if (ctr_file_is(exe, &x->self)) {
+        ctr_fail(err, 0, "exec: `%s' is the runtime's own executable: refused (CVE-2019-5736)",
+                 exe);
+        err->code = EACCES;
         return;
     }
-    execveat_fd(fd, argv, envp);
-    /* ENOENT: a format whose handler needs the path (binfmt_misc without the open flag) */
-    if (errno == ENOENT || errno == ENOSYS)
-        execve(exe, argv, envp);
-    ctr_fail(err, errno, "exec: `%s'", exe);
+    ctr_sealed_exec(x->tramp, x->sync, "ctrlua exec", exe, (char *const *)x->cfg->args,
+                    (char *const *)x->cfg->env);
+    ctr_fail(err, errno, "exec: the sealed ctrlua-exec");
 }
 
 /* The process: born in every namespace of the container. */
@@ -358,7 +247,8 @@ static __attribute__((noreturn)) void child_join(struct exec_ctx *x)
         ctr_fail(&err, errno, "move fds above %d", min);
         child_fail(sync, &err);
     }
-    if ((x->rootfd = ctr_fd_move_above(x->rootfd, min)) < 0) {
+    if ((x->rootfd = ctr_fd_move_above(x->rootfd, min)) < 0 ||
+        (x->tramp = ctr_fd_move_above(x->tramp, min)) < 0) {
         ctr_fail(&err, errno, "move fds above %d", min);
         child_fail(sync, &err);
     }
@@ -464,8 +354,8 @@ static int join_cgroups(pid_t init, pid_t pid, struct ctr_err *err)
 }
 
 /* One message from a child: 1 with *pid for MSG_PID, 0 at end of file, -1 with the child's
- * error (or ours). */
-static int read_msg(int sock, pid_t *pid, struct ctr_err *err)
+ * error (or ours).  A bare int is ctrlua-exec's errno: the execve of `prog` failed. */
+static int read_msg(int sock, const char *prog, pid_t *pid, struct ctr_err *err)
 {
     struct exec_msg m;
     ssize_t n = RETRY(recv(sock, &m, sizeof m, 0));
@@ -473,6 +363,11 @@ static int read_msg(int sock, pid_t *pid, struct ctr_err *err)
         return 0;
     if (n < 0)
         return ctr_fail(err, errno, "exec: read from the process");
+    if (n == (ssize_t)sizeof(int)) {
+        int e;
+        memcpy(&e, &m, sizeof e);
+        return ctr_fail(err, e, "exec: `%s'", prog);
+    }
     if (n == (ssize_t)sizeof m && m.type == MSG_PID) {
         *pid = m.pid;
         return 1;
@@ -497,7 +392,7 @@ pid_t ctr_exec(pid_t init, const struct ctr_exec_opts *o, struct ctr_err *err)
     if (ctr_config_load(o->bundle, &cfg, err) < 0)
         return -1;
     struct exec_ctx x = {.cfg = &cfg, .o = o, .init = init, .sync = -1, .console = -1,
-                         .rootfd = -1};
+                         .rootfd = -1, .tramp = -1};
     for (size_t i = 0; i < EXEC_NNS; i++)
         x.nsfd[i] = -1;
     int sv[2] = {-1, -1}, pidfd = -1;
@@ -513,13 +408,8 @@ pid_t ctr_exec(pid_t init, const struct ctr_exec_opts *o, struct ctr_err *err)
         ctr_fail(err, EINVAL, "a console socket was given but process.terminal is false");
         goto fail;
     }
-    struct stat self;
-    if (stat("/proc/self/exe", &self) < 0) {
-        ctr_fail(err, errno, "stat `/proc/self/exe'");
+    if (ctr_own_executable(&x.self, err) < 0 || (x.tramp = ctr_sealed_trampoline(err)) < 0)
         goto fail;
-    }
-    x.self_dev = self.st_dev;
-    x.self_ino = self.st_ino;
     if ((pidfd = (int)syscall(SYS_pidfd_open, init, 0)) < 0) {
         ctr_fail(err, errno, "the container init %d", (int)init);
         goto fail;
@@ -551,7 +441,7 @@ pid_t ctr_exec(pid_t init, const struct ctr_exec_opts *o, struct ctr_err *err)
         ctr_fail(err, errno, "exec: start the joining process %d", (int)joiner);
         goto fail;
     }
-    int r = read_msg(sv[0], &pid, err);
+    int r = read_msg(sv[0], cfg.args[0], &pid, err);
     RETRY(waitpid(joiner, NULL, 0));
     joiner = -1;
     if (r == 0)
@@ -559,7 +449,7 @@ pid_t ctr_exec(pid_t init, const struct ctr_exec_opts *o, struct ctr_err *err)
     if (r != 1)
         goto fail;
     /* end of file: the process has executed its program (the socket is CLOEXEC) */
-    r = read_msg(sv[0], &(pid_t){0}, err);
+    r = read_msg(sv[0], cfg.args[0], &(pid_t){0}, err);
     if (r != 0) {
         if (r == 1)
             ctr_fail(err, EPROTO, "exec: unexpected message from the process");
@@ -587,6 +477,8 @@ done:
         close(x.console);
     if (x.rootfd >= 0)
         close(x.rootfd);
+    if (x.tramp >= 0)
+        close(x.tramp);
     if (pidfd >= 0)
         close(pidfd);
     if (sv[0] >= 0)

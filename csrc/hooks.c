@@ -13,6 +13,7 @@
 
 #include "fsutil.h"
 #include "json.h"
+#include "sealed.h"
 #include "util.h"
 
 static const char *const kind_names[CTR_HOOK_KINDS] = {
@@ -122,7 +123,7 @@ static double now(void)
 }
 
 /* One hook: its stdin is a memfd holding the state (no pipe to fill, nothing to block on). */
-static int run_one(const struct ctr_hook *h, const char *kind, const char *state,
+static int run_one(const struct ctr_hook *h, const char *kind, const char *state, int tramp,
                    struct ctr_err *err)
 {
     cleanup_close int in = memfd_create("ctrlua-hook-state", MFD_CLOEXEC);
@@ -146,15 +147,19 @@ static int run_one(const struct ctr_hook *h, const char *kind, const char *state
         close(ep[0]);
         if (dup2(in, 0) < 0)
             _exit(127);
-        /* nothing of ours but stdio and the exec-error pipe (CLOEXEC) reaches the hook */
-        close_range(3, (unsigned)ep[1] - 1, 0);
-        close_range((unsigned)ep[1] + 1, ~0U, 0);
+        /* nothing of ours but stdio reaches the hook: the exec-error pipe and the trampoline
+         * are close-on-exec, like everything else from here */
+        close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
         /* a caller that forwards signals has them blocked: the hook must not inherit that */
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        execve(h->path, (char *const *)(h->args && h->args[0] ? h->args : argv0),
-               (char *const *)(h->env ? h->env : envnone));
+        char *const *args = (char *const *)(h->args && h->args[0] ? h->args : argv0);
+        char *const *env = (char *const *)(h->env ? h->env : envnone);
+        if (tramp >= 0)
+            ctr_sealed_exec(tramp, ep[1], "", h->path, args, env); /* ctrlua-exec reports */
+        else
+            execve(h->path, args, env);
         int e = errno;
         while (write(ep[1], &e, sizeof e) < 0 && errno == EINTR)
             ;
@@ -197,12 +202,12 @@ static int run_one(const struct ctr_hook *h, const char *kind, const char *state
 }
 
 int ctr_hooks_run(const struct ctr_hooks *h, int kind, const char *state, int keep_going,
-                  struct ctr_err *err)
+                  int tramp, struct ctr_err *err)
 {
     int r = 0;
     struct ctr_err e;
     for (size_t i = 0; i < h->n[kind]; i++) {
-        if (run_one(&h->list[kind][i], kind_names[kind], state, &e) < 0) {
+        if (run_one(&h->list[kind][i], kind_names[kind], state, tramp, &e) < 0) {
             if (r == 0)
                 *err = e;
             r = -1;

@@ -56,8 +56,9 @@ char *ctr_hooks_state(const char *oci_version, const char *id, const char *statu
 
 /* Run the hooks of one kind in order; the first failure (exit status, signal, timeout, exec
  * error) stops them and is the error.  With keep_going, every hook runs and the error is the
- * first failure's. */
+ * first failure's.  tramp: -1 for hooks whose paths are the host's; the sealed trampoline
+ * (sealed.h) for hooks run inside a container, whose paths the image controls. */
 int ctr_hooks_run(const struct ctr_hooks *h, int kind, const char *state, int keep_going,
-                  struct ctr_err *err);
+                  int tramp, struct ctr_err *err);
 
 #endif

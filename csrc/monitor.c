@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -335,6 +336,11 @@ int ctr_monitor_run(const struct ctr_monitor_args *a, struct ctr_err *err)
     m.fifo_fds[1] = a->fifo_fds[1];
     now_rfc3339(m.created_at, sizeof m.created_at);
     m.start_time = proc_start_time(a->pid);
+    /* Not dumpable: a container sharing our pid namespace cannot open our /proc/PID/exe or
+     * ptrace the parent of its init (the second line; the first is the sealed copy we run
+     * from). */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+        return ctr_fail(err, errno, "prctl PR_SET_DUMPABLE");
 
     sigset_t set;
     sigemptyset(&set);

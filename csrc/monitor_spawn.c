@@ -11,12 +11,14 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "console.h"
 #include "fsutil.h"
+#include "sealed.h"
 #include "spawn.h"
 #include "util.h"
 
@@ -205,8 +207,17 @@ static __attribute__((noreturn)) void monitor_child(const struct ctr_monitor_spa
     char *argv[] = {"ctrlua-monitor", (char *)o->bundle, spid, slfd, srfd,
                     (char *)(o->oom_file ? o->oom_file : "-"), slog, smfd, sfifo, NULL};
     char *envp[] = {NULL};
-    if (o->monitor_bin && lfd >= 0 && rfd >= 0)
-        execve(o->monitor_bin, argv, envp);
+    /* from a sealed copy (sealed.h): the monitor is the init's parent, and a container that
+     * shares a pid namespace with it must find no way to the host's file through its exe */
+    if (o->monitor_bin && lfd >= 0 && rfd >= 0) {
+        int bin = ctr_sealed_copy(o->monitor_bin, &e);
+        if (bin < 0) {
+            kill(pid, SIGKILL);
+            report_fail(rfd, &e);
+        }
+        syscall(SYS_execveat, bin, "", argv, envp, AT_EMPTY_PATH);
+        close(bin);
+    }
     /* No monitor binary: supervise from this process image (larger, but the same code). */
     struct ctr_monitor_args a = {.dir = o->bundle, .pid = pid, .listen_fd = lfd,
                                  .report_fd = rfd, .oom_file = o->oom_file, .logger = logger,

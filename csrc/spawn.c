@@ -53,6 +53,7 @@
 #include "fsutil.h"
 #include "process.h"
 #include "rootfs.h"
+#include "sealed.h"
 #include "util.h"
 
 enum { MSG_READY = 1, MSG_ERROR = 2, MSG_HOOKS = 3 };
@@ -69,12 +70,16 @@ struct child_args {
     int fifo;         /* O_PATH fd of the exec fifo, or -1 */
     int nsfd[8];      /* namespaces to join (the pid one is joined by the parent) */
     int console;      /* connected console socket, or -1 */
+    int tramp;        /* sealed ctrlua-exec: what the init's last execve runs (sealed.h) */
+    struct ctr_file_id self; /* our executable, never to be the container's program */
     const char *bundle; /* absolute, for the hooks' state */
 };
 
-/* The state for a hook run by the init (pid: its pid as the host sees it). */
+/* The state for a hook run by the init (pid: its pid as the host sees it).  tramp: the
+ * trampoline for hooks whose path resolves in the container (startContainer), -1 for those that
+ * resolve on the host's filesystem. */
 static int child_hooks(const struct child_args *a, int kind, const char *status, pid_t pid,
-                       struct ctr_err *err)
+                       int tramp, struct ctr_err *err)
 {
     const struct ctr_config *c = a->cfg;
     if (c->hooks.n[kind] == 0)
@@ -83,7 +88,7 @@ static int child_hooks(const struct child_args *a, int kind, const char *status,
                                   c->annotations);
     if (state == NULL)
         return ctr_fail(err, ENOMEM, "hooks: state");
-    int r = ctr_hooks_run(&c->hooks, kind, state, 0, err);
+    int r = ctr_hooks_run(&c->hooks, kind, state, 0, tramp, err);
     free(state);
     return r;
 }
@@ -144,6 +149,10 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
         child_fail(sync, &err);
     }
     if (a->console >= 0 && (a->console = ctr_fd_move_above(a->console, min)) < 0) {
+        ctr_fail(&err, errno, "move fds above %d", min);
+        child_fail(sync, &err);
+    }
+    if ((a->tramp = ctr_fd_move_above(a->tramp, min)) < 0) {
         ctr_fail(&err, errno, "move fds above %d", min);
         child_fail(sync, &err);
     }
@@ -220,7 +229,7 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
     }
     /* createContainer: in our namespaces, before pivot_root (the hook's path resolves on the
      * host's filesystem, as the runtime spec says it does). */
-    if (child_hooks(a, CTR_HOOK_CREATE_CONTAINER, "created", host_pid, &err) < 0)
+    if (child_hooks(a, CTR_HOOK_CREATE_CONTAINER, "created", host_pid, -1, &err) < 0)
         child_fail(sync, &err);
     if (ctr_rootfs_enter(c, rootfd, o->no_pivot, &err) < 0)
         child_fail(sync, &err);
@@ -259,6 +268,13 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
     char exe[PATH_MAX];
     if (ctr_process_lookup(c, exe, sizeof exe, &err) < 0)
         child_fail(sync, &err);
+    /* the second line of defence: the trampoline is the first (sealed.h) */
+    if (ctr_file_is(exe, &a->self)) {
+        ctr_fail(&err, 0, "exec: `%s' is the runtime's own executable: refused (CVE-2019-5736)",
+                 exe);
+        err.code = EACCES;
+        child_fail(sync, &err);
+    }
 
     child_send(sync, MSG_READY, NULL);
 
@@ -276,7 +292,7 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
         close(a->fifo);
     }
     /* startContainer: in the container, after start, before the program */
-    if (child_hooks(a, CTR_HOOK_START_CONTAINER, "running", host_pid, &err) < 0) {
+    if (child_hooks(a, CTR_HOOK_START_CONTAINER, "running", host_pid, a->tramp, &err) < 0) {
         dprintf(2, "ctrlua init: %s\n", err.msg);
         _exit(127);
     }
@@ -284,10 +300,12 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
         dprintf(2, "ctrlua init: %s\n", err.msg);
         _exit(127);
     }
-    execve(exe, (char *const *)c->args, (char *const *)c->env);
-    int e = errno;
-    dprintf(2, "ctrlua init: exec `%s': %s\n", exe, strerror(e));
-    _exit(e == ENOENT ? 127 : 126);
+    /* never execve a container path ourselves (sealed.h): ctrlua-exec does it, and reports
+     * its failure itself */
+    ctr_sealed_exec(a->tramp, -1, "ctrlua init", exe, (char *const *)c->args,
+                    (char *const *)c->env);
+    dprintf(2, "ctrlua init: exec the sealed ctrlua-exec: %s\n", strerror(errno));
+    _exit(126);
 }
 
 /* Wait for the child's message.  0 on ready, 1 when it waits for the prestart and
@@ -412,14 +430,14 @@ static int parent_hooks(const struct ctr_config *c, const struct ctr_create_opts
                                   c->annotations);
     if (state == NULL)
         return ctr_fail(err, ENOMEM, "hooks: state");
-    int r = ctr_hooks_run(&c->hooks, CTR_HOOK_PRESTART, state, 0, err);
+    int r = ctr_hooks_run(&c->hooks, CTR_HOOK_PRESTART, state, 0, -1, err);
     free(state);
     if (r < 0)
         return r;
     state = ctr_hooks_state(c->oci_version, o->id, "creating", pid, bundle, c->annotations);
     if (state == NULL)
         return ctr_fail(err, ENOMEM, "hooks: state");
-    r = ctr_hooks_run(&c->hooks, CTR_HOOK_CREATE_RUNTIME, state, 0, err);
+    r = ctr_hooks_run(&c->hooks, CTR_HOOK_CREATE_RUNTIME, state, 0, -1, err);
     free(state);
     return r;
 }
@@ -432,7 +450,7 @@ int ctr_run_hooks(const char *bundle, const char *kind, const char *state, struc
     struct ctr_config cfg;
     if (ctr_config_load(bundle, &cfg, err) < 0)
         return -1;
-    int r = ctr_hooks_run(&cfg.hooks, k, state, 1, err);
+    int r = ctr_hooks_run(&cfg.hooks, k, state, 1, -1, err);
     ctr_config_free(&cfg);
     return r;
 }
@@ -442,7 +460,8 @@ pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct 
     struct ctr_config cfg;
     if (ctr_config_load(bundle, &cfg, err) < 0)
         return -1;
-    struct child_args a = {.cfg = &cfg, .opts = opts, .sync = -1, .fifo = -1, .console = -1};
+    struct child_args a = {.cfg = &cfg, .opts = opts, .sync = -1, .fifo = -1, .console = -1,
+                           .tramp = -1};
     char bundle_abs[PATH_MAX];
     if (realpath(bundle, bundle_abs) == NULL) {
         ctr_fail(err, errno, "bundle `%s'", bundle);
@@ -469,6 +488,8 @@ pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct 
         goto fail;
     }
     if (cfg.terminal && (a.console = ctr_console_connect(opts->console_socket, err)) < 0)
+        goto fail;
+    if ((a.tramp = ctr_sealed_trampoline(err)) < 0 || ctr_own_executable(&a.self, err) < 0)
         goto fail;
 
     if (opts->exec_fifo) {
@@ -603,6 +624,8 @@ done:
         close(a.fifo);
     if (a.console >= 0)
         close(a.console);
+    if (a.tramp >= 0)
+        close(a.tramp);
     if (restore_pid >= 0)
         close(restore_pid);
     if (sv[0] >= 0)

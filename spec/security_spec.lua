@@ -138,6 +138,9 @@ describe("security regressions #root", function()
           for p in /proc/[0-9]*; do
             { t=$(readlink /proc/self/fd/3)
               case "$t" in /bin/*|/usr/bin/*|/sbin/*) ;;
+                "/memfd:ctrlua-exec (deleted)")
+                   # the runtime's sealed trampoline: reachable, and read-only
+                   echo x >>/proc/self/fd/3 && echo "wrote $t" >>/leak ;;
                 *) echo "opened $p $t" >>/leak
                    echo x >>/proc/self/fd/3 && echo "wrote $t" >>/leak ;;
               esac

@@ -167,9 +167,25 @@ end
 --- The cgroup path of container id in this environment's namespace (/NS/ID).
 function Env:cgroup(id) return "/" .. self.ns .. "/" .. id end
 
+--- A copy of the built tree (the ctrlua binaries beside lua/ and scripts/, as in build/) in a
+-- new temporary directory: the path of its ctrlua.  For attacks on the runtime's own binary,
+-- which must never reach the real one; an env runs it after `env.bin = S.copy_runtime()`.
+function S.copy_runtime()
+  local bin = S.BIN
+  if bin:sub(1, 1) ~= "/" then bin = core.readlink("/proc/self/cwd") .. "/" .. bin end
+  local bdir = bin:match("^(.*)/[^/]+$")
+  local tree = bdir:match("^(.*)/[^/]+$")
+  local dir = S.tmpdir()
+  S.must(("mkdir -p %s/build && cp -a %s/lua %s/scripts %s/ && cp %s %s/ctrlua-monitor %s/build/ && " ..
+    "ln -s ctrlua %s/build/ctrlua-runc"):format(q(dir), q(tree), q(tree), q(dir), q(bin), q(bdir),
+    q(dir), q(dir)))
+  return dir .. "/build/ctrlua", dir
+end
+
 --- The command line of `ctrlua --root R --state S -n NS ARGS...` (args are quoted).
 function Env:cmdline(...)
-  local parts = { q(S.BIN), "--root", q(self.root), "--state", q(self.state), "-n", q(self.ns) }
+  local parts = { q(self.bin or S.BIN), "--root", q(self.root), "--state", q(self.state), "-n",
+    q(self.ns) }
   for i = 1, select("#", ...) do parts[#parts + 1] = q((select(i, ...))) end
   return table.concat(parts, " ")
 end
