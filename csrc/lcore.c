@@ -1426,13 +1426,57 @@ static int runtime_push_status(lua_State *L, int status)
     return 2;
 }
 
+/* one entry of wait's `copy`: {src=fd, dst=fd, input=bool} */
+static void runtime_copy_opt(lua_State *L, int idx, int i, struct ctr_copy *c)
+{
+    lua_rawgeti(L, idx, i);
+    if (!lua_istable(L, -1))
+        luaL_error(L, "option copy[%d]: expected table", i);
+    int t = lua_gettop(L);
+    lua_getfield(L, t, "src");
+    lua_getfield(L, t, "dst");
+    if (!lua_isnumber(L, -2) || !lua_isnumber(L, -1))
+        luaL_error(L, "option copy[%d]: src and dst: expected fd numbers", i);
+    lua_Integer src = lua_tointeger(L, -2), dst = lua_tointeger(L, -1);
+    if (src < 0 || src > INT_MAX || dst < 0 || dst > INT_MAX)
+        luaL_error(L, "option copy[%d]: src and dst: expected fd numbers", i);
+    lua_pop(L, 2);
+    *c = (struct ctr_copy){.src = (int)src, .dst = (int)dst,
+                           .input = ctr_lua_optfield_bool(L, t, "input", 0), .own = 1};
+    lua_pop(L, 1);
+}
+
+/* wait(pid, {forward=, copy={{src=, dst=, input=}, ...}}) -> exit code, info: with copy,
+ * the streams are copied until pid exits (an input: src the caller's, dst a pipe end of the
+ * process's; an output: src a pipe end, dst the caller's), and those pipe ends are the wait's
+ * from the call on: it closes them, whatever it returns */
 static int l_wait(lua_State *L)
 {
     pid_t pid = (pid_t)luaL_checkinteger(L, 1);
-    int forward = ctr_lua_optfield_bool(L, 2, "forward", 0);
+    if (!lua_isnoneornil(L, 2))
+        luaL_checktype(L, 2, LUA_TTABLE);
+    struct ctr_wait_opts o = {
+        .signals = ctr_lua_optfield_bool(L, 2, "forward", 0) ? CTR_WAIT_SIGNALS_FORWARD
+                                                             : CTR_WAIT_SIGNALS_DEFAULT,
+        .child = 1,
+        .raw_fd = -1,
+    };
+    if (lua_istable(L, 2)) {
+        lua_getfield(L, 2, "copy");
+        if (!lua_isnil(L, -1)) {
+            luaL_checktype(L, -1, LUA_TTABLE);
+            size_t n = lua_objlen(L, -1);
+            if (n > CTR_WAIT_MAX_COPY)
+                return luaL_error(L, "option copy: at most %d streams", CTR_WAIT_MAX_COPY);
+            for (size_t i = 0; i < n; i++)
+                runtime_copy_opt(L, lua_gettop(L), (int)i + 1, &o.copy[i]);
+            o.ncopy = n;
+        }
+        lua_pop(L, 1);
+    }
     int status;
     struct ctr_err e;
-    if (ctr_wait(pid, forward, &status, &e) < 0)
+    if (ctr_wait_io(pid, &o, &status, &e) < 0)
         return ctr_lua_fail(L, &e);
     return runtime_push_status(L, status);
 }

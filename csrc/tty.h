@@ -1,14 +1,13 @@
 /* The caller's side of a container's terminal (`run -t`, `tasks attach`): raw mode on the
- * caller's terminal, window sizes, and the copy loop between that terminal and the pty master
- * the init sent over the console socket (console.c).  The master stays with ctrlua (a
- * foreground run) or with the monitor (a detached task, which hands it to an attacher).
+ * caller's terminal, window sizes, and the copy between that terminal and the pty master the
+ * init sent over the console socket (console.c), which is wait.c's loop.  The master stays
+ * with ctrlua (a foreground run) or with the monitor (a detached task, which hands it to an
+ * attacher).
  *
- * Signals: a foreground ctrlua holds the signals it forwards blocked from before start
- * (ctr_tty_block_signals) to the end of the wait, so that a SIGTERM that arrives between start
- * and the wait stays pending instead of killing ctrlua while the container runs with its
- * rootfs mounted; the wait (wait.c's ctr_wait, or ctr_tty_run here) reads it from a signalfd
- * and sends it on.  The set is the same as wait.c's: every catchable signal except SIGCHLD,
- * SIGWINCH and the synchronous fault signals. */
+ * Signals: a foreground ctrlua holds the signals it forwards (wait.h's forwarded set) blocked
+ * from before start (ctr_tty_block_signals) to the end of the wait, so that a SIGTERM that
+ * arrives between start and the wait stays pending instead of killing ctrlua while the
+ * container runs with its rootfs mounted; the wait reads it from a signalfd and sends it on. */
 #ifndef CTR_TTY_H
 #define CTR_TTY_H
 
@@ -17,9 +16,6 @@
 #include <termios.h>
 
 #include "error.h"
-
-/* The signals a foreground wait forwards to the container (see above). */
-void ctr_tty_forwarded_set(sigset_t *set);
 
 /* Block the forwarded set in the calling thread (added to the current mask; *old, when not
  * NULL, receives the previous one). */

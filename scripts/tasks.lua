@@ -233,7 +233,7 @@ local function exec(ctx)
     local ok, uerr = require("ctr.oci").with_user(f.user)(nil, cl, nil, ospec)
     if not ok then return nil, uerr end
   end
-  local p, perr = t:exec(f["exec-id"], proc, cio.stdio())
+  local p, perr = t:exec(f["exec-id"], proc, cio.stdio(), { detach = f.detach or nil })
   if not p then return nil, perr end
   local ok, serr = p:start()
   if not ok then

@@ -37,8 +37,29 @@ local function tmux_server(dir)
     return tonumber(h), tonumber(w)
   end
   function T.kill() S.sh("tmux -S " .. q(sock) .. " kill-server") end
+  -- Run shell command `cmd` in the pane between two records of the pane's terminal mode and
+  -- size (dir/before, dir/after); with opts.go, only once dir/go exists (T.go() makes it),
+  -- so that the caller can set up first.  SIGINT is caught by the pane's shell (so a ^C is
+  -- the command's alone) and reset to its default for the command.  T.rc() waits for the
+  -- command to end: its exit status.
+  function T.run(cmd, opts)
+    local d = q(dir)
+    T.start(("trap : INT; stty -g > %s/before; stty size >> %s/before; %s%s; echo $? > %s/rc.tmp; " ..
+      "stty -g > %s/after; stty size >> %s/after; echo END-OF-RUN; mv %s/rc.tmp %s/rc; sleep 30\n")
+      :format(d, d, opts and opts.go and ("while [ ! -e %s/go ]; do sleep 0.02; done; "):format(d) or "",
+        cmd, d, d, d, d, d))
+  end
+  function T.go() assert(core.write_file(dir .. "/go", "", { mode = 420 })) end
+  function T.rc()
+    S.until_true(function() return S.exists(dir .. "/rc") end, 20, "the command in the pane to end")
+    return tonumber(S.slurp(dir .. "/rc"):match("%d+"))
+  end
+  function T.modes() return S.slurp(dir .. "/before"), S.slurp(dir .. "/after") end
   return T
 end
+
+-- A container command that reports which of its fds 0, 1, 2 are terminals ("fds:tty,pipe,...").
+local REPORT_FDS = "for n in 0 1 2; do if [ -t $n ]; then f=$f,tty; else f=$f,pipe; fi; done; echo fds:${f#,}"
 
 describe("tty and lifecycle hooks #root", function()
   local env, T
@@ -122,6 +143,86 @@ describe("tty and lifecycle hooks #root", function()
     local del = env:run("tasks.lua", "delete", "tt3")
     assert.are.equal(0, del.code, del.stderr)
     assert.is_false(S.exists(env:state_dir() .. "/tt3"))
+  end)
+
+  describe("without -t, the caller's terminal is not the container's", function()
+    it("a run gets pipes in its place: stty raw -echo and a new size inside leave the caller's terminal as it was", function()
+      T.run(env:cmdline("run.lua", "--rm", S.IMAGE, "ta1", "sh", "-c",
+        REPORT_FDS .. "; stty raw -echo; stty rows 5 cols 9; exit 0"))
+      assert.are.equal(0, T.rc())
+      local before, after = T.modes()
+      assert.are.equal(before, after)
+      assert.matches("fds:pipe,pipe,pipe", T.screen())
+      assert.are.same({}, env:leftovers("ta1"))
+    end)
+
+    it("what the container writes right before it exits is all there, and its exit code comes back", function()
+      local out = env.dir .. "/pane.out"
+      T.run(env:cmdline("run.lua", "--rm", S.IMAGE, "ta2", "sh", "-c",
+        "head -c 204800 /dev/zero | tr '\\0' @; head -c 10000 /dev/zero | tr '\\0' % >&2; exit 7"), { go = true })
+      -- every byte the pane's programs write, from before the run
+      T.cmd("pipe-pane", "-t", "t", "-o", "cat >> " .. q(out))
+      T.go()
+      assert.are.equal(7, T.rc())
+      local data = S.until_true(function()
+        local d = S.slurp(out)
+        return d and d:find("END-OF-RUN", 1, true) and d
+      end, 15, "the pane's output")
+      assert.are.equal(204800, select(2, data:gsub("@", "")))
+      assert.are.equal(10000, select(2, data:gsub("%%", "")))
+      assert.are.same({}, env:leftovers("ta2"))
+    end)
+
+    it("typed input reaches the container, and ^D ends it", function()
+      T.run(env:cmdline("run.lua", "--rm", S.IMAGE, "ta3", "sh", "-c",
+        "echo ready; read line; echo got-$line; cat; echo cat-done; exit 5"))
+      T.wait_for("ready", "the container to run")
+      T.keys("hello")
+      T.wait_for("got%-hello", "the typed line to reach the container")
+      T.keys("more")
+      T.wait_for("more\nmore", "cat's copy of the second line")
+      T.cmd("send-keys", "-t", "t", "C-d")
+      assert.are.equal(5, T.rc())
+      assert.matches("cat%-done", T.screen())
+      local before, after = T.modes()
+      assert.are.equal(before, after)
+      assert.are.same({}, env:leftovers("ta3"))
+    end)
+
+    it("a ^C reaches the container through ctrlua while the copy runs", function()
+      T.run(env:cmdline("run.lua", "--rm", S.IMAGE, "ta4", "sh", "-c",
+        "trap 'echo got-int; exit 42' INT; echo ready; while :; do sleep 0.05; done"))
+      T.wait_for("ready", "the container to run")
+      T.cmd("send-keys", "-t", "t", "C-c")
+      assert.are.equal(42, T.rc())
+      assert.matches("got%-int", T.screen())
+      assert.are.same({}, env:leftovers("ta4"))
+    end)
+
+    it("tasks exec gets pipes too, and its stty leaves the caller's terminal as it was", function()
+      local r = env:run("run.lua", "-d", S.IMAGE, "ta5", "sleep", "30")
+      assert.are.equal(0, r.code, r.stderr)
+      T.run(env:cmdline("tasks.lua", "exec", "--exec-id", "e1", "ta5", "sh", "-c",
+        REPORT_FDS .. "; stty raw -echo; exit 6"))
+      assert.are.equal(6, T.rc())
+      local before, after = T.modes()
+      assert.are.equal(before, after)
+      assert.matches("fds:pipe,pipe,pipe", T.screen())
+    end)
+
+    it("fds that are not terminals are the container's as they are: no pipe, no copy", function()
+      local input = env.dir .. "/in.txt"
+      assert(core.write_file(input, "line-one\n", { mode = 420 }))
+      local r = env:run("run.lua", "--rm", S.IMAGE, "ta6", "sh", "-c",
+        "readlink /proc/self/fd/0; readlink /proc/self/fd/1; readlink /proc/self/fd/2; cat", { stdin = input })
+      assert.are.equal(0, r.code, r.stderr)
+      local fd0, fd1, fd2, rest = r.stdout:match("^([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)$")
+      assert.are.equal(input, fd0)
+      assert.matches("^" .. env.dir:gsub("%p", "%%%0") .. "/out%.%d+%.stdout$", fd1)
+      assert.matches("^" .. env.dir:gsub("%p", "%%%0") .. "/out%.%d+%.stderr$", fd2)
+      assert.are.equal("line-one\n", rest)
+      assert.are.same({}, env:leftovers("ta6"))
+    end)
   end)
 
   it("tasks attach to a task without a terminal or fifos is refused", function()

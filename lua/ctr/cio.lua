@@ -1,6 +1,6 @@
 --- Task IO creators, as containerd's cio package: each returns an IO table
 -- `{stdin=fd, stdout=fd, stderr=fd, close=function}` that `container:new_task(io)` hands to the
--- runtime as the init's fds 0, 1 and 2.
+-- runtime as the init's fds 0, 1 and 2.  stdio's also has `pipe_terminals` (see M.stdio).
 -- @module ctr.cio
 local core = require("ctr.core")
 local errors = require("ctr.errors")
@@ -9,9 +9,81 @@ local M = {}
 
 local function noop() end
 
---- The caller's own stdin, stdout and stderr (cio.WithStdio): the foreground default.
+-- Do fds a and b (both terminals) lead to the same terminal?
+local function same_terminal(a, b)
+  local sa = core.stat("/proc/self/fd/" .. a, true)
+  local sb = core.stat("/proc/self/fd/" .. b, true)
+  return sa and sb and sa.rdev_major == sb.rdev_major and sa.rdev_minor == sb.rdev_minor
+end
+
+-- stdio's `pipe_terminals`: the fds a process without a terminal of its own gets.  See
+-- M.stdio.  Returns io itself when none of its fds is a terminal, else an IO table whose
+-- `copy` is for the wait (core.wait), or nil, err.
+local function pipe_terminals(io)
+  local theirs, ours = {}, {} -- the pipe ends of the process, and those the wait copies
+  local pio = { stdin = io.stdin, stdout = io.stdout, stderr = io.stderr, kind = io.kind, copy = {} }
+  local function close_all(list) for i = #list, 1, -1 do core.close(list[i]); list[i] = nil end end
+  function pio.close() close_all(theirs); close_all(ours) end
+  -- The process has its ends now: ours of them would keep its input from ever ending and
+  -- our reads of its output from seeing end of file.
+  function pio.started() close_all(theirs) end
+  -- The wait has the other ends now (it closes them): returns the copy list.
+  function pio.take_copy()
+    local copy = pio.copy
+    pio.copy, ours = nil, {}
+    return copy
+  end
+  -- a pipe for the process's output (it writes) or for its input (it reads)
+  local function pipe(output)
+    local r, w, errno = core.pipe()
+    if not r then
+      pio.close()
+      return nil, errors.new(w, errno)
+    end
+    if output then theirs[#theirs + 1], ours[#ours + 1] = w, r
+    else theirs[#theirs + 1], ours[#ours + 1] = r, w end
+    return r, w
+  end
+  local r, w
+  if core.isatty(io.stdin) then
+    r, w = pipe(false)
+    if not r then return nil, w end
+    pio.stdin = r
+    pio.copy[#pio.copy + 1] = { src = io.stdin, dst = w, input = true }
+  end
+  if core.isatty(io.stdout) then
+    r, w = pipe(true)
+    if not r then return nil, w end
+    pio.stdout = w
+    pio.copy[#pio.copy + 1] = { src = r, dst = io.stdout }
+  end
+  if core.isatty(io.stderr) then
+    if pio.stdout ~= io.stdout and same_terminal(io.stdout, io.stderr) then
+      -- one pipe for both: the caller's terminal shows them in the order they were written,
+      -- as it did when they were the terminal itself
+      pio.stderr = pio.stdout
+    else
+      r, w = pipe(true)
+      if not r then return nil, w end
+      pio.stderr = w
+      pio.copy[#pio.copy + 1] = { src = r, dst = io.stderr }
+    end
+  end
+  if #pio.copy == 0 then return io end
+  return pio
+end
+
+--- The caller's own stdin, stdout and stderr (cio.WithStdio): the foreground default.  A
+-- process with a terminal of its own (process.terminal, `-t`) has them as the other side of
+-- its pty.  One without never gets the caller's terminal, where it could change the
+-- terminal's modes or size, or read what is typed after ctrlua has exited: in place of each
+-- of them that is a terminal, it gets a pipe that the wait copies to or from it (as ctr
+-- gives FIFOs and copies); the others (files, pipes, /dev/null) it gets as they are.
+-- `io:pipe_terminals()` makes those fds (Task:new_task and Process:start call it; a detached
+-- task, which outlives the caller, gets the caller's fds).
 function M.stdio()
-  return { stdin = 0, stdout = 1, stderr = 2, close = noop, kind = "stdio" }
+  return { stdin = 0, stdout = 1, stderr = 2, close = noop, kind = "stdio",
+    pipe_terminals = pipe_terminals }
 end
 
 --- /dev/null for all three (cio.NullIO, `--null-io`).

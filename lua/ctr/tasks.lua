@@ -186,7 +186,9 @@ function M.new_task(container, io, opts)
   local made_cgroup -- the init's cgroup once the runtime has made it (a later failure removes it)
   local monitored -- the init's pid once a monitor supervises it
   local console, console_listen, dir_fd -- process.terminal: the pty master, where it comes from
+  local pio -- the init's own fds, when they are not io's (cio.stdio's pipes)
   local function fail(err)
+    if pio then pio.close() end
     if console then core.close(console) end
     if console_listen then core.close(console_listen) end
     if dir_fd then core.close(dir_fd) end
@@ -278,15 +280,23 @@ function M.new_task(container, io, opts)
       end
       console_listen, msg, errno = core.unix_listen(sock)
       if not console_listen then return fail(errors.new(msg, errno)) end
+    elseif io.pipe_terminals then
+      -- the caller's terminal stays the caller's: pipes in its place, copied by wait
+      local perr
+      pio, perr = io:pipe_terminals()
+      if not pio then return fail(perr) end
+      if pio == io then pio = nil end
     end
+    local fds = pio or io
     pid, msg, errno = core.create(dir, {
       exec_fifo = dir .. "/exec.fifo",
       pid_file = opts.pid_file,
       no_pivot = opts.no_pivot,
-      stdin = io.stdin, stdout = io.stdout, stderr = io.stderr,
+      stdin = fds.stdin, stdout = fds.stdout, stderr = fds.stderr,
       console_socket = sock, id = id,
     })
     if pid then made_cgroup = cgroup end
+    if pid and pio then pio.started() end
     if dir_fd then
       core.close(dir_fd)
       dir_fd = nil
@@ -346,7 +356,7 @@ function M.new_task(container, io, opts)
     return fail(msg)
   end
   return setmetatable({ client = client, container = container, id = id, pid = pid, dir = dir,
-    io = io, st = st, extra = extra, console = console }, Task)
+    io = pio or io, st = st, extra = extra, console = console }, Task)
 end
 
 --- Start the init: it execve's the process.
@@ -441,7 +451,9 @@ function Task:wait(opts)
     core.close(self.console)
     self.console = nil
   else
-    code, info = core.wait(self.pid, { forward = opts and opts.forward or false })
+    -- the caller's terminals the init did not get: copied to and from its pipes meanwhile
+    local copy = self.io and self.io.take_copy and self.io.take_copy()
+    code, info = core.wait(self.pid, { forward = opts and opts.forward or false, copy = copy })
   end
   if code == nil then return nil, errors.new(info, 10) end
   self.st.status = "stopped"
@@ -614,7 +626,8 @@ M.Process = Process
 -- @tparam[opt] table io an IO table from ctr.cio (default cio.stdio()); ignored when
 -- process.terminal is true: the process then gets a pty whose master `wait` copies
 -- @tparam[opt] table opts `pid_file`, `console_socket` (give the pty master to that socket
--- instead)
+-- instead), `detach` (the caller will not wait: the process gets io's fds as they are, even
+-- a terminal, since no one would copy them)
 -- @return a Process, or nil, err (FAILED_PRECONDITION when the task is not running)
 function Task:exec(exec_id, process, io, opts)
   if type(exec_id) ~= "string" or exec_id == "" then
@@ -651,14 +664,28 @@ function Process:start()
     listen, msg, errno = core.unix_listen(sock)
     if not listen then return nil, errors.new(msg, errno) end
   end
+  local fds = self.io
+  if not proc.terminal and not opts.detach and fds.pipe_terminals then
+    -- the caller's terminal stays the caller's: pipes in its place, copied by wait
+    local perr
+    fds, perr = fds:pipe_terminals()
+    if not fds then
+      if listen then core.close(listen) end
+      return nil, perr
+    end
+  end
   local pid, msg, errno = core.exec(task.pid, proc, {
     bundle = task.dir, pid_file = opts.pid_file,
     console_socket = opts.console_socket or sock,
-    stdin = not proc.terminal and self.io.stdin or nil,
-    stdout = not proc.terminal and self.io.stdout or nil,
-    stderr = not proc.terminal and self.io.stderr or nil,
+    stdin = not proc.terminal and fds.stdin or nil,
+    stdout = not proc.terminal and fds.stdout or nil,
+    stderr = not proc.terminal and fds.stderr or nil,
   })
   if sock then core.unlink(sock) end
+  if fds ~= self.io then
+    if pid then fds.started() else fds.close() end
+    if pid then self.io = fds end
+  end
   if not pid then
     if listen then core.close(listen) end
     local err = errors.new(msg, errno)
@@ -693,7 +720,8 @@ function Process:wait(opts)
     core.close(self.console)
     self.console = nil
   else
-    code, info, errno = core.wait(self.pid, { forward = forward })
+    local copy = self.io.take_copy and self.io.take_copy()
+    code, info, errno = core.wait(self.pid, { forward = forward, copy = copy })
   end
   if code == nil then return nil, errors.new(info, errno) end
   M.event(self.task.client, "/tasks/exit", self.task.id, { exec_id = self.id, pid = self.pid,
