@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "apparmor.h"
 #include "fsutil.h"
@@ -310,6 +311,9 @@ static int load_idmaps(const cJSON *lx, const char *key, struct ctr_idmap **out,
     return 0;
 }
 
+/* A refusal that is ours, not a syscall's: the message stands alone, the errno is EINVAL. */
+#define refuse(err, ...) (ctr_fail((err), 0, __VA_ARGS__), (err)->code = EINVAL, -1)
+
 static int has_ns(const struct ctr_config *c, int flag)
 {
     for (size_t i = 0; i < c->nns; i++)
@@ -342,9 +346,10 @@ static int load_sysctls(struct ctr_config *c, const cJSON *sysctl, struct ctr_er
         if (ipc && !has_ns(c, CLONE_NEWIPC))
             return ctr_fail(err, EINVAL, "sysctl \"%s\" is not allowed in the hosts ipc "
                             "namespace", k);
+        /* a network namespace joined by path may be the host's: ctr_config_check_joined
+         * looks at it once it is open */
         if (!ipc && strncmp(k, "net.", 4) == 0 && !has_ns(c, CLONE_NEWNET))
-            return ctr_fail(err, EINVAL, "sysctl \"%s\" is not allowed in the hosts network "
-                            "namespace", k);
+            return refuse(err, "sysctl \"%s\" not allowed in host network namespace", k);
         if (!ipc && strncmp(k, "net.", 4) != 0) {
             if (strcmp(k, "kernel.hostname") == 0 && has_ns(c, CLONE_NEWUTS))
                 return ctr_fail(err, EINVAL, "sysctl \"%s\" is not allowed as it conflicts "
@@ -540,6 +545,51 @@ out:
         ctr_config_free(cfg);
     }
     return r;
+}
+
+/* Is the namespace open as fd the one /proc/PID/ns/NAME names?  *same stays 0 when `path`
+ * cannot be looked at and `required` is 0 (pid 1 outside our pid namespace, or out of
+ * reach of ptrace's access check). */
+static int same_ns(int fd, const char *path, int required, int *same, struct ctr_err *err)
+{
+    struct stat a, b;
+    *same = 0;
+    if (fstat(fd, &a) < 0)
+        return ctr_fail(err, errno, "stat the namespace to join instead of `%s'", path);
+    if (stat(path, &b) < 0)
+        return required ? ctr_fail(err, errno, "stat `%s'", path) : 0;
+    *same = a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+    return 0;
+}
+
+/* runc's isHostNetNS: a net.* sysctl is written in the network namespace joined, and one
+ * that is ours (the caller's: "host" means current, not initial) is the host's to keep. */
+static int check_net_join(const struct ctr_config *c, const struct ctr_namespace *ns, int fd,
+                          struct ctr_err *err)
+{
+    const char *net = NULL;
+    for (size_t i = 0; i < c->nsysctls && net == NULL; i++)
+        if (strncmp(c->sysctls[i].key, "net.", 4) == 0)
+            net = c->sysctls[i].key;
+    int self;
+    if (net == NULL)
+        return 0;
+    if (same_ns(fd, "/proc/self/ns/net", 1, &self, err) < 0)
+        return ctr_fail_prefix(err, "invalid netns path `%s'", ns->path);
+    if (self)
+        return refuse(err, "sysctl \"%s\" not allowed in host network namespace", net);
+    return 0;
+}
+
+int ctr_config_check_joined(const struct ctr_config *c, const int *nsfd, struct ctr_err *err)
+{
+    for (size_t i = 0; i < c->nns; i++) {
+        if (nsfd[i] < 0)
+            continue;
+        if (c->ns[i].flag == CLONE_NEWNET && check_net_join(c, &c->ns[i], nsfd[i], err) < 0)
+            return -1;
+    }
+    return 0;
 }
 
 int ctr_config_set_process(struct ctr_config *cfg, const char *json, size_t len,

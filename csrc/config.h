@@ -106,6 +106,11 @@ struct ctr_config {
 int ctr_config_load(const char *bundle, struct ctr_config *cfg, struct ctr_err *err);
 void ctr_config_free(struct ctr_config *cfg);
 
+/* The checks that need the namespaces joined by path open (nsfd[i] for ns[i], -1 when not
+ * joined), made in the parent before clone: no net.* sysctl in a network namespace that is
+ * the runtime's (as runc). */
+int ctr_config_check_joined(const struct ctr_config *c, const int *nsfd, struct ctr_err *err);
+
 /* Replace the process of a loaded config by another OCI process object (JSON text), as an
  * exec into the container runs it: the old process fields are dropped, the new ones checked
  * as config.json's are.  The parsed text replaces "process" in cfg->json, which owns it. */

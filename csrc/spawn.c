@@ -502,6 +502,8 @@ pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct 
             goto fail;
         }
     }
+    if (ctr_config_check_joined(&cfg, a.nsfd, err) < 0)
+        goto fail;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
         ctr_fail(err, errno, "socketpair");
         goto fail;

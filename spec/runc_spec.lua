@@ -333,4 +333,54 @@ describe("ctrlua-runc #root", function()
     assert.truthy(table.concat(f.linux.seccomp.actions, " "):find("SCMP_ACT_ERRNO", 1, true))
     assert.is_false(f.linux.cgroup.systemd)
   end)
+  describe("net.* sysctls and the network namespace joined by path (as runc's isHostNetNS)", function()
+    -- a per-namespace sysctl that is harmless to get wrong, set to a value the host does not have
+    local KEY, FILE = "net.ipv4.tcp_keepalive_probes", "/proc/sys/net/ipv4/tcp_keepalive_probes"
+    local host_value, netns
+    before_each(function() host_value = assert(core.read_file(FILE)) end)
+    after_each(function()
+      if core.read_file(FILE) ~= host_value then
+        -- (a /proc/sys file takes a plain write, not core.write_file's rename)
+        local f = assert(io.open(FILE, "w"))
+        f:write(host_value)
+        f:close()
+      end
+      if netns then os.execute("ip netns del " .. q(netns) .. " 2>/dev/null") end
+      netns = nil
+    end)
+    local function other_value() return tostring(tonumber(host_value) + 1) end
+
+    local function sysctl_bundle(path)
+      return bundle({ "cat", FILE }, function(spec)
+        for _, n in ipairs(spec.linux.namespaces) do
+          if n.type == "network" then n.path = path end
+        end
+        spec.linux.sysctl = { [KEY] = other_value() }
+      end)
+    end
+
+    it("refuses one in the caller's network namespace joined as /proc/PID/ns/net, and writes nothing", function()
+      local mounts = core.read_file("/proc/self/mountinfo")
+      local b = sysctl_bundle("/proc/" .. core.getpid() .. "/ns/net")
+      local out, err, code = rc("run", "--bundle", b, "n1")
+      assert.are.equal(1, code, out)
+      -- (runc's log line escapes the quotes around the name)
+      assert.truthy(err:find('sysctl \\?"' .. KEY:gsub("%.", "%%.") .. '\\?" not allowed in host network namespace'), err)
+      assert.are.equal(host_value, core.read_file(FILE))
+      assert.is_nil(core.stat(root .. "/n1"))
+      assert.are.equal(mounts, core.read_file("/proc/self/mountinfo"))
+      for _, d in pairs(require("ctr.cgroups").dirs(cg) or {}) do assert.is_nil(core.stat(d), d) end
+    end)
+
+    it("allows one in another network namespace joined by path, and writes it there only", function()
+      netns = "ctrlua-spec-" .. dir:match("[^/]+$"):gsub("[^%w]", "")
+      B.sh("ip netns add " .. q(netns))
+      local b = sysctl_bundle("/run/netns/" .. netns)
+      local out, err, code = rc("run", "--bundle", b, "n2")
+      assert.are.equal(0, code, err)
+      assert.are.equal(other_value() .. "\n", out)
+      assert.are.equal(host_value, core.read_file(FILE))
+      assert.are.equal(other_value() .. "\n", B.sh("ip netns exec " .. q(netns) .. " cat " .. FILE))
+    end)
+  end)
 end)
