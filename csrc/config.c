@@ -562,6 +562,22 @@ static int same_ns(int fd, const char *path, int required, int *same, struct ctr
     return 0;
 }
 
+/* The container's pivot_root and its rslave / happen in the mount namespace it joins: in ours
+ * or the host's, they would be done to the host's own root. */
+static int check_mnt_join(const struct ctr_namespace *ns, int fd, struct ctr_err *err)
+{
+    int self, host;
+    if (same_ns(fd, "/proc/self/ns/mnt", 1, &self, err) < 0 ||
+        same_ns(fd, "/proc/1/ns/mnt", 0, &host, err) < 0)
+        return -1;
+    if (self || host)
+        return refuse(err, "join the mount namespace `%s': it is the %s, whose / the "
+                      "container would change and pivot into; a container needs a mount "
+                      "namespace of its own", ns->path,
+                      self ? "runtime's own" : "host's (pid 1's)");
+    return 0;
+}
+
 /* runc's isHostNetNS: a net.* sysctl is written in the network namespace joined, and one
  * that is ours (the caller's: "host" means current, not initial) is the host's to keep. */
 static int check_net_join(const struct ctr_config *c, const struct ctr_namespace *ns, int fd,
@@ -586,6 +602,8 @@ int ctr_config_check_joined(const struct ctr_config *c, const int *nsfd, struct 
     for (size_t i = 0; i < c->nns; i++) {
         if (nsfd[i] < 0)
             continue;
+        if (c->ns[i].flag == CLONE_NEWNS && check_mnt_join(&c->ns[i], nsfd[i], err) < 0)
+            return -1;
         if (c->ns[i].flag == CLONE_NEWNET && check_net_join(c, &c->ns[i], nsfd[i], err) < 0)
             return -1;
     }

@@ -107,8 +107,8 @@ int ctr_config_load(const char *bundle, struct ctr_config *cfg, struct ctr_err *
 void ctr_config_free(struct ctr_config *cfg);
 
 /* The checks that need the namespaces joined by path open (nsfd[i] for ns[i], -1 when not
- * joined), made in the parent before clone: no net.* sysctl in a network namespace that is
- * the runtime's (as runc). */
+ * joined), made in the parent before clone: no mount namespace that is the runtime's or the
+ * host's, and no net.* sysctl in a network namespace that is the runtime's (as runc). */
 int ctr_config_check_joined(const struct ctr_config *c, const int *nsfd, struct ctr_err *err);
 
 /* Replace the process of a loaded config by another OCI process object (JSON text), as an

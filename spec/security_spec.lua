@@ -490,6 +490,35 @@ int main(void) {
     end
   end)
 
+  describe("joining a mount namespace that is not the container's own (--with-ns mount:PATH)", function()
+    -- A runtime that joined one would make that namespace's / a slave and pivot_root there,
+    -- moving the root of every process in it.  So the "host" here is a disposable mount
+    -- namespace made by unshare, with its / made shared so that a change shows: the test can
+    -- fail without taking the real host with it.
+    local ROOT_PROPAGATION = [[awk '$5 == "/" { print $7 }' /proc/self/mountinfo]]
+    local cases = {
+      { name = "the runtime's own (/proc/self/ns/mnt)", path = "/proc/self/ns/mnt", says = "the runtime's own",
+        outer = "unshare -m --propagation private", inner = "" },
+      -- pid 1 of a pid namespace of its own, in a mount namespace that the runtime is not in
+      { name = "pid 1's (/proc/1/ns/mnt)", path = "/proc/1/ns/mnt", says = "the host's (pid 1's)",
+        outer = "unshare -m -p -f --mount-proc --propagation private", inner = "unshare -m --propagation unchanged " },
+    }
+    for _, case in ipairs(cases) do
+      it("refuses " .. case.name .. " before clone, exit 125, and that namespace's / keeps its propagation", function()
+        local script = ("mount --make-shared / && before=$(%s) && %s%s; echo \"code=$? before=$before after=$(%s)\"")
+          :format(ROOT_PROPAGATION, case.inner,
+            env:cmdline("run.lua", "--rm", "--with-ns", "mount:" .. case.path, S.IMAGE, "m1", "true"), ROOT_PROPAGATION)
+        local out = S.sh(case.outer .. " sh -c " .. q(script))
+        local code, before, after = out:match("code=(%d+) before=(%S*) after=(%S*)")
+        assert.are.equal("125", code, out)
+        assert.truthy(out:find("join the mount namespace `" .. case.path .. "': it is " .. case.says, 1, true), out)
+        assert.truthy(before:find("^shared:"), out)
+        assert.are.equal(before, after, out)
+        assert.are.same({}, env:leftovers("m1"))
+      end)
+    end
+  end)
+
   describe("CVE-2024-40635 (uid overflow in the image config)", function()
     for _, user in ipairs({ "4294967296", "2147483648", "0:4294967296" }) do
       it("refuses the image config User " .. user .. ", naming the value", function()
