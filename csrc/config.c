@@ -468,6 +468,56 @@ static int load_linux(struct ctr_config *c, const cJSON *lx, struct ctr_err *err
     return 0;
 }
 
+/* Go's filepath.Clean of an absolute path: no "." or empty components, ".." taken back
+ * lexically (and stopping at "/"). */
+static int clean_abs(const char *in, char *out, size_t len)
+{
+    size_t n = 0;
+    for (const char *p = in; *p;) {
+        while (*p == '/')
+            p++;
+        size_t cl = strcspn(p, "/");
+        if (cl == 2 && p[0] == '.' && p[1] == '.') {
+            while (n > 0 && out[--n] != '/')
+                ;
+        } else if (cl > 0 && !(cl == 1 && p[0] == '.')) {
+            if (n + 1 + cl + 1 > len)
+                return -1;
+            out[n++] = '/';
+            memcpy(out + n, p, cl);
+            n += cl;
+        }
+        p += cl;
+    }
+    if (n == 0)
+        out[n++] = '/';
+    out[n] = '\0';
+    return 0;
+}
+
+/* root.path, against the bundle when relative, checked as runc's validator checks it: the
+ * cleaned path must be its own canonical form.  A symlink anywhere in it is refused: it is
+ * the bundle's author who names the root, not whoever can change a link on the way.  The
+ * bundle directory itself is taken resolved, as runc takes its working directory after
+ * chdir into it. */
+static int load_rootfs(struct ctr_config *cfg, const char *bundle, const char *rootpath,
+                       struct ctr_err *err)
+{
+    char base[PATH_MAX], rp[PATH_MAX], clean[PATH_MAX];
+    if (rootpath[0] != '/' && realpath(bundle, base) == NULL)
+        return ctr_fail(err, errno, "bundle `%s'", bundle);
+    if (snprintf(rp, sizeof rp, "%s%s%s", rootpath[0] == '/' ? "" : base,
+                 rootpath[0] == '/' ? "" : "/", rootpath) >= (int)sizeof rp ||
+        clean_abs(rp, clean, sizeof clean) < 0)
+        return ctr_fail(err, ENAMETOOLONG, "root.path `%s'", rootpath);
+    if ((cfg->rootfs = realpath(rp, NULL)) == NULL)
+        return ctr_fail(err, errno, "invalid rootfs `%s'", rp);
+    if (strcmp(cfg->rootfs, clean) != 0)
+        return refuse(err, "invalid rootfs: not an absolute path, or a symlink (root.path "
+                      "`%s' is `%s')", rootpath, cfg->rootfs);
+    return 0;
+}
+
 int ctr_config_load(const char *bundle, struct ctr_config *cfg, struct ctr_err *err)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -507,16 +557,8 @@ int ctr_config_load(const char *bundle, struct ctr_config *cfg, struct ctr_err *
         ctr_fail(err, 0, "config.json: linux: required");
         goto out;
     }
-    char rp[PATH_MAX];
-    if (snprintf(rp, sizeof rp, "%s%s%s", rootpath[0] == '/' ? "" : bundle,
-                 rootpath[0] == '/' ? "" : "/", rootpath) >= (int)sizeof rp) {
-        ctr_fail(err, ENAMETOOLONG, "root.path `%s'", rootpath);
+    if (load_rootfs(cfg, bundle, rootpath, err) < 0)
         goto out;
-    }
-    if ((cfg->rootfs = realpath(rp, NULL)) == NULL) {
-        ctr_fail(err, errno, "root.path `%s'", rp);
-        goto out;
-    }
     const cJSON *ann;
     if (ctr_json_string(cfg->json, "", "ociVersion", &cfg->oci_version, err) < 0 ||
         ctr_json_object(cfg->json, "", "annotations", &ann, err) < 0 ||

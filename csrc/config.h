@@ -55,7 +55,7 @@ struct ctr_config {
     const char *oci_version;
     const cJSON *annotations;       /* may be NULL */
     struct ctr_hooks hooks;
-    char *rootfs;                   /* absolute, symlinks resolved (the bundle is trusted) */
+    char *rootfs;                   /* absolute and canonical (a symlink in root.path is refused) */
     int root_readonly;
     const char *hostname, *domainname;
 

@@ -536,6 +536,17 @@ static int l_readlink(lua_State *L)
     return 1;
 }
 
+/* realpath(path) -> the absolute path with every symlink resolved, or nil, err, errno */
+static int l_realpath(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    cleanup_free char *real = realpath(path, NULL);
+    if (real == NULL)
+        return ctr_lua_errno(L, errno, "realpath `%s'", path);
+    lua_pushstring(L, real);
+    return 1;
+}
+
 static const char *mode_type(mode_t m)
 {
     if (S_ISREG(m)) return "file";
@@ -869,6 +880,7 @@ static const luaL_Reg fs_funcs[] = {
     {"rename", l_rename},
     {"symlink", l_symlink},
     {"readlink", l_readlink},
+    {"realpath", l_realpath},
     {"stat", l_stat},
     {"listdir", l_listdir},
     {"lock", l_lock},

@@ -59,6 +59,14 @@ describe("ctrlua-runc #root", function()
     return out
   end
   local function state(id) return core.json_decode(must("state", id)) end
+  -- the host's mountinfo lines under the test's directory (other tests may mount elsewhere)
+  local function mounts_here()
+    local found = {}
+    for line in assert(core.read_file("/proc/self/mountinfo")):gmatch("[^\n]+") do
+      if line:find(dir, 1, true) then found[#found + 1] = line end
+    end
+    return found
+  end
 
   -- a bundle in dir/NAME (default b) whose cgroup is cg (cg .. "-" .. NAME for another name)
   local function bundle(args, edit, name)
@@ -360,7 +368,7 @@ describe("ctrlua-runc #root", function()
     end
 
     it("refuses one in the caller's network namespace joined as /proc/PID/ns/net, and writes nothing", function()
-      local mounts = core.read_file("/proc/self/mountinfo")
+      local mounts = mounts_here()
       local b = sysctl_bundle("/proc/" .. core.getpid() .. "/ns/net")
       local out, err, code = rc("run", "--bundle", b, "n1")
       assert.are.equal(1, code, out)
@@ -368,7 +376,7 @@ describe("ctrlua-runc #root", function()
       assert.truthy(err:find('sysctl \\?"' .. KEY:gsub("%.", "%%.") .. '\\?" not allowed in host network namespace'), err)
       assert.are.equal(host_value, core.read_file(FILE))
       assert.is_nil(core.stat(root .. "/n1"))
-      assert.are.equal(mounts, core.read_file("/proc/self/mountinfo"))
+      assert.are.same(mounts, mounts_here())
       for _, d in pairs(require("ctr.cgroups").dirs(cg) or {}) do assert.is_nil(core.stat(d), d) end
     end)
 
@@ -382,5 +390,34 @@ describe("ctrlua-runc #root", function()
       assert.are.equal(host_value, core.read_file(FILE))
       assert.are.equal(other_value() .. "\n", B.sh("ip netns exec " .. q(netns) .. " cat " .. FILE))
     end)
+  end)
+  describe("root.path with a symlink in it (refused as runc refuses it)", function()
+    local cases = {
+      { name = "a relative root.path that is a symlink to the rootfs", edit = function(b)
+        assert(core.symlink("rootfs", b .. "/link"))
+        return "link"
+      end },
+      { name = "an absolute root.path through a symlinked directory", edit = function(b)
+        assert(core.symlink(b, dir .. "/alias"))
+        return dir .. "/alias/rootfs"
+      end },
+    }
+    for i, case in ipairs(cases) do
+      it("refuses " .. case.name .. ", and nothing is left", function()
+        local mounts = mounts_here()
+        local b = bundle({ "true" })
+        local path = case.edit(b)
+        local spec = core.json_decode(assert(core.read_file(b .. "/config.json")))
+        spec.root.path = path
+        assert(core.write_file(b .. "/config.json", core.json_encode(spec)))
+        local id = "l" .. i
+        local out, err, code = rc("run", "--bundle", b, id)
+        assert.are.equal(1, code, out .. err)
+        assert.truthy(err:find("invalid rootfs: not an absolute path, or a symlink", 1, true), err)
+        assert.is_nil(core.stat(root .. "/" .. id))
+        assert.are.same(mounts, mounts_here())
+        for _, d in pairs(require("ctr.cgroups").dirs(cg) or {}) do assert.is_nil(core.stat(d), d) end
+      end)
+    end
   end)
 end)
