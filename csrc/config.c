@@ -442,6 +442,12 @@ static int load_linux(struct ctr_config *c, const cJSON *lx, struct ctr_err *err
     if (ctr_json_strv(lx, "linux", "maskedPaths", &c->masked, NULL, err) < 0 ||
         ctr_json_strv(lx, "linux", "readonlyPaths", &c->readonly, NULL, err) < 0)
         return -1;
+    /* runc's validator: masks and read-only paths are only as good as the container's own
+     * mount table; without a mount namespace of its own they would be more of the caller's
+     * mounts, made in its namespace. */
+    if (c->mnt_ns == CTR_MNT_HOST &&
+        ((c->masked && c->masked[0]) || (c->readonly && c->readonly[0])))
+        return refuse(err, "unable to restrict sys entries without a private MNT namespace");
     c->rootfs_propagation = MS_SLAVE | MS_REC;
     if (ctr_json_string(lx, "linux", "rootfsPropagation", &s, err) < 0)
         return -1;

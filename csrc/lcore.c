@@ -1316,6 +1316,32 @@ static int l_mountinfo(lua_State *L)
     return 1;
 }
 
+/* mount_top(target) -> the id of the topmost mount at exactly target (0: none) */
+static int l_mount_top(lua_State *L)
+{
+    const char *target = luaL_checkstring(L, 1);
+    struct ctr_err e;
+    int id;
+    if (ctr_mount_top(target, &id, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushinteger(L, id);
+    return 1;
+}
+
+/* mount_unstack(target, keep) -> true: what is stacked at target above mount keep, detached */
+static int l_mount_unstack(lua_State *L)
+{
+    const char *target = luaL_checkstring(L, 1);
+    lua_Integer keep = luaL_checkinteger(L, 2);
+    struct ctr_err e;
+    if (keep < 0 || keep > INT_MAX)
+        return luaL_error(L, "mount_unstack: keep must be a mount id");
+    if (ctr_mount_unstack(target, (int)keep, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int l_copy_tree(lua_State *L)
 {
     const char *src = luaL_checkstring(L, 1);
@@ -1355,6 +1381,8 @@ static const luaL_Reg snapshot_funcs[] = {
     {"mount", l_mount},
     {"unmount", l_unmount},
     {"mountinfo", l_mountinfo},
+    {"mount_top", l_mount_top},
+    {"mount_unstack", l_mount_unstack},
     {"copy_tree", l_copy_tree},
     {"usage", l_usage},
     {"syncfs", l_syncfs},

@@ -420,4 +420,37 @@ describe("ctrlua-runc #root", function()
       end)
     end
   end)
+  describe("a config with no mount namespace (its mounts are made in ours, as runc makes them)", function()
+    local function without_mntns(spec)
+      local ns = {}
+      for _, n in ipairs(spec.linux.namespaces) do
+        if n.type ~= "mount" then ns[#ns + 1] = n end
+      end
+      spec.linux.namespaces = core.json_array(ns)
+    end
+
+    it("is refused with masked or read-only paths (runc's validator), and nothing is mounted", function()
+      local mounts = mounts_here()
+      local b = bundle({ "sleep", "30" }, without_mntns)
+      local out, err, code = rc("create", "--bundle", b, "h1")
+      assert.are.equal(1, code, out)
+      assert.truthy(err:find("unable to restrict sys entries without a private MNT namespace", 1, true), err)
+      assert.is_nil(core.stat(root .. "/h1"))
+      assert.are.same(mounts, mounts_here())
+    end)
+
+    it("with mounts only: delete -f takes down every mount it made under the bundle", function()
+      local mounts = mounts_here()
+      local b = bundle({ "sleep", "30" }, function(spec)
+        without_mntns(spec)
+        spec.linux.maskedPaths, spec.linux.readonlyPaths = nil, nil
+      end)
+      must("create", "--bundle", b, "h2")
+      -- proc, sysfs, the /dev tmpfs, devpts, shm, mqueue, /run and the rootfs bind they sit on
+      assert.truthy(#mounts_here() >= #mounts + 8, table.concat(mounts_here(), "\n"))
+      must("delete", "-f", "h2")
+      assert.are.same(mounts, mounts_here())
+      assert.is_nil(core.stat(root .. "/h2"))
+    end)
+  end)
 end)
