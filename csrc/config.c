@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "apparmor.h"
 #include "fsutil.h"
@@ -310,6 +311,9 @@ static int load_idmaps(const cJSON *lx, const char *key, struct ctr_idmap **out,
     return 0;
 }
 
+/* A refusal that is ours, not a syscall's: the message stands alone, the errno is EINVAL. */
+#define refuse(err, ...) (ctr_fail((err), 0, __VA_ARGS__), (err)->code = EINVAL, -1)
+
 static int has_ns(const struct ctr_config *c, int flag)
 {
     for (size_t i = 0; i < c->nns; i++)
@@ -342,9 +346,10 @@ static int load_sysctls(struct ctr_config *c, const cJSON *sysctl, struct ctr_er
         if (ipc && !has_ns(c, CLONE_NEWIPC))
             return ctr_fail(err, EINVAL, "sysctl \"%s\" is not allowed in the hosts ipc "
                             "namespace", k);
+        /* a network namespace joined by path may be the host's: ctr_config_check_joined
+         * looks at it once it is open */
         if (!ipc && strncmp(k, "net.", 4) == 0 && !has_ns(c, CLONE_NEWNET))
-            return ctr_fail(err, EINVAL, "sysctl \"%s\" is not allowed in the hosts network "
-                            "namespace", k);
+            return refuse(err, "sysctl \"%s\" not allowed in host network namespace", k);
         if (!ipc && strncmp(k, "net.", 4) != 0) {
             if (strcmp(k, "kernel.hostname") == 0 && has_ns(c, CLONE_NEWUTS))
                 return ctr_fail(err, EINVAL, "sysctl \"%s\" is not allowed as it conflicts "
@@ -437,6 +442,12 @@ static int load_linux(struct ctr_config *c, const cJSON *lx, struct ctr_err *err
     if (ctr_json_strv(lx, "linux", "maskedPaths", &c->masked, NULL, err) < 0 ||
         ctr_json_strv(lx, "linux", "readonlyPaths", &c->readonly, NULL, err) < 0)
         return -1;
+    /* runc's validator: masks and read-only paths are only as good as the container's own
+     * mount table; without a mount namespace of its own they would be more of the caller's
+     * mounts, made in its namespace. */
+    if (c->mnt_ns == CTR_MNT_HOST &&
+        ((c->masked && c->masked[0]) || (c->readonly && c->readonly[0])))
+        return refuse(err, "unable to restrict sys entries without a private MNT namespace");
     c->rootfs_propagation = MS_SLAVE | MS_REC;
     if (ctr_json_string(lx, "linux", "rootfsPropagation", &s, err) < 0)
         return -1;
@@ -460,6 +471,56 @@ static int load_linux(struct ctr_config *c, const cJSON *lx, struct ctr_err *err
         c->clone_flags &= ~CLONE_NEWCGROUP;
         c->unshare_cgroup = 1;
     }
+    return 0;
+}
+
+/* Go's filepath.Clean of an absolute path: no "." or empty components, ".." taken back
+ * lexically (and stopping at "/"). */
+static int clean_abs(const char *in, char *out, size_t len)
+{
+    size_t n = 0;
+    for (const char *p = in; *p;) {
+        while (*p == '/')
+            p++;
+        size_t cl = strcspn(p, "/");
+        if (cl == 2 && p[0] == '.' && p[1] == '.') {
+            while (n > 0 && out[--n] != '/')
+                ;
+        } else if (cl > 0 && !(cl == 1 && p[0] == '.')) {
+            if (n + 1 + cl + 1 > len)
+                return -1;
+            out[n++] = '/';
+            memcpy(out + n, p, cl);
+            n += cl;
+        }
+        p += cl;
+    }
+    if (n == 0)
+        out[n++] = '/';
+    out[n] = '\0';
+    return 0;
+}
+
+/* root.path, against the bundle when relative, checked as runc's validator checks it: the
+ * cleaned path must be its own canonical form.  A symlink anywhere in it is refused: it is
+ * the bundle's author who names the root, not whoever can change a link on the way.  The
+ * bundle directory itself is taken resolved, as runc takes its working directory after
+ * chdir into it. */
+static int load_rootfs(struct ctr_config *cfg, const char *bundle, const char *rootpath,
+                       struct ctr_err *err)
+{
+    char base[PATH_MAX], rp[PATH_MAX], clean[PATH_MAX];
+    if (rootpath[0] != '/' && realpath(bundle, base) == NULL)
+        return ctr_fail(err, errno, "bundle `%s'", bundle);
+    if (snprintf(rp, sizeof rp, "%s%s%s", rootpath[0] == '/' ? "" : base,
+                 rootpath[0] == '/' ? "" : "/", rootpath) >= (int)sizeof rp ||
+        clean_abs(rp, clean, sizeof clean) < 0)
+        return ctr_fail(err, ENAMETOOLONG, "root.path `%s'", rootpath);
+    if ((cfg->rootfs = realpath(rp, NULL)) == NULL)
+        return ctr_fail(err, errno, "invalid rootfs `%s'", rp);
+    if (strcmp(cfg->rootfs, clean) != 0)
+        return refuse(err, "invalid rootfs: not an absolute path, or a symlink (root.path "
+                      "`%s' is `%s')", rootpath, cfg->rootfs);
     return 0;
 }
 
@@ -502,16 +563,8 @@ int ctr_config_load(const char *bundle, struct ctr_config *cfg, struct ctr_err *
         ctr_fail(err, 0, "config.json: linux: required");
         goto out;
     }
-    char rp[PATH_MAX];
-    if (snprintf(rp, sizeof rp, "%s%s%s", rootpath[0] == '/' ? "" : bundle,
-                 rootpath[0] == '/' ? "" : "/", rootpath) >= (int)sizeof rp) {
-        ctr_fail(err, ENAMETOOLONG, "root.path `%s'", rootpath);
+    if (load_rootfs(cfg, bundle, rootpath, err) < 0)
         goto out;
-    }
-    if ((cfg->rootfs = realpath(rp, NULL)) == NULL) {
-        ctr_fail(err, errno, "root.path `%s'", rp);
-        goto out;
-    }
     const cJSON *ann;
     if (ctr_json_string(cfg->json, "", "ociVersion", &cfg->oci_version, err) < 0 ||
         ctr_json_object(cfg->json, "", "annotations", &ann, err) < 0 ||
@@ -540,6 +593,69 @@ out:
         ctr_config_free(cfg);
     }
     return r;
+}
+
+/* Is the namespace open as fd the one /proc/PID/ns/NAME names?  *same stays 0 when `path`
+ * cannot be looked at and `required` is 0 (pid 1 outside our pid namespace, or out of
+ * reach of ptrace's access check). */
+static int same_ns(int fd, const char *path, int required, int *same, struct ctr_err *err)
+{
+    struct stat a, b;
+    *same = 0;
+    if (fstat(fd, &a) < 0)
+        return ctr_fail(err, errno, "stat the namespace to join instead of `%s'", path);
+    if (stat(path, &b) < 0)
+        return required ? ctr_fail(err, errno, "stat `%s'", path) : 0;
+    *same = a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+    return 0;
+}
+
+/* The container's pivot_root and its rslave / happen in the mount namespace it joins: in ours
+ * or the host's, they would be done to the host's own root. */
+static int check_mnt_join(const struct ctr_namespace *ns, int fd, struct ctr_err *err)
+{
+    int self, host;
+    if (same_ns(fd, "/proc/self/ns/mnt", 1, &self, err) < 0 ||
+        same_ns(fd, "/proc/1/ns/mnt", 0, &host, err) < 0)
+        return -1;
+    if (self || host)
+        return refuse(err, "join the mount namespace `%s': it is the %s, whose / the "
+                      "container would change and pivot into; a container needs a mount "
+                      "namespace of its own", ns->path,
+                      self ? "runtime's own" : "host's (pid 1's)");
+    return 0;
+}
+
+/* runc's isHostNetNS: a net.* sysctl is written in the network namespace joined, and one
+ * that is ours (the caller's: "host" means current, not initial) is the host's to keep. */
+static int check_net_join(const struct ctr_config *c, const struct ctr_namespace *ns, int fd,
+                          struct ctr_err *err)
+{
+    const char *net = NULL;
+    for (size_t i = 0; i < c->nsysctls && net == NULL; i++)
+        if (strncmp(c->sysctls[i].key, "net.", 4) == 0)
+            net = c->sysctls[i].key;
+    int self;
+    if (net == NULL)
+        return 0;
+    if (same_ns(fd, "/proc/self/ns/net", 1, &self, err) < 0)
+        return ctr_fail_prefix(err, "invalid netns path `%s'", ns->path);
+    if (self)
+        return refuse(err, "sysctl \"%s\" not allowed in host network namespace", net);
+    return 0;
+}
+
+int ctr_config_check_joined(const struct ctr_config *c, const int *nsfd, struct ctr_err *err)
+{
+    for (size_t i = 0; i < c->nns; i++) {
+        if (nsfd[i] < 0)
+            continue;
+        if (c->ns[i].flag == CLONE_NEWNS && check_mnt_join(&c->ns[i], nsfd[i], err) < 0)
+            return -1;
+        if (c->ns[i].flag == CLONE_NEWNET && check_net_join(c, &c->ns[i], nsfd[i], err) < 0)
+            return -1;
+    }
+    return 0;
 }
 
 int ctr_config_set_process(struct ctr_config *cfg, const char *json, size_t len,

@@ -55,7 +55,7 @@ struct ctr_config {
     const char *oci_version;
     const cJSON *annotations;       /* may be NULL */
     struct ctr_hooks hooks;
-    char *rootfs;                   /* absolute, symlinks resolved (the bundle is trusted) */
+    char *rootfs;                   /* absolute and canonical (a symlink in root.path is refused) */
     int root_readonly;
     const char *hostname, *domainname;
 
@@ -105,6 +105,11 @@ struct ctr_config {
 /* Read bundle/config.json and check it.  On error nothing is left allocated. */
 int ctr_config_load(const char *bundle, struct ctr_config *cfg, struct ctr_err *err);
 void ctr_config_free(struct ctr_config *cfg);
+
+/* The checks that need the namespaces joined by path open (nsfd[i] for ns[i], -1 when not
+ * joined), made in the parent before clone: no mount namespace that is the runtime's or the
+ * host's, and no net.* sysctl in a network namespace that is the runtime's (as runc). */
+int ctr_config_check_joined(const struct ctr_config *c, const int *nsfd, struct ctr_err *err);
 
 /* Replace the process of a loaded config by another OCI process object (JSON text), as an
  * exec into the container runs it: the old process fields are dropped, the new ones checked

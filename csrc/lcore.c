@@ -536,6 +536,17 @@ static int l_readlink(lua_State *L)
     return 1;
 }
 
+/* realpath(path) -> the absolute path with every symlink resolved, or nil, err, errno */
+static int l_realpath(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    cleanup_free char *real = realpath(path, NULL);
+    if (real == NULL)
+        return ctr_lua_errno(L, errno, "realpath `%s'", path);
+    lua_pushstring(L, real);
+    return 1;
+}
+
 static const char *mode_type(mode_t m)
 {
     if (S_ISREG(m)) return "file";
@@ -869,6 +880,7 @@ static const luaL_Reg fs_funcs[] = {
     {"rename", l_rename},
     {"symlink", l_symlink},
     {"readlink", l_readlink},
+    {"realpath", l_realpath},
     {"stat", l_stat},
     {"listdir", l_listdir},
     {"lock", l_lock},
@@ -1304,6 +1316,32 @@ static int l_mountinfo(lua_State *L)
     return 1;
 }
 
+/* mount_top(target) -> the id of the topmost mount at exactly target (0: none) */
+static int l_mount_top(lua_State *L)
+{
+    const char *target = luaL_checkstring(L, 1);
+    struct ctr_err e;
+    int id;
+    if (ctr_mount_top(target, &id, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushinteger(L, id);
+    return 1;
+}
+
+/* mount_unstack(target, keep) -> true: what is stacked at target above mount keep, detached */
+static int l_mount_unstack(lua_State *L)
+{
+    const char *target = luaL_checkstring(L, 1);
+    lua_Integer keep = luaL_checkinteger(L, 2);
+    struct ctr_err e;
+    if (keep < 0 || keep > INT_MAX)
+        return luaL_error(L, "mount_unstack: keep must be a mount id");
+    if (ctr_mount_unstack(target, (int)keep, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int l_copy_tree(lua_State *L)
 {
     const char *src = luaL_checkstring(L, 1);
@@ -1343,6 +1381,8 @@ static const luaL_Reg snapshot_funcs[] = {
     {"mount", l_mount},
     {"unmount", l_unmount},
     {"mountinfo", l_mountinfo},
+    {"mount_top", l_mount_top},
+    {"mount_unstack", l_mount_unstack},
     {"copy_tree", l_copy_tree},
     {"usage", l_usage},
     {"syncfs", l_syncfs},

@@ -168,3 +168,65 @@ int ctr_mountinfo_read(struct ctr_mountinfo **out, size_t *n, struct ctr_err *er
     *n = i;
     return 0;
 }
+
+/* The topmost of the mounts at exactly `target`: the one no other mount there sits on. */
+static int top_at(const struct ctr_mountinfo *m, size_t n, const char *target)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(m[i].target, target) != 0)
+            continue;
+        int covered = 0;
+        for (size_t j = 0; j < n && !covered; j++)
+            covered = j != i && m[j].parent_id == m[i].id && strcmp(m[j].target, target) == 0;
+        if (!covered)
+            return m[i].id;
+    }
+    return 0;
+}
+
+/* Is mount `id` in the stack at target under (or at) mount `top`? */
+static int in_stack(const struct ctr_mountinfo *m, size_t n, const char *target, int top,
+                    int id)
+{
+    for (size_t depth = 0; top != 0 && depth < n; depth++) {
+        if (top == id)
+            return 1;
+        int next = 0;
+        for (size_t i = 0; i < n && next == 0; i++)
+            if (m[i].id == top)
+                for (size_t j = 0; j < n; j++)
+                    if (m[j].id == m[i].parent_id && strcmp(m[j].target, target) == 0)
+                        next = m[j].id;
+        top = next;
+    }
+    return 0;
+}
+
+int ctr_mount_top(const char *target, int *id, struct ctr_err *err)
+{
+    struct ctr_mountinfo *m;
+    size_t n;
+    if (ctr_mountinfo_read(&m, &n, err) < 0)
+        return -1;
+    *id = top_at(m, n, target);
+    ctr_mountinfo_free(m, n);
+    return 0;
+}
+
+int ctr_mount_unstack(const char *target, int keep, struct ctr_err *err)
+{
+    for (int round = 0; round < 1000; round++) {
+        struct ctr_mountinfo *m;
+        size_t n;
+        if (ctr_mountinfo_read(&m, &n, err) < 0)
+            return -1;
+        int top = top_at(m, n, target);
+        int ours = top != 0 && top != keep && (keep == 0 || in_stack(m, n, target, top, keep));
+        ctr_mountinfo_free(m, n);
+        if (!ours)
+            return 0;
+        if (ctr_mountutil_unmount(target, 1, err) < 0)
+            return -1;
+    }
+    return ctr_fail(err, EBUSY, "unmount `%s': still mounted", target);
+}

@@ -32,4 +32,14 @@ struct ctr_mountinfo {
 int ctr_mountinfo_read(struct ctr_mountinfo **out, size_t *n, struct ctr_err *err);
 void ctr_mountinfo_free(struct ctr_mountinfo *m, size_t n);
 
+/* Mounts a container without a mount namespace of its own leaves in ours: its setup stacks a
+ * bind of the rootfs on `target` and mounts everything else on that bind.  ctr_mount_top
+ * gives the id of the topmost mount at exactly target (0: none), taken before the setup;
+ * ctr_mount_unstack lazily unmounts what is stacked above that mount `keep` (each detach
+ * takes the mounts on it along), and leaves target alone when keep is no longer under its top
+ * (someone else's mounts are not ours to take down).  target is canonical, as mountinfo
+ * writes it. */
+int ctr_mount_top(const char *target, int *id, struct ctr_err *err);
+int ctr_mount_unstack(const char *target, int keep, struct ctr_err *err);
+
 #endif

@@ -51,6 +51,7 @@
 #include "console.h"
 #include "hooks.h"
 #include "fsutil.h"
+#include "mountutil.h"
 #include "process.h"
 #include "rootfs.h"
 #include "sealed.h"
@@ -470,6 +471,7 @@ pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct 
     }
     a.bundle = bundle_abs;
     int sv[2] = {-1, -1}, restore_pid = -1, made_fifo = 0, made_cgroup = 0, have_layout = 0;
+    int host_below = -1; /* the topmost mount at the rootfs before, with no mount namespace */
     struct ctr_cgroup_layout cgl;
     pid_t pid = -1;
     for (size_t i = 0; i < ARRAY_SIZE(a.nsfd); i++)
@@ -523,6 +525,12 @@ pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct 
             goto fail;
         }
     }
+    if (ctr_config_check_joined(&cfg, a.nsfd, err) < 0)
+        goto fail;
+    /* Without a mount namespace of its own, the init's mounts are made in ours, on a bind
+     * of the rootfs stacked on what is there now: a failed setup takes them down again. */
+    if (cfg.mnt_ns == CTR_MNT_HOST && ctr_mount_top(cfg.rootfs, &host_below, err) < 0)
+        goto fail;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
         ctr_fail(err, errno, "socketpair");
         goto fail;
@@ -606,6 +614,9 @@ fail:
     if (pid > 0) {
         kill(pid, SIGKILL);
         RETRY(waitpid(pid, NULL, 0));
+        struct ctr_err ignored;
+        if (host_below >= 0)
+            ctr_mount_unstack(cfg.rootfs, host_below, &ignored);
     }
     if (made_fifo)
         unlink(opts->exec_fifo);

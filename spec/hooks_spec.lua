@@ -153,7 +153,7 @@ describe("runtime lifecycle #root", function()
         table.remove(s.linux.namespaces, 5) -- network
       end })
       code, err = B.run(dir)
-      assert.truthy(err:find("not allowed in the hosts network namespace", 1, true), err)
+      assert.truthy(err:find('sysctl "net.ipv4.ip_forward" not allowed in host network namespace', 1, true), err)
     end)
 
     for _, p in ipairs({ { "shared", "shared:" }, { "unbindable", "unbindable" }, { "private", nil } }) do

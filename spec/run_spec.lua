@@ -282,6 +282,18 @@ ls -l /dev/null | cut -c1]])
       assert.are.same({}, env:leftovers("nat", "native"))
     end)
 
+    it("--state given through a symlink still runs (its bundles' paths are canonical)", function()
+      assert(core.mkdir(env.state, 448))
+      local link = env.dir .. "/state-link"
+      assert(core.symlink(env.state, link))
+      local cmd = env:cmdline("run.lua", "--rm", IMAGE, "sym", "echo", "through-link"):gsub(
+        "%-%-state " .. S.q(env.state):gsub("%p", "%%%0"), "--state " .. S.q(link))
+      local out, code = S.sh(cmd)
+      assert.are.equal(0, code, out)
+      assert.are.equal("through-link\n", out)
+      assert.are.same({}, env:leftovers("sym"))
+    end)
+
     it("--snapshotter-label labels the snapshot", function()
       local r = env:run("run.lua", "--snapshotter-label", "color=blue", IMAGE, "sl", "true")
       assert.are.equal(0, r.code, r.stderr)

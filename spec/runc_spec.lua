@@ -59,6 +59,14 @@ describe("ctrlua-runc #root", function()
     return out
   end
   local function state(id) return core.json_decode(must("state", id)) end
+  -- the host's mountinfo lines under the test's directory (other tests may mount elsewhere)
+  local function mounts_here()
+    local found = {}
+    for line in assert(core.read_file("/proc/self/mountinfo")):gmatch("[^\n]+") do
+      if line:find(dir, 1, true) then found[#found + 1] = line end
+    end
+    return found
+  end
 
   -- a bundle in dir/NAME (default b) whose cgroup is cg (cg .. "-" .. NAME for another name)
   local function bundle(args, edit, name)
@@ -332,5 +340,117 @@ describe("ctrlua-runc #root", function()
     assert.truthy(table.concat(f.linux.namespaces, " "):find("user", 1, true))
     assert.truthy(table.concat(f.linux.seccomp.actions, " "):find("SCMP_ACT_ERRNO", 1, true))
     assert.is_false(f.linux.cgroup.systemd)
+  end)
+  describe("net.* sysctls and the network namespace joined by path (as runc's isHostNetNS)", function()
+    -- a per-namespace sysctl that is harmless to get wrong, set to a value the host does not have
+    local KEY, FILE = "net.ipv4.tcp_keepalive_probes", "/proc/sys/net/ipv4/tcp_keepalive_probes"
+    local host_value, netns
+    before_each(function() host_value = assert(core.read_file(FILE)) end)
+    after_each(function()
+      if core.read_file(FILE) ~= host_value then
+        -- (a /proc/sys file takes a plain write, not core.write_file's rename)
+        local f = assert(io.open(FILE, "w"))
+        f:write(host_value)
+        f:close()
+      end
+      if netns then os.execute("ip netns del " .. q(netns) .. " 2>/dev/null") end
+      netns = nil
+    end)
+    local function other_value() return tostring(tonumber(host_value) + 1) end
+
+    local function sysctl_bundle(path)
+      return bundle({ "cat", FILE }, function(spec)
+        for _, n in ipairs(spec.linux.namespaces) do
+          if n.type == "network" then n.path = path end
+        end
+        spec.linux.sysctl = { [KEY] = other_value() }
+      end)
+    end
+
+    it("refuses one in the caller's network namespace joined as /proc/PID/ns/net, and writes nothing", function()
+      local mounts = mounts_here()
+      local b = sysctl_bundle("/proc/" .. core.getpid() .. "/ns/net")
+      local out, err, code = rc("run", "--bundle", b, "n1")
+      assert.are.equal(1, code, out)
+      -- (runc's log line escapes the quotes around the name)
+      assert.truthy(err:find('sysctl \\?"' .. KEY:gsub("%.", "%%.") .. '\\?" not allowed in host network namespace'), err)
+      assert.are.equal(host_value, core.read_file(FILE))
+      assert.is_nil(core.stat(root .. "/n1"))
+      assert.are.same(mounts, mounts_here())
+      for _, d in pairs(require("ctr.cgroups").dirs(cg) or {}) do assert.is_nil(core.stat(d), d) end
+    end)
+
+    it("allows one in another network namespace joined by path, and writes it there only", function()
+      netns = "ctrlua-spec-" .. dir:match("[^/]+$"):gsub("[^%w]", "")
+      B.sh("ip netns add " .. q(netns))
+      local b = sysctl_bundle("/run/netns/" .. netns)
+      local out, err, code = rc("run", "--bundle", b, "n2")
+      assert.are.equal(0, code, err)
+      assert.are.equal(other_value() .. "\n", out)
+      assert.are.equal(host_value, core.read_file(FILE))
+      assert.are.equal(other_value() .. "\n", B.sh("ip netns exec " .. q(netns) .. " cat " .. FILE))
+    end)
+  end)
+  describe("root.path with a symlink in it (refused as runc refuses it)", function()
+    local cases = {
+      { name = "a relative root.path that is a symlink to the rootfs", edit = function(b)
+        assert(core.symlink("rootfs", b .. "/link"))
+        return "link"
+      end },
+      { name = "an absolute root.path through a symlinked directory", edit = function(b)
+        assert(core.symlink(b, dir .. "/alias"))
+        return dir .. "/alias/rootfs"
+      end },
+    }
+    for i, case in ipairs(cases) do
+      it("refuses " .. case.name .. ", and nothing is left", function()
+        local mounts = mounts_here()
+        local b = bundle({ "true" })
+        local path = case.edit(b)
+        local spec = core.json_decode(assert(core.read_file(b .. "/config.json")))
+        spec.root.path = path
+        assert(core.write_file(b .. "/config.json", core.json_encode(spec)))
+        local id = "l" .. i
+        local out, err, code = rc("run", "--bundle", b, id)
+        assert.are.equal(1, code, out .. err)
+        assert.truthy(err:find("invalid rootfs: not an absolute path, or a symlink", 1, true), err)
+        assert.is_nil(core.stat(root .. "/" .. id))
+        assert.are.same(mounts, mounts_here())
+        for _, d in pairs(require("ctr.cgroups").dirs(cg) or {}) do assert.is_nil(core.stat(d), d) end
+      end)
+    end
+  end)
+  describe("a config with no mount namespace (its mounts are made in ours, as runc makes them)", function()
+    local function without_mntns(spec)
+      local ns = {}
+      for _, n in ipairs(spec.linux.namespaces) do
+        if n.type ~= "mount" then ns[#ns + 1] = n end
+      end
+      spec.linux.namespaces = core.json_array(ns)
+    end
+
+    it("is refused with masked or read-only paths (runc's validator), and nothing is mounted", function()
+      local mounts = mounts_here()
+      local b = bundle({ "sleep", "30" }, without_mntns)
+      local out, err, code = rc("create", "--bundle", b, "h1")
+      assert.are.equal(1, code, out)
+      assert.truthy(err:find("unable to restrict sys entries without a private MNT namespace", 1, true), err)
+      assert.is_nil(core.stat(root .. "/h1"))
+      assert.are.same(mounts, mounts_here())
+    end)
+
+    it("with mounts only: delete -f takes down every mount it made under the bundle", function()
+      local mounts = mounts_here()
+      local b = bundle({ "sleep", "30" }, function(spec)
+        without_mntns(spec)
+        spec.linux.maskedPaths, spec.linux.readonlyPaths = nil, nil
+      end)
+      must("create", "--bundle", b, "h2")
+      -- proc, sysfs, the /dev tmpfs, devpts, shm, mqueue, /run and the rootfs bind they sit on
+      assert.truthy(#mounts_here() >= #mounts + 8, table.concat(mounts_here(), "\n"))
+      must("delete", "-f", "h2")
+      assert.are.same(mounts, mounts_here())
+      assert.is_nil(core.stat(root .. "/h2"))
+    end)
   end)
 end)

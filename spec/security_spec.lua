@@ -442,6 +442,86 @@ int main(void) {
     end)
   end)
 
+  describe("hardlinks in a remapped snapshot (each inode shifted once, not once per name)", function()
+    -- a v2 security.capability granting cap_net_raw+ep (magic 0x02000000 | effective)
+    local NET_RAW = "\1\0\0\2" .. "\0\32\0\0" .. string.rep("\0", 12)
+    local files = {
+      { name = "root-only", mode = 384, data = "secret\n", want = "600" },
+      { name = "suid", mode = 2541, data = "#!/bin/sh\n", want = "4755" },
+      { name = "fcaps", mode = 493, data = "#!/bin/sh\n", want = "755", xattrs = { ["security.capability"] = NET_RAW } },
+    }
+    local function image()
+      local entries = {}
+      for _, f in ipairs(files) do
+        entries[#entries + 1] = { name = f.name, type = "file", mode = f.mode, data = f.data, xattrs = f.xattrs }
+        entries[#entries + 1] = { name = f.name .. ".link", type = "hardlink", link = f.name }
+      end
+      local tar = S.derive_image(env.dir, "ctrlua.test/hardlinks:1", nil, { require("support.tar").build(entries) })
+      local r = env:run("images.lua", "import", tar)
+      assert.are.equal(0, r.code, r.stderr)
+    end
+    for _, snapshotter in ipairs({ "native", "overlayfs" }) do
+      it("--snapshotter " .. snapshotter .. " --uidmap 0:100000:200000: a 0600 root file and a setuid-root file, each linked twice, stay the container root's with their modes and capabilities", function()
+        image()
+        local paths = {}
+        for _, f in ipairs(files) do paths[#paths + 1] = "/" .. f.name; paths[#paths + 1] = "/" .. f.name .. ".link" end
+        local r = env:run("run.lua", "--rm", "--snapshotter", snapshotter, "--uidmap", "0:100000:200000",
+          "--gidmap", "0:100000:200000", "ctrlua.test/hardlinks:1", "h1", "stat", "-c", "%n %u:%g %a", unpack(paths))
+        assert.are.equal(0, r.code, r.stderr)
+        for _, f in ipairs(files) do
+          for _, name in ipairs({ f.name, f.name .. ".link" }) do
+            assert.truthy(r.stdout:find("/" .. name .. " 0:0 " .. f.want .. "\n", 1, true), r.stdout)
+          end
+        end
+        -- on the host: every shifted copy (the remapped snapshot's) is 100000:100000, same mode
+        for _, f in ipairs(files) do
+          for _, name in ipairs({ f.name, f.name .. ".link" }) do
+            local out = S.must(("find %s -path '*/fs/%s' \\( -uid +99999 -o -gid +99999 \\) -printf '%%U:%%G %%m\\n'"):format(
+              q(env.root .. "/snapshots/" .. snapshotter), name))
+            assert.truthy(out ~= "", "no shifted " .. name .. " under the " .. snapshotter .. " snapshots")
+            for line in out:gmatch("[^\n]+") do
+              assert.are.equal("100000:100000 " .. f.want, line, name)
+            end
+            if f.xattrs then
+              local caps = S.must(("find %s -path '*/fs/%s' -uid 100000 -exec getcap {} +"):format(
+                q(env.root .. "/snapshots/" .. snapshotter), name))
+              assert.truthy(caps:find("cap_net_raw=ep", 1, true), caps)
+            end
+          end
+        end
+      end)
+    end
+  end)
+
+  describe("joining a mount namespace that is not the container's own (--with-ns mount:PATH)", function()
+    -- A runtime that joined one would make that namespace's / a slave and pivot_root there,
+    -- moving the root of every process in it.  So the "host" here is a disposable mount
+    -- namespace made by unshare, with its / made shared so that a change shows: the test can
+    -- fail without taking the real host with it.
+    local ROOT_PROPAGATION = [[awk '$5 == "/" { print $7 }' /proc/self/mountinfo]]
+    local cases = {
+      { name = "the runtime's own (/proc/self/ns/mnt)", path = "/proc/self/ns/mnt", says = "the runtime's own",
+        outer = "unshare -m --propagation private", inner = "" },
+      -- pid 1 of a pid namespace of its own, in a mount namespace that the runtime is not in
+      { name = "pid 1's (/proc/1/ns/mnt)", path = "/proc/1/ns/mnt", says = "the host's (pid 1's)",
+        outer = "unshare -m -p -f --mount-proc --propagation private", inner = "unshare -m --propagation unchanged " },
+    }
+    for _, case in ipairs(cases) do
+      it("refuses " .. case.name .. " before clone, exit 125, and that namespace's / keeps its propagation", function()
+        local script = ("mount --make-shared / && before=$(%s) && %s%s; echo \"code=$? before=$before after=$(%s)\"")
+          :format(ROOT_PROPAGATION, case.inner,
+            env:cmdline("run.lua", "--rm", "--with-ns", "mount:" .. case.path, S.IMAGE, "m1", "true"), ROOT_PROPAGATION)
+        local out = S.sh(case.outer .. " sh -c " .. q(script))
+        local code, before, after = out:match("code=(%d+) before=(%S*) after=(%S*)")
+        assert.are.equal("125", code, out)
+        assert.truthy(out:find("join the mount namespace `" .. case.path .. "': it is " .. case.says, 1, true), out)
+        assert.truthy(before:find("^shared:"), out)
+        assert.are.equal(before, after, out)
+        assert.are.same({}, env:leftovers("m1"))
+      end)
+    end
+  end)
+
   describe("CVE-2024-40635 (uid overflow in the image config)", function()
     for _, user in ipairs({ "4294967296", "2147483648", "0:4294967296" }) do
       it("refuses the image config User " .. user .. ", naming the value", function()

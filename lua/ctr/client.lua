@@ -45,6 +45,11 @@ function M.new(opts)
     local ok, msg, errno = core.mkdir_p(d, 448)
     if not ok then return nil, errors.new(msg, errno) end
   end
+  -- The state holds the bundles, and the runtime refuses a root.path with a symlink in it
+  -- (as runc does): a state given through one (/var/run -> /run) is resolved here, once.
+  local state, msg, errno = core.realpath(c.state)
+  if not state then return nil, errors.new(msg, errno) end
+  c.state = state
   return c
 end
 

@@ -264,6 +264,30 @@ local function own_pidns(linux)
   return false
 end
 
+local function has_mntns(linux)
+  for _, ns in ipairs(type(linux.namespaces) == "table" and linux.namespaces or {}) do
+    if type(ns) == "table" and ns.type == "mount" then return true end
+  end
+  return false
+end
+
+-- With no mount namespace listed, the init's mounts (a bind of the rootfs, and everything on
+-- it) are made in ours, as runc makes them: the record keeps the rootfs (canonical, as the
+-- mount table names it) and the mount that was on top of it before, for delete to take down
+-- what is above.
+local function host_mounts(linux, rootfs)
+  if has_mntns(linux) or not rootfs then return nil end
+  local real = core.realpath(rootfs)
+  local top = real and core.mount_top(real)
+  if not top then return nil end
+  return { rootfs = real, below = top }
+end
+
+local function unstack_host_mounts(rec)
+  if type(rec.host_mounts) ~= "table" then return true end
+  return cerr(core.mount_unstack(rec.host_mounts.rootfs, rec.host_mounts.below))
+end
+
 --- Create container id from the bundle: returns once the init waits on its exec fifo.
 -- @tparam table rt from new()
 -- @tparam string id
@@ -308,6 +332,7 @@ function M.create(rt, id, opts)
     has_hooks = type(spec.hooks) == "table" and next(spec.hooks) ~= nil or nil,
     own_pidns = own_pidns(linux) or nil,
     creator = core.getpid(), owner = "" }
+  rec.host_mounts = host_mounts(linux, rec.rootfs)
   rec.creator_start = select(2, M.proc_info(rec.creator))
   local st = core.stat(dir)
   if st then rec.owner = M.user_name(st.uid) end
@@ -338,6 +363,7 @@ function M.create(rt, id, opts)
   if not ok then
     core.kill(pid, 9)
     core.waitpid(pid)
+    unstack_host_mounts(rec)
     core.remove_tree(dir)
     if rec.cgroup then cgroups.delete(rec.cgroup) end
     return nil, err
@@ -414,7 +440,10 @@ local function destroy(rt, rec)
     local ok, cerr_ = cgroups.delete(rec.cgroup)
     if not ok then err = cerr_ end
   end
-  local ok, rerr = cerr(core.remove_tree(dir_of(rt, rec.id)))
+  local ok, uerr = unstack_host_mounts(rec)
+  if not ok and not err then err = uerr end
+  local rerr
+  ok, rerr = cerr(core.remove_tree(dir_of(rt, rec.id)))
   if not ok and not err then err = rerr end
   run_hooks(rt, rec, "poststop", "stopped")
   if err then return nil, err end

@@ -329,9 +329,10 @@ function Env:destroy()
 end
 
 --- Build an image archive derived from the test image, its config changed by edit(config)
--- (config is the image config's `config` object), named `name`.  Returns the path of the
--- new oci-archive (inside dir).
-function S.derive_image(dir, name, edit)
+-- (config is the image config's `config` object; edit may be nil), with the uncompressed tar
+-- layers of the list `layers` (their bytes, e.g. from support.tar's build) put on top, named
+-- `name`.  Returns the path of the new oci-archive (inside dir).
+function S.derive_image(dir, name, edit, layers)
   local src = dir .. "/layout"
   S.must(("mkdir -p %s && tar -C %s -xf %s"):format(q(src), q(src), q(S.IMAGE_TAR)))
   local function blob(d) return src .. "/blobs/sha256/" .. d:sub(8) end
@@ -345,7 +346,14 @@ function S.derive_image(dir, name, edit)
   local desc = index.manifests[1]
   local manifest = core.json_decode(assert(core.read_file(blob(desc.digest))))
   local config = core.json_decode(assert(core.read_file(blob(manifest.config.digest))))
-  edit(config.config)
+  if edit then edit(config.config) end
+  for _, bytes in ipairs(layers or {}) do
+    local d = core.sha256(bytes)
+    assert(core.write_file(blob(d), bytes, { mode = 420 }))
+    manifest.layers[#manifest.layers + 1] = { mediaType = "application/vnd.oci.image.layer.v1.tar",
+      digest = d, size = #bytes }
+    config.rootfs.diff_ids[#config.rootfs.diff_ids + 1] = d
+  end
   manifest.config.digest, manifest.config.size = put(config)
   desc.digest, desc.size = put(manifest)
   desc.annotations["io.containerd.image.name"] = name
