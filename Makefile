@@ -108,13 +108,10 @@ asan:
 bench: all image
 	@$(LUAJIT_RUN) luajit bench/run.lua
 
-# The OCI runtime-tools validation suite against ctrlua-runc.  The script resolves the runtime
-# with readlink -f (build/ctrlua-runc -> build/ctrlua), so it is given `ctrlua runc.lua`, which
-# is the same front end.
 # The OCI runtime-tools validation suite against ctrlua-runc.  It succeeds when every program
 # that fails is one the script marks [known] (no runtime can pass it on this machine).
 conformance: all
-	@set -o pipefail; OCIVAL_RUNTIME_ARGS=runc.lua ../shared/tools/oci-validation.sh \
+	@set -o pipefail; ../shared/tools/oci-validation.sh \
 		$(CURDIR)/$(BUILD)/ctrlua-runc | tee $(BUILD)/conformance.log; rc=$$?; \
 	failed=$$(sed -n 's/^[0-9]* passed, \([0-9]*\) failed$$/\1/p' $(BUILD)/conformance.log); \
 	known=$$(sed -n 's/^of the failures, \([0-9]*\) are tagged.*/\1/p' $(BUILD)/conformance.log); \
