@@ -316,6 +316,58 @@ describe("security regressions #root", function()
     end
   end)
 
+  describe("CVE-2021-30465 class (a bind remount that follows a second lookup)", function()
+    it("a read-only bind stays read-only while a co-tenant swaps its destination (bind remount race)", function()
+      local vol, src = env.dir .. "/vol", env.dir .. "/src"
+      assert(core.mkdir_p(vol .. "/sub", 493))
+      assert(core.mkdir(src, 493))
+      assert(core.write_file(src .. "/marker", "src\n"))
+      local shared = "type=bind,src=" .. vol .. ",dst=/vol,options=rbind:rw"
+      -- A, sharing VOL: /vol/sub is the directory, then a symlink to /, and back, as fast as
+      -- busybox sh goes.  busybox cannot exchange a directory and a symlink in one rename,
+      -- so the directory moves to sub.dir and sub becomes a link swapped by one rename each
+      -- time (never absent): to B's lookups it is the directory one instant and B's own
+      -- root the next.
+      start("swapper", "cd /vol && mv -T sub sub.dir && while :; do ln -s / t; mv -T t sub; " ..
+        "ln -s sub.dir t; mv -T t sub; done", { "--mount", shared })
+      local baseline = env:leftovers("b")
+      -- B binds SRC read-only on /vol/sub.  The trailing "/." components keep the kernel
+      -- walking after it has resolved sub: they widen the window between the lookup that
+      -- places the mount and any later lookup, so a runtime that looks the destination up
+      -- again (for the read-only remount) loses the race in a few percent of runs; one that
+      -- acts on the mount it made has no second lookup to lose.  Where the bind landed on
+      -- the directory it is at /vol/sub.dir; the probe pins its cwd there, so the marker
+      -- it sees and the file it writes are in the same directory.
+      local dst = "/vol/sub" .. ("/."):rep(1900)
+      local PROBE = "cd /vol/sub.dir && [ -e marker ] || { echo other; exit 0; }; " ..
+        "if touch probe 2>/dev/null; then echo WRITABLE; else echo ro; fi"
+      local seen, started, failed, deadline = {}, 0, 0, core.monotime() + 35
+      for i = 1, 300 do
+        if core.monotime() > deadline then break end
+        local r = run({ "--rm", "--mount", shared,
+          "--mount", "type=bind,src=" .. src .. ",dst=" .. dst .. ",options=rbind:ro" }, "b", "sh", "-c", PROBE)
+        if r.code == 0 then
+          started = started + 1
+          local word = r.stdout:match("%S+") or "nothing"
+          seen[word] = (seen[word] or 0) + 1
+          assert.are_not.equal("WRITABLE", word, ("run %d of B could write into its read-only bind"):format(i))
+        else
+          -- failing closed is fine, as long as the failed start cleaned up after itself
+          failed = failed + 1
+          assert.are.same(baseline, env:leftovers("b"), r.stderr)
+        end
+        assert.are.same({ "marker" }, core.listdir(src), "B wrote into SRC")
+      end
+      assert.truthy((seen.ro or 0) > 0,
+        ("no run saw the bind (started %d, failed %d)"):format(started, failed))
+      env:run("tasks.lua", "kill", "-s", "KILL", "swapper")
+      S.until_true(function() return env:run("tasks.lua", "delete", "swapper").code == 0 end, 10,
+        "the swapper to stop")
+      assert.are.same({ "marker" }, core.listdir(src))
+      assert.are.equal("src\n", S.slurp(src .. "/marker"))
+    end)
+  end)
+
   describe("CVE-2020-15257 (abstract or open sockets)", function()
     it("a detached task's monitor listens on a path socket in a 0700 directory; no abstract socket", function()
       start("sk")
