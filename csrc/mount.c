@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -120,7 +121,8 @@ static int api_fail(struct ctr_err *err, const char *call, const char *what)
         const char *call, *since;
     } since[] = {
         {"open_tree", "5.2"}, {"move_mount", "5.2"}, {"fsopen", "5.2"},      {"fsconfig", "5.2"},
-        {"fsmount", "5.2"},   {"mount_setattr", "5.12"},
+        {"fsmount", "5.2"},   {"statx", "4.11"},     {"statx STATX_MNT_ID", "5.8"},
+        {"mount_setattr", "5.12"},
     };
     if (errno != ENOSYS)
         return ctr_fail(err, errno, "%s: %s", what, call);
@@ -332,5 +334,24 @@ int ctr_mount_set_propagation(int fd, unsigned long propagation, const char *wha
     struct mount_attr a = {.propagation = propagation & ~(unsigned long)MS_REC};
     if (set_attr(fd, (propagation & MS_REC) ? AT_RECURSIVE : 0, &a) < 0)
         return api_fail(err, "mount_setattr", what);
+    return 0;
+}
+
+int ctr_mount_id(int fd, unsigned long long *id, const char *what, struct ctr_err *err)
+{
+#ifndef STATX_MNT_ID_UNIQUE
+#define STATX_MNT_ID_UNIQUE 0x4000U
+#endif
+    /* the unique id where the kernel has it (6.8), which is never reused; else the old one:
+     * asked the same way every time, one kernel always answers with the same kind */
+    struct statx sx;
+    if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID | STATX_MNT_ID_UNIQUE,
+              &sx) < 0)
+        return api_fail(err, "statx", what);
+    if (!(sx.stx_mask & (STATX_MNT_ID | STATX_MNT_ID_UNIQUE))) {
+        errno = ENOSYS;
+        return api_fail(err, "statx STATX_MNT_ID", what);
+    }
+    *id = sx.stx_mnt_id;
     return 0;
 }

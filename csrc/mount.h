@@ -73,4 +73,8 @@ int ctr_mount_attach(int tree, int target, const char *what, struct ctr_err *err
 int ctr_mount_set_propagation(int fd, unsigned long propagation, const char *what,
                               struct ctr_err *err);
 
+/* The id of the mount fd is on (statx STATX_MNT_ID, the unique one where the kernel has
+ * it): how the runtime tells the mounts it made from the ones it bound in from the host. */
+int ctr_mount_id(int fd, unsigned long long *id, const char *what, struct ctr_err *err);
+
 #endif

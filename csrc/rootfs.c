@@ -153,6 +153,20 @@ static int check_fs(int fd, long magic, const char *type, const char *dest, stru
     return 0;
 }
 
+/* What the runtime mounted for the container, by mount id: the rootfs, then each spec mount.
+ * A bind brings a directory of the host in; a device node made, unlinked or chowned there
+ * would be made on the host, so devices and /dev links go only on the others. */
+struct made_mount {
+    unsigned long long id;
+    const char *dest;
+    int bind;
+};
+
+struct made_mounts {
+    struct made_mount *m;
+    size_t n;
+};
+
 /* A bind of the host's `source', detached: its flags are set before it is attached, while
  * nothing in the container can reach it.  As with a bind remount, plain ro/nosuid/... change
  * the top mount alone; "rro" makes the whole tree read-only. */
@@ -223,9 +237,11 @@ static int remount_one(int rootfd, const struct ctr_spec_mount *m, const char *w
  * the propagation land on another mount (the container's root, say) while the bind stays
  * writable.  Regression test: spec/security_spec.lua, "a read-only bind stays read-only
  * while a co-tenant swaps its destination (bind remount race)". */
-static int mount_one(int rootfd, const struct ctr_spec_mount *m, struct ctr_err *err)
+static int mount_one(int rootfd, const struct ctr_spec_mount *m, struct made_mount *made,
+                     struct ctr_err *err)
 {
     const char *type = m->type;
+    made->id = 0;
     /* cgroup mounts need the cgroup task's view of the hierarchy; none is in the default
      * spec, and a cgroupfs mounted from here would show the host's tree. */
     if (strcmp(type, "cgroup") == 0 || strcmp(type, "cgroup2") == 0)
@@ -259,7 +275,53 @@ static int mount_one(int rootfd, const struct ctr_spec_mount *m, struct ctr_err 
     if (m->opts.propagation &&
         ctr_mount_set_propagation(tree, m->opts.propagation, what, err) < 0)
         return -1;
-    return 0;
+    made->dest = m->destination;
+    made->bind = bind;
+    return ctr_mount_id(tree, &made->id, what, err);
+}
+
+/* Is the directory dirfd on the container's rootfs or on a mount the runtime made for it
+ * (not a bind of a host directory)?  Refused otherwise, naming `what' and the bind: with
+ * `--mount type=bind,src=DIR,dst=/dev/net' a device /dev/net/tun would otherwise be made in
+ * the host's DIR.  Regression test: spec/security_spec.lua, "a --device inside a bind under
+ * /dev is refused, naming the device and the bind". */
+static int check_made_here(const struct made_mounts *mm, int dirfd, const char *what,
+                           struct ctr_err *err)
+{
+    unsigned long long id;
+    if (ctr_mount_id(dirfd, &id, what, err) < 0)
+        return -1;
+    for (size_t i = mm->n; i-- > 0;)
+        if (mm->m[i].id == id) {
+            if (!mm->m[i].bind)
+                return 0;
+            return refuse(err, "%s: the directory is on the bind mount `%s' (a host "
+                               "directory); nothing is created there", what, mm->m[i].dest);
+        }
+    return refuse(err, "%s: the directory is on a mount the runtime did not make for the "
+                       "container; nothing is created there", what);
+}
+
+/* The same check on the nearest directory of `path' that exists, before any of the missing
+ * ones is created in it. */
+static int check_nearest_dir(const struct made_mounts *mm, int rootfd, const char *path,
+                             const char *what, struct ctr_err *err)
+{
+    char dir[PATH_MAX];
+    if (clean_path(path, dir, sizeof dir, err) < 0)
+        return -1;
+    for (;;) {
+        char *slash = strrchr(dir, '/');
+        if (slash == dir)
+            slash[1] = '\0';
+        else
+            *slash = '\0';
+        cleanup_close int fd = ctr_openat_in_root(rootfd, dir, O_PATH | O_DIRECTORY, 0);
+        if (fd >= 0)
+            return check_made_here(mm, fd, what, err);
+        if (errno != ENOENT || strcmp(dir, "/") == 0)
+            return ctr_fail(err, errno, "%s: open `%s' in the container", what, dir);
+    }
 }
 
 /* Where mknod is refused (EPERM: a user namespace, or a nodev policy) the host's node is
@@ -282,16 +344,21 @@ static int bind_host_device(int parent, const char *base, const struct ctr_devic
     return ctr_mount_attach(node, t, what, err);
 }
 
-/* Create one device node in the root's /dev, fd-relative.  Whatever the image has at that
- * path (a regular file, a symlink to a host file) is removed first: it is never written
- * through. */
-static int make_device(int rootfd, const struct ctr_device *d, struct ctr_err *err)
+/* Create one device node, fd-relative, in a directory of the container's own (see
+ * check_made_here).  Whatever the image has at that path (a regular file, a symlink to a host
+ * file) is removed first: it is never written through. */
+static int make_device(const struct made_mounts *mm, int rootfd, const struct ctr_device *d,
+                       struct ctr_err *err)
 {
     char what[PATH_MAX + 16], base[NAME_MAX + 1];
     snprintf(what, sizeof what, "device `%s'", d->path);
+    if (check_nearest_dir(mm, rootfd, d->path, what, err) < 0)
+        return -1;
     cleanup_close int parent = open_parent(rootfd, d->path, base, sizeof base, err);
     if (parent < 0)
         return ctr_fail_prefix(err, "%s", what);
+    if (check_made_here(mm, parent, what, err) < 0)
+        return -1;
     if (unlinkat(parent, base, 0) < 0 && errno != ENOENT)
         return ctr_fail(err, errno, "%s: remove what the image has there", what);
     mode_t type = d->type == 'b' ? S_IFBLK : d->type == 'p' ? S_IFIFO : S_IFCHR;
@@ -303,6 +370,23 @@ static int make_device(int rootfd, const struct ctr_device *d, struct ctr_err *e
     if (fchownat(parent, base, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) < 0)
         return ctr_fail(err, errno, "chown `%s'", d->path);
     return 0;
+}
+
+/* runc's rule: when the last mount on /dev is a bind, /dev is the caller's directory (the
+ * host's /dev itself, say), and no device, link or ptmx is made in it: make_devices would
+ * otherwise unlink and re-create the host's nodes, and chown them under a user namespace.
+ * Regression tests: spec/security_spec.lua, "a container whose /dev is a bind of a host
+ * directory creates, removes and chowns nothing in it" (and "... in a user namespace"). */
+static int dev_is_bound(const struct ctr_config *c)
+{
+    int bound = 0;
+    for (size_t i = 0; i < c->nmounts; i++) {
+        char clean[PATH_MAX];
+        if (clean_path(c->mounts[i].destination, clean, sizeof clean, NULL) == 0 &&
+            strcmp(clean, "/dev") == 0)
+            bound = (c->mounts[i].opts.flags & MS_BIND) != 0;
+    }
+    return bound;
 }
 
 static int make_dev_links(const struct ctr_config *c, int dev, struct ctr_err *err)
@@ -331,13 +415,18 @@ static int make_dev_links(const struct ctr_config *c, int dev, struct ctr_err *e
     return 0;
 }
 
-static int make_devices(const struct ctr_config *c, int rootfd, struct ctr_err *err)
+static int make_devices(const struct ctr_config *c, const struct made_mounts *mm, int rootfd,
+                        struct ctr_err *err)
 {
+    if (dev_is_bound(c))
+        return 0;
     for (size_t i = 0; i < c->ndevices; i++)
-        if (make_device(rootfd, &c->devices[i], err) < 0)
+        if (make_device(mm, rootfd, &c->devices[i], err) < 0)
             return -1;
+    if (check_nearest_dir(mm, rootfd, "/dev/fd", "the links of `/dev'", err) < 0)
+        return -1;
     cleanup_close int dev = open_dir_in_root(rootfd, "/dev", err);
-    if (dev < 0)
+    if (dev < 0 || check_made_here(mm, dev, "the links of `/dev'", err) < 0)
         return -1;
     return make_dev_links(c, dev, err);
 }
@@ -487,10 +576,20 @@ int ctr_rootfs_bind(const struct ctr_config *c, struct ctr_err *err)
 
 int ctr_rootfs_prepare(const struct ctr_config *c, int rootfd, struct ctr_err *err)
 {
-    for (size_t i = 0; i < c->nmounts; i++)
-        if (mount_one(rootfd, &c->mounts[i], err) < 0)
+    cleanup_free struct made_mount *made = calloc(c->nmounts + 1, sizeof *made);
+    if (made == NULL)
+        return ctr_fail(err, ENOMEM, "the container's mounts");
+    struct made_mounts mm = {.m = made, .n = 1};
+    made[0].dest = "/";
+    if (ctr_mount_id(rootfd, &made[0].id, "the container's root", err) < 0)
+        return -1;
+    for (size_t i = 0; i < c->nmounts; i++) {
+        if (mount_one(rootfd, &c->mounts[i], &made[mm.n], err) < 0)
             return -1;
-    if (make_devices(c, rootfd, err) < 0 || write_sysctls(c, rootfd, err) < 0)
+        if (made[mm.n].id != 0)
+            mm.n++;
+    }
+    if (make_devices(c, &mm, rootfd, err) < 0 || write_sysctls(c, rootfd, err) < 0)
         return -1;
     for (size_t i = 0; c->readonly && c->readonly[i]; i++)
         if (readonly_path(rootfd, c->readonly[i], err) < 0)

@@ -5,7 +5,8 @@
  * opened that way (move_mount by fd), and nothing looks the destination up a second time, so
  * nothing in the image or in a volume shared with another container (a symlinked /proc, a
  * mount point swapped for a symlink) can make a mount, or its read-only flag, land anywhere
- * else.  These functions run only in the child. */
+ * else.  Device nodes and /dev links are made only on mounts the runtime made, never in a
+ * directory bound in from the host.  These functions run only in the child. */
 #ifndef CTR_ROOTFS_H
 #define CTR_ROOTFS_H
 
