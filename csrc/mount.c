@@ -7,8 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -112,31 +113,245 @@ unsigned long ctr_mount_current_flags(int fd)
     return ms;
 }
 
-int ctr_mount_remount_bind(int fd, unsigned long flags, const char *what, struct ctr_err *err)
+/* A failed call of the new mount API.  ENOSYS gets a message of its own: the runtime has no
+ * fallback that would look a path up again, so it says which call this kernel lacks. */
+static int api_fail(struct ctr_err *err, const char *call, const char *what)
 {
-    char p[32];
-    ctr_fd_path(fd, p, sizeof p);
-    unsigned long keep = MS_NOSUID | MS_NODEV | MS_NOEXEC;
-    flags &= ~(MS_BIND | MS_REC | MS_REMOUNT);
-    if (mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | flags, NULL) == 0)
+    static const struct {
+        const char *call, *since;
+    } since[] = {
+        {"open_tree", "5.2"}, {"move_mount", "5.2"}, {"fsopen", "5.2"},      {"fsconfig", "5.2"},
+        {"fsmount", "5.2"},   {"statx", "4.11"},     {"statx STATX_MNT_ID", "5.8"},
+        {"mount_setattr", "5.12"},
+    };
+    if (errno != ENOSYS)
+        return ctr_fail(err, errno, "%s: %s", what, call);
+    const char *need = "5.12";
+    for (size_t i = 0; i < ARRAY_SIZE(since); i++)
+        if (strcmp(since[i].call, call) == 0)
+            need = since[i].since;
+    struct utsname u;
+    if (uname(&u) < 0)
+        snprintf(u.release, sizeof u.release, "unknown");
+    return ctr_fail(err, ENOSYS,
+                    "%s: this kernel (Linux %s) lacks %s, which ctrlua needs (Linux %s or later)",
+                    what, u.release, call, need);
+}
+
+int ctr_mount_clone(int dfd, const char *path, int recursive, const char *what,
+                    struct ctr_err *err)
+{
+    unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0) |
+                     (*path == '\0' ? AT_EMPTY_PATH : 0);
+    int fd = (int)RETRY(open_tree(dfd, path, flags));
+    if (fd < 0)
+        return api_fail(err, "open_tree", what);
+    return fd;
+}
+
+/* The per-mount flags of a new mount (as mount(2) sets them: relatime unless told). */
+static unsigned mount_attr_of(unsigned long ms)
+{
+    static const struct {
+        unsigned long ms;
+        unsigned attr;
+    } map[] = {
+        {MS_RDONLY, MOUNT_ATTR_RDONLY},         {MS_NOSUID, MOUNT_ATTR_NOSUID},
+        {MS_NODEV, MOUNT_ATTR_NODEV},           {MS_NOEXEC, MOUNT_ATTR_NOEXEC},
+        {MS_NODIRATIME, MOUNT_ATTR_NODIRATIME}, {MS_NOSYMFOLLOW, MOUNT_ATTR_NOSYMFOLLOW},
+    };
+    unsigned attr = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(map); i++)
+        if (ms & map[i].ms)
+            attr |= map[i].attr;
+    if (ms & MS_STRICTATIME)
+        attr |= MOUNT_ATTR_STRICTATIME;
+    else if (ms & MS_NOATIME)
+        attr |= MOUNT_ATTR_NOATIME;
+    return attr;
+}
+
+/* The first message the filesystem left in the fs_context's log, as " (text)", or "". */
+static const char *fs_log(int fsfd, char *buf, size_t len)
+{
+    char msg[256];
+    ssize_t n = read(fsfd, msg, sizeof msg - 1);
+    buf[0] = '\0';
+    while (n > 0 && msg[n - 1] == '\n')
+        n--;
+    if (n > 2) {
+        msg[n] = '\0';
+        snprintf(buf, len, " (%s)", msg + 2); /* "e tmpfs: Bad value for 'size'" */
+    }
+    return buf;
+}
+
+static int fs_set(int fsfd, unsigned cmd, const char *key, const char *value, const char *what,
+                  struct ctr_err *err)
+{
+    if (fsconfig(fsfd, cmd, key, value, 0) == 0)
+        return 0;
+    int e = errno;
+    char log[300];
+    fs_log(fsfd, log, sizeof log);
+    if (e == ENOSYS) {
+        errno = e;
+        return api_fail(err, "fsconfig", what);
+    }
+    return ctr_fail(err, e, "%s: fsconfig `%s%s%s'%s", what, key, value ? "=" : "",
+                    value ? value : "", log);
+}
+
+/* Each option of a data string ("size=64m,mode=755,newinstance") as one fsconfig call.  A
+ * comma inside double quotes (an SELinux context) does not split. */
+static int fs_set_data(int fsfd, const char *data, const char *what, struct ctr_err *err)
+{
+    cleanup_free char *copy = strdup(data);
+    if (copy == NULL)
+        return ctr_fail(err, ENOMEM, "%s", what);
+    char *p = copy;
+    while (*p) {
+        char *opt = p;
+        int quoted = 0;
+        for (; *p && (quoted || *p != ','); p++)
+            if (*p == '"')
+                quoted = !quoted;
+        if (*p)
+            *p++ = '\0';
+        if (*opt == '\0')
+            continue;
+        char *eq = strchr(opt, '=');
+        if (eq)
+            *eq = '\0';
+        if (fs_set(fsfd, eq ? FSCONFIG_SET_STRING : FSCONFIG_SET_FLAG, opt, eq ? eq + 1 : NULL,
+                   what, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The superblock flags of MS_* as the names fsconfig knows them by. */
+static int fs_set_sb_flags(int fsfd, unsigned long ms, const char *what, struct ctr_err *err)
+{
+    static const struct {
+        unsigned long ms;
+        const char *name;
+    } map[] = {
+        {MS_RDONLY, "ro"},         {MS_SYNCHRONOUS, "sync"}, {MS_DIRSYNC, "dirsync"},
+        {MS_LAZYTIME, "lazytime"}, {MS_MANDLOCK, "mand"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(map); i++)
+        if ((ms & map[i].ms) && fs_set(fsfd, FSCONFIG_SET_FLAG, map[i].name, NULL, what, err) < 0)
+            return -1;
+    return 0;
+}
+
+int ctr_mount_new(const char *type, const char *source, unsigned long flags, const char *data,
+                  const char *what, struct ctr_err *err)
+{
+    cleanup_close int fsfd = fsopen(type, FSOPEN_CLOEXEC);
+    if (fsfd < 0 && errno == ENOSYS)
+        return api_fail(err, "fsopen", what);
+    if (fsfd < 0) /* an unknown type reads as mount(8) reports it: "No such device" */
+        return ctr_fail(err, errno, "%s", what);
+    if (source && *source && fs_set(fsfd, FSCONFIG_SET_STRING, "source", source, what, err) < 0)
+        return -1;
+    if (fs_set_data(fsfd, data ? data : "", what, err) < 0 ||
+        fs_set_sb_flags(fsfd, flags, what, err) < 0)
+        return -1;
+    if (fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
+        int e = errno;
+        char log[300];
+        fs_log(fsfd, log, sizeof log);
+        return ctr_fail(err, e, "%s%s", what, log);
+    }
+    int fd = fsmount(fsfd, FSMOUNT_CLOEXEC, mount_attr_of(flags));
+    if (fd < 0)
+        return api_fail(err, "fsmount", what);
+    return fd;
+}
+
+static int set_attr(int fd, unsigned at, struct mount_attr *a)
+{
+    return (int)RETRY(mount_setattr(fd, "", AT_EMPTY_PATH | at, a, sizeof *a));
+}
+
+/* The mount_setattr() that does what MS_REMOUNT|MS_BIND|flags does: ro/nosuid/nodev/noexec/
+ * nosymfollow become exactly what flags say, and the atime flags too when one is given (a
+ * remount keeps the mount's atime otherwise). */
+static struct mount_attr remount_attr(unsigned long flags)
+{
+    const unsigned atime = MOUNT_ATTR__ATIME | MOUNT_ATTR_NODIRATIME;
+    struct mount_attr a = {
+        .attr_set = mount_attr_of(flags) & ~atime,
+        .attr_clr = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+                    MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NOSYMFOLLOW,
+    };
+    if (flags & (MS_NOATIME | MS_NODIRATIME | MS_RELATIME | MS_STRICTATIME)) {
+        a.attr_clr |= atime;
+        a.attr_set |= mount_attr_of(flags) & atime;
+    }
+    return a;
+}
+
+int ctr_mount_set_flags(int fd, unsigned long flags, const char *what, struct ctr_err *err)
+{
+    struct mount_attr a = remount_attr(flags);
+    if (set_attr(fd, 0, &a) == 0)
         return 0;
     /* EPERM: the kernel locks nosuid/nodev/noexec/atime flags of a mount that came from a
-     * more privileged mount namespace, and a remount that would clear them is refused; repeat
-     * what the mount has (runc does the same) and try once more. */
-    if (errno == EPERM &&
-        mount(NULL, p, NULL,
-              MS_REMOUNT | MS_BIND | flags | (ctr_mount_current_flags(fd) & (keep | MS_NOATIME |
-                                                                          MS_NODIRATIME |
-                                                                          MS_RELATIME)),
-              NULL) == 0)
-        return 0;
-    return ctr_fail(err, errno, "remount `%s'", what);
+     * more privileged mount namespace, and a change that would clear them is refused; repeat
+     * what the mount has (runc does the same for its remounts) and try once more. */
+    unsigned long keep = MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME |
+                         MS_RELATIME;
+    if (errno == EPERM) {
+        a = remount_attr(flags | (ctr_mount_current_flags(fd) & keep));
+        if (set_attr(fd, 0, &a) == 0)
+            return 0;
+    }
+    return api_fail(err, "mount_setattr", what);
 }
 
 int ctr_mount_recursive_ro(int fd, const char *what, struct ctr_err *err)
 {
     struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
-    if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0)
-        return ctr_fail(err, errno, "make `%s' recursively read-only (mount_setattr)", what);
+    if (set_attr(fd, AT_RECURSIVE, &attr) < 0)
+        return api_fail(err, "mount_setattr", what);
+    return 0;
+}
+
+int ctr_mount_attach(int tree, int target, const char *what, struct ctr_err *err)
+{
+    if (RETRY(move_mount(tree, "", target, "",
+                         MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)) < 0)
+        return api_fail(err, "move_mount", what);
+    return 0;
+}
+
+int ctr_mount_set_propagation(int fd, unsigned long propagation, const char *what,
+                              struct ctr_err *err)
+{
+    struct mount_attr a = {.propagation = propagation & ~(unsigned long)MS_REC};
+    if (set_attr(fd, (propagation & MS_REC) ? AT_RECURSIVE : 0, &a) < 0)
+        return api_fail(err, "mount_setattr", what);
+    return 0;
+}
+
+int ctr_mount_id(int fd, unsigned long long *id, const char *what, struct ctr_err *err)
+{
+#ifndef STATX_MNT_ID_UNIQUE
+#define STATX_MNT_ID_UNIQUE 0x4000U
+#endif
+    /* the unique id where the kernel has it (6.8), which is never reused; else the old one:
+     * asked the same way every time, one kernel always answers with the same kind */
+    struct statx sx;
+    if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID | STATX_MNT_ID_UNIQUE,
+              &sx) < 0)
+        return api_fail(err, "statx", what);
+    if (!(sx.stx_mask & (STATX_MNT_ID | STATX_MNT_ID_UNIQUE))) {
+        errno = ENOSYS;
+        return api_fail(err, "statx STATX_MNT_ID", what);
+    }
+    *id = sx.stx_mnt_id;
     return 0;
 }

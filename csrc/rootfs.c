@@ -114,10 +114,12 @@ static int open_parent(int rootfd, const char *path, char *base, size_t baselen,
 }
 
 /* Open (creating it when missing: a directory, or an empty file when `file`) the target of a
- * mount inside the root.  O_PATH: the fd only names the place. */
-static int open_target(int rootfd, const char *dest, int file, struct ctr_err *err)
+ * mount inside the root.  O_PATH: the fd only names the place.  With `nofollow` a symlink at
+ * the last component is opened as itself, for the caller to refuse. */
+static int open_target(int rootfd, const char *dest, int file, int nofollow, struct ctr_err *err)
 {
-    int fd = ctr_openat_in_root(rootfd, dest, O_PATH, 0);
+    int how = O_PATH | (nofollow ? O_NOFOLLOW : 0);
+    int fd = ctr_openat_in_root(rootfd, dest, how, 0);
     if (fd >= 0)
         return fd;
     if (errno != ENOENT)
@@ -135,20 +137,9 @@ static int open_target(int rootfd, const char *dest, int file, struct ctr_err *e
     } else if (mkdirat(parent, base, 0755) < 0 && errno != EEXIST) {
         return ctr_fail(err, errno, "mkdir `%s' in the container", dest);
     }
-    fd = ctr_openat_in_root(rootfd, dest, O_PATH, 0);
+    fd = ctr_openat_in_root(rootfd, dest, how, 0);
     if (fd < 0)
         return ctr_fail(err, errno, "open `%s' in the container", dest);
-    return fd;
-}
-
-/* Re-open a target after something was mounted on it: the old fd still names the directory
- * underneath, and a remount through it would change the wrong mount (the rootfs itself).  A
- * fresh lookup crosses into the new mount. */
-static int reopen(int rootfd, const char *dest, struct ctr_err *err)
-{
-    int fd = ctr_openat_in_root(rootfd, dest, O_PATH, 0);
-    if (fd < 0)
-        return ctr_fail(err, errno, "open `%s' in the container after mounting", dest);
     return fd;
 }
 
@@ -162,117 +153,244 @@ static int check_fs(int fd, long magic, const char *type, const char *dest, stru
     return 0;
 }
 
-static int mount_one(const struct ctr_config *c, int rootfd, const struct ctr_spec_mount *m,
+/* What the runtime mounted for the container, by mount id: the rootfs, then each spec mount.
+ * A bind brings a directory of the host in; a device node made, unlinked or chowned there
+ * would be made on the host, so devices and /dev links go only on the others. */
+struct made_mount {
+    unsigned long long id;
+    const char *dest;
+    int bind;
+};
+
+struct made_mounts {
+    struct made_mount *m;
+    size_t n;
+};
+
+/* A bind of the host's `source', detached: its flags are set before it is attached, while
+ * nothing in the container can reach it.  As with a bind remount, plain ro/nosuid/... change
+ * the top mount alone; "rro" makes the whole tree read-only. */
+static int make_bind(const struct ctr_spec_mount *m, const char *what, int *file,
                      struct ctr_err *err)
 {
     const struct ctr_mount_opts *o = &m->opts;
-    int bind = (o->flags & MS_BIND) != 0;
-    const char *type = m->type;
-    char p[32];
-    (void)c;
+    if (m->source[0] != '/')
+        return refuse(err, "mount `%s' on `%s': a bind source must be absolute", m->source,
+                      m->destination);
+    cleanup_close int tree = ctr_mount_clone(AT_FDCWD, m->source, (o->flags & MS_REC) != 0,
+                                             what, err);
+    if (tree < 0)
+        return -1;
+    struct stat st;
+    if (fstat(tree, &st) < 0)
+        return ctr_fail(err, errno, "%s: stat the source", what);
+    *file = !S_ISDIR(st.st_mode);
+    unsigned long extra = o->flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
+    if (extra && ctr_mount_set_flags(tree, extra, what, err) < 0)
+        return -1;
+    if (o->recursive_ro && ctr_mount_recursive_ro(tree, what, err) < 0)
+        return -1;
+    return steal_fd(&tree);
+}
 
+/* A new filesystem (proc, sysfs, tmpfs, devpts, mqueue, ...), detached; proc and sysfs are
+ * checked to be what they say on the mount itself. */
+static int make_fs(const struct ctr_spec_mount *m, const char *what, struct ctr_err *err)
+{
+    const struct ctr_mount_opts *o = &m->opts;
+    cleanup_close int fd = ctr_mount_new(m->type, m->source, o->flags, o->data, what, err);
+    if (fd < 0)
+        return -1;
+    if (strcmp(m->type, "proc") == 0 &&
+        check_fs(fd, PROC_SUPER_MAGIC, m->type, m->destination, err) < 0)
+        return -1;
+    if (strcmp(m->type, "sysfs") == 0 &&
+        check_fs(fd, SYSFS_MAGIC, m->type, m->destination, err) < 0)
+        return -1;
+    if (o->recursive_ro && ctr_mount_recursive_ro(fd, what, err) < 0)
+        return -1;
+    return steal_fd(&fd);
+}
+
+/* A "remount" entry changes the mount that is already at the destination: one mount(2) on
+ * the target as it was opened, which is that mount. */
+static int remount_one(int rootfd, const struct ctr_spec_mount *m, const char *what,
+                       struct ctr_err *err)
+{
+    cleanup_close int target = ctr_openat_in_root(rootfd, m->destination, O_PATH, 0);
+    if (target < 0)
+        return ctr_fail(err, errno, "%s: open the destination", what);
+    char p[32];
+    if (mount(m->source, ctr_fd_path(target, p, sizeof p), m->type, m->opts.flags,
+              m->opts.data) < 0)
+        return ctr_fail(err, errno, "%s", what);
+    if (m->opts.propagation &&
+        ctr_mount_set_propagation(target, m->opts.propagation, what, err) < 0)
+        return -1;
+    return 0;
+}
+
+/* One spec mount.  The mount is made detached with all its flags (make_bind, make_fs), the
+ * target opened once inside the root, the mount attached onto that fd and its propagation
+ * set through the mount's own fd: no step looks the destination up again, so a co-tenant
+ * swapping a directory of a shared volume for a symlink cannot have the read-only flag or
+ * the propagation land on another mount (the container's root, say) while the bind stays
+ * writable.  Regression test: spec/security_spec.lua, "a read-only bind stays read-only
+ * while a co-tenant swaps its destination (bind remount race)". */
+static int mount_one(int rootfd, const struct ctr_spec_mount *m, struct made_mount *made,
+                     struct ctr_err *err)
+{
+    const char *type = m->type;
+    made->id = 0;
     /* cgroup mounts need the cgroup task's view of the hierarchy; none is in the default
      * spec, and a cgroupfs mounted from here would show the host's tree. */
     if (strcmp(type, "cgroup") == 0 || strcmp(type, "cgroup2") == 0)
         return 0;
-
-    int is_proc = strcmp(type, "proc") == 0, is_sys = strcmp(type, "sysfs") == 0;
-    if (is_proc || is_sys) {
-        /* The image controls everything under the rootfs.  A /proc that is a symlink (to
-         * /etc, say) would have procfs mounted elsewhere and the container's later writes
-         * to /proc/self/attr land on a file it controls (runc CVE-2019-16884); refuse it. */
-        cleanup_close int l = ctr_openat_in_root(rootfd, m->destination, O_PATH | O_NOFOLLOW, 0);
-        struct stat st;
-        if (l >= 0 && fstat(l, &st) == 0 && !S_ISDIR(st.st_mode))
-            return refuse(err, "mount `%s' on `%s': the destination is %s", type,
-                            m->destination, S_ISLNK(st.st_mode) ? "a symlink" : "not a directory");
-    }
+    char what[2 * PATH_MAX + 32];
+    snprintf(what, sizeof what, "mount `%s' on `%s'", m->source, m->destination);
+    int bind = (m->opts.flags & MS_BIND) != 0;
+    if (!bind && (m->opts.flags & MS_REMOUNT))
+        return remount_one(rootfd, m, what, err);
 
     int file = 0;
-    if (bind) {
-        struct stat st;
-        if (m->source[0] != '/')
-            return refuse(err, "mount `%s' on `%s': a bind source must be absolute",
-                            m->source, m->destination);
-        if (stat(m->source, &st) < 0)
-            return ctr_fail(err, errno, "mount `%s' on `%s': stat the source", m->source,
-                            m->destination);
-        file = !S_ISDIR(st.st_mode);
-    }
-    cleanup_close int target = open_target(rootfd, m->destination, file, err);
+    cleanup_close int tree = bind ? make_bind(m, what, &file, err) : make_fs(m, what, err);
+    if (tree < 0)
+        return -1;
+    /* The image controls everything under the rootfs.  A /proc that is a symlink (to /etc,
+     * say) would have procfs mounted elsewhere and the container's later writes to
+     * /proc/self/attr land on a file it controls (runc CVE-2019-16884); the target is
+     * opened without following it, and refused. */
+    int is_procfs = strcmp(type, "proc") == 0 || strcmp(type, "sysfs") == 0;
+    cleanup_close int target = open_target(rootfd, m->destination, file, is_procfs, err);
     if (target < 0)
-        return ctr_fail_prefix(err, "mount `%s' on `%s'", m->source, m->destination);
-    ctr_fd_path(target, p, sizeof p);
-
-    unsigned long flags = o->flags;
-    if (bind) {
-        if (mount(m->source, p, NULL, MS_BIND | (flags & MS_REC), NULL) < 0)
-            return ctr_fail(err, errno, "mount `%s' on `%s'", m->source, m->destination);
-    } else {
-        if (mount(m->source, p, type, flags, o->data) < 0)
-            return ctr_fail(err, errno, "mount `%s' on `%s'", m->source, m->destination);
-    }
-    cleanup_close int top = reopen(rootfd, m->destination, err);
-    if (top < 0)
+        return ctr_fail_prefix(err, "%s", what);
+    struct stat st;
+    if (is_procfs && fstat(target, &st) < 0)
+        return ctr_fail(err, errno, "%s: stat the destination", what);
+    if (is_procfs && !S_ISDIR(st.st_mode))
+        return refuse(err, "mount `%s' on `%s': the destination is %s", type, m->destination,
+                      S_ISLNK(st.st_mode) ? "a symlink" : "not a directory");
+    if (ctr_mount_attach(tree, target, what, err) < 0)
         return -1;
-    if (is_proc && check_fs(top, PROC_SUPER_MAGIC, type, m->destination, err) < 0)
+    if (m->opts.propagation &&
+        ctr_mount_set_propagation(tree, m->opts.propagation, what, err) < 0)
         return -1;
-    if (is_sys && check_fs(top, SYSFS_MAGIC, type, m->destination, err) < 0)
-        return -1;
-    /* A bind mount takes only MS_BIND|MS_REC: its ro/nosuid/... come from a second call,
-     * MS_REMOUNT|MS_BIND, which changes the per-mount flags of the new mount alone. */
-    unsigned long extra = flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
-    if (bind && extra && ctr_mount_remount_bind(top, extra, m->destination, err) < 0)
-        return -1;
-    if (o->recursive_ro && ctr_mount_recursive_ro(top, m->destination, err) < 0)
-        return -1;
-    if (o->propagation) {
-        char tp[32];
-        if (mount(NULL, ctr_fd_path(top, tp, sizeof tp), NULL, o->propagation, NULL) < 0)
-            return ctr_fail(err, errno, "set the propagation of `%s'", m->destination);
-    }
-    return 0;
+    made->dest = m->destination;
+    made->bind = bind;
+    return ctr_mount_id(tree, &made->id, what, err);
 }
 
-/* Create one device node in the root's /dev, fd-relative.  Whatever the image has at that
- * path (a regular file, a symlink to a host file) is removed first: it is never written
- * through.  Where mknod is refused (EPERM: a user namespace, or a nodev policy) the host's
- * node is bind-mounted instead, as runc does. */
-static int make_device(int rootfd, const struct ctr_device *d, struct ctr_err *err)
+/* Is the directory dirfd on the container's rootfs or on a mount the runtime made for it
+ * (not a bind of a host directory)?  Refused otherwise, naming `what' and the bind: with
+ * `--mount type=bind,src=DIR,dst=/dev/net' a device /dev/net/tun would otherwise be made in
+ * the host's DIR.  Regression test: spec/security_spec.lua, "a --device inside a bind under
+ * /dev is refused, naming the device and the bind". */
+static int check_made_here(const struct made_mounts *mm, int dirfd, const char *what,
+                           struct ctr_err *err)
 {
-    char base[NAME_MAX + 1];
+    unsigned long long id;
+    if (ctr_mount_id(dirfd, &id, what, err) < 0)
+        return -1;
+    for (size_t i = mm->n; i-- > 0;)
+        if (mm->m[i].id == id) {
+            if (!mm->m[i].bind)
+                return 0;
+            return refuse(err, "%s: the directory is on the bind mount `%s' (a host "
+                               "directory); nothing is created there", what, mm->m[i].dest);
+        }
+    return refuse(err, "%s: the directory is on a mount the runtime did not make for the "
+                       "container; nothing is created there", what);
+}
+
+/* The same check on the nearest directory of `path' that exists, before any of the missing
+ * ones is created in it. */
+static int check_nearest_dir(const struct made_mounts *mm, int rootfd, const char *path,
+                             const char *what, struct ctr_err *err)
+{
+    char dir[PATH_MAX];
+    if (clean_path(path, dir, sizeof dir, err) < 0)
+        return -1;
+    for (;;) {
+        char *slash = strrchr(dir, '/');
+        if (slash == dir)
+            slash[1] = '\0';
+        else
+            *slash = '\0';
+        cleanup_close int fd = ctr_openat_in_root(rootfd, dir, O_PATH | O_DIRECTORY, 0);
+        if (fd >= 0)
+            return check_made_here(mm, fd, what, err);
+        if (errno != ENOENT || strcmp(dir, "/") == 0)
+            return ctr_fail(err, errno, "%s: open `%s' in the container", what, dir);
+    }
+}
+
+/* Where mknod is refused (EPERM: a user namespace, or a nodev policy) the host's node is
+ * bound onto an empty file made in its place, as runc does. */
+static int bind_host_device(int parent, const char *base, const struct ctr_device *d,
+                            struct ctr_err *err)
+{
+    char what[PATH_MAX + 48];
+    snprintf(what, sizeof what, "bind the host's `%s' into the container", d->path);
+    int f = openat(parent, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0);
+    if (f < 0)
+        return ctr_fail(err, errno, "create `%s' in the container", d->path);
+    close(f);
+    cleanup_close int t = openat(parent, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (t < 0)
+        return ctr_fail(err, errno, "%s: open `%s'", what, d->path);
+    cleanup_close int node = ctr_mount_clone(AT_FDCWD, d->path, 0, what, err);
+    if (node < 0)
+        return -1;
+    return ctr_mount_attach(node, t, what, err);
+}
+
+/* Create one device node, fd-relative, in a directory of the container's own (see
+ * check_made_here).  Whatever the image has at that path (a regular file, a symlink to a host
+ * file) is removed first: it is never written through. */
+static int make_device(const struct made_mounts *mm, int rootfd, const struct ctr_device *d,
+                       struct ctr_err *err)
+{
+    char what[PATH_MAX + 16], base[NAME_MAX + 1];
+    snprintf(what, sizeof what, "device `%s'", d->path);
+    if (check_nearest_dir(mm, rootfd, d->path, what, err) < 0)
+        return -1;
     cleanup_close int parent = open_parent(rootfd, d->path, base, sizeof base, err);
     if (parent < 0)
-        return ctr_fail_prefix(err, "device `%s'", d->path);
+        return ctr_fail_prefix(err, "%s", what);
+    if (check_made_here(mm, parent, what, err) < 0)
+        return -1;
     if (unlinkat(parent, base, 0) < 0 && errno != ENOENT)
-        return ctr_fail(err, errno, "device `%s': remove what the image has there", d->path);
+        return ctr_fail(err, errno, "%s: remove what the image has there", what);
     mode_t type = d->type == 'b' ? S_IFBLK : d->type == 'p' ? S_IFIFO : S_IFCHR;
     if (mknodat(parent, base, type | (d->mode & 07777), makedev(d->major, d->minor)) < 0) {
         if (errno != EPERM)
             return ctr_fail(err, errno, "mknod `%s'", d->path);
-        int f = openat(parent, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0);
-        if (f < 0)
-            return ctr_fail(err, errno, "create `%s' in the container", d->path);
-        close(f);
-        cleanup_close int t = ctr_openat_in_root(rootfd, d->path, O_PATH | O_NOFOLLOW, 0);
-        char p[32];
-        if (t < 0 || mount(d->path, ctr_fd_path(t, p, sizeof p), NULL, MS_BIND, NULL) < 0)
-            return ctr_fail(err, errno, "bind the host's `%s' into the container", d->path);
-        return 0;
+        return bind_host_device(parent, base, d, err);
     }
     if (fchownat(parent, base, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) < 0)
         return ctr_fail(err, errno, "chown `%s'", d->path);
     return 0;
 }
 
-static int make_devices(const struct ctr_config *c, int rootfd, struct ctr_err *err)
+/* runc's rule: when the last mount on /dev is a bind, /dev is the caller's directory (the
+ * host's /dev itself, say), and no device, link or ptmx is made in it: make_devices would
+ * otherwise unlink and re-create the host's nodes, and chown them under a user namespace.
+ * Regression tests: spec/security_spec.lua, "a container whose /dev is a bind of a host
+ * directory creates, removes and chowns nothing in it" (and "... in a user namespace"). */
+static int dev_is_bound(const struct ctr_config *c)
 {
-    for (size_t i = 0; i < c->ndevices; i++)
-        if (make_device(rootfd, &c->devices[i], err) < 0)
-            return -1;
-    cleanup_close int dev = open_dir_in_root(rootfd, "/dev", err);
-    if (dev < 0)
-        return -1;
+    int bound = 0;
+    for (size_t i = 0; i < c->nmounts; i++) {
+        char clean[PATH_MAX];
+        if (clean_path(c->mounts[i].destination, clean, sizeof clean, NULL) == 0 &&
+            strcmp(clean, "/dev") == 0)
+            bound = (c->mounts[i].opts.flags & MS_BIND) != 0;
+    }
+    return bound;
+}
+
+static int make_dev_links(const struct ctr_config *c, int dev, struct ctr_err *err)
+{
     static const char *const links[][2] = {
         {"/proc/self/fd", "fd"},     {"/proc/self/fd/0", "stdin"},
         {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"},
@@ -297,6 +415,22 @@ static int make_devices(const struct ctr_config *c, int rootfd, struct ctr_err *
     return 0;
 }
 
+static int make_devices(const struct ctr_config *c, const struct made_mounts *mm, int rootfd,
+                        struct ctr_err *err)
+{
+    if (dev_is_bound(c))
+        return 0;
+    for (size_t i = 0; i < c->ndevices; i++)
+        if (make_device(mm, rootfd, &c->devices[i], err) < 0)
+            return -1;
+    if (check_nearest_dir(mm, rootfd, "/dev/fd", "the links of `/dev'", err) < 0)
+        return -1;
+    cleanup_close int dev = open_dir_in_root(rootfd, "/dev", err);
+    if (dev < 0 || check_made_here(mm, dev, "the links of `/dev'", err) < 0)
+        return -1;
+    return make_dev_links(c, dev, err);
+}
+
 /* /dev/null of the container, checked to be the null device before anything is bound from
  * it: an image (or a mount) that puts something else there would otherwise have masked
  * paths bound from a file it controls (runc CVE-2025-31133). */
@@ -313,6 +447,8 @@ static int open_dev_null(int rootfd, struct ctr_err *err)
     return fd;
 }
 
+/* A read-only bind of path onto itself: cloned from the fd, made read-only detached, and
+ * attached onto that same fd, so the flag cannot land on a mount found by a later lookup. */
 static int readonly_path(int rootfd, const char *path, struct ctr_err *err)
 {
     cleanup_close int fd = ctr_openat_in_root(rootfd, path, O_PATH | O_NOFOLLOW, 0);
@@ -320,15 +456,15 @@ static int readonly_path(int rootfd, const char *path, struct ctr_err *err)
         return 0;
     if (fd < 0)
         return ctr_fail(err, errno, "readonly path `%s'", path);
-    char p[32];
-    ctr_fd_path(fd, p, sizeof p);
-    if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0)
-        return ctr_fail(err, errno, "readonly path `%s': bind", path);
-    cleanup_close int top = reopen(rootfd, path, err);
-    if (top < 0)
+    char what[PATH_MAX + 32];
+    snprintf(what, sizeof what, "readonly path `%s'", path);
+    cleanup_close int tree = ctr_mount_clone(fd, "", 1, what, err);
+    if (tree < 0)
         return -1;
-    unsigned long keep = ctr_mount_current_flags(top) & (MS_NOSUID | MS_NODEV | MS_NOEXEC);
-    return ctr_mount_remount_bind(top, MS_RDONLY | keep, path, err);
+    unsigned long keep = ctr_mount_current_flags(tree) & (MS_NOSUID | MS_NODEV | MS_NOEXEC);
+    if (ctr_mount_set_flags(tree, MS_RDONLY | keep, what, err) < 0)
+        return -1;
+    return ctr_mount_attach(tree, fd, what, err);
 }
 
 static int masked_path(int rootfd, int devnull, const char *path, struct ctr_err *err)
@@ -341,17 +477,18 @@ static int masked_path(int rootfd, int devnull, const char *path, struct ctr_err
     struct stat st;
     if (fstat(fd, &st) < 0)
         return ctr_fail(err, errno, "masked path `%s'", path);
-    char p[32], src[32];
-    ctr_fd_path(fd, p, sizeof p);
-    if (S_ISDIR(st.st_mode)) {
-        /* an empty read-only tmpfs hides a directory */
-        if (mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                  "size=0") < 0)
-            return ctr_fail(err, errno, "masked path `%s': mount an empty tmpfs", path);
-    } else if (mount(ctr_fd_path(devnull, src, sizeof src), p, NULL, MS_BIND, NULL) < 0) {
-        return ctr_fail(err, errno, "masked path `%s': bind /dev/null", path);
-    }
-    return 0;
+    char what[PATH_MAX + 64];
+    int dir = S_ISDIR(st.st_mode);
+    snprintf(what, sizeof what, "masked path `%s': %s", path,
+             dir ? "mount an empty tmpfs" : "bind /dev/null");
+    /* an empty read-only tmpfs hides a directory, the checked /dev/null a file */
+    cleanup_close int tree =
+        dir ? ctr_mount_new("tmpfs", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                            "size=0", what, err)
+            : ctr_mount_clone(devnull, "", 0, what, err);
+    if (tree < 0)
+        return -1;
+    return ctr_mount_attach(tree, fd, what, err);
 }
 
 /* linux.sysctl, written through the container's own /proc (its namespaces: the names were
@@ -439,10 +576,20 @@ int ctr_rootfs_bind(const struct ctr_config *c, struct ctr_err *err)
 
 int ctr_rootfs_prepare(const struct ctr_config *c, int rootfd, struct ctr_err *err)
 {
-    for (size_t i = 0; i < c->nmounts; i++)
-        if (mount_one(c, rootfd, &c->mounts[i], err) < 0)
+    cleanup_free struct made_mount *made = calloc(c->nmounts + 1, sizeof *made);
+    if (made == NULL)
+        return ctr_fail(err, ENOMEM, "the container's mounts");
+    struct made_mounts mm = {.m = made, .n = 1};
+    made[0].dest = "/";
+    if (ctr_mount_id(rootfd, &made[0].id, "the container's root", err) < 0)
+        return -1;
+    for (size_t i = 0; i < c->nmounts; i++) {
+        if (mount_one(rootfd, &c->mounts[i], &made[mm.n], err) < 0)
             return -1;
-    if (make_devices(c, rootfd, err) < 0 || write_sysctls(c, rootfd, err) < 0)
+        if (made[mm.n].id != 0)
+            mm.n++;
+    }
+    if (make_devices(c, &mm, rootfd, err) < 0 || write_sysctls(c, rootfd, err) < 0)
         return -1;
     for (size_t i = 0; c->readonly && c->readonly[i]; i++)
         if (readonly_path(rootfd, c->readonly[i], err) < 0)

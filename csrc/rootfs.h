@@ -1,9 +1,12 @@
 /* The container's filesystem, built in the child's new mount namespace before it execs:
  * propagation, the rootfs bind, every spec mount, devices, masked and read-only paths, then
  * pivot_root.  Every path under the rootfs is resolved inside it by fd (openat2
- * RESOLVE_IN_ROOT) and every mount lands on /proc/self/fd/N of a target opened that way, so
- * nothing in the image (a symlinked /proc, a mount point swapped for a symlink) can make a
- * mount land on the host.  These functions run only in the child. */
+ * RESOLVE_IN_ROOT), every mount is made detached with its flags and attached onto a target
+ * opened that way (move_mount by fd), and nothing looks the destination up a second time, so
+ * nothing in the image or in a volume shared with another container (a symlinked /proc, a
+ * mount point swapped for a symlink) can make a mount, or its read-only flag, land anywhere
+ * else.  Device nodes and /dev links are made only on mounts the runtime made, never in a
+ * directory bound in from the host.  These functions run only in the child. */
 #ifndef CTR_ROOTFS_H
 #define CTR_ROOTFS_H
 

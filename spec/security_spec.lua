@@ -319,6 +319,123 @@ describe("security regressions #root", function()
     end
   end)
 
+  describe("CVE-2021-30465 class (a bind remount that follows a second lookup)", function()
+    it("a read-only bind stays read-only while a co-tenant swaps its destination (bind remount race)", function()
+      local vol, src = env.dir .. "/vol", env.dir .. "/src"
+      assert(core.mkdir_p(vol .. "/sub", 493))
+      assert(core.mkdir(src, 493))
+      assert(core.write_file(src .. "/marker", "src\n"))
+      local shared = "type=bind,src=" .. vol .. ",dst=/vol,options=rbind:rw"
+      -- A, sharing VOL: /vol/sub is the directory, then a symlink to /, and back, as fast as
+      -- busybox sh goes.  busybox cannot exchange a directory and a symlink in one rename,
+      -- so the directory moves to sub.dir and sub becomes a link swapped by one rename each
+      -- time (never absent): to B's lookups it is the directory one instant and B's own
+      -- root the next.
+      start("swapper", "cd /vol && mv -T sub sub.dir && while :; do ln -s / t; mv -T t sub; " ..
+        "ln -s sub.dir t; mv -T t sub; done", { "--mount", shared })
+      local baseline = env:leftovers("b")
+      -- B binds SRC read-only on /vol/sub.  The trailing "/." components keep the kernel
+      -- walking after it has resolved sub: they widen the window between the lookup that
+      -- places the mount and any later lookup, so a runtime that looks the destination up
+      -- again (for the read-only remount) loses the race in a few percent of runs; one that
+      -- acts on the mount it made has no second lookup to lose.  Where the bind landed on
+      -- the directory it is at /vol/sub.dir; the probe pins its cwd there, so the marker
+      -- it sees and the file it writes are in the same directory.
+      local dst = "/vol/sub" .. ("/."):rep(1900)
+      local PROBE = "cd /vol/sub.dir && [ -e marker ] || { echo other; exit 0; }; " ..
+        "if touch probe 2>/dev/null; then echo WRITABLE; else echo ro; fi"
+      local seen, started, failed, deadline = {}, 0, 0, core.monotime() + 35
+      for i = 1, 300 do
+        if core.monotime() > deadline then break end
+        local r = run({ "--rm", "--mount", shared,
+          "--mount", "type=bind,src=" .. src .. ",dst=" .. dst .. ",options=rbind:ro" }, "b", "sh", "-c", PROBE)
+        if r.code == 0 then
+          started = started + 1
+          local word = r.stdout:match("%S+") or "nothing"
+          seen[word] = (seen[word] or 0) + 1
+          assert.are_not.equal("WRITABLE", word, ("run %d of B could write into its read-only bind"):format(i))
+        else
+          -- failing closed is fine, as long as the failed start cleaned up after itself
+          failed = failed + 1
+          assert.are.same(baseline, env:leftovers("b"), r.stderr)
+        end
+        assert.are.same({ "marker" }, core.listdir(src), "B wrote into SRC")
+      end
+      assert.truthy((seen.ro or 0) > 0,
+        ("no run saw the bind (started %d, failed %d)"):format(started, failed))
+      env:run("tasks.lua", "kill", "-s", "KILL", "swapper")
+      S.until_true(function() return env:run("tasks.lua", "delete", "swapper").code == 0 end, 10,
+        "the swapper to stop")
+      assert.are.same({ "marker" }, core.listdir(src))
+      assert.are.equal("src\n", S.slurp(src .. "/marker"))
+    end)
+  end)
+
+  -- A container whose /dev is a bind (of the host's /dev, in the worst case) had the runtime
+  -- unlink, mknod and chown the default devices and make the /dev links there, on the host's
+  -- filesystem.  As runc does, /dev set-up is skipped when /dev is a bind, and no device is
+  -- made in a directory that a bind brings in.  The sentinels stand in for the host's /dev.
+  describe("host device nodes rewritten through a /dev bind", function()
+    -- what a directory holds, entry by entry: inode, type, mode, owner, device numbers, content
+    local function inventory(dir)
+      local out = {}
+      for _, n in ipairs(core.listdir(dir) or {}) do
+        local st = assert(core.stat(dir .. "/" .. n, false))
+        out[n] = { st.ino, st.type, st.mode, st.uid, st.gid, st.rdev_major, st.rdev_minor,
+          st.type == "file" and S.slurp(dir .. "/" .. n) or "" }
+      end
+      return out
+    end
+
+    -- a sentinel /dev: a regular file `null' and a real null node under another name, in a
+    -- directory of its own that a user namespace's root can reach (env.dir is 0700)
+    local function sentinel_dev(owner)
+      local top = S.tmpdir()
+      finally(function() S.unmount_under(top); core.remove_tree(top) end)
+      assert(core.chmod(top, 457))
+      local dir = top .. "/devdir"
+      assert(core.mkdir(dir, 493))
+      assert(core.write_file(dir .. "/null", "the host's file\n", { mode = 420 }))
+      S.must("mknod " .. q(dir .. "/realnull") .. " c 1 3")
+      if owner then S.must(("chown -R %s %s"):format(owner, q(dir))) end
+      return dir, inventory(dir)
+    end
+
+    local CASES = {
+      { name = "", flags = {} },
+      { name = " in a user namespace", owner = "100000:100000",
+        flags = { "--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536" } },
+    }
+    for _, case in ipairs(CASES) do
+      it("a container whose /dev is a bind of a host directory creates, removes and chowns nothing in it" .. case.name, function()
+        local dir, before = sentinel_dev(case.owner)
+        local flags = { "--rm", "--mount", "type=bind,src=" .. dir .. ",dst=/dev,options=rbind:rw" }
+        for _, f in ipairs(case.flags) do flags[#flags + 1] = f end
+        local r = run(flags, "dv1", "true")
+        if r.code ~= 0 then
+          -- the image's (here: the host's) /dev/null is not the null device: masking refuses
+          assert.truthy(r.stderr:find("`/dev/null' in the container is not the null device", 1, true), r.stderr)
+        end
+        assert.are.same(before, inventory(dir))
+        assert.are.same({}, env:leftovers("dv1"))
+      end)
+    end
+
+    it("a --device inside a bind under /dev is refused, naming the device and the bind", function()
+      if not S.exists("/dev/net/tun") then return pending("the host has no /dev/net/tun") end
+      local dir = env.dir .. "/netdir"
+      assert(core.mkdir(dir, 493))
+      assert(core.write_file(dir .. "/marker", "host\n"))
+      local before = inventory(dir)
+      local r = run({ "--rm", "--mount", "type=bind,src=" .. dir .. ",dst=/dev/net,options=rbind:rw",
+        "--device", "/dev/net/tun" }, "dv2", "true")
+      assert.are_not.equal(0, r.code)
+      assert.truthy(r.stderr:find("device `/dev/net/tun': the directory is on the bind mount `/dev/net'", 1, true), r.stderr)
+      assert.are.same(before, inventory(dir))
+      assert.are.same({}, env:leftovers("dv2"))
+    end)
+  end)
+
   describe("CVE-2020-15257 (abstract or open sockets)", function()
     it("a detached task's monitor listens on a path socket in a 0700 directory; no abstract socket", function()
       start("sk")
