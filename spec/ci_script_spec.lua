@@ -17,9 +17,9 @@ set -e
 $RUN -d --log-uri "file://$OUT/job1.log" "$IMAGE" job1 sh -c 'echo job1 out; echo job1 err >&2; exit 3'
 code=0; task_wait job1 || code=$?
 echo "job1 wait: $code"
+show_log job1
 code=0; $TASKS delete job1 || code=$?
 echo "job1 delete: $code"
-show_log job1
 $CONTAINERS rm job1
 $RUN -d "$IMAGE" job2 sh -c "trap 'exit 143' TERM; sleep 100 & wait"
 $TASKS ls
@@ -42,8 +42,9 @@ echo "not reached"
 ]]
 
 -- containerd's shim copies a task's output to a --log-uri file on its own goroutines, which
--- may still hold a line when the exit event is out: show_log waits (bounded, 10 s) until the
--- log has the two lines the job writes.  The events subscription is known to be up once it
+-- may still hold a line when the exit event is out (and lose it once the task is deleted):
+-- show_log, before the delete, waits (bounded, 10 s) until the log has the two lines the job
+-- writes.  The events subscription is known to be up once it
 -- has delivered an event of our own making (a label on the namespace).
 local PRELUDE_CTR = [[
 CTR="ctr -a $SOCK -n $NS"
@@ -130,7 +131,7 @@ describe("a CI shell script: ctr and ctrlua #root", function()
     assert.are.equal(norm(ctr.stdout), norm(mine.stdout))
     -- and what that output says, so that a shared mistake cannot pass
     local o = mine.stdout
-    assert.truthy(o:find("job1 wait: 3\njob1 delete: 0\njob1 err\njob1 out\n", 1, true), o)
+    assert.truthy(o:find("job1 wait: 3\njob1 err\njob1 out\njob1 delete: 0\n", 1, true), o)
     assert.truthy(o:find("job2 wait: 143\n", 1, true), o)
     assert.truthy(o:match("job2%s+%d+%s+RUNNING\n"), o)
     assert.truthy(o:match("job2%s+%d+%s+STOPPED\n"), o)
