@@ -463,21 +463,34 @@ int ctr_monitor_recv_reply(int s, const char *dir, char *reply_buf, size_t cap, 
                          .msg_controllen = sizeof cbuf};
     ssize_t n = RETRY(recvmsg(s, &msg, MSG_CMSG_CLOEXEC));
     int e = errno;
-    for (struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL; c; c = CMSG_NXTHDR(&msg, c))
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-            c->cmsg_len == CMSG_LEN(sizeof(int))) {
+    /* Every fd that arrived is now ours, whatever the datagram was (an empty one, several fds,
+     * two messages): the caller is handed the fd of a reply that carries exactly one, and
+     * every other is closed here, so no answer on the socket can leave one open. */
+    int got = -1, nfds = 0;
+    for (struct cmsghdr *c = n >= 0 ? CMSG_FIRSTHDR(&msg) : NULL; c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+            c->cmsg_len < CMSG_LEN(0))
+            continue;
+        for (size_t k = 0; k < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); k++) {
             int fd;
-            memcpy(&fd, CMSG_DATA(c), sizeof fd);
-            if (fdp)
-                *fdp = fd;
+            memcpy(&fd, CMSG_DATA(c) + k * sizeof fd, sizeof fd);
+            if (nfds++ == 0)
+                got = fd;
             else
                 close(fd);
         }
+    }
+    if (got >= 0 && (fdp == NULL || nfds != 1 || n <= 0)) {
+        close(got);
+        got = -1;
+    }
     if (n < 0)
         return ctr_fail(err, e, "receive from the monitor of `%s'", dir);
     if (n == 0)
         return ctr_fail(err, EPIPE, "the monitor of `%s' went away", dir);
     reply_buf[n] = 0;
+    if (fdp)
+        *fdp = got;
     return 0;
 }
 

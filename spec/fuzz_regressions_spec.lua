@@ -40,3 +40,54 @@ describe("fuzz regressions: image documents (fuzz/manifest.lua)", function()
     assert.are.equal(" ", core.json_decode('["\\u0020"]')[1])
   end)
 end)
+
+describe("fuzz regressions: the monitor's replies (fuzz/monitor.c)", function()
+  local dir
+
+  before_each(function()
+    dir = os.tmpname()
+    os.remove(dir)
+    assert(core.mkdir(dir, 448))
+  end)
+  after_each(function() core.remove_tree(dir) end)
+
+  -- A fake monitor on dir/monitor.sock that answers `n` connections with the reply of a
+  -- regression input, its fds attached as fuzz/monitor.c's first byte says.
+  local function serve(input, n)
+    local py = [[
+import array, os, socket, sys
+path, data, n = sys.argv[1], open(sys.argv[2], 'rb').read(), int(sys.argv[3])
+flags, reply = data[0], data[1:4097]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.bind(path); s.listen(4)
+print('ready', flush=True)
+for _ in range(n):
+    c, _ = s.accept()
+    c.recv(64)
+    fds = [os.open('/dev/null', os.O_RDONLY)] * (flags & 3)
+    anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', fds))] if fds else []
+    c.sendmsg([reply], anc * (2 if flags & 4 else 1))
+    c.close()
+]]
+    local script = dir .. "/monitor.py"
+    assert(core.write_file(script, py))
+    local p = assert(io.popen(("python3 '%s' '%s/monitor.sock' '%s' %d"):format(script, dir,
+      DIR .. "/monitor/" .. input, n)))
+    assert.are.equal("ready", p:read("*l"))
+    return p
+  end
+
+  local function open_fds() return #assert(core.listdir("/proc/self/fd")) end
+
+  for _, input in ipairs(inputs("monitor")) do
+    it("leaves no fd open after the reply of " .. input.name, function()
+      local before = open_fds()
+      local p = serve(input.name, 2)
+      core.monitor_request(dir, "wait")
+      local fd = core.monitor_console(dir)
+      if fd then core.close(fd) end
+      p:close()
+      assert.are.equal(before, open_fds())
+    end)
+  end
+end)
