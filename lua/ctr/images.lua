@@ -178,10 +178,14 @@ local function load_manifest(store, d, name)
 end
 
 -- Resolve a descriptor to the manifest of a platform (want: platform table; `explicit`: the
--- caller named it, so a single manifest of another platform is refused too).
+-- caller named it, so a single manifest of another platform is refused too).  `tried` holds
+-- the digests already resolved below the target, which all had no manifest for the platform
+-- (any other outcome ends the walk): each is resolved once, however many indexes list it, so
+-- the work is linear in the documents and not the product of the lengths of nested indexes.
 -- @return manifest, config, manifest descriptor; or nil, err
-local function resolve(store, d, want, explicit, name, depth)
+local function resolve(store, d, want, explicit, name, depth, tried)
   depth = depth or 0
+  tried = tried or {}
   if depth > 4 then return nil, errors.invalid("%s: indexes nested too deep", name) end
   local doc, err = read_json(store, d, depth == 0 and "target" or "manifest")
   if not doc then return nil, err end
@@ -214,10 +218,13 @@ local function resolve(store, d, want, explicit, name, depth)
     end
     for _, list in ipairs({ exact, compat, unknown }) do
       for _, c in ipairs(list) do
-        local m, config, md = resolve(store, c, want, explicit, name, depth + 1)
-        if m then return m, config, md end
-        if list ~= unknown or not config.msg:find("no manifest for platform", 1, true) then
-          return nil, config
+        if not tried[c.digest] then
+          tried[c.digest] = true
+          local m, config, md = resolve(store, c, want, explicit, name, depth + 1, tried)
+          if m then return m, config, md end
+          if list ~= unknown or not config.msg:find("no manifest for platform", 1, true) then
+            return nil, config
+          end
         end
       end
     end
@@ -227,9 +234,11 @@ local function resolve(store, d, want, explicit, name, depth)
     or "manifest", d.digest, name, tostring(mt))
 end
 
--- Every manifest below d complete (for --all-platforms).
-local function check_all(store, d, name, depth)
+-- Every manifest below d complete (for --all-platforms); `checked` holds the digests found
+-- complete, each checked once (see resolve).
+local function check_all(store, d, name, depth, checked)
   depth = depth or 0
+  checked = checked or {}
   if depth > 4 then return nil, errors.invalid("%s: indexes nested too deep", name) end
   local doc, err = read_json(store, d, depth == 0 and "target" or "manifest")
   if not doc then return nil, err end
@@ -242,8 +251,11 @@ local function check_all(store, d, name, depth)
     for i, c in ipairs(type(doc.manifests) == "table" and doc.manifests or {}) do
       local ok, cerr = check_desc(c, "manifest " .. i)
       if not ok then return nil, cerr end
-      ok, cerr = check_all(store, c, name, depth + 1)
-      if not ok then return nil, cerr end
+      if not checked[c.digest] then
+        ok, cerr = check_all(store, c, name, depth + 1, checked)
+        if not ok then return nil, cerr end
+        checked[c.digest] = true
+      end
     end
     return true
   end
