@@ -49,6 +49,29 @@ describe("fuzz regressions: image documents (fuzz/manifest.lua)", function()
   end)
 end)
 
+describe("fuzz regressions: /etc/passwd and /etc/group (fuzz/passwd.lua)", function()
+  local driver = dofile("fuzz/passwd.lua")
+  local oci = require("ctr.oci")
+
+  for _, input in ipairs(inputs("passwd")) do
+    it("keeps its contracts on " .. input.name, function()
+      driver(input.data)
+    end)
+  end
+
+  it("blank-run-quadratic-trim: a run of blanks inside a line is trimmed in linear time", function()
+    -- a megabyte of blanks between two words: the gsub trim took minutes over it
+    local blanks = string.rep(" ", 1024 * 1024)
+    local t = os.clock()
+    local users = oci.parse_passwd("r:x:0:0:a" .. blanks .. "b:/:/bin/sh\n")
+    local groups = oci.parse_group("g:x:1:a" .. blanks .. "b, c\n")
+    assert.is_true(os.clock() - t < 2, "took " .. (os.clock() - t) .. " s")
+    assert.are.equal(1, #users)
+    assert.are.equal("/", users[1].home)
+    assert.are.same({ "a" .. blanks .. "b", "c" }, groups[1].members)
+  end)
+end)
+
 describe("fuzz regressions: the monitor's replies (fuzz/monitor.c)", function()
   local dir
 
