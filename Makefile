@@ -35,7 +35,8 @@ HEADERS   := $(wildcard csrc/*.h)
 LUAJIT_RUN = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='$(BUILD)/lib/?.so;;' \
 	CTRLUA_BIN='$(CURDIR)/$(BUILD)/ctrlua' CTRLUA_TEST_IMAGE='$(CURDIR)/build/images/busybox.oci.tar'
 
-.PHONY: all deps test test-repeat asan bench image install install-rock uninstall clean doc conformance
+.PHONY: all deps test test-repeat asan bench image install install-rock uninstall clean doc conformance \
+	fuzz fuzz-build fuzz-bins
 
 all: $(BUILD)/ctrlua $(BUILD)/lib/ctr/core.so $(BUILD)/ctrlua-runc
 
@@ -48,8 +49,9 @@ $(BUILD)/obj $(BUILD)/lib/ctr build/images:
 # ctrlua-exec (csrc/sealed.h): no libc, no sanitizer, a couple of kilobytes, carried inside
 # the core as data.
 TRAMPOLINE := $(BUILD)/obj/ctrlua-exec
+TRAMPOLINE_CC ?= $(CC)
 $(TRAMPOLINE): csrc/sealed/trampoline.c | $(BUILD)/obj
-	$(CC) -std=c11 -Wall -Wextra -Werror -Os -static -nostdlib -no-pie -fno-pie -ffreestanding \
+	$(TRAMPOLINE_CC) -std=c11 -Wall -Wextra -Werror -Os -static -nostdlib -no-pie -fno-pie -ffreestanding \
 		-fno-stack-protector -fno-asynchronous-unwind-tables -fno-builtin -Wl,--build-id=none \
 		-Wl,-z,noseparate-code -Wl,-z,norelro -s -o $@ $<
 $(BUILD)/obj/trampoline_blob.o: csrc/sealed/blob.S $(TRAMPOLINE) | $(BUILD)/obj
@@ -105,6 +107,64 @@ asan:
 	CTRLUA_BIN='$(CURDIR)/build-asan/ctrlua' CTRLUA_TEST_IMAGE='$(CURDIR)/build/images/busybox.oci.tar' \
 	CTRLUA_LUA='$(CURDIR)/build-asan/ctrlua' build-asan/ctrlua spec/runner.lua spec
 
+# Fuzzing: one libFuzzer harness per reader of untrusted bytes (fuzz/*.c; README "Fuzzing"),
+# built by clang with ASan and UBSan into build-fuzz/ (the core too, instrumented for
+# coverage).  `make fuzz` runs each for SECONDS seconds on a copy of its seed corpus
+# (fuzz/corpus/NAME/ is never written) and fails when any harness crashes, leaks, trips a
+# sanitizer, times out or breaks a contract it checks; the input that did is left in
+# build-fuzz/artifacts/NAME/, the whole output in build-fuzz/NAME.log.
+FUZZ_BUILD := build-fuzz
+FUZZ_NAMES := config manifest layer passwd monitor
+FUZZ_LUA   := manifest passwd
+SECONDS    ?= 30
+FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_OPTS_config   := -max_len=16384 -dict=fuzz/config.dict
+FUZZ_OPTS_manifest := -max_len=16384 -dict=fuzz/manifest.dict
+FUZZ_OPTS_layer    := -max_len=65536 -dict=fuzz/layer.dict
+FUZZ_OPTS_passwd   := -max_len=8192 -dict=fuzz/passwd.dict -timeout=10
+FUZZ_OPTS_monitor  := -max_len=512 -dict=fuzz/monitor.dict
+FUZZ_ENV := ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+fuzz-build:
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=clang TRAMPOLINE_CC=cc OPT='-O1 -g -fno-omit-frame-pointer' \
+		EXTRA_CFLAGS='-Wno-unknown-warning-option -fsanitize=fuzzer-no-link $(FUZZ_SAN)' fuzz-bins
+
+# (in the sub-make of fuzz-build: BUILD is build-fuzz, CC clang)
+fuzz-bins: $(FUZZ_NAMES:%=$(BUILD)/fuzz/%)
+
+$(BUILD)/fuzz:
+	mkdir -p $@
+
+$(BUILD)/libctrcore.a: $(CORE_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/fuzz/luahost.o: fuzz/luahost.c fuzz/luahost.h $(HEADERS) | $(BUILD)/fuzz
+	$(CC) $(CFLAGS_ALL) -iquote csrc -DCTR_FUZZ_SRCDIR='"$(CURDIR)"' -c -o $@ $<
+
+$(BUILD)/fuzz/%: fuzz/%.c fuzz/luahost.h $(HEADERS) $(BUILD)/fuzz/luahost.o $(BUILD)/libctrcore.a | $(BUILD)/fuzz
+	$(CC) $(CFLAGS_ALL) -iquote csrc -iquote fuzz -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $< \
+		$(if $(filter $*,$(FUZZ_LUA)),$(BUILD)/fuzz/luahost.o) $(BUILD)/libctrcore.a $(PKG_LIBS) -lm -ldl
+
+# One harness: its corpus copied, its run, one summary line (runs, coverage, corpus).
+define fuzz_one
+	mkdir -p $(FUZZ_BUILD)/corpus/$(1) $(FUZZ_BUILD)/artifacts/$(1); \
+	cp fuzz/corpus/$(1)/* $(FUZZ_BUILD)/corpus/$(1)/; \
+	$(FUZZ_ENV) $(FUZZ_BUILD)/fuzz/$(1) -max_total_time=$(SECONDS) -timeout=25 -detect_leaks=1 \
+		-print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/artifacts/$(1)/ $(FUZZ_OPTS_$(1)) \
+		$(FUZZ_BUILD)/corpus/$(1) >$(FUZZ_BUILD)/$(1).log 2>&1; rc=$$?; \
+	runs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $(FUZZ_BUILD)/$(1).log); \
+	last=$$(grep -E '^#[0-9]+' $(FUZZ_BUILD)/$(1).log | tail -n 1 | sed -E 's/^#[0-9]+[[:space:]]+[A-Z]+[[:space:]]+//'); \
+	if [ $$rc -eq 0 ]; then echo "fuzz $(1): ok, $${runs:-?} runs in $(SECONDS) s; $$last"; \
+	else fails=$$((fails + 1)); echo "fuzz $(1): FAILED (exit $$rc), see $(FUZZ_BUILD)/$(1).log and $(FUZZ_BUILD)/artifacts/$(1)/"; \
+		grep -E 'ERROR|fuzz:|SUMMARY|Test unit written' $(FUZZ_BUILD)/$(1).log | head -n 20 | sed 's/^/  /'; fi;
+endef
+
+fuzz: fuzz-build
+	@rm -rf $(FUZZ_BUILD)/corpus $(FUZZ_BUILD)/artifacts; fails=0; \
+	$(foreach t,$(FUZZ_NAMES),$(call fuzz_one,$(t))) \
+	echo "$(words $(FUZZ_NAMES)) harnesses, $$fails failed"; [ $$fails -eq 0 ]
+
 bench: all image
 	@$(LUAJIT_RUN) luajit bench/run.lua
 
@@ -151,4 +211,4 @@ uninstall:
 		$(DESTDIR)$(PREFIX)/lib/lua/5.1/ctr/core.so
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

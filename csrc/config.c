@@ -534,6 +534,19 @@ int ctr_config_load(const char *bundle, struct ctr_config *cfg, struct ctr_err *
     size_t len;
     if (ctr_read_file(path, CTR_CONFIG_MAX, &text, &len, err) < 0)
         return -1;
+    return ctr_config_parse(bundle, text, len, cfg, err);
+}
+
+int ctr_config_parse(const char *bundle, const char *text, size_t len, struct ctr_config *cfg,
+                     struct ctr_err *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/config.json", bundle) >= (int)sizeof path)
+        return ctr_fail(err, ENAMETOOLONG, "bundle `%s'", bundle);
+    if (len > CTR_CONFIG_MAX)
+        return ctr_fail(err, EFBIG, "`%s': %zu bytes is over the limit of %u", path, len,
+                        CTR_CONFIG_MAX);
     cfg->json = cJSON_ParseWithLength(text, len);
     if (cfg->json == NULL || !cJSON_IsObject(cfg->json)) {
         ctr_config_free(cfg);

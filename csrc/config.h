@@ -104,6 +104,11 @@ struct ctr_config {
 
 /* Read bundle/config.json and check it.  On error nothing is left allocated. */
 int ctr_config_load(const char *bundle, struct ctr_config *cfg, struct ctr_err *err);
+/* The same for the text of a config.json already read (len bytes, not NUL-terminated): the
+ * one parser behind ctr_config_load, callable on a buffer (the fuzz harness feeds it).  A
+ * relative root.path is taken against `bundle`, which is also the name errors give. */
+int ctr_config_parse(const char *bundle, const char *text, size_t len, struct ctr_config *cfg,
+                     struct ctr_err *err);
 void ctr_config_free(struct ctr_config *cfg);
 
 /* The checks that need the namespaces joined by path open (nsfd[i] for ns[i], -1 when not

@@ -166,13 +166,40 @@ static int json_depth(const cJSON *j, int depth)
     return max;
 }
 
+/* Where a string of the text escapes a NUL (\u0000), or -1.  Only the string escapes count:
+ * an escaped backslash before "u0000" is text. */
+static long nul_escape(const char *s, size_t len)
+{
+    int in_string = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (!in_string) {
+            in_string = s[i] == '"';
+        } else if (s[i] == '"') {
+            in_string = 0;
+        } else if (s[i] == '\\' && i + 1 < len) {
+            if (s[i + 1] == 'u' && i + 6 <= len && memcmp(s + i + 2, "0000", 4) == 0)
+                return (long)i;
+            i++;
+        }
+    }
+    return -1;
+}
+
 static int json_decode(lua_State *L)
 {
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
     const char *end = NULL;
-    /* Lua strings carry a NUL after len bytes: let cJSON see it, so trailing garbage (or an
-     * embedded NUL) is a syntax error */
+    /* A document is its whole text.  cJSON reads a NUL byte between tokens as white space and
+     * ends a string at one (raw, or decoded from \u0000), and Lua strings are pushed up to
+     * their first NUL: either way the document would say less than its text (a digest
+     * "sha256:<hex>\u0000..." would read as valid).  So a NUL in the text is a syntax error. */
+    const char *nul = memchr(s, '\0', len);
+    long esc = nul ? (long)(nul - s) : nul_escape(s, len);
+    if (esc >= 0)
+        return ctr_lua_errno(L, EINVAL, "json: syntax error at byte %ld (a NUL character)", esc);
+    /* Lua strings carry a NUL after len bytes: let cJSON see it, so trailing garbage is a
+     * syntax error */
     cJSON *j = cJSON_ParseWithLengthOpts(s, len + 1, &end, 1);
     if (j == NULL) {
         const char *at = cJSON_GetErrorPtr();

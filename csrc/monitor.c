@@ -199,20 +199,37 @@ static int start_init(struct mon *m, struct ctr_err *err)
     return 0;
 }
 
+enum ctr_monitor_req ctr_monitor_parse_request(const char *buf, size_t n)
+{
+    static const struct {
+        const char *name;
+        enum ctr_monitor_req req;
+    } names[] = {
+        {"start", CTR_MONITOR_START},   {"wait", CTR_MONITOR_WAIT},
+        {"pause", CTR_MONITOR_PAUSE},   {"resume", CTR_MONITOR_RESUME},
+        {"console", CTR_MONITOR_CONSOLE}, {"delete", CTR_MONITOR_DELETE},
+    };
+    size_t len = strnlen(buf, n);
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+        if (strlen(names[i].name) == len && memcmp(names[i].name, buf, len) == 0)
+            return names[i].req;
+    return CTR_MONITOR_UNKNOWN;
+}
+
 /* One request from client i.  Returns 1 when the monitor should exit (deleted). */
 static int handle(struct mon *m, int i)
 {
-    char req[64];
+    char req[CTR_MONITOR_REQ_MAX];
     int fd = m->clients[i];
-    ssize_t n = RETRY(recv(fd, req, sizeof req - 1, 0));
+    ssize_t n = RETRY(recv(fd, req, sizeof req, 0));
     if (n <= 0) {
         drop_client(m, i);
         return 0;
     }
-    req[n] = 0;
+    enum ctr_monitor_req r = ctr_monitor_parse_request(req, (size_t)n);
     struct ctr_err e = {0, ""};
     char out[CTR_ERR_MSG + 16];
-    if (!strcmp(req, "start")) {
+    if (r == CTR_MONITOR_START) {
         if (m->state != ST_CREATED) {
             snprintf(out, sizeof out, "error: task is %s, not created", st_names[m->state]);
             reply(fd, out);
@@ -230,17 +247,17 @@ static int handle(struct mon *m, int i)
                 reply(fd, "ok");
             }
         }
-    } else if (!strcmp(req, "wait")) {
+    } else if (r == CTR_MONITOR_WAIT) {
         if (m->state == ST_STOPPED)
             reply_exit(m, fd);
         else
             m->waiting[i] = 1;
         return 0; /* the waiter keeps its connection */
-    } else if (!strcmp(req, "pause") || !strcmp(req, "resume")) {
+    } else if (r == CTR_MONITOR_PAUSE || r == CTR_MONITOR_RESUME) {
         if (m->state == ST_STOPPED) {
             reply(fd, "error: task is stopped");
         } else {
-            m->state = req[0] == 'p' ? ST_PAUSED : ST_RUNNING;
+            m->state = r == CTR_MONITOR_PAUSE ? ST_PAUSED : ST_RUNNING;
             if (write_status(m, &e) < 0) {
                 snprintf(out, sizeof out, "error: %s", e.msg);
                 reply(fd, out);
@@ -248,12 +265,12 @@ static int handle(struct mon *m, int i)
                 reply(fd, "ok");
             }
         }
-    } else if (!strcmp(req, "console")) {
+    } else if (r == CTR_MONITOR_CONSOLE) {
         if (m->a->console_fd < 0)
             reply(fd, "error: the task has no terminal (process.terminal is false)");
         else
             reply_fd(fd, m->a->console_fd);
-    } else if (!strcmp(req, "delete")) {
+    } else if (r == CTR_MONITOR_DELETE) {
         if (m->state != ST_STOPPED) {
             snprintf(out, sizeof out, "error: task is %s", st_names[m->state]);
             reply(fd, out);
@@ -432,26 +449,48 @@ int ctr_monitor_request_fd(const char *dir, const char *req, char *reply_buf, si
         return ctr_fail(err, errno, "connect to the monitor `%s/" CTR_MONITOR_SOCK "'", dir);
     if (RETRY(send(s, req, strlen(req), MSG_NOSIGNAL)) < 0)
         return ctr_fail(err, errno, "send to the monitor of `%s'", dir);
+    return ctr_monitor_recv_reply(s, dir, reply_buf, cap, fdp, err);
+}
+
+int ctr_monitor_recv_reply(int s, const char *dir, char *reply_buf, size_t cap, int *fdp,
+                           struct ctr_err *err)
+{
+    if (fdp)
+        *fdp = -1;
     char cbuf[CMSG_SPACE(sizeof(int))];
     struct iovec iov = {.iov_base = reply_buf, .iov_len = cap - 1};
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
                          .msg_controllen = sizeof cbuf};
     ssize_t n = RETRY(recvmsg(s, &msg, MSG_CMSG_CLOEXEC));
-    for (struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL; c; c = CMSG_NXTHDR(&msg, c))
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-            c->cmsg_len == CMSG_LEN(sizeof(int))) {
+    int e = errno;
+    /* Every fd that arrived is now ours, whatever the datagram was (an empty one, several fds,
+     * two messages): the caller is handed the fd of a reply that carries exactly one, and
+     * every other is closed here, so no answer on the socket can leave one open. */
+    int got = -1, nfds = 0;
+    for (struct cmsghdr *c = n >= 0 ? CMSG_FIRSTHDR(&msg) : NULL; c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+            c->cmsg_len < CMSG_LEN(0))
+            continue;
+        for (size_t k = 0; k < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); k++) {
             int fd;
-            memcpy(&fd, CMSG_DATA(c), sizeof fd);
-            if (fdp)
-                *fdp = fd;
+            memcpy(&fd, CMSG_DATA(c) + k * sizeof fd, sizeof fd);
+            if (nfds++ == 0)
+                got = fd;
             else
                 close(fd);
         }
+    }
+    if (got >= 0 && (fdp == NULL || nfds != 1 || n <= 0)) {
+        close(got);
+        got = -1;
+    }
     if (n < 0)
-        return ctr_fail(err, errno, "receive from the monitor of `%s'", dir);
+        return ctr_fail(err, e, "receive from the monitor of `%s'", dir);
     if (n == 0)
         return ctr_fail(err, EPIPE, "the monitor of `%s' went away", dir);
     reply_buf[n] = 0;
+    if (fdp)
+        *fdp = got;
     return 0;
 }
 

@@ -96,6 +96,28 @@ int ctr_monitor_request(const char *dir, const char *req, char *reply, size_t ca
 int ctr_monitor_request_fd(const char *dir, const char *req, char *reply, size_t cap, int *fd,
                            struct ctr_err *err);
 
+/* The requests of the monitor's socket, as ctr_monitor_parse_request reads a datagram: the
+ * text up to its first NUL is the request's name.  A datagram longer than
+ * CTR_MONITOR_REQ_MAX bytes is cut there (SOCK_SEQPACKET drops the rest). */
+#define CTR_MONITOR_REQ_MAX 63
+enum ctr_monitor_req {
+    CTR_MONITOR_UNKNOWN,
+    CTR_MONITOR_START,
+    CTR_MONITOR_WAIT,
+    CTR_MONITOR_PAUSE,
+    CTR_MONITOR_RESUME,
+    CTR_MONITOR_CONSOLE,
+    CTR_MONITOR_DELETE,
+};
+enum ctr_monitor_req ctr_monitor_parse_request(const char *buf, size_t n);
+
+/* The client's half of a request, once it is sent: receive the monitor's one reply datagram on
+ * the connected socket s into reply_buf (NUL-terminated, cut to cap - 1 bytes) and the fd it
+ * may carry into *fdp (-1 when none; with fdp NULL a received fd is closed).  `dir` names the
+ * task in errors. */
+int ctr_monitor_recv_reply(int s, const char *dir, char *reply_buf, size_t cap, int *fdp,
+                           struct ctr_err *err);
+
 /* Wait for a process that is not our child to exit (pidfd + poll).  0 once it has, -1 on
  * error (ESRCH: it was already gone). */
 int ctr_pid_wait(pid_t pid, struct ctr_err *err);

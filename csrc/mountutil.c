@@ -21,7 +21,8 @@ static int parse_options(const char *options, unsigned long *flags, unsigned lon
                          char **data, struct ctr_err *err)
 {
     const struct libmnt_optmap *map = mnt_get_builtin_optmap(MNT_LINUX_MAP);
-    char *user = NULL, *vfs = NULL, *fs = NULL;
+    char *user = NULL, *fs = NULL;
+    cleanup_free char *vfs = NULL;
     *flags = 0;
     *prop = 0;
     *data = NULL;
@@ -30,11 +31,9 @@ static int parse_options(const char *options, unsigned long *flags, unsigned lon
     int r = mnt_split_optstr(options, &user, &vfs, &fs, 0, 0);
     free(user); /* userspace-only options (x-*, _netdev, ...) mean nothing to the kernel */
     if (r != 0) {
-        free(vfs);
         free(fs);
         return ctr_fail(err, r < 0 ? -r : EINVAL, "parse mount options `%s'", options);
     }
-    cleanup_free char *vfs_owned = vfs;
     char *next = vfs;
     char *name, *value;
     size_t nsz, vsz;

@@ -178,10 +178,14 @@ local function load_manifest(store, d, name)
 end
 
 -- Resolve a descriptor to the manifest of a platform (want: platform table; `explicit`: the
--- caller named it, so a single manifest of another platform is refused too).
+-- caller named it, so a single manifest of another platform is refused too).  `tried` holds
+-- the digests already resolved below the target, which all had no manifest for the platform
+-- (any other outcome ends the walk): each is resolved once, however many indexes list it, so
+-- the work is linear in the documents and not the product of the lengths of nested indexes.
 -- @return manifest, config, manifest descriptor; or nil, err
-local function resolve(store, d, want, explicit, name, depth)
+local function resolve(store, d, want, explicit, name, depth, tried)
   depth = depth or 0
+  tried = tried or {}
   if depth > 4 then return nil, errors.invalid("%s: indexes nested too deep", name) end
   local doc, err = read_json(store, d, depth == 0 and "target" or "manifest")
   if not doc then return nil, err end
@@ -214,10 +218,13 @@ local function resolve(store, d, want, explicit, name, depth)
     end
     for _, list in ipairs({ exact, compat, unknown }) do
       for _, c in ipairs(list) do
-        local m, config, md = resolve(store, c, want, explicit, name, depth + 1)
-        if m then return m, config, md end
-        if list ~= unknown or not config.msg:find("no manifest for platform", 1, true) then
-          return nil, config
+        if not tried[c.digest] then
+          tried[c.digest] = true
+          local m, config, md = resolve(store, c, want, explicit, name, depth + 1, tried)
+          if m then return m, config, md end
+          if list ~= unknown or not config.msg:find("no manifest for platform", 1, true) then
+            return nil, config
+          end
         end
       end
     end
@@ -227,9 +234,11 @@ local function resolve(store, d, want, explicit, name, depth)
     or "manifest", d.digest, name, tostring(mt))
 end
 
--- Every manifest below d complete (for --all-platforms).
-local function check_all(store, d, name, depth)
+-- Every manifest below d complete (for --all-platforms); `checked` holds the digests found
+-- complete, each checked once (see resolve).
+local function check_all(store, d, name, depth, checked)
   depth = depth or 0
+  checked = checked or {}
   if depth > 4 then return nil, errors.invalid("%s: indexes nested too deep", name) end
   local doc, err = read_json(store, d, depth == 0 and "target" or "manifest")
   if not doc then return nil, err end
@@ -242,8 +251,11 @@ local function check_all(store, d, name, depth)
     for i, c in ipairs(type(doc.manifests) == "table" and doc.manifests or {}) do
       local ok, cerr = check_desc(c, "manifest " .. i)
       if not ok then return nil, cerr end
-      ok, cerr = check_all(store, c, name, depth + 1)
-      if not ok then return nil, cerr end
+      if not checked[c.digest] then
+        ok, cerr = check_all(store, c, name, depth + 1, checked)
+        if not ok then return nil, cerr end
+        checked[c.digest] = true
+      end
     end
     return true
   end
@@ -538,7 +550,7 @@ local function decode_doc(data, what)
   return doc
 end
 
-local function oci_images(client, store, ar, opts, notes)
+local function oci_images(store, ar, opts, notes)
   local index, err = decode_doc(ar.docs["index.json"], "index.json")
   if not index then return nil, err end
   if ar.docs["oci-layout"] then
@@ -582,7 +594,7 @@ local function sniff_layer(store, digest, docker)
   return docker and MT.docker_layer or MT.oci_layer
 end
 
-local function docker_images(client, store, ar, opts, notes)
+local function docker_images(store, ar, opts, notes)
   local mf, err = decode_doc(ar.docs["manifest.json"], "manifest.json")
   if not mf then return nil, err end
   if getmetatable(mf) ~= core.array_mt and #mf == 0 then
@@ -644,6 +656,31 @@ local function docker_images(client, store, ar, opts, notes)
   return out
 end
 
+--- The images an image archive names, from its documents: the OCI layout's index.json, or
+-- docker's manifest.json (whose config and layers are looked up in the archive, and for which
+-- a manifest is written to the store).  The documents are untrusted: anything malformed is
+-- `nil, err`, never an error raised.  Nothing a target points at is checked here (import does
+-- that before any record is written).
+-- @param store the content store (info, read, write, path)
+-- @tparam table ar `docs` (archive name -> text of the small documents read) and
+-- `lookup(name)` (-> a stored file {digest=, size=}, or nil and a document's text)
+-- @tparam[opt] table opts `base_name` (names bare OCI tags base:tag)
+-- @return list of {name=, target={mediaType=, digest=, size=}}, list of notes; or nil, err
+function M.archive_images(store, ar, opts)
+  opts = opts or {}
+  local notes = {}
+  local imgs, err
+  if ar.docs["index.json"] then
+    imgs, err = oci_images(store, ar, opts, notes)
+  elseif ar.docs["manifest.json"] then
+    imgs, err = docker_images(store, ar, opts, notes)
+  else
+    err = errors.invalid("not an image archive (no index.json nor manifest.json)")
+  end
+  if not imgs then return nil, err end
+  return imgs, notes
+end
+
 --- Import an image archive: an oci-archive (OCI image layout) or a docker-archive
 -- (`docker save`), plain or compressed, from a file or "-" (standard input).
 -- @param client the client
@@ -668,16 +705,11 @@ function M.import(client, path, opts)
   store:sweep(3600)
   local ar, err = read_archive(store, path, opts.progress)
   if not ar then return nil, err end
-  local notes = {}
-  local imgs
-  if ar.docs["index.json"] then
-    imgs, err = oci_images(client, store, ar, opts, notes)
-  elseif ar.docs["manifest.json"] then
-    imgs, err = docker_images(client, store, ar, opts, notes)
-  else
-    err = errors.invalid("%s: not an image archive (no index.json nor manifest.json)", path)
+  if not ar.docs["index.json"] and not ar.docs["manifest.json"] then
+    return nil, errors.invalid("%s: not an image archive (no index.json nor manifest.json)", path)
   end
-  if not imgs then return nil, err end
+  local imgs, notes = M.archive_images(store, ar, opts)
+  if not imgs then return nil, notes end
   -- everything the records will point at must be there before any record is written
   for _, img in ipairs(imgs) do
     local ok, cerr

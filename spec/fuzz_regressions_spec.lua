@@ -1,0 +1,124 @@
+-- What the fuzz harnesses found (README "Fuzzing"), kept: every input under
+-- fuzz/regressions/NAME/ is fed again to what it broke.  The inputs of the Lua harnesses go
+-- through their own drivers (fuzz/NAME.lua), which raise on any broken contract; the others
+-- are replayed through the bindings of the code they reached.
+local core = require("ctr.core")
+
+local DIR = "fuzz/regressions"
+
+local function inputs(name)
+  local out = {}
+  for _, f in ipairs(core.listdir(DIR .. "/" .. name) or {}) do
+    out[#out + 1] = { name = f, data = assert(core.read_file(DIR .. "/" .. name .. "/" .. f)) }
+  end
+  table.sort(out, function(a, b) return a.name < b.name end)
+  return out
+end
+
+local function read(name, file) return assert(core.read_file(DIR .. "/" .. name .. "/" .. file)) end
+
+describe("fuzz regressions: image documents (fuzz/manifest.lua)", function()
+  local driver = dofile("fuzz/manifest.lua")
+
+  for _, input in ipairs(inputs("manifest")) do
+    it("keeps its contracts on " .. input.name, function()
+      driver(input.data, {})
+    end)
+  end
+
+  it("json-nul-as-white-space: a NUL byte or \\u0000 makes a text no JSON", function()
+    local v, err = core.json_decode(read("manifest", "json-nul-as-white-space"))
+    assert.is_nil(v)
+    assert.matches("NUL", err)
+    for _, text in ipairs({ '{"a":1}\0', '[1,\0 2]', '["a\0b"]', '["a\\u0000b"]', '{"k\\u0000":1}' }) do
+      v, err = core.json_decode(text)
+      assert.is_nil(v, text)
+      assert.matches("syntax error", err)
+    end
+    -- an escaped backslash before u0000 is text, not an escape
+    assert.are.equal("\\u0000", core.json_decode('["\\\\u0000"]')[1])
+    assert.are.equal(" ", core.json_decode('["\\u0020"]')[1])
+  end)
+
+  it("nested-indexes-cubic: nested indexes are read once each, not as the product of their lengths", function()
+    -- three levels of 30 entries without a platform over a manifest of another platform:
+    -- resolved child by child, that was 30^3 reads for each resolution
+    local stats = {}
+    driver(read("manifest", "nested-indexes-cubic"), stats)
+    assert.is_true(stats.reads < 1000, "reads: " .. stats.reads)
+  end)
+end)
+
+describe("fuzz regressions: /etc/passwd and /etc/group (fuzz/passwd.lua)", function()
+  local driver = dofile("fuzz/passwd.lua")
+  local oci = require("ctr.oci")
+
+  for _, input in ipairs(inputs("passwd")) do
+    it("keeps its contracts on " .. input.name, function()
+      driver(input.data)
+    end)
+  end
+
+  it("blank-run-quadratic-trim: a run of blanks inside a line is trimmed in linear time", function()
+    -- a megabyte of blanks between two words: the gsub trim took minutes over it
+    local blanks = string.rep(" ", 1024 * 1024)
+    local t = os.clock()
+    local users = oci.parse_passwd("r:x:0:0:a" .. blanks .. "b:/:/bin/sh\n")
+    local groups = oci.parse_group("g:x:1:a" .. blanks .. "b, c\n")
+    assert.is_true(os.clock() - t < 2, "took " .. (os.clock() - t) .. " s")
+    assert.are.equal(1, #users)
+    assert.are.equal("/", users[1].home)
+    assert.are.same({ "a" .. blanks .. "b", "c" }, groups[1].members)
+  end)
+end)
+
+describe("fuzz regressions: the monitor's replies (fuzz/monitor.c)", function()
+  local dir
+
+  before_each(function()
+    dir = os.tmpname()
+    os.remove(dir)
+    assert(core.mkdir(dir, 448))
+  end)
+  after_each(function() core.remove_tree(dir) end)
+
+  -- A fake monitor on dir/monitor.sock that answers `n` connections with the reply of a
+  -- regression input, its fds attached as fuzz/monitor.c's first byte says.
+  local function serve(input, n)
+    local py = [[
+import array, os, socket, sys
+path, data, n = sys.argv[1], open(sys.argv[2], 'rb').read(), int(sys.argv[3])
+flags, reply = data[0], data[1:4097]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.bind(path); s.listen(4)
+print('ready', flush=True)
+for _ in range(n):
+    c, _ = s.accept()
+    c.recv(64)
+    fds = [os.open('/dev/null', os.O_RDONLY)] * (flags & 3)
+    anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', fds))] if fds else []
+    c.sendmsg([reply], anc * (2 if flags & 4 else 1))
+    c.close()
+]]
+    local script = dir .. "/monitor.py"
+    assert(core.write_file(script, py))
+    local p = assert(io.popen(("python3 '%s' '%s/monitor.sock' '%s' %d"):format(script, dir,
+      DIR .. "/monitor/" .. input, n)))
+    assert.are.equal("ready", p:read("*l"))
+    return p
+  end
+
+  local function open_fds() return #assert(core.listdir("/proc/self/fd")) end
+
+  for _, input in ipairs(inputs("monitor")) do
+    it("leaves no fd open after the reply of " .. input.name, function()
+      local before = open_fds()
+      local p = serve(input.name, 2)
+      core.monitor_request(dir, "wait")
+      local fd = core.monitor_console(dir)
+      if fd then core.close(fd) end
+      p:close()
+      assert.are.equal(before, open_fds())
+    end)
+  end
+end)
