@@ -127,7 +127,6 @@ function M.parse(s)
   if spec.digest and not spec.digest:match(DIGEST_RE) then
     return invalid("invalid digest %q in %q", spec.digest, s)
   end
-  if spec.path == "" then return invalid("invalid reference: %q has no repository path", s) end
   return spec
 end
 

@@ -60,6 +60,9 @@ function M.parse_ref(ref, strict)
     if spec.object == "" then
       return nil, errors.new(('failed to resolve reference "%s": object required'):format(ref), 22, "INVALID")
     end
+    if spec.path == "" then
+      return nil, errors.new(('failed to resolve reference "%s": no repository in the reference'):format(ref), 22, "INVALID")
+    end
     return spec
   end
   local spec, err = reference.parse_normalized_named(ref)
