@@ -113,11 +113,6 @@ local function pull_cmd(ctx)
     end
     io.stdout:write(("done: %.6fms\t\n"):format((term.monotime() - t0) * 1000))
   end
-  if f["print-chainid"] then
-    for _, p in ipairs(st.platforms) do
-      if st.chain_ids[p] then io.stdout:write("image chain ID: ", st.chain_ids[p], "\n") end
-    end
-  end
   if f.format == "json" then
     local out = json.ordered({ name = rec.name, digest = rec.target.digest, mediaType = rec.target.mediaType,
       size = rec.target.size, platforms = json.array(st.platforms), chainIDs = st.chain_ids,
@@ -128,6 +123,11 @@ local function pull_cmd(ctx)
   elseif not tty then
     io.stdout:write(("%s %s: %s fetched, %d layers (%d unpacked, %d already there) in %.1fs\n"):format(
       rec.name, rec.target.digest, format.bytes(st.fetched), st.layers, st.unpacked, st.reused, st.elapsed))
+  end
+  if f["print-chainid"] then
+    for _, p in ipairs(st.platforms) do
+      if st.chain_ids[p] then io.stdout:write("image chain ID: ", st.chain_ids[p], "\n") end
+    end
   end
   return true
 end

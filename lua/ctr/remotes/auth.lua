@@ -460,9 +460,11 @@ function Authorizer:fetch_token(host, h, scopes)
   return token
 end
 
---- A 401 from host: learn its challenge.  true when a retry may now succeed (a new scheme, or a
--- token that was refused is dropped), false when it cannot.
-function Authorizer:challenge(host, res, scopes)
+--- A 401 from host: learn its challenge.  true when a retry may now succeed: the request
+-- went without credentials and the challenge says how to send them, or a cached token was
+-- refused (dropped, so the retry fetches a fresh one); false when it cannot.
+-- @param sent the Authorization header the request carried, or nil
+function Authorizer:challenge(host, res, scopes, sent)
   local chs = M.parse_challenges(res.header_table and res.header_table["www-authenticate"])
   local pick
   for _, c in ipairs(chs) do
@@ -472,23 +474,23 @@ function Authorizer:challenge(host, res, scopes)
     for _, c in ipairs(chs) do if c.scheme == "basic" then pick = c break end end
   end
   if not pick then return false end
-  local old = self.hosts[host]
   self.hosts[host] = pick
-  if old and old.scheme == pick.scheme and (old.params.realm == pick.params.realm) then
-    if pick.scheme == "basic" then return false end
-    -- a token that was cached and is refused (expired early, revoked): once more, afresh
-    local key = host .. " " .. (pick.params.service or "") .. " " .. scope_key(scopes)
-    if self.tokens[key] and not (pick.params.error == "insufficient_scope") then
-      self.tokens[key] = nil
-      return true
+  if not sent then
+    if pick.scheme == "basic" then
+      local c = self.credentials(host, repo_of(scopes))
+      return c ~= nil and c.username ~= nil
     end
-    return false
+    return true
   end
-  if pick.scheme == "basic" then
-    local c = self.credentials(host, repo_of(scopes))
-    return c ~= nil and c.username ~= nil
+  if pick.scheme == "basic" or not sent:find("^Authorization: Bearer ") then return false end
+  if pick.params.error == "insufficient_scope" then return false end
+  local key = host .. " " .. (pick.params.service or "") .. " " .. scope_key(scopes)
+  local t = self.tokens[key]
+  if t and sent == "Authorization: Bearer " .. t.token then
+    self.tokens[key] = nil
+    return true
   end
-  return true
+  return false
 end
 
 return M

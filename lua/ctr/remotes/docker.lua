@@ -171,21 +171,20 @@ function Resolver:build(h, method, url, headers, scopes)
   local req = { method = method, url = url, headers = hdrs, ca = h.ca, cert = h.cert, key = h.key,
     insecure = h.insecure }
   for k, v in pairs(self.limits) do req[k] = v end
-  return req
+  return req, a
 end
 
 --- One request to host h, answering a 401 once: the result, or nil, err.
 -- extra: more request fields (body, body_file, ingest, max_body, ...).
 function Resolver:do_request(h, method, url, headers, scopes, extra, on_start)
   for _ = 1, 3 do
-    local req, err = self:build(h, method, url, headers, scopes)
-    if not req then return nil, err end
+    local req, sent = self:build(h, method, url, headers, scopes)
+    if not req then return nil, sent end
     for k, v in pairs(extra or {}) do req[k] = v end
-    local res
-    res, err = self:send(req, on_start)
+    local res, err = self:send(req, on_start)
     if not res then return nil, err end
     if res.status ~= 401 then return res end
-    if not self.authorizer:challenge(h.host, res, scopes) then return res end
+    if not self.authorizer:challenge(h.host, res, scopes, sent) then return res end
   end
   return nil, errors.new(("%s %s: still unauthorized after authenticating"):format(method, rhttp.redact(url)), 0, "UNAUTHORIZED")
 end
