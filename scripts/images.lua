@@ -73,7 +73,13 @@ local function import(ctx)
   for _, rec in ipairs(recs) do
     io.stdout:write(("unpacking %s (%s)..."):format(rec.name, rec.target.digest))
     io.stdout:flush()
-    local ok, err = images.unpack(c, rec, { platform = platform })
+    -- on a terminal, each layer's progress below the line (bytes applied of its size)
+    local display = term.isatty("stdout") and require("ctr.remotes.progress").new() or nil
+    if display then io.stdout:write("\n") end
+    local ok, err = images.unpack(c, rec, { platform = platform, progress = display and function(_, layer, n)
+      display:set("unpack-" .. layer.digest, n >= layer.size and "unpacked" or "unpacking", n, layer.size)
+      display:draw(n >= layer.size)
+    end })
     if ok then
       io.stdout:write("done\n")
     elseif err.sym == "NOT_AVAILABLE" or err.sym == "NOT_FOUND" then

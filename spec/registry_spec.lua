@@ -190,6 +190,30 @@ describe("registries #root", function()
     assert.are.equal(rec.target.digest, again.target.digest)
   end)
 
+  it("run --pull always pulls again, and a pipeline job pulls a missing image", function()
+    local r = env:run("run.lua", "--rm", "--pull", "always", "--plain-http", reg.host .. "/test/busybox:1", "a1", "true")
+    assert.are.equal(0, r.code, r.stderr)
+    local ctr = require("ctr")
+    local client = assert(ctr.client({ root = env.dir .. "/proot", state = env.dir .. "/pstate", namespace = env.ns }))
+    local out = {}
+    local report = assert(require("ctr.pipeline").run(client, { name = "pulls", image = reg.host .. "/test/busybox:1",
+      registry = { ["plain-http"] = true }, steps = { { name = "s", run = "echo from-a-pulled-image" } } },
+      { output = function(s) out[#out + 1] = s end }))
+    assert.are.equal(0, report.code, table.concat(out))
+    assert.matches("from%-a%-pulled%-image", table.concat(out))
+  end)
+
+  it("shows ctr's progress layout", function()
+    local d = require("ctr.remotes.progress").new({ stream = { write = function() end, flush = function() end } })
+    d:set("docker.io/library/x:1", "resolved")
+    d:set("layer-sha256:ab", "downloading", 1024, 4096)
+    local text = d:text()
+    assert.matches("^docker.io/library/x:1:%s+resolved%s+|", text)
+    assert.matches("layer%-sha256:ab:%s+downloading%s+|", text)
+    assert.truthy(text:find("|\27[32m" .. ("+"):rep(9) .. "\27[0m" .. (" "):rep(29) .. "|  1.0 KiB/4.0 KiB", 1, true))
+    assert.matches("\nelapsed: %d+%.%d s%s+total:%s+1.0 Ki %(", text)
+  end)
+
   it("follows hosts.toml mirrors in order when the first one is down", function()
     local hd = env.dir .. "/hosts"
     local dead = R.free_port()
