@@ -386,6 +386,37 @@ describe("registry faults #root", function()
     assert.is_nil(r.stderr:find(require("ctr.remotes.auth").base64_encode("u:pw"), 1, true))
   end)
 
+  it("retries a 503 with backoff; --http-trace shows the timings", function()
+    srv:set_faults({ flaky_blob = 2 })
+    local r = env:run("images.lua", "pull", "--plain-http", "--http-trace", ref)
+    assert.are.equal(0, r.code, r.stderr)
+    local gets = 0
+    for _, rq in ipairs(srv:requests()) do
+      if rq.method == "GET" and rq.path:find("/blobs/", 1, true) then gets = gets + 1 end
+    end
+    assert.is_true(gets >= 4, "blob GETs: " .. gets) -- config and layer, two of them refused
+    assert.matches("-> 503: dns", r.stderr, 1, true)
+    assert.matches("first byte", r.stderr, 1, true)
+  end)
+
+  it("commands that never touch the network never map libcurl", function()
+    local script = env.dir .. "/maps.lua"
+    assert(core.write_file(script, [[
+local ctr = require("ctr")
+local c = assert(ctr.client())
+ctr.images.list(c)
+local function mapped()
+  return (io.open("/proc/self/maps"):read("*a"):find("libcurl", 1, true)) ~= nil
+end
+local before = mapped()
+assert(require("ctr.core").http_session())
+print(before, mapped())
+]]))
+    local r = env:run(script)
+    assert.are.equal(0, r.code, r.stderr)
+    assert.are.equal("false\ttrue\n", r.stdout)
+  end)
+
   it("credentials from a docker-credential helper named in docker's config", function()
     srv:set_faults({ require_basic = "helped:pw" })
     local bin = env.dir .. "/bin"

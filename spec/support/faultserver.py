@@ -11,6 +11,7 @@ FAULTS (a JSON file, read at each request) asks for:
   redirect_blobs: URL     blobs answer 307 to URL + the same path
   require_basic: "u:p"    everything needs Basic auth with u:p
   slow_blob: N            blobs go out at about N bytes a second
+  flaky_blob: N           the first N GETs of a blob answer 503 (with Retry-After: 0)
 
 Every request is logged to LOG as one JSON line: method, path, headers.
 usage: faultserver.py PORT LAYOUT FAULTS LOG"""
@@ -20,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 PORT, LAYOUT, FAULTS, LOG = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 lock = threading.Lock()
 cut_done = set()
+flaky = {"n": 0}
 
 
 def faults():
@@ -98,6 +100,9 @@ class H(BaseHTTPRequestHandler):
             return self.send(200, body, {"Content-Type": mt, "Docker-Content-Digest": dcd})
         if "/blobs/" in path:
             digest = path.rsplit("/blobs/", 1)[1]
+            if fl.get("flaky_blob") and self.command == "GET" and flaky["n"] < int(fl["flaky_blob"]):
+                flaky["n"] += 1
+                return self.send(503, b"busy", {"Retry-After": "0"})
             if fl.get("redirect_blobs"):
                 return self.send(307, b"", {"Location": fl["redirect_blobs"] + self.path})
             try:
