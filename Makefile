@@ -4,26 +4,28 @@ VERSION   := 0.1.0
 PREFIX    ?= /usr/local
 DESTDIR   ?=
 BUILD     ?= build
-PKGS      := luajit libseccomp libcjson mount libarchive libcrypto
+PKGS      := luajit libseccomp libcjson mount libarchive libcrypto libcurl
 DATADIR   := $(PREFIX)/share/ctrlua
 
 # Debian packages the build, the tests and the benchmarks need.
 DEB_PACKAGES := build-essential pkg-config luajit libluajit-5.1-dev libseccomp-dev \
 	libcjson-dev libmount-dev libarchive-dev libssl-dev lua-busted lua-ldoc busybox-static \
 	zstd gzip tar iproute2 iputils-ping util-linux bsdutils procps python3 tmux umoci skopeo runc crun containerd \
-	containernetworking-plugins criu hyperfine time luarocks
+	containernetworking-plugins criu hyperfine time luarocks \
+	libcurl4-openssl-dev docker-registry apache2-utils python3-jwt python3-cryptography openssl
 
 CC        ?= cc
 MONITOR_LDFLAGS ?= -static
 OPT       ?= -O2 -g
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-# libarchive and libcrypto are not linked: csrc/lazylib.c loads them on first use (see there
+# libarchive, libcrypto and libcurl are not linked: csrc/lazylib.c loads them on first use (see there
 # why), by the sonames of the libraries pkg-config names.
 LINK_PKGS  := luajit libseccomp libcjson mount
 PKG_LIBS   := $(shell pkg-config --libs $(LINK_PKGS) 2>/dev/null) -pthread
 soname = $(shell objdump -p $$(pkg-config --variable=libdir $(1))/$(2).so 2>/dev/null | awk '/SONAME/ {print $$2}')
 SONAMES   := -DCTR_LIBARCHIVE_SONAME='"$(call soname,libarchive,libarchive)"' \
-	-DCTR_LIBCRYPTO_SONAME='"$(call soname,libcrypto,libcrypto)"' 
+	-DCTR_LIBCRYPTO_SONAME='"$(call soname,libcrypto,libcrypto)"' \
+	-DCTR_LIBCURL_SONAME='"$(call soname,libcurl,libcurl)"'
 CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-format-truncation -fPIC $(OPT) \
 	-DCTRLUA_VERSION='"$(VERSION)"' -DCTRLUA_DATADIR='"$(DATADIR)"' $(SONAMES) $(PKG_CFLAGS) \
 	$(EXTRA_CFLAGS)
@@ -183,11 +185,12 @@ doc:
 	ldoc -d $(BUILD)/doc .
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(DATADIR)/lua/ctr $(DESTDIR)$(DATADIR)/scripts \
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(DATADIR)/lua/ctr/remotes $(DESTDIR)$(DATADIR)/scripts \
 		$(DESTDIR)$(DATADIR)/examples $(DESTDIR)$(PREFIX)/lib/lua/5.1/ctr
 	install -m 0755 $(BUILD)/ctrlua $(BUILD)/ctrlua-monitor $(DESTDIR)$(PREFIX)/bin/
 	ln -sf ctrlua $(DESTDIR)$(PREFIX)/bin/ctrlua-runc
 	install -m 0644 lua/ctr/*.lua $(DESTDIR)$(DATADIR)/lua/ctr/
+	install -m 0644 lua/ctr/remotes/*.lua $(DESTDIR)$(DATADIR)/lua/ctr/remotes/
 	install -m 0644 scripts/*.lua $(DESTDIR)$(DATADIR)/scripts/
 	for f in examples/*; do [ ! -f "$$f" ] || install -m 0644 "$$f" $(DESTDIR)$(DATADIR)/examples/; done
 	install -m 0755 $(BUILD)/lib/ctr/core.so $(DESTDIR)$(PREFIX)/lib/lua/5.1/ctr/core.so
@@ -195,13 +198,15 @@ install: all
 # For `luarocks make rockspec/...`: modules into the rocks tree's LUADIR/LIBDIR, and the host
 # with its scripts and examples under PREFIX (found through ../share/ctrlua from the binary).
 install-rock: all
-	install -d $(LUADIR)/ctr $(LIBDIR)/ctr $(PREFIX)/bin $(PREFIX)/share/ctrlua/lua/ctr \
+	install -d $(LUADIR)/ctr/remotes $(LIBDIR)/ctr $(PREFIX)/bin $(PREFIX)/share/ctrlua/lua/ctr/remotes \
 		$(PREFIX)/share/ctrlua/scripts $(PREFIX)/share/ctrlua/examples
 	install -m 0644 lua/ctr/*.lua $(LUADIR)/ctr/
+	install -m 0644 lua/ctr/remotes/*.lua $(LUADIR)/ctr/remotes/
 	install -m 0755 $(BUILD)/lib/ctr/core.so $(LIBDIR)/ctr/core.so
 	install -m 0755 $(BUILD)/ctrlua $(BUILD)/ctrlua-monitor $(PREFIX)/bin/
 	ln -sf ctrlua $(PREFIX)/bin/ctrlua-runc
 	install -m 0644 lua/ctr/*.lua $(PREFIX)/share/ctrlua/lua/ctr/
+	install -m 0644 lua/ctr/remotes/*.lua $(PREFIX)/share/ctrlua/lua/ctr/remotes/
 	install -m 0644 scripts/*.lua $(PREFIX)/share/ctrlua/scripts/
 	for f in examples/*; do [ ! -f "$$f" ] || install -m 0644 "$$f" $(PREFIX)/share/ctrlua/examples/; done
 

@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fsutil.h"
@@ -134,6 +135,8 @@ void ctr_digest_format(char out[CTR_DIGEST_LEN], const unsigned char md[32])
 
 struct feeder {
     int blobfd;
+    struct ctr_layer_source *src;  /* or NULL */
+    char *inbuf;
     int wfd;                  /* write end of the pipe; closed by the feeder when done */
     const char *blob_path;
     atomic_int stop;          /* set by the reader when it gave up */
@@ -143,6 +146,43 @@ struct feeder {
     struct ctr_err err;
     unsigned char digest[32];
 };
+
+/* libarchive's read callback over a source: counts what it reads and, while the source is a
+ * file still being written, waits for more instead of taking the end of what is there for the
+ * end of the layer. */
+static la_ssize_t source_read(struct archive *a, void *ud, const void **out)
+{
+    struct feeder *f = ud;
+    struct ctr_layer_source *src = f->src;
+    for (;;) {
+        ssize_t n = RETRY(read(src->fd, f->inbuf, IO_BUF));
+        if (n < 0) {
+            archive_set_error(a, errno, "read `%s'", f->blob_path);
+            return -1;
+        }
+        if (n > 0) {
+            atomic_fetch_add(&src->consumed, (unsigned long long)n);
+            *out = f->inbuf;
+            return n;
+        }
+        if (!src->follow)
+            return 0;
+        if (atomic_load(&src->abandoned) || atomic_load(&f->stop)) {
+            archive_set_error(a, ECANCELED, "the download of `%s' did not complete", f->blob_path);
+            return -1;
+        }
+        long long fin = atomic_load(&src->final_size);
+        if (fin >= 0 && (long long)atomic_load(&src->consumed) >= fin)
+            return 0;
+        if (fin >= 0) {
+            archive_set_error(a, EIO, "`%s' ended at %llu of its %lld bytes", f->blob_path,
+                              (unsigned long long)atomic_load(&src->consumed), fin);
+            return -1;
+        }
+        struct timespec ts = { 0, 2 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+}
 
 static void *feeder_main(void *arg)
 {
@@ -165,7 +205,9 @@ static void *feeder_main(void *arg)
     archive_read_support_filter_zstd(a);
     archive_read_support_format_raw(a);
     archive_read_support_format_empty(a);
-    if (archive_read_open_fd(a, f->blobfd, IO_BUF) != ARCHIVE_OK) {
+    int opened = f->src ? archive_read_open(a, f, NULL, source_read, NULL)
+                        : archive_read_open_fd(a, f->blobfd, IO_BUF);
+    if (opened != ARCHIVE_OK) {
         f->failed = ctr_fail(&f->err, archive_errno(a) > 0 ? archive_errno(a) : 0,
                              "open layer `%s': %s", f->blob_path, archive_error_string(a));
         goto out;
@@ -836,16 +878,20 @@ int ctr_layer_apply(const char *dir, const char *blob_path, const struct ctr_lay
     struct stat rst;
     if (fstat(rootfd, &rst) < 0)
         return ctr_fail(err, errno, "stat `%s'", dir);
-    cleanup_close int blobfd = RETRY(open(blob_path, O_RDONLY | O_CLOEXEC));
-    if (blobfd < 0)
+    cleanup_close int blobfd = opts->source ? -1 : RETRY(open(blob_path, O_RDONLY | O_CLOEXEC));
+    if (blobfd < 0 && !opts->source)
         return ctr_fail(err, errno, "open `%s'", blob_path);
+    cleanup_free char *inbuf = opts->source ? malloc(IO_BUF) : NULL;
+    if (opts->source && inbuf == NULL)
+        return ctr_fail(err, ENOMEM, "apply layer `%s'", blob_path);
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0)
         return ctr_fail(err, errno, "pipe");
     cleanup_close int rfd = p[0];
     fcntl(p[1], F_SETPIPE_SZ, IO_BUF); /* fewer wakeups; the default size works too */
 
-    struct feeder f = { .blobfd = blobfd, .wfd = p[1], .blob_path = blob_path };
+    struct feeder f = { .blobfd = blobfd, .wfd = p[1], .blob_path = blob_path,
+                        .src = opts->source, .inbuf = inbuf };
     atomic_init(&f.stop, 0);
     f.md = EVP_MD_CTX_new();
     if (f.md == NULL || EVP_DigestInit_ex(f.md, EVP_sha256(), NULL) != 1) {

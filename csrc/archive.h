@@ -20,7 +20,20 @@
 
 #define CTR_DIGEST_LEN 72 /* "sha256:" + 64 hex + NUL, rounded */
 
+/* Where a layer's compressed bytes come from when not from blob_path: an fd, possibly of a
+ * file still being written (follow: a download in progress), and how far the reader has come.
+ * final_size is -1 while the writer goes on, then the file's final size; abandoned says the
+ * writer gave up (the apply then fails).  Both are set from another thread. */
+struct ctr_layer_source {
+    int fd;
+    int follow;
+    _Atomic long long final_size;
+    _Atomic int abandoned;
+    _Atomic unsigned long long consumed;
+};
+
 struct ctr_layer_apply_opts {
+    struct ctr_layer_source *source; /* NULL: read blob_path */
     int overlay_whiteouts;    /* 1: overlayfs whiteouts (char 0:0, trusted.overlay.opaque);
                                  0: native (remove the named files) */
     const char *diff_id;      /* expected "sha256:<hex>" of the uncompressed stream, or NULL */

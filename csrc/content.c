@@ -83,8 +83,40 @@ static int ensure_dirs(const char *content, struct ctr_err *err)
     return ctr_mkdir_p(p, 0700, err);
 }
 
-int ctr_ingest_open(struct ctr_ingest *ing, const char *content, const char *ref,
-                    struct ctr_err *err)
+/* Hash what a previous writer left in the ingest (its bytes are what the hash covers); a
+ * file longer than max (>= 0) cannot be a prefix of the blob and is emptied. */
+static int ingest_rehash(struct ctr_ingest *ing, int64_t max, struct ctr_err *err)
+{
+    struct stat st;
+    if (fstat(ing->fd, &st) < 0)
+        return ctr_fail(err, errno, "fstat `%s'", ing->path);
+    if (max >= 0 && st.st_size > max) {
+        if (ftruncate(ing->fd, 0) < 0)
+            return ctr_fail(err, errno, "truncate `%s'", ing->path);
+        return 0;
+    }
+    cleanup_free char *buf = malloc(IO_BUF);
+    if (buf == NULL)
+        return ctr_fail(err, ENOMEM, "resume `%s'", ing->path);
+    uint64_t off = 0;
+    for (;;) {
+        ssize_t n = RETRY(pread(ing->fd, buf, IO_BUF, (off_t)off));
+        if (n < 0)
+            return ctr_fail(err, errno, "read `%s'", ing->path);
+        if (n == 0)
+            break;
+        if (!EVP_DigestUpdate(ing->md, buf, (size_t)n))
+            return ctr_fail(err, EIO, "sha256 for `%s': OpenSSL failed", ing->path);
+        off += (uint64_t)n;
+    }
+    ing->size = off;
+    if (lseek(ing->fd, (off_t)off, SEEK_SET) < 0)
+        return ctr_fail(err, errno, "seek `%s'", ing->path);
+    return 0;
+}
+
+static int ingest_open(struct ctr_ingest *ing, const char *content, const char *ref, int resume,
+                       int64_t max, struct ctr_err *err)
 {
     memset(ing, 0, sizeof *ing);
     ing->fd = -1;
@@ -121,7 +153,7 @@ int ctr_ingest_open(struct ctr_ingest *ing, const char *content, const char *ref
         }
         if (!S_ISREG(a.st_mode))
             return ctr_fail(err, EINVAL, "ingest `%s': not a regular file", ing->path);
-        if (ftruncate(fd, 0) < 0)
+        if (!resume && ftruncate(fd, 0) < 0)
             return ctr_fail(err, errno, "truncate `%s'", ing->path);
         ing->fd = steal_fd(&fd);
         break;
@@ -133,7 +165,23 @@ int ctr_ingest_open(struct ctr_ingest *ing, const char *content, const char *ref
         return ctr_fail(err, ENOMEM, "sha256 for `%s': OpenSSL failed", ing->path);
     }
     ing->md = md;
+    if (resume && ingest_rehash(ing, max, err) < 0) {
+        ctr_ingest_abort(ing);
+        return -1;
+    }
     return 0;
+}
+
+int ctr_ingest_open(struct ctr_ingest *ing, const char *content, const char *ref,
+                    struct ctr_err *err)
+{
+    return ingest_open(ing, content, ref, 0, -1, err);
+}
+
+int ctr_ingest_resume(struct ctr_ingest *ing, const char *content, const char *ref, int64_t max,
+                      struct ctr_err *err)
+{
+    return ingest_open(ing, content, ref, 1, max, err);
 }
 
 int ctr_ingest_write(struct ctr_ingest *ing, const void *buf, size_t len, struct ctr_err *err)
@@ -153,6 +201,18 @@ void ctr_ingest_abort(struct ctr_ingest *ing)
     if (ing->fd >= 0) {
         /* unlink while the lock is still held (see ctr_ingest_open) */
         unlink(ing->path);
+        close(ing->fd);
+        ing->fd = -1;
+    }
+    if (ing->md) {
+        EVP_MD_CTX_free(ing->md);
+        ing->md = NULL;
+    }
+}
+
+void ctr_ingest_release(struct ctr_ingest *ing)
+{
+    if (ing->fd >= 0) {
         close(ing->fd);
         ing->fd = -1;
     }

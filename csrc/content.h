@@ -43,6 +43,11 @@ struct ctr_ingest {
  * writer left.  ref: [A-Za-z0-9_.-], not starting with '.', at most 200 bytes. */
 int ctr_ingest_open(struct ctr_ingest *ing, const char *content, const char *ref,
                     struct ctr_err *err);
+/* The same, keeping what a previous (dead) writer of ref wrote: its bytes are hashed again and
+ * ing->size says how many there are, so a download goes on from there (HTTP Range).  A file
+ * longer than max (>= 0) is emptied. */
+int ctr_ingest_resume(struct ctr_ingest *ing, const char *content, const char *ref, int64_t max,
+                      struct ctr_err *err);
 int ctr_ingest_write(struct ctr_ingest *ing, const void *buf, size_t len, struct ctr_err *err);
 /* Finish: fsync, verify against `expected` (may be NULL) and `expected_size` (< 0: any),
  * commit.  Fills digest_out and *size_out.  On any failure the ingest file is removed.
@@ -51,6 +56,9 @@ int ctr_ingest_commit(struct ctr_ingest *ing, const char *expected, int64_t expe
                       char digest_out[CTR_DIGEST_LEN], uint64_t *size_out, struct ctr_err *err);
 /* Drop an ingest: remove the file, release the lock.  Safe to call twice. */
 void ctr_ingest_abort(struct ctr_ingest *ing);
+
+/* Leave an ingest for a later resume: close it and release the lock, keeping the file. */
+void ctr_ingest_release(struct ctr_ingest *ing);
 
 /* Stream fd until EOF into the store (an ingest named ref). */
 int ctr_content_ingest_fd(const char *content, int fd, const char *ref, const char *expected,

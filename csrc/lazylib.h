@@ -63,6 +63,7 @@
     X(archive_read_free) \
     X(archive_read_new) \
     X(archive_read_next_header) \
+    X(archive_read_open) \
     X(archive_read_open_fd) \
     X(archive_read_support_filter_all) \
     X(archive_read_support_filter_gzip) \
@@ -153,6 +154,7 @@ const struct ctr_crypto_api *ctr_crypto_api(void);
 #define archive_read_free (ctr_archive_api()->archive_read_free)
 #define archive_read_new (ctr_archive_api()->archive_read_new)
 #define archive_read_next_header (ctr_archive_api()->archive_read_next_header)
+#define archive_read_open (ctr_archive_api()->archive_read_open)
 #define archive_read_open_fd (ctr_archive_api()->archive_read_open_fd)
 #define archive_read_support_filter_all (ctr_archive_api()->archive_read_support_filter_all)
 #define archive_read_support_filter_gzip (ctr_archive_api()->archive_read_support_filter_gzip)

@@ -7,9 +7,31 @@ local json = require("ctr.json")
 local term = require("ctr.term")
 
 local images = ctr.images
+local remotes = require("ctr.remotes")
 
 local SNAPSHOTTER = { name = "snapshotter", type = "string", env = "CONTAINERD_SNAPSHOTTER",
   usage = "snapshotter name. Empty value stands for the default value.", supported = true }
+
+-- ctr's registry flags (cmd/ctr/commands.RegistryFlags), for pull, push and login.
+local REGISTRY_FLAGS = {
+  { name = "skip-verify", aliases = { "k" }, type = "bool", usage = "skip SSL certificate validation", supported = true },
+  { name = "plain-http", type = "bool", usage = "allow connections using plain HTTP", supported = true },
+  { name = "user", aliases = { "u" }, type = "string", usage = "user[:password] Registry user and password", supported = true },
+  { name = "refresh", type = "string", usage = "refresh token for authorization server", supported = true },
+  { name = "hosts-dir", type = "string", usage = "Custom hosts configuration directory", supported = true },
+  { name = "tlscacert", type = "string", usage = "path to TLS root CA", supported = true },
+  { name = "tlscert", type = "string", usage = "path to TLS client certificate", supported = true },
+  { name = "tlskey", type = "string", usage = "path to TLS client key", supported = true },
+  { name = "http-dump", type = "bool", usage = "dump all HTTP request/responses when interacting with container registry", supported = true },
+  { name = "http-trace", type = "bool", usage = "enable HTTP tracing for registry interactions", supported = true },
+}
+
+local function with_registry_flags(flags)
+  local out = {}
+  for _, f in ipairs(REGISTRY_FLAGS) do out[#out + 1] = f end
+  for _, f in ipairs(flags) do out[#out + 1] = f end
+  return out
+end
 
 local function client(snapshotter)
   local c, err = ctr.client({ snapshotter = snapshotter ~= "" and snapshotter or nil })
@@ -51,7 +73,13 @@ local function import(ctx)
   for _, rec in ipairs(recs) do
     io.stdout:write(("unpacking %s (%s)..."):format(rec.name, rec.target.digest))
     io.stdout:flush()
-    local ok, err = images.unpack(c, rec, { platform = platform })
+    -- on a terminal, each layer's progress below the line (bytes applied of its size)
+    local display = term.isatty("stdout") and require("ctr.remotes.progress").new() or nil
+    if display then io.stdout:write("\n") end
+    local ok, err = images.unpack(c, rec, { platform = platform, progress = display and function(_, layer, n)
+      display:set("unpack-" .. layer.digest, n >= layer.size and "unpacked" or "unpacking", n, layer.size)
+      display:draw(n >= layer.size)
+    end })
     if ok then
       io.stdout:write("done\n")
     elseif err.sym == "NOT_AVAILABLE" or err.sym == "NOT_FOUND" then
@@ -60,6 +88,122 @@ local function import(ctx)
       io.stdout:write("\n")
       return nil, err
     end
+  end
+  return true
+end
+
+local function pull_cmd(ctx)
+  unsupported(ctx)
+  local f = ctx.flags
+  local ref = ctx.args[1]
+  if ref == nil or ref == "" then return nil, "please provide an image reference to pull" end
+  if f.format ~= "" and f.format ~= "json" then return nil, ("unknown format %q: use json"):format(f.format) end
+  local ropts, rerr = remotes.registry_opts(f)
+  if not ropts then return nil, rerr end
+  local c = client(f.snapshotter)
+  local tty = term.isatty("stdout") and f.format == ""
+  ropts.strict = true
+  ropts.platforms = f.platform
+  ropts.all_platforms = f["all-platforms"]
+  ropts.all_metadata = f["all-metadata"]
+  ropts.labels = cli.label_args(f.label)
+  ropts.snapshotter = f.snapshotter ~= "" and f.snapshotter or nil
+  ropts.max_concurrent_downloads = f["max-concurrent-downloads"]
+  ropts.display = tty and require("ctr.remotes.progress").new() or nil
+  local t0 = term.monotime()
+  local rec, st = c:pull(ref, ropts)
+  if not rec then return nil, st end
+  if tty then
+    for _, p in ipairs(st.platforms) do
+      io.stdout:write(("unpacking %s %s...\n"):format(p, rec.target.digest))
+    end
+    io.stdout:write(("done: %.6fms\t\n"):format((term.monotime() - t0) * 1000))
+  end
+  if f.format == "json" then
+    local out = json.ordered({ name = rec.name, digest = rec.target.digest, mediaType = rec.target.mediaType,
+      size = rec.target.size, platforms = json.array(st.platforms), chainIDs = st.chain_ids,
+      fetched = st.fetched, layers = st.layers, unpacked = st.unpacked, reused = st.reused,
+      elapsed = math.floor(st.elapsed * 1000) / 1000 },
+      { "name", "digest", "mediaType", "size", "platforms", "chainIDs", "fetched", "layers", "unpacked", "reused", "elapsed" })
+    io.stdout:write(assert(json.encode_indent(out)), "\n")
+  elseif not tty then
+    io.stdout:write(("%s %s: %s fetched, %d layers (%d unpacked, %d already there) in %.1fs\n"):format(
+      rec.name, rec.target.digest, format.bytes(st.fetched), st.layers, st.unpacked, st.reused, st.elapsed))
+  end
+  if f["print-chainid"] then
+    for _, p in ipairs(st.platforms) do
+      if st.chain_ids[p] then io.stdout:write("image chain ID: ", st.chain_ids[p], "\n") end
+    end
+  end
+  return true
+end
+
+local function push_cmd(ctx)
+  unsupported(ctx)
+  local f = ctx.flags
+  local ref, local_ref = ctx.args[1], ctx.args[2]
+  if ref == nil or ref == "" then return nil, "please provide a remote image reference to push" end
+  local ropts, rerr = remotes.registry_opts(f)
+  if not ropts then return nil, rerr end
+  local c = client()
+  local tty = term.isatty("stdout")
+  ropts.strict = true
+  ropts.local_ref = local_ref
+  ropts.manifest = f.manifest ~= "" and f.manifest or nil
+  ropts.manifest_type = f["manifest-type"]
+  ropts.platforms = f.platform
+  ropts.max_concurrent_uploaded_layers = f["max-concurrent-uploaded-layers"]
+  ropts.allow_non_distributable = f["allow-non-distributable-blobs"]
+  ropts.display = tty and require("ctr.remotes.progress").new() or nil
+  local st, err = c:push(ref, ropts)
+  if not st then return nil, err end
+  if not tty then
+    io.stdout:write(("%s %s: %d blobs pushed, %d mounted, %d already there\n"):format(ref, st.digest,
+      st.pushed, st.mounted, st.exists))
+  end
+  return true
+end
+
+local function login_cmd(ctx)
+  local f = ctx.flags
+  local host = ctx.args[1]
+  if host == nil or host == "" then return nil, "please provide a registry host to log in to" end
+  host = host:gsub("^https?://", ""):gsub("/.*$", "")
+  if host == "index.docker.io" or host == "registry-1.docker.io" then host = "docker.io" end
+  local user, pass = f.user, nil
+  if user:find(":", 1, true) then return nil, "--user: give the password on standard input (--password-stdin) or at the prompt, never on the command line" end
+  if f["password-stdin"] then
+    if user == "" then return nil, "--password-stdin needs --user" end
+    pass = (io.stdin:read("*a") or ""):gsub("\r?\n$", "")
+  else
+    if user == "" then
+      io.stderr:write("Username: ")
+      user = io.stdin:read("*l") or ""
+    end
+    local p, perr = remotes.read_secret("Password: ")
+    if not p then return nil, perr end
+    pass = p
+  end
+  if user == "" or pass == "" then return nil, "a user name and a password are required" end
+  f.user = ""
+  local ropts, rerr = remotes.registry_opts(f)
+  if not ropts then return nil, rerr end
+  local ok, err = remotes.login(host, user, pass, ropts)
+  if not ok then return nil, err end
+  io.stdout:write("Login Succeeded\n")
+  return true
+end
+
+local function logout_cmd(ctx)
+  local host = ctx.args[1]
+  if host == nil or host == "" then return nil, "please provide a registry host to log out of" end
+  host = host:gsub("^https?://", ""):gsub("/.*$", "")
+  local ok, err = require("ctr.remotes.auth").erase(host)
+  if ok == nil then return nil, err end
+  if ok then
+    io.stdout:write(("Removing login credentials for %s\n"):format(host))
+  else
+    io.stdout:write(("Not logged in to %s\n"):format(host))
   end
   return true
 end
@@ -213,6 +357,72 @@ If foobar.tar contains an OCI ref named "latest" and anonymous ref "sha256:deadb
         SNAPSHOTTER,
       },
       action = import },
+    { name = "pull", usage = "pull an image from a remote", args_usage = "[flags] <ref>",
+      description = [[Fetch and prepare an image for use in containerd.
+
+After pulling an image, it should be ready to use the same reference in a run
+command. As part of this process, we do the following:
+
+1. Fetch all resources into containerd.
+2. Prepare the snapshot filesystem with the pulled resources.
+3. Register metadata for the image.
+
+ctrlua unpacks each layer while the next ones download (a layer whose parent is
+ready is applied as it arrives), shows the unpacking in the progress display on a
+terminal, and prints one line per image otherwise (--format json: an object).
+The reference must name a host and a tag or digest, as for ctr
+(docker.io/library/alpine:latest).  Credentials: --user, else REGISTRY_AUTH_FILE,
+containers' auth.json, docker's config.json (and its credential helpers).
+Hosts: --hosts-dir (hosts.toml, as containerd's), else /etc/ctrlua/certs.d, then
+/etc/containerd/certs.d.
+]],
+      flags = with_registry_flags({
+        SNAPSHOTTER,
+        { name = "label", type = "strings", usage = "labels to attach to the image", supported = true },
+        { name = "platform", type = "strings", usage = "Pull content from a specific platform", supported = true },
+        { name = "all-platforms", type = "bool", usage = "pull content and metadata from all platforms", supported = true },
+        { name = "all-metadata", type = "bool", usage = "Pull metadata for all platforms", supported = true },
+        { name = "print-chainid", type = "bool", usage = "Print the resulting image's chain ID", supported = true },
+        { name = "max-concurrent-downloads", type = "int", value = 3, usage = "Set the max concurrent downloads for each pull", supported = true },
+        { name = "format", type = "string", usage = "output format: json (ctrlua)", supported = true },
+      }),
+      action = pull_cmd },
+    { name = "push", usage = "push an image to a remote", args_usage = "[flags] <remote> [<local>]",
+      description = [[Pushes an image reference from containerd.
+
+  All resources associated with the manifest reference will be pushed.
+  The ref is used to resolve to a locally existing image manifest.
+  The image manifest must exist before push. Creating a new image
+  manifest can be done through calculating the diff for layers,
+  creating the associated configuration, and creating the manifest
+  which references those resources.
+
+  ctrlua skips the blobs the registry has (HEAD), mounts those pulled from
+  another repository of the same registry, uploads small blobs in one PUT and
+  large ones in chunks, and puts the manifests last.
+]],
+      flags = with_registry_flags({
+        { name = "manifest", type = "string", usage = "digest of manifest", supported = true },
+        { name = "manifest-type", type = "string", value = "application/vnd.oci.image.manifest.v1+json", usage = "media type of manifest digest", supported = true },
+        { name = "platform", type = "strings", usage = "push content from a specific platform", supported = true },
+        { name = "max-concurrent-uploaded-layers", type = "int", value = 3, usage = "Set the max concurrent uploaded layers for each push", supported = true },
+        { name = "allow-non-distributable-blobs", type = "bool", usage = "Allow pushing blobs that are marked as non-distributable", supported = true },
+      }),
+      action = push_cmd },
+    { name = "login", usage = "log in to a registry (not in ctr)", args_usage = "[flags] <host>",
+      description = [[Check a user name and password against a registry and store them for
+pull and push: in REGISTRY_AUTH_FILE when set, else in docker's config.json
+($DOCKER_CONFIG/config.json or ~/.docker/config.json; mode 0600), or in its credential
+store (credsStore, credHelpers).  The password comes from standard input
+(--password-stdin) or a prompt on the terminal that does not echo; never from the
+command line.]],
+      flags = with_registry_flags({
+        { name = "password-stdin", type = "bool", usage = "read the password from standard input", supported = true },
+      }),
+      action = login_cmd },
+    { name = "logout", usage = "remove a registry's stored credentials (not in ctr)", args_usage = "<host>",
+      description = "Remove the credentials `login` stored for a registry host.",
+      action = logout_cmd },
     { name = "list", aliases = { "ls" }, usage = "list images known to containerd",
       args_usage = "[flags] [<filter>, ...]", description = "list images registered with containerd",
       flags = {

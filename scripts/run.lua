@@ -29,7 +29,14 @@ command cannot be invoked, 127 when it is not found.
 
 ctrlua's own flags (beside ctr's): --policy FILE (repeatable) applies a site policy to the
 spec after those in /etc/ctrlua/policy.d (a refusal exits 1); --cni-conf-dir DIR and
---cni-bin-dir DIRS choose where --cni finds its configuration and plugins.]]
+--cni-bin-dir DIRS choose where --cni finds its configuration and plugins.
+
+Pulling: --pull missing|always|never (default missing) pulls IMAGE from its registry when
+it is not in the store (a short name is normalised as docker does: alpine is
+docker.io/library/alpine:latest); never fails as ctr does when it is missing.  The pull
+takes images pull's registry flags: --user/-u, --refresh, --hosts-dir, --plain-http,
+--skip-verify/-k, --tlscacert, --tlscert, --tlskey, --http-dump, --http-trace.  A failed
+pull exits 125.]]
 local r, perr = cli.parse(def, { ... })
 if not r then
   io.stdout:write("Incorrect Usage: ", tostring(perr), "\n\n", cli.usage(def))
@@ -47,6 +54,12 @@ phase("startup")
 local client
 client, err = ctr.client()
 if not client then die(err) end
+
+local ok_img
+ok_img, err = run.ensure_image(client, f, v, {
+  display = require("ctr.term").isatty("stderr") and require("ctr.remotes.progress").new({ stream = io.stderr }) or nil })
+if not ok_img then die(err) end
+phase("pull")
 
 local container
 container, err = run.new_container(client, f, v, phase)

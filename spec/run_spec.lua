@@ -405,7 +405,7 @@ ls -l /dev/null | cut -c1]])
         "with spec config file, only container id should be provided" },
       { "config without id", { "--config", "/dev/null" }, "container id must be provided" },
       { "detach and rm", { "--rm", "-d", IMAGE, "x" }, "flags --detach and --rm cannot be specified together" },
-      { "unknown image", { "ctrlua.test/nosuch:1", "x", "true" }, 'image "ctrlua.test/nosuch:1": not found' },
+      { "unknown image", { "--pull", "never", "ctrlua.test/nosuch:1", "x", "true" }, 'image "ctrlua.test/nosuch:1": not found' },
       { "invalid id", { IMAGE, "-bad/id", "true" },
         'invalid container id "-bad/id": must match [A-Za-z0-9][A-Za-z0-9_.-]{0,75}' },
       { "too long id", { IMAGE, ("a"):rep(77), "true" },

@@ -481,6 +481,18 @@ M.run_extra_flags = {
   F("policy", "strings", "a site policy file applied to the spec after those in /etc/ctrlua/policy.d (repeatable)", { hidden = true, supported = true }),
   F("cni-conf-dir", "string", "directory of CNI network configurations (default /etc/cni/net.d)", { hidden = true, supported = true }),
   F("cni-bin-dir", "string", "directories of CNI plugins, ':'-separated (default /opt/cni/bin:/usr/lib/cni)", { hidden = true, supported = true }),
+  -- pulling a missing image, with pull's registry flags
+  F("pull", "string", "pull the image: missing (when not in the store), always, never", { hidden = true, supported = true, value = "missing" }),
+  F("skip-verify", "bool", "skip SSL certificate validation", { aliases = { "k" }, hidden = true, supported = true }),
+  F("plain-http", "bool", "allow connections using plain HTTP", { hidden = true, supported = true }),
+  F("user", "string", "user[:password] Registry user and password", { aliases = { "u" }, hidden = true, supported = true }),
+  F("refresh", "string", "refresh token for authorization server", { hidden = true, supported = true }),
+  F("hosts-dir", "string", "Custom hosts configuration directory", { hidden = true, supported = true }),
+  F("tlscacert", "string", "path to TLS root CA", { hidden = true, supported = true }),
+  F("tlscert", "string", "path to TLS client certificate", { hidden = true, supported = true }),
+  F("tlskey", "string", "path to TLS client key", { hidden = true, supported = true }),
+  F("http-dump", "bool", "dump all HTTP request/responses when interacting with container registry", { hidden = true, supported = true }),
+  F("http-trace", "bool", "enable HTTP tracing for registry interactions", { hidden = true, supported = true }),
 }
 
 --- ctr run's flags followed by ctrlua's extra ones (a new array).

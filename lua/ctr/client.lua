@@ -67,6 +67,12 @@ end
 --- Import an image archive (oci-archive or docker-archive); see ctr.images.import.
 function Client:import(path, opts) return require("ctr.images").import(self, path, opts) end
 
+--- Pull an image from a registry and unpack it; see ctr.remotes.pull.pull.
+function Client:pull(ref, opts) return require("ctr.remotes.pull").pull(self, ref, opts) end
+
+--- Push an image to a registry; see ctr.remotes.push.push.
+function Client:push(ref, opts) return require("ctr.remotes.push").push(self, ref, opts) end
+
 --- An image record by reference, or nil, err (sym NOT_FOUND).
 function Client:get_image(ref) return require("ctr.images").get(self, ref) end
 

@@ -758,7 +758,7 @@ function M.unpack(client, image, opts)
     return nil, errors.new("ctr.unpack is not available", 0, "NOT_AVAILABLE")
   end
   return unpack.unpack(client, rec, { snapshotter = opts.snapshotter or client.snapshotter_name,
-    platform = opts.platform })
+    platform = opts.platform, progress = opts.progress })
 end
 
 --- Is the image unpacked (ctr.unpack's is_unpacked), or nil when that cannot be told.

@@ -226,6 +226,7 @@ local function log_name(step) return (step.name:gsub("[^%w_%.%-]", "_")) .. ".lo
 
 -- Create and start step's container; returns the running record or nil, err.
 local function start_step(client, job, step, ws, opts)
+  if step.pull_error then return nil, step.pull_error end
   local image, err = client:get_image(step.image)
   if not image then return nil, err end
   local manifest, config = require("ctr.images").manifest(client, image)
@@ -390,6 +391,21 @@ function M.run(client, job, opts)
   local steps, err = M.expand(job)
   if not steps then return nil, err end
   local t0 = core.monotime()
+  -- each image once, before any step: pulled when missing, as `run --pull missing` does
+  -- (job.pull = "always" | "never"; job.registry = run's registry flags by name)
+  local pulled = {}
+  for _, step in ipairs(steps) do
+    if pulled[step.image] == nil then
+      local f = {}
+      for k, v in pairs(type(job.registry) == "table" and job.registry or {}) do f[k] = v end
+      f.pull = job.pull or "missing"
+      local v = { ref = step.image }
+      local pok, perr = require("ctr.run").ensure_image(client, f, v)
+      pulled[step.image] = pok and v.ref or { err = perr }
+    end
+    local p = pulled[step.image]
+    if type(p) == "table" then step.pull_error = p.err else step.image = p end
+  end
 
   local ws = opts.workspace or job.workspace
   local own_ws = false

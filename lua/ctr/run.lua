@@ -52,6 +52,41 @@ function M.validate(def, r)
   return out
 end
 
+--- Make sure the image of a run is in the store, as `--pull` says: "missing" (the default)
+-- pulls it when neither the reference as given nor its normalised name (`alpine` →
+-- docker.io/library/alpine:latest, as docker and nerdctl) is there, "always" pulls it, "never"
+-- leaves the lookup to fail with ctr's words.  Sets v.ref to the name found or pulled.
+-- opts.display: a progress display for the pull.
+-- @return true, or nil, err
+function M.ensure_image(client, f, v, opts)
+  if (f.config and f.config ~= "") or f.rootfs then return true end
+  local policy = f.pull or "missing"
+  if policy ~= "missing" and policy ~= "always" and policy ~= "never" then
+    return nil, errors.invalid("--pull: %q: expected missing, always or never", policy)
+  end
+  if policy == "never" then return true end
+  local images = require("ctr.images")
+  if policy == "missing" then
+    if images.get(client, v.ref) then return true end
+    local norm = images.normalize_name(v.ref)
+    if norm and images.get(client, norm) then
+      v.ref = norm
+      return true
+    end
+  end
+  local remotes = require("ctr.remotes")
+  local ropts, err = remotes.registry_opts(f)
+  if not ropts then return nil, err end
+  ropts.platforms = (f.platform and f.platform ~= "") and { f.platform } or nil
+  ropts.snapshotter = (f.snapshotter and f.snapshotter ~= "") and f.snapshotter or nil
+  ropts.display = opts and opts.display
+  local rec
+  rec, err = client:pull(v.ref, ropts)
+  if not rec then return nil, err end
+  v.ref = rec.name
+  return true
+end
+
 --- The spec opts and container opts for flags f and the validated positionals v.
 -- @return copts, sopts (arrays), or nil, err
 function M.opts(client, f, v, trace)

@@ -114,7 +114,7 @@ end
 
 -- Apply one layer on parent and commit it as chain_id.  Returns "unpacked" or "reused"
 -- (another process committed it first), or nil, err with nothing left behind.
-local function apply_layer(client, sn, layer, diff_id, chain_id, parent, whiteouts)
+local function apply_layer(client, sn, layer, diff_id, chain_id, parent, whiteouts, progress)
   local blob, err = client:content_store():path(layer.digest)
   if not blob then return nil, err end
   local key = ("extract-%s %s"):format(unique_part(), chain_id)
@@ -128,7 +128,21 @@ local function apply_layer(client, sn, layer, diff_id, chain_id, parent, whiteou
   local dir
   dir, err = sn:fs_path(key)
   if not dir then return fail(err) end
-  local res, msg, errno = core.layer_apply(dir, blob, { whiteouts = whiteouts, diff_id = diff_id })
+  local res, msg, errno
+  if progress then
+    -- on a thread of its own, so that the caller can show how far it has come
+    local job
+    job, msg, errno = core.layer_apply_start(dir, blob, { whiteouts = whiteouts, diff_id = diff_id })
+    if not job then return fail(errors.new(msg, errno)) end
+    while not job:done() do
+      progress(job:progress())
+      core.poll({}, 50)
+    end
+    res, msg, errno = job:wait()
+    if res then progress(layer.size) end
+  else
+    res, msg, errno = core.layer_apply(dir, blob, { whiteouts = whiteouts, diff_id = diff_id })
+  end
   if not res then return fail(errors.new(msg, errno)) end
   if res.diff_id ~= diff_id then
     return fail(errors.new(("digest mismatch: expected diff ID %s, got %s"):format(diff_id,
@@ -149,7 +163,8 @@ end
 --- Unpack an image into snapshots (containerd's Image.Unpack).
 -- @param client a ctr.client
 -- @tparam table image an image record `{name=, target=}`
--- @tparam[opt] table opts `snapshotter` (default the client's), `platform`
+-- @tparam[opt] table opts `snapshotter` (default the client's), `platform`, `progress`
+-- (function(i, layer, bytes) while layer i is applied: compressed bytes read so far)
 -- @return the chain ID of the top layer, and stats `{unpacked=n, reused=m}`; or nil, err
 function M.unpack(client, image, opts)
   opts = check_args(client, image, opts, 2)
@@ -176,7 +191,8 @@ function M.unpack(client, image, opts)
       stats.reused = stats.reused + 1
     else
       local how
-      how, err = apply_layer(client, sn, layer, diff_ids[i], chain[i], chain[i - 1], whiteouts)
+      how, err = apply_layer(client, sn, layer, diff_ids[i], chain[i], chain[i - 1], whiteouts,
+        opts.progress and function(n) opts.progress(i, layer, n) end)
       if not how then
         return nil, errors.wrap(err, "unpack %s layer %d (%s)", image.name or "image", i,
           tostring(layer.digest))
