@@ -202,6 +202,18 @@ static int fs_set(int fsfd, unsigned cmd, const char *key, const char *value, co
                     value ? value : "", log);
 }
 
+/* fsconfig takes string values of at most 255 bytes: a longer overlay lowerdir (an image of
+ * many layers) goes one directory at a time as "lowerdir+" (Linux 6.8), top-most first. */
+#define FSCONFIG_STRING_MAX 255
+static int fs_set_lowerdirs(int fsfd, char *list, const char *what, struct ctr_err *err)
+{
+    for (char *save = NULL, *dir = strtok_r(list, ":", &save); dir;
+         dir = strtok_r(NULL, ":", &save))
+        if (fs_set(fsfd, FSCONFIG_SET_STRING, "lowerdir+", dir, what, err) < 0)
+            return -1;
+    return 0;
+}
+
 /* Each option of a data string ("size=64m,mode=755,newinstance") as one fsconfig call.  A
  * comma inside double quotes (an SELinux context) does not split. */
 static int fs_set_data(int fsfd, const char *data, const char *what, struct ctr_err *err)
@@ -223,6 +235,11 @@ static int fs_set_data(int fsfd, const char *data, const char *what, struct ctr_
         char *eq = strchr(opt, '=');
         if (eq)
             *eq = '\0';
+        if (eq && strcmp(opt, "lowerdir") == 0 && strlen(eq + 1) > FSCONFIG_STRING_MAX) {
+            if (fs_set_lowerdirs(fsfd, eq + 1, what, err) < 0)
+                return -1;
+            continue;
+        }
         if (fs_set(fsfd, eq ? FSCONFIG_SET_STRING : FSCONFIG_SET_FLAG, opt, eq ? eq + 1 : NULL,
                    what, err) < 0)
             return -1;

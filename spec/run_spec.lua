@@ -232,6 +232,24 @@ ls -l /dev/null | cut -c1]])
   end)
 
   describe("the store", function()
+    it("an image of 128 layers mounts and runs (more lower directories than a page of options holds)", function()
+      local tar = require("support.tar")
+      local layers = {}
+      for i = 1, 127 do
+        layers[i] = tar.build({ { name = "layers", type = "dir", mode = 493 },
+          { name = "layers/" .. i, type = "file", data = tostring(i) .. "\n", mode = 420 },
+          { name = "top", type = "file", data = "layer " .. i .. "\n", mode = 420 } })
+      end
+      local path = S.derive_image(env.dir, "ctrlua.test/deep:128", nil, layers)
+      local imp = env:run("images.lua", "import", path)
+      assert.are.equal(0, imp.code, imp.stderr)
+      local r = env:run("run.lua", "--rm", "--pull", "never", "ctrlua.test/deep:128", "deep1", "sh", "-c",
+        "ls /layers | wc -l; cat /top /layers/1 /layers/127")
+      assert.are.equal(0, r.code, r.stderr)
+      assert.are.equal("127\nlayer 127\n1\n127\n", r.stdout)
+      assert.are.same({}, env:leftovers("deep1"))
+    end)
+
     it("--rm leaves no snapshot, no mount, no state directory", function()
       local before = env:snapshots()
       local r = run_rm("rm1", "sh", "-c", "echo data > /root/file")
