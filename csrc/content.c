@@ -15,6 +15,7 @@
 
 #include <openssl/evp.h>
 
+#include "fault.h"
 #include "fsutil.h"
 #include "util.h"
 #include "lazylib.h"
@@ -248,6 +249,7 @@ int ctr_ingest_commit(struct ctr_ingest *ing, const char *expected, int64_t expe
         ctr_fail(err, errno, "fsync `%s'", ing->path);
         goto out;
     }
+    ctr_fault("content.ingest-written");
     char blob[PATH_MAX];
     if (ctr_content_blob_path(ing->content, got, blob, sizeof blob, err) < 0)
         goto out;

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/random.h>
 #include <sys/utsname.h>
@@ -529,14 +530,21 @@ static int l_rmdir(lua_State *L)
     return 1;
 }
 
+/* rename(from, to [, {noreplace=, sync=}]): noreplace fails with EEXIST when `to` exists
+ * (renameat2 RENAME_NOREPLACE, directories too); sync (the default) fsyncs the parent after */
 static int l_rename(lua_State *L)
 {
     const char *from = luaL_checkstring(L, 1);
     const char *to = luaL_checkstring(L, 2);
-    if (rename(from, to) < 0)
+    int noreplace = ctr_lua_optfield_bool(L, 3, "noreplace", 0);
+    int sync = ctr_lua_optfield_bool(L, 3, "sync", 1);
+    int r = noreplace ? (int)syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to,
+                                     1 /* RENAME_NOREPLACE */)
+                      : rename(from, to);
+    if (r < 0)
         return ctr_lua_errno(L, errno, "rename `%s' to `%s'", from, to);
     struct ctr_err e;
-    if (ctr_fsync_parent(to, &e) < 0)
+    if (sync && ctr_fsync_parent(to, &e) < 0)
         return ctr_lua_fail(L, &e);
     lua_pushboolean(L, 1);
     return 1;
@@ -1452,6 +1460,7 @@ static int l_create(lua_State *L)
                   runtime_stdio_opt(L, 2, "stderr")},
         .console_socket = ctr_lua_optfield_string(L, 2, "console_socket", NULL),
         .id = ctr_lua_optfield_string(L, 2, "id", NULL),
+        .die_with_parent = ctr_lua_optfield_bool(L, 2, "die_with_parent", 0),
     };
     lua_Number pf = ctr_lua_optfield_number(L, 2, "preserve_fds", 0);
     if (pf < 0 || pf > 65536 || floor(pf) != pf)

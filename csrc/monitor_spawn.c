@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "console.h"
+#include "fault.h"
 #include "fsutil.h"
 #include "sealed.h"
 #include "spawn.h"
@@ -86,6 +87,8 @@ static __attribute__((noreturn)) void monitor_child(const struct ctr_monitor_spa
         .no_pivot = o->no_pivot,
         .stdio = {o->stdio[0], o->stdio[1], o->stdio[2]},
         .id = o->id,
+        /* we are the init's parent: if we die before start, so does it (spawn.c) */
+        .die_with_parent = 1,
     };
     pid_t logger = 0;
     int out_w = -1, err_w = -1;
@@ -258,6 +261,7 @@ pid_t ctr_monitor_spawn(const struct ctr_monitor_spawn_opts *o, pid_t *monitor,
         _exit(0);
     }
     close(rep[1]);
+    ctr_fault("monitor.forked");
     int st;
     while (waitpid(mid, &st, 0) < 0 && errno == EINTR)
         ;

@@ -49,6 +49,7 @@
 #include "cgroup.h"
 #include "config.h"
 #include "console.h"
+#include "fault.h"
 #include "hooks.h"
 #include "fsutil.h"
 #include "mountutil.h"
@@ -74,6 +75,7 @@ struct child_args {
     int tramp;        /* sealed ctrlua-exec: what the init's last execve runs (sealed.h) */
     struct ctr_file_id self; /* our executable, never to be the container's program */
     const char *bundle; /* absolute, for the hooks' state */
+    pid_t parent;       /* the process that called create (our parent, CLONE_PARENT or not) */
 };
 
 /* The state for a hook run by the init (pid: its pid as the host sees it).  tramp: the
@@ -109,6 +111,32 @@ static __attribute__((noreturn)) void child_fail(int sync, struct ctr_err *err)
     _exit(1);
 }
 
+/* Until start, the init dies with its parent (opts->die_with_parent): a create whose caller is
+ * killed must not leave an init blocked for ever on the exec fifo, which nobody would open,
+ * with its namespaces, cgroup and a mount of the rootfs held.  Three things make that work:
+ * - the kernel clears the setting whenever the credentials change (commit_creds: euid, egid,
+ *   fsuid, fsgid), so it is made again after each change of identity;
+ * - a parent that died before the prctl sends no signal: after each prctl the parent is looked
+ *   for.  getppid() names it while it lives and changes once we are reparented; in a new pid
+ *   namespace (or one joined) it is 0 either way, as the parent is outside: there the sync
+ *   socket tells, as the parent holds its end until it has read our ready (EOF before "go";
+ *   EPIPE on the ready, which is sent after the last prctl);
+ * - after start the setting is dropped again, so that the container's life is not tied to the
+ *   runtime's, as with runc.
+ * ctrlua-runc's create returns while the init waits (the caller, containerd's shim, starts
+ * it), so that mode does not ask for it. */
+static void die_with_parent(const struct child_args *a, int sync)
+{
+    struct ctr_err err;
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
+        ctr_fail(&err, errno, "prctl PR_SET_PDEATHSIG");
+        child_fail(sync, &err);
+    }
+    pid_t pp = getppid();
+    if (pp != 0 && pp != a->parent)
+        _exit(1);
+}
+
 static __attribute__((noreturn)) void child_main(struct child_args *a)
 {
     const struct ctr_config *c = a->cfg;
@@ -123,6 +151,8 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
         ctr_fail(&err, errno, "prctl PR_SET_DUMPABLE");
         child_fail(sync, &err);
     }
+    if (o->die_with_parent)
+        die_with_parent(a, sync);
     /* The init starts with no signal blocked and every disposition at its default: a mask
      * or an SIG_IGN of the caller (LuaJIT, a shell that ignores SIGPIPE) would otherwise
      * survive execve into the container. */
@@ -217,6 +247,8 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
             ctr_fail(&err, errno, "become root in the user namespace (is id 0 mapped?)");
             child_fail(sync, &err);
         }
+        if (o->die_with_parent)
+            die_with_parent(a, sync);
     }
     if (ctr_rootfs_prepare(c, rootfd, &err) < 0)
         child_fail(sync, &err);
@@ -266,6 +298,11 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
         child_fail(sync, &err);
     if (ctr_process_identity(c, &err) < 0)
         child_fail(sync, &err);
+    /* A filter loaded above (no no_new_privs) may deny prctl, or kill on it: then the setting
+     * stays as the identity step left it (kept for a root container, cleared for another). */
+    int filtered = c->seccomp && !c->no_new_privs;
+    if (o->die_with_parent && !filtered)
+        die_with_parent(a, sync);
     char exe[PATH_MAX];
     if (ctr_process_lookup(c, exe, sizeof exe, &err) < 0)
         child_fail(sync, &err);
@@ -277,7 +314,10 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
         child_fail(sync, &err);
     }
 
-    child_send(sync, MSG_READY, NULL);
+    /* a ready that cannot be sent means the parent is gone (see die_with_parent) */
+    struct sync_msg ready = {.type = MSG_READY};
+    if (RETRY(send(sync, &ready, sizeof ready, MSG_NOSIGNAL)) != (ssize_t)sizeof ready)
+        _exit(1);
 
     if (a->fifo >= 0) {
         /* Reopen the O_PATH fd for writing through /proc/self/fd: it blocks until start
@@ -292,6 +332,8 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
         close(w);
         close(a->fifo);
     }
+    if (o->die_with_parent && !filtered)
+        prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
     /* startContainer: in the container, after start, before the program */
     if (child_hooks(a, CTR_HOOK_START_CONTAINER, "running", host_pid, a->tramp, &err) < 0) {
         dprintf(2, "ctrlua init: %s\n", err.msg);
@@ -544,9 +586,11 @@ pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct 
         if (ctr_cgroup_create(&cgl, cfg.cgroups_path, cfg.resources, err) < 0)
             goto fail;
         made_cgroup = 1;
+        ctr_fault("create.cgroup-made");
     }
     if (enter_pid_ns(&cfg, a.nsfd, &restore_pid, err) < 0)
         goto fail;
+    a.parent = getpid();
     /* clone(2) without a new stack behaves as fork(2), with the namespace flags applied to
      * the child: it starts in its new pid namespace as pid 1.  (unshare(CLONE_NEWPID) would
      * only move its future children, and would need a second fork.) */
@@ -572,6 +616,7 @@ pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct 
     }
     close(sv[1]);
     sv[1] = -1;
+    ctr_fault("create.cloned");
     /* Joining the cgroup costs an RCU grace period in the kernel (the first write to a v1
      * hierarchy's cgroup.procs: about 10 ms here, most of a whole run), and nothing the
      * init does while it sets up its rootfs needs the cgroup.  So, unless it is to unshare a
@@ -608,6 +653,7 @@ pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct 
     }
     if (opts->pid_file && ctr_write_pid_file(opts->pid_file, pid, err) < 0)
         goto fail;
+    ctr_fault("create.ready");
     goto done;
 
 fail:

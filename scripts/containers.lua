@@ -1,5 +1,6 @@
 -- containers: manage containers (ls, info, rm, label) as `ctr containers`
 local ctr = require("ctr")
+local app = require("ctr.app")
 local cli = require("ctr.cli")
 local json = require("ctr.json")
 
@@ -46,7 +47,15 @@ local defs = {
   delete = { name = "delete", help_name = "ctrlua containers delete",
     usage = "delete one or more existing containers",
     args_usage = "[flags] CONTAINER [CONTAINER, ...]",
-    flags = { { name = "keep-snapshot", type = "bool", usage = "do not clean up snapshot with container" } } },
+    description = [[Deletes each container: its stopped task, its snapshot (unless --keep-snapshot), its
+record.  With --force, the task goes whatever state it is in (killed, unmounted, its cgroup
+and state removed), and so does a container whose record cannot be read (its snapshot is then
+the active one named by its id, if no other container names it).]],
+    flags = {
+      { name = "keep-snapshot", type = "bool", usage = "do not clean up snapshot with container" },
+      { name = "force", aliases = { "f" }, type = "bool",
+        usage = "kill and remove the task in any state, and remove a record that cannot be read" },
+    } },
   label = { name = "label", help_name = "ctrlua containers label",
     usage = "set and clear labels for a container",
     usage_text = "ctrlua containers label [flags] CONTAINER [<key>=<value>, ...]",
@@ -54,8 +63,9 @@ local defs = {
 }
 
 function commands.list(r)
-  local list, err = ctr.containers.list(client(), #r.args > 0 and r.args or nil)
-  if not list then fail(err) end
+  local list, bad = ctr.containers.list(client(), #r.args > 0 and r.args or nil)
+  if not list then fail(bad) end
+  app.warn(bad)
   if r.flags.quiet then
     for _, c in ipairs(list) do io.write(c.id, "\n") end
     return
@@ -93,9 +103,9 @@ function commands.delete(r)
   local cl = client()
   local first
   for _, id in ipairs(r.args) do
-    local c, err = ctr.containers.load(cl, id)
-    local ok
-    if c then ok, err = c:delete({ snapshot_cleanup = not r.flags["keep-snapshot"] }) end
+    local ok, err = ctr.containers.delete(cl, id, { snapshot_cleanup = not r.flags["keep-snapshot"],
+      force = r.flags.force })
+    if not ok and err.sym == "CORRUPT" then err = tostring(err) .. " (--force removes it)" end
     if not ok then
       io.stderr:write(("ctrlua: failed to delete container %q: %s\n"):format(id, tostring(err)))
       first = first or err

@@ -211,7 +211,8 @@ end
 local function list(ctx)
   if #ctx.args > 0 then return nil, "filters are not supported yet" end
   local c = client()
-  local recs = images.list(c)
+  local recs, bad = images.list(c)
+  app.warn(bad)
   if ctx.flags.quiet then
     for _, r in ipairs(recs) do io.stdout:write(r.name, "\n") end
     return true
@@ -272,7 +273,9 @@ local function check(ctx)
   local c = client(f.snapshotter)
   local refs = ctx.args
   if #refs == 0 then
-    for _, r in ipairs(images.list(c)) do refs[#refs + 1] = r.name end
+    local recs, bad = images.list(c)
+    app.warn(bad)
+    for _, r in ipairs(recs) do refs[#refs + 1] = r.name end
   end
   local platform = f.platform ~= "" and f.platform or nil
   local rows = { { "REF", "TYPE", "DIGEST", "STATUS", "SIZE", "UNPACKED" } }

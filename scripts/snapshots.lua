@@ -42,9 +42,16 @@ local function show_mounts(ctx, mounts)
   return true
 end
 
+-- The snapshots, with a warning for each record that cannot be read.
+local function infos(sn)
+  local list, bad = sn:list()
+  app.warn(bad)
+  return list
+end
+
 local function list(ctx)
   local rows = { { "KEY", "PARENT", "KIND" } }
-  for _, info in ipairs(snapshotter(ctx):list()) do
+  for _, info in ipairs(infos(snapshotter(ctx))) do
     rows[#rows + 1] = { info.name, info.parent or "", KIND[info.kind] or info.kind }
   end
   io.stdout:write(format.table(rows))
@@ -89,10 +96,10 @@ local function mounts(ctx)
 end
 
 local function tree(ctx)
-  local infos = snapshotter(ctx):list()
+  local all = infos(snapshotter(ctx))
   local nodes, roots = {}, {}
-  for _, info in ipairs(infos) do nodes[info.name] = { name = info.name, children = {} } end
-  for _, info in ipairs(infos) do
+  for _, info in ipairs(all) do nodes[info.name] = { name = info.name, children = {} } end
+  for _, info in ipairs(all) do
     local p = info.parent and nodes[info.parent]
     if p then p.children[#p.children + 1] = info.name else roots[#roots + 1] = info.name end
   end
@@ -110,7 +117,7 @@ local function usage(ctx)
   local sn = snapshotter(ctx)
   local keys = ctx.args
   if #keys == 0 then
-    for _, info in ipairs(sn:list()) do keys[#keys + 1] = info.name end
+    for _, info in ipairs(infos(sn)) do keys[#keys + 1] = info.name end
   end
   local rows = { { "KEY", "SIZE", "INODES" } }
   for _, key in ipairs(keys) do

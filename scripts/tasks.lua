@@ -41,7 +41,8 @@ local IO_FLAGS = {
 
 local function list(ctx)
   local cl = client()
-  local all = tasks.list(cl)
+  local all, bad = tasks.list(cl)
+  app.warn(bad)
   if ctx.flags.quiet then
     for _, t in ipairs(all) do io.write(t.id, "\n") end
     return true

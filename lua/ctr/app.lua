@@ -81,6 +81,12 @@ function M.usage(app)
   return cli.tabwrite(table.concat(b), 1, 2)
 end
 
+--- Print `ctrlua: warning: <msg>` on stderr for each error of a list (the records a listing
+-- could not read: it lists the others).
+function M.warn(errs)
+  for _, e in ipairs(errs or {}) do io.stderr:write("ctrlua: warning: ", tostring(e), "\n") end
+end
+
 --- Print `ctrlua: <err>` on stderr and exit with code (default 1).
 function M.fail(err, code)
   io.stdout:flush()

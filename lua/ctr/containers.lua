@@ -18,6 +18,7 @@
 -- @module ctr.containers
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local fault = require("ctr.fault")
 local meta = require("ctr.meta")
 
 local M = {}
@@ -172,6 +173,7 @@ function M.new(client, id, ...)
     cleanup()
     return nil, err
   end
+  fault.point("container.recorded")
   return wrap(client, c)
 end
 
@@ -229,7 +231,8 @@ local function matches(rec, conds)
   return true
 end
 
---- Container records of the client's namespace, sorted by id.
+--- Container records of the client's namespace, sorted by id, and the errors of the records
+-- that could not be read (each names its file).
 -- @param client a ctr.client
 -- @param[opt] filters a list of containerd-style filters ("labels.env==prod", "image==x",
 -- "id!=y", "labels.k"; "," inside one means and, several filters mean or), or a table
@@ -253,15 +256,13 @@ function M.list(client, filters)
     error("filters: expected table", 2)
   end
   local out = {}
-  for _, id in ipairs(meta.list(client.root, client.namespace, KIND)) do
-    local rec = meta.get(client.root, client.namespace, KIND, id)
-    if rec then
-      local ok = any == nil
-      for _, conds in ipairs(any or {}) do if matches(rec, conds) then ok = true break end end
-      if ok then out[#out + 1] = wrap(client, rec) end
-    end
+  local recs, bad = meta.all(client.root, client.namespace, KIND)
+  for _, rec in ipairs(recs) do
+    local ok = any == nil
+    for _, conds in ipairs(any or {}) do if matches(rec, conds) then ok = true break end end
+    if ok then out[#out + 1] = wrap(client, rec) end
   end
-  return out
+  return out, bad
 end
 
 -- ---------------------------------------------------------------- Container methods
@@ -333,44 +334,96 @@ local function task_status(client, id)
 end
 M._task_status = task_status
 
---- Delete the container record; with `opts.snapshot_cleanup` (default true) remove its
--- snapshot first.  Refuses while a task exists that is not stopped, as ctr does.
+-- The snapshot of container id whose record cannot be read: the key `run` gives it (the id),
+-- in a snapshotter where it is active and no other container record names it.
+local function guess_snapshot(client, id)
+  local named = {}
+  for _, c in ipairs((meta.all(client.root, client.namespace, KIND))) do
+    if c.id ~= id and c.snapshot_key then named[(c.snapshotter or "") .. "\0" .. c.snapshot_key] = true end
+  end
+  for _, name in ipairs({ "overlayfs", "native" }) do
+    if core.stat(client.root .. "/snapshots/" .. name, true) and not named[name .. "\0" .. id] then
+      local sn = client:snapshotter(name)
+      local info = sn and sn:stat(id)
+      if info and info.kind == "active" then return sn, id end
+    end
+  end
+  return nil
+end
+
+--- Delete container id: its record; with `opts.snapshot_cleanup` (default true) its snapshot
+-- first (else the snapshot is kept, and will be however long nothing names it).  Refuses while
+-- a task exists that is not stopped, as ctr does; with `opts.force`, removes the task whatever
+-- state it is in (killed, unmounted, its cgroup and state removed), and a record that cannot
+-- be read (then its snapshot is the active one named by the id, if no other container names
+-- it).  Each step is atomic and comes before the record's removal, so an interrupted delete
+-- leaves a container that can be deleted again.
+-- @tparam table client
+-- @tparam string id
+-- @tparam[opt] table opts `snapshot_cleanup`, `force`
+-- @tparam[opt] table known the record as the caller holds it, used when the stored one cannot
+-- be read
 -- @return true, or nil, err (sym FAILED_PRECONDITION for a live task)
-function Container:delete(opts)
+function M.delete(client, id, opts, known)
+  check_type(client, "table", "client")
+  check_type(id, "string", "id")
   opts = opts or {}
   check_type(opts, "table", "opts")
-  local client = self.client
-  local status = task_status(client, self.id)
-  if status ~= nil and status ~= "stopped" then
-    -- ctr prints the task's Status struct with %v: {running 0 0001-01-01 00:00:00 +0000 UTC}
-    return nil, errors.new(("cannot delete a non stopped container: {%s 0 0001-01-01 00:00:00 +0000 UTC}"):format(status),
-      0, "FAILED_PRECONDITION")
-  end
-  if status == "stopped" then
-    local ok, tasks = pcall(require, "ctr.tasks")
-    local r, err
-    if ok and type(tasks.delete) == "function" then
-      r, err = tasks.delete(client, self.id)
-    elseif ok and type(tasks.load) == "function" then
-      local task = tasks.load(client, self.id)
-      if task then r, err = task:delete() end
+  local tasks = require("ctr.tasks")
+  if opts.force then
+    local ok, err = tasks.remove(client, id)
+    if not ok then return nil, err end
+  else
+    local status, st = tasks.status(client, id)
+    if status ~= nil and status ~= "stopped" then
+      -- ctr prints the task's Status struct with %v: {running 0 0001-01-01 00:00:00 +0000 UTC}
+      local why = st and st.unreadable and ("; " .. st.unreadable.msg) or ""
+      return nil, errors.new(("cannot delete a non stopped container: {%s 0 0001-01-01 00:00:00 +0000 UTC}%s"):format(status, why),
+        0, "FAILED_PRECONDITION")
     end
-    if r == nil and err ~= nil then return nil, err end
+    if status == "stopped" then
+      local r, err = tasks.delete(client, id)
+      if r == nil and err ~= nil then return nil, err end
+    end
   end
   -- no namespace lock here: the snapshotter takes it itself; the record goes last, by one
   -- atomic unlink, so an interrupted delete leaves a record that can be deleted again
-  local rec, err = meta.get(client.root, client.namespace, KIND, self.id)
-  if not rec then return nil, err end
-  if opts.snapshot_cleanup ~= false and rec.snapshotter and rec.snapshot_key then
-    local sn, rerr = client:snapshotter(rec.snapshotter)
-    if not sn then return nil, rerr end
-    local ok
-    ok, rerr = sn:remove(rec.snapshot_key)
-    if ok == nil and rerr ~= nil and rerr.sym ~= "NOT_FOUND" and rerr.errno ~= 2 then
-      return nil, errors.wrap(rerr, "remove snapshot %q", rec.snapshot_key)
-    end
+  local rec, err = meta.get(client.root, client.namespace, KIND, id)
+  if not rec then
+    if not (opts.force and err.sym == "CORRUPT") then return nil, err end
+    rec = known
   end
-  return meta.delete(client.root, client.namespace, KIND, self.id)
+  local sn, key
+  if rec then
+    if rec.snapshotter and rec.snapshot_key then
+      local rerr
+      sn, rerr = client:snapshotter(rec.snapshotter)
+      if not sn then return nil, rerr end
+      key = rec.snapshot_key
+    end
+  else
+    sn, key = guess_snapshot(client, id)
+  end
+  if sn then
+    local ok, rerr
+    if opts.snapshot_cleanup ~= false then
+      ok, rerr = sn:remove(key)
+    elseif sn.disown then -- kept on purpose: no longer partial (ctr.snapshots)
+      ok, rerr = sn:disown(key)
+    end
+    if ok == nil and rerr ~= nil and rerr.sym ~= "NOT_FOUND" and rerr.errno ~= 2 then
+      return nil, errors.wrap(rerr, "remove snapshot %q", key)
+    end
+    fault.point("container.snapshot-removed")
+  end
+  return meta.delete(client.root, client.namespace, KIND, id)
+end
+
+--- Delete the container; see M.delete.
+function Container:delete(opts)
+  opts = opts or {}
+  check_type(opts, "table", "opts")
+  return M.delete(self.client, self.id, opts, self.record)
 end
 
 --- Create the container's task; see ctr.tasks.new_task.
@@ -419,7 +472,8 @@ local function snapshot_opt(kind, key, image, opts)
     local sn, ok
     sn, err = client:snapshotter(c.snapshotter)
     if not sn then return nil, err end
-    ok, err = sn[kind](sn, key, chain, { labels = opts.labels })
+    -- partial until the container record names it (ctr.snapshots)
+    ok, err = sn[kind](sn, key, chain, { labels = opts.labels, partial = true })
     if ok == nil and err ~= nil then return nil, err end
     if ctx._prepared then ctx._prepared[#ctx._prepared + 1] = { snapshotter = c.snapshotter, key = key } end
     c.snapshot_key = key

@@ -47,5 +47,9 @@ function M.not_found(fmt, ...) return M.new(fmt:format(...), 2, "NOT_FOUND") end
 function M.exists(fmt, ...) return M.new(fmt:format(...), 17, "EXISTS") end
 --- An invalid-argument error (sym INVALID), as errdefs.ErrInvalidArgument.
 function M.invalid(fmt, ...) return M.new(fmt:format(...), 22, "INVALID") end
+--- A record that is there but cannot be read as what it should be (sym CORRUPT): malformed
+-- JSON, a field of the wrong type.  Never to be taken as absent: a sweep keeps what such a
+-- record might name, a listing warns about it, an explicit removal removes it.
+function M.corrupt(fmt, ...) return M.new(fmt:format(...), 0, "CORRUPT") end
 
 return M

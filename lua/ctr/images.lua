@@ -10,6 +10,7 @@
 -- @module ctr.images
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local fault = require("ctr.fault")
 local meta = require("ctr.meta")
 local platforms = require("ctr.platforms")
 local content = require("ctr.content")
@@ -284,14 +285,10 @@ function M.get(client, ref)
   return rec
 end
 
---- Every image record of the namespace, sorted by name.
+--- Every image record of the namespace, sorted by name, and the errors of the records that
+-- could not be read (each names its file).
 function M.list(client)
-  local out = {}
-  for _, name in ipairs(meta.list(client.root, client.namespace, KIND)) do
-    local rec = meta.get(client.root, client.namespace, KIND, name)
-    if rec then out[#out + 1] = rec end
-  end
-  return out
+  return meta.all(client.root, client.namespace, KIND)
 end
 
 local function put(client, rec, create)
@@ -702,7 +699,9 @@ function M.import(client, path, opts)
   local want, explicit = want_platform(opts.platform)
   if not want then return nil, explicit end
   local store = client:content_store()
-  store:sweep(3600)
+  -- ingest files no writer holds (each holds its file's lock while it writes): partial writes
+  -- of killed imports
+  store:sweep(0)
   local ar, err = read_archive(store, path, opts.progress)
   if not ar then return nil, err end
   if not ar.docs["index.json"] and not ar.docs["manifest.json"] then
@@ -720,6 +719,7 @@ function M.import(client, path, opts)
     end
     if not ok then return nil, cerr end
   end
+  fault.point("import.blobs-written")
   local records, perr = meta.with_lock(client.root, client.namespace, function()
     local recs = {}
     for _, img in ipairs(imgs) do
@@ -730,6 +730,7 @@ function M.import(client, path, opts)
     return recs
   end)
   if not records then return nil, perr end
+  fault.point("import.recorded")
   if not opts.no_unpack then
     for _, rec in ipairs(records) do
       local r, uerr = M.unpack(client, rec, { snapshotter = client.snapshotter_name })

@@ -5,8 +5,11 @@
 -- one wins and the other gets an EXISTS error.  Names are escaped so that any image reference
 -- or key is one file name.
 -- @module ctr.meta
+-- Every record read is checked against its kind's shape (ctr.records): one that is there but
+-- unreadable is a CORRUPT error naming its file, never taken for absent.
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local records = require("ctr.records")
 
 local M = {}
 
@@ -34,17 +37,47 @@ local function ensure_dir(dir)
   return true
 end
 
---- Read a record: the decoded table, or nil, err (sym NOT_FOUND when absent).
+-- The shape of each kind's records, and the field that holds the record's own name.
+local function shape_of(kind)
+  if kind == "images" then return records.image, "name" end
+  if kind == "containers" then return records.container, "id" end
+  if kind:match("^snapshots%.") then return records.snapshot, "name" end
+  return nil
+end
+
+local function path_of(root, namespace, kind, name)
+  return M.dir(root, namespace, kind) .. "/" .. M.escape(name) .. ".json"
+end
+M.path = path_of
+
+--- Read a record: the decoded table, or nil, err (sym NOT_FOUND when absent; CORRUPT, naming
+-- the file and the field, when it is there but is not a record of its kind).
 function M.get(root, namespace, kind, name)
-  local path = M.dir(root, namespace, kind) .. "/" .. M.escape(name) .. ".json"
-  local data, msg, errno = core.read_file(path, 4 * 1024 * 1024)
-  if not data then
-    if errno == 2 then return nil, errors.not_found("%s %q: not found", kind:gsub("s$", ""), name) end
-    return nil, errors.new(msg, errno)
+  local path = path_of(root, namespace, kind, name)
+  local shape, name_field = shape_of(kind)
+  local rec, err = records.read(path, shape or {}, { name_field = name_field, name = name })
+  if not rec then
+    if err.sym == "NOT_FOUND" then return nil, errors.not_found("%s %q: not found", kind:gsub("s$", ""), name) end
+    err.name = name
+    return nil, err
   end
-  local rec, jerr = core.json_decode(data)
-  if rec == nil then return nil, errors.new(path .. ": " .. jerr, 22) end
   return rec
+end
+
+--- Every record of one kind, sorted by name, and the errors of those that could not be read
+-- (each names its file; err.name is the record's name).  A record removed meanwhile is skipped.
+-- @return recs, bad (both arrays)
+function M.all(root, namespace, kind)
+  local recs, bad = {}, {}
+  for _, name in ipairs(M.list(root, namespace, kind)) do
+    local rec, err = M.get(root, namespace, kind, name)
+    if rec then
+      recs[#recs + 1] = rec
+    elseif err.sym ~= "NOT_FOUND" then
+      bad[#bad + 1] = err
+    end
+  end
+  return recs, bad
 end
 
 --- Write a record. opts.create: fail with EXISTS when it is already there.
@@ -53,7 +86,14 @@ function M.put(root, namespace, kind, name, rec, opts)
   local ok, err = ensure_dir(dir)
   if not ok then return nil, err end
   local path = dir .. "/" .. M.escape(name) .. ".json"
-  local w, msg, errno = core.write_file(path, core.json_encode(rec, true) .. "\n",
+  local data = core.json_encode(rec, true) .. "\n"
+  -- what could not be read back is never written: a record over the reader's cap would be a
+  -- record no command can see, remove or replace by name
+  if #data > records.MAX then
+    return nil, errors.new(("%s %q: its record of %d bytes is over the limit of %d"):format(
+      kind:gsub("s$", ""), name, #data, records.MAX), 27, "EFBIG")
+  end
+  local w, msg, errno = core.write_file(path, data,
     { mode = 384, noreplace = opts and opts.create or false })
   if not w then
     if errno == 17 then return nil, errors.exists("%s %q: already exists", kind:gsub("s$", ""), name) end
@@ -64,7 +104,7 @@ end
 
 --- Remove a record; a missing one is NOT_FOUND.
 function M.delete(root, namespace, kind, name)
-  local path = M.dir(root, namespace, kind) .. "/" .. M.escape(name) .. ".json"
+  local path = path_of(root, namespace, kind, name)
   local ok, msg, errno = core.unlink(path)
   if not ok then
     if errno == 2 then return nil, errors.not_found("%s %q: not found", kind:gsub("s$", ""), name) end

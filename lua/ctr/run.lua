@@ -228,7 +228,7 @@ local function with_remapped_snapshot(key, image, uid, gid, platform)
     if not sn:stat(parent) then
       local work = parent .. "-remap-" .. core.getpid()
       local mounts
-      mounts, err = sn:prepare(work, chain)
+      mounts, err = sn:prepare(work, chain, { partial = true })
       if not mounts then return nil, err end
       local mnt = require("ctr.mount")
       local dir = client.state .. "/remap-" .. core.getpid()
@@ -247,7 +247,7 @@ local function with_remapped_snapshot(key, image, uid, gid, platform)
       end
     end
     local ok
-    ok, err = sn:prepare(key, parent)
+    ok, err = sn:prepare(key, parent, { partial = true })
     if ok == nil and err ~= nil then return nil, err end
     if ctx._prepared then ctx._prepared[#ctx._prepared + 1] = { snapshotter = c.snapshotter, key = key } end
     c.snapshot_key = key

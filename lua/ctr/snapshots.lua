@@ -6,15 +6,26 @@
 -- makes it a committed snapshot that others can be prepared on; a view is a read-only
 -- snapshot of a committed parent.
 --
--- Crash consistency: a snapshot directory is built under a temporary name (.tmp-ID) and renamed
--- into place before its record is written; so a crash leaves at worst a directory that no record
--- names, which the sweep (`snapshots.gc`, also run once per process when a snapshotter is
--- opened) removes.  Records change under the namespace lock, and every change of a directory
--- or record holds the snapshotter's lock shared, which the sweep takes exclusively.
+-- Crash consistency (docs/crash-consistency.md): a snapshot directory is built under a
+-- temporary name (.tmp-ID) and renamed into place before its record is written; so a crash
+-- leaves at worst a directory that no record names, which the sweep (`snapshots.gc`, also run
+-- once per process when a snapshotter is opened) removes.  The sweep never removes a directory
+-- that a record it cannot read might name: while such a record is there (and its id cannot be
+-- made out of its bytes), every directory stays.  Records change under the namespace lock, and
+-- every change of a directory or record holds the snapshotter's lock shared, which the sweep
+-- takes exclusively.
+--
+-- A snapshot made for something that is not recorded yet (unpack's `extract-…` keys, a
+-- container's snapshot before its container record) is prepared with `partial = true`: its
+-- record names its creator (this process, ctr.owner).  Once the creator is gone and no container
+-- record names the snapshot, it is the leftover of an interrupted operation, which
+-- `sweep_partial` (`ctrlua gc`, and each unpack for its `extract-…` keys) removes.
 -- @module ctr.snapshots
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local fault = require("ctr.fault")
 local meta = require("ctr.meta")
+local owner = require("ctr.owner")
 
 local M = {}
 
@@ -40,6 +51,9 @@ end
 local function check_opts(opts, level)
   if opts == nil then return {} end
   if type(opts) ~= "table" then error("opts: expected table, got " .. type(opts), level + 1) end
+  if opts.partial ~= nil and type(opts.partial) ~= "boolean" then
+    error("opts.partial: expected boolean", level + 1)
+  end
   if opts.labels ~= nil then
     if type(opts.labels) ~= "table" then error("opts.labels: expected table", level + 1) end
     for k, v in pairs(opts.labels) do
@@ -157,14 +171,18 @@ function Snapshotter:_get(key)
   return rec
 end
 
+-- Every record of the namespace, and the errors of those that cannot be read.
 function Snapshotter:_all()
-  local out = {}
-  for _, k in ipairs(meta.list(self.root, self.namespace, self.kind)) do
-    local rec = meta.get(self.root, self.namespace, self.kind, k)
-    if rec then out[#out + 1] = rec end
-  end
-  return out
+  return meta.all(self.root, self.namespace, self.kind)
 end
+
+-- The id an unreadable record names, when its bytes still show one (a record cut short keeps its
+-- first fields), or nil: then it might name any directory.
+local function salvage_id(err)
+  local id = type(err.data) == "string" and err.data:match('"id"%s*:%s*"(%x+)"')
+  return id
+end
+M._salvage_id = salvage_id
 
 function Snapshotter:_fs(id) return self.dir .. "/" .. id .. "/fs" end
 function Snapshotter:_work(id) return self.dir .. "/" .. id .. "/work" end
@@ -258,14 +276,15 @@ function Snapshotter:_create_dir(id, parent_rec)
   end
   ok, msg, errno = core.rename(tmp, self.dir .. "/" .. id)
   if not ok then return fail(msg, errno) end
+  fault.point("snapshot.dir-renamed")
   return true
 end
 
 function Snapshotter:_create(kind, key, parent, opts)
   return self:_txn(function()
-    if meta.get(self.root, self.namespace, self.kind, key) then
-      return nil, errors.exists("snapshot %q: already exists", key)
-    end
+    local old, gerr = meta.get(self.root, self.namespace, self.kind, key)
+    if old then return nil, errors.exists("snapshot %q: already exists", key) end
+    if gerr.sym ~= "NOT_FOUND" then return nil, gerr end
     local prec, err
     if parent then
       prec, err = self:_get(parent)
@@ -283,13 +302,15 @@ function Snapshotter:_create(kind, key, parent, opts)
     if not ok then return nil, errors.wrap(err, "create snapshot %s", key) end
     local now = core.rfc3339()
     local rec = { name = key, id = id, kind = kind, parent = parent,
-      labels = copy_labels(opts.labels), created_at = now, updated_at = now }
+      labels = copy_labels(opts.labels), created_at = now, updated_at = now,
+      creator = opts.partial and owner.me() or nil }
     ok, err = meta.put(self.root, self.namespace, self.kind, key, rec, { create = true })
     if not ok then
       core.remove_tree(self.dir .. "/" .. id)
       if err.sym == "EXISTS" then return nil, errors.exists("snapshot %q: already exists", key) end
       return nil, err
     end
+    fault.point("snapshot.recorded")
     return self:_mounts(rec)
   end)
 end
@@ -299,7 +320,9 @@ end
 --- Prepare an active (writable) snapshot on a committed parent (containerd's Prepare).
 -- @tparam string key
 -- @tparam[opt] string parent a committed snapshot's name, or nil for an empty snapshot
--- @tparam[opt] table opts `labels`
+-- @tparam[opt] table opts `labels`; `partial`: record this process as its creator, for a
+-- snapshot that something else (a container record, a commit) is to claim: should this process
+-- die first, `sweep_partial` removes it
 -- @return mounts (array of `{type=, source=, options=}`), or nil, err (EXISTS,
 -- NOT_FOUND parent, FAILED_PRECONDITION parent not committed)
 function Snapshotter:prepare(key, parent, opts)
@@ -312,7 +335,7 @@ end
 --- Make a read-only view of a committed parent (containerd's View).
 -- @tparam string key
 -- @tparam[opt] string parent
--- @tparam[opt] table opts `labels`
+-- @tparam[opt] table opts `labels`, `partial` (as prepare)
 -- @return mounts, or nil, err
 function Snapshotter:view(key, parent, opts)
   check_string(key, "key", 2)
@@ -357,9 +380,9 @@ function Snapshotter:commit(name, key, opts)
     if rec.kind ~= "active" then
       return nil, failed_precondition("snapshot %s is not active", key)
     end
-    if meta.get(self.root, self.namespace, self.kind, name) then
-      return nil, errors.exists("snapshot %q: already exists", name)
-    end
+    local taken, terr = meta.get(self.root, self.namespace, self.kind, name)
+    if taken then return nil, errors.exists("snapshot %q: already exists", name) end
+    if terr.sym ~= "NOT_FOUND" then return nil, terr end
     local fs = self:_fs(rec.id)
     local usage, msg, errno = core.usage(fs)
     if not usage then return nil, errors.new(msg, errno) end
@@ -377,30 +400,47 @@ function Snapshotter:commit(name, key, opts)
       if err.sym == "EXISTS" then return nil, errors.exists("snapshot %q: already exists", name) end
       return nil, err
     end
+    fault.point("snapshot.commit-recorded")
     ok, err = meta.delete(self.root, self.namespace, self.kind, key)
     if not ok then return nil, err end
     return true
   end)
 end
 
---- Remove a snapshot (containerd's Remove): refused while a snapshot has it as parent.
+--- Remove a snapshot (containerd's Remove): refused while a snapshot has it as parent.  A key
+-- whose record cannot be read is removed too (this is the explicit repair of one): its record
+-- goes, and its directory, which that record alone could name, is left to the sweep, which
+-- removes it once no unreadable record might name it.
 -- @tparam string key
 -- @return true, or nil, err (NOT_FOUND; FAILED_PRECONDITION "cannot remove snapshot with child")
 function Snapshotter:remove(key)
   check_string(key, "key", 2)
   return self:_txn(function()
     local rec, err = self:_get(key)
-    if not rec then return nil, err end
+    if not rec then
+      if err.sym ~= "CORRUPT" then return nil, err end
+      local ok, derr = meta.delete(self.root, self.namespace, self.kind, key)
+      if not ok then return nil, derr end
+      fault.point("snapshot.unrecorded")
+      return true
+    end
     local shared = false
-    for _, other in ipairs(self:_all()) do
+    local all, bad = self:_all()
+    for _, other in ipairs(all) do
       if other.parent == key then
         return nil, failed_precondition("cannot remove snapshot with child")
       end
       if other.id == rec.id and other.name ~= key then shared = true end
     end
+    -- an unreadable record may name this directory too: keep it (for the sweep to judge)
+    for _, b in ipairs(bad) do
+      local id = salvage_id(b)
+      if id == nil or id == rec.id then shared = true end
+    end
     local ok
     ok, err = meta.delete(self.root, self.namespace, self.kind, key)
     if not ok then return nil, err end
+    fault.point("snapshot.unrecorded")
     if not shared then
       -- out of the way first, so that a half-removed tree is never a live snapshot; what
       -- cannot be removed now (a mount still on it) is left to the sweep
@@ -440,12 +480,14 @@ function Snapshotter:update(key, opts)
   end)
 end
 
---- The infos of all snapshots of the namespace, sorted by name.
--- @return array of infos
+--- The infos of all snapshots of the namespace, sorted by name, and the errors of the records
+-- that could not be read (each names its file).
+-- @return array of infos, array of errors
 function Snapshotter:list()
   local out = {}
-  for i, rec in ipairs(self:_all()) do out[i] = info_of(rec) end
-  return out
+  local all, bad = self:_all()
+  for i, rec in ipairs(all) do out[i] = info_of(rec) end
+  return out, bad
 end
 
 --- Call fn(info) for each snapshot (containerd's Walk); a fn that returns nil, err stops the
@@ -483,16 +525,22 @@ end
 function Snapshotter:gc(opts)
   opts = opts or {}
   local n, err = self:_with_store_lock(true, opts.nonblock, function()
-    local named = {}
+    local named, unsure = {}, false
     for _, ns in ipairs(meta.namespaces(self.root)) do
-      for _, k in ipairs(meta.list(self.root, ns, self.kind)) do
-        local rec = meta.get(self.root, ns, self.kind, k)
-        if rec and rec.id then named[rec.id] = true end
+      local all, bad = meta.all(self.root, ns, self.kind)
+      for _, rec in ipairs(all) do named[rec.id] = true end
+      for _, b in ipairs(bad) do
+        local id = salvage_id(b)
+        if id then named[id] = true else unsure = true end
       end
     end
     local removed = 0
     for _, entry in ipairs(core.listdir(self.dir) or {}) do
-      if not named[entry] then
+      -- .tmp-ID (being built: we hold the lock its builder shares, so it was abandoned) and
+      -- .tmp-rm-ID (being removed) are never named; any other may be named by an unreadable
+      -- record that we could not make out
+      local tmp = entry:match("^%.tmp%-") ~= nil
+      if tmp or (not named[entry] and not unsure) then
         -- one that cannot go now (a mount still on it) stays for a later sweep
         if core.remove_tree(self.dir .. "/" .. entry) then removed = removed + 1 end
       end
@@ -501,6 +549,60 @@ function Snapshotter:gc(opts)
   end)
   if n == nil and opts.nonblock and err and err.errno == 11 then return 0 end
   return n, err
+end
+
+--- Remove the partial snapshots of the namespace: active ones whose creator (see prepare's
+-- `partial`) is gone and that no container record names.  While a container record of the
+-- namespace cannot be read, only unpack's own (`extract-…` keys, which no container names) go.
+-- @tparam[opt] table opts `extract_only`: only those
+-- @return a list of `{key=, creator=}` removed, and a list of errors (what could not be removed)
+function Snapshotter:sweep_partial(opts)
+  opts = opts or {}
+  local all = self:_all()
+  local candidates = {}
+  for _, rec in ipairs(all) do
+    if rec.kind == "active" and rec.creator and owner.gone(rec.creator) then
+      local extract = rec.name:match("^extract%-") ~= nil
+      if extract or not opts.extract_only then candidates[#candidates + 1] = { rec = rec, extract = extract } end
+    end
+  end
+  local removed, errs = {}, {}
+  if #candidates == 0 then return removed, errs end
+  local named, unsure = {}, false
+  local crecs, cbad = meta.all(self.root, self.namespace, "containers")
+  for _, c in ipairs(crecs) do
+    if c.snapshot_key and (c.snapshotter or self.client.snapshotter_name) == self.name then
+      named[c.snapshot_key] = true
+    end
+  end
+  if #cbad > 0 then unsure = true end
+  for _, c in ipairs(candidates) do
+    local key = c.rec.name
+    if not named[key] and (c.extract or not unsure) then
+      local ok, err = self:remove(key)
+      if ok then
+        removed[#removed + 1] = { key = key, creator = c.rec.creator }
+      elseif err.sym ~= "NOT_FOUND" then
+        errs[#errs + 1] = errors.wrap(err, "remove partial snapshot %q", key)
+      end
+    end
+  end
+  return removed, errs
+end
+
+--- Forget the creator of a snapshot (prepare's `partial`): from now on it is kept whoever names
+-- it, as a snapshot kept on purpose (`containers rm --keep-snapshot`) must be.
+-- @tparam string key
+-- @return true, or nil, err
+function Snapshotter:disown(key)
+  check_string(key, "key", 2)
+  return self:_txn(function()
+    local rec, err = self:_get(key)
+    if not rec then return nil, err end
+    if rec.creator == nil then return true end
+    rec.creator = nil
+    return meta.put(self.root, self.namespace, self.kind, key, rec)
+  end)
 end
 
 M.KINDS = KINDS

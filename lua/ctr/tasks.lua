@@ -1,15 +1,26 @@
 --- Tasks: a container's running init, as containerd's Task.
 -- A task's files are renamed into place whole but not fsynced: they describe processes that do
 -- not outlive the machine (on most hosts STATE is a tmpfs), as runc's state.json.
--- A task lives in STATE/NAMESPACE/ID/, which is also its OCI bundle: config.json (the
--- container's spec, written once), rootfs/ (the snapshot mounted there), exec.fifo (until
--- start) and `status`, a JSON record {status, pid, start_time, exit_code, exited_at} written
--- atomically.  The state directory is created exclusively, so two tasks for one container can
--- never both start.  Status is checked against the kernel: a "running" record whose pid is
--- gone, or is another process (its start time differs), is reported as stopped.
+-- A task lives in STATE/NAMESPACE/ID/, which is also its OCI bundle: task.json (what a later
+-- ctrlua needs to know: the ctrlua that made the task, its cgroup, its IO), config.json (the container's spec, written once), rootfs/ (the snapshot
+-- mounted there), exec.fifo (until start) and `status`, a JSON record {status, pid, start_time,
+-- exit_code, exited_at} written atomically.  The state directory is made under a temporary
+-- name with task.json in it and renamed into place exclusively, so two tasks for one container
+-- can never both start, and every task directory names its owner.  Status is checked against
+-- the kernel: a "running" record whose pid is gone, or is another process (its start time
+-- differs), is reported as stopped.
+--
+-- Every state a crash can leave is a task (docs/crash-consistency.md): one with no status yet
+-- (cut short while being made) is "stopped" once nothing of it runs, one whose status cannot be
+-- read is "unknown" while something of it runs (found by its cgroup and its root); `delete` removes a stopped
+-- one, `delete({force = true})` one in any state, and `orphaned` tells `ctrlua gc` which ones
+-- nobody will ever delete.
 -- @module ctr.tasks
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local fault = require("ctr.fault")
+local owner = require("ctr.owner")
+local records = require("ctr.records")
 
 local M = {}
 
@@ -17,10 +28,9 @@ local Task = {}
 Task.__index = Task
 M.Task = Task
 
+-- The status record: st, or nil, err (NOT_FOUND, CORRUPT naming the file).
 local function read_status(dir)
-  local data = core.read_file(dir .. "/status", 65536)
-  if not data then return nil end
-  return core.json_decode(data)
+  return records.read(dir .. "/status", records.task_status, { cap = 65536 })
 end
 
 local function write_status(dir, st)
@@ -88,61 +98,169 @@ function M.watch_events(client)
   return w
 end
 
+-- task.json: the table (empty when there is none or it cannot be read), and the error.
 local function read_extra(dir)
-  local data = core.read_file(dir .. "/task.json", 65536)
-  return data and core.json_decode(data) or {}
+  local extra, err = records.read(dir .. "/task.json", records.task, { cap = 65536 })
+  if not extra then return {}, err end
+  return extra
+end
+
+local function write_extra(dir, extra)
+  local ok, msg, errno = core.write_file(dir .. "/task.json", core.json_encode(extra), { mode = 384, sync = false })
+  if not ok then return nil, errors.new(msg, errno) end
+  return true
 end
 
 --- The start time of a process (field 22 of /proc/PID/stat, in clock ticks), or nil when gone.
 -- With the pid it identifies a process across pid reuse.
-function M.proc_start_time(pid)
-  local data = core.read_file("/proc/" .. tostring(pid) .. "/stat", 4096)
-  if not data then return nil end
-  -- comm may hold spaces and parentheses: fields start after the last ')'
-  local rest = data:match(".*%)%s(.*)$")
-  if not rest then return nil end
-  local i = 3
-  for field in rest:gmatch("%S+") do
-    if i == 22 then return tonumber(field) end
-    i = i + 1
-  end
-  return nil
-end
+M.proc_start_time = owner.start_time
 
 --- Is pid a zombie (exited, not yet reaped)?  A reparented init whose new parent does not
 -- reap stays one: it is stopped all the same.
-function M.proc_zombie(pid)
-  local data = core.read_file("/proc/" .. tostring(pid) .. "/stat", 4096)
-  local state = data and data:match(".*%)%s(%S)")
-  return state == "Z" or state == "X"
-end
+M.proc_zombie = owner.zombie
 
 local function alive(st)
   if not st.pid or st.pid <= 0 then return false end
-  if M.proc_zombie(st.pid) then return false end
-  local t = M.proc_start_time(st.pid)
-  return t ~= nil and (st.start_time == nil or t == st.start_time)
+  return owner.alive(st)
 end
 
---- The status of container id's task: "created", "running", "stopped", or nil (no task).
+local function is_dir(path)
+  local st = core.stat(path, true)
+  return st ~= nil and st.type == "directory"
+end
+
+-- The cgroup of a task whose task.json is gone or unreadable: its bundle's.
+local function bundle_cgroup(dir)
+  local data = core.read_file(dir .. "/config.json", 16 * 1024 * 1024)
+  local ok, spec = pcall(core.json_decode, data or "")
+  local p = ok and type(spec) == "table" and type(spec.linux) == "table" and spec.linux.cgroupsPath
+  return type(p) == "string" and p ~= "" and p or nil
+end
+
+-- What runs of a task that no readable status describes: the processes whose root is its
+-- rootfs or that its cgroup holds, the first of them to have started (the init: it made the
+-- others), and its monitor (whose working directory is the task's).  The records name these
+-- whenever they can be read; this is the way to them when they cannot.
+local function find_processes(dir, cgroup)
+  -- by inode, not by path: a container that pivoted into its root names it "/"
+  local function id_of(path)
+    local st = core.stat(path, true)
+    return st and (st.dev .. ":" .. st.ino)
+  end
+  local rootfs, here = id_of(dir .. "/rootfs"), id_of(dir)
+  local found = { pids = {} }
+  local seen = {}
+  local me = core.getpid()
+  local function add(pid)
+    if pid ~= me and not seen[pid] and not owner.zombie(pid) then
+      seen[pid] = true
+      found.pids[#found.pids + 1] = pid
+    end
+  end
+  for _, name in ipairs(core.listdir("/proc") or {}) do
+    local pid = tonumber(name:match("^%d+$"))
+    if pid then
+      local root = rootfs and id_of("/proc/" .. name .. "/root")
+      if root and root == rootfs then
+        add(pid)
+      elseif pid ~= me and here and id_of("/proc/" .. name .. "/cwd") == here and not owner.zombie(pid) then
+        found.monitor = pid
+      end
+    end
+  end
+  if cgroup then
+    for _, p in ipairs(require("ctr.cgroups").processes(cgroup) or {}) do add(p) end
+  end
+  for _, p in ipairs(found.pids) do
+    local t = owner.start_time(p)
+    if t and p ~= found.monitor and (not found.start_time or t < found.start_time) then
+      found.init, found.start_time = p, t
+    end
+  end
+  return found
+end
+
+--- The status of container id's task: "created", "running", "paused", "stopped", "unknown"
+-- (its status record cannot be read and its init, or the ctrlua making it, still runs), or nil
+-- (no task).  The second value is the status record (or, without one, what task.json and the
+-- processes found in the task's cgroup and root tell);
+-- `st.unreadable` is the error of a status record that cannot be read, `st.unknown_exit` is
+-- set when the task ended without its exit being recorded.
 function M.status(client, id)
-  local st = read_status(client:state_dir(id))
-  if not st then return nil end
-  if (st.status == "running" or st.status == "created" or st.status == "paused")
-    and not alive(st) then
-    -- the monitor (or the foreground ctrlua) died without recording the exit: the code is
-    -- unknown, and says so
-    st.unknown_exit = true
-    return "stopped", st
+  local dir = client:state_dir(id)
+  local st, err = read_status(dir)
+  if st then
+    if (st.status == "running" or st.status == "created" or st.status == "paused")
+      and not alive(st) then
+      -- the monitor (or the foreground ctrlua) died without recording the exit: the code is
+      -- unknown, and says so
+      st.unknown_exit = true
+      return "stopped", st
+    end
+    return st.status, st
   end
-  return st.status, st
+  if err.sym == "NOT_FOUND" and not is_dir(dir) then return nil end
+  -- a task directory with no readable status: a task cut short while it was made, or one whose
+  -- record was damaged
+  local extra, xerr = read_extra(dir)
+  local info = { cgroup = extra.cgroup or bundle_cgroup(dir), detached = extra.detached,
+    unreadable = err.sym ~= "NOT_FOUND" and err or nil,
+    unreadable_extra = xerr and xerr.sym ~= "NOT_FOUND" and xerr or nil }
+  if err.sym == "NOT_FOUND" and not xerr and owner.alive(extra.owner) then
+    return "unknown", info -- being made right now
+  end
+  local found = find_processes(dir, info.cgroup)
+  info.pid, info.start_time, info.monitor_pid, info.found = found.init, found.start_time, found.monitor, found.pids
+  if found.init or found.monitor then return "unknown", info end
+  info.unknown_exit = true
+  return "stopped", info
 end
 
-local function cleanup(client, dir, rootfs_mounted)
-  if rootfs_mounted then
-    require("ctr.mount").unmount_all(dir .. "/rootfs")
+-- Unmount whatever is mounted under dir, deepest first (stacked mounts come off one a round);
+-- true, or nil, err.
+local function unmount_under(dir)
+  for _ = 1, 100 do
+    local info, msg, errno = core.mountinfo()
+    if not info then return nil, errors.new(msg, errno) end
+    local points = {}
+    for _, e in ipairs(info) do
+      if e.target == dir or e.target:sub(1, #dir + 1) == dir .. "/" then points[#points + 1] = e.target end
+    end
+    if #points == 0 then return true end
+    table.sort(points, function(a, b) return #a > #b end)
+    for _, mp in ipairs(points) do
+      local ok
+      ok, msg, errno = core.unmount(mp)
+      if not ok and errno == 16 then ok, msg, errno = core.unmount(mp, { detach = true }) end
+      if not ok and errno ~= 22 and errno ~= 2 then return nil, errors.new(msg, errno) end
+    end
   end
-  core.remove_tree(dir)
+  return nil, errors.new(("unmount under `%s': still mounted"):format(dir), 16)
+end
+M._unmount_under = unmount_under
+
+-- Remove a task directory: its mounts first (a tree is never removed through a mount: a bind of
+-- the snapshot would be emptied), then renamed out of the way, so that the id is free at once
+-- and a removal cut short leaves a .tmp-rm-… directory (ctrlua gc removes it), never a task
+-- with half its files.
+local function remove_dir(client, dir)
+  local ok, err = unmount_under(dir)
+  if not ok then return nil, err end
+  fault.point("task.unmounted")
+  local gone = ("%s/.tmp-rm-%s"):format(client:state_dir(), assert(core.random_hex(8)))
+  if core.rename(dir, gone, { sync = false }) then
+    fault.point("task.removed")
+    dir = gone
+  end
+  local msg, errno
+  ok, msg, errno = core.remove_tree(dir)
+  if not ok then return nil, errors.new(msg, errno) end
+  return true
+end
+M._remove_dir = remove_dir
+
+local function cleanup(client, dir)
+  return remove_dir(client, dir)
 end
 
 --- Create the task of a container (NewTask): mount its rootfs, write the bundle, create the
@@ -161,28 +279,49 @@ function M.new_task(container, io, opts)
   local ok, msg, errno = core.mkdir_p(nsdir, 457) -- 0711
   if not ok then return nil, errors.new(msg, errno) end
   local dir = client:state_dir(id)
-  ok, msg, errno = core.mkdir(dir, 448) -- 0700
-  if not ok then
-    if errno == 17 then return nil, errors.exists("task %q: already exists", id) end
-    return nil, errors.new(msg, errno)
-  end
+  if core.stat(dir, true) then return nil, errors.exists("task %q: already exists", id) end
 
   -- the record as new_container wrote it or load read it: no second read on the run path
   local rec = container.record
   if not rec then
     local err
     rec, err = container:info()
-    if not rec then
-      core.remove_tree(dir)
-      return nil, err
-    end
+    if not rec then return nil, err end
   end
   local spec = rec.spec
-  if type(spec) ~= "table" then
-    core.remove_tree(dir)
-    return nil, errors.not_found("container %q: no spec", id)
+  if type(spec) ~= "table" then return nil, errors.not_found("container %q: no spec", id) end
+
+  local cgroup = type(spec.linux) == "table" and type(spec.linux.cgroupsPath) == "string"
+    and spec.linux.cgroupsPath ~= "" and spec.linux.cgroupsPath or nil
+  -- what a later ctrlua needs to know of this task (its status record belongs to the monitor)
+  local terminal = type(spec.process) == "table" and spec.process.terminal == true
+  local hooks = type(spec.hooks) == "table" and spec.hooks or {}
+  local me = owner.me()
+  local extra = { owner = me, cgroup = cgroup, io = io.kind, fifos = io.fifos, detached = opts.detach or nil,
+    stop_signal = rec.labels and rec.labels["io.containerd.image.config.stop-signal"] or nil,
+    terminal = terminal or nil,
+    -- which of the caller's lifecycle hooks exist: no read of config.json when none does
+    hooks = (hooks.poststart or hooks.poststop) and
+      { poststart = hooks.poststart and true or nil, poststop = hooks.poststop and true or nil } or nil }
+
+  -- The directory is made whole under a name that says whose it is, then renamed into place
+  -- exclusively: every task directory has its task.json, naming the ctrlua that owns it, and a
+  -- crash before the rename leaves a .tmp-PID-START-ID directory that gc can tell abandoned.
+  local tmp = ("%s/.tmp-%d-%d-%s"):format(nsdir, me.pid, me.start_time or 0, id)
+  core.remove_tree(tmp) -- ours: a failed earlier attempt of this very process
+  ok, msg, errno = core.mkdir(tmp, 448) -- 0700
+  if not ok then return nil, errors.new(msg, errno) end
+  local werr
+  ok, werr = write_extra(tmp, extra)
+  if ok then
+    ok, msg, errno = core.rename(tmp, dir, { noreplace = true, sync = false })
+    if not ok then werr = errno == 17 and errors.exists("task %q: already exists", id) or errors.new(msg, errno) end
   end
-  local rootfs_mounted = false
+  if not ok then
+    core.remove_tree(tmp)
+    return nil, werr
+  end
+  fault.point("task.reserved")
   local made_cgroup -- the init's cgroup once the runtime has made it (a later failure removes it)
   local monitored -- the init's pid once a monitor supervises it
   local console, console_listen, dir_fd -- process.terminal: the pty master, where it comes from
@@ -199,7 +338,7 @@ function M.new_task(container, io, opts)
       core.monitor_request(dir, "delete")
     end
     if made_cgroup then require("ctr.cgroups").delete(made_cgroup) end
-    cleanup(client, dir, rootfs_mounted)
+    cleanup(client, dir)
     return nil, err
   end
 
@@ -213,27 +352,14 @@ function M.new_task(container, io, opts)
     if not ok then return fail(errors.new(msg, errno)) end
     local mok, merr = require("ctr.mount").all(mounts, dir .. "/rootfs")
     if not mok then return fail(merr) end
-    rootfs_mounted = true
+    fault.point("task.mounted")
     spec.root = spec.root or {}
     spec.root.path = "rootfs"
   end
 
   ok, msg, errno = core.write_file(dir .. "/config.json", core.json_encode(spec), { mode = 384, sync = false })
   if not ok then return fail(errors.new(msg, errno)) end
-
-  local cgroup = type(spec.linux) == "table" and type(spec.linux.cgroupsPath) == "string"
-    and spec.linux.cgroupsPath ~= "" and spec.linux.cgroupsPath or nil
-  -- what a later ctrlua needs to know of this task (its status record belongs to the monitor)
-  local terminal = type(spec.process) == "table" and spec.process.terminal == true
-  local hooks = type(spec.hooks) == "table" and spec.hooks or {}
-  local extra = { cgroup = cgroup, io = io.kind, fifos = io.fifos, detached = opts.detach or nil,
-    stop_signal = rec.labels and rec.labels["io.containerd.image.config.stop-signal"] or nil,
-    terminal = terminal or nil,
-    -- which of the caller's lifecycle hooks exist: no read of config.json when none does
-    hooks = (hooks.poststart or hooks.poststop) and
-      { poststart = hooks.poststart and true or nil, poststop = hooks.poststop and true or nil } or nil }
-  ok, msg, errno = core.write_file(dir .. "/task.json", core.json_encode(extra), { mode = 384, sync = false })
-  if not ok then return fail(errors.new(msg, errno)) end
+  fault.point("task.bundle-written")
 
   -- an external runc-compatible runtime (ctr.runtime) runs this bundle instead
   if type(rec.runtime) == "table" and type(rec.runtime.options) == "table" and rec.runtime.options.binary then
@@ -254,6 +380,8 @@ function M.new_task(container, io, opts)
         elseif dirs.unified then oom_file = dirs.unified .. "/memory.events" end
       end
     end
+    -- the monitor makes the cgroup; should it die before it reports, the cgroup is left to us
+    made_cgroup = cgroup
     pid, monitor_pid, errno = core.monitor_create(dir, {
       exec_fifo = dir .. "/exec.fifo", pid_file = opts.pid_file, no_pivot = opts.no_pivot,
       stdin = io.stdin, stdout = io.stdout, stderr = io.stderr,
@@ -264,7 +392,7 @@ function M.new_task(container, io, opts)
         "CONTAINER_ID=" .. id, "CONTAINER_NAMESPACE=" .. client.namespace,
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" } or nil,
     })
-    if not pid then msg = monitor_pid else monitored, made_cgroup = pid, cgroup end
+    if not pid then msg = monitor_pid else monitored = pid end
     -- the monitor holds the init's IO now
     if io.close then io.close() end
   else
@@ -293,7 +421,7 @@ function M.new_task(container, io, opts)
       pid_file = opts.pid_file,
       no_pivot = opts.no_pivot,
       stdin = fds.stdin, stdout = fds.stdout, stderr = fds.stderr,
-      console_socket = sock, id = id,
+      console_socket = sock, id = id, die_with_parent = true,
     })
     if pid then made_cgroup = cgroup end
     if pid and pio then pio.started() end
@@ -339,22 +467,23 @@ function M.new_task(container, io, opts)
   end
   M.event(client, "/tasks/create", id, { pid = pid })
   if monitor_pid then
-    local st = read_status(dir) or { status = "created", pid = pid }
+    local st = read_status(dir) or { status = "created", pid = pid, monitor_pid = monitor_pid }
     st.cgroup = cgroup
+    fault.point("task.created")
     return setmetatable({ client = client, container = container, id = id, pid = pid, dir = dir,
       io = io, st = st, monitor_pid = monitor_pid, extra = extra }, Task)
   end
   local st = { status = "created", pid = pid, start_time = M.proc_start_time(pid),
     created_at = core.rfc3339(),
     -- the runtime made this cgroup; delete removes it
-    cgroup = type(spec.linux) == "table" and type(spec.linux.cgroupsPath) == "string"
-      and spec.linux.cgroupsPath ~= "" and spec.linux.cgroupsPath or nil }
+    cgroup = cgroup }
   ok, msg = write_status(dir, st)
   if not ok then
     core.kill(pid, 9)
     core.waitpid(pid)
     return fail(msg)
   end
+  fault.point("task.created")
   return setmetatable({ client = client, container = container, id = id, pid = pid, dir = dir,
     io = pio or io, st = st, extra = extra, console = console }, Task)
 end
@@ -397,6 +526,7 @@ function Task:start(opts)
   if self:detached() then
     local ok, err = monitor_call(self, "start")
     if not ok then return nil, err end
+    fault.point("task.started")
     self.st = read_status(self.dir) or self.st
     M.event(self.client, "/tasks/start", self.id, { pid = self.pid })
     run_hooks(self, "poststart", "running")
@@ -413,6 +543,7 @@ function Task:start(opts)
   self.st.started_at = core.rfc3339()
   ok, msg = write_status(self.dir, self.st)
   if not ok then return nil, msg end
+  fault.point("task.started")
   run_hooks(self, "poststart", "running")
   return true
 end
@@ -464,6 +595,7 @@ function Task:wait(opts)
   -- delete, status() sees the pid gone and answers "stopped" anyway
   if self.st.cgroup and require("ctr.metrics").oom_killed(self.st.cgroup) then self.st.oom = true end
   if not (opts and opts.record == false) then write_status(self.dir, self.st) end
+  fault.point("task.exited")
   M.event(self.client, "/tasks/exit", self.id, { pid = self.pid, exit_status = code,
     exited_at = self.st.exited_at })
   return code
@@ -476,6 +608,10 @@ function Task:kill(sig, opts)
   if status == "stopped" or status == nil then
     return nil, errors.not_found("process already finished: not found")
   end
+  if not self.pid then
+    return nil, errors.new(("task %s: its init is not known (%s)"):format(self.id,
+      tostring(self.st.unreadable or "no status")), 3, "ESRCH")
+  end
   if opts and opts.all and self.st.cgroup then
     local pids, err = self:pids()
     if not pids then return nil, err end
@@ -487,43 +623,77 @@ function Task:kill(sig, opts)
   return true
 end
 
---- The task's status: "created", "running", "stopped".
+--- The task's status: "created", "running", "paused", "stopped", "unknown" (see M.status).
 function Task:status()
   return (M.status(self.client, self.id))
 end
 
---- Delete a stopped task: unmount its rootfs and remove its state.  Returns its exit code.
-function Task:delete(opts)
-  local status = self:status()
-  if opts and opts.force and (status == "running" or status == "created" or status == "paused") then
-    if status == "paused" then self:resume() end
-    core.kill(self.pid, 9)
-    local code
-    if self:detached() then
-      code = self:wait()
-    else
-      -- a foreground task of another ctrlua: the pid is not ours to reap, only to watch
-      core.pid_wait(self.pid)
+-- Kill every process of the task and wait until each is gone: the init (when it is still the
+-- process the records name), what its cgroup holds, and, when no record names the init, what
+-- runs in its root.  Then the monitor, if any, has reaped the init and recorded its end.
+function Task:_kill_all(status)
+  local cg = self.st.cgroup
+  if cg and (status == "paused" or status == "unknown") then require("ctr.cgroups").thaw(cg) end
+  local pids, seen = {}, {}
+  local function add(p)
+    if p and p > 0 and not seen[p] then
+      seen[p] = true
+      pids[#pids + 1] = p
     end
+  end
+  if self.pid and alive(self.st) then add(self.pid) end
+  if cg then
+    for _, p in ipairs(require("ctr.cgroups").processes(cg) or {}) do add(p) end
+  end
+  for _, p in ipairs(self.st.found or {}) do add(p) end
+  for _, p in ipairs(pids) do core.kill(p, 9) end
+  local code
+  if self:detached() then
+    -- the monitor reaps the init and records its end; one that does not answer (a task whose
+    -- status it has not written yet) is killed too: the init dies with it
+    local reply = monitor_call(self, "wait")
+    code = reply and (tonumber(reply:match("^exit (%d+)$")) or 255)
+    local mon = self.st.monitor_pid
+    if not reply and mon and not owner.zombie(mon) then
+      core.kill(mon, 9)
+      add(mon)
+    end
+  end
+  for _, p in ipairs(pids) do core.pid_wait(p) end
+  fault.point("task.killed")
+  return code
+end
+
+--- Delete a stopped task: unmount its rootfs, remove its cgroup and its state.  Returns its
+-- exit code.  With `opts.force`, a task in any state (running, paused, being made, or with a
+-- status record that cannot be read) is killed first, and what cannot be undone cleanly (a
+-- CNI teardown that fails) does not stop the removal.
+function Task:delete(opts)
+  local force = opts and opts.force
+  local status = self:status()
+  if force and status ~= "stopped" and status ~= nil then
+    local code = self:_kill_all(status)
     status = self:status()
     if status ~= "stopped" then
       return nil, errors.new(("task %q: still %s after SIGKILL"):format(self.id, tostring(status)), 16)
     end
     self.st.exit_code = self.st.exit_code or code
   end
-  if status == "running" or status == "created" or status == "paused" then
-    return nil, errors.new(("task %q must be stopped before deletion: %s"):format(self.id, status),
+  if status ~= "stopped" and status ~= nil then
+    local why = self.st.unreadable and (": " .. self.st.unreadable.msg) or ""
+    return nil, errors.new(("task %q must be stopped before deletion: %s%s"):format(self.id, status, why),
       16, "FAILED_PRECONDITION")
   end
   if self.io and self.io.close then self.io.close() end
   local cni_result = (self.extra or read_extra(self.dir)).cni
   if cni_result then
     local ok, err = require("ctr.cni").teardown(self.client, self.id, cni_result)
-    if not ok then return nil, err end
+    if not ok and not force then return nil, err end
   end
   if self.st.cgroup then
     local ok, err = require("ctr.cgroups").delete(self.st.cgroup)
     if not ok then return nil, err end
+    fault.point("task.cgroup-deleted")
   end
   if self:detached() then
     -- the monitor exits once it has answered; a dead monitor is fine
@@ -541,7 +711,8 @@ function Task:delete(opts)
     self.extra = extra
     run_hooks(self, "poststop", "stopped")
   end
-  cleanup(self.client, self.dir, true)
+  local ok, err = cleanup(self.client, self.dir)
+  if not ok then return nil, err end
   M.event(self.client, "/tasks/delete", self.id, { pid = self.pid,
     exit_status = self.st.exit_code or 255 })
   return self.st.exit_code or (self.st.unknown_exit and 255) or nil
@@ -829,30 +1000,37 @@ function Task:checkpoint()
     "--ext-mount-map setup), so a dump of its init would fail or be unrestorable", 95, "EOPNOTSUPP")
 end
 
---- Every task of the client's namespace: array of {id=, pid=, status=, exit_code=}, by id.
+--- Every task of the client's namespace: array of {id=, pid=, status=, exit_code=}, by id;
+-- and the errors of the records that could not be read (each names its file): such a task is
+-- listed all the same, "unknown" while it may still run.
 function M.list(client)
-  local names = core.listdir(client:state_dir())
-  local out = {}
+  local sdir = client:state_dir()
+  local names = core.listdir(sdir)
+  local out, bad = {}, {}
   for _, name in ipairs(names or {}) do
-    local status, st = M.status(client, name)
-    if status then
-      out[#out + 1] = { id = name, pid = st.pid or 0, status = status,
-        exit_code = st.exit_code, exited_at = st.exited_at }
+    -- .tmp-… directories are tasks being made or removed (ctrlua gc removes abandoned ones)
+    if name:sub(1, 1) ~= "." and is_dir(sdir .. "/" .. name) then
+      local status, st = M.status(client, name)
+      if status then
+        out[#out + 1] = { id = name, pid = st.pid or 0, status = status,
+          exit_code = st.exit_code, exited_at = st.exited_at }
+        if st.unreadable then bad[#bad + 1] = st.unreadable end
+        if st.unreadable_extra then bad[#bad + 1] = st.unreadable_extra end
+      end
     end
   end
   table.sort(out, function(a, b) return a.id < b.id end)
-  return out
+  return out, bad
 end
 
---- Load the task of container id from its state: task, or nil, err (sym NOT_FOUND).
+--- Load the task of container id from its state: task, or nil, err (sym NOT_FOUND).  A task
+-- whose records cannot all be read loads too, with what the others know (see M.status).
 function M.load(client, id, container)
   local dir = client:state_dir(id)
-  local st = read_status(dir)
-  if not st then return nil, errors.not_found("no running task found: task %s not found", id) end
-  local extra = read_extra(dir)
-  st.cgroup = st.cgroup or extra.cgroup
-  local _, cur = M.status(client, id)
-  if cur then st.unknown_exit = cur.unknown_exit end
+  local status, st = M.status(client, id)
+  if not status then return nil, errors.not_found("no running task found: task %s not found", id) end
+  local extra, xerr = read_extra(dir)
+  st.cgroup = st.cgroup or extra.cgroup or (xerr and bundle_cgroup(dir)) or nil
   return setmetatable({ client = client, container = container, id = id, pid = st.pid,
     dir = dir, st = st, extra = extra }, Task)
 end
@@ -863,6 +1041,38 @@ function M.delete(client, id)
   local task, err = M.load(client, id)
   if not task then return nil, err end
   return task:delete()
+end
+
+--- Remove container id's task whatever state it is in (`delete({force = true})`); true when
+-- there is none.
+-- @return true, or nil, err
+function M.remove(client, id)
+  local task, err = M.load(client, id)
+  if not task then
+    if err.sym == "NOT_FOUND" then return true end
+    return nil, err
+  end
+  local code, derr = task:delete({ force = true })
+  if code == nil and derr ~= nil then return nil, derr end
+  return true
+end
+
+--- Is container id's task one that nobody will ever delete: the ctrlua that made it is gone
+-- and it ran in that ctrlua's foreground, or it was to be detached but was never started?
+-- Then `ctrlua gc` removes it.  A task whose task.json cannot be read, or names no owner, is
+-- never taken for one, nor is a detached task whose status cannot be read.
+-- @return the reason (a string), or nil
+function M.orphaned(client, id)
+  local dir = client:state_dir(id)
+  local extra, xerr = read_extra(dir)
+  if xerr or not owner.gone(extra.owner) then return nil end
+  local status, st = M.status(client, id)
+  if not status then return nil end
+  local who = ("its ctrlua (pid %s) is gone"):format(owner.format(extra.owner))
+  if not extra.detached then return "a foreground task whose " .. who:sub(5) end
+  if st.unreadable then return nil end
+  if st.status == nil or st.status == "created" then return "never started, and " .. who end
+  return nil
 end
 
 return M

@@ -6,10 +6,14 @@
 -- temporary key (the tar is applied straight into the snapshot's fs directory: for overlayfs
 -- that is the upper directory, with overlay whiteouts); on any failure the temporary snapshot
 -- is removed, so nothing is left behind.  Two processes unpacking the same image at once both
--- succeed: one commits, the other finds the name taken and drops its copy.
+-- succeed: one commits, the other finds the name taken and drops its copy.  A process killed
+-- while it applies a layer leaves its temporary snapshot, which names it as its creator: the
+-- next unpack that has a layer to apply (and `ctrlua gc`) removes every such snapshot whose
+-- creator is gone (docs/crash-consistency.md).
 -- @module ctr.unpack
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local fault = require("ctr.fault")
 local snapshots = require("ctr.snapshots")
 
 local M = {}
@@ -119,7 +123,7 @@ local function apply_layer(client, sn, layer, diff_id, chain_id, parent, whiteou
   if not blob then return nil, err end
   local key = ("extract-%s %s"):format(unique_part(), chain_id)
   local mounts
-  mounts, err = sn:prepare(key, parent)
+  mounts, err = sn:prepare(key, parent, { partial = true })
   if not mounts then return nil, err end
   local function fail(e)
     sn:remove(key)
@@ -148,6 +152,7 @@ local function apply_layer(client, sn, layer, diff_id, chain_id, parent, whiteou
     return fail(errors.new(("digest mismatch: expected diff ID %s, got %s"):format(diff_id,
       tostring(res.diff_id)), 0, "DIGEST_MISMATCH"))
   end
+  fault.point("unpack.applied")
   local ok
   ok, err = sn:commit(chain_id, key)
   if not ok then
@@ -183,6 +188,7 @@ function M.unpack(client, image, opts)
     stats.reused = #layers
     return chain[#chain], stats
   end
+  local swept = false
   for i, layer in ipairs(layers) do
     local have
     have, err = committed(sn, chain[i])
@@ -190,6 +196,11 @@ function M.unpack(client, image, opts)
     if have then
       stats.reused = stats.reused + 1
     else
+      if not swept then
+        -- what killed unpacks left (their creators are gone): before adding more
+        sn:sweep_partial({ extract_only = true })
+        swept = true
+      end
       local how
       how, err = apply_layer(client, sn, layer, diff_ids[i], chain[i], chain[i - 1], whiteouts,
         opts.progress and function(n) opts.progress(i, layer, n) end)

@@ -23,7 +23,8 @@ S.q = q
 
 --- Run a shell command; returns its output (stdout and stderr) and its exit code.
 function S.sh(cmd)
-  local p = assert(io.popen("(" .. cmd .. ") 2>&1; echo \"rc=$?\""))
+  -- (exec 2>&1: the shell's own "Killed" for a command that died of a signal is output too)
+  local p = assert(io.popen("exec 2>&1; (" .. cmd .. ") 2>&1; echo \"rc=$?\""))
   local out = p:read("*a")
   p:close()
   local body, rc = out:match("^(.*)rc=(%d+)\n$")
@@ -75,13 +76,16 @@ end
 
 --- The processes of the host whose cgroup (in any hierarchy) is under /NS/: a list of
 -- "PID ARGS" strings.  Other tests and other runs of the suite use other namespaces, so
--- this sees only what a test of namespace ns started.
+-- this sees only what a test of namespace ns started.  A zombie is gone (this machine's pid 1
+-- does not reap the orphans it inherits): it is not listed.
 function S.processes_in_ns(ns)
   local found = {}
   for _, name in ipairs(core.listdir("/proc") or {}) do
     local pid = name:match("^%d+$")
     local cg = pid and core.read_file("/proc/" .. pid .. "/cgroup", 65536)
-    if cg and cg:find(":/" .. ns .. "/", 1, true) then
+    local stat = cg and core.read_file("/proc/" .. pid .. "/stat", 4096)
+    local zombie = stat and stat:match(".*%)%s(%S)") == "Z"
+    if cg and not zombie and cg:find(":/" .. ns .. "/", 1, true) then
       local args = (core.read_file("/proc/" .. pid .. "/cmdline", 65536) or ""):gsub("%z", " ")
       found[#found + 1] = pid .. " " .. args
     end
