@@ -67,11 +67,19 @@ function M.ensure_image(client, f, v, opts)
   if policy == "never" then return true end
   local images = require("ctr.images")
   if policy == "missing" then
-    if images.get(client, v.ref) then return true end
+    -- only an image that is not there is missing: a record that cannot be read is an error
+    -- of its own (the lookup reports it), never a reason to fetch over it
+    local found, gerr = images.get(client, v.ref)
+    if found then return true end
+    if gerr and gerr.sym ~= "NOT_FOUND" then return nil, gerr end
     local norm = images.normalize_name(v.ref)
-    if norm and images.get(client, norm) then
-      v.ref = norm
-      return true
+    if norm then
+      found, gerr = images.get(client, norm)
+      if found then
+        v.ref = norm
+        return true
+      end
+      if gerr and gerr.sym ~= "NOT_FOUND" then return nil, gerr end
     end
   end
   local remotes = require("ctr.remotes")
