@@ -541,7 +541,11 @@ pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct 
         if (ctr_cgroup_layout_detect(&cgl, NULL, NULL, NULL, err) < 0)
             goto fail;
         have_layout = 1;
-        if (ctr_cgroup_create(&cgl, cfg.cgroups_path, cfg.resources, err) < 0)
+        /* A cgroup that already holds processes belongs to someone else (another store with
+         * the same namespace and ID, say): a kill -a, pause or delete of either container
+         * would reach both.  Nor may the init start frozen.  So, as runc 1.2, refuse. */
+        if (ctr_cgroup_check_unused(&cgl, cfg.cgroups_path, err) < 0 ||
+            ctr_cgroup_create(&cgl, cfg.cgroups_path, cfg.resources, err) < 0)
             goto fail;
         made_cgroup = 1;
     }

@@ -168,6 +168,68 @@ describe("resources #root", function()
     for name, dir in pairs(dirs) do assert.is_nil(core.stat(dir), name .. " " .. dir) end
   end)
 
+  -- runc 1.2's rule: two stores with the same namespace and ID would share /NS/ID, and a kill
+  -- -a, pause or delete of one would act on the other's processes
+  it("a second store's container with the same namespace and ID is refused: the cgroup holds the first", function()
+    -- the same namespace (and so the same cgroup /NS/ID), another store
+    local env2 = S.new_env({ ns = env.ns })
+    finally(function() env2:destroy() end)
+    assert.are.equal(0, env:run("run.lua", "-d", IMAGE, "twin", "sleep", "60").code)
+    local pid = env:wait_running("twin")
+    local r = env2:run("run.lua", "-d", IMAGE, "twin", "sleep", "60")
+    assert.are.equal(125, r.code, r.stderr)
+    assert.matches("^ctrlua: container's cgroup is not empty: 1 process%(es%) found in `/sys/fs/cgroup/[^']*"
+      .. env.ns:gsub("%-", "%%-") .. "/twin'", r.stderr)
+    assert.are.equal(1, select(2, r.stderr:gsub("\n", "")), r.stderr)
+    -- nothing of the second: no record, snapshot, mount, state, process
+    assert.are.same({}, env2:leftovers())
+    assert.is_nil(core.stat(env2:state_dir("twin")))
+    assert.are.equal(1, #S.processes_in_ns(env.ns), table.concat(S.processes_in_ns(env.ns), "\n"))
+    -- the first is untouched: running, not frozen, in its cgroup
+    local st = env:task_status("twin")
+    assert.are.equal("running", st.status)
+    assert.are.equal(pid, st.pid)
+    assert.are.same({ pid }, assert(cgroups.processes(env:cgroup("twin"))))
+    local dirs = assert(cgroups.dirs(env:cgroup("twin")))
+    if dirs.freezer then assert.are.equal("THAWED", read(dirs.freezer, "freezer.state")) end
+    if dirs.unified then assert.are.equal("0", read(dirs.unified, "cgroup.freeze")) end
+    assert.is_not_nil(core.read_file("/proc/" .. pid .. "/stat"):match("%) S "))
+    assert.are.equal(0, env:run("tasks.lua", "kill", "-s", "9", "twin").code)
+    assert.are.equal(137, env:run("tasks.lua", "wait", "twin").code)
+    assert.are.equal(0, env:run("tasks.lua", "delete", "twin").code)
+    assert.are.equal(0, env:run("containers.lua", "rm", "twin").code)
+    assert.are.same({}, env:leftovers("twin"))
+  end)
+
+  it("a frozen cgroup, with no process in it, is refused, and left as it was", function()
+    local dirs = assert(cgroups.dirs(env:cgroup("frz")))
+    for _, hier in ipairs({ "freezer", "unified" }) do
+      local dir = dirs[hier]
+      if dir then
+        assert(core.mkdir_p(dir, 493))
+        local file, frozen, thawed = "cgroup.freeze", "1", "0"
+        if hier == "freezer" then file, frozen, thawed = "freezer.state", "FROZEN", "THAWED" end
+        finally(function()
+          os.execute(("(echo %s > %s/%s; rmdir %s) 2>/dev/null"):format(thawed, dir, file, dir))
+        end)
+        S.must(("echo %s > %s/%s"):format(frozen, dir, file))
+        -- bounded: a runtime that takes the cgroup starts a container that never runs (the
+        -- finally above thaws it, which ends that run)
+        local r = env:spawn("run.lua", "--rm", IMAGE, "frz", "true"):wait(20)
+        assert.are.equal(125, r.code, r.stderr)
+        assert.matches("^ctrlua: container's cgroup unexpectedly frozen: `" .. dir:gsub("[%-%.]", "%%%0"), r.stderr)
+        -- the frozen cgroup is still there (it is not ours); nothing else of the run is
+        assert.is_not_nil(core.stat(dir))
+        for name, d in pairs(dirs) do
+          if d ~= dir then assert.is_nil(core.stat(d), name .. " " .. d) end
+        end
+        assert.are.same({}, env:leftovers())
+        assert.is_nil(core.stat(env:state_dir("frz")))
+        S.must(("echo %s > %s/%s; rmdir %s"):format(thawed, dir, file, dir))
+      end
+    end
+  end)
+
   it("--cgroup \"\" puts the container in no cgroup of its own", function()
     local r = env:run("run.lua", "--rm", "--cgroup", "", IMAGE, "nocg", "cat", "/proc/self/cgroup")
     assert.are.equal(0, r.code, r.stderr)
