@@ -206,6 +206,38 @@ describe("tasks #root", function()
     assert.are.equal(0, tasks("delete", "b1").code)
   end)
 
+  it("a foreground binary:// run removes the task's cgroups, as every run does", function()
+    local logger = env.dir .. "/logger.sh"
+    local out = env.dir .. "/fg"
+    assert(core.write_file(logger, "#!/bin/sh\nexec 5>&-\ncat <&3 > \"$2.out\" &\ncat <&4 > \"$2.err\"\nwait\n",
+      { mode = 493 }))
+    local dirs = assert(require("ctr.cgroups").dirs(env:cgroup("fg1")))
+    local r = env:run("run.lua", "--rm", "--log-uri", "binary://" .. logger .. "?file=" .. out, IMAGE,
+      "fg1", "sh", "-c", "echo hello; exit 3")
+    assert.are.equal(3, r.code, r.stderr)
+    S.until_true(function() return S.slurp(out .. ".out") == "hello\n" end, 5, "the logger")
+    for name, dir in pairs(dirs) do assert.is_nil(core.stat(dir), name .. " " .. dir) end
+    assert.are.same({}, env:leftovers("fg1"))
+  end)
+
+  -- containerd's shim fails the task create when it cannot start the logger
+  for _, case in ipairs({
+    { "missing", function(p) return p end, "No such file or directory" },
+    { "not executable", function(p) assert(core.write_file(p, "#!/bin/sh\n", { mode = 420 })) return p end,
+      "Permission denied" },
+  }) do
+    it("a binary:// logger that is " .. case[1] .. " fails the run before it starts: 125, nothing left", function()
+      local logger = case[2](env.dir .. "/nologger")
+      for _, mode in ipairs({ "--rm", "-d" }) do
+        local r = env:run("run.lua", mode, "--log-uri", "binary://" .. logger, IMAGE, "nl", "echo", "lost")
+        assert.are.equal(125, r.code, r.stderr)
+        assert.are.equal("ctrlua: start the logging binary `" .. logger .. "': " .. case[3] .. "\n", r.stderr)
+        assert.are.same({}, env:leftovers("nl"))
+        assert.are.same({}, S.processes_in_ns(env.ns))
+      end
+    end)
+  end
+
   it("--fifo-dir pipes can be read by another process; delete removes them", function()
     local fdir = env.dir .. "/fifos"
     local r = env:run("run.lua", "-d", "--fifo-dir", fdir, IMAGE, "f1", "sh", "-c",

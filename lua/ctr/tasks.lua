@@ -368,6 +368,14 @@ local function monitor_call(self, req)
   return reply
 end
 
+-- Read the monitor's status record again.  It has no cgroup (task.json has it): keep ours, or
+-- the delete would leave the cgroup behind.
+local function refresh(self)
+  local cgroup = self.st.cgroup
+  self.st = read_status(self.dir) or self.st
+  self.st.cgroup = self.st.cgroup or cgroup
+end
+
 --- Is this task supervised by a monitor (started detached)?
 function Task:detached()
   return self.st.monitor_pid ~= nil
@@ -397,7 +405,7 @@ function Task:start(opts)
   if self:detached() then
     local ok, err = monitor_call(self, "start")
     if not ok then return nil, err end
-    self.st = read_status(self.dir) or self.st
+    refresh(self)
     M.event(self.client, "/tasks/start", self.id, { pid = self.pid })
     run_hooks(self, "poststart", "running")
     return true
@@ -427,13 +435,11 @@ function Task:wait(opts)
     local reply, err = monitor_call(self, "wait")
     if reply then
       local code = tonumber(reply:match("^exit (%d+)$"))
-      -- the monitor's record has no cgroup (task.json has it): keep ours
-      local cgroup = self.st.cgroup
-      self.st = read_status(self.dir) or self.st
-      self.st.cgroup = self.st.cgroup or cgroup
+      refresh(self)
       return code or 255
     end
-    -- no monitor (killed): wait on the pid itself; its exit code is lost
+    -- no monitor (killed): wait on the pid itself; its exit code is the zombie's (255 when
+    -- something reaped it: lost)
     local status, st = M.status(self.client, self.id)
     if status == "stopped" then return st and st.exit_code or 255 end
     if status == nil then return nil, err end
