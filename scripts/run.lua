@@ -67,9 +67,12 @@ tio, err = cio.from_flags(f, v.id, f.detach)
 if not tio then abandon(err) end
 local detach = f.detach or tio.needs_monitor
 
-local task
-task, err = container:new_task(tio, { pid_file = f["pid-file"] ~= "" and f["pid-file"] or nil,
-  detach = detach, no_pivot = f["no-pivot"] or nil })
+local task, made
+-- a raise (a bug, not a refusal) removes the container as well
+made, task, err = pcall(container.new_task, container, tio, {
+  pid_file = f["pid-file"] ~= "" and f["pid-file"] or nil, detach = detach,
+  no_pivot = f["no-pivot"] or nil })
+if not made then abandon(task) end
 if not task then
   local code = EXIT_FAILED
   if err.exec and err.sym == "ENOENT" then code = EXIT_NOT_FOUND

@@ -47,6 +47,30 @@ describe("resource flags", function()
     end
   end)
 
+  -- ctr passes any float on (Go's ParseFloat takes inf and nan); one that CFS cannot take is
+  -- refused here, naming the value, before anything is made
+  for _, case in ipairs({
+    { "inf", "+Inf is not a finite number of CPUs" },
+    { "-Infinity", "-Inf is not a finite number of CPUs" },
+    { "nan", "NaN is not a number of CPUs" },
+    { "-1", "-1 is negative" },
+    { "0.001", "0.001 is below 0.01" },
+    { "1e9", "1000000000 is above 175921860" },
+  }) do
+    it("--cpus " .. case[1] .. " is refused: " .. case[2], function()
+      local spec, err = spec_of("--cpus", case[1], "img", "x")
+      assert.is_nil(spec)
+      assert.are.equal("INVALID", err.sym)
+      assert.matches("invalid value for flag --cpus: " .. case[2], err.msg, 1, true)
+    end)
+  end
+
+  it("--cpus at the bounds: 0 is no limit, 0.01 the smallest quota", function()
+    assert.is_nil(assert(spec_of("--cpus", "0", "img", "x")).linux.resources.cpu.quota)
+    assert.are.same({ quota = 1000, period = 100000, shares = 1024 },
+      assert(spec_of("--cpus", "0.01", "img", "x")).linux.resources.cpu)
+  end)
+
   it("--memory-limit sets linux.resources.memory.limit", function()
     local spec = assert(spec_of("--memory-limit", "33554432", "img", "x"))
     assert.are.equal(33554432, spec.linux.resources.memory.limit)

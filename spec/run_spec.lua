@@ -411,6 +411,11 @@ ls -l /dev/null | cut -c1]])
       { "too long id", { IMAGE, ("a"):rep(77), "true" },
         'invalid container id "' .. ("a"):rep(77) .. '": must match [A-Za-z0-9][A-Za-z0-9_.-]{0,75}' },
       { "unknown flag", { "--bogus", IMAGE, "x" }, "flag provided but not defined: -bogus" },
+      -- ctr passes these on (json then cannot encode infinity, and an active snapshot stayed)
+      { "--cpus inf", { "--cpus", "inf", IMAGE, "x" },
+        "invalid value for flag --cpus: +Inf is not a finite number of CPUs" },
+      { "--cpus nan", { "--cpus", "nan", IMAGE, "x" }, "invalid value for flag --cpus: NaN is not a number of CPUs" },
+      { "--cpus -2", { "--cpus", "-2", IMAGE, "x" }, "invalid value for flag --cpus: -2 is negative" },
     }) do
       it(case[1], function()
         local r = env:run("run.lua", unpack(case[2]))

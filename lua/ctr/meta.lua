@@ -53,7 +53,11 @@ function M.put(root, namespace, kind, name, rec, opts)
   local ok, err = ensure_dir(dir)
   if not ok then return nil, err end
   local path = dir .. "/" .. M.escape(name) .. ".json"
-  local w, msg, errno = core.write_file(path, core.json_encode(rec, true) .. "\n",
+  -- a value JSON cannot hold (NaN, infinity) is the caller's bad input: an error to return,
+  -- so that the caller's cleanup runs
+  local encoded, text = pcall(core.json_encode, rec, true)
+  if not encoded then return nil, errors.invalid("%s %q: %s", kind:gsub("s$", ""), name, tostring(text)) end
+  local w, msg, errno = core.write_file(path, text .. "\n",
     { mode = 384, noreplace = opts and opts.create or false })
   if not w then
     if errno == 17 then return nil, errors.exists("%s %q: already exists", kind:gsub("s$", ""), name) end

@@ -218,7 +218,9 @@ function M.new_task(container, io, opts)
     spec.root.path = "rootfs"
   end
 
-  ok, msg, errno = core.write_file(dir .. "/config.json", core.json_encode(spec), { mode = 384, sync = false })
+  local encoded, text = pcall(core.json_encode, spec)
+  if not encoded then return fail(errors.invalid("config.json: %s", tostring(text))) end
+  ok, msg, errno = core.write_file(dir .. "/config.json", text, { mode = 384, sync = false })
   if not ok then return fail(errors.new(msg, errno)) end
 
   local cgroup = type(spec.linux) == "table" and type(spec.linux.cgroupsPath) == "string"
