@@ -238,6 +238,24 @@ describe("tasks #root", function()
     end)
   end
 
+  -- ctr's url.Parse refuses a URI that starts with ":"; it is never a relative path
+  it("--log-uri '::::' is refused in url.Parse's words, and nothing is written", function()
+    local cwd = env.dir .. "/cwd"
+    assert(core.mkdir(cwd, 493))
+    for _, case in ipairs({
+      { "::::", 'parse "::::": missing protocol scheme' },
+      { "a b:c", 'parse "a b:c": first path segment in URL cannot contain colon' },
+      { "file:///x%zz", 'parse "file:///x%zz": invalid URL escape "%zz"' },
+    }) do
+      local o, rc = S.sh("cd " .. S.q(cwd) .. " && " .. env:cmdline("run.lua", "--rm", "--log-uri", case[1],
+        IMAGE, "u1", "echo", "hi") .. " </dev/null")
+      assert.are.equal(125, rc, o)
+      assert.are.equal("ctrlua: " .. case[2] .. "\n", o)
+      assert.are.same({}, core.listdir(cwd))
+      assert.are.same({}, env:leftovers("u1"))
+    end
+  end)
+
   it("--fifo-dir pipes can be read by another process; delete removes them", function()
     local fdir = env.dir .. "/fifos"
     local r = env:run("run.lua", "-d", "--fifo-dir", fdir, IMAGE, "f1", "sh", "-c",

@@ -46,6 +46,11 @@ function M.validate(def, r)
   if f.rm and f.detach then return nil, errors.invalid("flags --detach and --rm cannot be specified together") end
   local unsupported = cli.unsupported(def, r)
   if unsupported then return nil, errors.invalid("--%s is not supported yet", unsupported) end
+  -- before anything exists (ctr finds out only once the container is made)
+  if f["log-uri"] and f["log-uri"] ~= "" then
+    local _, uerr = require("ctr.cio").parse_log_uri(f["log-uri"])
+    if uerr then return nil, uerr end
+  end
   out.set = r.set
   local err = containers.validate_id(out.id)
   if err then return nil, err end
