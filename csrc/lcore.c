@@ -1411,7 +1411,27 @@ static int runtime_stdio_opt(lua_State *L, int idx, const char *field)
     return (int)n;
 }
 
-/* create(bundle_dir, opts) -> pid: the init, set up and blocked on opts.exec_fifo. */
+static int runtime_push_status(lua_State *L, int status);
+
+/* nil, message, errno, and for an init that died on its own during create a fourth value:
+ * {exit_code = 128+N or its status, signal = N, oom = bool} */
+static int runtime_create_fail(lua_State *L, const struct ctr_err *e,
+                               const struct ctr_init_death *d)
+{
+    int n = ctr_lua_fail(L, e);
+    if (!d->died)
+        return n;
+    runtime_push_status(L, d->status);
+    lua_pushboolean(L, d->oom);
+    lua_setfield(L, -2, "oom");
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, "exit_code");
+    lua_remove(L, -2);
+    return n + 1;
+}
+
+/* create(bundle_dir, opts) -> pid: the init, set up and blocked on opts.exec_fifo; or nil,
+ * message, errno[, death] (see runtime_create_fail). */
 static int l_create(lua_State *L)
 {
     const char *bundle = luaL_checkstring(L, 1);
@@ -1431,18 +1451,24 @@ static int l_create(lua_State *L)
         return luaL_error(L, "option preserve_fds: expected a count of fds");
     o.preserve_fds = (int)pf;
     struct ctr_err e;
+    struct ctr_init_death death = {0, 0, 0};
+    o.death = &death;
     pid_t pid = ctr_create(bundle, &o, &e);
     if (pid < 0)
-        return ctr_lua_fail(L, &e);
+        return runtime_create_fail(L, &e, &death);
     lua_pushinteger(L, pid);
     return 1;
 }
 
+/* start(exec_fifo[, pid]) -> true: pid is the init's, to learn at once that it has exited */
 static int l_start(lua_State *L)
 {
     const char *fifo = luaL_checkstring(L, 1);
+    lua_Integer pid = luaL_optinteger(L, 2, 0);
+    if (pid < 0 || pid > INT_MAX)
+        return luaL_error(L, "pid: expected a process id");
     struct ctr_err e;
-    if (ctr_start(fifo, &e) < 0)
+    if (ctr_start(fifo, (pid_t)pid, &e) < 0)
         return ctr_lua_fail(L, &e);
     lua_pushboolean(L, 1);
     return 1;
@@ -2220,9 +2246,11 @@ static int l_monitor_create(lua_State *L)
         return luaL_error(L, "option logger: expected a program");
     pid_t mon = 0;
     struct ctr_err e;
+    struct ctr_init_death death = {0, 0, 0};
+    o.death = &death;
     pid_t pid = ctr_monitor_spawn(&o, &mon, &e);
     if (pid < 0)
-        return ctr_lua_fail(L, &e);
+        return runtime_create_fail(L, &e, &death);
     lua_pushinteger(L, pid);
     lua_pushinteger(L, mon);
     return 2;

@@ -171,6 +171,8 @@ static void drop_client(struct mon *m, int i)
     m->waiting[i] = 0;
 }
 
+static void reap(struct mon *m);
+
 /* Release the init: read its byte from the exec fifo (it then execs), as ctr_start does. */
 static int start_init(struct mon *m, struct ctr_err *err)
 {
@@ -179,13 +181,26 @@ static int start_init(struct mon *m, struct ctr_err *err)
     cleanup_close int fd = RETRY(open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW));
     if (fd < 0)
         return ctr_fail(err, errno, "open exec fifo `%s'", path);
-    for (;;) {
+    for (int empty = 0;;) {
         char b;
         ssize_t n = read(fd, &b, 1);
         if (n == 1)
             break;
-        if (n == 0)
-            return ctr_fail(err, ENXIO, "exec fifo `%s': no container init is waiting", path);
+        if (n == 0) {
+            /* no writer: the init is about to open the fifo (it reports ready just before),
+             * or it is gone (OOM-killed once in its cgroup, say): then say how it ended */
+            reap(m);
+            if (m->state == ST_STOPPED)
+                return ctr_fail(err, 0, "the container init %d exited before start: exit "
+                                "code %d%s", (int)m->a->pid, m->exit_code,
+                                m->oom ? " (OOM-killed)" : "");
+            if (++empty > 200)
+                return ctr_fail(err, ENXIO, "exec fifo `%s': no container init is waiting",
+                                path);
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN)

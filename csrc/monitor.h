@@ -35,6 +35,7 @@
 #include <sys/types.h>
 
 #include "error.h"
+#include "spawn.h"
 
 #define CTR_MONITOR_SOCK "monitor.sock"
 #define CTR_MONITOR_CONSOLE_SOCK "console.sock"
@@ -55,6 +56,7 @@ struct ctr_monitor_report {
     pid_t pid;       /* the init */
     pid_t monitor;
     struct ctr_err err;
+    int init_died, init_status, init_oom; /* a failed create's struct ctr_init_death */
 };
 
 /* Supervise until the task is deleted; returns 0 then, -1 on a setup failure. */
@@ -78,6 +80,8 @@ struct ctr_monitor_spawn_opts {
                                * holds a write end of each, so output the container wrote and
                                * nobody read survives its exit until a reader or the delete
                                * comes (see ctr_monitor_run) */
+    struct ctr_init_death *death; /* out, may be NULL: an init that died on its own during
+                                   * create (spawn.h) */
 };
 
 /* Start the monitor, which creates the init.  Returns the init's pid (the monitor's in

@@ -22,11 +22,22 @@
 #include "spawn.h"
 #include "util.h"
 
-static __attribute__((noreturn)) void report_fail(int rep, struct ctr_err *e)
+static __attribute__((noreturn)) void report_death(int rep, struct ctr_err *e,
+                                                   const struct ctr_init_death *d)
 {
     struct ctr_monitor_report r = {.ok = 0, .err = *e};
+    if (d && d->died) {
+        r.init_died = 1;
+        r.init_status = d->status;
+        r.init_oom = d->oom;
+    }
     ctr_write_all(rep, &r, sizeof r);
     _exit(1);
+}
+
+static __attribute__((noreturn)) void report_fail(int rep, struct ctr_err *e)
+{
+    report_death(rep, e, NULL);
 }
 
 static void close_pipes(int (*p)[2], size_t n)
@@ -126,6 +137,8 @@ static __attribute__((noreturn)) void monitor_child(const struct ctr_monitor_spa
         .stdio = {o->stdio[0], o->stdio[1], o->stdio[2]},
         .id = o->id,
     };
+    struct ctr_init_death death = {0, 0, 0};
+    c.death = &death;
     pid_t logger = 0;
     int out_w = -1, err_w = -1;
     if (o->logger_argv) {
@@ -195,7 +208,7 @@ static __attribute__((noreturn)) void monitor_child(const struct ctr_monitor_spa
         unlink(CTR_MONITOR_SOCK);
         if (logger > 0)
             kill(logger, SIGKILL);
-        report_fail(rep, &e);
+        report_death(rep, &e, &death);
     }
     if (out_w >= 0) {
         close(out_w);
@@ -310,6 +323,8 @@ pid_t ctr_monitor_spawn(const struct ctr_monitor_spawn_opts *o, pid_t *monitor,
         return ctr_fail(err, EPIPE, "the monitor of `%s' exited before reporting", o->bundle);
     if (!r.ok) {
         *err = r.err;
+        if (o->death && r.init_died)
+            *o->death = (struct ctr_init_death){1, r.init_status, r.init_oom};
         return -1;
     }
     if (monitor)

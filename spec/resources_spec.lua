@@ -333,6 +333,30 @@ end
     assert.are.equal(0, env:run("containers.lua", "rm", "doom").code)
   end)
 
+  -- a limit below what any process needs: the init is OOM-killed as it sets up or waits for
+  -- start, and the run says so, with the status runc's callers (and docker) report
+  it("--memory-limit 1: the init is OOM-killed at once; exit 137, the cause named, nothing left", function()
+    for _, flags in ipairs({ { "--rm" }, { "-d" } }) do
+      local args = { "run.lua" }
+      for _, f in ipairs(flags) do args[#args + 1] = f end
+      for _, a in ipairs({ "--memory-limit", "1", IMAGE, "tiny", "echo", "hi" }) do args[#args + 1] = a end
+      local r = env:run(unpack(args))
+      assert.are.equal(137, r.code, r.stderr)
+      assert.are.equal("", r.stdout)
+      assert.matches("^ctrlua: [^\n]*the container init %d+ [^\n]*OOM%-killed[^\n]*\n$", r.stderr)
+      assert.is_nil(r.stderr:find("no container init is waiting", 1, true))
+      assert.are.same({}, env:leftovers("tiny"))
+      -- recorded as containerd does, a /tasks/oom event
+      local oom = 0
+      for line in assert(S.slurp(env:state_dir("events.log"))):gmatch("[^\n]+") do
+        local ev = core.json_decode(line)
+        if ev.topic == "/tasks/oom" and ev.id == "tiny" then oom = oom + 1 end
+      end
+      assert.are.equal(1, oom)
+      os.remove(env:state_dir("events.log"))
+    end
+  end)
+
   it("a task that is not OOM-killed records no OOM; metrics while it runs", function()
     local m, tbl
     local code, task, c = library_run("met", { "--memory-limit", "33554432", IMAGE, "met",

@@ -138,6 +138,19 @@ function M.status(client, id)
   return st.status, st
 end
 
+-- An init that died on its own before it ran the container's program: OOM-killed as it set
+-- up or waited for start, when the memory limit is below what any process needs.  err says
+-- how (the C core's words); err.exit_code is the exit status a run reports for it (128+N, as
+-- runc's callers and docker see it), err.oom whether its cgroup counted an OOM kill, which
+-- is also an event (/tasks/oom, as containerd's).
+local function died_early(client, id, err, exit_code, oom)
+  err.exit_code = exit_code
+  err.oom = oom or nil
+  err.sym = oom and "OOM_KILLED" or "EXITED"
+  if oom then M.event(client, "/tasks/oom", id) end
+  return err
+end
+
 local function cleanup(client, dir, rootfs_mounted)
   if rootfs_mounted then
     require("ctr.mount").unmount_all(dir .. "/rootfs")
@@ -244,7 +257,7 @@ function M.new_task(container, io, opts)
     return t
   end
 
-  local pid, monitor_pid
+  local pid, monitor_pid, death
   if opts.detach then
     local oom_file
     if cgroup then
@@ -256,7 +269,7 @@ function M.new_task(container, io, opts)
         elseif dirs.unified then oom_file = dirs.unified .. "/memory.events" end
       end
     end
-    pid, monitor_pid, errno = core.monitor_create(dir, {
+    pid, monitor_pid, errno, death = core.monitor_create(dir, {
       exec_fifo = dir .. "/exec.fifo", pid_file = opts.pid_file, no_pivot = opts.no_pivot,
       stdin = io.stdin, stdout = io.stdout, stderr = io.stderr,
       monitor_bin = M.monitor_bin(), oom_file = oom_file, id = id,
@@ -290,7 +303,7 @@ function M.new_task(container, io, opts)
       if pio == io then pio = nil end
     end
     local fds = pio or io
-    pid, msg, errno = core.create(dir, {
+    pid, msg, errno, death = core.create(dir, {
       exec_fifo = dir .. "/exec.fifo",
       pid_file = opts.pid_file,
       no_pivot = opts.no_pivot,
@@ -325,6 +338,7 @@ function M.new_task(container, io, opts)
     -- the init looks the command up before it reports ready (as runc's does): mark that
     -- failure so that run can answer 127 (not found) or 126 (cannot invoke)
     err.exec = msg:match("^exec: ") ~= nil
+    if death then died_early(client, id, err, death.exit_code, death.oom) end
     return fail(err)
   end
 
@@ -406,7 +420,13 @@ end
 function Task:start(opts)
   if self:detached() then
     local ok, err = monitor_call(self, "start")
-    if not ok then return nil, err end
+    if not ok then
+      refresh(self)
+      if self.st.status == "stopped" and self.st.exit_code then
+        return nil, died_early(self.client, self.id, err, self.st.exit_code, self.st.oom)
+      end
+      return nil, err
+    end
     refresh(self)
     M.event(self.client, "/tasks/start", self.id, { pid = self.pid })
     run_hooks(self, "poststart", "running")
@@ -417,8 +437,23 @@ function Task:start(opts)
     if not ok then return nil, errors.new(msg, errno) end
   end
   M.event(self.client, "/tasks/start", self.id, { pid = self.pid })
-  local ok, msg, errno = core.start(self.dir .. "/exec.fifo")
-  if not ok then return nil, errors.new(msg, errno) end
+  local ok, msg, errno = core.start(self.dir .. "/exec.fifo", self.pid)
+  if not ok then
+    local err = errors.new(msg, errno)
+    local code, info = core.waitpid(self.pid, { nohang = true })
+    if code then
+      -- it is gone: how, rather than that nobody waits on the fifo
+      local oom = self.st.cgroup and require("ctr.metrics").oom_killed(self.st.cgroup) or false
+      local how = type(info) == "table" and info.signal and ("killed by %s"):format(M.signal_name(info.signal))
+        or ("exit code %d"):format(code)
+      err = errors.new(("task %s: the container init %d exited before start: %s%s"):format(self.id,
+        self.pid, how, oom and (" (OOM-killed in cgroup `%s')"):format(self.st.cgroup) or ""))
+      self.st.status, self.st.exit_code, self.st.oom = "stopped", code, oom or nil
+      write_status(self.dir, self.st)
+      return nil, died_early(self.client, self.id, err, code, oom)
+    end
+    return nil, err
+  end
   self.st.status = "running"
   self.st.started_at = core.rfc3339()
   ok, msg = write_status(self.dir, self.st)
@@ -750,6 +785,15 @@ local SIGNALS = { HUP = 1, INT = 2, QUIT = 3, ILL = 4, TRAP = 5, ABRT = 6, IOT =
   STKFLT = 16, CHLD = 17, CONT = 18, STOP = 19, TSTP = 20, TTIN = 21, TTOU = 22, URG = 23,
   XCPU = 24, XFSZ = 25, VTALRM = 26, PROF = 27, WINCH = 28, IO = 29, POLL = 29, PWR = 30,
   SYS = 31 }
+
+local SIGNAL_NAMES = { "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1",
+  "SEGV", "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN",
+  "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS" }
+
+--- The name of signal n ("SIGKILL"), or "signal N" for one without a name.
+function M.signal_name(n)
+  return SIGNAL_NAMES[n] and "SIG" .. SIGNAL_NAMES[n] or ("signal %d"):format(n)
+end
 
 --- A signal by name ("SIGTERM", "TERM", "sigterm", "SIGRTMIN+3") or number ("9"): its number,
 -- or nil.
