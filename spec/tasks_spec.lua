@@ -334,11 +334,38 @@ describe("tasks #root", function()
     core.kill(st.pid, 9)
     S.until_true(function() return not alive(st.pid) end, 5, "the init to die")
     assert.are.equal("STOPPED", ls().k1.status)
-    assert.are.equal(255, tasks("wait", "k1").code)
+    -- the zombie's status, which ls recorded before the new parent could reap it
+    assert.are.equal(137, tasks("wait", "k1").code)
     local d = tasks("delete", "-f", "k1")
     assert.are.equal(0, d.code, d.stderr)
     assert.is_nil(ls().k1)
     assert.are.same({}, S.mounts_under(env.dir))
+  end)
+
+  -- the init is reparented when its monitor dies; the kernel keeps its exit status while it
+  -- is a zombie (pid 1 here reaps a second or two later): wait, ls and delete report that
+  it("a SIGKILLed monitor, then a SIGKILLed init: wait returns 137, not 255, and delete says so", function()
+    assert.are.equal(0, env:run("run.lua", "-d", IMAGE, "k2", "sleep", "100").code)
+    local st = env:task_status("k2")
+    core.kill(st.monitor_pid, 9)
+    S.until_true(function() return not alive(st.monitor_pid) end, 5, "the monitor to die")
+    local w = env:spawn("tasks.lua", "wait", "k2")
+    S.sh("sleep 0.3")
+    assert.is_nil(w.done())
+    core.kill(st.pid, 9)
+    local r = w:wait(10)
+    assert.are.equal(137, r.code, r.stderr)
+    -- recorded once seen: still known after the zombie is gone
+    S.until_true(function() return not core.stat("/proc/" .. st.pid) end, 10, "the zombie to be reaped")
+    assert.are.equal(137, tasks("wait", "k2").code)
+    local rec = env:task_status("k2")
+    assert.are.same({ "stopped", 137, 9 }, { rec.status, rec.exit_code, rec.signal })
+    local d = tasks("delete", "k2")
+    assert.are.equal(0, d.code, d.stderr)
+    assert.matches("exit code 137", d.stderr, 1, true)
+    local last
+    for line in S.slurp(env:state_dir("events.log")):gmatch("[^\n]+") do last = core.json_decode(line) end
+    assert.are.same({ "/tasks/delete", 137 }, { last.topic, last.exit_status })
   end)
 
   it("kill -s takes names and numbers; a bad signal is refused", function()

@@ -117,6 +117,25 @@ function M.proc_zombie(pid)
   return state == "Z" or state == "X"
 end
 
+--- The exit code of a zombie, as a run reports it (128+N for signal N), from its wait status
+-- in field 52 of /proc/PID/stat (exit_code; the kernel keeps it until the zombie is reaped);
+-- nil when pid is not a zombie.  An init whose monitor was killed is reparented, and a pid 1
+-- that does not reap leaves it so: its status is still known.
+function M.proc_zombie_exit(pid)
+  local data = core.read_file("/proc/" .. tostring(pid) .. "/stat", 4096)
+  local state, rest = (data or ""):match(".*%)%s(%S)%s(.*)$")
+  if state ~= "Z" then return nil end
+  local i, status = 4, nil
+  for field in rest:gmatch("%S+") do
+    if i == 52 then status = tonumber(field) end
+    i = i + 1
+  end
+  if not status then return nil end
+  local sig = status % 128
+  if sig ~= 0 then return 128 + sig, sig end
+  return math.floor(status / 256) % 256
+end
+
 local function alive(st)
   if not st.pid or st.pid <= 0 then return false end
   if M.proc_zombie(st.pid) then return false end
@@ -126,13 +145,32 @@ end
 
 --- The status of container id's task: "created", "running", "stopped", or nil (no task).
 function M.status(client, id)
-  local st = read_status(client:state_dir(id))
+  local dir = client:state_dir(id)
+  local st = read_status(dir)
   if not st then return nil end
   if (st.status == "running" or st.status == "created" or st.status == "paused")
     and not alive(st) then
-    -- the monitor (or the foreground ctrlua) died without recording the exit: the code is
-    -- unknown, and says so
-    st.unknown_exit = true
+    -- the monitor (or the foreground ctrlua) died without recording the exit: the kernel
+    -- still has it while the init is an unreaped zombie (the same process: its start time);
+    -- else the code is unknown, and says so
+    local code, sig
+    if st.pid and st.pid > 0 and (st.start_time == nil or M.proc_start_time(st.pid) == st.start_time) then
+      code, sig = M.proc_zombie_exit(st.pid)
+    end
+    if code then
+      st.exit_code, st.signal = code, sig
+      -- and only until the new parent reaps it (pid 1 here does, a second or two later): with
+      -- no monitor left to record it, the first to see it does
+      local monitor = st.monitor_pid and core.kill(st.monitor_pid, 0) and not M.proc_zombie(st.monitor_pid)
+      if not monitor then
+        local rec = {}
+        for k, v in pairs(st) do rec[k] = v end
+        rec.status, rec.exited_at = "stopped", core.rfc3339()
+        write_status(dir, rec)
+      end
+    else
+      st.unknown_exit = true
+    end
     return "stopped", st
   end
   return st.status, st
@@ -482,7 +520,8 @@ function Task:wait(opts)
     if status == nil then return nil, err end
     local ok, msg, errno = core.pid_wait(self.pid)
     if not ok and errno ~= 3 then return nil, errors.new(msg, errno) end
-    return 255
+    status, st = M.status(self.client, self.id)
+    return st and st.exit_code or 255
   end
   local code, info
   if self.console then
@@ -904,7 +943,10 @@ function M.load(client, id, container)
   local extra = read_extra(dir)
   st.cgroup = st.cgroup or extra.cgroup
   local _, cur = M.status(client, id)
-  if cur then st.unknown_exit = cur.unknown_exit end
+  if cur then
+    st.unknown_exit = cur.unknown_exit
+    st.exit_code, st.signal = st.exit_code or cur.exit_code, st.signal or cur.signal
+  end
   return setmetatable({ client = client, container = container, id = id, pid = st.pid,
     dir = dir, st = st, extra = extra }, Task)
 end
