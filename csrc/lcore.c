@@ -2256,6 +2256,44 @@ static int l_monitor_create(lua_State *L)
     return 2;
 }
 
+/* events_append(path, line[, limit]) -> true: see ctr_events_append (monitor.h) */
+static int l_events_append(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    size_t len;
+    const char *line = luaL_checklstring(L, 2, &len);
+    lua_Number limit = luaL_optnumber(L, 3, 0);
+    if (limit < 0 || limit > (lua_Number)SIZE_MAX / 2 || floor(limit) != limit)
+        return luaL_argerror(L, 3, "expected a size in bytes");
+    struct ctr_err e;
+    if (ctr_events_append(path, line, len, (size_t)limit, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* events_read(path[, ino, offset]) -> text, ino, offset: what the log holds past the
+ * position (ino, offset) a previous call returned (none: everything), and the new position
+ * (see ctr_events_read) */
+static int l_events_read(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    lua_Number ino = luaL_optnumber(L, 2, 0), off = luaL_optnumber(L, 3, 0);
+    if (ino < 0 || off < 0 || floor(ino) != ino || floor(off) != off)
+        return luaL_argerror(L, 2, "expected a position from a previous events_read");
+    struct ctr_events_pos pos = {(uint64_t)ino, (uint64_t)off};
+    char *buf;
+    size_t len;
+    struct ctr_err e;
+    if (ctr_events_read(path, &pos, &buf, &len, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushlstring(L, buf, len);
+    free(buf);
+    lua_pushnumber(L, (lua_Number)pos.ino);
+    lua_pushnumber(L, (lua_Number)pos.offset);
+    return 3;
+}
+
 /* monitor_request(dir, request) -> reply ("ok", "exit N", "error: ...") */
 static int l_monitor_request(lua_State *L)
 {
@@ -2360,6 +2398,8 @@ static const luaL_Reg monitor_funcs[] = {
     {"inotify_watch", l_inotify_watch},
     {"inotify_read", l_inotify_read},
     {"monitor_create", l_monitor_create},
+    {"events_append", l_events_append},
+    {"events_read", l_events_read},
     {"monitor_request", l_monitor_request},
     {"monitor_console", l_monitor_console},
     {"pid_wait", l_pid_wait},

@@ -32,6 +32,7 @@
 #ifndef CTR_MONITOR_H
 #define CTR_MONITOR_H
 
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "error.h"
@@ -99,6 +100,32 @@ int ctr_monitor_request(const char *dir, const char *req, char *reply, size_t ca
  * fd (CLOEXEC), or -1 when the reply carried none. */
 int ctr_monitor_request_fd(const char *dir, const char *req, char *reply, size_t cap, int *fd,
                            struct ctr_err *err);
+
+/* STATE/NS/events.log: one JSON line an event, appended by the monitors and by ctrlua.  It is
+ * bounded: an append that would take it past CTR_EVENTS_MAX starts a new one, the old one
+ * becoming events.log.1 (the one before that is dropped).  Each append is one write(2) to an
+ * O_APPEND file under a shared flock of the log, the rotation a rename under an exclusive
+ * one, so a line is never split, lost to a rename, or written to a file already rotated
+ * away: readers that hold the shared lock see both files whole and in order. */
+#define CTR_EVENTS_MAX (1024 * 1024)
+
+/* Append line (len bytes, its newline included) to the log at path, rotating past `limit`
+ * bytes (0: CTR_EVENTS_MAX). */
+int ctr_events_append(const char *path, const char *line, size_t len, size_t limit,
+                      struct ctr_err *err);
+
+/* Where a reader of the log is: the inode of the file it read last and how far (0, 0: at
+ * the start of it all). */
+struct ctr_events_pos {
+    uint64_t ino, offset;
+};
+
+/* What the log at path holds past *pos (NULL: everything, path.1 then path), read under the
+ * shared lock, malloc'd and NUL-terminated (empty when there is nothing); *pos moves to its
+ * end.  A reader that fell two rotations behind gets both files whole (what was between is
+ * gone). */
+int ctr_events_read(const char *path, struct ctr_events_pos *pos, char **out, size_t *len,
+                    struct ctr_err *err);
 
 /* Wait for a process that is not our child to exit (pidfd + poll).  0 once it has, -1 on
  * error (ESRCH: it was already gone). */

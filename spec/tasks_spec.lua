@@ -138,6 +138,77 @@ describe("tasks #root", function()
     assert.are.equal(0, tasks("delete", "ev1").code)
   end)
 
+  -- events.log is bounded: past 1 MiB it becomes events.log.1 and a new one starts
+  it("events.log rotates at 1 MiB, keeping one old file; events and events -f read across it", function()
+    local log = env:state_dir("events.log")
+    assert(core.mkdir_p(env:state_dir(), 457))
+    -- many events (as a long-lived host has): a log just short of the bound
+    local lines, size = {}, 0
+    while size < 1024 * 1024 - 400 do
+      local l = ('{"time":"2020-01-01T00:00:00Z","namespace":"%s","topic":"/tasks/old","id":"o%d"}')
+        :format(env.ns, #lines + 1)
+      lines[#lines + 1] = l
+      size = size + #l + 1
+    end
+    assert(core.write_file(log, table.concat(lines, "\n") .. "\n", { mode = 384 }))
+    local follow = env:spawn("events.lua", "-f", "--format", "json")
+    S.sh("sleep 0.5")
+    local all, filler = {}, #lines -- every real event, in order; the filler lines written
+    for round = 1, 2 do
+      for i = 1, round == 1 and 3 or 1 do
+        local id = ("r%d%d"):format(round, i)
+        assert.are.equal(0, env:run("run.lua", "--rm", IMAGE, id, "true").code)
+        for _, t in ipairs({ "create", "start", "exit", "delete" }) do all[#all + 1] = id .. " /tasks/" .. t end
+      end
+      if round == 1 then
+        local st1, st = core.stat(log .. ".1"), core.stat(log)
+        assert.is_truthy(st1, "no rotation")
+        assert.is_true(st1.size <= 1024 * 1024 and st.size < 4096, st1.size .. " " .. st.size)
+        -- fill the new log up to just short of the bound again: the next round rotates it,
+        -- and the oldest file (the first filler and the first events) is dropped
+        local f = assert(io.open(log, "a"))
+        local n = 0
+        for k = 1, #lines do
+          if st.size + n + #lines[k] + 1 > 1024 * 1024 - 200 then break end
+          f:write(lines[k], "\n")
+          n, filler = n + #lines[k] + 1, filler + 1
+        end
+        f:close()
+      end
+    end
+    assert.is_nil(core.stat(log .. ".2"))
+    assert.is_true(core.stat(log).size <= 1024 * 1024 and core.stat(log .. ".1").size <= 1024 * 1024)
+    local r = env:run("events.lua", "--format", "json")
+    assert.are.equal(0, r.code, r.stderr)
+    local ids, old = {}, 0
+    for line in r.stdout:gmatch("[^\n]+") do
+      local ev = core.json_decode(line)
+      if ev.topic ~= "/tasks/old" then ids[#ids + 1] = ev.id .. " " .. ev.topic else old = old + 1 end
+    end
+    -- the latest events, in order: a tail of them all that has the last rounds, not the first
+    -- events (they went with the oldest file), and the second filler only
+    assert.is_true(#ids >= 8 and #ids < #all, table.concat(ids, ", "))
+    assert.are.same({ unpack(all, #all - #ids + 1) }, ids)
+    assert.are.equal("r13 /tasks/create", ids[#ids - 7])
+    assert.are.equal(filler - #lines, old)
+    -- the follower saw every line of both rotations, once, in order
+    local want = filler + #all
+    local got = S.until_true(function()
+      local o = S.slurp(follow.out) or ""
+      local n = select(2, o:gsub("\n", ""))
+      return n >= want and o
+    end, 10, "events -f to follow across the rotations")
+    local seen = {}
+    for line in got:gmatch("[^\n]+") do
+      local ev = core.json_decode(line)
+      if ev.topic ~= "/tasks/old" then seen[#seen + 1] = ev.id .. " " .. ev.topic end
+    end
+    assert.are.same(all, seen)
+    assert.are.equal(want, select(2, got:gsub("\n", "")))
+    core.kill(follow.pid, 15)
+    follow:wait(5)
+  end)
+
   it("a container that exits on its own keeps its code until delete; delete refuses a running task", function()
     assert.are.equal(0, env:run("run.lua", "-d", IMAGE, "d2", "sh", "-c", "exit 7").code)
     local w = tasks("wait", "d2")

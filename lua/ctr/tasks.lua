@@ -48,14 +48,25 @@ end
 
 --- Append an event to STATE/NAMESPACE/events.log, one JSON line (containerd's topics:
 -- /tasks/create, /tasks/start, /tasks/exit, /tasks/delete, /tasks/paused, /tasks/resumed,
--- /tasks/exec-added).  The monitor appends /tasks/exit of detached tasks itself.
+-- /tasks/exec-added, /tasks/oom).  The monitor appends /tasks/exit of detached tasks itself.
+-- The log is bounded: past 1 MiB it becomes events.log.1 (the one before is dropped) and a
+-- new one starts, under the log's lock (see csrc/monitor.h); M.read_events reads both.
 function M.event(client, topic, id, fields)
   local ev = { time = core.rfc3339(), namespace = client.namespace, topic = topic, id = id }
   for k, v in pairs(fields or {}) do ev[k] = v end
-  local fd = core.open(client:state_dir() .. "/events.log", "a", 384)
-  if not fd then return end
-  core.write(fd, core.json_encode(ev) .. "\n")
-  core.close(fd)
+  -- an event is a record of what happened, not part of it: a failure to log is not the
+  -- operation's
+  core.events_append(client:state_dir() .. "/events.log", core.json_encode(ev) .. "\n")
+end
+
+--- The events logged since `pos` (nil: all of them, the rotated log's first): the text (JSON
+-- lines; the last may be incomplete, its rest comes next time) and the position to read on
+-- from, or nil, err.
+function M.read_events(client, pos)
+  local text, ino, offset = core.events_read(client:state_dir() .. "/events.log",
+    pos and pos.ino, pos and pos.offset)
+  if not text then return nil, errors.new(ino, offset) end
+  return text, { ino = ino, offset = offset }
 end
 
 --- Watch STATE/NAMESPACE/events.log for new events (inotify on the namespace's directory, so
