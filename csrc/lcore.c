@@ -731,37 +731,19 @@ static int l_errno_name(lua_State *L)
     return 1;
 }
 
-/* read_file_in_root(root, path[, cap]): a file of an untrusted tree (an image's /etc/passwd),
- * opened with RESOLVE_IN_ROOT so that no symlink in it leads out of root. */
+/* read_file_in_root(root, path[, cap[, name]]): a file of an untrusted tree (an image's
+ * /etc/passwd), opened with RESOLVE_IN_ROOT so that no symlink in it leads out of root;
+ * `name` names root in messages (default: its path). */
 static int l_read_file_in_root(lua_State *L)
 {
     const char *root = luaL_checkstring(L, 1);
     const char *path = luaL_checkstring(L, 2);
     size_t cap = (size_t)luaL_optnumber(L, 3, 1 << 20);
-    cleanup_close int rootfd = RETRY(open(root, O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (rootfd < 0)
-        return ctr_lua_errno(L, errno, "open `%s'", root);
-    int fd = ctr_openat_in_root(rootfd, path, O_RDONLY | O_NOCTTY | O_NONBLOCK, 0);
-    if (fd < 0)
-        return ctr_lua_errno(L, errno, "openat2 `%s' in `%s'", path, root);
-    char proc[64];
-    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        int e = errno;
-        close(fd);
-        return ctr_lua_errno(L, e, "fstat `%s' in `%s'", path, root);
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return ctr_lua_errno(L, EINVAL, "read `%s' in `%s': not a regular file", path, root);
-    }
+    const char *name = luaL_optstring(L, 4, NULL);
     struct ctr_err e;
     char *buf;
     size_t len;
-    int r = ctr_read_file(proc, cap, &buf, &len, &e);
-    close(fd);
-    if (r < 0)
+    if (ctr_read_file_in_root(root, path, name, cap, &buf, &len, &e) < 0)
         return ctr_lua_fail(L, &e);
     lua_pushlstring(L, buf, len);
     free(buf);

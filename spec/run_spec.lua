@@ -425,6 +425,24 @@ ls -l /dev/null | cut -c1]])
       end)
     end
 
+    -- the image's /etc/passwd is untrusted input: too big is refused, and the error names it
+    -- as the image has it (it was `/proc/self/fd/4', the fd it was read through)
+    it("an oversized /etc/passwd in the image: 125, the error names /etc/passwd, nothing left", function()
+      local oci = require("ctr.oci")
+      local tar = require("support.tar")
+      local pw = ("x"):rep(oci.MAX_USER_FILE + 1)
+      local layer = tar.build({ { name = "etc/", type = "dir", mode = 493 },
+        { name = "etc/passwd", data = pw, mode = 420 } })
+      local img = S.derive_image(env.dir, "ctrlua.test/bigpasswd:latest", function(c) c.User = "bob" end, { layer })
+      assert.are.equal(0, env:run("images.lua", "import", img).code)
+      local r = env:run("run.lua", "--rm", "ctrlua.test/bigpasswd:latest", "pw", "id")
+      assert.are.equal(125, r.code, r.stderr)
+      assert.matches("^ctrlua: read `/etc/passwd' in the image's rootfs %(layer `[^\n]*'%): " ..
+        (#pw) .. " bytes is over the limit of " .. oci.MAX_USER_FILE .. "[^\n]*\n$", r.stderr)
+      assert.is_nil(r.stderr:find("/proc/self/fd", 1, true))
+      assert.are.same({}, env:leftovers("pw"))
+    end)
+
     it("--platform linux/arm64 on the amd64-only image is a clear error", function()
       local r = env:run("run.lua", "--rm", "--platform", "linux/arm64", IMAGE, "arm", "true")
       assert.are.equal(125, r.code)

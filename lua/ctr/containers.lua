@@ -93,7 +93,7 @@ local function read_snapshot_file(client, name, key, path, cap)
     return nil, merr
   end
   local data
-  data, msg, errno = core.read_file_in_root(dir, path, cap)
+  data, msg, errno = core.read_file_in_root(dir, path, cap, ("snapshot %q"):format(key))
   mount.unmount_all(dir)
   core.rmdir(dir)
   if not data then return nil, errors.new(msg, errno) end
