@@ -629,6 +629,115 @@ out:
     return rc;
 }
 
+/* ------------------------------------------------------------------ in use */
+
+/* Processes in the cgroup at dir and in every cgroup below it, as runc counts them
+ * (GetAllPids): a container with a cgroup namespace may have moved some into children.  A
+ * cgroup that goes away meanwhile counts none. */
+static int count_procs(const char *dir, int depth, size_t *n, struct ctr_err *err)
+{
+    if (depth > 32)
+        return ctr_fail(err, ELOOP, "read `%s/cgroup.procs': cgroups nested too deep", dir);
+    cleanup_free char *text = NULL;
+    struct ctr_err e;
+    if (cg_read(dir, "cgroup.procs", &text, &e) < 0) {
+        if (e.code == ENOENT || e.code == ENODEV)
+            return 0;
+        *err = e;
+        return -1;
+    }
+    for (const char *p = text + strspn(text, " \n"); *p; p += strspn(p, " \n")) {
+        (*n)++;
+        p += strcspn(p, " \n");
+    }
+    DIR *dp = opendir(dir);
+    if (dp == NULL)
+        return errno == ENOENT || errno == ENODEV ? 0 : ctr_fail(err, errno, "opendir `%s'", dir);
+    struct dirent *ent;
+    int rc = 0;
+    while (rc == 0 && (ent = readdir(dp)) != NULL) {
+        if (ent->d_type != DT_DIR || strcmp(ent->d_name, ".") == 0 ||
+            strcmp(ent->d_name, "..") == 0)
+            continue;
+        char child[PATH_MAX];
+        if ((size_t)snprintf(child, sizeof child, "%s/%s", dir, ent->d_name) >= sizeof child)
+            rc = ctr_fail(err, ENAMETOOLONG, "read `%s/%s/cgroup.procs'", dir, ent->d_name);
+        else
+            rc = count_procs(child, depth + 1, n, err);
+    }
+    closedir(dp);
+    return rc;
+}
+
+static int refuse_if_busy(const char *dir, struct ctr_err *err)
+{
+    size_t n = 0;
+    if (count_procs(dir, 0, &n, err) < 0)
+        return -1;
+    if (n > 0)
+        return ctr_fail(err, EBUSY, "container's cgroup is not empty: %zu process(es) found in "
+                        "`%s'", n, dir);
+    return 0;
+}
+
+/* A value of dir/file, or NULL when the cgroup or the file is not there. */
+static int read_if_there(const char *dir, const char *file, char **out, struct ctr_err *err)
+{
+    struct ctr_err e;
+    *out = NULL;
+    if (cg_read(dir, file, out, &e) == 0)
+        return 0;
+    if (e.code == ENOENT || e.code == ENODEV)
+        return 0;
+    *err = e;
+    return -1;
+}
+
+int ctr_cgroup_check_unused(const struct ctr_cgroup_layout *l, const char *path,
+                            struct ctr_err *err)
+{
+    struct cg_dirs d;
+    int rc = -1;
+    if (dirs_get(l, path, &d, err) < 0)
+        goto out;
+    /* every hierarchy, not one as runc does: a second store's container, or a stray process,
+     * may be in some only */
+    for (size_t i = 0; i < d.n_v1; i++)
+        if (refuse_if_busy(d.v1[i], err) < 0)
+            goto out;
+    if (d.v2 && refuse_if_busy(d.v2, err) < 0)
+        goto out;
+    /* frozen: a container would start and never run; on a hybrid host the cgroup2 mount
+     * freezes too, with no controller of its own */
+    if (d.t.v1[CTR_CG_FREEZER]) {
+        cleanup_free char *state = NULL;
+        if (read_if_there(d.t.v1[CTR_CG_FREEZER], "freezer.state", &state, err) < 0)
+            goto out;
+        if (state && strcmp(state, "THAWED") != 0) {
+            ctr_fail(err, EBUSY, "container's cgroup unexpectedly frozen: `%s/freezer.state' "
+                     "is %s", d.t.v1[CTR_CG_FREEZER], state);
+            goto out;
+        }
+    }
+    if (d.v2) {
+        cleanup_free char *freeze = NULL, *events = NULL;
+        uint64_t frozen = 0;
+        if (read_if_there(d.v2, "cgroup.freeze", &freeze, err) < 0 ||
+            read_if_there(d.v2, "cgroup.events", &events, err) < 0)
+            goto out;
+        if ((freeze && strcmp(freeze, "0") != 0) ||
+            (events && cg_keyed(events, "frozen", &frozen) && frozen != 0)) {
+            ctr_fail(err, EBUSY, "container's cgroup unexpectedly frozen: `%s' (cgroup.freeze "
+                     "%s)", d.v2, freeze ? freeze : "0, frozen by its parent");
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    dirs_free(&d);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ add, list */
 
 int ctr_cgroup_add_pid(const struct ctr_cgroup_layout *l, const char *path, pid_t pid,

@@ -107,6 +107,13 @@ int ctr_cgroup_dir(const struct ctr_cgroup_layout *l, int i, const char *path, c
 int ctr_cgroup_create(const struct ctr_cgroup_layout *l, const char *path,
                       const cJSON *resources, struct ctr_err *err);
 
+/* Refuse a cgroup that a container cannot be made in (runc 1.2's rule): one with processes
+ * in it or below it in any hierarchy ("container's cgroup is not empty"), or a frozen one
+ * (v1 freezer.state, v2 cgroup.freeze or cgroup.events).  A cgroup that does not exist
+ * passes.  EBUSY, naming the directory. */
+int ctr_cgroup_check_unused(const struct ctr_cgroup_layout *l, const char *path,
+                            struct ctr_err *err);
+
 /* The cgroup v2 device controller: attach an eBPF program (BPF_PROG_TYPE_CGROUP_DEVICE,
  * BPF_F_ALLOW_MULTI) made from `devices` (linux.resources.devices: the last matching rule
  * wins, nothing matching is refused; see cgroup-ebpf.c) to the cgroup2 directory open at

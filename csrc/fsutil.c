@@ -47,50 +47,83 @@ ssize_t ctr_read_full(int fd, void *buf, size_t len)
     return (ssize_t)got;
 }
 
-int ctr_read_file(const char *path, size_t cap, char **out, size_t *len, struct ctr_err *err)
+/* The rest of read_file: fd is open on what `what` names in messages (quoted already). */
+static int read_fd_capped(int fd, const char *what, size_t cap, char **out, size_t *len,
+                          struct ctr_err *err)
 {
-    cleanup_close int fd = RETRY(open(path, O_RDONLY | O_CLOEXEC));
-    if (fd < 0)
-        return ctr_fail(err, errno, "open `%s'", path);
     struct stat st;
     if (fstat(fd, &st) < 0)
-        return ctr_fail(err, errno, "fstat `%s'", path);
+        return ctr_fail(err, errno, "fstat %s", what);
     if (S_ISREG(st.st_mode) && (size_t)st.st_size > cap)
-        return ctr_fail(err, EFBIG, "read `%s': %lld bytes is over the limit of %zu",
-                        path, (long long)st.st_size, cap);
+        return ctr_fail(err, EFBIG, "read %s: %lld bytes is over the limit of %zu",
+                        what, (long long)st.st_size, cap);
     /* files under /proc and /sys say size 0: start from a page and grow */
     size_t size = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size : 4096;
     if (size > cap)
         size = cap;
     cleanup_free char *buf = malloc(size + 2);
     if (buf == NULL)
-        return ctr_fail(err, ENOMEM, "read `%s'", path);
+        return ctr_fail(err, ENOMEM, "read %s", what);
     size_t used = 0;
     for (;;) {
         if (used == size + 1) {
             if (size >= cap)
-                return ctr_fail(err, EFBIG, "read `%s': over the limit of %zu bytes", path, cap);
+                return ctr_fail(err, EFBIG, "read %s: over the limit of %zu bytes", what, cap);
             size_t nsize = size * 2 > cap ? cap : size * 2;
             char *nbuf = realloc(buf, nsize + 2);
             if (nbuf == NULL)
-                return ctr_fail(err, ENOMEM, "read `%s'", path);
+                return ctr_fail(err, ENOMEM, "read %s", what);
             buf = nbuf;
             size = nsize;
         }
         ssize_t n = ctr_read_full(fd, buf + used, size + 1 - used);
         if (n < 0)
-            return ctr_fail(err, errno, "read `%s'", path);
+            return ctr_fail(err, errno, "read %s", what);
         used += (size_t)n;
         if (used < size + 1)
             break;
     }
     if (used > cap)
-        return ctr_fail(err, EFBIG, "read `%s': over the limit of %zu bytes", path, cap);
+        return ctr_fail(err, EFBIG, "read %s: over the limit of %zu bytes", what, cap);
     buf[used] = '\0';
     *out = steal_pointer(&buf);
     if (len)
         *len = used;
     return 0;
+}
+
+int ctr_read_file(const char *path, size_t cap, char **out, size_t *len, struct ctr_err *err)
+{
+    cleanup_close int fd = RETRY(open(path, O_RDONLY | O_CLOEXEC));
+    if (fd < 0)
+        return ctr_fail(err, errno, "open `%s'", path);
+    char what[PATH_MAX + 8];
+    snprintf(what, sizeof what, "`%s'", path);
+    return read_fd_capped(fd, what, cap, out, len, err);
+}
+
+int ctr_read_file_in_root(const char *root, const char *path, const char *name, size_t cap,
+                          char **out, size_t *len, struct ctr_err *err)
+{
+    char where[PATH_MAX + 8], what[2 * PATH_MAX + 16];
+    if (name)
+        snprintf(where, sizeof where, "%s", name);
+    else
+        snprintf(where, sizeof where, "`%s'", root);
+    /* the path as the container sees it, where the file is: never the fd we read it by */
+    snprintf(what, sizeof what, "`%s' in %s", path, where);
+    cleanup_close int rootfd = RETRY(open(root, O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (rootfd < 0)
+        return ctr_fail(err, errno, "open %s", where);
+    cleanup_close int fd = ctr_openat_in_root(rootfd, path, O_RDONLY | O_NOCTTY | O_NONBLOCK, 0);
+    if (fd < 0)
+        return ctr_fail(err, errno, "openat2 %s", what);
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return ctr_fail(err, errno, "fstat %s", what);
+    if (!S_ISREG(st.st_mode))
+        return ctr_fail(err, EINVAL, "read %s: not a regular file", what);
+    return read_fd_capped(fd, what, cap, out, len, err);
 }
 
 int ctr_fsync_dir(const char *dir, struct ctr_err *err)

@@ -18,6 +18,13 @@ ssize_t ctr_read_full(int fd, void *buf, size_t len);
  * (containerd CVE-2023-25153). */
 int ctr_read_file(const char *path, size_t cap, char **out, size_t *len, struct ctr_err *err);
 
+/* The same for a regular file of an untrusted tree (an image's /etc/passwd): `path` resolved
+ * inside `root` (openat2 RESOLVE_IN_ROOT), opened without blocking (a fifo there is refused,
+ * never waited on).  Messages name the path as the tree has it, in `name` (NULL: the root
+ * directory, quoted): "read `/etc/passwd' in the image: 5242927 bytes is over ...". */
+int ctr_read_file_in_root(const char *root, const char *path, const char *name, size_t cap,
+                          char **out, size_t *len, struct ctr_err *err);
+
 /* Write `data` to `path` atomically: a temporary file beside it, fsync, rename, fsync of the
  * directory.  flags: CTR_WRITE_NOREPLACE makes the rename fail with EEXIST when path exists
  * (renameat2 RENAME_NOREPLACE), which is how records are created exclusively;

@@ -766,37 +766,19 @@ static int l_errno_name(lua_State *L)
     return 1;
 }
 
-/* read_file_in_root(root, path[, cap]): a file of an untrusted tree (an image's /etc/passwd),
- * opened with RESOLVE_IN_ROOT so that no symlink in it leads out of root. */
+/* read_file_in_root(root, path[, cap[, name]]): a file of an untrusted tree (an image's
+ * /etc/passwd), opened with RESOLVE_IN_ROOT so that no symlink in it leads out of root;
+ * `name` names root in messages (default: its path). */
 static int l_read_file_in_root(lua_State *L)
 {
     const char *root = luaL_checkstring(L, 1);
     const char *path = luaL_checkstring(L, 2);
     size_t cap = (size_t)luaL_optnumber(L, 3, 1 << 20);
-    cleanup_close int rootfd = RETRY(open(root, O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (rootfd < 0)
-        return ctr_lua_errno(L, errno, "open `%s'", root);
-    int fd = ctr_openat_in_root(rootfd, path, O_RDONLY | O_NOCTTY | O_NONBLOCK, 0);
-    if (fd < 0)
-        return ctr_lua_errno(L, errno, "openat2 `%s' in `%s'", path, root);
-    char proc[64];
-    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        int e = errno;
-        close(fd);
-        return ctr_lua_errno(L, e, "fstat `%s' in `%s'", path, root);
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return ctr_lua_errno(L, EINVAL, "read `%s' in `%s': not a regular file", path, root);
-    }
+    const char *name = luaL_optstring(L, 4, NULL);
     struct ctr_err e;
     char *buf;
     size_t len;
-    int r = ctr_read_file(proc, cap, &buf, &len, &e);
-    close(fd);
-    if (r < 0)
+    if (ctr_read_file_in_root(root, path, name, cap, &buf, &len, &e) < 0)
         return ctr_lua_fail(L, &e);
     lua_pushlstring(L, buf, len);
     free(buf);
@@ -1446,7 +1428,27 @@ static int runtime_stdio_opt(lua_State *L, int idx, const char *field)
     return (int)n;
 }
 
-/* create(bundle_dir, opts) -> pid: the init, set up and blocked on opts.exec_fifo. */
+static int runtime_push_status(lua_State *L, int status);
+
+/* nil, message, errno, and for an init that died on its own during create a fourth value:
+ * {exit_code = 128+N or its status, signal = N, oom = bool} */
+static int runtime_create_fail(lua_State *L, const struct ctr_err *e,
+                               const struct ctr_init_death *d)
+{
+    int n = ctr_lua_fail(L, e);
+    if (!d->died)
+        return n;
+    runtime_push_status(L, d->status);
+    lua_pushboolean(L, d->oom);
+    lua_setfield(L, -2, "oom");
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, "exit_code");
+    lua_remove(L, -2);
+    return n + 1;
+}
+
+/* create(bundle_dir, opts) -> pid: the init, set up and blocked on opts.exec_fifo; or nil,
+ * message, errno[, death] (see runtime_create_fail). */
 static int l_create(lua_State *L)
 {
     const char *bundle = luaL_checkstring(L, 1);
@@ -1467,18 +1469,24 @@ static int l_create(lua_State *L)
         return luaL_error(L, "option preserve_fds: expected a count of fds");
     o.preserve_fds = (int)pf;
     struct ctr_err e;
+    struct ctr_init_death death = {0, 0, 0};
+    o.death = &death;
     pid_t pid = ctr_create(bundle, &o, &e);
     if (pid < 0)
-        return ctr_lua_fail(L, &e);
+        return runtime_create_fail(L, &e, &death);
     lua_pushinteger(L, pid);
     return 1;
 }
 
+/* start(exec_fifo[, pid]) -> true: pid is the init's, to learn at once that it has exited */
 static int l_start(lua_State *L)
 {
     const char *fifo = luaL_checkstring(L, 1);
+    lua_Integer pid = luaL_optinteger(L, 2, 0);
+    if (pid < 0 || pid > INT_MAX)
+        return luaL_error(L, "pid: expected a process id");
     struct ctr_err e;
-    if (ctr_start(fifo, &e) < 0)
+    if (ctr_start(fifo, (pid_t)pid, &e) < 0)
         return ctr_lua_fail(L, &e);
     lua_pushboolean(L, 1);
     return 1;
@@ -2256,12 +2264,52 @@ static int l_monitor_create(lua_State *L)
         return luaL_error(L, "option logger: expected a program");
     pid_t mon = 0;
     struct ctr_err e;
+    struct ctr_init_death death = {0, 0, 0};
+    o.death = &death;
     pid_t pid = ctr_monitor_spawn(&o, &mon, &e);
     if (pid < 0)
-        return ctr_lua_fail(L, &e);
+        return runtime_create_fail(L, &e, &death);
     lua_pushinteger(L, pid);
     lua_pushinteger(L, mon);
     return 2;
+}
+
+/* events_append(path, line[, limit]) -> true: see ctr_events_append (monitor.h) */
+static int l_events_append(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    size_t len;
+    const char *line = luaL_checklstring(L, 2, &len);
+    lua_Number limit = luaL_optnumber(L, 3, 0);
+    if (limit < 0 || limit > (lua_Number)SIZE_MAX / 2 || floor(limit) != limit)
+        return luaL_argerror(L, 3, "expected a size in bytes");
+    struct ctr_err e;
+    if (ctr_events_append(path, line, len, (size_t)limit, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* events_read(path[, ino, offset]) -> text, ino, offset: what the log holds past the
+ * position (ino, offset) a previous call returned (none: everything), and the new position
+ * (see ctr_events_read) */
+static int l_events_read(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    lua_Number ino = luaL_optnumber(L, 2, 0), off = luaL_optnumber(L, 3, 0);
+    if (ino < 0 || off < 0 || floor(ino) != ino || floor(off) != off)
+        return luaL_argerror(L, 2, "expected a position from a previous events_read");
+    struct ctr_events_pos pos = {(uint64_t)ino, (uint64_t)off};
+    char *buf;
+    size_t len;
+    struct ctr_err e;
+    if (ctr_events_read(path, &pos, &buf, &len, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushlstring(L, buf, len);
+    free(buf);
+    lua_pushnumber(L, (lua_Number)pos.ino);
+    lua_pushnumber(L, (lua_Number)pos.offset);
+    return 3;
 }
 
 /* monitor_request(dir, request) -> reply ("ok", "exit N", "error: ...") */
@@ -2368,6 +2416,8 @@ static const luaL_Reg monitor_funcs[] = {
     {"inotify_watch", l_inotify_watch},
     {"inotify_read", l_inotify_read},
     {"monitor_create", l_monitor_create},
+    {"events_append", l_events_append},
+    {"events_read", l_events_read},
     {"monitor_request", l_monitor_request},
     {"monitor_console", l_monitor_console},
     {"pid_wait", l_pid_wait},

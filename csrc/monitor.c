@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/prctl.h>
@@ -112,8 +113,146 @@ static int write_status(struct mon *m, struct ctr_err *err)
     return ctr_write_file_atomic(path, buf, (size_t)n, 0600, 0, err);
 }
 
-/* Append {"time","topic":"/tasks/exit",...} to STATE/NS/events.log: one write(2) of one line
- * to an O_APPEND file, so concurrent writers never interleave inside a line. */
+/* ---------------------------------------------------------------- the events log */
+
+/* The log open for appending and locked (shared), its generation current: a rotation between
+ * our open and our lock is seen (the path names another file) and we open again. */
+static int events_open(const char *path, struct stat *st, struct ctr_err *err)
+{
+    for (int tries = 0;; tries++) {
+        int fd = RETRY(open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+        if (fd < 0)
+            return ctr_fail(err, errno, "open `%s'", path);
+        struct stat now;
+        if (RETRY(flock(fd, LOCK_SH)) < 0 || fstat(fd, st) < 0) {
+            int e = errno;
+            close(fd);
+            return ctr_fail(err, e, "lock `%s'", path);
+        }
+        if (stat(path, &now) == 0 && now.st_ino == st->st_ino && now.st_dev == st->st_dev)
+            return fd;
+        close(fd);
+        if (tries == 100)
+            return ctr_fail(err, EAGAIN, "append to `%s': it keeps being rotated", path);
+    }
+}
+
+int ctr_events_append(const char *path, const char *line, size_t len, size_t limit,
+                      struct ctr_err *err)
+{
+    char old[PATH_MAX];
+    if ((size_t)snprintf(old, sizeof old, "%s.1", path) >= sizeof old)
+        return ctr_fail(err, ENAMETOOLONG, "events log `%s'", path);
+    if (limit == 0)
+        limit = CTR_EVENTS_MAX;
+    for (;;) {
+        struct stat st;
+        int fd = events_open(path, &st, err);
+        if (fd < 0)
+            return -1;
+        if (st.st_size == 0 || (size_t)st.st_size + len <= limit) {
+            int rc = ctr_write_all(fd, line, len);
+            int e = errno;
+            close(fd);
+            return rc < 0 ? ctr_fail(err, e, "append to `%s'", path) : 0;
+        }
+        /* full: rotate, under the exclusive lock (which waits for the appends under way),
+         * unless another appender did so first */
+        if (RETRY(flock(fd, LOCK_EX)) < 0) {
+            int e = errno;
+            close(fd);
+            return ctr_fail(err, e, "lock `%s'", path);
+        }
+        struct stat now;
+        if (stat(path, &now) == 0 && now.st_ino == st.st_ino && now.st_dev == st.st_dev &&
+            rename(path, old) < 0) {
+            int e = errno;
+            close(fd);
+            return ctr_fail(err, e, "rotate `%s' to `%s'", path, old);
+        }
+        close(fd);
+    }
+}
+
+/* Append fd's contents from offset on to *buf. */
+static int slurp_fd(int fd, const char *path, off_t offset, char **buf, size_t *len,
+                    size_t *cap, struct ctr_err *err)
+{
+    for (;;) {
+        if (*cap - *len < 65536) {
+            size_t ncap = *cap * 2 + 65536;
+            char *nb = realloc(*buf, ncap + 1);
+            if (nb == NULL)
+                return ctr_fail(err, ENOMEM, "read `%s'", path);
+            *buf = nb;
+            *cap = ncap;
+        }
+        ssize_t n = RETRY(pread(fd, *buf + *len, *cap - *len, offset));
+        if (n < 0)
+            return ctr_fail(err, errno, "read `%s'", path);
+        if (n == 0)
+            return 0;
+        *len += (size_t)n;
+        offset += n;
+    }
+}
+
+int ctr_events_read(const char *path, struct ctr_events_pos *pos, char **out, size_t *len,
+                    struct ctr_err *err)
+{
+    char old[PATH_MAX];
+    if ((size_t)snprintf(old, sizeof old, "%s.1", path) >= sizeof old)
+        return ctr_fail(err, ENAMETOOLONG, "events log `%s'", path);
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    /* the current file's lock holds rotations off while both are read; the files are ours
+     * (0600, in the namespace's state directory): neither is followed through a symlink */
+    cleanup_close int fd = RETRY(open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (fd < 0 && errno != ENOENT)
+        return ctr_fail(err, errno, "open `%s'", path);
+    struct stat cur = {0}, prev = {0};
+    if (fd >= 0 && (RETRY(flock(fd, LOCK_SH)) < 0 || fstat(fd, &cur) < 0))
+        return ctr_fail(err, errno, "lock `%s'", path);
+    cleanup_close int ofd = RETRY(open(old, O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (ofd < 0 && errno != ENOENT)
+        return ctr_fail(err, errno, "open `%s'", old);
+    if (ofd >= 0 && fstat(ofd, &prev) < 0)
+        return ctr_fail(err, errno, "stat `%s'", old);
+    /* where the caller is: in the current file (read on from there), in the one rotated to
+     * .1 since (its rest, then all of the current one), or nowhere known (both whole) */
+    off_t from_old = 0, from_cur = 0;
+    int read_old = ofd >= 0;
+    if (pos && pos->ino && fd >= 0 && (uint64_t)cur.st_ino == pos->ino) {
+        read_old = 0;
+        from_cur = (off_t)pos->offset;
+    } else if (pos && pos->ino && ofd >= 0 && (uint64_t)prev.st_ino == pos->ino) {
+        from_old = (off_t)pos->offset;
+    }
+    size_t n_old = 0;
+    if ((read_old && slurp_fd(ofd, old, from_old, &buf, &n, &cap, err) < 0) ||
+        (n_old = n, fd >= 0 && slurp_fd(fd, path, from_cur, &buf, &n, &cap, err) < 0)) {
+        free(buf);
+        return -1;
+    }
+    if (buf == NULL && (buf = malloc(1)) == NULL)
+        return ctr_fail(err, ENOMEM, "read `%s'", path);
+    buf[n] = '\0';
+    if (pos) {
+        /* the end of what was read (appends after it come next time): in the current file,
+         * or, between a rotation and the next append, in the rotated one */
+        if (fd >= 0)
+            *pos = (struct ctr_events_pos){(uint64_t)cur.st_ino, (uint64_t)from_cur + (n - n_old)};
+        else if (read_old)
+            *pos = (struct ctr_events_pos){(uint64_t)prev.st_ino, (uint64_t)from_old + n_old};
+        else
+            *pos = (struct ctr_events_pos){0, 0};
+    }
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+/* Append {"time","topic":"/tasks/exit",...} to STATE/NS/events.log (ctr_events_append). */
 static void append_exit_event(struct mon *m)
 {
     char path[PATH_MAX], ns[256] = "", id[256] = "", line[1024];
@@ -131,9 +270,9 @@ static void append_exit_event(struct mon *m)
                      "{\"time\":\"%s\",\"namespace\":\"%s\",\"topic\":\"/tasks/exit\","
                      "\"id\":\"%s\",\"pid\":%d,\"exit_status\":%d,\"exited_at\":\"%s\"}\n",
                      m->exited_at, ns, id, (int)m->a->pid, m->exit_code, m->exited_at);
-    cleanup_close int fd = RETRY(open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600));
-    if (fd >= 0)
-        ctr_write_all(fd, line, (size_t)n);
+    struct ctr_err ignored; /* nothing to report it to */
+    if (n > 0 && (size_t)n < sizeof line)
+        ctr_events_append(path, line, (size_t)n, 0, &ignored);
 }
 
 static void reply(int fd, const char *msg)
@@ -171,6 +310,8 @@ static void drop_client(struct mon *m, int i)
     m->waiting[i] = 0;
 }
 
+static void reap(struct mon *m);
+
 /* Release the init: read its byte from the exec fifo (it then execs), as ctr_start does. */
 static int start_init(struct mon *m, struct ctr_err *err)
 {
@@ -179,13 +320,26 @@ static int start_init(struct mon *m, struct ctr_err *err)
     cleanup_close int fd = RETRY(open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW));
     if (fd < 0)
         return ctr_fail(err, errno, "open exec fifo `%s'", path);
-    for (;;) {
+    for (int empty = 0;;) {
         char b;
         ssize_t n = read(fd, &b, 1);
         if (n == 1)
             break;
-        if (n == 0)
-            return ctr_fail(err, ENXIO, "exec fifo `%s': no container init is waiting", path);
+        if (n == 0) {
+            /* no writer: the init is about to open the fifo (it reports ready just before),
+             * or it is gone (OOM-killed once in its cgroup, say): then say how it ended */
+            reap(m);
+            if (m->state == ST_STOPPED)
+                return ctr_fail(err, 0, "the container init %d exited before start: exit "
+                                "code %d%s", (int)m->a->pid, m->exit_code,
+                                m->oom ? " (OOM-killed)" : "");
+            if (++empty > 200)
+                return ctr_fail(err, ENXIO, "exec fifo `%s': no container init is waiting",
+                                path);
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN)

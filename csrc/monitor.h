@@ -32,9 +32,11 @@
 #ifndef CTR_MONITOR_H
 #define CTR_MONITOR_H
 
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "error.h"
+#include "spawn.h"
 
 #define CTR_MONITOR_SOCK "monitor.sock"
 #define CTR_MONITOR_CONSOLE_SOCK "console.sock"
@@ -55,6 +57,7 @@ struct ctr_monitor_report {
     pid_t pid;       /* the init */
     pid_t monitor;
     struct ctr_err err;
+    int init_died, init_status, init_oom; /* a failed create's struct ctr_init_death */
 };
 
 /* Supervise until the task is deleted; returns 0 then, -1 on a setup failure. */
@@ -78,6 +81,8 @@ struct ctr_monitor_spawn_opts {
                                * holds a write end of each, so output the container wrote and
                                * nobody read survives its exit until a reader or the delete
                                * comes (see ctr_monitor_run) */
+    struct ctr_init_death *death; /* out, may be NULL: an init that died on its own during
+                                   * create (spawn.h) */
 };
 
 /* Start the monitor, which creates the init.  Returns the init's pid (the monitor's in
@@ -117,6 +122,32 @@ enum ctr_monitor_req ctr_monitor_parse_request(const char *buf, size_t n);
  * task in errors. */
 int ctr_monitor_recv_reply(int s, const char *dir, char *reply_buf, size_t cap, int *fdp,
                            struct ctr_err *err);
+
+/* STATE/NS/events.log: one JSON line an event, appended by the monitors and by ctrlua.  It is
+ * bounded: an append that would take it past CTR_EVENTS_MAX starts a new one, the old one
+ * becoming events.log.1 (the one before that is dropped).  Each append is one write(2) to an
+ * O_APPEND file under a shared flock of the log, the rotation a rename under an exclusive
+ * one, so a line is never split, lost to a rename, or written to a file already rotated
+ * away: readers that hold the shared lock see both files whole and in order. */
+#define CTR_EVENTS_MAX (1024 * 1024)
+
+/* Append line (len bytes, its newline included) to the log at path, rotating past `limit`
+ * bytes (0: CTR_EVENTS_MAX). */
+int ctr_events_append(const char *path, const char *line, size_t len, size_t limit,
+                      struct ctr_err *err);
+
+/* Where a reader of the log is: the inode of the file it read last and how far (0, 0: at
+ * the start of it all). */
+struct ctr_events_pos {
+    uint64_t ino, offset;
+};
+
+/* What the log at path holds past *pos (NULL: everything, path.1 then path), read under the
+ * shared lock, malloc'd and NUL-terminated (empty when there is nothing); *pos moves to its
+ * end.  A reader that fell two rotations behind gets both files whole (what was between is
+ * gone). */
+int ctr_events_read(const char *path, struct ctr_events_pos *pos, char **out, size_t *len,
+                    struct ctr_err *err);
 
 /* Wait for a process that is not our child to exit (pidfd + poll).  0 once it has, -1 on
  * error (ESRCH: it was already gone). */

@@ -23,45 +23,95 @@
 #include "spawn.h"
 #include "util.h"
 
-static __attribute__((noreturn)) void report_fail(int rep, struct ctr_err *e)
+static __attribute__((noreturn)) void report_death(int rep, struct ctr_err *e,
+                                                   const struct ctr_init_death *d)
 {
     struct ctr_monitor_report r = {.ok = 0, .err = *e};
+    if (d && d->died) {
+        r.init_died = 1;
+        r.init_status = d->status;
+        r.init_oom = d->oom;
+    }
     ctr_write_all(rep, &r, sizeof r);
     _exit(1);
 }
 
+static __attribute__((noreturn)) void report_fail(int rep, struct ctr_err *e)
+{
+    report_death(rep, e, NULL);
+}
+
+static void close_pipes(int (*p)[2], size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        for (int j = 0; j < 2; j++)
+            if (p[i][j] >= 0)
+                close(p[i][j]);
+}
+
 /* Start the logging binary with containerd's shim protocol: its fd 3 reads the container's
- * stdout, fd 4 its stderr, and it closes fd 5 (or writes to it) once ready. */
+ * stdout, fd 4 its stderr, and it closes fd 5 (or writes to it) once ready.  A logger that
+ * cannot be executed is an error here, before the container exists (containerd's shim fails
+ * the task create then): otherwise it would look like one that started and exited at once,
+ * and the container's output would go nowhere. */
 static pid_t start_logger(const struct ctr_monitor_spawn_opts *o, int *out_w, int *err_w,
                           struct ctr_err *err)
 {
-    int po[2], pe[2], pr[2];
-    if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0 || pipe2(pr, O_CLOEXEC) < 0)
-        return ctr_fail(err, errno, "logger pipes");
+    /* out, err, ready, and exec: the child's errno when its execve fails; the write end is
+     * close-on-exec, so a successful execve reads as EOF */
+    enum { PO, PE, PR, PX };
+    int p[4][2] = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
+    for (size_t i = 0; i < ARRAY_SIZE(p); i++)
+        if (pipe2(p[i], O_CLOEXEC) < 0) {
+            int saved = errno;
+            close_pipes(p, ARRAY_SIZE(p));
+            return ctr_fail(err, saved, "logger pipes");
+        }
     pid_t pid = fork();
-    if (pid < 0)
-        return ctr_fail(err, errno, "fork the logger `%s'", o->logger_argv[0]);
+    if (pid < 0) {
+        int saved = errno;
+        close_pipes(p, ARRAY_SIZE(p));
+        return ctr_fail(err, saved, "fork the logger `%s'", o->logger_argv[0]);
+    }
     if (pid == 0) {
         /* above 5 first, so that no dup2 clobbers a source */
-        int a = fcntl(po[0], F_DUPFD, 10), b = fcntl(pe[0], F_DUPFD, 10),
-            c = fcntl(pr[1], F_DUPFD, 10);
+        int a = fcntl(p[PO][0], F_DUPFD, 10), b = fcntl(p[PE][0], F_DUPFD, 10),
+            c = fcntl(p[PR][1], F_DUPFD, 10), x = fcntl(p[PX][1], F_DUPFD_CLOEXEC, 10);
         int nul = open("/dev/null", O_RDWR);
-        if (a < 0 || b < 0 || c < 0 || nul < 0 || dup2(a, 3) < 0 || dup2(b, 4) < 0 ||
-            dup2(c, 5) < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(nul, 2) < 0)
-            _exit(127);
-        close_range(6, ~0U, 0);
-        setsid();
-        execve(o->logger_argv[0], o->logger_argv, o->logger_envp);
+        int e = 0;
+        if (a < 0 || b < 0 || c < 0 || x < 0 || nul < 0 || dup2(a, 3) < 0 || dup2(b, 4) < 0 ||
+            dup2(c, 5) < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(nul, 2) < 0) {
+            e = errno ? errno : EBADF;
+        } else {
+            /* the rest closes at the exec (x with it, which is how we learn it worked) */
+            close_range(6, ~0U, CLOSE_RANGE_CLOEXEC);
+            setsid();
+            execve(o->logger_argv[0], o->logger_argv, o->logger_envp);
+            e = errno;
+        }
+        if (x >= 0)
+            ctr_write_all(x, &e, sizeof e);
         _exit(127);
     }
-    close(po[0]);
-    close(pe[0]);
-    close(pr[1]);
-    char b;
-    RETRY(read(pr[0], &b, 1)); /* a byte, or EOF when it closes fd 5 (or dies) */
-    close(pr[0]);
-    *out_w = po[1];
-    *err_w = pe[1];
+    close(p[PO][0]);
+    close(p[PE][0]);
+    close(p[PR][1]);
+    close(p[PX][1]);
+    int child_errno = 0;
+    ssize_t got = ctr_read_full(p[PX][0], &child_errno, sizeof child_errno);
+    close(p[PX][0]);
+    if (got == (ssize_t)sizeof child_errno) {
+        close(p[PO][1]);
+        close(p[PE][1]);
+        close(p[PR][0]);
+        RETRY(waitpid(pid, NULL, 0));
+        return ctr_fail(err, child_errno, "start the logging binary `%s'", o->logger_argv[0]);
+    }
+    char byte;
+    RETRY(read(p[PR][0], &byte, 1)); /* a byte, or EOF when it closes fd 5 (or dies) */
+    close(p[PR][0]);
+    *out_w = p[PO][1];
+    *err_w = p[PE][1];
     return pid;
 }
 
@@ -90,6 +140,8 @@ static __attribute__((noreturn)) void monitor_child(const struct ctr_monitor_spa
         /* we are the init's parent: if we die before start, so does it (spawn.c) */
         .die_with_parent = 1,
     };
+    struct ctr_init_death death = {0, 0, 0};
+    c.death = &death;
     pid_t logger = 0;
     int out_w = -1, err_w = -1;
     if (o->logger_argv) {
@@ -159,7 +211,7 @@ static __attribute__((noreturn)) void monitor_child(const struct ctr_monitor_spa
         unlink(CTR_MONITOR_SOCK);
         if (logger > 0)
             kill(logger, SIGKILL);
-        report_fail(rep, &e);
+        report_death(rep, &e, &death);
     }
     if (out_w >= 0) {
         close(out_w);
@@ -275,6 +327,8 @@ pid_t ctr_monitor_spawn(const struct ctr_monitor_spawn_opts *o, pid_t *monitor,
         return ctr_fail(err, EPIPE, "the monitor of `%s' exited before reporting", o->bundle);
     if (!r.ok) {
         *err = r.err;
+        if (o->death && r.init_died)
+            *o->death = (struct ctr_init_death){1, r.init_status, r.init_oom};
         return -1;
     }
     if (monitor)

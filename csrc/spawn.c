@@ -353,7 +353,8 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 
 /* Wait for the child's message.  0 on ready, 1 when it waits for the prestart and
  * createRuntime hooks, -1 with the child's error otherwise. */
-static int read_child(int sock, pid_t pid, struct ctr_err *err)
+/* *died is set when the init went away without a word: it died on its own. */
+static int read_child(int sock, pid_t pid, int *died, struct ctr_err *err)
 {
     struct sync_msg m;
     ssize_t n = RETRY(recv(sock, &m, sizeof m, 0));
@@ -368,6 +369,7 @@ static int read_child(int sock, pid_t pid, struct ctr_err *err)
     }
     if (n < 0)
         return ctr_fail(err, errno, "read from the container init %d", (int)pid);
+    *died = 1;
     return ctr_fail(err, EPIPE, "the container init %d died during setup", (int)pid);
 }
 
@@ -447,6 +449,43 @@ static pid_t clone_in_user_ns(struct child_args *a, struct ctr_err *err)
     return r.pid;
 }
 
+/* The error of an init that died on its own during setup (died: see read_child), with how
+ * it died and, when its cgroup counted an OOM kill, that: the memory limit is too low for it
+ * to run at all. */
+static void explain_death(struct ctr_err *err, pid_t pid, int status,
+                          const struct ctr_cgroup_layout *cgl, const char *cgroup,
+                          struct ctr_init_death *out)
+{
+    char how[64];
+    if (WIFSIGNALED(status)) {
+        const char *name = sigabbrev_np(WTERMSIG(status));
+        if (name)
+            snprintf(how, sizeof how, "killed by SIG%s", name);
+        else
+            snprintf(how, sizeof how, "killed by signal %d", WTERMSIG(status));
+    } else {
+        snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(status));
+    }
+    struct ctr_cgroup_stats s;
+    struct ctr_err ignored;
+    int oom = cgl && ctr_cgroup_stats(cgl, cgroup, &s, &ignored) == 0 &&
+              (s.have & (1u << CTR_CGS_oom_kill)) && s.oom_kill > 0;
+    if (oom && (s.have & (1u << CTR_CGS_memory_limit)) && s.memory_limit != UINT64_MAX)
+        ctr_fail(err, 0, "the container init %d was OOM-killed during setup (%s): the memory "
+                 "limit of cgroup `%s' (%llu bytes) is too low", (int)pid, how, cgroup,
+                 (unsigned long long)s.memory_limit);
+    else if (oom)
+        ctr_fail(err, 0, "the container init %d was OOM-killed during setup (%s) in cgroup "
+                 "`%s'", (int)pid, how, cgroup);
+    else
+        ctr_fail(err, 0, "the container init %d died during setup: %s", (int)pid, how);
+    if (out) {
+        out->died = 1;
+        out->status = status;
+        out->oom = oom;
+    }
+}
+
 /* The parent's share of the init's setup while it waits for "go": cgroup, id maps, limits. */
 static int setup_init(const struct ctr_config *c, pid_t pid, struct ctr_cgroup_layout *cgl,
                       int made_cgroup, const struct ctr_create_opts *opts, struct ctr_err *err)
@@ -513,6 +552,7 @@ pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct 
     }
     a.bundle = bundle_abs;
     int sv[2] = {-1, -1}, restore_pid = -1, made_fifo = 0, made_cgroup = 0, have_layout = 0;
+    int died = 0; /* the init went away on its own */
     int host_below = -1; /* the topmost mount at the rootfs before, with no mount namespace */
     struct ctr_cgroup_layout cgl;
     pid_t pid = -1;
@@ -583,7 +623,11 @@ pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct 
         if (ctr_cgroup_layout_detect(&cgl, NULL, NULL, NULL, err) < 0)
             goto fail;
         have_layout = 1;
-        if (ctr_cgroup_create(&cgl, cfg.cgroups_path, cfg.resources, err) < 0)
+        /* A cgroup that already holds processes belongs to someone else (another store with
+         * the same namespace and ID, say): a kill -a, pause or delete of either container
+         * would reach both.  Nor may the init start frozen.  So, as runc 1.2, refuse. */
+        if (ctr_cgroup_check_unused(&cgl, cfg.cgroups_path, err) < 0 ||
+            ctr_cgroup_create(&cgl, cfg.cgroups_path, cfg.resources, err) < 0)
             goto fail;
         made_cgroup = 1;
         ctr_fault("create.cgroup-made");
@@ -629,22 +673,22 @@ pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct 
     if (setup_init(&cfg, pid, &cgl, made_cgroup && !join_later, opts, err) < 0)
         goto fail;
     if (RETRY(send(sv[0], &pid, sizeof pid, MSG_NOSIGNAL)) != (ssize_t)sizeof pid) {
-        if (read_child(sv[0], pid, err) == 0)
+        if (read_child(sv[0], pid, &died, err) == 0)
             ctr_fail(err, errno, "signal the container init %d", (int)pid);
         goto fail;
     }
     if (join_later && ctr_cgroup_add_pid(&cgl, cfg.cgroups_path, pid, err) < 0)
         goto fail;
-    int got = read_child(sv[0], pid, err);
+    int got = read_child(sv[0], pid, &died, err);
     if (got == 1) {
         if (parent_hooks(&cfg, opts, bundle_abs, pid, err) < 0)
             goto fail;
         if (RETRY(send(sv[0], "r", 1, MSG_NOSIGNAL)) != 1) {
-            if (read_child(sv[0], pid, err) == 0)
+            if (read_child(sv[0], pid, &died, err) == 0)
                 ctr_fail(err, errno, "resume the container init %d", (int)pid);
             goto fail;
         }
-        got = read_child(sv[0], pid, err);
+        got = read_child(sv[0], pid, &died, err);
     }
     if (got != 0) {
         if (got == 1)
@@ -658,8 +702,17 @@ pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct 
 
 fail:
     if (pid > 0) {
-        kill(pid, SIGKILL);
-        RETRY(waitpid(pid, NULL, 0));
+        /* One that is a zombie already died on its own; a kill cannot change the status of
+         * one that is exiting (its end of the socket closed: died). */
+        int status = 0;
+        int gone = RETRY(waitpid(pid, &status, WNOHANG)) == pid;
+        if (!gone) {
+            kill(pid, SIGKILL);
+            RETRY(waitpid(pid, &status, 0));
+        }
+        if (died || (gone && WIFSIGNALED(status)))
+            explain_death(err, pid, status, made_cgroup ? &cgl : NULL, cfg.cgroups_path,
+                          opts->death);
         struct ctr_err ignored;
         if (host_below >= 0)
             ctr_mount_unstack(cfg.rootfs, host_below, &ignored);
@@ -693,7 +746,16 @@ done:
     return pid;
 }
 
-int ctr_start(const char *exec_fifo, struct ctr_err *err)
+/* Has process pid exited?  Our child is looked at without reaping it. */
+static int exited(pid_t pid)
+{
+    siginfo_t si = {0};
+    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0)
+        return si.si_pid == pid;
+    return errno == ECHILD && kill(pid, 0) < 0 && errno == ESRCH;
+}
+
+int ctr_start(const char *exec_fifo, pid_t pid, struct ctr_err *err)
 {
     cleanup_close int fd = RETRY(open(exec_fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW));
     if (fd < 0)
@@ -711,6 +773,9 @@ int ctr_start(const char *exec_fifo, struct ctr_err *err)
             break;
         /* no writer yet: the init reports ready just before it opens the fifo; give it up to
          * two seconds to get there */
+        if (n == 0 && pid > 0 && exited(pid))
+            return ctr_fail(err, ESRCH, "exec fifo `%s': the container init %d has exited",
+                            exec_fifo, (int)pid);
         if (n == 0 && ++empty > 200)
             return ctr_fail(err, ENXIO, "exec fifo `%s': no container init is waiting",
                             exec_fifo);

@@ -10,6 +10,16 @@
 
 #include "error.h"
 
+/* An init that died on its own before it was ready: killed by the OOM killer while it set
+ * up, say (a memory limit below what any process needs).  create fails then, and says so in
+ * its message and here, so that a caller can report the exit as runc's callers see it
+ * (128 + the signal). */
+struct ctr_init_death {
+    int died;   /* 1 when the fields below are set */
+    int status; /* its wait status */
+    int oom;    /* its cgroup counted an OOM kill */
+};
+
 struct ctr_create_opts {
     const char *exec_fifo;   /* created 0600 (must not exist); NULL: exec right after setup */
     const char *pid_file;    /* written atomically before create returns; may be NULL */
@@ -24,6 +34,7 @@ struct ctr_create_opts {
      * its id maps) before it mounts, allocates or execs anything.  Failure aborts create. */
     int (*after_clone)(pid_t pid, void *data, struct ctr_err *err);
     void *hook_data;
+    struct ctr_init_death *death; /* out, may be NULL: see struct ctr_init_death */
 };
 
 pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct ctr_err *err);
@@ -35,7 +46,8 @@ pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct 
 int ctr_run_hooks(const char *bundle, const char *kind, const char *state, struct ctr_err *err);
 
 /* Read the init's byte from the exec fifo (it then execs) and remove the fifo.  ENXIO when no
- * init is waiting on it, ENOENT when there is no such fifo. */
-int ctr_start(const char *exec_fifo, struct ctr_err *err);
+ * init is waiting on it, ENOENT when there is no such fifo; with the init's pid (0: not
+ * known), ESRCH at once when it has exited (it is left unreaped). */
+int ctr_start(const char *exec_fifo, pid_t pid, struct ctr_err *err);
 
 #endif

@@ -2,7 +2,6 @@
 local ctr = require("ctr")
 local cli = require("ctr.cli")
 local json = require("ctr.json")
-local term = require("ctr.term")
 local tasks = require("ctr.tasks")
 
 local def = { name = "events", help_name = "ctrlua events.lua", usage = "display events",
@@ -16,7 +15,6 @@ if not client then
   io.stderr:write("ctrlua: ", tostring(err), "\n")
   os.exit(1)
 end
-local path = client:state_dir() .. "/events.log"
 
 local function show(line)
   if r.flags.format == "json" then
@@ -35,13 +33,18 @@ local function show(line)
   io.stdout:flush()
 end
 
-local offset = 0
+-- where we are in the log (its rotations included: tasks.read_events)
+local pos
 local pending = ""
 local function drain()
-  local data = term.read_file(path, 64 * 1024 * 1024)
-  if not data or #data <= offset then return end
-  local chunk = pending .. data:sub(offset + 1)
-  offset = #data
+  local data, npos = tasks.read_events(client, pos)
+  if not data then
+    io.stderr:write("ctrlua: ", tostring(npos), "\n")
+    os.exit(1)
+  end
+  pos = npos
+  if data == "" then return end
+  local chunk = pending .. data
   local last = 1
   for line, stop in chunk:gmatch("([^\n]*)\n()") do
     if line ~= "" then show(line) end

@@ -80,12 +80,18 @@ tio, err = cio.from_flags(f, v.id, f.detach)
 if not tio then abandon(err) end
 local detach = f.detach or tio.needs_monitor
 
-local task
-task, err = container:new_task(tio, { pid_file = f["pid-file"] ~= "" and f["pid-file"] or nil,
-  detach = detach, no_pivot = f["no-pivot"] or nil })
+local task, made
+-- a raise (a bug, not a refusal) removes the container as well
+made, task, err = pcall(container.new_task, container, tio, {
+  pid_file = f["pid-file"] ~= "" and f["pid-file"] or nil, detach = detach,
+  no_pivot = f["no-pivot"] or nil })
+if not made then abandon(task) end
 if not task then
   local code = EXIT_FAILED
-  if err.exec and err.sym == "ENOENT" then code = EXIT_NOT_FOUND
+  -- an init that died before it could run (OOM-killed at once): its status, as runc's
+  -- callers report it
+  if err.exit_code then code = err.exit_code
+  elseif err.exec and err.sym == "ENOENT" then code = EXIT_NOT_FOUND
   elseif err.exec and (err.sym == "EACCES" or err.sym == "ENOEXEC" or err.sym == "EISDIR") then
     code = EXIT_CANNOT_INVOKE
   end
@@ -99,7 +105,7 @@ local ok
 ok, err = task:start({ forward = not detach })
 if not ok then
   task:delete({ force = true })
-  abandon(err)
+  abandon(err, err.exit_code)
 end
 phase("start")
 if f.detach then os.exit(0) end

@@ -148,6 +148,28 @@ describe("containers", function()
     assert.are.same({ "remove", "dup-2" }, sn.calls[#sn.calls])
   end)
 
+  -- whatever fails after the snapshot was prepared removes it: a record JSON cannot hold
+  -- (an infinite number) is an error like any other; an opt that raises is a bug, raised on
+  -- once the snapshot is gone
+  it("removes the prepared snapshot when the record cannot be encoded (infinity), and writes nothing", function()
+    local c, err = containers.new(client, "inf", containers.with_new_snapshot("inf", IMAGE),
+      function(_, _, rec) rec.spec = { linux = { resources = { cpu = { quota = math.huge } } } } end)
+    assert.is_nil(c)
+    assert.are.equal("INVALID", err.sym)
+    assert.matches('container "inf": json: cannot encode infinity', err.msg, 1, true)
+    assert.are.same({ "remove", "inf" }, sn.calls[#sn.calls])
+    assert.are.equal("NOT_FOUND", select(2, containers.load(client, "inf")).sym)
+  end)
+
+  it("removes the prepared snapshot when a later opt raises, and raises on", function()
+    assert.has_error(function()
+      containers.new(client, "boom", containers.with_new_snapshot("boom", IMAGE),
+        function() error("a bug in an opt", 0) end)
+    end, "a bug in an opt")
+    assert.are.same({ "remove", "boom" }, sn.calls[#sn.calls])
+    assert.are.equal("NOT_FOUND", select(2, containers.load(client, "boom")).sym)
+  end)
+
   it("passes an unpack failure through without preparing anything", function()
     package.loaded["ctr.unpack"] = { unpack = function() return nil, errors.new("layer 1: digest mismatch") end }
     local c, err = containers.new(client, "u", containers.with_new_snapshot("u", IMAGE))

@@ -196,6 +196,51 @@ describe("ctr.policy (library)", function()
     assert.are.equal("--- old\n+++ new\n@@ -2,7 +2,7 @@\n   \"a\": \"x\",\n   \"b\": [\n     1,\n-    2\n+    3\n   ],\n   \"e\": []\n }\n", d)
     assert.are.equal("", policy.diff(a, a))
   end)
+
+  -- what patch(1) makes of a with diff d: the diff must say how to get b, whichever way it
+  -- was found (a common subsequence, unique lines as anchors, or line by line)
+  local function patched(a, d)
+    local tmp = S.tmpdir()
+    finally(function() core.remove_tree(tmp) end)
+    assert(core.write_file(tmp .. "/a", a, { mode = 420 }))
+    assert(core.write_file(tmp .. "/d", d, { mode = 420 }))
+    S.must(("patch -s %s %s"):format(S.q(tmp .. "/a"), S.q(tmp .. "/d")))
+    return S.slurp(tmp .. "/a")
+  end
+
+  it("diffs 100,000 lines in linear time and memory: unique lines, repeated lines, small pieces", function()
+    local N = 100000
+    local function text(f)
+      local t = {}
+      for i = 1, N do t[i] = f(i) end
+      return table.concat(t, "\n") .. "\n"
+    end
+    local cases = {
+      -- env-like: every line unique; changes at both ends and in the middle
+      { text(function(i) return ("E%d=v%d"):format(i, i) end),
+        text(function(i)
+          if i == 1 then return "first" elseif i == N / 2 then return "middle" elseif i == N then return "last" end
+          return ("E%d=v%d"):format(i, i)
+        end) },
+      -- no line is unique: two lines repeated, every 1000th changed
+      { text(function(i) return i % 2 == 0 and "a" or "b" end),
+        text(function(i) return i % 1000 == 0 and "c" or (i % 2 == 0 and "a" or "b") end) },
+      -- a line inserted and one removed far apart
+      { text(function(i) return "L" .. i end),
+        text(function(i) return i == 10 and "L10\nNEW" or (i == N - 10 and "" or "L" .. i) end):gsub("\n\n", "\n") },
+    }
+    local t0 = os.clock()
+    for k, c in ipairs(cases) do
+      local d = policy.diff(c[1], c[2])
+      assert.are_not.equal("", d, "case " .. k)
+      assert.is_true(#d < 200000, "case " .. k .. ": a diff of " .. #d .. " bytes")
+      assert.are.equal(c[2], patched(c[1], d), "case " .. k)
+    end
+    assert.is_true(os.clock() - t0 < 30, "took " .. (os.clock() - t0) .. " s")
+    -- and a small one keeps the shortest edit script
+    assert.are.equal("--- before\n+++ after\n@@ -1,3 +1,3 @@\n x\n-y\n+z\n x\n",
+      policy.diff("x\ny\nx\n", "x\nz\nx\n"))
+  end)
 end)
 
 describe("policies on real containers #root", function()
@@ -276,5 +321,44 @@ describe("policies on real containers #root", function()
 
     r = env:run("policy.lua", "list", "--dir", dir, "--policy", deny)
     assert.are.equal(dir .. "/10-env.lua\n" .. deny .. "\n", r.stdout)
+  end)
+
+  -- the diff of two specs with 100,000 env entries was n×m: past 8 GB.  Under a 1 GB address
+  -- space limit it must finish, and quickly.
+  it("policy.lua check of an image with 100,000 env entries: the right diff, in bounded memory", function()
+    local big = S.derive_image(env.dir, "ctrlua.test/bigenv:latest", function(c)
+      local envs = {}
+      for i = 1, 100000 do envs[i] = ("E%d=value-%d"):format(i, i) end
+      c.Env = core.json_array(envs)
+    end)
+    assert.are.equal(0, env:run("images.lua", "import", big).code)
+    -- changes before and after the env array, and at its end
+    local p = write(dir .. "/10-big.lua", [[
+      return function(spec)
+        spec.linux.resources = spec.linux.resources or {}
+        spec.linux.resources.pids = { limit = 100 }
+        spec.process.env[#spec.process.env + 1] = "POLICY=1"
+        spec.root.readonly = true
+      end]])
+    local t0 = core.monotime()
+    local out, rc = S.sh(("ulimit -v 1048576; timeout 120 %s"):format(env:cmdline("policy.lua", "check",
+      "--dir", env.dir .. "/none", "--policy", p, "--", "ctrlua.test/bigenv:latest", "big1")))
+    local secs = core.monotime() - t0
+    assert.are.equal(0, rc, out:sub(1, 2000))
+    assert.is_true(secs < 30, ("took %.1f s"):format(secs))
+    local changed, hunks = {}, 0
+    for line in out:gmatch("[^\n]*") do
+      if line:match("^@@ ") then hunks = hunks + 1
+      elseif line:match("^[+-]") and not line:match("^%-%-%- ") and not line:match("^%+%+%+ ") then
+        changed[#changed + 1] = line
+      end
+    end
+    assert.are.equal(3, hunks, out:sub(1, 2000))
+    assert.are.same({
+      "-      ]", "+      ],", '+      "pids": {', '+        "limit": 100', "+      }",
+      '-      "E100000=value-100000"', '+      "E100000=value-100000",', '+      "POLICY=1"',
+      '-    "path": "rootfs"', '+    "path": "rootfs",', '+    "readonly": true',
+    }, changed)
+    assert.are.same({}, env:leftovers("big1"))
   end)
 end)

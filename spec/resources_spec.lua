@@ -47,6 +47,30 @@ describe("resource flags", function()
     end
   end)
 
+  -- ctr passes any float on (Go's ParseFloat takes inf and nan); one that CFS cannot take is
+  -- refused here, naming the value, before anything is made
+  for _, case in ipairs({
+    { "inf", "+Inf is not a finite number of CPUs" },
+    { "-Infinity", "-Inf is not a finite number of CPUs" },
+    { "nan", "NaN is not a number of CPUs" },
+    { "-1", "-1 is negative" },
+    { "0.001", "0.001 is below 0.01" },
+    { "1e9", "1000000000 is above 175921860" },
+  }) do
+    it("--cpus " .. case[1] .. " is refused: " .. case[2], function()
+      local spec, err = spec_of("--cpus", case[1], "img", "x")
+      assert.is_nil(spec)
+      assert.are.equal("INVALID", err.sym)
+      assert.matches("invalid value for flag --cpus: " .. case[2], err.msg, 1, true)
+    end)
+  end
+
+  it("--cpus at the bounds: 0 is no limit, 0.01 the smallest quota", function()
+    assert.is_nil(assert(spec_of("--cpus", "0", "img", "x")).linux.resources.cpu.quota)
+    assert.are.same({ quota = 1000, period = 100000, shares = 1024 },
+      assert(spec_of("--cpus", "0.01", "img", "x")).linux.resources.cpu)
+  end)
+
   it("--memory-limit sets linux.resources.memory.limit", function()
     local spec = assert(spec_of("--memory-limit", "33554432", "img", "x"))
     assert.are.equal(33554432, spec.linux.resources.memory.limit)
@@ -168,6 +192,68 @@ describe("resources #root", function()
     for name, dir in pairs(dirs) do assert.is_nil(core.stat(dir), name .. " " .. dir) end
   end)
 
+  -- runc 1.2's rule: two stores with the same namespace and ID would share /NS/ID, and a kill
+  -- -a, pause or delete of one would act on the other's processes
+  it("a second store's container with the same namespace and ID is refused: the cgroup holds the first", function()
+    -- the same namespace (and so the same cgroup /NS/ID), another store
+    local env2 = S.new_env({ ns = env.ns })
+    finally(function() env2:destroy() end)
+    assert.are.equal(0, env:run("run.lua", "-d", IMAGE, "twin", "sleep", "60").code)
+    local pid = env:wait_running("twin")
+    local r = env2:run("run.lua", "-d", IMAGE, "twin", "sleep", "60")
+    assert.are.equal(125, r.code, r.stderr)
+    assert.matches("^ctrlua: container's cgroup is not empty: 1 process%(es%) found in `/sys/fs/cgroup/[^']*"
+      .. env.ns:gsub("%-", "%%-") .. "/twin'", r.stderr)
+    assert.are.equal(1, select(2, r.stderr:gsub("\n", "")), r.stderr)
+    -- nothing of the second: no record, snapshot, mount, state, process
+    assert.are.same({}, env2:leftovers())
+    assert.is_nil(core.stat(env2:state_dir("twin")))
+    assert.are.equal(1, #S.processes_in_ns(env.ns), table.concat(S.processes_in_ns(env.ns), "\n"))
+    -- the first is untouched: running, not frozen, in its cgroup
+    local st = env:task_status("twin")
+    assert.are.equal("running", st.status)
+    assert.are.equal(pid, st.pid)
+    assert.are.same({ pid }, assert(cgroups.processes(env:cgroup("twin"))))
+    local dirs = assert(cgroups.dirs(env:cgroup("twin")))
+    if dirs.freezer then assert.are.equal("THAWED", read(dirs.freezer, "freezer.state")) end
+    if dirs.unified then assert.are.equal("0", read(dirs.unified, "cgroup.freeze")) end
+    assert.is_not_nil(core.read_file("/proc/" .. pid .. "/stat"):match("%) S "))
+    assert.are.equal(0, env:run("tasks.lua", "kill", "-s", "9", "twin").code)
+    assert.are.equal(137, env:run("tasks.lua", "wait", "twin").code)
+    assert.are.equal(0, env:run("tasks.lua", "delete", "twin").code)
+    assert.are.equal(0, env:run("containers.lua", "rm", "twin").code)
+    assert.are.same({}, env:leftovers("twin"))
+  end)
+
+  it("a frozen cgroup, with no process in it, is refused, and left as it was", function()
+    local dirs = assert(cgroups.dirs(env:cgroup("frz")))
+    for _, hier in ipairs({ "freezer", "unified" }) do
+      local dir = dirs[hier]
+      if dir then
+        assert(core.mkdir_p(dir, 493))
+        local file, frozen, thawed = "cgroup.freeze", "1", "0"
+        if hier == "freezer" then file, frozen, thawed = "freezer.state", "FROZEN", "THAWED" end
+        finally(function()
+          os.execute(("(echo %s > %s/%s; rmdir %s) 2>/dev/null"):format(thawed, dir, file, dir))
+        end)
+        S.must(("echo %s > %s/%s"):format(frozen, dir, file))
+        -- bounded: a runtime that takes the cgroup starts a container that never runs (the
+        -- finally above thaws it, which ends that run)
+        local r = env:spawn("run.lua", "--rm", IMAGE, "frz", "true"):wait(20)
+        assert.are.equal(125, r.code, r.stderr)
+        assert.matches("^ctrlua: container's cgroup unexpectedly frozen: `" .. dir:gsub("[%-%.]", "%%%0"), r.stderr)
+        -- the frozen cgroup is still there (it is not ours); nothing else of the run is
+        assert.is_not_nil(core.stat(dir))
+        for name, d in pairs(dirs) do
+          if d ~= dir then assert.is_nil(core.stat(d), name .. " " .. d) end
+        end
+        assert.are.same({}, env:leftovers())
+        assert.is_nil(core.stat(env:state_dir("frz")))
+        S.must(("echo %s > %s/%s; rmdir %s"):format(thawed, dir, file, dir))
+      end
+    end
+  end)
+
   it("--cgroup \"\" puts the container in no cgroup of its own", function()
     local r = env:run("run.lua", "--rm", "--cgroup", "", IMAGE, "nocg", "cat", "/proc/self/cgroup")
     assert.are.equal(0, r.code, r.stderr)
@@ -245,6 +331,30 @@ end
     assert.is_true(st.oom)
     assert.are.equal(0, env:run("tasks.lua", "delete", "doom").code)
     assert.are.equal(0, env:run("containers.lua", "rm", "doom").code)
+  end)
+
+  -- a limit below what any process needs: the init is OOM-killed as it sets up or waits for
+  -- start, and the run says so, with the status runc's callers (and docker) report
+  it("--memory-limit 1: the init is OOM-killed at once; exit 137, the cause named, nothing left", function()
+    for _, flags in ipairs({ { "--rm" }, { "-d" } }) do
+      local args = { "run.lua" }
+      for _, f in ipairs(flags) do args[#args + 1] = f end
+      for _, a in ipairs({ "--memory-limit", "1", IMAGE, "tiny", "echo", "hi" }) do args[#args + 1] = a end
+      local r = env:run(unpack(args))
+      assert.are.equal(137, r.code, r.stderr)
+      assert.are.equal("", r.stdout)
+      assert.matches("^ctrlua: [^\n]*the container init %d+ [^\n]*OOM%-killed[^\n]*\n$", r.stderr)
+      assert.is_nil(r.stderr:find("no container init is waiting", 1, true))
+      assert.are.same({}, env:leftovers("tiny"))
+      -- recorded as containerd does, a /tasks/oom event
+      local oom = 0
+      for line in assert(S.slurp(env:state_dir("events.log"))):gmatch("[^\n]+") do
+        local ev = core.json_decode(line)
+        if ev.topic == "/tasks/oom" and ev.id == "tiny" then oom = oom + 1 end
+      end
+      assert.are.equal(1, oom)
+      os.remove(env:state_dir("events.log"))
+    end
   end)
 
   it("a task that is not OOM-killed records no OOM; metrics while it runs", function()

@@ -429,6 +429,11 @@ ls -l /dev/null | cut -c1]])
       { "too long id", { IMAGE, ("a"):rep(77), "true" },
         'invalid container id "' .. ("a"):rep(77) .. '": must match [A-Za-z0-9][A-Za-z0-9_.-]{0,75}' },
       { "unknown flag", { "--bogus", IMAGE, "x" }, "flag provided but not defined: -bogus" },
+      -- ctr passes these on (json then cannot encode infinity, and an active snapshot stayed)
+      { "--cpus inf", { "--cpus", "inf", IMAGE, "x" },
+        "invalid value for flag --cpus: +Inf is not a finite number of CPUs" },
+      { "--cpus nan", { "--cpus", "nan", IMAGE, "x" }, "invalid value for flag --cpus: NaN is not a number of CPUs" },
+      { "--cpus -2", { "--cpus", "-2", IMAGE, "x" }, "invalid value for flag --cpus: -2 is negative" },
     }) do
       it(case[1], function()
         local r = env:run("run.lua", unpack(case[2]))
@@ -437,6 +442,24 @@ ls -l /dev/null | cut -c1]])
         assert.are.same({}, env:leftovers("x"))
       end)
     end
+
+    -- the image's /etc/passwd is untrusted input: too big is refused, and the error names it
+    -- as the image has it (it was `/proc/self/fd/4', the fd it was read through)
+    it("an oversized /etc/passwd in the image: 125, the error names /etc/passwd, nothing left", function()
+      local oci = require("ctr.oci")
+      local tar = require("support.tar")
+      local pw = ("x"):rep(oci.MAX_USER_FILE + 1)
+      local layer = tar.build({ { name = "etc/", type = "dir", mode = 493 },
+        { name = "etc/passwd", data = pw, mode = 420 } })
+      local img = S.derive_image(env.dir, "ctrlua.test/bigpasswd:latest", function(c) c.User = "bob" end, { layer })
+      assert.are.equal(0, env:run("images.lua", "import", img).code)
+      local r = env:run("run.lua", "--rm", "ctrlua.test/bigpasswd:latest", "pw", "id")
+      assert.are.equal(125, r.code, r.stderr)
+      assert.matches("^ctrlua: read `/etc/passwd' in the image's rootfs %(layer `[^\n]*'%): " ..
+        (#pw) .. " bytes is over the limit of " .. oci.MAX_USER_FILE .. "[^\n]*\n$", r.stderr)
+      assert.is_nil(r.stderr:find("/proc/self/fd", 1, true))
+      assert.are.same({}, env:leftovers("pw"))
+    end)
 
     it("--platform linux/arm64 on the amd64-only image is a clear error", function()
       local r = env:run("run.lua", "--rm", "--platform", "linux/arm64", IMAGE, "arm", "true")

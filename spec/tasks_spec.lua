@@ -138,6 +138,77 @@ describe("tasks #root", function()
     assert.are.equal(0, tasks("delete", "ev1").code)
   end)
 
+  -- events.log is bounded: past 1 MiB it becomes events.log.1 and a new one starts
+  it("events.log rotates at 1 MiB, keeping one old file; events and events -f read across it", function()
+    local log = env:state_dir("events.log")
+    assert(core.mkdir_p(env:state_dir(), 457))
+    -- many events (as a long-lived host has): a log just short of the bound
+    local lines, size = {}, 0
+    while size < 1024 * 1024 - 400 do
+      local l = ('{"time":"2020-01-01T00:00:00Z","namespace":"%s","topic":"/tasks/old","id":"o%d"}')
+        :format(env.ns, #lines + 1)
+      lines[#lines + 1] = l
+      size = size + #l + 1
+    end
+    assert(core.write_file(log, table.concat(lines, "\n") .. "\n", { mode = 384 }))
+    local follow = env:spawn("events.lua", "-f", "--format", "json")
+    S.sh("sleep 0.5")
+    local all, filler = {}, #lines -- every real event, in order; the filler lines written
+    for round = 1, 2 do
+      for i = 1, round == 1 and 3 or 1 do
+        local id = ("r%d%d"):format(round, i)
+        assert.are.equal(0, env:run("run.lua", "--rm", IMAGE, id, "true").code)
+        for _, t in ipairs({ "create", "start", "exit", "delete" }) do all[#all + 1] = id .. " /tasks/" .. t end
+      end
+      if round == 1 then
+        local st1, st = core.stat(log .. ".1"), core.stat(log)
+        assert.is_truthy(st1, "no rotation")
+        assert.is_true(st1.size <= 1024 * 1024 and st.size < 4096, st1.size .. " " .. st.size)
+        -- fill the new log up to just short of the bound again: the next round rotates it,
+        -- and the oldest file (the first filler and the first events) is dropped
+        local f = assert(io.open(log, "a"))
+        local n = 0
+        for k = 1, #lines do
+          if st.size + n + #lines[k] + 1 > 1024 * 1024 - 200 then break end
+          f:write(lines[k], "\n")
+          n, filler = n + #lines[k] + 1, filler + 1
+        end
+        f:close()
+      end
+    end
+    assert.is_nil(core.stat(log .. ".2"))
+    assert.is_true(core.stat(log).size <= 1024 * 1024 and core.stat(log .. ".1").size <= 1024 * 1024)
+    local r = env:run("events.lua", "--format", "json")
+    assert.are.equal(0, r.code, r.stderr)
+    local ids, old = {}, 0
+    for line in r.stdout:gmatch("[^\n]+") do
+      local ev = core.json_decode(line)
+      if ev.topic ~= "/tasks/old" then ids[#ids + 1] = ev.id .. " " .. ev.topic else old = old + 1 end
+    end
+    -- the latest events, in order: a tail of them all that has the last rounds, not the first
+    -- events (they went with the oldest file), and the second filler only
+    assert.is_true(#ids >= 8 and #ids < #all, table.concat(ids, ", "))
+    assert.are.same({ unpack(all, #all - #ids + 1) }, ids)
+    assert.are.equal("r13 /tasks/create", ids[#ids - 7])
+    assert.are.equal(filler - #lines, old)
+    -- the follower saw every line of both rotations, once, in order
+    local want = filler + #all
+    local got = S.until_true(function()
+      local o = S.slurp(follow.out) or ""
+      local n = select(2, o:gsub("\n", ""))
+      return n >= want and o
+    end, 10, "events -f to follow across the rotations")
+    local seen = {}
+    for line in got:gmatch("[^\n]+") do
+      local ev = core.json_decode(line)
+      if ev.topic ~= "/tasks/old" then seen[#seen + 1] = ev.id .. " " .. ev.topic end
+    end
+    assert.are.same(all, seen)
+    assert.are.equal(want, select(2, got:gsub("\n", "")))
+    core.kill(follow.pid, 15)
+    follow:wait(5)
+  end)
+
   it("a container that exits on its own keeps its code until delete; delete refuses a running task", function()
     assert.are.equal(0, env:run("run.lua", "-d", IMAGE, "d2", "sh", "-c", "exit 7").code)
     local w = tasks("wait", "d2")
@@ -204,6 +275,56 @@ describe("tasks #root", function()
     assert.are.equal("oops\n", S.slurp(out .. ".err"))
     assert.are.equal("id=b1 ns=" .. env.ns .. " arg=file:" .. out .. "\n", S.slurp(out .. ".env"))
     assert.are.equal(0, tasks("delete", "b1").code)
+  end)
+
+  it("a foreground binary:// run removes the task's cgroups, as every run does", function()
+    local logger = env.dir .. "/logger.sh"
+    local out = env.dir .. "/fg"
+    assert(core.write_file(logger, "#!/bin/sh\nexec 5>&-\ncat <&3 > \"$2.out\" &\ncat <&4 > \"$2.err\"\nwait\n",
+      { mode = 493 }))
+    local dirs = assert(require("ctr.cgroups").dirs(env:cgroup("fg1")))
+    local r = env:run("run.lua", "--rm", "--log-uri", "binary://" .. logger .. "?file=" .. out, IMAGE,
+      "fg1", "sh", "-c", "echo hello; exit 3")
+    assert.are.equal(3, r.code, r.stderr)
+    S.until_true(function() return S.slurp(out .. ".out") == "hello\n" end, 5, "the logger")
+    for name, dir in pairs(dirs) do assert.is_nil(core.stat(dir), name .. " " .. dir) end
+    assert.are.same({}, env:leftovers("fg1"))
+  end)
+
+  -- containerd's shim fails the task create when it cannot start the logger
+  for _, case in ipairs({
+    { "missing", function(p) return p end, "No such file or directory" },
+    { "not executable", function(p) assert(core.write_file(p, "#!/bin/sh\n", { mode = 420 })) return p end,
+      "Permission denied" },
+  }) do
+    it("a binary:// logger that is " .. case[1] .. " fails the run before it starts: 125, nothing left", function()
+      local logger = case[2](env.dir .. "/nologger")
+      for _, mode in ipairs({ "--rm", "-d" }) do
+        local r = env:run("run.lua", mode, "--log-uri", "binary://" .. logger, IMAGE, "nl", "echo", "lost")
+        assert.are.equal(125, r.code, r.stderr)
+        assert.are.equal("ctrlua: start the logging binary `" .. logger .. "': " .. case[3] .. "\n", r.stderr)
+        assert.are.same({}, env:leftovers("nl"))
+        assert.are.same({}, S.processes_in_ns(env.ns))
+      end
+    end)
+  end
+
+  -- ctr's url.Parse refuses a URI that starts with ":"; it is never a relative path
+  it("--log-uri '::::' is refused in url.Parse's words, and nothing is written", function()
+    local cwd = env.dir .. "/cwd"
+    assert(core.mkdir(cwd, 493))
+    for _, case in ipairs({
+      { "::::", 'parse "::::": missing protocol scheme' },
+      { "a b:c", 'parse "a b:c": first path segment in URL cannot contain colon' },
+      { "file:///x%zz", 'parse "file:///x%zz": invalid URL escape "%zz"' },
+    }) do
+      local o, rc = S.sh("cd " .. S.q(cwd) .. " && " .. env:cmdline("run.lua", "--rm", "--log-uri", case[1],
+        IMAGE, "u1", "echo", "hi") .. " </dev/null")
+      assert.are.equal(125, rc, o)
+      assert.are.equal("ctrlua: " .. case[2] .. "\n", o)
+      assert.are.same({}, core.listdir(cwd))
+      assert.are.same({}, env:leftovers("u1"))
+    end
   end)
 
   it("--fifo-dir pipes can be read by another process; delete removes them", function()
@@ -284,11 +405,38 @@ describe("tasks #root", function()
     core.kill(st.pid, 9)
     S.until_true(function() return not alive(st.pid) end, 5, "the init to die")
     assert.are.equal("STOPPED", ls().k1.status)
-    assert.are.equal(255, tasks("wait", "k1").code)
+    -- the zombie's status, which ls recorded before the new parent could reap it
+    assert.are.equal(137, tasks("wait", "k1").code)
     local d = tasks("delete", "-f", "k1")
     assert.are.equal(0, d.code, d.stderr)
     assert.is_nil(ls().k1)
     assert.are.same({}, S.mounts_under(env.dir))
+  end)
+
+  -- the init is reparented when its monitor dies; the kernel keeps its exit status while it
+  -- is a zombie (pid 1 here reaps a second or two later): wait, ls and delete report that
+  it("a SIGKILLed monitor, then a SIGKILLed init: wait returns 137, not 255, and delete says so", function()
+    assert.are.equal(0, env:run("run.lua", "-d", IMAGE, "k2", "sleep", "100").code)
+    local st = env:task_status("k2")
+    core.kill(st.monitor_pid, 9)
+    S.until_true(function() return not alive(st.monitor_pid) end, 5, "the monitor to die")
+    local w = env:spawn("tasks.lua", "wait", "k2")
+    S.sh("sleep 0.3")
+    assert.is_nil(w.done())
+    core.kill(st.pid, 9)
+    local r = w:wait(10)
+    assert.are.equal(137, r.code, r.stderr)
+    -- recorded once seen: still known after the zombie is gone
+    S.until_true(function() return not core.stat("/proc/" .. st.pid) end, 10, "the zombie to be reaped")
+    assert.are.equal(137, tasks("wait", "k2").code)
+    local rec = env:task_status("k2")
+    assert.are.same({ "stopped", 137, 9 }, { rec.status, rec.exit_code, rec.signal })
+    local d = tasks("delete", "k2")
+    assert.are.equal(0, d.code, d.stderr)
+    assert.matches("exit code 137", d.stderr, 1, true)
+    local last
+    for line in S.slurp(env:state_dir("events.log")):gmatch("[^\n]+") do last = core.json_decode(line) end
+    assert.are.same({ "/tasks/delete", 137 }, { last.topic, last.exit_status })
   end)
 
   it("kill -s takes names and numbers; a bad signal is refused", function()

@@ -128,15 +128,64 @@ function M.binary(path, query)
     needs_monitor = true, close = function() core.close(null) end }
 end
 
---- An IO from a `--log-uri` value: `file:///path`, a bare path (a file), or
--- `binary:///path?k=v` (a logging binary).
+-- Go's strconv.Quote, for messages in Go's words
+local function go_quote(s)
+  local quoted = s:gsub('[%c"\\]', function(ch)
+    local map = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\t"] = "\\t", ["\r"] = "\\r" }
+    return map[ch] or ("\\x%02x"):format(ch:byte())
+  end)
+  return '"' .. quoted .. '"'
+end
+
+--- Parse a `--log-uri` value as ctr does (url.Parse, then the scheme decides): `file:///path`,
+-- a bare path (a file), or `binary:///path?k=v` (a logging binary).  What url.Parse refuses is
+-- refused in its words (`parse "::::": missing protocol scheme`), so that such a value is
+-- never taken for a relative path.
+-- @return `{kind = "file"|"binary", path =, query =}`, or nil, err (sym INVALID)
+function M.parse_log_uri(uri)
+  if type(uri) ~= "string" then error("parse_log_uri: uri: expected string", 2) end
+  local function refuse(why) return nil, errors.invalid("parse %s: %s", go_quote(uri), why) end
+  if uri:find("[%z\1-\31\127]") then return refuse("net/url: invalid control character in URL") end
+  -- a "%" that is not an escape, before the query (url.Parse keeps the query raw)
+  local bad
+  for esc in uri:match("^[^?#]*"):gmatch("%%.?.?") do
+    if not esc:match("^%%%x%x$") then
+      bad = esc
+      break
+    end
+  end
+  -- the scheme: a letter, then letters, digits, "+", "-" or ".", up to the first ":"
+  local scheme, rest = uri:match("^(%a[%w+.-]*):(.*)$")
+  if not scheme then
+    if uri:sub(1, 1) == ":" then return refuse("missing protocol scheme") end
+    -- no scheme: a path, whose first segment may hold no ":" (it would read as one)
+    if uri:match("^[^/]*"):find(":", 1, true) then
+      return refuse("first path segment in URL cannot contain colon")
+    end
+  end
+  if bad then return refuse(("invalid URL escape %s"):format(go_quote(bad))) end
+  if not scheme then
+    if uri == "" then return nil, errors.invalid("log-uri: empty") end
+    return { kind = "file", path = uri }
+  end
+  scheme = scheme:lower()
+  if scheme == "binary" then
+    local bin, q = rest:match("^//(/[^?]*)%??(.*)$")
+    if bin then return { kind = "binary", path = unescape(bin), query = q } end
+  elseif scheme == "file" then
+    local path = rest:match("^//(/.*)$")
+    if path then return { kind = "file", path = unescape(path) } end
+  end
+  return nil, errors.invalid("log-uri %q: unsupported scheme (file:// or binary://)", uri)
+end
+
+--- An IO from a `--log-uri` value (see M.parse_log_uri).
 function M.log_uri(uri)
   if type(uri) ~= "string" then error("log_uri: uri: expected string", 2) end
-  local bin, q = uri:match("^binary://(/[^?]*)%??(.*)$")
-  if bin then return M.binary(unescape(bin), q) end
-  local path = uri:match("^file://(/.*)$") or (not uri:match("^%a[%w+.-]*:") and uri)
-  if path and path ~= "" then return M.log_file(path) end
-  return nil, errors.invalid("log-uri %q: unsupported scheme (file:// or binary://)", uri)
+  local u, err = M.parse_log_uri(uri)
+  if not u then return nil, err end
+  if u.kind == "binary" then return M.binary(u.path, u.query) end
+  return M.log_file(u.path)
 end
 
 --- Named pipes DIR/ID-stdin, DIR/ID-stdout, DIR/ID-stderr, as containerd's cio.NewFIFOSet

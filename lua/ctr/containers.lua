@@ -94,7 +94,7 @@ local function read_snapshot_file(client, name, key, path, cap)
     return nil, merr
   end
   local data
-  data, msg, errno = core.read_file_in_root(dir, path, cap)
+  data, msg, errno = core.read_file_in_root(dir, path, cap, ("snapshot %q"):format(key))
   mount.unmount_all(dir)
   core.rmdir(dir)
   if not data then return nil, errors.new(msg, errno) end
@@ -156,7 +156,12 @@ function M.new(client, id, ...)
     end
   end
   for i = 1, n do
-    local ok, oerr = opts[i](ctx, client, c)
+    -- an opt that raises has still prepared what it prepared: remove it, then raise on
+    local called, ok, oerr = pcall(opts[i], ctx, client, c)
+    if not called then
+      cleanup()
+      error(ok, 0)
+    end
     if ok == nil and oerr ~= nil or ok == false then
       cleanup()
       if not errors.is_error(oerr) then oerr = errors.new(tostring(oerr)) end

@@ -86,7 +86,11 @@ function M.put(root, namespace, kind, name, rec, opts)
   local ok, err = ensure_dir(dir)
   if not ok then return nil, err end
   local path = dir .. "/" .. M.escape(name) .. ".json"
-  local data = core.json_encode(rec, true) .. "\n"
+  -- a value JSON cannot hold (NaN, infinity) is the caller's bad input: an error to return,
+  -- so that the caller's cleanup runs
+  local encoded, text = pcall(core.json_encode, rec, true)
+  if not encoded then return nil, errors.invalid("%s %q: %s", kind:gsub("s$", ""), name, tostring(text)) end
+  local data = text .. "\n"
   -- what could not be read back is never written: a record over the reader's cap would be a
   -- record no command can see, remove or replace by name
   if #data > records.MAX then

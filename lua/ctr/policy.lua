@@ -417,39 +417,141 @@ local function lines_of(s)
   return t
 end
 
+-- The edit script of two arrays of lines, in time and memory about linear in their length:
+-- the common head and tail are matched first; what is between them goes to a longest common
+-- subsequence when it is small (LCS_CELLS cells of its table), else it is cut at the lines
+-- that occur once in each (patience diff: their longest increasing run, n log n) and each
+-- piece is diffed again; a piece with no such line, or past MAX_DEPTH cuts, is compared line
+-- by line.  A spec with 100,000 env entries is 100,000 lines: a full LCS table would be 10^10
+-- cells.
+local LCS_CELLS, MAX_DEPTH = 250000, 32
+
+local function edit_script(A, B)
+  local ops = {}
+  local function emit(op, i, j, text) ops[#ops + 1] = { op, i, j, text } end
+
+  local function lcs(a1, a2, b1, b2)
+    local n, m = a2 - a1 + 1, b2 - b1 + 1
+    local L = {}
+    for i = n + 1, 1, -1 do
+      local row, below = {}, L[i + 1]
+      for j = m + 1, 1, -1 do
+        if i > n or j > m then row[j] = 0
+        elseif A[a1 + i - 1] == B[b1 + j - 1] then row[j] = below[j + 1] + 1
+        else
+          local x, y = below[j], row[j + 1]
+          row[j] = x > y and x or y
+        end
+      end
+      L[i] = row
+    end
+    local i, j = 1, 1
+    while i <= n or j <= m do
+      if i <= n and j <= m and A[a1 + i - 1] == B[b1 + j - 1] then
+        emit(" ", a1 + i - 1, b1 + j - 1, A[a1 + i - 1])
+        i, j = i + 1, j + 1
+      elseif i <= n and (j > m or L[i + 1][j] >= L[i][j + 1]) then
+        emit("-", a1 + i - 1, b1 + j - 1, A[a1 + i - 1])
+        i = i + 1
+      else
+        emit("+", a1 + i - 1, b1 + j - 1, B[b1 + j - 1])
+        j = j + 1
+      end
+    end
+  end
+
+  local function line_by_line(a1, a2, b1, b2)
+    local i, j = a1, b1
+    while i <= a2 or j <= b2 do
+      if i <= a2 and j <= b2 and A[i] == B[j] then
+        emit(" ", i, j, A[i])
+        i, j = i + 1, j + 1
+      else
+        -- a run of lines that differ at the same offsets: its old lines, then its new ones
+        local i0, j0 = i, j
+        repeat
+          if i <= a2 then i = i + 1 end
+          if j <= b2 then j = j + 1 end
+        until (i > a2 and j > b2) or (i <= a2 and j <= b2 and A[i] == B[j])
+        for x = i0, i - 1 do emit("-", x, j0, A[x]) end
+        for y = j0, j - 1 do emit("+", i, y, B[y]) end
+      end
+    end
+  end
+
+  -- the lines that occur exactly once in A[a1..a2] and once in B[b1..b2], paired, in their
+  -- longest run increasing on both sides
+  local function anchors(a1, a2, b1, b2)
+    local ca, cb, pos = {}, {}, {}
+    for i = a1, a2 do ca[A[i]] = (ca[A[i]] or 0) + 1; pos[A[i]] = i end
+    for j = b1, b2 do cb[B[j]] = (cb[B[j]] or 0) + 1 end
+    local pairs_ = {}
+    for j = b1, b2 do
+      local l = B[j]
+      if ca[l] == 1 and cb[l] == 1 then pairs_[#pairs_ + 1] = { pos[l], j } end
+    end
+    -- pairs_ is in B order: the longest increasing subsequence of its A positions
+    local tails, prev = {}, {}
+    for k, pr in ipairs(pairs_) do
+      local lo, hi = 1, #tails
+      while lo <= hi do
+        local mid = math.floor((lo + hi) / 2)
+        if pairs_[tails[mid]][1] < pr[1] then lo = mid + 1 else hi = mid - 1 end
+      end
+      tails[lo] = k
+      prev[k] = lo > 1 and tails[lo - 1] or nil
+    end
+    local back, k = {}, tails[#tails]
+    while k do
+      back[#back + 1] = pairs_[k]
+      k = prev[k]
+    end
+    local run = {}
+    for x = #back, 1, -1 do run[#run + 1] = back[x] end
+    return run
+  end
+
+  local function range(a1, a2, b1, b2, depth)
+    while a1 <= a2 and b1 <= b2 and A[a1] == B[b1] do
+      emit(" ", a1, b1, A[a1])
+      a1, b1 = a1 + 1, b1 + 1
+    end
+    local tail = 0
+    while a2 - tail >= a1 and b2 - tail >= b1 and A[a2 - tail] == B[b2 - tail] do tail = tail + 1 end
+    local e2, f2 = a2 - tail, b2 - tail
+    if a1 > e2 or b1 > f2 then
+      for i = a1, e2 do emit("-", i, b1, A[i]) end
+      for j = b1, f2 do emit("+", e2 + 1, j, B[j]) end
+    elseif (e2 - a1 + 2) * (f2 - b1 + 2) <= LCS_CELLS then
+      lcs(a1, e2, b1, f2)
+    else
+      local run = depth < MAX_DEPTH and anchors(a1, e2, b1, f2) or {}
+      if #run == 0 then
+        line_by_line(a1, e2, b1, f2)
+      else
+        local i, j = a1, b1
+        for _, pr in ipairs(run) do
+          range(i, pr[1] - 1, j, pr[2] - 1, depth + 1)
+          emit(" ", pr[1], pr[2], A[pr[1]])
+          i, j = pr[1] + 1, pr[2] + 1
+        end
+        range(i, e2, j, f2, depth + 1)
+      end
+    end
+    for t = tail - 1, 0, -1 do emit(" ", a2 - t, b2 - t, A[a2 - t]) end
+  end
+
+  range(1, #A, 1, #B, 0)
+  return ops
+end
+
 --- A unified diff (3 lines of context) of two texts; "" when they are equal.
 -- @tparam string a old text
 -- @tparam string b new text
 -- @tparam[opt] string a_name label of the old text ("before")
 -- @tparam[opt] string b_name label of the new text ("after")
 function M.diff(a, b, a_name, b_name)
-  local A, B = lines_of(a), lines_of(b)
-  local n, m = #A, #B
-  -- longest common subsequence, from the end
-  local L = {}
-  for i = n + 1, 1, -1 do
-    L[i] = {}
-    for j = m + 1, 1, -1 do
-      if i > n or j > m then L[i][j] = 0
-      elseif A[i] == B[j] then L[i][j] = L[i + 1][j + 1] + 1
-      else L[i][j] = math.max(L[i + 1][j], L[i][j + 1]) end
-    end
-  end
-  -- the edit script: {op, a_line_no, b_line_no, text}
-  local ops = {}
-  local i, j = 1, 1
-  while i <= n or j <= m do
-    if i <= n and j <= m and A[i] == B[j] then
-      ops[#ops + 1] = { " ", i, j, A[i] }
-      i, j = i + 1, j + 1
-    elseif i <= n and (j > m or L[i + 1][j] >= L[i][j + 1]) then
-      ops[#ops + 1] = { "-", i, j, A[i] }
-      i = i + 1
-    else
-      ops[#ops + 1] = { "+", i, j, B[j] }
-      j = j + 1
-    end
-  end
+  local ops = edit_script(lines_of(a), lines_of(b))
   local out = {}
   local k = 1
   local CONTEXT = 3

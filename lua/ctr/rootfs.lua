@@ -37,7 +37,9 @@ function M.reader(mounts_or_dir, cap)
   cap = cap or 1024 * 1024
   return function(path)
     for _, d in ipairs(dirs) do
-      local data, msg, errno = core.read_file_in_root(d, path, cap)
+      -- messages name the file as the image has it, then where it was read
+      local data, msg, errno = core.read_file_in_root(d, path, cap,
+        type(mounts_or_dir) ~= "string" and ("the image's rootfs (layer `%s')"):format(d) or nil)
       if data then return data end
       if errno ~= 2 then
         if errno == 22 then break end -- a whiteout or a non-file hides what is below

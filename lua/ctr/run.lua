@@ -46,6 +46,11 @@ function M.validate(def, r)
   if f.rm and f.detach then return nil, errors.invalid("flags --detach and --rm cannot be specified together") end
   local unsupported = cli.unsupported(def, r)
   if unsupported then return nil, errors.invalid("--%s is not supported yet", unsupported) end
+  -- before anything exists (ctr finds out only once the container is made)
+  if f["log-uri"] and f["log-uri"] ~= "" then
+    local _, uerr = require("ctr.cio").parse_log_uri(f["log-uri"])
+    if uerr then return nil, uerr end
+  end
   out.set = r.set
   local err = containers.validate_id(out.id)
   if err then return nil, err end
@@ -367,6 +372,32 @@ function M.isolation_opts(client, f, v, s, c)
   return true
 end
 
+-- The CFS quota the kernel takes (kernel/sched/core.c): at least 1 ms, at most 2^44 - 1 µs.
+-- --cpus N is a quota of N * 100 ms over a period of 100 ms.
+local CFS_PERIOD, CFS_QUOTA_MIN, CFS_QUOTA_MAX = 100000, 1000, 2 ^ 44 - 1
+
+--- Check a `--cpus` value (0: not set).  ctr passes any float on, and one the CFS cannot take
+-- (NaN, infinity, a negative or huge number) would fail later, or not at all: an
+-- invalid-argument error naming the value, or nil when it is usable.
+function M.check_cpus(cpus)
+  if cpus ~= cpus then return errors.invalid("invalid value for flag --cpus: NaN is not a number of CPUs") end
+  if cpus == math.huge or cpus == -math.huge then
+    return errors.invalid("invalid value for flag --cpus: %sInf is not a finite number of CPUs", cpus > 0 and "+" or "-")
+  end
+  if cpus < 0 then return errors.invalid("invalid value for flag --cpus: %.14g is negative", cpus) end
+  if cpus == 0 then return nil end
+  local quota = math.floor(cpus * CFS_PERIOD)
+  if quota < CFS_QUOTA_MIN then
+    return errors.invalid("invalid value for flag --cpus: %.14g is below %.2f (the smallest CFS quota, 1 ms per 100 ms)",
+      cpus, CFS_QUOTA_MIN / CFS_PERIOD)
+  end
+  if quota > CFS_QUOTA_MAX then
+    return errors.invalid("invalid value for flag --cpus: %.14g is above %d (the largest CFS quota, 2^44-1 µs per 100 ms)",
+      cpus, math.floor(CFS_QUOTA_MAX / CFS_PERIOD))
+  end
+  return nil
+end
+
 --- Resource, network and runtime flags (--cgroup, --memory-limit, --cpus, --cpu-shares,
 -- --cpu-quota/--cpu-period, --cni, --gpus, --rdt-class, ...): as isolation_opts.
 -- In ctr's order (run_unix.go NewContainer); as in ctr the spec flags apply only without
@@ -380,6 +411,8 @@ function M.resource_opts(client, f, v, s, c)
   v.runtime_options = ropts
   if f.config and f.config ~= "" then return true end
   local cpus = f.cpus or 0
+  local cerr = M.check_cpus(cpus)
+  if cerr then return nil, cerr end
   if cpus > 0 then s(oci.with_cpus(cpus)) end
   if (f["cpu-shares"] or 0) > 0 then s(oci.with_cpu_shares(f["cpu-shares"])) end
   local quota, period = f["cpu-quota"] or -1, f["cpu-period"] or 0

@@ -58,14 +58,25 @@ end
 
 --- Append an event to STATE/NAMESPACE/events.log, one JSON line (containerd's topics:
 -- /tasks/create, /tasks/start, /tasks/exit, /tasks/delete, /tasks/paused, /tasks/resumed,
--- /tasks/exec-added).  The monitor appends /tasks/exit of detached tasks itself.
+-- /tasks/exec-added, /tasks/oom).  The monitor appends /tasks/exit of detached tasks itself.
+-- The log is bounded: past 1 MiB it becomes events.log.1 (the one before is dropped) and a
+-- new one starts, under the log's lock (see csrc/monitor.h); M.read_events reads both.
 function M.event(client, topic, id, fields)
   local ev = { time = core.rfc3339(), namespace = client.namespace, topic = topic, id = id }
   for k, v in pairs(fields or {}) do ev[k] = v end
-  local fd = core.open(client:state_dir() .. "/events.log", "a", 384)
-  if not fd then return end
-  core.write(fd, core.json_encode(ev) .. "\n")
-  core.close(fd)
+  -- an event is a record of what happened, not part of it: a failure to log is not the
+  -- operation's
+  core.events_append(client:state_dir() .. "/events.log", core.json_encode(ev) .. "\n")
+end
+
+--- The events logged since `pos` (nil: all of them, the rotated log's first): the text (JSON
+-- lines; the last may be incomplete, its rest comes next time) and the position to read on
+-- from, or nil, err.
+function M.read_events(client, pos)
+  local text, ino, offset = core.events_read(client:state_dir() .. "/events.log",
+    pos and pos.ino, pos and pos.offset)
+  if not text then return nil, errors.new(ino, offset) end
+  return text, { ino = ino, offset = offset }
 end
 
 --- Watch STATE/NAMESPACE/events.log for new events (inotify on the namespace's directory, so
@@ -118,6 +129,25 @@ M.proc_start_time = owner.start_time
 --- Is pid a zombie (exited, not yet reaped)?  A reparented init whose new parent does not
 -- reap stays one: it is stopped all the same.
 M.proc_zombie = owner.zombie
+
+--- The exit code of a zombie, as a run reports it (128+N for signal N), from its wait status
+-- in field 52 of /proc/PID/stat (exit_code; the kernel keeps it until the zombie is reaped);
+-- nil when pid is not a zombie.  An init whose monitor was killed is reparented, and a pid 1
+-- that does not reap leaves it so: its status is still known.
+function M.proc_zombie_exit(pid)
+  local data = core.read_file("/proc/" .. tostring(pid) .. "/stat", 4096)
+  local state, rest = (data or ""):match(".*%)%s(%S)%s(.*)$")
+  if state ~= "Z" then return nil end
+  local i, status = 4, nil
+  for field in rest:gmatch("%S+") do
+    if i == 52 then status = tonumber(field) end
+    i = i + 1
+  end
+  if not status then return nil end
+  local sig = status % 128
+  if sig ~= 0 then return 128 + sig, sig end
+  return math.floor(status / 256) % 256
+end
 
 local function alive(st)
   if not st.pid or st.pid <= 0 then return false end
@@ -192,9 +222,27 @@ function M.status(client, id)
   if st then
     if (st.status == "running" or st.status == "created" or st.status == "paused")
       and not alive(st) then
-      -- the monitor (or the foreground ctrlua) died without recording the exit: the code is
-      -- unknown, and says so
-      st.unknown_exit = true
+      -- the monitor (or the foreground ctrlua) died without recording the exit: the kernel
+      -- still has it while the init is an unreaped zombie (the same process: its start time);
+      -- else the code is unknown, and says so
+      local code, sig
+      if st.pid and st.pid > 0 and (st.start_time == nil or M.proc_start_time(st.pid) == st.start_time) then
+        code, sig = M.proc_zombie_exit(st.pid)
+      end
+      if code then
+        st.exit_code, st.signal = code, sig
+        -- and only until the new parent reaps it: with no monitor left to record it, the
+        -- first to see it does
+        local monitor = st.monitor_pid and core.kill(st.monitor_pid, 0) and not M.proc_zombie(st.monitor_pid)
+        if not monitor then
+          local rec = {}
+          for k, v in pairs(st) do rec[k] = v end
+          rec.status, rec.exited_at = "stopped", core.rfc3339()
+          write_status(dir, rec)
+        end
+      else
+        st.unknown_exit = true
+      end
       return "stopped", st
     end
     return st.status, st
@@ -214,6 +262,19 @@ function M.status(client, id)
   if found.init or found.monitor then return "unknown", info end
   info.unknown_exit = true
   return "stopped", info
+end
+
+-- An init that died on its own before it ran the container's program: OOM-killed as it set
+-- up or waited for start, when the memory limit is below what any process needs.  err says
+-- how (the C core's words); err.exit_code is the exit status a run reports for it (128+N, as
+-- runc's callers and docker see it), err.oom whether its cgroup counted an OOM kill, which
+-- is also an event (/tasks/oom, as containerd's).
+local function died_early(client, id, err, exit_code, oom)
+  err.exit_code = exit_code
+  err.oom = oom or nil
+  err.sym = oom and "OOM_KILLED" or "EXITED"
+  if oom then M.event(client, "/tasks/oom", id) end
+  return err
 end
 
 -- Unmount whatever is mounted under dir, deepest first (stacked mounts come off one a round);
@@ -357,7 +418,9 @@ function M.new_task(container, io, opts)
     spec.root.path = "rootfs"
   end
 
-  ok, msg, errno = core.write_file(dir .. "/config.json", core.json_encode(spec), { mode = 384, sync = false })
+  local encoded, text = pcall(core.json_encode, spec)
+  if not encoded then return fail(errors.invalid("config.json: %s", tostring(text))) end
+  ok, msg, errno = core.write_file(dir .. "/config.json", text, { mode = 384, sync = false })
   if not ok then return fail(errors.new(msg, errno)) end
   fault.point("task.bundle-written")
 
@@ -368,7 +431,7 @@ function M.new_task(container, io, opts)
     return t
   end
 
-  local pid, monitor_pid
+  local pid, monitor_pid, death
   if opts.detach then
     local oom_file
     if cgroup then
@@ -382,7 +445,7 @@ function M.new_task(container, io, opts)
     end
     -- the monitor makes the cgroup; should it die before it reports, the cgroup is left to us
     made_cgroup = cgroup
-    pid, monitor_pid, errno = core.monitor_create(dir, {
+    pid, monitor_pid, errno, death = core.monitor_create(dir, {
       exec_fifo = dir .. "/exec.fifo", pid_file = opts.pid_file, no_pivot = opts.no_pivot,
       stdin = io.stdin, stdout = io.stdout, stderr = io.stderr,
       monitor_bin = M.monitor_bin(), oom_file = oom_file, id = id,
@@ -416,7 +479,7 @@ function M.new_task(container, io, opts)
       if pio == io then pio = nil end
     end
     local fds = pio or io
-    pid, msg, errno = core.create(dir, {
+    pid, msg, errno, death = core.create(dir, {
       exec_fifo = dir .. "/exec.fifo",
       pid_file = opts.pid_file,
       no_pivot = opts.no_pivot,
@@ -451,6 +514,7 @@ function M.new_task(container, io, opts)
     -- the init looks the command up before it reports ready (as runc's does): mark that
     -- failure so that run can answer 127 (not found) or 126 (cannot invoke)
     err.exec = msg:match("^exec: ") ~= nil
+    if death then died_early(client, id, err, death.exit_code, death.oom) end
     return fail(err)
   end
 
@@ -497,6 +561,14 @@ local function monitor_call(self, req)
   return reply
 end
 
+-- Read the monitor's status record again.  It has no cgroup (task.json has it): keep ours, or
+-- the delete would leave the cgroup behind.
+local function refresh(self)
+  local cgroup = self.st.cgroup
+  self.st = read_status(self.dir) or self.st
+  self.st.cgroup = self.st.cgroup or cgroup
+end
+
 --- Is this task supervised by a monitor (started detached)?
 function Task:detached()
   return self.st.monitor_pid ~= nil
@@ -525,9 +597,15 @@ end
 function Task:start(opts)
   if self:detached() then
     local ok, err = monitor_call(self, "start")
-    if not ok then return nil, err end
+    if not ok then
+      refresh(self)
+      if self.st.status == "stopped" and self.st.exit_code then
+        return nil, died_early(self.client, self.id, err, self.st.exit_code, self.st.oom)
+      end
+      return nil, err
+    end
     fault.point("task.started")
-    self.st = read_status(self.dir) or self.st
+    refresh(self)
     M.event(self.client, "/tasks/start", self.id, { pid = self.pid })
     run_hooks(self, "poststart", "running")
     return true
@@ -537,8 +615,23 @@ function Task:start(opts)
     if not ok then return nil, errors.new(msg, errno) end
   end
   M.event(self.client, "/tasks/start", self.id, { pid = self.pid })
-  local ok, msg, errno = core.start(self.dir .. "/exec.fifo")
-  if not ok then return nil, errors.new(msg, errno) end
+  local ok, msg, errno = core.start(self.dir .. "/exec.fifo", self.pid)
+  if not ok then
+    local err = errors.new(msg, errno)
+    local code, info = core.waitpid(self.pid, { nohang = true })
+    if code then
+      -- it is gone: how, rather than that nobody waits on the fifo
+      local oom = self.st.cgroup and require("ctr.metrics").oom_killed(self.st.cgroup) or false
+      local how = type(info) == "table" and info.signal and ("killed by %s"):format(M.signal_name(info.signal))
+        or ("exit code %d"):format(code)
+      err = errors.new(("task %s: the container init %d exited before start: %s%s"):format(self.id,
+        self.pid, how, oom and (" (OOM-killed in cgroup `%s')"):format(self.st.cgroup) or ""))
+      self.st.status, self.st.exit_code, self.st.oom = "stopped", code, oom or nil
+      write_status(self.dir, self.st)
+      return nil, died_early(self.client, self.id, err, code, oom)
+    end
+    return nil, err
+  end
   self.st.status = "running"
   self.st.started_at = core.rfc3339()
   ok, msg = write_status(self.dir, self.st)
@@ -558,19 +651,18 @@ function Task:wait(opts)
     local reply, err = monitor_call(self, "wait")
     if reply then
       local code = tonumber(reply:match("^exit (%d+)$"))
-      -- the monitor's record has no cgroup (task.json has it): keep ours
-      local cgroup = self.st.cgroup
-      self.st = read_status(self.dir) or self.st
-      self.st.cgroup = self.st.cgroup or cgroup
+      refresh(self)
       return code or 255
     end
-    -- no monitor (killed): wait on the pid itself; its exit code is lost
+    -- no monitor (killed): wait on the pid itself; its exit code is the zombie's (255 when
+    -- something reaped it: lost)
     local status, st = M.status(self.client, self.id)
     if status == "stopped" then return st and st.exit_code or 255 end
     if status == nil then return nil, err end
     local ok, msg, errno = core.pid_wait(self.pid)
     if not ok and errno ~= 3 then return nil, errors.new(msg, errno) end
-    return 255
+    status, st = M.status(self.client, self.id)
+    return st and st.exit_code or 255
   end
   local code, info
   if self.console then
@@ -913,6 +1005,15 @@ local SIGNALS = { HUP = 1, INT = 2, QUIT = 3, ILL = 4, TRAP = 5, ABRT = 6, IOT =
   STKFLT = 16, CHLD = 17, CONT = 18, STOP = 19, TSTP = 20, TTIN = 21, TTOU = 22, URG = 23,
   XCPU = 24, XFSZ = 25, VTALRM = 26, PROF = 27, WINCH = 28, IO = 29, POLL = 29, PWR = 30,
   SYS = 31 }
+
+local SIGNAL_NAMES = { "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1",
+  "SEGV", "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN",
+  "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS" }
+
+--- The name of signal n ("SIGKILL"), or "signal N" for one without a name.
+function M.signal_name(n)
+  return SIGNAL_NAMES[n] and "SIG" .. SIGNAL_NAMES[n] or ("signal %d"):format(n)
+end
 
 --- A signal by name ("SIGTERM", "TERM", "sigterm", "SIGRTMIN+3") or number ("9"): its number,
 -- or nil.

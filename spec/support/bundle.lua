@@ -119,6 +119,9 @@ function B.main()
   if not pid then
     result = { error = msg, errno = errno }
   else
+    -- the signals to forward are held from before the start, as Task:start holds them: one
+    -- sent as soon as the container is up must reach it, not end this runner before its wait
+    if mode == "forward" then assert(core.block_signals()) end
     assert(core.start(fifo))
     core.write_file(dir .. "/started", "")
     local code, info = core.wait(pid, { forward = mode == "forward" })

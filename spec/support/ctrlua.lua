@@ -149,10 +149,11 @@ end
 
 --- A fresh environment: dir/root (a copy of the template: the test image imported and
 -- unpacked), dir/state and a namespace of its own (env.ns, passed as -n to every command).
--- opts.empty = true: no image.
+-- opts.empty = true: no image; opts.ns: that namespace instead (another env's, for a second
+-- store whose containers meet the first's in the host's cgroups /NS/ID).
 function S.new_env(opts)
   local dir = S.tmpdir()
-  local ns = S.unique_ns()
+  local ns = opts and opts.ns or S.unique_ns()
   if not (opts and opts.empty) then
     -- the template's image is in namespace "default": its records move to the env's own
     S.must(("cp -a %s %s && mv %s %s"):format(q(template_root() .. "/root"), q(dir .. "/root"),

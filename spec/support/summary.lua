@@ -1,6 +1,11 @@
 -- busted output handler: a line per test, the failures in full, then `N passed, M failed`.
+-- After the last test comes one more, the host's hygiene (support.hygiene: /dev and the mount
+-- table as they were when spec/runner.lua started), counted in that line.
+local HYGIENE = "host hygiene: /dev and mounts unchanged"
+
 return function(options)
   local busted = require("busted")
+  local hygiene = require("support.hygiene")
   local handler = require("busted.outputHandlers.base")()
   local out = io.stdout
 
@@ -29,10 +34,19 @@ return function(options)
   end
 
   handler.suiteEnd = function()
+    local diffs = hygiene.check()
+    local passed, failed = handler.successesCount, handler.failuresCount + handler.errorsCount
+    if diffs then
+      out:write(#diffs == 0 and "ok  " or "FAIL", "  ", HYGIENE, "\n")
+      if #diffs == 0 then passed = passed + 1 else failed = failed + 1 end
+      hygiene.failed = #diffs > 0
+    end
     report("FAILED", handler.failures)
     report("ERROR", handler.errors)
-    local failed = handler.failuresCount + handler.errorsCount
-    out:write("\n", handler.successesCount, " passed, ", failed, " failed, ",
+    if diffs and #diffs > 0 then
+      out:write("\nFAILED: ", HYGIENE, "\n  ", table.concat(diffs, "\n  "), "\n")
+    end
+    out:write("\n", passed, " passed, ", failed, " failed, ",
       handler.pendingsCount, " skipped\n")
     out:flush()
     return nil, true
