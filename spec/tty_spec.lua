@@ -122,15 +122,18 @@ describe("tty and lifecycle hooks #root", function()
     local pid = env:wait_running("tt3")
     assert.is_true(S.exists("/proc/" .. pid))
     local d = env.dir
-    T.start(("stty -g > %s/before; %s; echo $? > %s/rc.tmp; stty -g > %s/after; mv %s/rc.tmp %s/rc; sleep 30\n")
-      :format(q(d), env:cmdline("tasks.lua", "attach", "tt3"), q(d), q(d), q(d), q(d)))
-    -- attach has put the pane's terminal in raw mode before it copies anything
+    T.start(("stty -g > %s/before; %s 2> %s/attach.err; echo $? > %s/rc.tmp; stty -g > %s/after; " ..
+      "mv %s/rc.tmp %s/rc; sleep 30\n")
+      :format(q(d), env:cmdline("tasks.lua", "attach", "tt3"), q(d), q(d), q(d), q(d), q(d)))
+    -- keys go to the pane only once attach has put its terminal in raw mode (before that the
+    -- pane's line discipline would echo them itself); an attach that ended says why
+    local tty = T.cmd("display-message", "-p", "-t", "t", "#{pane_tty}"):match("%S+")
     S.until_true(function()
-      local out = S.sh("tmux -S " .. q(d .. "/tmux.sock") .. " list-panes -t t -F '#{pane_pid}'")
-      local ppid = tonumber(out:match("%d+"))
-      -- our pane.sh's child: ctrlua attach
-      return ppid and S.sh("pgrep -P " .. ppid .. " ctrlua"):match("%d+")
-    end, 10, "tasks attach to run")
+      if S.exists(d .. "/rc") then
+        error("tasks attach ended early: " .. S.slurp(d .. "/rc") .. (S.slurp(d .. "/attach.err") or ""))
+      end
+      return S.sh("stty -a -F " .. q(tty)):match("%-icanon")
+    end, 15, "tasks attach to put the pane's terminal in raw mode")
     T.keys("echo attached-$((6*7)) $$")
     T.wait_for("attached%-42 1", "the detached shell's answer")
     local h, w = T.size()
