@@ -18,7 +18,7 @@ CC        ?= cc
 MONITOR_LDFLAGS ?= -static
 OPT       ?= -O2 -g
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-# libarchive, libcrypto and libcurl are not linked: csrc/lazylib.c loads them on first use (see there
+# libarchive, libcrypto and libcurl are not linked: csrc/base/lazylib.c loads them on first use (see there
 # why), by the sonames of the libraries pkg-config names.
 LINK_PKGS  := luajit libseccomp libcjson mount
 PKG_LIBS   := $(shell pkg-config --libs $(LINK_PKGS) 2>/dev/null) -pthread
@@ -30,9 +30,21 @@ CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-format-truncation
 	-DCTRLUA_VERSION='"$(VERSION)"' -DCTRLUA_DATADIR='"$(DATADIR)"' $(SONAMES) $(PKG_CFLAGS) \
 	$(EXTRA_CFLAGS)
 
-CORE_SRCS := $(filter-out csrc/main.c csrc/monitor_main.c,$(wildcard csrc/*.c))
+# The core, one folder per layer (see ARCHITECTURE.md): base/ needs libc only; store/ and
+# runtime/ build on base/; cgroups/ on base/; monitor/ is what a detached task runs; net/ is the
+# registry transfer layer; lua/ holds the host (host.c) and the binding, the only files that
+# include Lua's headers.
+BASE_SRCS    := $(wildcard csrc/base/*.c)
+STORE_SRCS   := $(wildcard csrc/store/*.c)
+RUNTIME_SRCS := $(wildcard csrc/runtime/*.c)
+CGROUP_SRCS  := $(wildcard csrc/cgroups/*.c)
+MONITOR_SRCS := $(filter-out csrc/monitor/main.c,$(wildcard csrc/monitor/*.c))
+NET_SRCS     := $(wildcard csrc/net/*.c)
+BINDING_SRCS := $(filter-out csrc/lua/host.c,$(wildcard csrc/lua/*.c))
+CORE_SRCS := $(BASE_SRCS) $(STORE_SRCS) $(RUNTIME_SRCS) $(CGROUP_SRCS) $(MONITOR_SRCS) $(NET_SRCS) \
+	$(BINDING_SRCS)
 CORE_OBJS := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(CORE_SRCS)) $(BUILD)/obj/trampoline_blob.o
-HEADERS   := $(wildcard csrc/*.h)
+HEADERS   := $(wildcard csrc/*/*.h)
 
 LUAJIT_RUN = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='$(BUILD)/lib/?.so;;' \
 	CTRLUA_BIN='$(CURDIR)/$(BUILD)/ctrlua' CTRLUA_TEST_IMAGE='$(CURDIR)/build/images/busybox.oci.tar'
@@ -43,29 +55,31 @@ LUAJIT_RUN = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='$(BUILD
 all: $(BUILD)/ctrlua $(BUILD)/lib/ctr/core.so $(BUILD)/ctrlua-runc
 
 $(BUILD)/obj/%.o: csrc/%.c $(HEADERS) | $(BUILD)/obj
-	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -iquote csrc -c -o $@ $<
 
 $(BUILD)/obj $(BUILD)/lib/ctr build/images:
 	mkdir -p $@
 
-# ctrlua-exec (csrc/sealed.h): no libc, no sanitizer, a couple of kilobytes, carried inside
+# ctrlua-exec (csrc/runtime/sealed.h): no libc, no sanitizer, a couple of kilobytes, carried inside
 # the core as data.
 TRAMPOLINE := $(BUILD)/obj/ctrlua-exec
 TRAMPOLINE_CC ?= $(CC)
-$(TRAMPOLINE): csrc/sealed/trampoline.c | $(BUILD)/obj
+$(TRAMPOLINE): csrc/runtime/sealed/trampoline.c | $(BUILD)/obj
 	$(TRAMPOLINE_CC) -std=c11 -Wall -Wextra -Werror -Os -static -nostdlib -no-pie -fno-pie -ffreestanding \
 		-fno-stack-protector -fno-asynchronous-unwind-tables -fno-builtin -Wl,--build-id=none \
 		-Wl,-z,noseparate-code -Wl,-z,norelro -s -o $@ $<
-$(BUILD)/obj/trampoline_blob.o: csrc/sealed/blob.S $(TRAMPOLINE) | $(BUILD)/obj
+$(BUILD)/obj/trampoline_blob.o: csrc/runtime/sealed/blob.S $(TRAMPOLINE) | $(BUILD)/obj
 	$(CC) -fPIC -DTRAMPOLINE_BIN='"$(TRAMPOLINE)"' -c -o $@ $<
 
-$(BUILD)/ctrlua: $(BUILD)/obj/main.o $(CORE_OBJS)
+$(BUILD)/ctrlua: $(BUILD)/obj/lua/host.o $(CORE_OBJS)
 	$(CC) $(EXTRA_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm -ldl
 
 # The detached task monitor: static, libc only (not under the sanitizers, which cannot link
 # statically) (its RSS is what a sleeping container costs).
 all: $(BUILD)/ctrlua-monitor
-$(BUILD)/ctrlua-monitor: $(BUILD)/obj/monitor_main.o $(BUILD)/obj/monitor.o $(BUILD)/obj/fsutil.o $(BUILD)/obj/error.o
+$(BUILD)/ctrlua-monitor: $(BUILD)/obj/monitor/main.o $(BUILD)/obj/monitor/monitor.o $(BUILD)/obj/base/files.o \
+		$(BUILD)/obj/base/error.o
 	$(CC) $(EXTRA_LDFLAGS) $(MONITOR_LDFLAGS) -o $@ $^
 
 $(BUILD)/ctrlua-runc: $(BUILD)/ctrlua

@@ -1,4 +1,4 @@
-/* The OCI config parser (csrc/config.c): ctr_config_parse, the one parser behind
+/* The OCI config parser (csrc/runtime/config.c): ctr_config_parse, the one parser behind
  * ctr_config_load, and ctr_config_set_process, which an exec into a container runs on the
  * process object it is given.
  *
@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "runtime/config.h"
 
 static char bundle[64], rootfs[96];
 
@@ -64,7 +64,7 @@ static void check_strv(const char **v)
         expect(strlen(v[i]) < CTR_CONFIG_MAX);
 }
 
-/* What spawn.c, rootfs.c and process.c read of a config without checking it again. */
+/* What runtime/create.c, runtime/rootfs.c and runtime/process.c read of a config without checking it again. */
 static void check(const struct ctr_config *c)
 {
     expect(c->json != NULL);

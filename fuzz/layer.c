@@ -1,5 +1,5 @@
-/* The layer applier (csrc/archive.c): ctr_layer_apply of the input as a layer blob (tar,
- * gzip or zstd; libarchive is loaded by csrc/lazylib.c on first use) into a fresh directory.
+/* The layer applier (csrc/store/layer_apply.c): ctr_layer_apply of the input as a layer blob (tar,
+ * gzip or zstd; libarchive is loaded by csrc/base/lazylib.c on first use) into a fresh directory.
  *
  * The first byte of the input chooses the options, the rest is the blob:
  *   bit 0  overlay whiteouts (else native ones)
@@ -36,8 +36,8 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "archive.h"
-#include "fsutil.h"
+#include "store/layer.h"
+#include "base/files.h"
 
 static char sandbox[64], root[96], sentinel[96], blob[64];
 static int blobfd = -1;

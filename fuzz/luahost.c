@@ -8,7 +8,7 @@
 #include <lua.h>
 #include <lualib.h>
 
-#include "lcore.h"
+#include "lua/lcore.h"
 
 #ifndef CTR_FUZZ_SRCDIR
 #error "CTR_FUZZ_SRCDIR: the source tree (lua/ and fuzz/ are read from it)"

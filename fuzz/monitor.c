@@ -1,4 +1,4 @@
-/* The monitor's socket protocol (csrc/monitor.c), both ends:
+/* The monitor's socket protocol (csrc/monitor/monitor.c), both ends:
  *   - the monitor's reading of a request datagram (ctr_monitor_parse_request), given the input
  *     as the monitor's recv() leaves it (at most CTR_MONITOR_REQ_MAX bytes) and as it is;
  *   - the client's reading of a reply (ctr_monitor_recv_reply, behind ctr_monitor_request and
@@ -22,8 +22,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "error.h"
-#include "monitor.h"
+#include "base/error.h"
+#include "monitor/monitor.h"
 
 #define finding(...)                                                                           \
     do {                                                                                       \

@@ -3,7 +3,7 @@ local app = require("ctr.app")
 local cli = require("ctr.cli")
 local host = require("ctr.host")
 
--- the host's global flags (csrc/main.c), for the help only: the host parses them
+-- the host's global flags (csrc/lua/host.c), for the help only: the host parses them
 local GLOBAL_FLAGS = {
   { name = "root", type = "string", value = "/var/lib/ctrlua", usage = "the store: images, content, snapshots, containers" },
   { name = "state", type = "string", value = "/run/ctrlua", usage = "the state of tasks" },

@@ -409,7 +409,7 @@ describe("seccomp profile files", function()
   end)
 end)
 
--- These need the runtime to build and load linux.seccomp (csrc/seccomp.c wired into
+-- These need the runtime to build and load linux.seccomp (csrc/runtime/seccomp.c wired into
 -- config.c/spawn.c); until then create refuses the spec.
 describe("seccomp in containers #root #seccomp_wired", function()
   local B = require("support.bundle")

@@ -1,7 +1,7 @@
 --- Control groups v1, v2 and hybrid, after containerd's cgroups package: `new` creates a
 -- cgroup with the limits of an OCI spec's `linux.resources` in every mounted hierarchy,
 -- `load` finds one again, and the cgroup object adds processes, lists them, freezes, thaws,
--- measures and deletes.  The C core does the work (csrc/cgroup*.c); the layout comes from
+-- measures and deletes.  The C core does the work (csrc/cgroups/); the layout comes from
 -- /proc/self/mountinfo on each call.
 --
 -- A path is `linux.cgroupsPath`: "/default/ID" is below each hierarchy's root, "ctrlua/ID"

@@ -192,7 +192,7 @@ end
 -- makes them, so that another process can attach.  The init holds each open read-write, so it
 -- never sees EOF nor SIGPIPE when a reader comes and goes.  For a detached task the monitor
 -- keeps output that no reader took when the container exits, for a late reader, until the
--- delete (see csrc/monitor.h).  `Task:delete` removes them.
+-- delete (see csrc/monitor/monitor.h).  `Task:delete` removes them.
 function M.fifo_dir(dir, id)
   local ok, msg, errno = core.mkdir_p(dir, 448)
   if not ok then return nil, errors.new(msg, errno) end

@@ -1,7 +1,7 @@
 --- Fault injection for the crash tests: with CTRLUA_FAULT=STEP in the environment, the process
 -- that reaches the point named STEP kills itself with SIGKILL there, as a crash would (no
 -- finalizer, no close, no cleanup runs).  The steps are those of docs/crash-consistency.md; the
--- C core has its own points (csrc/fault.c) under the same scheme.  The variable is read once,
+-- C core has its own points (csrc/base/fault.c) under the same scheme.  The variable is read once,
 -- when this module loads: when it is unset, `point` is an empty function.
 -- @module ctr.fault
 local core = require("ctr.core")

@@ -6,7 +6,7 @@
 -- `with_profile(path)` loads a profile file, in the OCI linux.seccomp format or in Docker's
 -- (archMap, includes/excludes, name), converting Docker's as moby's setupSeccomp does.
 --
--- The runtime turns linux.seccomp into a filter (csrc/seccomp.c); `check(profile)` builds that
+-- The runtime turns linux.seccomp into a filter (csrc/runtime/seccomp.c); `check(profile)` builds that
 -- filter without loading it, so a bad profile is refused before anything runs.
 -- @module ctr.seccomp
 local core = require("ctr.core")

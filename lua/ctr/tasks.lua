@@ -60,7 +60,7 @@ end
 -- /tasks/create, /tasks/start, /tasks/exit, /tasks/delete, /tasks/paused, /tasks/resumed,
 -- /tasks/exec-added, /tasks/oom).  The monitor appends /tasks/exit of detached tasks itself.
 -- The log is bounded: past 1 MiB it becomes events.log.1 (the one before is dropped) and a
--- new one starts, under the log's lock (see csrc/monitor.h); M.read_events reads both.
+-- new one starts, under the log's lock (see csrc/monitor/monitor.h); M.read_events reads both.
 function M.event(client, topic, id, fields)
   local ev = { time = core.rfc3339(), namespace = client.namespace, topic = topic, id = id }
   for k, v in pairs(fields or {}) do ev[k] = v end

@@ -1,0 +1,275 @@
+#include "base/files.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "base/cleanup.h"
+
+int ctr_write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+ssize_t ctr_read_full(int fd, void *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = read(fd, (char *)buf + got, len - got);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    return (ssize_t)got;
+}
+
+/* The rest of read_file: fd is open on what `what` names in messages (quoted already). */
+static int read_fd_capped(int fd, const char *what, size_t cap, char **out, size_t *len,
+                          struct ctr_err *err)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return ctr_fail(err, errno, "fstat %s", what);
+    if (S_ISREG(st.st_mode) && (size_t)st.st_size > cap)
+        return ctr_fail(err, EFBIG, "read %s: %lld bytes is over the limit of %zu",
+                        what, (long long)st.st_size, cap);
+    /* files under /proc and /sys say size 0: start from a page and grow */
+    size_t size = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size : 4096;
+    if (size > cap)
+        size = cap;
+    cleanup_free char *buf = malloc(size + 2);
+    if (buf == NULL)
+        return ctr_fail(err, ENOMEM, "read %s", what);
+    size_t used = 0;
+    for (;;) {
+        if (used == size + 1) {
+            if (size >= cap)
+                return ctr_fail(err, EFBIG, "read %s: over the limit of %zu bytes", what, cap);
+            size_t nsize = size * 2 > cap ? cap : size * 2;
+            char *nbuf = realloc(buf, nsize + 2);
+            if (nbuf == NULL)
+                return ctr_fail(err, ENOMEM, "read %s", what);
+            buf = nbuf;
+            size = nsize;
+        }
+        ssize_t n = ctr_read_full(fd, buf + used, size + 1 - used);
+        if (n < 0)
+            return ctr_fail(err, errno, "read %s", what);
+        used += (size_t)n;
+        if (used < size + 1)
+            break;
+    }
+    if (used > cap)
+        return ctr_fail(err, EFBIG, "read %s: over the limit of %zu bytes", what, cap);
+    buf[used] = '\0';
+    *out = steal_pointer(&buf);
+    if (len)
+        *len = used;
+    return 0;
+}
+
+int ctr_read_file(const char *path, size_t cap, char **out, size_t *len, struct ctr_err *err)
+{
+    cleanup_close int fd = RETRY(open(path, O_RDONLY | O_CLOEXEC));
+    if (fd < 0)
+        return ctr_fail(err, errno, "open `%s'", path);
+    char what[PATH_MAX + 8];
+    snprintf(what, sizeof what, "`%s'", path);
+    return read_fd_capped(fd, what, cap, out, len, err);
+}
+
+int ctr_read_file_in_root(const char *root, const char *path, const char *name, size_t cap,
+                          char **out, size_t *len, struct ctr_err *err)
+{
+    char where[PATH_MAX + 8], what[2 * PATH_MAX + 16];
+    if (name)
+        snprintf(where, sizeof where, "%s", name);
+    else
+        snprintf(where, sizeof where, "`%s'", root);
+    /* the path as the container sees it, where the file is: never the fd we read it by */
+    snprintf(what, sizeof what, "`%s' in %s", path, where);
+    cleanup_close int rootfd = RETRY(open(root, O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (rootfd < 0)
+        return ctr_fail(err, errno, "open %s", where);
+    cleanup_close int fd = ctr_openat_in_root(rootfd, path, O_RDONLY | O_NOCTTY | O_NONBLOCK, 0);
+    if (fd < 0)
+        return ctr_fail(err, errno, "openat2 %s", what);
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return ctr_fail(err, errno, "fstat %s", what);
+    if (!S_ISREG(st.st_mode))
+        return ctr_fail(err, EINVAL, "read %s: not a regular file", what);
+    return read_fd_capped(fd, what, cap, out, len, err);
+}
+
+int ctr_fsync_dir(const char *dir, struct ctr_err *err)
+{
+    cleanup_close int fd = RETRY(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (fd < 0)
+        return ctr_fail(err, errno, "open `%s'", dir);
+    if (fsync(fd) < 0)
+        return ctr_fail(err, errno, "fsync `%s'", dir);
+    return 0;
+}
+
+int ctr_fsync_parent(const char *path, struct ctr_err *err)
+{
+    char dir[PATH_MAX];
+    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
+        return ctr_fail(err, ENAMETOOLONG, "`%s'", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        strcpy(dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    return ctr_fsync_dir(dir, err);
+}
+
+int ctr_write_file_atomic(const char *path, const void *data, size_t len, int mode, int flags,
+                          struct ctr_err *err)
+{
+    int noreplace = flags & CTR_WRITE_NOREPLACE, sync = !(flags & CTR_WRITE_NOSYNC);
+    char tmp[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    int dirlen = slash ? (int)(slash - path + 1) : 0;
+    if (snprintf(tmp, sizeof tmp, "%.*s.tmp-%s.%d", dirlen, path, slash ? slash + 1 : path,
+                 (int)getpid()) >= (int)sizeof tmp)
+        return ctr_fail(err, ENAMETOOLONG, "`%s'", path);
+    cleanup_close int fd = RETRY(open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+                                      mode));
+    if (fd < 0)
+        return ctr_fail(err, errno, "create `%s'", tmp);
+    if (fchmod(fd, mode) < 0 || ctr_write_all(fd, data, len) < 0 || (sync && fsync(fd) < 0)) {
+        int e = errno;
+        unlink(tmp);
+        return ctr_fail(err, e, "write `%s'", tmp);
+    }
+    int r = noreplace ? (int)syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, path, 1 /* RENAME_NOREPLACE */)
+                      : rename(tmp, path);
+    if (r < 0) {
+        int e = errno;
+        unlink(tmp);
+        return ctr_fail(err, e, "rename `%s' to `%s'", tmp, path);
+    }
+    return sync ? ctr_fsync_parent(path, err) : 0;
+}
+
+int ctr_mkdir_p(const char *path, int mode, struct ctr_err *err)
+{
+    char buf[PATH_MAX];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return ctr_fail(err, ENAMETOOLONG, "mkdir `%s'", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(buf, mode) < 0 && errno != EEXIST)
+                return ctr_fail(err, errno, "mkdir `%s'", buf);
+            *p = c;
+            if (c == '\0')
+                break;
+        }
+    }
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return ctr_fail(err, errno, "stat `%s'", path);
+    if (!S_ISDIR(st.st_mode))
+        return ctr_fail(err, ENOTDIR, "mkdir `%s'", path);
+    return 0;
+}
+
+static int remove_at(int parent, const char *name, dev_t dev, const char *top, struct ctr_err *err)
+{
+    struct stat st;
+    if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        if (errno == ENOENT)
+            return 0;
+        return ctr_fail(err, errno, "stat `%s' under `%s'", name, top);
+    }
+    if (S_ISDIR(st.st_mode)) {
+        if (st.st_dev != dev)
+            return ctr_fail(err, EBUSY, "remove `%s' under `%s': a mount is still there", name, top);
+        int fd = RETRY(openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (fd < 0)
+            return ctr_fail(err, errno, "open `%s' under `%s'", name, top);
+        DIR *d = fdopendir(fd);
+        if (d == NULL) {
+            close(fd);
+            return ctr_fail(err, errno, "fdopendir `%s'", name);
+        }
+        struct dirent *de;
+        int r = 0;
+        while (r == 0 && (errno = 0, de = readdir(d)) != NULL) {
+            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                continue;
+            r = remove_at(dirfd(d), de->d_name, dev, top, err);
+        }
+        closedir(d);
+        if (r < 0)
+            return r;
+        if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+            return ctr_fail(err, errno, "rmdir `%s' under `%s'", name, top);
+        return 0;
+    }
+    if (unlinkat(parent, name, 0) < 0 && errno != ENOENT)
+        return ctr_fail(err, errno, "unlink `%s' under `%s'", name, top);
+    return 0;
+}
+
+int ctr_remove_tree(const char *path, struct ctr_err *err)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0) {
+        if (errno == ENOENT)
+            return 0;
+        return ctr_fail(err, errno, "stat `%s'", path);
+    }
+    return remove_at(AT_FDCWD, path, st.st_dev, path, err);
+}
+
+int ctr_openat_in_root(int rootfd, const char *path, int flags, int mode)
+{
+    struct open_how how = {
+        .flags = (unsigned long long)(flags | O_CLOEXEC),
+        .mode = (flags & (O_CREAT | O_TMPFILE)) ? (unsigned long long)mode : 0,
+        .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
+    long fd;
+    do
+        fd = syscall(SYS_openat2, rootfd, path, &how, sizeof how);
+    while (fd < 0 && (errno == EINTR || errno == EAGAIN));
+    return (int)fd;
+}
+
+int ctr_write_pid_file(const char *path, pid_t pid, struct ctr_err *err)
+{
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "%d", (int)pid);
+    return ctr_write_file_atomic(path, buf, (size_t)n, 0644, 0, err);
+}

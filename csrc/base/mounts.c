@@ -1,0 +1,374 @@
+#include "base/mounts.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libmount.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "base/cleanup.h"
+
+static const struct {
+    const char *name;
+    unsigned long flags;
+} propagations[] = {
+    {"shared", MS_SHARED},          {"rshared", MS_SHARED | MS_REC},
+    {"slave", MS_SLAVE},            {"rslave", MS_SLAVE | MS_REC},
+    {"private", MS_PRIVATE},        {"rprivate", MS_PRIVATE | MS_REC},
+    {"unbindable", MS_UNBINDABLE},  {"runbindable", MS_UNBINDABLE | MS_REC},
+};
+
+long ctr_mount_propagation(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(propagations); i++)
+        if (strcmp(propagations[i].name, name) == 0)
+            return (long)propagations[i].flags;
+    return -1;
+}
+
+const char *ctr_fd_path(int fd, char *buf, size_t len)
+{
+    snprintf(buf, len, "/proc/self/fd/%d", fd);
+    return buf;
+}
+
+void ctr_mount_opts_free(struct ctr_mount_opts *o)
+{
+    free(o->data);
+    o->data = NULL;
+}
+
+int ctr_mount_parse_options(const char *const *opts, size_t n, const char *where,
+                            struct ctr_mount_opts *out, struct ctr_err *err)
+{
+    memset(out, 0, sizeof *out);
+    size_t cap = 1;
+    for (size_t i = 0; i < n; i++)
+        cap += strlen(opts[i]) + 1;
+    cleanup_free char *optstr = calloc(1, cap);
+    if (optstr == NULL)
+        return ctr_fail(err, ENOMEM, "%s", where);
+    for (size_t i = 0; i < n; i++) {
+        const char *o = opts[i];
+        long prop = ctr_mount_propagation(o);
+        if (prop >= 0) {
+            out->propagation = (unsigned long)prop;
+            continue;
+        }
+        if (strcmp(o, "rro") == 0) {
+            out->recursive_ro = 1;
+            continue;
+        }
+        /* runc's own extensions that need no kernel flag here */
+        if (strcmp(o, "rrw") == 0 || strcmp(o, "tmpcopyup") == 0 || *o == '\0')
+            continue;
+        if (strcmp(o, "idmap") == 0 || strcmp(o, "ridmap") == 0)
+            return ctr_fail(err, 0, "%s[%zu]: `%s' is not supported yet", where, i, o);
+        if (strchr(o, ',') != NULL)
+            return ctr_fail(err, 0, "%s[%zu]: `%s': one option per entry", where, i, o);
+        if (*optstr)
+            strcat(optstr, ",");
+        strcat(optstr, o);
+    }
+    char *user = NULL, *vfs = NULL, *fs = NULL;
+    if (mnt_split_optstr(optstr, &user, &vfs, &fs, 0, 0) != 0)
+        return ctr_fail(err, 0, "%s: cannot parse `%s'", where, optstr);
+    free(user); /* userspace-only options (noauto, _netdev, ...) mean nothing to the kernel */
+    unsigned long flags = 0;
+    int r = vfs ? mnt_optstr_get_flags(vfs, &flags, mnt_get_builtin_optmap(MNT_LINUX_MAP)) : 0;
+    free(vfs);
+    if (r != 0) {
+        free(fs);
+        return ctr_fail(err, 0, "%s: cannot parse `%s'", where, optstr);
+    }
+    out->flags = flags;
+    out->data = fs ? fs : strdup("");
+    if (out->data == NULL)
+        return ctr_fail(err, ENOMEM, "%s", where);
+    return 0;
+}
+
+unsigned long ctr_mount_current_flags(int fd)
+{
+    struct statvfs sv;
+    if (fstatvfs(fd, &sv) < 0)
+        return 0;
+    static const struct {
+        unsigned long st, ms;
+    } map[] = {
+        {ST_RDONLY, MS_RDONLY},       {ST_NOSUID, MS_NOSUID},     {ST_NODEV, MS_NODEV},
+        {ST_NOEXEC, MS_NOEXEC},       {ST_NOATIME, MS_NOATIME},   {ST_NODIRATIME, MS_NODIRATIME},
+        {ST_RELATIME, MS_RELATIME},
+    };
+    unsigned long ms = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(map); i++)
+        if (sv.f_flag & map[i].st)
+            ms |= map[i].ms;
+    return ms;
+}
+
+/* A failed call of the new mount API.  ENOSYS gets a message of its own: the runtime has no
+ * fallback that would look a path up again, so it says which call this kernel lacks. */
+static int api_fail(struct ctr_err *err, const char *call, const char *what)
+{
+    static const struct {
+        const char *call, *since;
+    } since[] = {
+        {"open_tree", "5.2"}, {"move_mount", "5.2"}, {"fsopen", "5.2"},      {"fsconfig", "5.2"},
+        {"fsmount", "5.2"},   {"statx", "4.11"},     {"statx STATX_MNT_ID", "5.8"},
+        {"mount_setattr", "5.12"},
+    };
+    if (errno != ENOSYS)
+        return ctr_fail(err, errno, "%s: %s", what, call);
+    const char *need = "5.12";
+    for (size_t i = 0; i < ARRAY_SIZE(since); i++)
+        if (strcmp(since[i].call, call) == 0)
+            need = since[i].since;
+    struct utsname u;
+    if (uname(&u) < 0)
+        snprintf(u.release, sizeof u.release, "unknown");
+    return ctr_fail(err, ENOSYS,
+                    "%s: this kernel (Linux %s) lacks %s, which ctrlua needs (Linux %s or later)",
+                    what, u.release, call, need);
+}
+
+int ctr_mount_clone(int dfd, const char *path, int recursive, const char *what,
+                    struct ctr_err *err)
+{
+    unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0) |
+                     (*path == '\0' ? AT_EMPTY_PATH : 0);
+    int fd = (int)RETRY(open_tree(dfd, path, flags));
+    if (fd < 0)
+        return api_fail(err, "open_tree", what);
+    return fd;
+}
+
+/* The per-mount flags of a new mount (as mount(2) sets them: relatime unless told). */
+static unsigned mount_attr_of(unsigned long ms)
+{
+    static const struct {
+        unsigned long ms;
+        unsigned attr;
+    } map[] = {
+        {MS_RDONLY, MOUNT_ATTR_RDONLY},         {MS_NOSUID, MOUNT_ATTR_NOSUID},
+        {MS_NODEV, MOUNT_ATTR_NODEV},           {MS_NOEXEC, MOUNT_ATTR_NOEXEC},
+        {MS_NODIRATIME, MOUNT_ATTR_NODIRATIME}, {MS_NOSYMFOLLOW, MOUNT_ATTR_NOSYMFOLLOW},
+    };
+    unsigned attr = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(map); i++)
+        if (ms & map[i].ms)
+            attr |= map[i].attr;
+    if (ms & MS_STRICTATIME)
+        attr |= MOUNT_ATTR_STRICTATIME;
+    else if (ms & MS_NOATIME)
+        attr |= MOUNT_ATTR_NOATIME;
+    return attr;
+}
+
+/* The first message the filesystem left in the fs_context's log, as " (text)", or "". */
+static const char *fs_log(int fsfd, char *buf, size_t len)
+{
+    char msg[256];
+    ssize_t n = read(fsfd, msg, sizeof msg - 1);
+    buf[0] = '\0';
+    while (n > 0 && msg[n - 1] == '\n')
+        n--;
+    if (n > 2) {
+        msg[n] = '\0';
+        snprintf(buf, len, " (%s)", msg + 2); /* "e tmpfs: Bad value for 'size'" */
+    }
+    return buf;
+}
+
+static int fs_set(int fsfd, unsigned cmd, const char *key, const char *value, const char *what,
+                  struct ctr_err *err)
+{
+    if (fsconfig(fsfd, cmd, key, value, 0) == 0)
+        return 0;
+    int e = errno;
+    char log[300];
+    fs_log(fsfd, log, sizeof log);
+    if (e == ENOSYS) {
+        errno = e;
+        return api_fail(err, "fsconfig", what);
+    }
+    return ctr_fail(err, e, "%s: fsconfig `%s%s%s'%s", what, key, value ? "=" : "",
+                    value ? value : "", log);
+}
+
+/* fsconfig takes string values of at most 255 bytes: a longer overlay lowerdir (an image of
+ * many layers) goes one directory at a time as "lowerdir+" (Linux 6.8), top-most first. */
+#define FSCONFIG_STRING_MAX 255
+static int fs_set_lowerdirs(int fsfd, char *list, const char *what, struct ctr_err *err)
+{
+    for (char *save = NULL, *dir = strtok_r(list, ":", &save); dir;
+         dir = strtok_r(NULL, ":", &save))
+        if (fs_set(fsfd, FSCONFIG_SET_STRING, "lowerdir+", dir, what, err) < 0)
+            return -1;
+    return 0;
+}
+
+/* Each option of a data string ("size=64m,mode=755,newinstance") as one fsconfig call.  A
+ * comma inside double quotes (an SELinux context) does not split. */
+static int fs_set_data(int fsfd, const char *data, const char *what, struct ctr_err *err)
+{
+    cleanup_free char *copy = strdup(data);
+    if (copy == NULL)
+        return ctr_fail(err, ENOMEM, "%s", what);
+    char *p = copy;
+    while (*p) {
+        char *opt = p;
+        int quoted = 0;
+        for (; *p && (quoted || *p != ','); p++)
+            if (*p == '"')
+                quoted = !quoted;
+        if (*p)
+            *p++ = '\0';
+        if (*opt == '\0')
+            continue;
+        char *eq = strchr(opt, '=');
+        if (eq)
+            *eq = '\0';
+        if (eq && strcmp(opt, "lowerdir") == 0 && strlen(eq + 1) > FSCONFIG_STRING_MAX) {
+            if (fs_set_lowerdirs(fsfd, eq + 1, what, err) < 0)
+                return -1;
+            continue;
+        }
+        if (fs_set(fsfd, eq ? FSCONFIG_SET_STRING : FSCONFIG_SET_FLAG, opt, eq ? eq + 1 : NULL,
+                   what, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The superblock flags of MS_* as the names fsconfig knows them by. */
+static int fs_set_sb_flags(int fsfd, unsigned long ms, const char *what, struct ctr_err *err)
+{
+    static const struct {
+        unsigned long ms;
+        const char *name;
+    } map[] = {
+        {MS_RDONLY, "ro"},         {MS_SYNCHRONOUS, "sync"}, {MS_DIRSYNC, "dirsync"},
+        {MS_LAZYTIME, "lazytime"}, {MS_MANDLOCK, "mand"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(map); i++)
+        if ((ms & map[i].ms) && fs_set(fsfd, FSCONFIG_SET_FLAG, map[i].name, NULL, what, err) < 0)
+            return -1;
+    return 0;
+}
+
+int ctr_mount_new(const char *type, const char *source, unsigned long flags, const char *data,
+                  const char *what, struct ctr_err *err)
+{
+    cleanup_close int fsfd = fsopen(type, FSOPEN_CLOEXEC);
+    if (fsfd < 0 && errno == ENOSYS)
+        return api_fail(err, "fsopen", what);
+    if (fsfd < 0) /* an unknown type reads as mount(8) reports it: "No such device" */
+        return ctr_fail(err, errno, "%s", what);
+    if (source && *source && fs_set(fsfd, FSCONFIG_SET_STRING, "source", source, what, err) < 0)
+        return -1;
+    if (fs_set_data(fsfd, data ? data : "", what, err) < 0 ||
+        fs_set_sb_flags(fsfd, flags, what, err) < 0)
+        return -1;
+    if (fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
+        int e = errno;
+        char log[300];
+        fs_log(fsfd, log, sizeof log);
+        return ctr_fail(err, e, "%s%s", what, log);
+    }
+    int fd = fsmount(fsfd, FSMOUNT_CLOEXEC, mount_attr_of(flags));
+    if (fd < 0)
+        return api_fail(err, "fsmount", what);
+    return fd;
+}
+
+static int set_attr(int fd, unsigned at, struct mount_attr *a)
+{
+    return (int)RETRY(mount_setattr(fd, "", AT_EMPTY_PATH | at, a, sizeof *a));
+}
+
+/* The mount_setattr() that does what MS_REMOUNT|MS_BIND|flags does: ro/nosuid/nodev/noexec/
+ * nosymfollow become exactly what flags say, and the atime flags too when one is given (a
+ * remount keeps the mount's atime otherwise). */
+static struct mount_attr remount_attr(unsigned long flags)
+{
+    const unsigned atime = MOUNT_ATTR__ATIME | MOUNT_ATTR_NODIRATIME;
+    struct mount_attr a = {
+        .attr_set = mount_attr_of(flags) & ~atime,
+        .attr_clr = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+                    MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NOSYMFOLLOW,
+    };
+    if (flags & (MS_NOATIME | MS_NODIRATIME | MS_RELATIME | MS_STRICTATIME)) {
+        a.attr_clr |= atime;
+        a.attr_set |= mount_attr_of(flags) & atime;
+    }
+    return a;
+}
+
+int ctr_mount_set_flags(int fd, unsigned long flags, const char *what, struct ctr_err *err)
+{
+    struct mount_attr a = remount_attr(flags);
+    if (set_attr(fd, 0, &a) == 0)
+        return 0;
+    /* EPERM: the kernel locks nosuid/nodev/noexec/atime flags of a mount that came from a
+     * more privileged mount namespace, and a change that would clear them is refused; repeat
+     * what the mount has (runc does the same for its remounts) and try once more. */
+    unsigned long keep = MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME |
+                         MS_RELATIME;
+    if (errno == EPERM) {
+        a = remount_attr(flags | (ctr_mount_current_flags(fd) & keep));
+        if (set_attr(fd, 0, &a) == 0)
+            return 0;
+    }
+    return api_fail(err, "mount_setattr", what);
+}
+
+int ctr_mount_recursive_ro(int fd, const char *what, struct ctr_err *err)
+{
+    struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
+    if (set_attr(fd, AT_RECURSIVE, &attr) < 0)
+        return api_fail(err, "mount_setattr", what);
+    return 0;
+}
+
+int ctr_mount_attach(int tree, int target, const char *what, struct ctr_err *err)
+{
+    if (RETRY(move_mount(tree, "", target, "",
+                         MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)) < 0)
+        return api_fail(err, "move_mount", what);
+    return 0;
+}
+
+int ctr_mount_set_propagation(int fd, unsigned long propagation, const char *what,
+                              struct ctr_err *err)
+{
+    struct mount_attr a = {.propagation = propagation & ~(unsigned long)MS_REC};
+    if (set_attr(fd, (propagation & MS_REC) ? AT_RECURSIVE : 0, &a) < 0)
+        return api_fail(err, "mount_setattr", what);
+    return 0;
+}
+
+int ctr_mount_id(int fd, unsigned long long *id, const char *what, struct ctr_err *err)
+{
+#ifndef STATX_MNT_ID_UNIQUE
+#define STATX_MNT_ID_UNIQUE 0x4000U
+#endif
+    /* the unique id where the kernel has it (6.8), which is never reused; else the old one:
+     * asked the same way every time, one kernel always answers with the same kind */
+    struct statx sx;
+    if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID | STATX_MNT_ID_UNIQUE,
+              &sx) < 0)
+        return api_fail(err, "statx", what);
+    if (!(sx.stx_mask & (STATX_MNT_ID | STATX_MNT_ID_UNIQUE))) {
+        errno = ENOSYS;
+        return api_fail(err, "statx STATX_MNT_ID", what);
+    }
+    *id = sx.stx_mnt_id;
+    return 0;
+}

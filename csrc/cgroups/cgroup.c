@@ -1,0 +1,973 @@
+/* cgroups: the layout (which hierarchies are mounted where), and the life of one container's
+ * cgroup across all of them: create with limits, add a process, list, freeze, measure, delete.
+ * The files of each resource are written by cgroups/v1.c and cgroups/v2.c; see cgroups/cgroup.h. */
+#include "cgroups/cgroup.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cgroups/internal.h"
+#include "base/files.h"
+#include "base/cleanup.h"
+
+static const char *const v1_names[CTR_CG_COUNT] = {
+    [CTR_CG_CPU] = "cpu",         [CTR_CG_CPUACCT] = "cpuacct", [CTR_CG_CPUSET] = "cpuset",
+    [CTR_CG_MEMORY] = "memory",   [CTR_CG_DEVICES] = "devices", [CTR_CG_FREEZER] = "freezer",
+    [CTR_CG_NET_CLS] = "net_cls", [CTR_CG_BLKIO] = "blkio",     [CTR_CG_PERF_EVENT] = "perf_event",
+    [CTR_CG_NET_PRIO] = "net_prio", [CTR_CG_HUGETLB] = "hugetlb", [CTR_CG_PIDS] = "pids",
+    [CTR_CG_RDMA] = "rdma",       [CTR_CG_MISC] = "misc",
+};
+
+/* v2 has no cpuacct (cpu.stat always has usage), devices (eBPF), freezer (cgroup.freeze,
+ * core), net_cls/net_prio (gone); blkio is "io" */
+static const char *const v2_names[CTR_CG_COUNT] = {
+    [CTR_CG_CPU] = "cpu",       [CTR_CG_CPUSET] = "cpuset",   [CTR_CG_MEMORY] = "memory",
+    [CTR_CG_BLKIO] = "io",      [CTR_CG_PERF_EVENT] = "perf_event", [CTR_CG_HUGETLB] = "hugetlb",
+    [CTR_CG_PIDS] = "pids",     [CTR_CG_RDMA] = "rdma",       [CTR_CG_MISC] = "misc",
+};
+
+const char *ctr_cgroup_controller_name(enum ctr_cgroup_controller c)
+{
+    return (unsigned)c < CTR_CG_COUNT ? v1_names[c] : NULL;
+}
+
+const char *ctr_cgroup_controller_v2_name(enum ctr_cgroup_controller c)
+{
+    return (unsigned)c < CTR_CG_COUNT ? v2_names[c] : NULL;
+}
+
+static int controller_bit(const char *const names[], const char *tok, size_t len)
+{
+    for (int c = 0; c < CTR_CG_COUNT; c++)
+        if (names[c] && strlen(names[c]) == len && memcmp(names[c], tok, len) == 0)
+            return c;
+    return -1;
+}
+
+/* ------------------------------------------------------------------ layout */
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo */
+static void unescape(char *s)
+{
+    char *w = s;
+    for (char *r = s; *r; r++) {
+        if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
+            r[3] >= '0' && r[3] <= '7') {
+            *w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
+            r += 3;
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = '\0';
+}
+
+/* a comma-separated list of v1 controllers and "name=X": mask and name */
+static unsigned v1_mask(const char *list, char **name)
+{
+    unsigned mask = 0;
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        int c = controller_bit(v1_names, p, len);
+        if (c >= 0)
+            mask |= 1u << c;
+        else if (name && len > 5 && strncmp(p, "name=", 5) == 0 && *name == NULL)
+            *name = strndup(p + 5, len - 5);
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    return mask;
+}
+
+void ctr_cgroup_layout_free(struct ctr_cgroup_layout *l)
+{
+    for (size_t i = 0; i < l->n_v1; i++) {
+        free(l->v1[i].mountpoint);
+        free(l->v1[i].own);
+        free(l->v1[i].name);
+    }
+    l->n_v1 = 0;
+    free(l->v2.mountpoint);
+    free(l->v2.own);
+    free(l->v2.name);
+    memset(&l->v2, 0, sizeof l->v2);
+    l->has_v2 = 0;
+}
+
+/* The caller's cgroup in the hierarchy with (mask, name) — or v2 with v2 != 0 — relative to
+ * the mount's root `mroot`. */
+static char *own_cgroup(const char *proc_cgroup, int v2, unsigned mask, const char *name,
+                        const char *mroot)
+{
+    const char *path = NULL;
+    size_t plen = 0;
+    for (const char *line = proc_cgroup; line && *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        const char *c1 = memchr(line, ':', len);
+        const char *c2 = c1 ? memchr(c1 + 1, ':', len - (size_t)(c1 + 1 - line)) : NULL;
+        if (c2) {
+            cleanup_free char *list = strndup(c1 + 1, (size_t)(c2 - c1 - 1));
+            int match;
+            if (list == NULL)
+                return NULL;
+            if (v2) {
+                match = list[0] == '\0' && strncmp(line, "0:", 2) == 0;
+            } else {
+                cleanup_free char *lname = NULL;
+                unsigned lmask = v1_mask(list, &lname);
+                match = lmask == mask && ((!lname && !name) ||
+                                          (lname && name && strcmp(lname, name) == 0));
+            }
+            if (match) {
+                path = c2 + 1;
+                plen = len - (size_t)(c2 + 1 - line);
+                break;
+            }
+        }
+        line = end ? end + 1 : NULL;
+    }
+    if (path == NULL)
+        return strdup("");
+    /* seen from the mount: strip the mount's root when the cgroup is below it */
+    size_t rlen = strcmp(mroot, "/") == 0 ? 0 : strlen(mroot);
+    if (rlen && plen >= rlen && strncmp(path, mroot, rlen) == 0 &&
+        (plen == rlen || path[rlen] == '/')) {
+        path += rlen;
+        plen -= rlen;
+    }
+    if (plen == 1 && path[0] == '/')
+        plen = 0;
+    return strndup(path, plen);
+}
+
+int ctr_cgroup_layout_detect(struct ctr_cgroup_layout *l, const char *mountinfo_path,
+                             const char *proc_cgroup_path, const char *root_prefix,
+                             struct ctr_err *err)
+{
+    memset(l, 0, sizeof *l);
+    for (int c = 0; c < CTR_CG_COUNT; c++)
+        l->v1_of[c] = -1;
+    if (mountinfo_path == NULL)
+        mountinfo_path = "/proc/self/mountinfo";
+    if (proc_cgroup_path == NULL)
+        proc_cgroup_path = "/proc/self/cgroup";
+    if (root_prefix == NULL)
+        root_prefix = "";
+    l->fake = root_prefix[0] != '\0';
+    cleanup_free char *info = NULL, *pcg = NULL;
+    size_t len;
+    if (ctr_read_file(mountinfo_path, 16u << 20, &info, &len, err) < 0)
+        return -1;
+    if (ctr_read_file(proc_cgroup_path, 1u << 20, &pcg, &len, err) < 0)
+        return -1;
+
+    char *save = NULL;
+    for (char *line = strtok_r(info, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *f[64];
+        size_t nf = 0;
+        char *fs = NULL;
+        for (char *tok = strtok_r(line, " ", &fs); tok && nf < ARRAY_SIZE(f);
+             tok = strtok_r(NULL, " ", &fs))
+            f[nf++] = tok;
+        size_t dash = 6;
+        while (dash < nf && strcmp(f[dash], "-") != 0)
+            dash++;
+        if (nf < 10 || dash + 3 >= nf)
+            continue;
+        const char *fstype = f[dash + 1], *superopts = f[dash + 3];
+        int is_v2 = strcmp(fstype, "cgroup2") == 0;
+        if (!is_v2 && strcmp(fstype, "cgroup") != 0)
+            continue;
+        char *mroot = f[3], *mpoint = f[4];
+        unescape(mroot);
+        unescape(mpoint);
+        struct ctr_cgroup_hier h = {0};
+        if (is_v2) {
+            if (l->has_v2)
+                continue;
+        } else {
+            h.controllers = v1_mask(superopts, &h.name);
+            if (h.controllers == 0 && h.name == NULL)
+                continue;
+            int dup = 0;
+            for (size_t i = 0; i < l->n_v1; i++)
+                dup |= l->v1[i].controllers == h.controllers &&
+                       ((!h.name && !l->v1[i].name) ||
+                        (h.name && l->v1[i].name && strcmp(h.name, l->v1[i].name) == 0));
+            if (dup || l->n_v1 == CTR_CGROUP_MAX_HIER) {
+                free(h.name);
+                continue;
+            }
+        }
+        if (asprintf(&h.mountpoint, "%s%s", root_prefix, mpoint) < 0)
+            h.mountpoint = NULL;
+        h.own = own_cgroup(pcg, is_v2, h.controllers, h.name, mroot);
+        if (h.mountpoint == NULL || h.own == NULL) {
+            free(h.mountpoint);
+            free(h.own);
+            free(h.name);
+            return ctr_fail(err, ENOMEM, "cgroup layout");
+        }
+        if (is_v2) {
+            l->v2 = h;
+            l->has_v2 = 1;
+        } else {
+            for (int c = 0; c < CTR_CG_COUNT; c++)
+                if (h.controllers & (1u << c))
+                    l->v1_of[c] = (int)l->n_v1;
+            l->v1[l->n_v1++] = h;
+        }
+    }
+    if (l->has_v2) {
+        /* the controllers the v2 root offers; a hybrid system's is often empty */
+        cleanup_free char *ctl = NULL;
+        struct ctr_err ignored;
+        if (cg_read(l->v2.mountpoint, "cgroup.controllers", &ctl, &ignored) == 0) {
+            char *s2 = NULL;
+            for (char *t = strtok_r(ctl, " \n", &s2); t; t = strtok_r(NULL, " \n", &s2)) {
+                int c = controller_bit(v2_names, t, strlen(t));
+                if (c >= 0)
+                    l->v2.controllers |= 1u << c;
+            }
+        }
+    }
+    int v1_controllers = 0;
+    for (size_t i = 0; i < l->n_v1; i++)
+        v1_controllers |= l->v1[i].controllers != 0;
+    if (v1_controllers)
+        l->mode = l->has_v2 ? CTR_CGROUP_HYBRID : CTR_CGROUP_V1;
+    else
+        l->mode = l->has_v2 ? CTR_CGROUP_V2 : l->n_v1 ? CTR_CGROUP_V1 : CTR_CGROUP_NONE;
+    return 0;
+}
+
+int ctr_cgroup_has(const struct ctr_cgroup_layout *l, enum ctr_cgroup_controller c)
+{
+    return l->v1_of[c] >= 0 || (l->has_v2 && (l->v2.controllers & (1u << c)));
+}
+
+/* ------------------------------------------------------------------ paths */
+
+/* "/a//b/./c/" -> "/a/b/c"; ".." refused; the root itself ("/", "") refused. */
+static int clean_path(const char *path, char *out, size_t size, struct ctr_err *err)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (const char *p = path; *p;) {
+        while (*p == '/')
+            p++;
+        size_t len = strcspn(p, "/");
+        if (len == 0)
+            break;
+        if (len == 2 && p[0] == '.' && p[1] == '.')
+            return ctr_fail(err, EINVAL, "cgroup path `%s': `..' is not allowed", path);
+        if (!(len == 1 && p[0] == '.')) {
+            if (n + len + 2 > size)
+                return ctr_fail(err, ENAMETOOLONG, "cgroup path `%s'", path);
+            out[n++] = '/';
+            memcpy(out + n, p, len);
+            n += len;
+            out[n] = '\0';
+        }
+        p += len;
+    }
+    if (n == 0)
+        return ctr_fail(err, EINVAL, "cgroup path `%s' names no cgroup below the root", path);
+    return 0;
+}
+
+static const struct ctr_cgroup_hier *hier(const struct ctr_cgroup_layout *l, int i)
+{
+    return i < 0 ? &l->v2 : &l->v1[i];
+}
+
+/* the directory below which `path` lives in hierarchy i: the mount point, or the caller's own
+ * cgroup for a relative path */
+static int base_dir(const struct ctr_cgroup_layout *l, int i, const char *path, char *out,
+                    size_t size, struct ctr_err *err)
+{
+    const struct ctr_cgroup_hier *h = hier(l, i);
+    const char *own = path[0] == '/' ? "" : h->own;
+    if ((size_t)snprintf(out, size, "%s%s", h->mountpoint, own) >= size)
+        return ctr_fail(err, ENAMETOOLONG, "cgroup `%s'", path);
+    return 0;
+}
+
+int ctr_cgroup_dir(const struct ctr_cgroup_layout *l, int i, const char *path, char **out,
+                   struct ctr_err *err)
+{
+    if (i < 0 ? !l->has_v2 : (size_t)i >= l->n_v1)
+        return ctr_fail(err, ENOENT, "cgroup `%s': no such hierarchy", path);
+    char clean[PATH_MAX], base[PATH_MAX];
+    if (clean_path(path, clean, sizeof clean, err) < 0 ||
+        base_dir(l, i, path, base, sizeof base, err) < 0)
+        return -1;
+    if (asprintf(out, "%s%s", base, clean) < 0)
+        return ctr_fail(err, ENOMEM, "cgroup `%s'", path);
+    return 0;
+}
+
+/* The directories of one cgroup in every hierarchy. */
+struct cg_dirs {
+    char *v1[CTR_CGROUP_MAX_HIER];
+    char *v2;
+    size_t n_v1;
+    struct cg_target t;
+};
+
+static void dirs_free(struct cg_dirs *d)
+{
+    for (size_t i = 0; i < d->n_v1; i++)
+        free(d->v1[i]);
+    free(d->v2);
+}
+
+static int dirs_get(const struct ctr_cgroup_layout *l, const char *path, struct cg_dirs *d,
+                    struct ctr_err *err)
+{
+    memset(d, 0, sizeof *d);
+    d->t.l = l;
+    for (size_t i = 0; i < l->n_v1; i++) {
+        if (ctr_cgroup_dir(l, (int)i, path, &d->v1[i], err) < 0)
+            return -1;
+        d->n_v1 = i + 1;
+    }
+    if (l->has_v2 && ctr_cgroup_dir(l, -1, path, &d->v2, err) < 0)
+        return -1;
+    for (int c = 0; c < CTR_CG_COUNT; c++)
+        d->t.v1[c] = l->v1_of[c] >= 0 ? d->v1[l->v1_of[c]] : NULL;
+    d->t.v2 = d->v2;
+    if (l->mode == CTR_CGROUP_NONE)
+        return ctr_fail(err, ENOENT, "cgroup `%s': no cgroup hierarchy is mounted", path);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ create */
+
+struct created {
+    char *dirs[256];
+    size_t n;
+};
+
+static void undo(struct created *c)
+{
+    while (c->n > 0) {
+        char *d = c->dirs[--c->n];
+        rmdir(d);
+        free(d);
+    }
+}
+
+static int record(struct created *c, const char *dir, struct ctr_err *err)
+{
+    if (c->n == ARRAY_SIZE(c->dirs))
+        return ctr_fail(err, E2BIG, "cgroup: too many directories to create");
+    if ((c->dirs[c->n] = strdup(dir)) == NULL)
+        return ctr_fail(err, ENOMEM, "cgroup");
+    c->n++;
+    return 0;
+}
+
+/* v2: a child has the files of a controller only when its parent lists it in
+ * cgroup.subtree_control.  Enable everything the parent offers (runc does the same); a
+ * refusal (a parent with processes: the "no internal processes" rule) is left for the write
+ * of the first missing file to report. */
+static void enable_controllers(const char *dir)
+{
+    struct ctr_err ignored;
+    cleanup_free char *avail = NULL, *enabled = NULL;
+    if (cg_read(dir, "cgroup.controllers", &avail, &ignored) < 0 ||
+        cg_read(dir, "cgroup.subtree_control", &enabled, &ignored) < 0)
+        return;
+    char *save = NULL;
+    for (char *t = strtok_r(avail, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+        size_t len = strlen(t);
+        int on = 0;
+        for (const char *p = enabled; *p && !on;) {
+            size_t l2 = strcspn(p, " \n");
+            on = l2 == len && strncmp(p, t, len) == 0;
+            p += l2;
+            p += strspn(p, " \n");
+        }
+        if (!on)
+            cg_writef(&ignored, dir, "cgroup.subtree_control", "+%s", t);
+    }
+}
+
+/* v1 cpuset: a new cpuset starts with empty cpus and mems and refuses tasks until they are
+ * set: copy the parent's (runc's ensureParent) */
+static int cpuset_inherit(const char *parent, const char *dir, struct ctr_err *err)
+{
+    static const char *const files[] = {"cpuset.cpus", "cpuset.mems"};
+    for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+        cleanup_free char *cur = NULL, *from = NULL;
+        if (cg_read(dir, files[i], &cur, err) < 0)
+            return -1;
+        if (cur[0] != '\0')
+            continue;
+        if (cg_read(parent, files[i], &from, err) < 0)
+            return -1;
+        if (from[0] != '\0' && cg_write(dir, files[i], from, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* mkdir each level of `clean` below `base`, recording what this call made */
+static int make_levels(const char *base, const char *clean, int v2, int cpuset,
+                       struct created *c, struct ctr_err *err)
+{
+    char dir[PATH_MAX], parent[PATH_MAX];
+    size_t n = strlen(base);
+    if (n >= sizeof dir)
+        return ctr_fail(err, ENAMETOOLONG, "cgroup `%s'", base);
+    memcpy(dir, base, n + 1);
+    for (const char *p = clean; *p;) {
+        size_t len = strcspn(p + 1, "/") + 1; /* "/name" */
+        if (n + len >= sizeof dir)
+            return ctr_fail(err, ENAMETOOLONG, "cgroup `%s%s'", base, clean);
+        memcpy(parent, dir, n + 1);
+        if (v2)
+            enable_controllers(parent);
+        memcpy(dir + n, p, len);
+        n += len;
+        dir[n] = '\0';
+        p += len;
+        if (mkdir(dir, 0755) == 0) {
+            if (record(c, dir, err) < 0)
+                return -1;
+        } else {
+            struct stat st;
+            if (errno != EEXIST || stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+                return ctr_fail(err, errno == EEXIST ? ENOTDIR : errno, "mkdir `%s'", dir);
+        }
+        if (cpuset && cpuset_inherit(parent, dir, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int nonempty(const cJSON *o)
+{
+    if (o == NULL || cJSON_IsNull(o))
+        return 0;
+    for (const cJSON *c = o->child; c; c = c->next)
+        if (!cJSON_IsNull(c))
+            return 1;
+    return 0;
+}
+
+static const cJSON *get(const cJSON *res, const char *key, int object, struct ctr_err *err,
+                        int *bad)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(res, key);
+    if (v == NULL || cJSON_IsNull(v))
+        return NULL;
+    if (object ? !cJSON_IsObject(v) : !cJSON_IsArray(v)) {
+        *bad = 1;
+        ctr_fail(err, EINVAL, "linux.resources.%s: expected %s", key,
+                 object ? "an object" : "an array");
+        return NULL;
+    }
+    return v;
+}
+
+static int apply(const struct cg_target *t, const cJSON *res, struct ctr_err *err)
+{
+    int bad = 0;
+    if (!cJSON_IsObject(res))
+        return ctr_fail(err, EINVAL, "linux.resources: expected an object");
+    const cJSON *devices = get(res, "devices", 0, err, &bad);
+    const cJSON *mem = get(res, "memory", 1, err, &bad);
+    const cJSON *cpu = get(res, "cpu", 1, err, &bad);
+    const cJSON *pids = get(res, "pids", 1, err, &bad);
+    const cJSON *bio = get(res, "blockIO", 1, err, &bad);
+    const cJSON *huge = get(res, "hugepageLimits", 0, err, &bad);
+    const cJSON *net = get(res, "network", 1, err, &bad);
+    const cJSON *rdma = get(res, "rdma", 1, err, &bad);
+    const cJSON *unified = get(res, "unified", 1, err, &bad);
+    if (bad)
+        return -1;
+
+    if (devices) {
+        if (cg_where(t, CTR_CG_DEVICES) == CG_V1) {
+            if (ctr_cgroup_v1_devices(t->v1[CTR_CG_DEVICES], devices, err) < 0)
+                return -1;
+        } else {
+            /* v2 (pure, or hybrid without a v1 devices hierarchy): an eBPF program; a list
+             * that allows everything needs none */
+            int all = ctr_cgroup_devices_allow_all(devices, err);
+            if (all < 0)
+                return -1;
+            if (!all) {
+                if (t->v2 == NULL)
+                    return ctr_fail(err, ENOTSUP, "linux.resources.devices: no devices "
+                                    "controller (no v1 devices hierarchy, and no cgroup2 mount "
+                                    "for an eBPF device filter)");
+                if (ctr_cgroup_v2_devices(t->v2, t->l->fake, devices, err) < 0)
+                    return -1;
+            }
+        }
+    }
+    if (nonempty(mem)) {
+        enum cg_where w = cg_where(t, CTR_CG_MEMORY);
+        if (w == CG_NONE)
+            return cg_unavailable(err, "linux.resources.memory", CTR_CG_MEMORY);
+        if ((w == CG_V1 ? ctr_cgroup_v1_memory(t->v1[CTR_CG_MEMORY], mem, err)
+                        : ctr_cgroup_v2_memory(t->v2, mem, err)) < 0)
+            return -1;
+    }
+    if (cpu) {
+        static const char *const cpu_keys[] = {"shares", "quota", "period", "burst",
+                                               "realtimePeriod", "realtimeRuntime", "idle"};
+        int want_cpu = 0, want_cpuset = 0;
+        for (size_t i = 0; i < ARRAY_SIZE(cpu_keys); i++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(cpu, cpu_keys[i]);
+            want_cpu |= v && !cJSON_IsNull(v);
+        }
+        const char *keys2[] = {"cpus", "mems"};
+        for (size_t i = 0; i < 2; i++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(cpu, keys2[i]);
+            want_cpuset |= v && !cJSON_IsNull(v) && !(cJSON_IsString(v) && !v->valuestring[0]);
+        }
+        if (want_cpu) {
+            enum cg_where w = cg_where(t, CTR_CG_CPU);
+            if (w == CG_NONE)
+                return cg_unavailable(err, "linux.resources.cpu", CTR_CG_CPU);
+            if ((w == CG_V1 ? ctr_cgroup_v1_cpu(t->v1[CTR_CG_CPU], cpu, err)
+                            : ctr_cgroup_v2_cpu(t->v2, cpu, err)) < 0)
+                return -1;
+        }
+        if (want_cpuset) {
+            enum cg_where w = cg_where(t, CTR_CG_CPUSET);
+            if (w == CG_NONE)
+                return cg_unavailable(err, "linux.resources.cpu.cpus/mems", CTR_CG_CPUSET);
+            if (ctr_cgroup_cpuset(w == CG_V1 ? t->v1[CTR_CG_CPUSET] : t->v2, cpu, err) < 0)
+                return -1;
+        }
+    }
+    if (nonempty(pids)) {
+        enum cg_where w = cg_where(t, CTR_CG_PIDS);
+        if (w == CG_NONE)
+            return cg_unavailable(err, "linux.resources.pids", CTR_CG_PIDS);
+        if (ctr_cgroup_pids_limit(w == CG_V1 ? t->v1[CTR_CG_PIDS] : t->v2, pids, err) < 0)
+            return -1;
+    }
+    if (nonempty(bio)) {
+        enum cg_where w = cg_where(t, CTR_CG_BLKIO);
+        if (w == CG_NONE)
+            return cg_unavailable(err, "linux.resources.blockIO", CTR_CG_BLKIO);
+        if ((w == CG_V1 ? ctr_cgroup_v1_blkio(t->v1[CTR_CG_BLKIO], bio, err)
+                        : ctr_cgroup_v2_io(t->v2, bio, err)) < 0)
+            return -1;
+    }
+    if (huge && cJSON_GetArraySize(huge) > 0) {
+        enum cg_where w = cg_where(t, CTR_CG_HUGETLB);
+        if (w == CG_NONE)
+            return cg_unavailable(err, "linux.resources.hugepageLimits", CTR_CG_HUGETLB);
+        if (ctr_cgroup_hugetlb(w == CG_V1 ? t->v1[CTR_CG_HUGETLB] : t->v2, w == CG_V2, huge,
+                               err) < 0)
+            return -1;
+    }
+    if (net && ctr_cgroup_v1_network(t, net, err) < 0)
+        return -1;
+    if (nonempty(rdma)) {
+        enum cg_where w = cg_where(t, CTR_CG_RDMA);
+        if (w == CG_NONE)
+            return cg_unavailable(err, "linux.resources.rdma", CTR_CG_RDMA);
+        if (ctr_cgroup_rdma(w == CG_V1 ? t->v1[CTR_CG_RDMA] : t->v2, w == CG_V2, rdma, err) < 0)
+            return -1;
+    }
+    /* last, so that it overrides what the fields above wrote (runc) */
+    if (nonempty(unified)) {
+        if (t->v2 == NULL)
+            return ctr_fail(err, ENOTSUP, "linux.resources.unified: cgroup v2 is not mounted");
+        if (ctr_cgroup_v2_unified(t->v2, unified, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int ctr_cgroup_create(const struct ctr_cgroup_layout *l, const char *path,
+                      const cJSON *resources, struct ctr_err *err)
+{
+    struct cg_dirs d;
+    struct created c = {.n = 0};
+    char clean[PATH_MAX], base[PATH_MAX];
+    int rc = -1;
+    if (dirs_get(l, path, &d, err) < 0 || clean_path(path, clean, sizeof clean, err) < 0)
+        goto out;
+    for (size_t i = 0; i < l->n_v1; i++) {
+        if (base_dir(l, (int)i, path, base, sizeof base, err) < 0 ||
+            make_levels(base, clean, 0, (int)i == l->v1_of[CTR_CG_CPUSET], &c, err) < 0)
+            goto fail;
+    }
+    if (l->has_v2) {
+        if (base_dir(l, -1, path, base, sizeof base, err) < 0 ||
+            make_levels(base, clean, 1, 0, &c, err) < 0)
+            goto fail;
+    }
+    if (resources && !cJSON_IsNull(resources) && apply(&d.t, resources, err) < 0)
+        goto fail;
+    rc = 0;
+    for (size_t i = 0; i < c.n; i++)
+        free(c.dirs[i]);
+    goto out;
+fail:
+    undo(&c);
+out:
+    dirs_free(&d);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ in use */
+
+/* Processes in the cgroup at dir and in every cgroup below it, as runc counts them
+ * (GetAllPids): a container with a cgroup namespace may have moved some into children.  A
+ * cgroup that goes away meanwhile counts none. */
+static int count_procs(const char *dir, int depth, size_t *n, struct ctr_err *err)
+{
+    if (depth > 32)
+        return ctr_fail(err, ELOOP, "read `%s/cgroup.procs': cgroups nested too deep", dir);
+    cleanup_free char *text = NULL;
+    struct ctr_err e;
+    if (cg_read(dir, "cgroup.procs", &text, &e) < 0) {
+        if (e.code == ENOENT || e.code == ENODEV)
+            return 0;
+        *err = e;
+        return -1;
+    }
+    for (const char *p = text + strspn(text, " \n"); *p; p += strspn(p, " \n")) {
+        (*n)++;
+        p += strcspn(p, " \n");
+    }
+    DIR *dp = opendir(dir);
+    if (dp == NULL)
+        return errno == ENOENT || errno == ENODEV ? 0 : ctr_fail(err, errno, "opendir `%s'", dir);
+    struct dirent *ent;
+    int rc = 0;
+    while (rc == 0 && (ent = readdir(dp)) != NULL) {
+        if (ent->d_type != DT_DIR || strcmp(ent->d_name, ".") == 0 ||
+            strcmp(ent->d_name, "..") == 0)
+            continue;
+        char child[PATH_MAX];
+        if ((size_t)snprintf(child, sizeof child, "%s/%s", dir, ent->d_name) >= sizeof child)
+            rc = ctr_fail(err, ENAMETOOLONG, "read `%s/%s/cgroup.procs'", dir, ent->d_name);
+        else
+            rc = count_procs(child, depth + 1, n, err);
+    }
+    closedir(dp);
+    return rc;
+}
+
+static int refuse_if_busy(const char *dir, struct ctr_err *err)
+{
+    size_t n = 0;
+    if (count_procs(dir, 0, &n, err) < 0)
+        return -1;
+    if (n > 0)
+        return ctr_fail(err, EBUSY, "container's cgroup is not empty: %zu process(es) found in "
+                        "`%s'", n, dir);
+    return 0;
+}
+
+/* A value of dir/file, or NULL when the cgroup or the file is not there. */
+static int read_if_there(const char *dir, const char *file, char **out, struct ctr_err *err)
+{
+    struct ctr_err e;
+    *out = NULL;
+    if (cg_read(dir, file, out, &e) == 0)
+        return 0;
+    if (e.code == ENOENT || e.code == ENODEV)
+        return 0;
+    *err = e;
+    return -1;
+}
+
+int ctr_cgroup_check_unused(const struct ctr_cgroup_layout *l, const char *path,
+                            struct ctr_err *err)
+{
+    struct cg_dirs d;
+    int rc = -1;
+    if (dirs_get(l, path, &d, err) < 0)
+        goto out;
+    /* every hierarchy, not one as runc does: a second store's container, or a stray process,
+     * may be in some only */
+    for (size_t i = 0; i < d.n_v1; i++)
+        if (refuse_if_busy(d.v1[i], err) < 0)
+            goto out;
+    if (d.v2 && refuse_if_busy(d.v2, err) < 0)
+        goto out;
+    /* frozen: a container would start and never run; on a hybrid host the cgroup2 mount
+     * freezes too, with no controller of its own */
+    if (d.t.v1[CTR_CG_FREEZER]) {
+        cleanup_free char *state = NULL;
+        if (read_if_there(d.t.v1[CTR_CG_FREEZER], "freezer.state", &state, err) < 0)
+            goto out;
+        if (state && strcmp(state, "THAWED") != 0) {
+            ctr_fail(err, EBUSY, "container's cgroup unexpectedly frozen: `%s/freezer.state' "
+                     "is %s", d.t.v1[CTR_CG_FREEZER], state);
+            goto out;
+        }
+    }
+    if (d.v2) {
+        cleanup_free char *freeze = NULL, *events = NULL;
+        uint64_t frozen = 0;
+        if (read_if_there(d.v2, "cgroup.freeze", &freeze, err) < 0 ||
+            read_if_there(d.v2, "cgroup.events", &events, err) < 0)
+            goto out;
+        if ((freeze && strcmp(freeze, "0") != 0) ||
+            (events && cg_keyed(events, "frozen", &frozen) && frozen != 0)) {
+            ctr_fail(err, EBUSY, "container's cgroup unexpectedly frozen: `%s' (cgroup.freeze "
+                     "%s)", d.v2, freeze ? freeze : "0, frozen by its parent");
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    dirs_free(&d);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ add, list */
+
+int ctr_cgroup_add_pid(const struct ctr_cgroup_layout *l, const char *path, pid_t pid,
+                       struct ctr_err *err)
+{
+    struct cg_dirs d;
+    int rc = -1;
+    if (dirs_get(l, path, &d, err) < 0)
+        goto out;
+    for (size_t i = 0; i < d.n_v1; i++)
+        if (cg_writef(err, d.v1[i], "cgroup.procs", "%d", (int)pid) < 0)
+            goto out;
+    if (d.v2 && cg_writef(err, d.v2, "cgroup.procs", "%d", (int)pid) < 0)
+        goto out;
+    rc = 0;
+out:
+    dirs_free(&d);
+    return rc;
+}
+
+/* the directory whose cgroup.procs lists the container's processes */
+static const char *procs_dir(const struct ctr_cgroup_layout *l, const struct cg_dirs *d)
+{
+    if (l->mode == CTR_CGROUP_V2 || d->n_v1 == 0)
+        return d->v2;
+    if (l->v1_of[CTR_CG_PIDS] >= 0)
+        return d->v1[l->v1_of[CTR_CG_PIDS]];
+    if (l->v1_of[CTR_CG_MEMORY] >= 0)
+        return d->v1[l->v1_of[CTR_CG_MEMORY]];
+    return d->v1[0];
+}
+
+int ctr_cgroup_pids(const struct ctr_cgroup_layout *l, const char *path, pid_t **out,
+                    size_t *n, struct ctr_err *err)
+{
+    struct cg_dirs d;
+    int rc = -1;
+    cleanup_free char *text = NULL;
+    *out = NULL;
+    *n = 0;
+    if (dirs_get(l, path, &d, err) < 0 || cg_read(procs_dir(l, &d), "cgroup.procs", &text, err) < 0)
+        goto out;
+    size_t cap = 0;
+    for (char *p = text; *p;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v <= 0 || v > INT_MAX) {
+            ctr_fail(err, EINVAL, "read `%s/cgroup.procs': not a pid list", procs_dir(l, &d));
+            goto fail;
+        }
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            pid_t *np = realloc(*out, cap * sizeof **out);
+            if (np == NULL) {
+                ctr_fail(err, ENOMEM, "cgroup.procs");
+                goto fail;
+            }
+            *out = np;
+        }
+        (*out)[(*n)++] = (pid_t)v;
+        p = end + strspn(end, " \n");
+    }
+    rc = 0;
+    goto out;
+fail:
+    free(*out);
+    *out = NULL;
+    *n = 0;
+out:
+    dirs_free(&d);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ delete */
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int rmdir_retry(const char *dir, struct ctr_err *err)
+{
+    for (int i = 0;; i++) {
+        if (rmdir(dir) == 0 || errno == ENOENT)
+            return 0;
+        /* a process that just exited leaves its cgroup a moment after its parent saw it die */
+        if (errno != EBUSY || i == 20)
+            return ctr_fail(err, errno, "rmdir `%s'", dir);
+        sleep_ms(i < 5 ? 10 : 50);
+    }
+}
+
+/* children first: a container with a cgroup namespace may have made its own */
+static int remove_cgroup(const char *dir, int depth, struct ctr_err *err)
+{
+    if (depth > 32)
+        return ctr_fail(err, ELOOP, "rmdir `%s': cgroups nested too deep", dir);
+    DIR *dp = opendir(dir);
+    if (dp == NULL)
+        return errno == ENOENT ? 0 : ctr_fail(err, errno, "opendir `%s'", dir);
+    struct dirent *e;
+    int rc = 0;
+    while (rc == 0 && (errno = 0, e = readdir(dp)) != NULL) {
+        if (e->d_type != DT_DIR || strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char child[PATH_MAX];
+        if ((size_t)snprintf(child, sizeof child, "%s/%s", dir, e->d_name) >= sizeof child)
+            rc = ctr_fail(err, ENAMETOOLONG, "rmdir `%s/%s'", dir, e->d_name);
+        else
+            rc = remove_cgroup(child, depth + 1, err);
+    }
+    closedir(dp);
+    return rc < 0 ? rc : rmdir_retry(dir, err);
+}
+
+int ctr_cgroup_delete(const struct ctr_cgroup_layout *l, const char *path, struct ctr_err *err)
+{
+    struct cg_dirs d;
+    int rc = -1;
+    if (dirs_get(l, path, &d, err) < 0)
+        goto out;
+    /* go on through the hierarchies after a failure, report the first */
+    rc = 0;
+    struct ctr_err e;
+    for (size_t i = 0; i < d.n_v1; i++)
+        if (remove_cgroup(d.v1[i], 0, &e) < 0 && rc == 0) {
+            *err = e;
+            rc = -1;
+        }
+    if (d.v2 && remove_cgroup(d.v2, 0, &e) < 0 && rc == 0) {
+        *err = e;
+        rc = -1;
+    }
+out:
+    dirs_free(&d);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ freeze */
+
+#define FREEZE_TIMEOUT 5.0
+
+static int freeze_v1(const char *dir, int frozen, struct ctr_err *err)
+{
+    const char *want = frozen ? "FROZEN" : "THAWED";
+    double deadline = now_s() + FREEZE_TIMEOUT;
+    for (int i = 0;; i++) {
+        /* write again now and then: a task that forks while freezing can leave the cgroup in
+         * FREEZING until asked once more (runc does the same) */
+        if (i % 20 == 0 && cg_write(dir, "freezer.state", want, err) < 0)
+            return -1;
+        cleanup_free char *state = NULL;
+        if (cg_read(dir, "freezer.state", &state, err) < 0)
+            return -1;
+        if (strcmp(state, want) == 0)
+            return 0;
+        if (now_s() > deadline)
+            return ctr_fail(err, ETIMEDOUT, "%s `%s': freezer.state is still %s",
+                            frozen ? "freeze" : "thaw", dir, state);
+        sleep_ms(i < 10 ? 1 : 10);
+    }
+}
+
+static int freeze_v2(const char *dir, int frozen, struct ctr_err *err)
+{
+    if (cg_write(dir, "cgroup.freeze", frozen ? "1" : "0", err) < 0)
+        return -1;
+    double deadline = now_s() + FREEZE_TIMEOUT;
+    for (int i = 0;; i++) {
+        cleanup_free char *ev = NULL;
+        uint64_t v;
+        if (cg_read(dir, "cgroup.events", &ev, err) < 0)
+            return -1;
+        if (cg_keyed(ev, "frozen", &v) && v == (uint64_t)(frozen != 0))
+            return 0;
+        if (now_s() > deadline)
+            return ctr_fail(err, ETIMEDOUT, "%s `%s': cgroup.events does not say frozen %d",
+                            frozen ? "freeze" : "thaw", dir, frozen != 0);
+        sleep_ms(i < 10 ? 1 : 10);
+    }
+}
+
+int ctr_cgroup_freeze(const struct ctr_cgroup_layout *l, const char *path, int frozen,
+                      struct ctr_err *err)
+{
+    struct cg_dirs d;
+    int rc = -1;
+    if (dirs_get(l, path, &d, err) < 0)
+        goto out;
+    if (d.t.v1[CTR_CG_FREEZER])
+        rc = freeze_v1(d.t.v1[CTR_CG_FREEZER], frozen, err);
+    else if (d.v2)
+        rc = freeze_v2(d.v2, frozen, err);
+    else
+        ctr_fail(err, ENOTSUP, "freeze `%s': no freezer (v1 freezer hierarchy or cgroup v2)",
+                 path);
+out:
+    dirs_free(&d);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ stats */
+
+int ctr_cgroup_stats(const struct ctr_cgroup_layout *l, const char *path,
+                     struct ctr_cgroup_stats *s, struct ctr_err *err)
+{
+    struct cg_dirs d;
+    int rc = -1;
+    memset(s, 0, sizeof *s);
+    if (dirs_get(l, path, &d, err) < 0)
+        goto out;
+    const char *main_dir = procs_dir(l, &d);
+    struct stat st;
+    if (stat(main_dir, &st) < 0) {
+        ctr_fail(err, errno, "cgroup `%s': stat `%s'", path, main_dir);
+        goto out;
+    }
+    if (ctr_cgroup_v1_stats(&d.t, s, err) < 0 || ctr_cgroup_v2_stats(&d.t, s, err) < 0)
+        goto out;
+    rc = 0;
+out:
+    dirs_free(&d);
+    return rc;
+}

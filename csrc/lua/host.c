@@ -1,0 +1,277 @@
+/* ctrlua: the host.  A LuaJIT state with the project's lua/ on package.path, ctr.core
+ * preloaded, and the host's global flags in package.loaded["ctr.host"]; then it runs the
+ * script named by the first non-flag argument — a path, or a command name looked up in the
+ * scripts folder — with `arg` set as luajit sets it.
+ *
+ * Invoked as `ctrlua-runc` (a symlink) it runs scripts/runc.lua and leaves every flag to it,
+ * since runc's global flags (--root, --log, ...) are not ours. */
+#include <archive.h>
+#include <cJSON.h>
+#include <errno.h>
+#include <limits.h>
+#include <luajit.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <seccomp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lua/lcore.h"
+#include "base/lazylib.h"
+
+#ifndef CTRLUA_DATADIR
+#define CTRLUA_DATADIR "/usr/local/share/ctrlua"
+#endif
+
+struct host {
+    const char *root;
+    const char *state;
+    const char *namespace;
+    int debug;
+    char datadir[PATH_MAX]; /* holds lua/ and scripts/ */
+};
+
+static int is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* The tree (build/ctrlua beside lua/ and scripts/) wins over an installation
+ * (PREFIX/bin/ctrlua and PREFIX/share/ctrlua), which wins over the compiled-in default. */
+static void find_datadir(struct host *h)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            char cand[PATH_MAX + 32];
+            snprintf(cand, sizeof cand, "%s/../lua/ctr", exe);
+            if (is_dir(cand)) {
+                snprintf(cand, sizeof cand, "%s/..", exe);
+                if (realpath(cand, h->datadir))
+                    return;
+            }
+            snprintf(cand, sizeof cand, "%s/../share/ctrlua", exe);
+            if (is_dir(cand) && realpath(cand, h->datadir))
+                return;
+        }
+    }
+    snprintf(h->datadir, sizeof h->datadir, "%s", CTRLUA_DATADIR);
+}
+
+static void print_version(void)
+{
+    printf("ctrlua %s\n", CTRLUA_VERSION);
+    const struct scmp_version *sv = seccomp_version();
+    printf("  %s, libseccomp %u.%u.%u, %s, cJSON %s\n", LUAJIT_VERSION, sv->major, sv->minor,
+           sv->micro, archive_version_string(), cJSON_Version());
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: ctrlua [GLOBAL FLAGS] SCRIPT [ARGS...]\n"
+            "\n"
+            "Runs SCRIPT (a path, or a command name such as `images` or `run.lua` from the\n"
+            "scripts folder) with the ctr library on its path.  `ctrlua help` lists the commands.\n"
+            "\n"
+            "global flags:\n"
+            "  --root DIR            the store (default /var/lib/ctrlua)\n"
+            "  --state DIR           tasks' state (default /run/ctrlua)\n"
+            "  -n, --namespace NS    namespace (default $CTRLUA_NAMESPACE or `default`)\n"
+            "  --debug               tracebacks and debug output\n"
+            "  --help, --version\n");
+}
+
+static int traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (msg == NULL)
+        msg = luaL_typename(L, 1);
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+static void set_host_table(lua_State *L, const struct host *h, const char *argv0)
+{
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaded");
+    lua_createtable(L, 0, 8);
+    lua_pushstring(L, h->root); lua_setfield(L, -2, "root");
+    lua_pushstring(L, h->state); lua_setfield(L, -2, "state");
+    lua_pushstring(L, h->namespace); lua_setfield(L, -2, "namespace");
+    lua_pushboolean(L, h->debug); lua_setfield(L, -2, "debug");
+    lua_pushstring(L, h->datadir); lua_setfield(L, -2, "datadir");
+    char p[PATH_MAX + 16];
+    snprintf(p, sizeof p, "%s/scripts", h->datadir);
+    lua_pushstring(L, p); lua_setfield(L, -2, "scripts");
+    lua_pushstring(L, argv0); lua_setfield(L, -2, "argv0");
+    lua_pushliteral(L, CTRLUA_VERSION); lua_setfield(L, -2, "version");
+    lua_setfield(L, -2, "ctr.host");
+    lua_pop(L, 2);
+}
+
+static void set_paths(lua_State *L, const struct host *h)
+{
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "path");
+    const char *old = lua_tostring(L, -1);
+    lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;%s", h->datadir, h->datadir, old);
+    lua_setfield(L, -3, "path");
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "preload");
+    lua_pushcfunction(L, luaopen_ctr_core);
+    lua_setfield(L, -2, "ctr.core");
+    lua_pop(L, 2);
+}
+
+/* A script is a path when it names an existing file or contains a slash; otherwise a command
+ * name, with or without .lua, in the scripts folder. */
+static int resolve_script(const struct host *h, const char *name, char *out, size_t outlen)
+{
+    struct stat st;
+    if (strchr(name, '/') || (stat(name, &st) == 0 && S_ISREG(st.st_mode))) {
+        snprintf(out, outlen, "%s", name);
+        return 0;
+    }
+    size_t n = strlen(name);
+    int has_ext = n > 4 && strcmp(name + n - 4, ".lua") == 0;
+    if (snprintf(out, outlen, "%s/scripts/%s%s", h->datadir, name, has_ext ? "" : ".lua") >= (int)outlen)
+        return -1;
+    if (stat(out, &st) == 0 && S_ISREG(st.st_mode))
+        return 0;
+    return -1;
+}
+
+static int run_script(lua_State *L, const char *path, int argc, char **argv, int scriptidx,
+                      int debug)
+{
+    /* arg as luajit sets it: arg[0] the script, arg[1..] its arguments, arg[-k] what came
+     * before it on the command line. */
+    lua_createtable(L, argc - scriptidx - 1, scriptidx + 1);
+    for (int i = 0; i < argc; i++) {
+        lua_pushstring(L, i == scriptidx ? path : argv[i]);
+        lua_rawseti(L, -2, i - scriptidx);
+    }
+    lua_setglobal(L, "arg");
+
+    lua_pushcfunction(L, traceback);
+    int base = lua_gettop(L);
+    if (luaL_loadfile(L, path) != 0) {
+        fprintf(stderr, "ctrlua: %s\n", lua_tostring(L, -1));
+        return 1;
+    }
+    int nargs = argc - scriptidx - 1;
+    luaL_checkstack(L, nargs + 4, "too many arguments");
+    for (int i = scriptidx + 1; i < argc; i++)
+        lua_pushstring(L, argv[i]);
+    if (lua_pcall(L, nargs, 0, debug ? base : 0) != 0) {
+        const char *msg = lua_tostring(L, -1);
+        fprintf(stderr, "ctrlua: %s\n", msg ? msg : "(error object is not a string)");
+        return 1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    /* `make asan` preloads the sanitizer runtime into stock luajit for the specs; this binary
+     * has it linked in, and the host programs it starts (ps, shells, hooks, runc) must not
+     * inherit it: some, like procps' ps, hang under it. */
+    unsetenv("LD_PRELOAD");
+#endif
+    struct host h = {
+        .root = "/var/lib/ctrlua",
+        .state = "/run/ctrlua",
+        .namespace = getenv("CTRLUA_NAMESPACE"),
+        .debug = 0,
+    };
+    if (h.namespace == NULL || h.namespace[0] == '\0')
+        h.namespace = "default";
+    find_datadir(&h);
+
+    const char *base = strrchr(argv[0], '/');
+    base = base ? base + 1 : argv[0];
+    int as_runc = strcmp(base, "ctrlua-runc") == 0;
+
+    int i = 1;
+    while (!as_runc && i < argc && argv[i][0] == '-') {
+        const char *a = argv[i];
+        const char *val = NULL;
+        const char *eq = strchr(a, '=');
+        size_t namelen = eq ? (size_t)(eq - a) : strlen(a);
+#define IS(s) (namelen == strlen(s) && strncmp(a, s, namelen) == 0)
+        if (IS("--help") || IS("-h")) {
+            usage(stdout);
+            return 0;
+        } else if (IS("--version") || IS("-v")) {
+            print_version();
+            return 0;
+        } else if (IS("--debug")) {
+            h.debug = 1;
+            i++;
+            continue;
+        } else if (IS("--root") || IS("--state") || IS("--namespace") || IS("-n")) {
+            if (eq) {
+                val = eq + 1;
+            } else if (i + 1 < argc) {
+                val = argv[++i];
+            } else {
+                fprintf(stderr, "ctrlua: flag needs an argument: %s\n", a);
+                return 1;
+            }
+            if (IS("--root"))
+                h.root = val;
+            else if (IS("--state"))
+                h.state = val;
+            else
+                h.namespace = val;
+            i++;
+            continue;
+        } else if (IS("--")) {
+            i++;
+            break;
+        }
+#undef IS
+        fprintf(stderr, "ctrlua: flag provided but not defined: %s\n", a);
+        usage(stderr);
+        return 1;
+    }
+
+    const char *script = as_runc ? "runc" : (i < argc ? argv[i] : "help");
+    int scriptidx = as_runc ? 0 : i;
+    char path[PATH_MAX];
+    if (resolve_script(&h, script, path, sizeof path) < 0) {
+        fprintf(stderr, "ctrlua: no such command or script: %s (try `ctrlua help`)\n", script);
+        return 1;
+    }
+
+    lua_State *L = luaL_newstate();
+    if (L == NULL) {
+        fprintf(stderr, "ctrlua: cannot create a Lua state\n");
+        return 1;
+    }
+    luaL_openlibs(L);
+    set_paths(L, &h);
+    set_host_table(L, &h, argv[0]);
+    int rc;
+    if (scriptidx >= argc) {
+        /* `ctrlua` alone: run help with no arguments */
+        char *fake[] = {argv[0], (char *)"help", NULL};
+        rc = run_script(L, path, 2, fake, 1, h.debug);
+    } else {
+        rc = run_script(L, path, argc, argv, scriptidx, h.debug);
+    }
+    fflush(stdout);
+    lua_close(L);
+    return rc;
+}

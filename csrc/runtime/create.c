@@ -1,0 +1,798 @@
+/* create: clone the container's init with its new namespaces, set it up in C, and return once
+ * it blocks on the exec fifo.  start: release it.
+ *
+ * The parent and the child talk over a SOCK_SEQPACKET socketpair (CLOEXEC on both ends):
+ *
+ *   parent                                   child (the future init)
+ *   clone(CLONE_NEW*)  ───────────────────►  PR_SET_DUMPABLE 0, fds moved, stdio
+ *   (cgroup made before clone) add pid       blocks reading the socket
+ *   uid_map, gid_map, rlimits, oom_score_adj
+ *   send "go" (its pid) ──────────────────►  become root in its user namespace, setns,
+ *                                            setsid, mounts, devices, sysctls
+ *   {hooks}: prestart,  ◄──────────────────  (only when the spec has those hooks)
+ *   createRuntime; send "resume" ─────────►  createContainer hooks, pivot_root, console,
+ *                                            hostname, cwd, apparmor, uid/gid, caps,
+ *                                            no_new_privs, executable lookup, fds CLOEXEC
+ *   read one message   ◄───────────────────  {ready} or {error: errno, text}
+ *   pid file, return pid                     open the exec fifo for writing: blocks
+ *   ... start: read the fifo ─────────────►  write a byte, startContainer hooks, execve
+ *
+ * A user namespace joined by path is joined first, by a short-lived helper that then clones
+ * the init with CLONE_PARENT (so it is still our child): the other new namespaces are then
+ * created inside, and owned by, that user namespace.
+ *
+ * An error anywhere in the child is a struct ctr_err sent whole ("mount `proc' on `/proc':
+ * Permission denied"); the parent then kills and reaps the child.  The child's mounts live
+ * only in its own mount namespace, so they vanish with it and nothing is left on the host.
+ * Only C runs in the child: the Lua state of the parent is never touched there.
+ */
+#include "runtime/create.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime/apparmor.h"
+#include "cgroups/cgroup.h"
+#include "runtime/config.h"
+#include "runtime/console_socket.h"
+#include "base/fault.h"
+#include "runtime/hooks.h"
+#include "base/files.h"
+#include "store/snapshot_mount.h"
+#include "runtime/process.h"
+#include "runtime/rootfs.h"
+#include "runtime/sealed.h"
+#include "base/cleanup.h"
+
+enum { MSG_READY = 1, MSG_ERROR = 2, MSG_HOOKS = 3 };
+
+struct sync_msg {
+    int type;
+    struct ctr_err err;
+};
+
+struct child_args {
+    const struct ctr_config *cfg;
+    const struct ctr_create_opts *opts;
+    int sync;         /* our end of the socketpair */
+    int fifo;         /* O_PATH fd of the exec fifo, or -1 */
+    int nsfd[8];      /* namespaces to join (the pid one is joined by the parent) */
+    int console;      /* connected console socket, or -1 */
+    int tramp;        /* sealed ctrlua-exec: what the init's last execve runs (runtime/sealed.h) */
+    struct ctr_file_id self; /* our executable, never to be the container's program */
+    const char *bundle; /* absolute, for the hooks' state */
+    pid_t parent;       /* the process that called create (our parent, CLONE_PARENT or not) */
+};
+
+/* The state for a hook run by the init (pid: its pid as the host sees it).  tramp: the
+ * trampoline for hooks whose path resolves in the container (startContainer), -1 for those that
+ * resolve on the host's filesystem. */
+static int child_hooks(const struct child_args *a, int kind, const char *status, pid_t pid,
+                       int tramp, struct ctr_err *err)
+{
+    const struct ctr_config *c = a->cfg;
+    if (c->hooks.n[kind] == 0)
+        return 0;
+    char *state = ctr_hooks_state(c->oci_version, a->opts->id, status, pid, a->bundle,
+                                  c->annotations);
+    if (state == NULL)
+        return ctr_fail(err, ENOMEM, "hooks: state");
+    int r = ctr_hooks_run(&c->hooks, kind, state, 0, tramp, err);
+    free(state);
+    return r;
+}
+
+static void child_send(int sync, int type, const struct ctr_err *err)
+{
+    struct sync_msg m = {.type = type};
+    if (err)
+        m.err = *err;
+    while (send(sync, &m, sizeof m, MSG_NOSIGNAL) < 0 && errno == EINTR)
+        ;
+}
+
+static __attribute__((noreturn)) void child_fail(int sync, struct ctr_err *err)
+{
+    child_send(sync, MSG_ERROR, err);
+    _exit(1);
+}
+
+/* Until start, the init dies with its parent (opts->die_with_parent): a create whose caller is
+ * killed must not leave an init blocked for ever on the exec fifo, which nobody would open,
+ * with its namespaces, cgroup and a mount of the rootfs held.  Three things make that work:
+ * - the kernel clears the setting whenever the credentials change (commit_creds: euid, egid,
+ *   fsuid, fsgid), so it is made again after each change of identity;
+ * - a parent that died before the prctl sends no signal: after each prctl the parent is looked
+ *   for.  getppid() names it while it lives and changes once we are reparented; in a new pid
+ *   namespace (or one joined) it is 0 either way, as the parent is outside: there the sync
+ *   socket tells, as the parent holds its end until it has read our ready (EOF before "go";
+ *   EPIPE on the ready, which is sent after the last prctl);
+ * - after start the setting is dropped again, so that the container's life is not tied to the
+ *   runtime's, as with runc.
+ * ctrlua-runc's create returns while the init waits (the caller, containerd's shim, starts
+ * it), so that mode does not ask for it. */
+static void die_with_parent(const struct child_args *a, int sync)
+{
+    struct ctr_err err;
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
+        ctr_fail(&err, errno, "prctl PR_SET_PDEATHSIG");
+        child_fail(sync, &err);
+    }
+    pid_t pp = getppid();
+    if (pp != 0 && pp != a->parent)
+        _exit(1);
+}
+
+static __attribute__((noreturn)) void child_main(struct child_args *a)
+{
+    const struct ctr_config *c = a->cfg;
+    const struct ctr_create_opts *o = a->opts;
+    struct ctr_err err = {0, ""};
+    int sync = a->sync;
+
+    /* Not dumpable before anything else: while we hold fds and run the host's binary inside
+     * the container's namespaces, a container process must not be able to ptrace us or open
+     * /proc/<pid>/exe to overwrite the runtime (runc CVE-2019-5736).  execve resets it. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+        ctr_fail(&err, errno, "prctl PR_SET_DUMPABLE");
+        child_fail(sync, &err);
+    }
+    if (o->die_with_parent)
+        die_with_parent(a, sync);
+    /* The init starts with no signal blocked and every disposition at its default: a mask
+     * or an SIG_IGN of the caller (LuaJIT, a shell that ignores SIGPIPE) would otherwise
+     * survive execve into the container. */
+    /* (the raw syscall: glibc's sigaction refuses the two real-time signals it keeps for
+     * itself, and those must be reset too) */
+    struct {
+        unsigned long handler, flags, restorer, mask;
+    } dfl = {0, 0, 0, 0};
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof dfl.mask);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    /* Our own fds go above the preserved range before anything else takes a number. */
+    int min = 3 + o->preserve_fds;
+    int moved = ctr_fd_move_above(sync, min);
+    if (moved < 0) {
+        ctr_fail(&err, errno, "move fds above %d", min);
+        child_fail(sync, &err);
+    }
+    sync = a->sync = moved;
+    if (a->fifo >= 0 && (a->fifo = ctr_fd_move_above(a->fifo, min)) < 0) {
+        ctr_fail(&err, errno, "move fds above %d", min);
+        child_fail(sync, &err);
+    }
+    if (a->console >= 0 && (a->console = ctr_fd_move_above(a->console, min)) < 0) {
+        ctr_fail(&err, errno, "move fds above %d", min);
+        child_fail(sync, &err);
+    }
+    if ((a->tramp = ctr_fd_move_above(a->tramp, min)) < 0) {
+        ctr_fail(&err, errno, "move fds above %d", min);
+        child_fail(sync, &err);
+    }
+    for (size_t i = 0; i < c->nns; i++)
+        if (a->nsfd[i] >= 0 && (a->nsfd[i] = ctr_fd_move_above(a->nsfd[i], min)) < 0) {
+            ctr_fail(&err, errno, "move fds above %d", min);
+            child_fail(sync, &err);
+        }
+    if (ctr_process_stdio(o->stdio, min, &err) < 0)
+        child_fail(sync, &err);
+
+    /* Wait for the parent's go (it puts us in our cgroup and writes our id maps first); it
+     * carries our pid as the host sees it, for the hooks' state. */
+    pid_t host_pid;
+    if (RETRY(read(sync, &host_pid, sizeof host_pid)) != (ssize_t)sizeof host_pid)
+        _exit(1);
+    /* Only now, inside the container's cgroup: the new cgroup namespace takes the cgroup we
+     * are in as its root.  Had clone() made it, its root would be the caller's cgroup and
+     * /proc/self/cgroup in the container would show the host's path. */
+    if (c->unshare_cgroup && unshare(CLONE_NEWCGROUP) < 0) {
+        ctr_fail(&err, errno, "unshare the cgroup namespace");
+        child_fail(sync, &err);
+    }
+
+    /* Join the namespaces named by path.  The user namespace is not here: it was joined
+     * before clone (by the helper that cloned us), as it grants the capabilities the other
+     * setns calls are checked against and owns the namespaces clone made.  The mount
+     * namespace comes last: after it, paths resolve in the joined namespace, and the other
+     * setns calls do not depend on paths.  The pid namespace is not here either:
+     * setns(CLONE_NEWPID) only affects children, so the parent joined it before clone and
+     * we were born in it. */
+    for (size_t pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < c->nns; i++) {
+            int is_mnt = c->ns[i].flag == CLONE_NEWNS;
+            if (a->nsfd[i] < 0 || c->ns[i].flag == CLONE_NEWPID ||
+                c->ns[i].flag == CLONE_NEWUSER || (pass == 0) == is_mnt)
+                continue;
+            if (setns(a->nsfd[i], c->ns[i].flag) < 0) {
+                ctr_fail(&err, errno, "join the %s namespace `%s'", c->ns[i].name,
+                         c->ns[i].path);
+                child_fail(sync, &err);
+            }
+            close(a->nsfd[i]);
+        }
+
+    /* A session of its own: the container cannot reach our terminal's foreground process
+     * group (TIOCSTI, bubblewrap CVE-2017-5226); the caller forwards signals instead. */
+    if (setsid() < 0) {
+        ctr_fail(&err, errno, "setsid");
+        child_fail(sync, &err);
+    }
+    umask(0); /* device nodes and mount points get exactly the modes asked for */
+
+    cleanup_close int rootfd = ctr_rootfs_bind(c, &err);
+    if (rootfd < 0)
+        child_fail(sync, &err);
+    /* In a user namespace of our own (or joined): become its root, so that what we create
+     * from now on is owned by a mapped id (an unmapped fsuid makes mkdir and mknod fail). */
+    if ((c->clone_flags & CLONE_NEWUSER) || c->join_user >= 0) {
+        if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
+            ctr_fail(&err, errno, "become root in the user namespace (is id 0 mapped?)");
+            child_fail(sync, &err);
+        }
+        if (o->die_with_parent)
+            die_with_parent(a, sync);
+    }
+    if (ctr_rootfs_prepare(c, rootfd, &err) < 0)
+        child_fail(sync, &err);
+    /* prestart and createRuntime: the parent runs them, in the runtime's namespaces, now
+     * that ours exist and before pivot_root; we wait for its "resume". */
+    if (c->hooks.n[CTR_HOOK_PRESTART] || c->hooks.n[CTR_HOOK_CREATE_RUNTIME]) {
+        char resume;
+        child_send(sync, MSG_HOOKS, NULL);
+        if (RETRY(read(sync, &resume, 1)) != 1)
+            _exit(1);
+    }
+    /* createContainer: in our namespaces, before pivot_root (the hook's path resolves on the
+     * host's filesystem, as the runtime spec says it does). */
+    if (child_hooks(a, CTR_HOOK_CREATE_CONTAINER, "created", host_pid, -1, &err) < 0)
+        child_fail(sync, &err);
+    if (ctr_rootfs_enter(c, rootfd, o->no_pivot, &err) < 0)
+        child_fail(sync, &err);
+    if (a->console >= 0) {
+        if (ctr_console_setup(a->console, c->console_rows, c->console_cols, &err) < 0)
+            child_fail(sync, &err);
+        close(a->console);
+        a->console = -1;
+    }
+    if (c->hostname && sethostname(c->hostname, strlen(c->hostname)) < 0) {
+        ctr_fail(&err, errno, "sethostname `%s'", c->hostname);
+        child_fail(sync, &err);
+    }
+    if (c->domainname && setdomainname(c->domainname, strlen(c->domainname)) < 0) {
+        ctr_fail(&err, errno, "setdomainname `%s'", c->domainname);
+        child_fail(sync, &err);
+    }
+    if (ctr_process_chdir(c, &err) < 0)
+        child_fail(sync, &err);
+    /* the exec label before the capabilities go (it is set for the next execve) */
+    if (c->apparmor_profile && ctr_apparmor_apply(c->apparmor_profile, &err) < 0)
+        child_fail(sync, &err);
+    /* Every fd but stdio and the preserved ones is marked close-on-exec before a filter
+     * can be loaded: a profile that denies close_range (runtime-tools' test profiles list
+     * what they allow, and it is not there) must not make the init fail. */
+    umask(c->umask >= 0 ? (mode_t)c->umask : 022);
+    if (ctr_process_fds(o->preserve_fds, &err) < 0)
+        child_fail(sync, &err);
+    /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which the identity step
+     * below drops: load it now (runc does the same).  With no_new_privs it is loaded last,
+     * right before execve. */
+    if (c->seccomp && !c->no_new_privs && ctr_seccomp_load(c->seccomp, &err) < 0)
+        child_fail(sync, &err);
+    if (ctr_process_identity(c, &err) < 0)
+        child_fail(sync, &err);
+    /* A filter loaded above (no no_new_privs) may deny prctl, or kill on it: then the setting
+     * stays as the identity step left it (kept for a root container, cleared for another). */
+    int filtered = c->seccomp && !c->no_new_privs;
+    if (o->die_with_parent && !filtered)
+        die_with_parent(a, sync);
+    char exe[PATH_MAX];
+    if (ctr_process_lookup(c, exe, sizeof exe, &err) < 0)
+        child_fail(sync, &err);
+    /* the second line of defence: the trampoline is the first (runtime/sealed.h) */
+    if (ctr_file_is(exe, &a->self)) {
+        ctr_fail(&err, 0, "exec: `%s' is the runtime's own executable: refused (CVE-2019-5736)",
+                 exe);
+        err.code = EACCES;
+        child_fail(sync, &err);
+    }
+
+    /* a ready that cannot be sent means the parent is gone (see die_with_parent) */
+    struct sync_msg ready = {.type = MSG_READY};
+    if (RETRY(send(sync, &ready, sizeof ready, MSG_NOSIGNAL)) != (ssize_t)sizeof ready)
+        _exit(1);
+
+    if (a->fifo >= 0) {
+        /* Reopen the O_PATH fd for writing through /proc/self/fd: it blocks until start
+         * opens the read side.  The O_PATH fd was opened before pivot_root, when the fifo's
+         * path was still reachable; the reopen needs no path at all. */
+        char p[32];
+        int w = RETRY(open(ctr_fd_path(a->fifo, p, sizeof p), O_WRONLY | O_CLOEXEC));
+        if (w < 0 || RETRY(write(w, "0", 1)) != 1) {
+            dprintf(2, "ctrlua init: exec fifo: %s\n", strerror(errno));
+            _exit(127);
+        }
+        close(w);
+        close(a->fifo);
+    }
+    if (o->die_with_parent && !filtered)
+        prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+    /* startContainer: in the container, after start, before the program */
+    if (child_hooks(a, CTR_HOOK_START_CONTAINER, "running", host_pid, a->tramp, &err) < 0) {
+        dprintf(2, "ctrlua init: %s\n", err.msg);
+        _exit(127);
+    }
+    if (c->seccomp && c->no_new_privs && ctr_seccomp_load(c->seccomp, &err) < 0) {
+        dprintf(2, "ctrlua init: %s\n", err.msg);
+        _exit(127);
+    }
+    /* never execve a container path ourselves (runtime/sealed.h): ctrlua-exec does it, and reports
+     * its failure itself */
+    ctr_sealed_exec(a->tramp, -1, "ctrlua init", exe, (char *const *)c->args,
+                    (char *const *)c->env);
+    dprintf(2, "ctrlua init: exec the sealed ctrlua-exec: %s\n", strerror(errno));
+    _exit(126);
+}
+
+/* Wait for the child's message.  0 on ready, 1 when it waits for the prestart and
+ * createRuntime hooks, -1 with the child's error otherwise. */
+/* *died is set when the init went away without a word: it died on its own. */
+static int read_child(int sock, pid_t pid, int *died, struct ctr_err *err)
+{
+    struct sync_msg m;
+    ssize_t n = RETRY(recv(sock, &m, sizeof m, 0));
+    if (n == (ssize_t)sizeof m && m.type == MSG_READY)
+        return 0;
+    if (n == (ssize_t)sizeof m && m.type == MSG_HOOKS)
+        return 1;
+    if (n == (ssize_t)sizeof m && m.type == MSG_ERROR) {
+        *err = m.err;
+        err->msg[sizeof err->msg - 1] = '\0';
+        return -1;
+    }
+    if (n < 0)
+        return ctr_fail(err, errno, "read from the container init %d", (int)pid);
+    *died = 1;
+    return ctr_fail(err, EPIPE, "the container init %d died during setup", (int)pid);
+}
+
+/* Join the pid namespace named by path for our future children only (setns(CLONE_NEWPID)
+ * changes pid_for_children, not our own pid).  *restore gets our own, to go back after
+ * clone. */
+static int enter_pid_ns(const struct ctr_config *c, const int *nsfd, int *restore,
+                        struct ctr_err *err)
+{
+    *restore = -1;
+    for (size_t i = 0; i < c->nns; i++) {
+        if (c->ns[i].flag != CLONE_NEWPID || nsfd[i] < 0)
+            continue;
+        *restore = RETRY(open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC));
+        if (*restore < 0)
+            return ctr_fail(err, errno, "open `/proc/self/ns/pid'");
+        if (setns(nsfd[i], CLONE_NEWPID) < 0)
+            return ctr_fail(err, errno, "join the pid namespace `%s'", c->ns[i].path);
+    }
+    return 0;
+}
+
+/* Clone the init inside the user namespace joined by path: a helper joins it and clones the
+ * init with CLONE_PARENT (the init is our child, not the helper's), reports the pid and
+ * exits.  Returns the init's pid, 0 in the init, -1 on error. */
+static pid_t clone_in_user_ns(struct child_args *a, struct ctr_err *err)
+{
+    const struct ctr_config *c = a->cfg;
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return ctr_fail(err, errno, "pipe");
+    pid_t helper = fork();
+    if (helper < 0) {
+        int e = errno;
+        close(p[0]);
+        close(p[1]);
+        return ctr_fail(err, e, "fork");
+    }
+    if (helper == 0) {
+        close(p[0]);
+        struct {
+            pid_t pid;
+            int err;
+        } r = {-1, 0};
+        int ufd = a->nsfd[c->join_user];
+        if (setns(ufd, CLONE_NEWUSER) < 0) {
+            r.err = errno;
+        } else {
+            close(ufd);
+            a->nsfd[c->join_user] = -1;
+            r.pid = (pid_t)syscall(SYS_clone,
+                                   (unsigned long)(c->clone_flags | CLONE_PARENT) | SIGCHLD,
+                                   NULL, NULL, NULL, NULL);
+            if (r.pid == 0) {
+                close(p[1]);
+                return 0;
+            }
+            if (r.pid < 0)
+                r.err = errno;
+        }
+        while (write(p[1], &r, sizeof r) < 0 && errno == EINTR)
+            ;
+        _exit(0);
+    }
+    close(p[1]);
+    struct {
+        pid_t pid;
+        int err;
+    } r = {-1, EPIPE};
+    ssize_t n = RETRY(read(p[0], &r, sizeof r));
+    close(p[0]);
+    RETRY(waitpid(helper, NULL, 0));
+    if (n != (ssize_t)sizeof r || r.pid < 0)
+        return ctr_fail(err, n == (ssize_t)sizeof r ? r.err : EPIPE,
+                        "join the user namespace `%s' and clone the init",
+                        c->ns[c->join_user].path);
+    return r.pid;
+}
+
+/* The error of an init that died on its own during setup (died: see read_child), with how
+ * it died and, when its cgroup counted an OOM kill, that: the memory limit is too low for it
+ * to run at all. */
+static void explain_death(struct ctr_err *err, pid_t pid, int status,
+                          const struct ctr_cgroup_layout *cgl, const char *cgroup,
+                          struct ctr_init_death *out)
+{
+    char how[64];
+    if (WIFSIGNALED(status)) {
+        const char *name = sigabbrev_np(WTERMSIG(status));
+        if (name)
+            snprintf(how, sizeof how, "killed by SIG%s", name);
+        else
+            snprintf(how, sizeof how, "killed by signal %d", WTERMSIG(status));
+    } else {
+        snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(status));
+    }
+    struct ctr_cgroup_stats s;
+    struct ctr_err ignored;
+    int oom = cgl && ctr_cgroup_stats(cgl, cgroup, &s, &ignored) == 0 &&
+              (s.have & (1u << CTR_CGS_oom_kill)) && s.oom_kill > 0;
+    if (oom && (s.have & (1u << CTR_CGS_memory_limit)) && s.memory_limit != UINT64_MAX)
+        ctr_fail(err, 0, "the container init %d was OOM-killed during setup (%s): the memory "
+                 "limit of cgroup `%s' (%llu bytes) is too low", (int)pid, how, cgroup,
+                 (unsigned long long)s.memory_limit);
+    else if (oom)
+        ctr_fail(err, 0, "the container init %d was OOM-killed during setup (%s) in cgroup "
+                 "`%s'", (int)pid, how, cgroup);
+    else
+        ctr_fail(err, 0, "the container init %d died during setup: %s", (int)pid, how);
+    if (out) {
+        out->died = 1;
+        out->status = status;
+        out->oom = oom;
+    }
+}
+
+/* The parent's share of the init's setup while it waits for "go": cgroup, id maps, limits. */
+static int setup_init(const struct ctr_config *c, pid_t pid, struct ctr_cgroup_layout *cgl,
+                      int made_cgroup, const struct ctr_create_opts *opts, struct ctr_err *err)
+{
+    if (made_cgroup && ctr_cgroup_add_pid(cgl, c->cgroups_path, pid, err) < 0)
+        return -1;
+    if ((c->clone_flags & CLONE_NEWUSER) &&
+        ctr_userns_write_maps(pid, c->uid_maps, c->nuid_maps, c->gid_maps, c->ngid_maps,
+                              err) < 0)
+        return -1;
+    if (ctr_process_rlimits(pid, c, err) < 0 || ctr_process_oom_score_adj(pid, c, err) < 0)
+        return -1;
+    if (opts->after_clone && opts->after_clone(pid, opts->hook_data, err) < 0)
+        return -1;
+    return 0;
+}
+
+static int parent_hooks(const struct ctr_config *c, const struct ctr_create_opts *o,
+                        const char *bundle, pid_t pid, struct ctr_err *err)
+{
+    /* prestart hooks see "created" (as runc passes it, and as runtime-tools' hooks_stdin
+     * checks); createRuntime ones "creating", the status the runtime spec gives that step. */
+    char *state = ctr_hooks_state(c->oci_version, o->id, "created", pid, bundle,
+                                  c->annotations);
+    if (state == NULL)
+        return ctr_fail(err, ENOMEM, "hooks: state");
+    int r = ctr_hooks_run(&c->hooks, CTR_HOOK_PRESTART, state, 0, -1, err);
+    free(state);
+    if (r < 0)
+        return r;
+    state = ctr_hooks_state(c->oci_version, o->id, "creating", pid, bundle, c->annotations);
+    if (state == NULL)
+        return ctr_fail(err, ENOMEM, "hooks: state");
+    r = ctr_hooks_run(&c->hooks, CTR_HOOK_CREATE_RUNTIME, state, 0, -1, err);
+    free(state);
+    return r;
+}
+
+int ctr_run_hooks(const char *bundle, const char *kind, const char *state, struct ctr_err *err)
+{
+    int k = ctr_hook_kind(kind);
+    if (k < 0)
+        return ctr_fail(err, EINVAL, "hooks: unknown kind `%s'", kind);
+    struct ctr_config cfg;
+    if (ctr_config_load(bundle, &cfg, err) < 0)
+        return -1;
+    int r = ctr_hooks_run(&cfg.hooks, k, state, 1, -1, err);
+    ctr_config_free(&cfg);
+    return r;
+}
+
+pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct ctr_err *err)
+{
+    struct ctr_config cfg;
+    if (ctr_config_load(bundle, &cfg, err) < 0)
+        return -1;
+    struct child_args a = {.cfg = &cfg, .opts = opts, .sync = -1, .fifo = -1, .console = -1,
+                           .tramp = -1};
+    char bundle_abs[PATH_MAX];
+    if (realpath(bundle, bundle_abs) == NULL) {
+        ctr_fail(err, errno, "bundle `%s'", bundle);
+        ctr_config_free(&cfg);
+        return -1;
+    }
+    a.bundle = bundle_abs;
+    int sv[2] = {-1, -1}, restore_pid = -1, made_fifo = 0, made_cgroup = 0, have_layout = 0;
+    int died = 0; /* the init went away on its own */
+    int host_below = -1; /* the topmost mount at the rootfs before, with no mount namespace */
+    struct ctr_cgroup_layout cgl;
+    pid_t pid = -1;
+    for (size_t i = 0; i < ARRAY_SIZE(a.nsfd); i++)
+        a.nsfd[i] = -1;
+    if (opts->preserve_fds < 0 || opts->preserve_fds > 1 << 16) {
+        ctr_fail(err, EINVAL, "preserve_fds: %d is out of range", opts->preserve_fds);
+        goto fail;
+    }
+    if (cfg.terminal && (opts->console_socket == NULL || *opts->console_socket == '\0')) {
+        ctr_fail(err, EINVAL, "config.json: process.terminal is true but no console socket "
+                 "was given");
+        goto fail;
+    }
+    if (!cfg.terminal && opts->console_socket && *opts->console_socket) {
+        ctr_fail(err, EINVAL, "a console socket was given but process.terminal is false");
+        goto fail;
+    }
+    if (cfg.terminal && (a.console = ctr_console_connect(opts->console_socket, err)) < 0)
+        goto fail;
+    if ((a.tramp = ctr_sealed_trampoline(err)) < 0 || ctr_own_executable(&a.self, err) < 0)
+        goto fail;
+
+    if (opts->exec_fifo) {
+        /* 0600, and owned by the container's user: the init reopens it after dropping to
+         * that user and its capabilities. */
+        if (mkfifo(opts->exec_fifo, 0600) < 0) {
+            ctr_fail(err, errno, "mkfifo `%s'", opts->exec_fifo);
+            goto fail;
+        }
+        made_fifo = 1;
+        a.fifo = RETRY(open(opts->exec_fifo, O_PATH | O_CLOEXEC | O_NOFOLLOW));
+        uid_t fu = cfg.uid;
+        gid_t fg = cfg.gid;
+        if (cfg.clone_flags & CLONE_NEWUSER) { /* the container's ids as the host sees them */
+            fu = ctr_userns_host_id(cfg.uid_maps, cfg.nuid_maps, cfg.uid);
+            fg = ctr_userns_host_id(cfg.gid_maps, cfg.ngid_maps, cfg.gid);
+        }
+        if (a.fifo < 0 || fchownat(a.fifo, "", fu, fg, AT_EMPTY_PATH) < 0) {
+            ctr_fail(err, errno, "open exec fifo `%s'", opts->exec_fifo);
+            goto fail;
+        }
+    }
+    /* Every namespace path is opened before anything is joined, so that joining one cannot
+     * change what the next path names. */
+    for (size_t i = 0; i < cfg.nns; i++) {
+        if (cfg.ns[i].path == NULL)
+            continue;
+        a.nsfd[i] = RETRY(open(cfg.ns[i].path, O_RDONLY | O_CLOEXEC));
+        if (a.nsfd[i] < 0) {
+            ctr_fail(err, errno, "open the %s namespace `%s'", cfg.ns[i].name, cfg.ns[i].path);
+            goto fail;
+        }
+    }
+    if (ctr_config_check_joined(&cfg, a.nsfd, err) < 0)
+        goto fail;
+    /* Without a mount namespace of its own, the init's mounts are made in ours, on a bind
+     * of the rootfs stacked on what is there now: a failed setup takes them down again. */
+    if (cfg.mnt_ns == CTR_MNT_HOST && ctr_mount_top(cfg.rootfs, &host_below, err) < 0)
+        goto fail;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        ctr_fail(err, errno, "socketpair");
+        goto fail;
+    }
+    /* The cgroup is made, and its limits written, before clone: a bad limit fails create
+     * with no child to kill, and the child is inside the limits before it does anything. */
+    if (cfg.cgroups_path && *cfg.cgroups_path) {
+        if (ctr_cgroup_layout_detect(&cgl, NULL, NULL, NULL, err) < 0)
+            goto fail;
+        have_layout = 1;
+        /* A cgroup that already holds processes belongs to someone else (another store with
+         * the same namespace and ID, say): a kill -a, pause or delete of either container
+         * would reach both.  Nor may the init start frozen.  So, as runc 1.2, refuse. */
+        if (ctr_cgroup_check_unused(&cgl, cfg.cgroups_path, err) < 0 ||
+            ctr_cgroup_create(&cgl, cfg.cgroups_path, cfg.resources, err) < 0)
+            goto fail;
+        made_cgroup = 1;
+        ctr_fault("create.cgroup-made");
+    }
+    if (enter_pid_ns(&cfg, a.nsfd, &restore_pid, err) < 0)
+        goto fail;
+    a.parent = getpid();
+    /* clone(2) without a new stack behaves as fork(2), with the namespace flags applied to
+     * the child: it starts in its new pid namespace as pid 1.  (unshare(CLONE_NEWPID) would
+     * only move its future children, and would need a second fork.) */
+    if (cfg.join_user >= 0)
+        pid = clone_in_user_ns(&a, err);
+    else
+        pid = (pid_t)syscall(SYS_clone, (unsigned long)cfg.clone_flags | SIGCHLD, NULL, NULL,
+                             NULL, NULL);
+    if (pid == 0) {
+        close(sv[0]);
+        a.sync = sv[1];
+        child_main(&a);
+    }
+    int clone_errno = errno;
+    if (restore_pid >= 0 && setns(restore_pid, CLONE_NEWPID) < 0 && pid > 0) {
+        ctr_fail(err, errno, "return to our own pid namespace");
+        goto fail;
+    }
+    if (pid < 0) {
+        if (cfg.join_user < 0)
+            ctr_fail(err, clone_errno, "clone the container init");
+        goto fail;
+    }
+    close(sv[1]);
+    sv[1] = -1;
+    ctr_fault("create.cloned");
+    /* Joining the cgroup costs an RCU grace period in the kernel (the first write to a v1
+     * hierarchy's cgroup.procs: about 10 ms here, most of a whole run), and nothing the
+     * init does while it sets up its rootfs needs the cgroup.  So, unless it is to unshare a
+     * cgroup namespace (whose root is the cgroup it is in) or hooks are to run in between,
+     * the init is let go first and joined while it works; create still returns only once
+     * both are done, so the init is in its cgroup before it can exec. */
+    int join_later = made_cgroup && !cfg.unshare_cgroup &&
+                     cfg.hooks.n[CTR_HOOK_PRESTART] == 0 && cfg.hooks.n[CTR_HOOK_CREATE_RUNTIME] == 0 &&
+                     cfg.hooks.n[CTR_HOOK_CREATE_CONTAINER] == 0;
+    if (setup_init(&cfg, pid, &cgl, made_cgroup && !join_later, opts, err) < 0)
+        goto fail;
+    if (RETRY(send(sv[0], &pid, sizeof pid, MSG_NOSIGNAL)) != (ssize_t)sizeof pid) {
+        if (read_child(sv[0], pid, &died, err) == 0)
+            ctr_fail(err, errno, "signal the container init %d", (int)pid);
+        goto fail;
+    }
+    if (join_later && ctr_cgroup_add_pid(&cgl, cfg.cgroups_path, pid, err) < 0)
+        goto fail;
+    int got = read_child(sv[0], pid, &died, err);
+    if (got == 1) {
+        if (parent_hooks(&cfg, opts, bundle_abs, pid, err) < 0)
+            goto fail;
+        if (RETRY(send(sv[0], "r", 1, MSG_NOSIGNAL)) != 1) {
+            if (read_child(sv[0], pid, &died, err) == 0)
+                ctr_fail(err, errno, "resume the container init %d", (int)pid);
+            goto fail;
+        }
+        got = read_child(sv[0], pid, &died, err);
+    }
+    if (got != 0) {
+        if (got == 1)
+            ctr_fail(err, EPROTO, "the container init %d asked for hooks twice", (int)pid);
+        goto fail;
+    }
+    if (opts->pid_file && ctr_write_pid_file(opts->pid_file, pid, err) < 0)
+        goto fail;
+    ctr_fault("create.ready");
+    goto done;
+
+fail:
+    if (pid > 0) {
+        /* One that is a zombie already died on its own; a kill cannot change the status of
+         * one that is exiting (its end of the socket closed: died). */
+        int status = 0;
+        int gone = RETRY(waitpid(pid, &status, WNOHANG)) == pid;
+        if (!gone) {
+            kill(pid, SIGKILL);
+            RETRY(waitpid(pid, &status, 0));
+        }
+        if (died || (gone && WIFSIGNALED(status)))
+            explain_death(err, pid, status, made_cgroup ? &cgl : NULL, cfg.cgroups_path,
+                          opts->death);
+        struct ctr_err ignored;
+        if (host_below >= 0)
+            ctr_mount_unstack(cfg.rootfs, host_below, &ignored);
+    }
+    if (made_fifo)
+        unlink(opts->exec_fifo);
+    if (made_cgroup) {
+        struct ctr_err ignored;
+        ctr_cgroup_delete(&cgl, cfg.cgroups_path, &ignored);
+    }
+    pid = -1;
+done:
+    if (have_layout)
+        ctr_cgroup_layout_free(&cgl);
+    for (size_t i = 0; i < ARRAY_SIZE(a.nsfd); i++)
+        if (a.nsfd[i] >= 0)
+            close(a.nsfd[i]);
+    if (a.fifo >= 0)
+        close(a.fifo);
+    if (a.console >= 0)
+        close(a.console);
+    if (a.tramp >= 0)
+        close(a.tramp);
+    if (restore_pid >= 0)
+        close(restore_pid);
+    if (sv[0] >= 0)
+        close(sv[0]);
+    if (sv[1] >= 0)
+        close(sv[1]);
+    ctr_config_free(&cfg);
+    return pid;
+}
+
+/* Has process pid exited?  Our child is looked at without reaping it. */
+static int exited(pid_t pid)
+{
+    siginfo_t si = {0};
+    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0)
+        return si.si_pid == pid;
+    return errno == ECHILD && kill(pid, 0) < 0 && errno == ESRCH;
+}
+
+int ctr_start(const char *exec_fifo, pid_t pid, struct ctr_err *err)
+{
+    cleanup_close int fd = RETRY(open(exec_fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW));
+    if (fd < 0)
+        return ctr_fail(err, errno, "open exec fifo `%s'", exec_fifo);
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))
+        return ctr_fail(err, EINVAL, "exec fifo `%s': not a fifo", exec_fifo);
+    /* The init's open(O_WRONLY) counts as a writer from the moment it starts blocking, so a
+     * read that finds no writer at all (0, EOF) means nobody is waiting; EAGAIN means the
+     * init is there and about to write its byte. */
+    for (int empty = 0;;) {
+        char b;
+        ssize_t n = read(fd, &b, 1);
+        if (n == 1)
+            break;
+        /* no writer yet: the init reports ready just before it opens the fifo; give it up to
+         * two seconds to get there */
+        if (n == 0 && pid > 0 && exited(pid))
+            return ctr_fail(err, ESRCH, "exec fifo `%s': the container init %d has exited",
+                            exec_fifo, (int)pid);
+        if (n == 0 && ++empty > 200)
+            return ctr_fail(err, ENXIO, "exec fifo `%s': no container init is waiting",
+                            exec_fifo);
+        if (n == 0) {
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN)
+            return ctr_fail(err, errno, "read exec fifo `%s'", exec_fifo);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, -1) < 0 && errno != EINTR)
+            return ctr_fail(err, errno, "poll exec fifo `%s'", exec_fifo);
+    }
+    if (unlink(exec_fifo) < 0)
+        return ctr_fail(err, errno, "remove exec fifo `%s'", exec_fifo);
+    return 0;
+}

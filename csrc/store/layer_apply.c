@@ -1,0 +1,943 @@
+/* Apply one image layer into a directory, safely (see store/layer.h for the rules).
+ *
+ * Two threads, as `tar -xzf` runs with a gzip process beside it: a feeder thread decompresses
+ * the blob with libarchive (raw format + gzip/zstd filters), hashes the uncompressed stream
+ * (the diff_id) and writes it into a pipe; the calling thread reads the tar from the pipe and
+ * creates the entries.  Decompression and the write path then run on two cores.  The feeder
+ * hashes the stream to its very end (trailing zero blocks included) even after the tar reader
+ * has seen the end-of-archive marker, so the digest is the digest of the whole stream.
+ */
+#include "store/layer.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/files.h"
+#include "base/cleanup.h"
+#include "base/lazylib.h"
+
+#define IO_BUF (1 << 20)
+#define WHITEOUT_PREFIX ".wh."
+#define WHITEOUT_META ".wh..wh."
+#define WHITEOUT_OPAQUE ".wh..wh..opq"
+
+/* ===================================================================== string map */
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static size_t strmap_slot(const struct ctr_strmap *m, const char *key)
+{
+    size_t i = (size_t)hash_str(key) & (m->cap - 1);
+    while (m->keys[i] != NULL && strcmp(m->keys[i], key) != 0)
+        i = (i + 1) & (m->cap - 1);
+    return i;
+}
+
+int ctr_strmap_put(struct ctr_strmap *m, const char *key, const char *val)
+{
+    if (m->cap == 0 || (m->len + 1) * 2 > m->cap) {
+        size_t ncap = m->cap ? m->cap * 2 : 256;
+        struct ctr_strmap n = { calloc(ncap, sizeof(char *)), calloc(ncap, sizeof(char *)), ncap, 0 };
+        if (n.keys == NULL || n.vals == NULL) {
+            free(n.keys);
+            free(n.vals);
+            errno = ENOMEM;
+            return -1;
+        }
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->keys[i]) {
+                size_t j = strmap_slot(&n, m->keys[i]);
+                n.keys[j] = m->keys[i];
+                n.vals[j] = m->vals[i];
+                n.len++;
+            }
+        free(m->keys);
+        free(m->vals);
+        *m = n;
+    }
+    size_t i = strmap_slot(m, key);
+    char *v = val ? strdup(val) : NULL;
+    if (val && v == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if (m->keys[i] == NULL) {
+        if ((m->keys[i] = strdup(key)) == NULL) {
+            free(v);
+            errno = ENOMEM;
+            return -1;
+        }
+        m->len++;
+    } else {
+        free(m->vals[i]);
+    }
+    m->vals[i] = v;
+    return 0;
+}
+
+int ctr_strmap_get(const struct ctr_strmap *m, const char *key, const char **val)
+{
+    if (m->cap == 0)
+        return 0;
+    size_t i = strmap_slot(m, key);
+    if (m->keys[i] == NULL)
+        return 0;
+    if (val)
+        *val = m->vals[i];
+    return 1;
+}
+
+void ctr_strmap_free(struct ctr_strmap *m)
+{
+    for (size_t i = 0; i < m->cap; i++) {
+        free(m->keys[i]);
+        free(m->vals[i]);
+    }
+    free(m->keys);
+    free(m->vals);
+    memset(m, 0, sizeof *m);
+}
+
+void ctr_digest_format(char out[CTR_DIGEST_LEN], const unsigned char md[32])
+{
+    static const char hex[] = "0123456789abcdef";
+    memcpy(out, "sha256:", 7);
+    for (int i = 0; i < 32; i++) {
+        out[7 + 2 * i] = hex[md[i] >> 4];
+        out[8 + 2 * i] = hex[md[i] & 15];
+    }
+    out[7 + 64] = '\0';
+}
+
+/* ===================================================================== the feeder thread */
+
+struct feeder {
+    int blobfd;
+    struct ctr_layer_source *src;  /* or NULL */
+    char *inbuf;
+    int wfd;                  /* write end of the pipe; closed by the feeder when done */
+    const char *blob_path;
+    atomic_int stop;          /* set by the reader when it gave up */
+    EVP_MD_CTX *md;
+    uint64_t size;
+    int failed;
+    struct ctr_err err;
+    unsigned char digest[32];
+};
+
+/* libarchive's read callback over a source: counts what it reads and, while the source is a
+ * file still being written, waits for more instead of taking the end of what is there for the
+ * end of the layer. */
+static la_ssize_t source_read(struct archive *a, void *ud, const void **out)
+{
+    struct feeder *f = ud;
+    struct ctr_layer_source *src = f->src;
+    for (;;) {
+        ssize_t n = RETRY(read(src->fd, f->inbuf, IO_BUF));
+        if (n < 0) {
+            archive_set_error(a, errno, "read `%s'", f->blob_path);
+            return -1;
+        }
+        if (n > 0) {
+            atomic_fetch_add(&src->consumed, (unsigned long long)n);
+            *out = f->inbuf;
+            return n;
+        }
+        if (!src->follow)
+            return 0;
+        if (atomic_load(&src->abandoned) || atomic_load(&f->stop)) {
+            archive_set_error(a, ECANCELED, "the download of `%s' did not complete", f->blob_path);
+            return -1;
+        }
+        long long fin = atomic_load(&src->final_size);
+        if (fin >= 0 && (long long)atomic_load(&src->consumed) >= fin)
+            return 0;
+        if (fin >= 0) {
+            archive_set_error(a, EIO, "`%s' ended at %llu of its %lld bytes", f->blob_path,
+                              (unsigned long long)atomic_load(&src->consumed), fin);
+            return -1;
+        }
+        struct timespec ts = { 0, 2 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void *feeder_main(void *arg)
+{
+    struct feeder *f = arg;
+    /* A write into a pipe whose reader is gone raises SIGPIPE in the writing thread: block it
+     * here so write() returns EPIPE instead (a thread-private pending signal dies with us). */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    struct archive *a = archive_read_new();
+    char *buf = malloc(IO_BUF);
+    int writing = 1;
+    if (a == NULL || buf == NULL) {
+        f->failed = ctr_fail(&f->err, ENOMEM, "decompress layer `%s'", f->blob_path);
+        goto out;
+    }
+    archive_read_support_filter_gzip(a);
+    archive_read_support_filter_zstd(a);
+    archive_read_support_format_raw(a);
+    archive_read_support_format_empty(a);
+    int opened = f->src ? archive_read_open(a, f, NULL, source_read, NULL)
+                        : archive_read_open_fd(a, f->blobfd, IO_BUF);
+    if (opened != ARCHIVE_OK) {
+        f->failed = ctr_fail(&f->err, archive_errno(a) > 0 ? archive_errno(a) : 0,
+                             "open layer `%s': %s", f->blob_path, archive_error_string(a));
+        goto out;
+    }
+    struct archive_entry *e;
+    int r = archive_read_next_header(a, &e);
+    if (r == ARCHIVE_EOF)
+        goto done;
+    if (r < ARCHIVE_WARN) {
+        f->failed = ctr_fail(&f->err, 0, "read layer `%s': %s", f->blob_path, archive_error_string(a));
+        goto out;
+    }
+    for (;;) {
+        la_ssize_t n = archive_read_data(a, buf, IO_BUF);
+        if (n < 0) {
+            f->failed = ctr_fail(&f->err, 0, "decompress layer `%s': %s", f->blob_path,
+                                 archive_error_string(a));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        EVP_DigestUpdate(f->md, buf, (size_t)n);
+        f->size += (uint64_t)n;
+        if (writing && ctr_write_all(f->wfd, buf, (size_t)n) < 0) {
+            if (errno != EPIPE) {
+                f->failed = ctr_fail(&f->err, errno, "write layer stream");
+                goto out;
+            }
+            writing = 0; /* the tar reader is done: keep hashing to the end */
+        }
+        if (atomic_load(&f->stop))
+            goto out;
+    }
+done:
+    EVP_DigestFinal_ex(f->md, f->digest, NULL);
+out:
+    close(f->wfd);
+    f->wfd = -1;
+    if (a)
+        archive_read_free(a);
+    free(buf);
+    return NULL;
+}
+
+/* ===================================================================== the applier */
+
+struct dirtime {
+    char *path;
+    struct timespec ts[2];
+};
+
+struct applier {
+    int rootfd;
+    dev_t rootdev;
+    const char *dir;
+    const struct ctr_layer_apply_opts *o;
+    char *cache_path;         /* last parent directory opened, and its fd */
+    int cache_fd;
+    int cache_stale;          /* something was removed: reopen before the next use */
+    struct ctr_strmap created;  /* names this layer created or merged into */
+    struct dirtime *dirs;
+    size_t ndirs, capdirs;
+    char **opaques;           /* native mode: directories made opaque, cleaned at the end */
+    size_t nopaques, capopaques;
+};
+
+static void cache_drop(struct applier *ap)
+{
+    if (ap->cache_fd >= 0)
+        close(ap->cache_fd);
+    ap->cache_fd = -1;
+    free(ap->cache_path);
+    ap->cache_path = NULL;
+    ap->cache_stale = 0;
+}
+
+/* Normalize an entry name: "./a//b/" -> "a/b"; "" is the root.  Refuse absolute names and
+ * `..` components. */
+static int clean_name(const char *what, const char *raw, char *out, size_t cap, struct ctr_err *err)
+{
+    if (raw == NULL || raw[0] == '\0')
+        return ctr_fail(err, EINVAL, "layer entry without a name");
+    if (raw[0] == '/')
+        return ctr_fail(err, EPERM, "layer entry `%s': %s is an absolute path", raw, what);
+    size_t n = 0;
+    const char *p = raw;
+    while (*p) {
+        const char *s = strchr(p, '/');
+        size_t len = s ? (size_t)(s - p) : strlen(p);
+        if (len == 2 && p[0] == '.' && p[1] == '.')
+            return ctr_fail(err, EPERM, "layer entry `%s': %s has a `..' component", raw, what);
+        if (len > 0 && !(len == 1 && p[0] == '.')) {
+            if (n + len + 2 > cap)
+                return ctr_fail(err, ENAMETOOLONG, "layer entry `%s'", raw);
+            if (n > 0)
+                out[n++] = '/';
+            memcpy(out + n, p, len);
+            n += len;
+        }
+        p += len;
+        if (*p == '/')
+            p++;
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+/* Remember that this layer has `path`, and so all its parents (an upper layer of overlayfs
+ * would hold them too): whiteouts and opaque directories spare them. */
+static int note_created(struct applier *ap, const char *path, struct ctr_err *err)
+{
+    char buf[PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (;;) {
+        if (ctr_strmap_get(&ap->created, buf, NULL))
+            return 0; /* its parents are there already */
+        if (ctr_strmap_put(&ap->created, buf, NULL) < 0)
+            return ctr_fail(err, errno, "layer entry `%s'", path);
+        char *slash = strrchr(buf, '/');
+        if (slash == NULL)
+            return 0;
+        *slash = '\0';
+    }
+}
+
+/* Remove `name` under pfd, whatever it is, never following it and never crossing a mount. */
+static int remove_at(struct applier *ap, int pfd, const char *name, const char *shown,
+                     struct ctr_err *err)
+{
+    struct stat st;
+    if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        if (errno == ENOENT)
+            return 0;
+        return ctr_fail(err, errno, "stat `%s' in `%s'", shown, ap->dir);
+    }
+    ap->cache_stale = 1; /* pfd may be the cached fd: close it only at the next lookup */
+    if (!S_ISDIR(st.st_mode)) {
+        if (unlinkat(pfd, name, 0) < 0 && errno != ENOENT)
+            return ctr_fail(err, errno, "unlink `%s' in `%s'", shown, ap->dir);
+        return 0;
+    }
+    if (st.st_dev != ap->rootdev)
+        return ctr_fail(err, EBUSY, "remove `%s' in `%s': a mount is there", shown, ap->dir);
+    int fd = RETRY(openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (fd < 0)
+        return ctr_fail(err, errno, "open `%s' in `%s'", shown, ap->dir);
+    DIR *d = fdopendir(fd);
+    if (d == NULL) {
+        close(fd);
+        return ctr_fail(err, errno, "fdopendir `%s'", shown);
+    }
+    struct dirent *de;
+    int r = 0;
+    while (r == 0 && (de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        r = remove_at(ap, dirfd(d), de->d_name, shown, err);
+    }
+    closedir(d);
+    if (r < 0)
+        return r;
+    if (unlinkat(pfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+        return ctr_fail(err, errno, "rmdir `%s' in `%s'", shown, ap->dir);
+    return 0;
+}
+
+static int open_dir_in_root(struct applier *ap, const char *path)
+{
+    if (path[0] == '\0')
+        return RETRY(fcntl(ap->rootfd, F_DUPFD_CLOEXEC, 0));
+    return ctr_openat_in_root(ap->rootfd, path, O_RDONLY | O_DIRECTORY, 0);
+}
+
+/* Create the missing directories of `path` (each resolved inside the root), 0755, owned by
+ * the offsets, as containerd does for parents a layer does not list. */
+static int mkdir_parents(struct applier *ap, const char *path, struct ctr_err *err)
+{
+    char buf[PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        int fd = open_dir_in_root(ap, buf);
+        if (fd >= 0) {
+            close(fd);
+        } else if (errno == ENOENT) {
+            char *slash = strrchr(buf, '/');
+            const char *base = slash ? slash + 1 : buf;
+            if (slash)
+                *slash = '\0';
+            cleanup_close int pfd = open_dir_in_root(ap, slash ? buf : "");
+            if (slash)
+                *slash = '/';
+            if (pfd < 0)
+                return ctr_fail(err, errno, "open parent of `%s' in `%s'", buf, ap->dir);
+            if (mkdirat(pfd, base, 0755) < 0 && errno != EEXIST)
+                return ctr_fail(err, errno, "mkdir `%s' in `%s'", buf, ap->dir);
+            if ((ap->o->uid_offset || ap->o->gid_offset) &&
+                fchownat(pfd, base, (uid_t)ap->o->uid_offset, (gid_t)ap->o->gid_offset,
+                         AT_SYMLINK_NOFOLLOW) < 0)
+                return ctr_fail(err, errno, "chown `%s' in `%s'", buf, ap->dir);
+            if (note_created(ap, buf, err) < 0)
+                return -1;
+        } else {
+            return ctr_fail(err, errno, "open `%s' in `%s'", buf, ap->dir);
+        }
+        *p = c;
+        if (c == '\0')
+            break;
+    }
+    return 0;
+}
+
+/* The parent directory of an entry, resolved inside the root; the fd is borrowed (cached). */
+static int parent_fd(struct applier *ap, const char *parent, int create, const char *entry,
+                     struct ctr_err *err)
+{
+    if (parent[0] == '\0')
+        return ap->rootfd;
+    if (ap->cache_path && !ap->cache_stale && strcmp(ap->cache_path, parent) == 0)
+        return ap->cache_fd;
+    cache_drop(ap);
+    int fd = open_dir_in_root(ap, parent);
+    if (fd < 0 && errno == ENOENT && create) {
+        if (mkdir_parents(ap, parent, err) < 0)
+            return ctr_fail_prefix(err, "layer entry `%s'", entry);
+        fd = open_dir_in_root(ap, parent);
+    }
+    if (fd < 0) {
+        if (errno == ENOENT && !create)
+            return -2;
+        return ctr_fail(err, errno, "layer entry `%s': open parent `%s' in `%s'", entry, parent,
+                        ap->dir);
+    }
+    ap->cache_path = strdup(parent);
+    if (ap->cache_path == NULL) {
+        close(fd);
+        return ctr_fail(err, ENOMEM, "layer entry `%s'", entry);
+    }
+    ap->cache_fd = fd;
+    return fd;
+}
+
+static void split(char *path, const char **parent, const char **base)
+{
+    char *slash = strrchr(path, '/');
+    if (slash) {
+        *slash = '\0';
+        *parent = path;
+        *base = slash + 1;
+    } else {
+        *parent = "";
+        *base = path;
+    }
+}
+
+static int check_xattrs(struct archive_entry *e, const char *name, struct ctr_err *err)
+{
+    const char *k;
+    const void *v;
+    size_t sz;
+    archive_entry_xattr_reset(e);
+    while (archive_entry_xattr_next(e, &k, &v, &sz) == ARCHIVE_OK) {
+        if (strncmp(k, "user.", 5) == 0 || strcmp(k, "security.capability") == 0 ||
+            strcmp(k, "system.posix_acl_access") == 0 || strcmp(k, "system.posix_acl_default") == 0)
+            continue;
+        if (strncmp(k, "trusted.", 8) == 0)
+            return ctr_fail(err, EPERM, "layer entry `%s': trusted xattr `%s' refused", name, k);
+        if (strncmp(k, "security.", 9) == 0)
+            return ctr_fail(err, EPERM, "layer entry `%s': security xattr `%s' refused", name, k);
+        return ctr_fail(err, EPERM, "layer entry `%s': xattr `%s' refused", name, k);
+    }
+    return 0;
+}
+
+static int set_xattrs(int fd, struct archive_entry *e, const char *name, struct ctr_err *err)
+{
+    const char *k;
+    const void *v;
+    size_t sz;
+    archive_entry_xattr_reset(e);
+    while (archive_entry_xattr_next(e, &k, &v, &sz) == ARCHIVE_OK)
+        if (fsetxattr(fd, k, v, sz, 0) < 0)
+            return ctr_fail(err, errno, "layer entry `%s': setxattr `%s'", name, k);
+    return 0;
+}
+
+static int write_data(struct archive *a, int fd, struct archive_entry *e, const char *name,
+                      struct ctr_err *err)
+{
+    const void *buf;
+    size_t size;
+    la_int64_t off;
+    int r;
+    int64_t end = 0;
+    while ((r = archive_read_data_block(a, &buf, &size, &off)) == ARCHIVE_OK) {
+        const char *p = buf;
+        while (size > 0) {
+            ssize_t n = RETRY(pwrite(fd, p, size, off));
+            if (n < 0)
+                return ctr_fail(err, errno, "layer entry `%s': write", name);
+            p += n;
+            size -= (size_t)n;
+            off += n;
+        }
+        end = off;
+    }
+    if (r != ARCHIVE_EOF)
+        return ctr_fail(err, archive_errno(a) > 0 ? archive_errno(a) : 0, "layer entry `%s': %s",
+                        name, archive_error_string(a));
+    if (archive_entry_size_is_set(e) && end < archive_entry_size(e) &&
+        ftruncate(fd, archive_entry_size(e)) < 0) /* a sparse file ending in a hole */
+        return ctr_fail(err, errno, "layer entry `%s': truncate", name);
+    return 0;
+}
+
+static void entry_times(struct archive_entry *e, struct timespec ts[2])
+{
+    if (archive_entry_mtime_is_set(e)) {
+        ts[1].tv_sec = archive_entry_mtime(e);
+        ts[1].tv_nsec = archive_entry_mtime_nsec(e);
+    } else {
+        ts[1].tv_sec = 0;
+        ts[1].tv_nsec = UTIME_OMIT;
+    }
+    if (archive_entry_atime_is_set(e)) {
+        ts[0].tv_sec = archive_entry_atime(e);
+        ts[0].tv_nsec = archive_entry_atime_nsec(e);
+    } else {
+        ts[0] = ts[1];
+    }
+}
+
+static int apply_whiteout(struct applier *ap, const char *shown, const char *parent,
+                          const char *base, struct ctr_err *err)
+{
+    int overlay = ap->o->overlay_whiteouts;
+    if (strcmp(base, WHITEOUT_OPAQUE) == 0) {
+        if (overlay) {
+            int pfd = parent_fd(ap, parent, 1, shown, err);
+            if (pfd < 0)
+                return -1;
+            if (fsetxattr(pfd, "trusted.overlay.opaque", "y", 1, 0) < 0)
+                return ctr_fail(err, errno, "layer entry `%s': set trusted.overlay.opaque", shown);
+            return 0;
+        }
+        if (ap->nopaques == ap->capopaques) {
+            size_t ncap = ap->capopaques ? ap->capopaques * 2 : 16;
+            char **n = realloc(ap->opaques, ncap * sizeof *n);
+            if (n == NULL)
+                return ctr_fail(err, ENOMEM, "layer entry `%s'", shown);
+            ap->opaques = n;
+            ap->capopaques = ncap;
+        }
+        if ((ap->opaques[ap->nopaques] = strdup(parent)) == NULL)
+            return ctr_fail(err, ENOMEM, "layer entry `%s'", shown);
+        ap->nopaques++;
+        return 0;
+    }
+    if (strncmp(base, WHITEOUT_META, strlen(WHITEOUT_META)) == 0)
+        return 0; /* other AUFS metadata (.wh..wh.plnk ...): nothing to do */
+    const char *name = base + strlen(WHITEOUT_PREFIX);
+    if (name[0] == '\0' || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        return ctr_fail(err, EPERM, "layer entry `%s': whiteout of `%s' refused", shown, name);
+    char target[PATH_MAX];
+    snprintf(target, sizeof target, "%s%s%s", parent, parent[0] ? "/" : "", name);
+    if (overlay) {
+        int pfd = parent_fd(ap, parent, 1, shown, err);
+        if (pfd < 0)
+            return -1;
+        if (remove_at(ap, pfd, name, target, err) < 0)
+            return -1;
+        if ((pfd = parent_fd(ap, parent, 1, shown, err)) < 0)
+            return -1;
+        if (mknodat(pfd, name, S_IFCHR | 0, makedev(0, 0)) < 0)
+            return ctr_fail(err, errno, "layer entry `%s': mknod whiteout", shown);
+        return 0;
+    }
+    /* Native: a whiteout hides what lower layers have, never what this layer made. */
+    if (ctr_strmap_get(&ap->created, target, NULL))
+        return 0;
+    int pfd = parent_fd(ap, parent, 0, shown, err);
+    if (pfd == -2)
+        return 0;
+    if (pfd < 0)
+        return -1;
+    return remove_at(ap, pfd, name, target, err);
+}
+
+static int apply_entry(struct applier *ap, struct archive *a, struct archive_entry *e,
+                       struct ctr_err *err)
+{
+    const char *raw = archive_entry_pathname(e);
+    char path[PATH_MAX];
+    if (clean_name("the name", raw, path, sizeof path, err) < 0)
+        return -1;
+    if (path[0] == '\0')
+        return 0; /* the root itself: its mode and owner belong to the snapshot */
+    char parentbuf[PATH_MAX];
+    memcpy(parentbuf, path, strlen(path) + 1);
+    const char *parent, *base;
+    split(parentbuf, &parent, &base);
+
+    if (strncmp(base, WHITEOUT_PREFIX, strlen(WHITEOUT_PREFIX)) == 0)
+        return apply_whiteout(ap, raw, parent, base, err);
+
+    la_int64_t uid = archive_entry_uid(e), gid = archive_entry_gid(e);
+    if (uid < 0 || uid > INT32_MAX || gid < 0 || gid > INT32_MAX)
+        return ctr_fail(err, EOVERFLOW,
+                        "layer entry `%s': uid %lld / gid %lld out of range (CVE-2024-40635)", raw,
+                        (long long)uid, (long long)gid);
+    uid += ap->o->uid_offset;
+    gid += ap->o->gid_offset;
+    if (uid < 0 || uid >= UINT32_MAX || gid < 0 || gid >= UINT32_MAX)
+        return ctr_fail(err, EOVERFLOW, "layer entry `%s': uid %lld / gid %lld out of range", raw,
+                        (long long)uid, (long long)gid);
+    if (check_xattrs(e, raw, err) < 0)
+        return -1;
+
+    const char *hardlink = archive_entry_hardlink(e);
+    mode_t type = archive_entry_filetype(e);
+    mode_t mode = archive_entry_perm(e) & 07777;
+    if (!hardlink && ap->o->userns && (type == AE_IFCHR || type == AE_IFBLK))
+        return 0; /* a user namespace cannot use device nodes; skip, as containerd does */
+    char target[PATH_MAX], tparentbuf[PATH_MAX];
+    if (hardlink) {
+        if (clean_name("the hardlink target", hardlink, target, sizeof target, err) < 0)
+            return ctr_fail_prefix(err, "layer entry `%s'", raw);
+        if (target[0] == '\0')
+            return ctr_fail(err, EPERM, "layer entry `%s': hardlink to the root", raw);
+    }
+
+    int pfd = parent_fd(ap, parent, 1, raw, err);
+    if (pfd < 0)
+        return -1;
+    /* The common case first, one syscall: create the name exclusively (O_EXCL and mkdir never
+     * follow a symlink at the name).  Only when something is there, look at it. */
+    cleanup_close int newfd = -1;
+    int created = 0;
+    if (!hardlink && type == AE_IFREG) {
+        newfd = RETRY(openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+        if (newfd < 0 && errno != EEXIST)
+            return ctr_fail(err, errno, "layer entry `%s': create", raw);
+        created = newfd >= 0;
+    } else if (!hardlink && type == AE_IFDIR) {
+        created = mkdirat(pfd, base, 0700) == 0;
+        if (!created && errno != EEXIST)
+            return ctr_fail(err, errno, "layer entry `%s': mkdir", raw);
+    }
+    struct stat st;
+    int exists = !created && fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0;
+    if (!created && !exists && errno != ENOENT)
+        return ctr_fail(err, errno, "layer entry `%s': stat", raw);
+    int keep_dir = created ? type == AE_IFDIR
+                           : exists && S_ISDIR(st.st_mode) && type == AE_IFDIR && !hardlink;
+    if (exists && !keep_dir) {
+        if (remove_at(ap, pfd, base, path, err) < 0)
+            return -1;
+        pfd = parent_fd(ap, parent, 1, raw, err); /* the cache may have been dropped */
+        if (pfd < 0)
+            return -1;
+    }
+
+    struct timespec ts[2];
+    entry_times(e, ts);
+    if (hardlink) {
+        memcpy(tparentbuf, target, strlen(target) + 1);
+        const char *tparent, *tbase;
+        split(tparentbuf, &tparent, &tbase);
+        cleanup_close int tpfd = open_dir_in_root(ap, tparent);
+        if (tpfd < 0)
+            return ctr_fail(err, errno, "layer entry `%s': open hardlink target `%s'", raw, hardlink);
+        if (linkat(tpfd, tbase, pfd, base, 0) < 0)
+            return ctr_fail(err, errno, "layer entry `%s': link to `%s'", raw, hardlink);
+        return note_created(ap, path, err);
+    }
+
+    switch (type) {
+    case AE_IFREG: {
+        cleanup_close int fd = newfd >= 0 ? steal_fd(&newfd)
+                                          : RETRY(openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL |
+                                                             O_NOFOLLOW | O_CLOEXEC, 0600));
+        if (fd < 0)
+            return ctr_fail(err, errno, "layer entry `%s': create", raw);
+        if (write_data(a, fd, e, raw, err) < 0)
+            return -1;
+        if (fchown(fd, (uid_t)uid, (gid_t)gid) < 0)
+            return ctr_fail(err, errno, "layer entry `%s': chown", raw);
+        if (fchmod(fd, mode) < 0) /* after chown, which clears setuid */
+            return ctr_fail(err, errno, "layer entry `%s': chmod", raw);
+        if (set_xattrs(fd, e, raw, err) < 0)
+            return -1;
+        if (futimens(fd, ts) < 0)
+            return ctr_fail(err, errno, "layer entry `%s': utimens", raw);
+        break;
+    }
+    case AE_IFDIR: {
+        if (!keep_dir && mkdirat(pfd, base, 0700) < 0)
+            return ctr_fail(err, errno, "layer entry `%s': mkdir", raw);
+        cleanup_close int fd = RETRY(openat(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+                                                           O_CLOEXEC));
+        if (fd < 0)
+            return ctr_fail(err, errno, "layer entry `%s': open", raw);
+        if (fchown(fd, (uid_t)uid, (gid_t)gid) < 0)
+            return ctr_fail(err, errno, "layer entry `%s': chown", raw);
+        if (fchmod(fd, mode) < 0)
+            return ctr_fail(err, errno, "layer entry `%s': chmod", raw);
+        if (set_xattrs(fd, e, raw, err) < 0)
+            return -1;
+        if (ap->ndirs == ap->capdirs) {
+            size_t ncap = ap->capdirs ? ap->capdirs * 2 : 256;
+            struct dirtime *n = realloc(ap->dirs, ncap * sizeof *n);
+            if (n == NULL)
+                return ctr_fail(err, ENOMEM, "layer entry `%s'", raw);
+            ap->dirs = n;
+            ap->capdirs = ncap;
+        }
+        if ((ap->dirs[ap->ndirs].path = strdup(path)) == NULL)
+            return ctr_fail(err, ENOMEM, "layer entry `%s'", raw);
+        memcpy(ap->dirs[ap->ndirs].ts, ts, sizeof ts);
+        ap->ndirs++;
+        break;
+    }
+    case AE_IFLNK: {
+        const char *to = archive_entry_symlink(e);
+        if (to == NULL)
+            return ctr_fail(err, EINVAL, "layer entry `%s': symlink without a target", raw);
+        ap->cache_stale = 1; /* a cached parent may have been reached through the old name */
+        pfd = parent_fd(ap, parent, 1, raw, err);
+        if (pfd < 0)
+            return -1;
+        if (symlinkat(to, pfd, base) < 0)
+            return ctr_fail(err, errno, "layer entry `%s': symlink", raw);
+        if (fchownat(pfd, base, (uid_t)uid, (gid_t)gid, AT_SYMLINK_NOFOLLOW) < 0)
+            return ctr_fail(err, errno, "layer entry `%s': chown", raw);
+        if (utimensat(pfd, base, ts, AT_SYMLINK_NOFOLLOW) < 0)
+            return ctr_fail(err, errno, "layer entry `%s': utimens", raw);
+        break;
+    }
+    case AE_IFIFO:
+    case AE_IFCHR:
+    case AE_IFBLK: {
+        dev_t dev = type == AE_IFIFO ? 0 : makedev(archive_entry_rdevmajor(e),
+                                                   archive_entry_rdevminor(e));
+        if (mknodat(pfd, base, type | 0600, dev) < 0)
+            return ctr_fail(err, errno, "layer entry `%s': mknod", raw);
+        /* Just created by us: no symlink can be there, so the *at calls act on the node. */
+        if (fchownat(pfd, base, (uid_t)uid, (gid_t)gid, AT_SYMLINK_NOFOLLOW) < 0)
+            return ctr_fail(err, errno, "layer entry `%s': chown", raw);
+        if (fchmodat(pfd, base, mode, 0) < 0)
+            return ctr_fail(err, errno, "layer entry `%s': chmod", raw);
+        if (utimensat(pfd, base, ts, AT_SYMLINK_NOFOLLOW) < 0)
+            return ctr_fail(err, errno, "layer entry `%s': utimens", raw);
+        break;
+    }
+    default:
+        return ctr_fail(err, EINVAL, "layer entry `%s': unsupported file type 0%o", raw,
+                        (unsigned)type);
+    }
+    return note_created(ap, path, err);
+}
+
+/* Native opaque directory: remove every entry this layer did not create, recursing into the
+ * directories it merged into (their lower contents are hidden too). */
+static int opaque_clean(struct applier *ap, int fd, const char *path, struct ctr_err *err)
+{
+    int dfd = RETRY(fcntl(fd, F_DUPFD_CLOEXEC, 0));
+    if (dfd < 0)
+        return ctr_fail(err, errno, "opaque `%s': dup", path);
+    DIR *d = fdopendir(dfd);
+    if (d == NULL) {
+        close(dfd);
+        return ctr_fail(err, errno, "opaque `%s': fdopendir", path);
+    }
+    struct dirent *de;
+    int r = 0;
+    while (r == 0 && (de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        char child[PATH_MAX];
+        snprintf(child, sizeof child, "%s%s%s", path, path[0] ? "/" : "", de->d_name);
+        if (!ctr_strmap_get(&ap->created, child, NULL)) {
+            r = remove_at(ap, dirfd(d), de->d_name, child, err);
+            continue;
+        }
+        struct stat st;
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
+            cleanup_close int cfd = RETRY(openat(dirfd(d), de->d_name,
+                                                 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+            if (cfd < 0)
+                r = ctr_fail(err, errno, "opaque: open `%s'", child);
+            else
+                r = opaque_clean(ap, cfd, child, err);
+        }
+    }
+    closedir(d);
+    return r;
+}
+
+static int apply_stream(struct applier *ap, int rfd, struct ctr_layer_apply_result *res,
+                        struct ctr_err *err)
+{
+    struct archive *a = archive_read_new();
+    if (a == NULL)
+        return ctr_fail(err, ENOMEM, "archive_read_new");
+    archive_read_support_format_tar(a);
+    archive_read_support_format_empty(a);
+    int r = 0;
+    if (archive_read_open_fd(a, rfd, IO_BUF) != ARCHIVE_OK) {
+        r = ctr_fail(err, 0, "read layer: %s", archive_error_string(a));
+        goto out;
+    }
+    for (;;) {
+        struct archive_entry *e;
+        int s = archive_read_next_header(a, &e);
+        if (s == ARCHIVE_EOF)
+            break;
+        if (s < ARCHIVE_WARN) {
+            r = ctr_fail(err, archive_errno(a) > 0 ? archive_errno(a) : 0, "read layer: %s",
+                         archive_error_string(a));
+            goto out;
+        }
+        res->entries++;
+        if ((r = apply_entry(ap, a, e, err)) < 0)
+            goto out;
+    }
+out:
+    archive_read_free(a);
+    return r;
+}
+
+static int finish(struct applier *ap, struct ctr_err *err)
+{
+    for (size_t i = 0; i < ap->nopaques; i++) {
+        cleanup_close int fd = open_dir_in_root(ap, ap->opaques[i]);
+        if (fd < 0) {
+            if (errno == ENOENT)
+                continue;
+            return ctr_fail(err, errno, "opaque directory `%s' in `%s'", ap->opaques[i], ap->dir);
+        }
+        if (opaque_clean(ap, fd, ap->opaques[i], err) < 0)
+            return -1;
+    }
+    /* Directory times last: creating their contents changed them. */
+    for (size_t i = ap->ndirs; i-- > 0;) {
+        cleanup_close int fd = ctr_openat_in_root(ap->rootfd, ap->dirs[i].path,
+                                                  O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+        if (fd < 0) {
+            if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP)
+                continue; /* replaced by a later entry */
+            return ctr_fail(err, errno, "open `%s' in `%s'", ap->dirs[i].path, ap->dir);
+        }
+        if (futimens(fd, ap->dirs[i].ts) < 0)
+            return ctr_fail(err, errno, "utimens `%s' in `%s'", ap->dirs[i].path, ap->dir);
+    }
+    return 0;
+}
+
+int ctr_layer_apply(const char *dir, const char *blob_path, const struct ctr_layer_apply_opts *opts,
+                    struct ctr_layer_apply_result *res, struct ctr_err *err)
+{
+    memset(res, 0, sizeof *res);
+    cleanup_close int rootfd = RETRY(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (rootfd < 0)
+        return ctr_fail(err, errno, "open `%s'", dir);
+    struct stat rst;
+    if (fstat(rootfd, &rst) < 0)
+        return ctr_fail(err, errno, "stat `%s'", dir);
+    cleanup_close int blobfd = opts->source ? -1 : RETRY(open(blob_path, O_RDONLY | O_CLOEXEC));
+    if (blobfd < 0 && !opts->source)
+        return ctr_fail(err, errno, "open `%s'", blob_path);
+    cleanup_free char *inbuf = opts->source ? malloc(IO_BUF) : NULL;
+    if (opts->source && inbuf == NULL)
+        return ctr_fail(err, ENOMEM, "apply layer `%s'", blob_path);
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return ctr_fail(err, errno, "pipe");
+    cleanup_close int rfd = p[0];
+    fcntl(p[1], F_SETPIPE_SZ, IO_BUF); /* fewer wakeups; the default size works too */
+
+    struct feeder f = { .blobfd = blobfd, .wfd = p[1], .blob_path = blob_path,
+                        .src = opts->source, .inbuf = inbuf };
+    atomic_init(&f.stop, 0);
+    f.md = EVP_MD_CTX_new();
+    if (f.md == NULL || EVP_DigestInit_ex(f.md, EVP_sha256(), NULL) != 1) {
+        close(p[1]);
+        EVP_MD_CTX_free(f.md);
+        return ctr_fail(err, ENOMEM, "sha256");
+    }
+    pthread_t tid;
+    int e = pthread_create(&tid, NULL, feeder_main, &f);
+    if (e != 0) {
+        close(p[1]);
+        EVP_MD_CTX_free(f.md);
+        return ctr_fail(err, e, "pthread_create");
+    }
+
+    struct applier ap = { .rootfd = rootfd, .rootdev = rst.st_dev, .dir = dir, .o = opts,
+                          .cache_fd = -1 };
+    int r = apply_stream(&ap, rfd, res, err);
+    if (r < 0)
+        atomic_store(&f.stop, 1);
+    close(steal_fd(&rfd)); /* the feeder sees EPIPE and hashes the rest without writing */
+    pthread_join(tid, NULL);
+    EVP_MD_CTX_free(f.md);
+    if (f.failed) { /* a decompression error explains a truncated tar best */
+        *err = f.err;
+        r = -1;
+    }
+    if (r == 0)
+        r = finish(&ap, err);
+    cache_drop(&ap);
+    for (size_t i = 0; i < ap.ndirs; i++)
+        free(ap.dirs[i].path);
+    free(ap.dirs);
+    for (size_t i = 0; i < ap.nopaques; i++)
+        free(ap.opaques[i]);
+    free(ap.opaques);
+    ctr_strmap_free(&ap.created);
+    if (r < 0)
+        return ctr_fail_prefix(err, "apply layer `%s'", blob_path);
+
+    ctr_digest_format(res->diff_id, f.digest);
+    res->size = f.size;
+    if (opts->diff_id && strcmp(opts->diff_id, res->diff_id) != 0)
+        return ctr_fail(err, EINVAL, "apply layer `%s': diff_id mismatch: expected %s, got %s",
+                        blob_path, opts->diff_id, res->diff_id);
+    if (syncfs(rootfd) < 0)
+        return ctr_fail(err, errno, "syncfs `%s'", dir);
+    return 0;
+}

@@ -1,0 +1,342 @@
+/* Host-side mounts of snapshots: see store/snapshot_mount.h. */
+#include "store/snapshot_mount.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <libmount.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/mounts.h"
+#include "base/cleanup.h"
+
+#define PROPAGATION_FLAGS (MS_SHARED | MS_SLAVE | MS_PRIVATE | MS_UNBINDABLE)
+
+/* Split a comma-separated option string into mount(2) flags, propagation flags and filesystem
+ * data.  Each VFS option is looked at alone so that the MS_REC of "rprivate" does not turn a
+ * "bind" into an "rbind" (one flags word cannot tell them apart). */
+static int parse_options(const char *options, unsigned long *flags, unsigned long *prop,
+                         char **data, struct ctr_err *err)
+{
+    const struct libmnt_optmap *map = mnt_get_builtin_optmap(MNT_LINUX_MAP);
+    char *user = NULL, *fs = NULL;
+    cleanup_free char *vfs = NULL;
+    *flags = 0;
+    *prop = 0;
+    *data = NULL;
+    if (options == NULL || *options == '\0')
+        return 0;
+    int r = mnt_split_optstr(options, &user, &vfs, &fs, 0, 0);
+    free(user); /* userspace-only options (x-*, _netdev, ...) mean nothing to the kernel */
+    if (r != 0) {
+        free(fs);
+        return ctr_fail(err, r < 0 ? -r : EINVAL, "parse mount options `%s'", options);
+    }
+    char *next = vfs;
+    char *name, *value;
+    size_t nsz, vsz;
+    while (next && mnt_optstr_next_option(&next, &name, &nsz, &value, &vsz) == 0) {
+        char one[64];
+        if (nsz >= sizeof one)
+            continue;
+        memcpy(one, name, nsz);
+        one[nsz] = '\0';
+        unsigned long f = 0;
+        mnt_optstr_get_flags(one, &f, map);
+        if (f & PROPAGATION_FLAGS)
+            *prop |= f;
+        else
+            mnt_optstr_get_flags(one, flags, map);
+    }
+    *data = fs;
+    return 0;
+}
+
+/* mount(2) copies one page of options, with its terminating NUL. */
+#define PAGE_DATA 4096
+
+/* The longest common directory of the absolute paths in v[0..n) ("/a/b/c/fs", "/a/b/d/fs":
+ * "/a/b"), in out. */
+static void common_dir(char *const *v, size_t n, char *out, size_t len)
+{
+    snprintf(out, len, "%s", v[0]);
+    for (size_t i = 1; i < n; i++) {
+        size_t k = 0;
+        while (out[k] && out[k] == v[i][k])
+            k++;
+        out[k] = '\0';
+    }
+    char *slash = strrchr(out, '/');
+    if (slash == out)
+        slash[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+}
+
+/* An overlay whose lowerdir, upperdir and workdir are given relative to their common
+ * directory, mounted from there: the way containerd fits many layers into mount(2)'s page
+ * on kernels without "lowerdir+".  The working directory is ours again before we return. */
+static int mount_overlay_relative(const char *target, unsigned long flags, const char *data,
+                                  struct ctr_err *err)
+{
+    cleanup_free char *copy = strdup(data);
+    size_t cap = strlen(data) / 2 + 2;
+    cleanup_free char **paths = calloc(cap, sizeof *paths);
+    cleanup_free char *out = calloc(1, strlen(data) + 1);
+    if (copy == NULL || paths == NULL || out == NULL)
+        return ctr_fail(err, ENOMEM, "mount overlay on `%s'", target);
+    size_t n = 0;
+    for (char *save = NULL, *o = strtok_r(copy, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+        int is_dirs = !strncmp(o, "lowerdir=", 9) || !strncmp(o, "upperdir=", 9) ||
+                      !strncmp(o, "workdir=", 8);
+        char *v = strchr(o, '=');
+        if (!is_dirs)
+            continue;
+        for (char *s2 = NULL, *d = strtok_r(v + 1, ":", &s2); d && n < cap;
+             d = strtok_r(NULL, ":", &s2))
+            if (d[0] == '/')
+                paths[n++] = d;
+    }
+    if (n == 0)
+        return ctr_fail(err, E2BIG, "mount overlay on `%s': options longer than a page", target);
+    char base[PATH_MAX];
+    common_dir(paths, n, base, sizeof base);
+    size_t bl = strcmp(base, "/") == 0 ? 0 : strlen(base);
+    /* the same options, each directory under base written relative to it */
+    const char *p = data;
+    char *w = out;
+    while (*p) {
+        if ((p == data || p[-1] == '=' || p[-1] == ':') && *p == '/' &&
+            strncmp(p, base, bl) == 0 && p[bl] == '/') {
+            p += bl + 1;
+            continue;
+        }
+        *w++ = *p++;
+    }
+    *w = '\0';
+    if (strlen(out) >= PAGE_DATA)
+        return ctr_fail(err, E2BIG, "mount overlay on `%s': %zu layers do not fit in a page of "
+                        "options even relative to `%s'", target, n, base);
+    cleanup_close int cwd = RETRY(open(".", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (cwd < 0)
+        return ctr_fail(err, errno, "open the working directory");
+    if (chdir(base) < 0)
+        return ctr_fail(err, errno, "chdir `%s'", base);
+    int r = (int)RETRY(mount("overlay", target, "overlay", flags, out));
+    int e = errno;
+    if (fchdir(cwd) < 0 && r == 0) {
+        umount2(target, MNT_DETACH | UMOUNT_NOFOLLOW);
+        return ctr_fail(err, errno, "return to the working directory");
+    }
+    if (r < 0)
+        return ctr_fail(err, e, "mount overlay on `%s' (%zu directories relative to `%s')",
+                        target, n, base);
+    return 0;
+}
+
+/* mount(2) copies one page of options: an overlay of many layers (Docker allows about 125)
+ * does not fit.  The new mount API takes its lower directories one by one ("lowerdir+",
+ * Linux 6.8); where the kernel refuses that, the directories go relative to their common
+ * parent. */
+static int mount_overlay_long(const char *target, unsigned long flags, const char *data,
+                              struct ctr_err *err)
+{
+    char what[PATH_MAX + 32];
+    snprintf(what, sizeof what, "mount overlay on `%s'", target);
+    int tree = ctr_mount_new("overlay", "overlay", flags, data, what, err);
+    if (tree < 0)
+        return err->code == EINVAL || err->code == ENOSYS
+                   ? mount_overlay_relative(target, flags, data, err)
+                   : -1;
+    cleanup_close int t = RETRY(open(target, O_PATH | O_DIRECTORY | O_CLOEXEC));
+    int r = t < 0 ? ctr_fail(err, errno, "open `%s'", target) : ctr_mount_attach(tree, t, what, err);
+    close(tree);
+    return r;
+}
+
+int ctr_mountutil_mount(const char *type, const char *source, const char *target,
+                        const char *options, struct ctr_err *err)
+{
+    unsigned long flags, prop;
+    char *data_raw;
+    if (parse_options(options, &flags, &prop, &data_raw, err) < 0)
+        return -1;
+    cleanup_free char *data = data_raw;
+    if (type && (strcmp(type, "bind") == 0 || strcmp(type, "rbind") == 0)) {
+        flags |= MS_BIND;
+        if (strcmp(type, "rbind") == 0)
+            flags |= MS_REC;
+    }
+    int long_overlay = type && strcmp(type, "overlay") == 0 && data && strlen(data) >= PAGE_DATA;
+    if (long_overlay) {
+        if (mount_overlay_long(target, flags, data, err) < 0)
+            return -1;
+    } else if (RETRY(mount(source, target, type, flags, data)) < 0) {
+        return ctr_fail(err, errno, "mount %s `%s' on `%s' (options %s)", type ? type : "",
+                        source ? source : "", target, options ? options : "");
+    }
+
+    /* The kernel ignores MS_RDONLY (and the other per-mount flags) when it creates a bind
+     * mount; a remount of the bind applies them. */
+    if ((flags & (MS_BIND | MS_RDONLY)) == (MS_BIND | MS_RDONLY)) {
+        unsigned long rflags = (flags & ~(MS_REC | PROPAGATION_FLAGS)) | MS_REMOUNT;
+        if (RETRY(mount("", target, NULL, rflags, NULL)) < 0) {
+            int e = errno;
+            umount2(target, MNT_DETACH | UMOUNT_NOFOLLOW);
+            return ctr_fail(err, e, "remount read-only `%s'", target);
+        }
+    }
+    /* Propagation cannot be combined with other flags in one call: one call per kind. */
+    static const unsigned long kinds[] = {MS_SHARED, MS_SLAVE, MS_PRIVATE, MS_UNBINDABLE};
+    for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+        if (!(prop & kinds[i]))
+            continue;
+        if (RETRY(mount("", target, NULL, kinds[i] | (prop & MS_REC), NULL)) < 0) {
+            int e = errno;
+            umount2(target, MNT_DETACH | UMOUNT_NOFOLLOW);
+            return ctr_fail(err, e, "set propagation of `%s'", target);
+        }
+    }
+    return 0;
+}
+
+int ctr_mountutil_unmount(const char *target, int detach, struct ctr_err *err)
+{
+    int flags = UMOUNT_NOFOLLOW | (detach ? MNT_DETACH : 0);
+    for (int attempt = 0;; attempt++) {
+        if (RETRY(umount2(target, flags)) == 0)
+            return 0;
+        if (errno != EBUSY || attempt >= 20)
+            return ctr_fail(err, errno, "unmount `%s'", target);
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static char *dup_or_empty(const char *s)
+{
+    return strdup(s ? s : "");
+}
+
+void ctr_mountinfo_free(struct ctr_mountinfo *m, size_t n)
+{
+    for (size_t i = 0; m && i < n; i++) {
+        free(m[i].root);
+        free(m[i].target);
+        free(m[i].fstype);
+        free(m[i].source);
+        free(m[i].vfs_options);
+        free(m[i].fs_options);
+    }
+    free(m);
+}
+
+int ctr_mountinfo_read(struct ctr_mountinfo **out, size_t *n, struct ctr_err *err)
+{
+    struct libmnt_table *tb = mnt_new_table_from_file("/proc/self/mountinfo");
+    if (tb == NULL)
+        return ctr_fail(err, errno ? errno : EIO, "read `/proc/self/mountinfo'");
+    size_t cap = (size_t)mnt_table_get_nents(tb);
+    struct ctr_mountinfo *m = calloc(cap ? cap : 1, sizeof *m);
+    if (m == NULL) {
+        mnt_unref_table(tb);
+        return ctr_fail(err, ENOMEM, "read `/proc/self/mountinfo'");
+    }
+    struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
+    struct libmnt_fs *fs;
+    size_t i = 0;
+    int oom = it == NULL;
+    while (!oom && i < cap && mnt_table_next_fs(tb, it, &fs) == 0) {
+        struct ctr_mountinfo *e = &m[i++];
+        dev_t dev = mnt_fs_get_devno(fs);
+        e->id = mnt_fs_get_id(fs);
+        e->parent_id = mnt_fs_get_parent_id(fs);
+        e->major = major(dev);
+        e->minor = minor(dev);
+        e->root = dup_or_empty(mnt_fs_get_root(fs));
+        e->target = dup_or_empty(mnt_fs_get_target(fs));
+        e->fstype = dup_or_empty(mnt_fs_get_fstype(fs));
+        e->source = dup_or_empty(mnt_fs_get_source(fs));
+        e->vfs_options = dup_or_empty(mnt_fs_get_vfs_options(fs));
+        e->fs_options = dup_or_empty(mnt_fs_get_fs_options(fs));
+        oom = !e->root || !e->target || !e->fstype || !e->source || !e->vfs_options ||
+              !e->fs_options;
+    }
+    mnt_free_iter(it);
+    mnt_unref_table(tb);
+    if (oom) {
+        ctr_mountinfo_free(m, i);
+        return ctr_fail(err, ENOMEM, "read `/proc/self/mountinfo'");
+    }
+    *out = m;
+    *n = i;
+    return 0;
+}
+
+/* The topmost of the mounts at exactly `target`: the one no other mount there sits on. */
+static int top_at(const struct ctr_mountinfo *m, size_t n, const char *target)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(m[i].target, target) != 0)
+            continue;
+        int covered = 0;
+        for (size_t j = 0; j < n && !covered; j++)
+            covered = j != i && m[j].parent_id == m[i].id && strcmp(m[j].target, target) == 0;
+        if (!covered)
+            return m[i].id;
+    }
+    return 0;
+}
+
+/* Is mount `id` in the stack at target under (or at) mount `top`? */
+static int in_stack(const struct ctr_mountinfo *m, size_t n, const char *target, int top,
+                    int id)
+{
+    for (size_t depth = 0; top != 0 && depth < n; depth++) {
+        if (top == id)
+            return 1;
+        int next = 0;
+        for (size_t i = 0; i < n && next == 0; i++)
+            if (m[i].id == top)
+                for (size_t j = 0; j < n; j++)
+                    if (m[j].id == m[i].parent_id && strcmp(m[j].target, target) == 0)
+                        next = m[j].id;
+        top = next;
+    }
+    return 0;
+}
+
+int ctr_mount_top(const char *target, int *id, struct ctr_err *err)
+{
+    struct ctr_mountinfo *m;
+    size_t n;
+    if (ctr_mountinfo_read(&m, &n, err) < 0)
+        return -1;
+    *id = top_at(m, n, target);
+    ctr_mountinfo_free(m, n);
+    return 0;
+}
+
+int ctr_mount_unstack(const char *target, int keep, struct ctr_err *err)
+{
+    for (int round = 0; round < 1000; round++) {
+        struct ctr_mountinfo *m;
+        size_t n;
+        if (ctr_mountinfo_read(&m, &n, err) < 0)
+            return -1;
+        int top = top_at(m, n, target);
+        int ours = top != 0 && top != keep && (keep == 0 || in_stack(m, n, target, top, keep));
+        ctr_mountinfo_free(m, n);
+        if (!ours)
+            return 0;
+        if (ctr_mountutil_unmount(target, 1, err) < 0)
+            return -1;
+    }
+    return ctr_fail(err, EBUSY, "unmount `%s': still mounted", target);
+}
