@@ -204,13 +204,17 @@ conformance: all
 doc:
 	ldoc -d $(BUILD)/doc .
 
+# lua/ctr: the public modules at the top, the rest in these packages
+LUA_PKGS := remotes cmd store spec
+install_lua = install -d $(1)/ctr $(LUA_PKGS:%=$(1)/ctr/%) && install -m 0644 lua/ctr/*.lua $(1)/ctr/ && \
+	for p in $(LUA_PKGS); do install -m 0644 lua/ctr/$$p/*.lua $(1)/ctr/$$p/; done
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(DATADIR)/lua/ctr/remotes $(DESTDIR)$(DATADIR)/scripts \
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(DATADIR)/scripts \
 		$(DESTDIR)$(DATADIR)/examples $(DESTDIR)$(PREFIX)/lib/lua/5.1/ctr
 	install -m 0755 $(BUILD)/ctrlua $(BUILD)/ctrlua-monitor $(DESTDIR)$(PREFIX)/bin/
 	ln -sf ctrlua $(DESTDIR)$(PREFIX)/bin/ctrlua-runc
-	install -m 0644 lua/ctr/*.lua $(DESTDIR)$(DATADIR)/lua/ctr/
-	install -m 0644 lua/ctr/remotes/*.lua $(DESTDIR)$(DATADIR)/lua/ctr/remotes/
+	$(call install_lua,$(DESTDIR)$(DATADIR)/lua)
 	install -m 0644 scripts/*.lua $(DESTDIR)$(DATADIR)/scripts/
 	for f in examples/*; do [ ! -f "$$f" ] || install -m 0644 "$$f" $(DESTDIR)$(DATADIR)/examples/; done
 	install -m 0755 $(BUILD)/lib/ctr/core.so $(DESTDIR)$(PREFIX)/lib/lua/5.1/ctr/core.so
@@ -218,15 +222,12 @@ install: all
 # For `luarocks make rockspec/...`: modules into the rocks tree's LUADIR/LIBDIR, and the host
 # with its scripts and examples under PREFIX (found through ../share/ctrlua from the binary).
 install-rock: all
-	install -d $(LUADIR)/ctr/remotes $(LIBDIR)/ctr $(PREFIX)/bin $(PREFIX)/share/ctrlua/lua/ctr/remotes \
-		$(PREFIX)/share/ctrlua/scripts $(PREFIX)/share/ctrlua/examples
-	install -m 0644 lua/ctr/*.lua $(LUADIR)/ctr/
-	install -m 0644 lua/ctr/remotes/*.lua $(LUADIR)/ctr/remotes/
+	install -d $(LIBDIR)/ctr $(PREFIX)/bin $(PREFIX)/share/ctrlua/scripts $(PREFIX)/share/ctrlua/examples
+	$(call install_lua,$(LUADIR))
 	install -m 0755 $(BUILD)/lib/ctr/core.so $(LIBDIR)/ctr/core.so
 	install -m 0755 $(BUILD)/ctrlua $(BUILD)/ctrlua-monitor $(PREFIX)/bin/
 	ln -sf ctrlua $(PREFIX)/bin/ctrlua-runc
-	install -m 0644 lua/ctr/*.lua $(PREFIX)/share/ctrlua/lua/ctr/
-	install -m 0644 lua/ctr/remotes/*.lua $(PREFIX)/share/ctrlua/lua/ctr/remotes/
+	$(call install_lua,$(PREFIX)/share/ctrlua/lua)
 	install -m 0644 scripts/*.lua $(PREFIX)/share/ctrlua/scripts/
 	for f in examples/*; do [ ! -f "$$f" ] || install -m 0644 "$$f" $(PREFIX)/share/ctrlua/examples/; done
 

@@ -2,7 +2,7 @@
  * registry), through the Lua code that reads them: core.json_decode (cJSON into Lua tables),
  * ctr.images (resolution of a target to the manifest and config of a platform, platforms,
  * check, size; archive_images for an archive's index.json or docker manifest.json), the chain
- * IDs of ctr.unpack, and oci.with_image_config (the image config's Env, Cmd, Entrypoint,
+ * IDs of ctr.store.unpack, and oci.with_image_config (the image config's Env, Cmd, Entrypoint,
  * WorkingDir, User made into a spec).  The input is up to eight documents separated by NUL
  * bytes; fuzz/manifest.lua says how they are stored and which calls are made. */
 #include <stddef.h>

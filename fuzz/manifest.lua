@@ -1,4 +1,4 @@
--- The driver of fuzz/manifest.c: image documents through ctr.images, ctr.unpack, ctr.oci and
+-- The driver of fuzz/manifest.c: image documents through ctr.images, ctr.store.unpack, ctr.oci and
 -- ctr.containers, as an import and a run read them.
 --
 -- The input is up to eight documents separated by NUL bytes.  Document i is in an in-memory
@@ -22,7 +22,7 @@ local core = require("ctr.core")
 local errors = require("ctr.errors")
 local content = require("ctr.content")
 local images = require("ctr.images")
-local unpack = require("ctr.unpack")
+local unpack = require("ctr.store.unpack")
 local oci = require("ctr.oci")
 local containers = require("ctr.containers")
 

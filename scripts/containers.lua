@@ -1,7 +1,7 @@
 -- containers: manage containers (ls, info, rm, label) as `ctr containers`
 local ctr = require("ctr")
-local app = require("ctr.app")
-local cli = require("ctr.cli")
+local app = require("ctr.cmd.app")
+local cli = require("ctr.cmd.cli")
 local json = require("ctr.json")
 
 local function fail(err)

@@ -1,9 +1,9 @@
 -- content: list, read, ingest and remove blobs of the content store, as `ctr content`
 local ctr = require("ctr")
-local app = require("ctr.app")
-local format = require("ctr.format")
+local app = require("ctr.cmd.app")
+local format = require("ctr.cmd.format")
 local json = require("ctr.json")
-local term = require("ctr.term")
+local term = require("ctr.cmd.term")
 
 local function store()
   local c, err = ctr.client()

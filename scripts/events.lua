@@ -1,6 +1,6 @@
 -- events: print the task events (create, start, exit, delete, ...) of the namespace; -f follows
 local ctr = require("ctr")
-local cli = require("ctr.cli")
+local cli = require("ctr.cmd.cli")
 local json = require("ctr.json")
 local tasks = require("ctr.tasks")
 

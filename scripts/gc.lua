@@ -1,7 +1,7 @@
 -- gc: remove what interrupted (killed, crashed) commands left behind, in every namespace
 local ctr = require("ctr")
-local app = require("ctr.app")
-local cli = require("ctr.cli")
+local app = require("ctr.cmd.app")
+local cli = require("ctr.cmd.cli")
 
 local def = { name = "gc", help_name = "ctrlua gc",
   usage = "remove what interrupted commands left behind",

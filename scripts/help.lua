@@ -1,6 +1,6 @@
 -- help: list the commands with one line each; `help COMMAND` shows a command's help
-local app = require("ctr.app")
-local cli = require("ctr.cli")
+local app = require("ctr.cmd.app")
+local cli = require("ctr.cmd.cli")
 local host = require("ctr.host")
 
 -- the host's global flags (csrc/lua/host.c), for the help only: the host parses them

@@ -1,10 +1,10 @@
 -- images: manage images (import, list, delete, tag, check, unpack) as `ctr images`
 local ctr = require("ctr")
-local app = require("ctr.app")
-local cli = require("ctr.cli")
-local format = require("ctr.format")
+local app = require("ctr.cmd.app")
+local cli = require("ctr.cmd.cli")
+local format = require("ctr.cmd.format")
 local json = require("ctr.json")
-local term = require("ctr.term")
+local term = require("ctr.cmd.term")
 
 local images = ctr.images
 local remotes = require("ctr.remotes")

@@ -4,8 +4,8 @@
 -- Exit status: 0 when every step passed, else the exit code of the first step that failed
 -- (124 for a timeout, 125 when a step could not be started); 1 for an invalid pipeline.
 local ctr = require("ctr")
-local cli = require("ctr.cli")
-local term = require("ctr.term")
+local cli = require("ctr.cmd.cli")
+local term = require("ctr.cmd.term")
 local pipeline = require("ctr.pipeline")
 
 local def = {

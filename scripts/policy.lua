@@ -5,12 +5,12 @@
 -- check builds the spec exactly as run.lua does, applies the policies, prints the diff of the
 -- spec (before/after, pretty JSON with sorted keys) or the refusal, and creates nothing
 -- (a snapshot it prepares is removed).  Exit 1 on a refusal.
-local app = require("ctr.app")
+local app = require("ctr.cmd.app")
 local ctr = require("ctr")
-local cli = require("ctr.cli")
+local cli = require("ctr.cmd.cli")
 local errors = require("ctr.errors")
 local policy = require("ctr.policy")
-local run = require("ctr.run")
+local run = require("ctr.cmd.run")
 
 local POLICY_FLAGS = {
   { name = "policy", type = "strings", usage = "a policy file (repeatable), after those of the policy directory" },

@@ -6,9 +6,9 @@
 -- before the process could start; 126 when the command cannot be invoked; 127 when it is not
 -- found.
 local ctr = require("ctr")
-local cli = require("ctr.cli")
+local cli = require("ctr.cmd.cli")
 local cio = require("ctr.cio")
-local run = require("ctr.run")
+local run = require("ctr.cmd.run")
 
 local EXIT_FAILED, EXIT_CANNOT_INVOKE, EXIT_NOT_FOUND = 125, 126, 127
 
@@ -57,7 +57,7 @@ if not client then die(err) end
 
 local ok_img
 ok_img, err = run.ensure_image(client, f, v, {
-  display = require("ctr.term").isatty("stderr") and require("ctr.remotes.progress").new({ stream = io.stderr }) or nil })
+  display = require("ctr.cmd.term").isatty("stderr") and require("ctr.remotes.progress").new({ stream = io.stderr }) or nil })
 if not ok_img then die(err) end
 phase("pull")
 

@@ -3,7 +3,7 @@
 -- ctrlua-runc [global options] COMMAND [command options] [arguments...]
 -- The global options, commands, flags, output and exit codes are runc's, so that containerd's
 -- shim (and through it Kubernetes) can use it as its runtime binary.
-local runc = require("ctr.runc")
+local runc = require("ctr.cmd.runc")
 
 local PROG = "ctrlua-runc"
 
@@ -331,7 +331,7 @@ elseif cmdname == "exec" then
   end
   local process
   if f.process then
-    local data = require("ctr.term").read_file(f.process, 1048576)
+    local data = require("ctr.cmd.term").read_file(f.process, 1048576)
     if not data then exec_die("open " .. f.process .. ": no such file or directory") end
     process = data
   else

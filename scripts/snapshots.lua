@@ -1,8 +1,8 @@
 -- snapshots: manage snapshots (prepare, view, commit, ls, tree, usage...) as `ctr snapshots`
 local ctr = require("ctr")
-local app = require("ctr.app")
-local cli = require("ctr.cli")
-local format = require("ctr.format")
+local app = require("ctr.cmd.app")
+local cli = require("ctr.cmd.cli")
+local format = require("ctr.cmd.format")
 local json = require("ctr.json")
 
 local KIND = { active = "Active", view = "View", committed = "Committed" }

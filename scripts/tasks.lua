@@ -1,11 +1,11 @@
 -- tasks: manage tasks (ls, start, attach, kill, wait, delete, ps, pause, resume, metrics, exec, checkpoint) as `ctr tasks`
 local ctr = require("ctr")
-local app = require("ctr.app")
-local cli = require("ctr.cli")
+local app = require("ctr.cmd.app")
+local cli = require("ctr.cmd.cli")
 local cio = require("ctr.cio")
 local tasks = require("ctr.tasks")
 local json = require("ctr.json")
-local format = require("ctr.format")
+local format = require("ctr.cmd.format")
 
 local function client()
   local c, err = ctr.client()
@@ -195,7 +195,7 @@ local function metrics(ctx)
   local keys = {}
   for k in pairs(m) do keys[#keys + 1] = k end
   table.sort(keys)
-  io.write(format.table({ { "ID", "TIMESTAMP" }, { t.id, require("ctr.term").rfc3339() } }), "\n")
+  io.write(format.table({ { "ID", "TIMESTAMP" }, { t.id, require("ctr.cmd.term").rfc3339() } }), "\n")
   local rows = { { "METRIC", "VALUE" } }
   for _, k in ipairs(keys) do
     local v = m[k]

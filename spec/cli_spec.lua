@@ -1,4 +1,4 @@
-local cli = require("ctr.cli")
+local cli = require("ctr.cmd.cli")
 local core = require("ctr.core")
 
 local function read(path)

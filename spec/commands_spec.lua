@@ -1,12 +1,12 @@
 -- The commands as a user meets them: ctr's help and flag errors for images, content and
 -- snapshots, `ctrlua help`, `ctrlua --version`, unknown commands, and the rule that commands use
--- the library only.  Also the small modules the commands print through: ctr.json, ctr.format,
--- ctr.term, ctr.app.
+-- the library only.  Also the small modules the commands print through: ctr.json, ctr.cmd.format,
+-- ctr.cmd.term, ctr.cmd.app.
 local F = require("support.fixtures")
-local app = require("ctr.app")
-local format = require("ctr.format")
+local app = require("ctr.cmd.app")
+local format = require("ctr.cmd.format")
 local json = require("ctr.json")
-local term = require("ctr.term")
+local term = require("ctr.cmd.term")
 
 local function lines(s)
   local out = {}
@@ -94,7 +94,7 @@ describe("ctr.json", function()
   end)
 end)
 
-describe("ctr.format", function()
+describe("ctr.cmd.format", function()
   it("bytes as ctr's progress.Bytes", function()
     assert.are.equal("0.0 B", format.bytes(0))
     assert.are.equal("1023.0 B", format.bytes(1023))
@@ -120,7 +120,7 @@ describe("ctr.format", function()
   end)
 end)
 
-describe("ctr.term", function()
+describe("ctr.cmd.term", function()
   it("draws, throttles and clears a progress line on the stream it is given", function()
     local path = os.tmpname()
     local fh = assert(io.open(path, "w+b"))
@@ -140,7 +140,7 @@ describe("ctr.term", function()
   end)
 end)
 
-describe("ctr.app", function()
+describe("ctr.cmd.app", function()
   local demo = {
     name = "demo", usage = "a demo",
     flags = { { name = "snapshotter", type = "string", usage = "snapshotter name" } },

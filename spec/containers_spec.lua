@@ -49,15 +49,15 @@ describe("containers", function()
   before_each(function()
     dir = tmpdir()
     client, sn = fake_client(dir, { ["/etc/passwd"] = "app:x:1000:1000::/:/bin/sh\n", ["/etc/group"] = "g:x:5:app\n" })
-    saved_unpack, saved_tasks = package.loaded["ctr.unpack"], package.loaded["ctr.tasks"]
-    package.loaded["ctr.unpack"] = { unpack = function(_, image, opts)
+    saved_unpack, saved_tasks = package.loaded["ctr.store.unpack"], package.loaded["ctr.tasks"]
+    package.loaded["ctr.store.unpack"] = { unpack = function(_, image, opts)
       assert.are.equal("fake", opts.snapshotter)
       return "sha256:chain-of-" .. image.name
     end }
     package.loaded["ctr.tasks"] = { status = function() return nil end }
   end)
   after_each(function()
-    package.loaded["ctr.unpack"], package.loaded["ctr.tasks"] = saved_unpack, saved_tasks
+    package.loaded["ctr.store.unpack"], package.loaded["ctr.tasks"] = saved_unpack, saved_tasks
     core.remove_tree(dir)
   end)
 
@@ -171,7 +171,7 @@ describe("containers", function()
   end)
 
   it("passes an unpack failure through without preparing anything", function()
-    package.loaded["ctr.unpack"] = { unpack = function() return nil, errors.new("layer 1: digest mismatch") end }
+    package.loaded["ctr.store.unpack"] = { unpack = function() return nil, errors.new("layer 1: digest mismatch") end }
     local c, err = containers.new(client, "u", containers.with_new_snapshot("u", IMAGE))
     assert.is_nil(c)
     assert.are.equal("layer 1: digest mismatch", err.msg)
@@ -337,10 +337,10 @@ describe("containers on a real snapshotter #root", function()
   local dir, saved_unpack
   before_each(function()
     dir = tmpdir()
-    saved_unpack = package.loaded["ctr.unpack"]
+    saved_unpack = package.loaded["ctr.store.unpack"]
   end)
   after_each(function()
-    package.loaded["ctr.unpack"] = saved_unpack
+    package.loaded["ctr.store.unpack"] = saved_unpack
     -- take down anything left mounted under dir, then remove it
     local mi = core.read_file("/proc/self/mountinfo") or ""
     for mp in mi:gmatch("%S+ %S+ %S+ %S+ (%S+)") do
@@ -361,7 +361,7 @@ describe("containers on a real snapshotter #root", function()
       assert(core.write_file(fs .. "/etc/passwd", "root:x:0:0::/root:/bin/sh\nweb:x:33:34::/var/www:/bin/sh\n"))
       assert(core.write_file(fs .. "/etc/group", "www:x:34:\nlogs:x:99:web\n"))
       assert(sn:commit("base", "base-active"))
-      package.loaded["ctr.unpack"] = { unpack = function() return "base" end }
+      package.loaded["ctr.store.unpack"] = { unpack = function() return "base" end }
       local image = { name = "local/web:1", config = { config = { User = "web", Cmd = { "httpd" } } } }
 
       local c = assert(containers.new(client, "web1", containers.with_snapshotter(driver),

@@ -4,12 +4,12 @@
 -- record might name; `rm`/`rm -f` remove what exists whatever the records say.  And the init of a
 -- task dies with the process that made it, until it is started.
 local core = require("ctr.core")
-local records = require("ctr.records")
+local records = require("ctr.store.records")
 local S = require("support.ctrlua")
 
 local IMAGE = S.IMAGE
 
-describe("ctr.records", function()
+describe("ctr.store.records", function()
   it("checks the type of every field a reader uses, and names the field", function()
     local function check(rec, shape, opts)
       local ok, msg = records.check(rec, shape, opts)
@@ -84,7 +84,7 @@ describe("records on disk #root", function()
   teardown(function() S.cleanup() end)
 
   local function snap_path(key)
-    return ("%s/meta/%s/snapshots.overlayfs/%s.json"):format(env.root, env.ns, require("ctr.meta").escape(key))
+    return ("%s/meta/%s/snapshots.overlayfs/%s.json"):format(env.root, env.ns, require("ctr.store.meta").escape(key))
   end
   local function snap_dir(key)
     local rec = core.json_decode(assert(core.read_file(snap_path(key))))

@@ -2,8 +2,8 @@
 -- --cpu-period, --gpus, --rdt-class): the spec they make, the limits read back from the
 -- container's cgroup on this machine's hierarchy, OOM (exit 137, recorded), metrics.
 local core = require("ctr.core")
-local cli = require("ctr.cli")
-local run = require("ctr.run")
+local cli = require("ctr.cmd.cli")
+local run = require("ctr.cmd.run")
 local oci = require("ctr.oci")
 local metrics = require("ctr.metrics")
 local runtime = require("ctr.runtime")

@@ -2,13 +2,13 @@
 -- binary, its global flags, its state directory), with real bundles, real containers and the
 -- kernel's view (/proc/PID/stat, the cgroup directories) as the check.
 local core = require("ctr.core")
-local runc = require("ctr.runc")
+local runc = require("ctr.cmd.runc")
 local B = require("support.bundle")
 
 local BIN = (os.getenv("CTRLUA_BIN") or "build/ctrlua"):gsub("ctrlua$", "ctrlua-runc")
 local q = B.q
 
-describe("ctr.runc library", function()
+describe("ctr.cmd.runc library", function()
   it("parses signals as runc does: names with or without SIG, any case, numbers", function()
     for _, c in ipairs({ { "KILL", 9 }, { "SIGKILL", 9 }, { "sigterm", 15 }, { "9", 9 },
       { "HUP", 1 }, { "SIGUSR1", 10 }, { "WINCH", 28 }, { "RTMIN+1", 35 }, { "64", 64 } }) do

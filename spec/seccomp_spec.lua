@@ -6,7 +6,7 @@
 local core = require("ctr.core")
 local oci = require("ctr.oci")
 local seccomp = require("ctr.seccomp")
-local data = require("ctr.seccomp_default")
+local data = require("ctr.spec.seccomp_default")
 
 local BUSYBOX = "/bin/busybox"
 local LUAJIT = (function()

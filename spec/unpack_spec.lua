@@ -4,7 +4,7 @@
 -- ctr.images that returns their manifest and config.
 local core = require("ctr.core")
 local client_mod = require("ctr.client")
-local unpack_mod = require("ctr.unpack")
+local unpack_mod = require("ctr.store.unpack")
 local mount = require("ctr.mount")
 
 local function sh(cmd)
@@ -232,7 +232,7 @@ local m = core.json_decode(core.read_file(%q))
 local c = core.json_decode(core.read_file(%q))
 package.loaded["ctr.images"] = { manifest = function() return m, c end }
 local client = assert(require("ctr.client").new({ root = %q, state = %q, namespace = "test" }))
-local top, stats = require("ctr.unpack").unpack(client, { name = "p" })
+local top, stats = require("ctr.store.unpack").unpack(client, { name = "p" })
 if not top then io.stderr:write(tostring(stats), "\n") os.exit(1) end
 io.write(top, " ", stats.unpacked + stats.reused, "\n")
 ]]):format(mf, cf, client.root, client.state)))

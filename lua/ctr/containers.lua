@@ -18,8 +18,8 @@
 -- @module ctr.containers
 local core = require("ctr.core")
 local errors = require("ctr.errors")
-local fault = require("ctr.fault")
-local meta = require("ctr.meta")
+local fault = require("ctr.store.fault")
+local meta = require("ctr.store.meta")
 
 local M = {}
 
@@ -472,7 +472,7 @@ local function snapshot_opt(kind, key, image, opts)
   check_type(opts, "table", "opts")
   return function(ctx, client, c)
     if not c.snapshotter or c.snapshotter == "" then c.snapshotter = client.snapshotter_name end
-    local chain, err = require("ctr.unpack").unpack(client, image, { snapshotter = c.snapshotter })
+    local chain, err = require("ctr.store.unpack").unpack(client, image, { snapshotter = c.snapshotter })
     if not chain then return nil, err end
     local sn, ok
     sn, err = client:snapshotter(c.snapshotter)

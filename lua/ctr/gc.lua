@@ -17,8 +17,8 @@
 -- @module ctr.gc
 local core = require("ctr.core")
 local errors = require("ctr.errors")
-local meta = require("ctr.meta")
-local owner = require("ctr.owner")
+local meta = require("ctr.store.meta")
+local owner = require("ctr.store.owner")
 
 local M = {}
 

@@ -10,8 +10,8 @@
 -- @module ctr.images
 local core = require("ctr.core")
 local errors = require("ctr.errors")
-local fault = require("ctr.fault")
-local meta = require("ctr.meta")
+local fault = require("ctr.store.fault")
+local meta = require("ctr.store.meta")
 local platforms = require("ctr.platforms")
 local content = require("ctr.content")
 
@@ -745,8 +745,8 @@ function M.import(client, path, opts)
   return records, notes
 end
 
---- Unpack an image into snapshots for a platform (default this machine's) through ctr.unpack.
--- @return chain id, stats; or nil, err (sym NOT_AVAILABLE when ctr.unpack is not installed,
+--- Unpack an image into snapshots for a platform (default this machine's) through ctr.store.unpack.
+-- @return chain id, stats; or nil, err (sym NOT_AVAILABLE when ctr.store.unpack is not installed,
 -- NOT_FOUND when the image has no manifest for the platform)
 function M.unpack(client, image, opts)
   opts = opts or {}
@@ -754,17 +754,17 @@ function M.unpack(client, image, opts)
   if not rec then return nil, err end
   local m, merr = M.manifest(client, rec, opts.platform)
   if not m then return nil, merr end
-  local ok, unpack = pcall(require, "ctr.unpack")
+  local ok, unpack = pcall(require, "ctr.store.unpack")
   if not ok or type(unpack) ~= "table" or type(unpack.unpack) ~= "function" then
-    return nil, errors.new("ctr.unpack is not available", 0, "NOT_AVAILABLE")
+    return nil, errors.new("ctr.store.unpack is not available", 0, "NOT_AVAILABLE")
   end
   return unpack.unpack(client, rec, { snapshotter = opts.snapshotter or client.snapshotter_name,
     platform = opts.platform, progress = opts.progress })
 end
 
---- Is the image unpacked (ctr.unpack's is_unpacked), or nil when that cannot be told.
+--- Is the image unpacked (ctr.store.unpack's is_unpacked), or nil when that cannot be told.
 function M.is_unpacked(client, image, opts)
-  local ok, unpack = pcall(require, "ctr.unpack")
+  local ok, unpack = pcall(require, "ctr.store.unpack")
   if not ok or type(unpack) ~= "table" or type(unpack.is_unpacked) ~= "function" then return nil end
   local rec = as_record(client, image)
   if not rec then return nil end

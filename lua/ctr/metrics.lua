@@ -92,7 +92,7 @@ end
 --- The metrics as `ctr tasks metrics` prints its table: ID/TIMESTAMP, a blank line, then
 -- METRIC/VALUE rows (tabwriter, padding 4).
 function M.format_table(m)
-  local fmt = require("ctr.format")
+  local fmt = require("ctr.cmd.format")
   local head = fmt.table({ { "ID", "TIMESTAMP", "" }, { m.id, m.timestamp, "" } }, 4)
   local rows = { { "METRIC", "VALUE", "" } }
   for _, r in ipairs(M.rows(m)) do rows[#rows + 1] = { r[1], r[2], "" } end

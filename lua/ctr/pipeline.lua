@@ -400,7 +400,7 @@ function M.run(client, job, opts)
       for k, v in pairs(type(job.registry) == "table" and job.registry or {}) do f[k] = v end
       f.pull = job.pull or "missing"
       local v = { ref = step.image }
-      local pok, perr = require("ctr.run").ensure_image(client, f, v)
+      local pok, perr = require("ctr.cmd.run").ensure_image(client, f, v)
       pulled[step.image] = pok and v.ref or { err = perr }
     end
     local p = pulled[step.image]
@@ -524,7 +524,7 @@ function M.summary(report)
     lines[#lines + 1] = ("%s\t%s\t%s\t%s\t"):format(s.name, s.status or "?", s.code and tostring(s.code) or "-",
       s.time and ("%.2fs"):format(s.time) or "-")
   end
-  return (require("ctr.cli").tabwrite(table.concat(lines, "\n") .. "\n", 1, 3):gsub(" +\n", "\n"))
+  return (require("ctr.cmd.cli").tabwrite(table.concat(lines, "\n") .. "\n", 1, 3):gsub(" +\n", "\n"))
 end
 
 local function xml(s)

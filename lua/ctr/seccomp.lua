@@ -1,6 +1,6 @@
 --- Seccomp profiles for specs (containerd's contrib/seccomp).
 --
--- `default_profile(spec)` builds Docker's default profile (data in ctr.seccomp_default) for a
+-- `default_profile(spec)` builds Docker's default profile (data in ctr.spec.seccomp_default) for a
 -- spec: the capabilities in spec.process.capabilities.bounding unlock their extra syscalls, so
 -- the SpecOpt `with_default_profile()` must come after the options that set capabilities.
 -- `with_profile(path)` loads a profile file, in the OCI linux.seccomp format or in Docker's
@@ -11,7 +11,7 @@
 -- @module ctr.seccomp
 local core = require("ctr.core")
 local errors = require("ctr.errors")
-local data = require("ctr.seccomp_default")
+local data = require("ctr.spec.seccomp_default")
 
 local M = {}
 

@@ -17,15 +17,15 @@
 --
 -- A snapshot made for something that is not recorded yet (unpack's `extract-…` keys, a
 -- container's snapshot before its container record) is prepared with `partial = true`: its
--- record names its creator (this process, ctr.owner).  Once the creator is gone and no container
+-- record names its creator (this process, ctr.store.owner).  Once the creator is gone and no container
 -- record names the snapshot, it is the leftover of an interrupted operation, which
 -- `sweep_partial` (`ctrlua gc`, and each unpack for its `extract-…` keys) removes.
 -- @module ctr.snapshots
 local core = require("ctr.core")
 local errors = require("ctr.errors")
-local fault = require("ctr.fault")
-local meta = require("ctr.meta")
-local owner = require("ctr.owner")
+local fault = require("ctr.store.fault")
+local meta = require("ctr.store.meta")
+local owner = require("ctr.store.owner")
 
 local M = {}
 
@@ -355,13 +355,13 @@ function Snapshotter:mounts(key)
 end
 
 --- Read a file of snapshot key's tree without mounting it: the layer directories are searched
--- top-most first, each read inside its own root (ctr.rootfs).  Used to resolve an image's
+-- top-most first, each read inside its own root (ctr.spec.rootfs).  Used to resolve an image's
 -- user against its /etc/passwd while the container is made, where containerd mounts the
 -- snapshot for it.  Returns the content, or nil, err.
 function Snapshotter:read_file(key, path, cap)
   local mounts, err = self:mounts(key)
   if not mounts then return nil, err end
-  return require("ctr.rootfs").reader(mounts, cap)(path)
+  return require("ctr.spec.rootfs").reader(mounts, cap)(path)
 end
 
 --- Commit an active snapshot under name (containerd's Commit).  The contents are synced to

@@ -18,9 +18,9 @@
 -- @module ctr.tasks
 local core = require("ctr.core")
 local errors = require("ctr.errors")
-local fault = require("ctr.fault")
-local owner = require("ctr.owner")
-local records = require("ctr.records")
+local fault = require("ctr.store.fault")
+local owner = require("ctr.store.owner")
+local records = require("ctr.store.records")
 
 local M = {}
 

@@ -4,8 +4,8 @@
 -- being unpacked (bytes applied of the layer's size), since layers unpack while they download.
 -- @module ctr.remotes.progress
 local core = require("ctr.core")
-local cli = require("ctr.cli")
-local format = require("ctr.format")
+local cli = require("ctr.cmd.cli")
+local format = require("ctr.cmd.format")
 
 local M = {}
 

@@ -280,7 +280,7 @@ function M.pull(client, ref, opts)
   local chains = {}
   local sn
   if unpack then
-    local unpack_mod = require("ctr.unpack")
+    local unpack_mod = require("ctr.store.unpack")
     sn, err = require("ctr.snapshots").get(client, opts.snapshotter or client.snapshotter_name)
     if not sn then return fail(err) end
     for _, s in ipairs(selected) do
@@ -443,7 +443,7 @@ function M.pull(client, ref, opts)
   for _ in pairs(blobs) do stats.layers = stats.layers + 1 end
 
   local images = require("ctr.images")
-  local meta = require("ctr.meta")
+  local meta = require("ctr.store.meta")
   local rec
   rec, err = meta.with_lock(client.root, client.namespace, function()
     return images.create_or_update(client, name, desc, opts.labels)

@@ -4,12 +4,12 @@
 -- exclusive (rename with RENAME_NOREPLACE): two processes creating the same name race safely,
 -- one wins and the other gets an EXISTS error.  Names are escaped so that any image reference
 -- or key is one file name.
--- @module ctr.meta
--- Every record read is checked against its kind's shape (ctr.records): one that is there but
+-- @module ctr.store.meta
+-- Every record read is checked against its kind's shape (ctr.store.records): one that is there but
 -- unreadable is a CORRUPT error naming its file, never taken for absent.
 local core = require("ctr.core")
 local errors = require("ctr.errors")
-local records = require("ctr.records")
+local records = require("ctr.store.records")
 
 local M = {}
 

@@ -11,7 +11,7 @@
 -- never a Lua error from deep inside a command, and never "not found": a record that cannot be
 -- read is not taken as absent (docs/crash-consistency.md).  Fields the shape does not name are
 -- kept as they are; a JSON null in an optional field reads as absent.
--- @module ctr.records
+-- @module ctr.store.records
 local core = require("ctr.core")
 local errors = require("ctr.errors")
 
@@ -187,7 +187,7 @@ M.container = {
   created_at = time, updated_at = time, extensions = "?object",
 }
 
---- A process: `{pid=, start_time=}` (ctr.owner).
+--- A process: `{pid=, start_time=}` (ctr.store.owner).
 local process = { optional = true, fields = { pid = "count", start_time = "?count" } }
 
 --- ROOT/meta/NS/snapshots.DRIVER/KEY.json

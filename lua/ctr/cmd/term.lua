@@ -1,8 +1,8 @@
 --- The terminal, the clock and whole files, for commands: is a stream a terminal, progress
 -- lines, time, reading and writing a file.
--- @module ctr.term
+-- @module ctr.cmd.term
 local core = require("ctr.core")
-local format = require("ctr.format")
+local format = require("ctr.cmd.format")
 
 local M = {}
 

@@ -1,6 +1,6 @@
 --- Output formats of ctr's commands: sizes, ages, tables.
--- @module ctr.format
-local cli = require("ctr.cli")
+-- @module ctr.cmd.format
+local cli = require("ctr.cmd.cli")
 
 local M = {}
 

@@ -10,10 +10,10 @@
 -- while it applies a layer leaves its temporary snapshot, which names it as its creator: the
 -- next unpack that has a layer to apply (and `ctrlua gc`) removes every such snapshot whose
 -- creator is gone (docs/crash-consistency.md).
--- @module ctr.unpack
+-- @module ctr.store.unpack
 local core = require("ctr.core")
 local errors = require("ctr.errors")
-local fault = require("ctr.fault")
+local fault = require("ctr.store.fault")
 local snapshots = require("ctr.snapshots")
 
 local M = {}

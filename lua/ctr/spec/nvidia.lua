@@ -5,7 +5,7 @@
 -- ctrlua: containerd's hook is `containerd oci-hook -- nvidia-container-cli ...`, which fills
 -- {{pid}} and {{rootfs}} from the hook's state; ctrlua has no such command, so the hook is a
 -- /bin/sh script that reads the pid and bundle from the state JSON on its stdin.
--- @module ctr.nvidia
+-- @module ctr.spec.nvidia
 local errors = require("ctr.errors")
 
 local M = {}

@@ -1,10 +1,10 @@
 --- The `ctr run` composition: flags → container opts and spec opts → a container record, as
 -- containerd's cmd/ctr/commands/run package does (NewContainer in run_unix.go).  scripts/run.lua
 -- (the command) and `policy.lua check` (the dry run) share it, so what is checked is what runs.
--- @module ctr.run
+-- @module ctr.cmd.run
 local oci = require("ctr.oci")
 local containers = require("ctr.containers")
-local cli = require("ctr.cli")
+local cli = require("ctr.cmd.cli")
 local errors = require("ctr.errors")
 
 local M = {}
@@ -23,12 +23,12 @@ function M.tracer()
   end
 end
 
---- The definition of the run command's flags (ctr run's, see ctr.cli.run_flags).
+--- The definition of the run command's flags (ctr run's, see ctr.cmd.cli.run_flags).
 function M.def(help_name) return cli.run_def(help_name or "ctrlua run.lua") end
 
 --- Check a parse result as ctr does, in ctr's order and words.
 -- @param def the command definition (M.def())
--- @param r a ctr.cli parse result
+-- @param r a ctr.cmd.cli parse result
 -- @return `{ref=, id=, args={command...}}`, or nil, err
 function M.validate(def, r)
   local f, args = r.flags, r.args
@@ -232,7 +232,7 @@ local function with_remapped_snapshot(key, image, uid, gid, platform)
   return function(ctx, client, c)
     local core = require("ctr.core")
     if not c.snapshotter or c.snapshotter == "" then c.snapshotter = client.snapshotter_name end
-    local chain, err = require("ctr.unpack").unpack(client, image, { snapshotter = c.snapshotter, platform = platform })
+    local chain, err = require("ctr.store.unpack").unpack(client, image, { snapshotter = c.snapshotter, platform = platform })
     if not chain then return nil, err end
     local sn
     sn, err = client:snapshotter(c.snapshotter)
@@ -421,7 +421,7 @@ function M.resource_opts(client, f, v, s, c)
     s(oci.with_cpu_cfs(quota, period))
   end
   if set.gpus then
-    local opt, err = require("ctr.nvidia").with_gpus(f.gpus)
+    local opt, err = require("ctr.spec.nvidia").with_gpus(f.gpus)
     if not opt then return nil, err end
     s(opt)
   end

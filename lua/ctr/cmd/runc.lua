@@ -12,7 +12,7 @@
 -- In this mode the caller is the supervisor (containerd's shim, or a shell): `create`
 -- returns once the init waits on the fifo and leaves it to the caller's subreaper; no
 -- monitor of ours stays behind.
--- @module ctr.runc
+-- @module ctr.cmd.runc
 local core = require("ctr.core")
 local errors = require("ctr.errors")
 local cgroups = require("ctr.cgroups")

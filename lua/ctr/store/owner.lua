@@ -4,7 +4,7 @@
 -- leaves is removed (by `ctrlua gc`, by the next unpack) only once its owner is provably gone:
 -- no such pid, a pid whose start time differs, or a zombie (an exited process its parent has not
 -- reaped: it does nothing more).
--- @module ctr.owner
+-- @module ctr.store.owner
 local core = require("ctr.core")
 
 local M = {}

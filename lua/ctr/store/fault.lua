@@ -3,7 +3,7 @@
 -- finalizer, no close, no cleanup runs).  The steps are those of docs/crash-consistency.md; the
 -- C core has its own points (csrc/base/fault.c) under the same scheme.  The variable is read once,
 -- when this module loads: when it is unset, `point` is an empty function.
--- @module ctr.fault
+-- @module ctr.store.fault
 local core = require("ctr.core")
 
 local M = {}

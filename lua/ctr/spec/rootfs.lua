@@ -3,7 +3,7 @@
 -- the layer directories directly, which costs no mount).  The content is untrusted: every read
 -- goes through core.read_file_in_root (openat2 RESOLVE_IN_ROOT, size-capped, regular files
 -- only), so a symlinked /etc in an image never reads a host file.
--- @module ctr.rootfs
+-- @module ctr.spec.rootfs
 local core = require("ctr.core")
 local errors = require("ctr.errors")
 

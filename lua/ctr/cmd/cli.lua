@@ -16,7 +16,7 @@
 -- - Errors as Go words them: `flag provided but not defined: -foo`, `flag needs an argument:
 --   -env`, `invalid value "x" for flag -cpus: parse error`, `invalid boolean value "x" for -rm:
 --   parse error`, `bad flag syntax: ---x`.  `-h`/`--help`, when not defined, ask for help.
--- @module ctr.cli
+-- @module ctr.cmd.cli
 local core = require("ctr.core")
 local errors = require("ctr.errors")
 

@@ -1,6 +1,6 @@
 --- Commands with subcommands, as urfave/cli v1's App runs them under ctr (`ctr images import`):
 -- the app's own flags, the list of subcommands with their aliases, `help [COMMAND]`, ctr's help
--- layout and ctr's words for usage errors.  Flags are parsed by ctr.cli.
+-- layout and ctr's words for usage errors.  Flags are parsed by ctr.cmd.cli.
 --
 --     app.run({
 --       name = "images", usage = "manage images",
@@ -14,8 +14,8 @@
 --
 -- An action returns nothing (or true) on success; `nil, err` prints `ctrlua: <err>` on stderr
 -- and exits 1; `false` exits 1 (it reported its errors itself).
--- @module ctr.app
-local cli = require("ctr.cli")
+-- @module ctr.cmd.app
+local cli = require("ctr.cmd.cli")
 local core = require("ctr.core")
 
 local M = {}
@@ -49,7 +49,7 @@ function M.find(app, name)
   return nil
 end
 
---- The ctr.cli definition of a subcommand (help_name "ctrlua images import").
+--- The ctr.cmd.cli definition of a subcommand (help_name "ctrlua images import").
 function M.command_def(app, cmd)
   return {
     name = cmd.name, help_name = help_name(app) .. " " .. cmd.name, usage = cmd.usage,
@@ -102,7 +102,7 @@ end
 -- - no subcommand, `-h`/`--help` or `help`: the app's help on stdout, exit 0;
 -- - `help CMD` or `CMD --help`: the command's help, exit 0;
 -- - a bad flag of the app: "Incorrect Usage. <msg>" and the app's help on stdout, `ctrlua: <msg>`
---   on stderr, exit 1 (a bad flag of a command: "Incorrect Usage: <msg>", as ctr.cli);
+--   on stderr, exit 1 (a bad flag of a command: "Incorrect Usage: <msg>", as ctr.cmd.cli);
 -- - an unknown command: `ctrlua: No help topic for 'CMD'` on stderr, exit 3.
 -- Returns what the action returned when it succeeded.
 function M.run(app, args)

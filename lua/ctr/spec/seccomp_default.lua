@@ -11,7 +11,7 @@
 --
 -- ctrlua: containerd 1.6 keeps socket(2) unconditional; newer moby profiles deny AF_VSOCK.  We
 -- follow containerd 1.6 here.
--- @module ctr.seccomp_default
+-- @module ctr.spec.seccomp_default
 
 local M = {}
 
