@@ -138,11 +138,10 @@ describe("isolation flags #root", function()
 
   describe("namespaces", function()
     it("--with-ns network:/proc/PID/ns/net joins that namespace", function()
-      os.execute("ip netns del ctrlua-iso-test 2>/dev/null")
-      S.must("ip netns add ctrlua-iso-test")
-      finally(function() os.execute("ip netns del ctrlua-iso-test 2>/dev/null") end)
-      local ino = assert(core.stat("/run/netns/ctrlua-iso-test")).ino
-      local r = runc({ "--with-ns", "network:/run/netns/ctrlua-iso-test" }, "n1", "stat", "-L", "-c", "%i", "/proc/self/ns/net")
+      local ns = S.netns(S.tmpdir())
+      finally(function() S.netns_del(ns); os.remove(ns:match("^(.*)/")) end)
+      local ino = assert(core.stat(ns)).ino
+      local r = runc({ "--with-ns", "network:" .. ns }, "n1", "stat", "-L", "-c", "%i", "/proc/self/ns/net")
       assert.are.equal(0, r.code, r.stderr)
       assert.are.equal(tostring(ino) .. "\n", r.stdout)
     end)

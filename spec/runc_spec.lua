@@ -4,6 +4,7 @@
 local core = require("ctr.core")
 local runc = require("ctr.cmd.runc")
 local B = require("support.bundle")
+local S = require("support.ctrlua")
 
 local BIN = (os.getenv("CTRLUA_BIN") or "build/ctrlua"):gsub("ctrlua$", "ctrlua-runc")
 local q = B.q
@@ -353,7 +354,7 @@ describe("ctrlua-runc #root", function()
         f:write(host_value)
         f:close()
       end
-      if netns then os.execute("ip netns del " .. q(netns) .. " 2>/dev/null") end
+      if netns then S.netns_del(netns) end
       netns = nil
     end)
     local function other_value() return tostring(tonumber(host_value) + 1) end
@@ -381,14 +382,13 @@ describe("ctrlua-runc #root", function()
     end)
 
     it("allows one in another network namespace joined by path, and writes it there only", function()
-      netns = "ctrlua-spec-" .. dir:match("[^/]+$"):gsub("[^%w]", "")
-      B.sh("ip netns add " .. q(netns))
-      local b = sysctl_bundle("/run/netns/" .. netns)
+      netns = S.netns(dir)
+      local b = sysctl_bundle(netns)
       local out, err, code = rc("run", "--bundle", b, "n2")
       assert.are.equal(0, code, err)
       assert.are.equal(other_value() .. "\n", out)
       assert.are.equal(host_value, core.read_file(FILE))
-      assert.are.equal(other_value() .. "\n", B.sh("ip netns exec " .. q(netns) .. " cat " .. FILE))
+      assert.are.equal(other_value() .. "\n", B.sh("nsenter --net=" .. q(netns) .. " cat " .. FILE))
     end)
   end)
   describe("root.path with a symlink in it (refused as runc refuses it)", function()

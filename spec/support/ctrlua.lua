@@ -53,6 +53,19 @@ function S.tmpdir()
   return (S.must("mktemp -d /tmp/ctrlua-run.XXXXXX"):gsub("%s+$", ""))
 end
 
+--- A network namespace of its own, pinned at DIR/netns (an nsfs bind mount there, as `ip netns
+-- add` makes under /run/netns; not there, which would leave the host a /run/netns mount); its
+-- path.  S.netns_del(path) unmounts and removes it.
+function S.netns(dir)
+  local path = dir .. "/netns"
+  S.must("touch " .. q(path) .. " && unshare --net=" .. q(path) .. " true")
+  return path
+end
+
+function S.netns_del(path)
+  S.sh("umount " .. q(path) .. " 2>/dev/null; rm -f " .. q(path))
+end
+
 --- Poll until fn() returns a true value (returned), or raise after secs seconds.
 function S.until_true(fn, secs, what)
   local deadline = core.monotime() + (secs or 10)
