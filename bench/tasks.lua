@@ -5,7 +5,7 @@
 -- A module for bench/run.lua: `require("tasks")(report)` reports
 --   { name = "tasks cycle", unit = "seconds", median =, min =, max =, runs = 20 }
 --   { name = "monitor rss", unit = "KiB", median = <VmRSS>, rss_kb = <VmRSS> }
--- Targets (issue 6): the cycle at or below 15 ms, the monitor under 1 MiB.  (containerd's
+-- Targets: the cycle at or below 15 ms, the monitor under 1 MiB.  (containerd's
 -- `ctr run -d` + `ctr task kill` + `ctr task delete` is not measured here yet.)
 local core = require("ctr.core")
 

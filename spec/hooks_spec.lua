@@ -1,4 +1,4 @@
--- The runtime's lifecycle details (issue 5 item 3, issue 8 item 3): OCI hooks at their points
+-- The runtime's lifecycle details: OCI hooks at their points
 -- with the state on stdin, process.terminal over a console socket, sysctls, rootfs
 -- propagation, oomScoreAdj, user namespaces at the runtime level.  Real bundles, real
 -- containers (support.bundle).

@@ -1,4 +1,4 @@
--- `ctr run`'s isolation flags end to end (issue 4): each flag through ctr.cmd.run's isolation_opts
+-- `ctr run`'s isolation flags end to end: each flag through ctr.cmd.run's isolation_opts
 -- and the spec down to the runtime, checked from inside a real container.
 local core = require("ctr.core")
 local S = require("support.ctrlua")

@@ -1,4 +1,4 @@
--- Issue 4's security regressions: one named test per attack class of /work/shared/SECURITY.md,
+-- Security regressions: one named test per attack class of the threat model (SECURITY.md),
 -- each labelled with the CVE that taught it (as runc labels its own), driven through the real
 -- command line (run.lua, tasks.lua exec, ctrlua-runc) on the project's test image.
 --

@@ -1,4 +1,4 @@
--- TTYs and the caller's lifecycle points (issue 6 items 2 and 6, issue 8 item 3): `run -t`
+-- TTYs and the caller's lifecycle points: `run -t`
 -- under a real pty (tmux, on a private socket) gives an interactive shell whose `stty size`
 -- is the pane's and follows a resize, and leaves the caller's terminal mode as it found it;
 -- `run -d -t` keeps the pty with the monitor and `tasks attach` connects to it; poststart
