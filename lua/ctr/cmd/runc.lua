@@ -647,6 +647,8 @@ end
 
 --- Run a new process in a running container (runc's `exec`): it joins the init's namespaces
 -- and cgroup and runs with the given process (see ctr.core exec).
+-- @param rt the runtime (its root and flags)
+-- @tparam string id the container
 -- @tparam table opts `process` (the JSON text of --process, or a table of the flags: args,
 -- env, cwd, terminal, user = {uid, gid}, additionalGids, noNewPrivileges, apparmorProfile,
 -- caps), `detach`, `pid_file`, `console_socket`, `preserve_fds`

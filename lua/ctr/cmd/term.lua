@@ -36,6 +36,8 @@ function M.read_file(path, cap)
 end
 
 --- Write a file atomically (temporary file, fsync, rename): true, or nil, err.
+-- @tparam string path the file
+-- @tparam string data its content
 -- @tparam[opt] table opts `mode` (default 0644)
 function M.write_file(path, data, opts)
   local ok, msg, errno = core.write_file(path, data, opts or { mode = 420 })

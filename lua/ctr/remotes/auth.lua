@@ -463,6 +463,9 @@ end
 --- A 401 from host: learn its challenge.  true when a retry may now succeed: the request
 -- went without credentials and the challenge says how to send them, or a cached token was
 -- refused (dropped, so the retry fetches a fresh one); false when it cannot.
+-- @tparam string host the registry host
+-- @param res the response (its `header_table`)
+-- @param scopes the scopes the request needed
 -- @param sent the Authorization header the request carried, or nil
 function Authorizer:challenge(host, res, scopes, sent)
   local chs = M.parse_challenges(res.header_table and res.header_table["www-authenticate"])
