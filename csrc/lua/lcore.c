@@ -31,13 +31,12 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
-#include <openssl/evp.h>
 
 #include "base/error.h"
 #include "base/files.h"
 #include "lua/lcore.h"
 #include "base/cleanup.h"
-#include "base/lazylib.h"
+#include "base/digest.h"
 
 /* ===================================================================== common helpers */
 
@@ -418,25 +417,14 @@ static const luaL_Reg json_funcs[] = {
 
 /* ===================================================================== digest */
 
-static int sha256_hex(const void *data, size_t len, char out[72])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (!EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL))
-        return -1;
-    memcpy(out, "sha256:", 7);
-    for (unsigned i = 0; i < mdlen; i++)
-        snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
-    return 0;
-}
-
 static int l_sha256(lua_State *L)
 {
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
-    char hex[72];
-    if (sha256_hex(s, len, hex) < 0)
-        return ctr_lua_errno(L, EIO, "sha256: OpenSSL failed");
+    char hex[CTR_DIGEST_LEN];
+    struct ctr_err e;
+    if (ctr_sha256_digest(s, len, hex, &e) < 0)
+        return ctr_lua_fail(L, &e);
     lua_pushstring(L, hex);
     return 1;
 }
