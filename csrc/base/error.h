@@ -34,4 +34,9 @@ int ctr_fail(struct ctr_err *err, int code, const char *fmt, ...)
 int ctr_fail_prefix(struct ctr_err *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* The symbolic name of an errno ("ENOENT"), or NULL for one the core does not name.  Every
+ * errno the core reports is named: those it sets itself and those its syscalls, libcurl's
+ * mapping (net/http.c) and libseccomp return.  Lua's errors carry it as .sym. */
+const char *ctr_errno_name(int code);
+
 #endif
