@@ -8,7 +8,7 @@
  *
  * `code` is the errno of the failure (0 when the failure is not a syscall's, e.g. a digest
  * mismatch; callers then see EINVAL-like semantics chosen by the reporter).  Exactly one place
- * turns a ctr_err into Lua values: ctr_lua_fail() in lua/lcore.c, which returns
+ * turns a ctr_err into Lua values: ctr_lua_fail() in lua/binding.c, which returns
  * `nil, message, errno` as io.open does.  Errors that happen in a forked child cross the fork
  * as a struct ctr_err written whole to a pipe (see runtime/create.c), so the parent reports the step and
  * the path, never "child exited 1".
