@@ -23,7 +23,7 @@
 
 /* ===================================================================== create, start, wait (runtime/) */
 
-/* (lua/lcore.h) monitor_create fails the way create does */
+/* shared with lua/lmonitor.c: monitor_create fails the way create does */
 int ctr_lua_create_fail(lua_State *L, const struct ctr_err *e, const struct ctr_init_death *d)
 {
     int n = ctr_lua_fail(L, e);
@@ -39,7 +39,7 @@ int ctr_lua_create_fail(lua_State *L, const struct ctr_err *e, const struct ctr_
 }
 
 /* create(bundle_dir, opts) -> pid: the init, set up and blocked on opts.exec_fifo; or nil,
- * message, errno[, death] (see runtime_create_fail). */
+ * message, errno[, death] (see ctr_lua_create_fail). */
 static int l_create(lua_State *L)
 {
     const char *bundle = luaL_checkstring(L, 1);
