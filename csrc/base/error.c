@@ -1,5 +1,6 @@
 #include "base/error.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -36,4 +37,28 @@ int ctr_fail_prefix(struct ctr_err *err, const char *fmt, ...)
     memcpy(old, err->msg, sizeof old);
     snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
     return -1;
+}
+
+/* ENOTSUP and EWOULDBLOCK are EOPNOTSUPP and EAGAIN on Linux: one name each. */
+#define CTR_ERRNOS(X)                                                                          \
+    X(EPERM) X(ENOENT) X(ESRCH) X(EINTR) X(EIO) X(ENXIO) X(E2BIG) X(ENOEXEC) X(EBADF)            \
+    X(ECHILD) X(EAGAIN) X(ENOMEM) X(EACCES) X(EFAULT) X(EBUSY) X(EEXIST) X(EXDEV) X(ENODEV)    \
+    X(ENOTDIR) X(EISDIR) X(EINVAL) X(ENFILE) X(EMFILE) X(ENOTTY) X(ETXTBSY) X(EFBIG)           \
+    X(ENOSPC) X(ESPIPE) X(EROFS) X(EMLINK) X(EPIPE) X(EDOM) X(ERANGE) X(EDEADLK)               \
+    X(ENAMETOOLONG) X(ENOLCK) X(ENOSYS) X(ENOTEMPTY) X(ELOOP) X(ENOMSG) X(ENODATA) X(ETIME)    \
+    X(ENOLINK) X(EPROTO) X(EBADMSG) X(EOVERFLOW) X(ELIBACC) X(ELIBBAD) X(EILSEQ) X(EUSERS)     \
+    X(ENOTSOCK) X(EDESTADDRREQ) X(EMSGSIZE) X(EPROTOTYPE) X(ENOPROTOOPT) X(EPROTONOSUPPORT)    \
+    X(EOPNOTSUPP) X(EAFNOSUPPORT) X(EADDRINUSE) X(EADDRNOTAVAIL) X(ENETDOWN) X(ENETUNREACH)    \
+    X(ECONNABORTED) X(ECONNRESET) X(ENOBUFS) X(EISCONN) X(ENOTCONN) X(ETIMEDOUT)               \
+    X(ECONNREFUSED) X(EHOSTDOWN) X(EHOSTUNREACH) X(EALREADY) X(EINPROGRESS) X(ESTALE)          \
+    X(EDQUOT) X(ECANCELED) X(EOWNERDEAD) X(ENOTRECOVERABLE)
+
+const char *ctr_errno_name(int code)
+{
+    switch (code) {
+#define CTR_ERRNO_CASE(e) case e: return #e;
+        CTR_ERRNOS(CTR_ERRNO_CASE)
+#undef CTR_ERRNO_CASE
+    default: return NULL;
+    }
 }

@@ -8,7 +8,7 @@
  *
  * `code` is the errno of the failure (0 when the failure is not a syscall's, e.g. a digest
  * mismatch; callers then see EINVAL-like semantics chosen by the reporter).  Exactly one place
- * turns a ctr_err into Lua values: ctr_lua_fail() in lua/lcore.c, which returns
+ * turns a ctr_err into Lua values: ctr_lua_fail() in lua/binding.c, which returns
  * `nil, message, errno` as io.open does.  Errors that happen in a forked child cross the fork
  * as a struct ctr_err written whole to a pipe (see runtime/create.c), so the parent reports the step and
  * the path, never "child exited 1".
@@ -33,5 +33,10 @@ int ctr_fail(struct ctr_err *err, int code, const char *fmt, ...)
 /* Prefix an existing error with context: "unpack layer 3: <old message>". Returns -1. */
 int ctr_fail_prefix(struct ctr_err *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* The symbolic name of an errno ("ENOENT"), or NULL for one the core does not name.  Every
+ * errno the core reports is named: those it sets itself and those its syscalls, libcurl's
+ * mapping (net/http.c) and libseccomp return.  Lua's errors carry it as .sym. */
+const char *ctr_errno_name(int code);
 
 #endif

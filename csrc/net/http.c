@@ -25,6 +25,7 @@
 
 #include "base/files.h"
 #include "base/cleanup.h"
+#include "net/redact.h"
 
 #ifndef CTR_LIBCURL_SONAME
 #define CTR_LIBCURL_SONAME "libcurl.so.4"
@@ -88,168 +89,11 @@ static void load_curl(void)
 #define curl_slist_append (curl_api.curl_slist_append)
 #define curl_slist_free_all (curl_api.curl_slist_free_all)
 
-/* ===================================================================== buffers */
-
-struct buf {
-    char *p;
-    size_t len, cap;
-};
-
-/* Append; 1 when the cap stopped it (the buffer keeps what fitted), -1 on ENOMEM. */
-static int buf_add(struct buf *b, const char *s, size_t n, size_t cap)
-{
-    int over = 0;
-    if (b->len + n > cap) {
-        n = cap > b->len ? cap - b->len : 0;
-        over = 1;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t ncap = b->cap ? b->cap : 1024;
-        while (ncap < b->len + n + 1)
-            ncap *= 2;
-        char *np = realloc(b->p, ncap);
-        if (np == NULL)
-            return -1;
-        b->p = np;
-        b->cap = ncap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return over;
-}
-
-static void buf_free(struct buf *b)
-{
-    free(b->p);
-    memset(b, 0, sizeof *b);
-}
-
 static double mono(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-/* ===================================================================== redaction */
-
-static int sensitive_key(const char *k, size_t n)
-{
-    static const char *words[] = { "token", "sig", "credential", "password", "secret", "key",
-                                   "auth", "session" };
-    for (size_t i = 0; i < ARRAY_SIZE(words); i++) {
-        size_t w = strlen(words[i]);
-        for (size_t j = 0; j + w <= n; j++)
-            if (strncasecmp(k + j, words[i], w) == 0)
-                return 1;
-    }
-    return 0;
-}
-
-void ctr_http_redact_url(const char *url, char *out, size_t outlen)
-{
-    if (outlen == 0)
-        return;
-    size_t o = 0;
-#define PUT(c)                                                                                 \
-    do {                                                                                       \
-        if (o + 1 < outlen)                                                                    \
-            out[o++] = (c);                                                                    \
-    } while (0)
-    const char *p = url;
-    const char *scheme = strstr(url, "://");
-    if (scheme) {
-        for (; p < scheme + 3; p++)
-            PUT(*p);
-        /* user info: everything up to an '@' before the first '/', '?' or '#' */
-        const char *end = p + strcspn(p, "/?#");
-        const char *at = memchr(p, '@', (size_t)(end - p));
-        if (at)
-            p = at + 1;
-    }
-    for (; *p && *p != '?'; p++)
-        PUT(*p);
-    if (*p == '?') {
-        PUT('?');
-        p++;
-        while (*p && *p != '#') {
-            size_t n = strcspn(p, "&#");
-            const char *eq = memchr(p, '=', n);
-            if (eq && sensitive_key(p, (size_t)(eq - p))) {
-                for (const char *q = p; q <= eq; q++)
-                    PUT(*q);
-                for (const char *r = "REDACTED"; *r; r++)
-                    PUT(*r);
-            } else {
-                for (size_t i = 0; i < n; i++)
-                    PUT(p[i]);
-            }
-            p += n;
-            if (*p == '&') {
-                PUT('&');
-                p++;
-            }
-        }
-    }
-    out[o] = '\0';
-#undef PUT
-}
-
-/* One header line made safe to print: secrets of Authorization-like headers replaced (the
- * scheme kept, so "Bearer" vs "Basic" still shows), URLs in Location redacted. */
-static void redact_header(const char *line, size_t n, struct buf *out)
-{
-    static const char *secret[] = { "authorization", "proxy-authorization", "cookie",
-                                    "set-cookie", "x-registry-auth" };
-    while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == '\n'))
-        n--;
-    const char *colon = memchr(line, ':', n);
-    if (colon) {
-        size_t kn = (size_t)(colon - line);
-        for (size_t i = 0; i < ARRAY_SIZE(secret); i++) {
-            if (kn == strlen(secret[i]) && strncasecmp(line, secret[i], kn) == 0) {
-                buf_add(out, line, kn + 1, SIZE_MAX);
-                const char *v = colon + 1;
-                while (v < line + n && *v == ' ')
-                    v++;
-                const char *sp = memchr(v, ' ', (size_t)(line + n - v));
-                buf_add(out, " ", 1, SIZE_MAX);
-                if (sp && i < 2)
-                    buf_add(out, v, (size_t)(sp - v + 1), SIZE_MAX);
-                buf_add(out, "[redacted]\n", 11, SIZE_MAX);
-                return;
-            }
-        }
-        if (kn == 8 && strncasecmp(line, "location", 8) == 0) {
-            char url[4096], safe[4096];
-            const char *v = colon + 1;
-            while (v < line + n && *v == ' ')
-                v++;
-            snprintf(url, sizeof url, "%.*s", (int)(line + n - v), v);
-            ctr_http_redact_url(url, safe, sizeof safe);
-            buf_add(out, line, kn + 2, SIZE_MAX);
-            buf_add(out, safe, strlen(safe), SIZE_MAX);
-            buf_add(out, "\n", 1, SIZE_MAX);
-            return;
-        }
-    } else {
-        /* a request line: METHOD SP URL SP VERSION */
-        const char *sp1 = memchr(line, ' ', n);
-        const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(line + n - sp1 - 1)) : NULL;
-        if (sp1 && sp2 && strncmp(line, "HTTP/", 5) != 0) {
-            char url[4096], safe[4096];
-            snprintf(url, sizeof url, "%.*s", (int)(sp2 - sp1 - 1), sp1 + 1);
-            ctr_http_redact_url(url, safe, sizeof safe);
-            buf_add(out, line, (size_t)(sp1 - line + 1), SIZE_MAX);
-            buf_add(out, safe, strlen(safe), SIZE_MAX);
-            buf_add(out, sp2, (size_t)(line + n - sp2), SIZE_MAX);
-            buf_add(out, "\n", 1, SIZE_MAX);
-            return;
-        }
-    }
-    buf_add(out, line, n, SIZE_MAX);
-    buf_add(out, "\n", 1, SIZE_MAX);
 }
 
 /* ===================================================================== transfers */
@@ -296,7 +140,7 @@ struct xfer {
     char errbuf[CURL_ERROR_SIZE];
     long status;
     int headers_done;
-    struct buf headers, resp;
+    struct ctr_buf headers, resp;
     int attempts, redirects;
     double due;              /* RETRYING: when to go again */
     double retry_after;
@@ -337,8 +181,8 @@ static void xfer_free(struct xfer *x)
      * removes what nobody resumes); only a commit that fails verification removes them */
     if (x->ingest)
         ctr_ingest_release(&x->ing);
-    buf_free(&x->headers);
-    buf_free(&x->resp);
+    ctr_buf_free(&x->headers);
+    ctr_buf_free(&x->resp);
     free(x);
 }
 
@@ -386,17 +230,17 @@ static void xfer_errorf(struct xfer *x, int code, const char *fmt, ...)
     x->failed = 1;
 }
 
-static void dump_write(struct ctr_http *h, int id, const char *mark, struct buf *lines)
+static void dump_write(struct ctr_http *h, int id, const char *mark, struct ctr_buf *lines)
 {
-    struct buf out = { 0 };
+    struct ctr_buf out = { 0 };
     const char *p = lines->p;
     while (p && *p) {
         size_t n = strcspn(p, "\n");
         char pre[48];
         snprintf(pre, sizeof pre, "http[%d] %s ", id, mark);
-        buf_add(&out, pre, strlen(pre), SIZE_MAX);
-        buf_add(&out, p, n, SIZE_MAX);
-        buf_add(&out, "\n", 1, SIZE_MAX);
+        ctr_buf_add(&out, pre, strlen(pre), SIZE_MAX);
+        ctr_buf_add(&out, p, n, SIZE_MAX);
+        ctr_buf_add(&out, "\n", 1, SIZE_MAX);
         p += n;
         if (*p == '\n')
             p++;
@@ -404,7 +248,7 @@ static void dump_write(struct ctr_http *h, int id, const char *mark, struct buf 
     (void)h;
     if (out.len)
         ctr_write_all(2, out.p, out.len);
-    buf_free(&out);
+    ctr_buf_free(&out);
 }
 
 static int on_debug(CURL *e, curl_infotype type, char *data, size_t size, void *ud)
@@ -412,7 +256,7 @@ static int on_debug(CURL *e, curl_infotype type, char *data, size_t size, void *
     (void)e;
     struct xfer *x = ud;
     struct ctr_http *h = x->h;
-    struct buf lines = { 0 };
+    struct ctr_buf lines = { 0 };
     const char *mark = NULL;
     if (type == CURLINFO_HEADER_OUT || type == CURLINFO_HEADER_IN) {
         mark = type == CURLINFO_HEADER_OUT ? ">" : "<";
@@ -424,7 +268,7 @@ static int on_debug(CURL *e, curl_infotype type, char *data, size_t size, void *
             while (t > 0 && (p[t - 1] == '\n' || p[t - 1] == '\r'))
                 t--;
             if (t > 0)
-                redact_header(p, n, &lines);
+                ctr_http_redact_header(p, n, &lines);
             p += n;
         }
     } else if (type == CURLINFO_TEXT && h->trace) {
@@ -434,14 +278,14 @@ static int on_debug(CURL *e, curl_infotype type, char *data, size_t size, void *
         snprintf(line, sizeof line, "%.*s", (int)(size && data[size - 1] == '\n' ? size - 1 : size), data);
         if (strstr(line, "://")) {
             ctr_http_redact_url(line, safe, sizeof safe);
-            buf_add(&lines, safe, strlen(safe), SIZE_MAX);
+            ctr_buf_add(&lines, safe, strlen(safe), SIZE_MAX);
         } else {
-            buf_add(&lines, line, strlen(line), SIZE_MAX);
+            ctr_buf_add(&lines, line, strlen(line), SIZE_MAX);
         }
     }
     if (mark)
         dump_write(h, x->id, mark, &lines);
-    buf_free(&lines);
+    ctr_buf_free(&lines);
     return 0;
 }
 
@@ -534,7 +378,7 @@ static size_t on_header(char *data, size_t sz, size_t nm, void *ud)
         x->headers_done = 0;
         x->retry_after = 0;
     }
-    if (buf_add(&x->headers, data, n, 64 * 1024) < 0)
+    if (ctr_buf_add(&x->headers, data, n, 64 * 1024) < 0)
         return 0;
     const char *v;
     size_t vl;
@@ -562,7 +406,7 @@ static size_t on_write(char *data, size_t sz, size_t nm, void *ud)
     if (!x->ingest || !ok2xx) {
         /* an error body of a download is only for the message: cap it quietly */
         size_t cap = (x->ingest || !ok2xx) ? 64 * 1024 : x->max_body;
-        int r = buf_add(&x->resp, data, n, cap);
+        int r = ctr_buf_add(&x->resp, data, n, cap);
         if (r < 0) {
             xfer_errorf(x, ENOMEM, "response body");
             x->wfail = 1;

@@ -13,12 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "base/fault.h"
 #include "base/files.h"
 #include "base/cleanup.h"
-#include "base/lazylib.h"
 
 #define IO_BUF (256 * 1024)
 
@@ -62,16 +59,6 @@ static int check_ref(const char *ref, struct ctr_err *err)
     return 0;
 }
 
-static void hex_digest(EVP_MD_CTX *md, char out[CTR_DIGEST_LEN])
-{
-    unsigned char buf[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(md, buf, &len);
-    memcpy(out, "sha256:", 7);
-    for (unsigned i = 0; i < len; i++)
-        snprintf(out + 7 + 2 * i, 3, "%02x", buf[i]);
-}
-
 static int ensure_dirs(const char *content, struct ctr_err *err)
 {
     char p[PATH_MAX];
@@ -106,8 +93,8 @@ static int ingest_rehash(struct ctr_ingest *ing, int64_t max, struct ctr_err *er
             return ctr_fail(err, errno, "read `%s'", ing->path);
         if (n == 0)
             break;
-        if (!EVP_DigestUpdate(ing->md, buf, (size_t)n))
-            return ctr_fail(err, EIO, "sha256 for `%s': OpenSSL failed", ing->path);
+        if (ctr_sha256_update(&ing->md, buf, (size_t)n, err) < 0)
+            return ctr_fail_prefix(err, "resume `%s'", ing->path);
         off += (uint64_t)n;
     }
     ing->size = off;
@@ -159,13 +146,11 @@ static int ingest_open(struct ctr_ingest *ing, const char *content, const char *
         ing->fd = steal_fd(&fd);
         break;
     }
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    if (md == NULL || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
-        EVP_MD_CTX_free(md);
+    if (ctr_sha256_init(&ing->md, err) < 0) {
+        ctr_fail_prefix(err, "ingest `%s'", ing->path);
         ctr_ingest_abort(ing);
-        return ctr_fail(err, ENOMEM, "sha256 for `%s': OpenSSL failed", ing->path);
+        return -1;
     }
-    ing->md = md;
     if (resume && ingest_rehash(ing, max, err) < 0) {
         ctr_ingest_abort(ing);
         return -1;
@@ -191,8 +176,8 @@ int ctr_ingest_write(struct ctr_ingest *ing, const void *buf, size_t len, struct
         return ctr_fail(err, EBADF, "write to a closed ingest");
     if (ctr_write_all(ing->fd, buf, len) < 0)
         return ctr_fail(err, errno, "write `%s'", ing->path);
-    if (!EVP_DigestUpdate(ing->md, buf, len))
-        return ctr_fail(err, EIO, "sha256 for `%s': OpenSSL failed", ing->path);
+    if (ctr_sha256_update(&ing->md, buf, len, err) < 0)
+        return ctr_fail_prefix(err, "write `%s'", ing->path);
     ing->size += len;
     return 0;
 }
@@ -205,10 +190,7 @@ void ctr_ingest_abort(struct ctr_ingest *ing)
         close(ing->fd);
         ing->fd = -1;
     }
-    if (ing->md) {
-        EVP_MD_CTX_free(ing->md);
-        ing->md = NULL;
-    }
+    ctr_sha256_free(&ing->md);
 }
 
 void ctr_ingest_release(struct ctr_ingest *ing)
@@ -217,19 +199,16 @@ void ctr_ingest_release(struct ctr_ingest *ing)
         close(ing->fd);
         ing->fd = -1;
     }
-    if (ing->md) {
-        EVP_MD_CTX_free(ing->md);
-        ing->md = NULL;
-    }
+    ctr_sha256_free(&ing->md);
 }
 
 int ctr_ingest_commit(struct ctr_ingest *ing, const char *expected, int64_t expected_size,
                       char digest_out[CTR_DIGEST_LEN], uint64_t *size_out, struct ctr_err *err)
 {
-    if (ing->fd < 0 || ing->md == NULL)
+    if (ing->fd < 0 || ing->md.md == NULL)
         return ctr_fail(err, EBADF, "commit of a closed ingest");
     char got[CTR_DIGEST_LEN];
-    hex_digest(ing->md, got);
+    ctr_sha256_final(&ing->md, got);
     int r = -1;
     if (expected_size >= 0 && (uint64_t)expected_size != ing->size) {
         ctr_fail(err, 0, "size mismatch for %s: expected %lld bytes, got %llu",
@@ -330,11 +309,9 @@ int ctr_content_verify(const char *content, const char *digest, uint64_t *size_o
     cleanup_close int fd = RETRY(open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     if (fd < 0)
         return ctr_fail(err, errno, "open `%s'", path);
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    if (md == NULL || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
-        EVP_MD_CTX_free(md);
-        return ctr_fail(err, ENOMEM, "sha256: OpenSSL failed");
-    }
+    struct ctr_sha256 md;
+    if (ctr_sha256_init(&md, err) < 0)
+        return ctr_fail_prefix(err, "verify `%s'", path);
     cleanup_free char *buf = malloc(IO_BUF);
     uint64_t size = 0;
     int r = 0;
@@ -346,20 +323,20 @@ int ctr_content_verify(const char *content, const char *digest, uint64_t *size_o
             r = ctr_fail(err, errno, "read `%s'", path);
         else if (n == 0)
             break;
-        else if (!EVP_DigestUpdate(md, buf, (size_t)n))
-            r = ctr_fail(err, EIO, "sha256: OpenSSL failed");
+        else if (ctr_sha256_update(&md, buf, (size_t)n, err) < 0)
+            r = ctr_fail_prefix(err, "verify `%s'", path);
         else
             size += (uint64_t)n;
     }
     if (r == 0) {
         char got[CTR_DIGEST_LEN];
-        hex_digest(md, got);
+        ctr_sha256_final(&md, got);
         if (strcmp(got, digest) != 0)
             r = ctr_fail(err, 0, "digest mismatch: expected %s, got %s", digest, got);
         else if (size_out)
             *size_out = size;
     }
-    EVP_MD_CTX_free(md);
+    ctr_sha256_free(&md);
     return r;
 }
 

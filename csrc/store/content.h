@@ -3,7 +3,7 @@
  *     CONTENT/blobs/sha256/<hex>   a blob; its bytes always hash to <hex>
  *     CONTENT/ingest/<ref>         a partial write, locked (flock) by the writer
  *
- * A write streams into the ingest file while hashing (OpenSSL EVP sha256), fsyncs it, checks
+ * A write streams into the ingest file while hashing (sha256, base/digest.h), fsyncs it, checks
  * the size and digest against the expected ones, and only then renames it into blobs/ (with
  * RENAME_NOREPLACE: an existing blob is never rewritten) and fsyncs the directory.  A process
  * killed at any instant leaves at worst a stale ingest file, never a blob whose content does not
@@ -18,10 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/digest.h"
 #include "base/error.h"
-
-/* "sha256:" + 64 hex + NUL fits */
-#define CTR_DIGEST_LEN 72
 
 /* 0 when digest is `sha256:` followed by 64 lowercase hex digits; else -1 (EINVAL) naming it. */
 int ctr_digest_check(const char *digest, struct ctr_err *err);
@@ -33,7 +31,7 @@ int ctr_content_blob_path(const char *content, const char *digest, char *out, si
 /* An ingest in progress.  Fields are private to store/content.c. */
 struct ctr_ingest {
     int fd;
-    void *md; /* EVP_MD_CTX */
+    struct ctr_sha256 md;
     uint64_t size;
     char content[4096];
     char path[4096];

@@ -16,9 +16,8 @@
 
 #include <stdint.h>
 
+#include "base/digest.h"
 #include "base/error.h"
-
-#define CTR_DIGEST_LEN 72 /* "sha256:" + 64 hex + NUL, rounded */
 
 /* Where a layer's compressed bytes come from when not from blob_path: an fd, possibly of a
  * file still being written (follow: a download in progress), and how far the reader has come.
@@ -87,7 +86,5 @@ int ctr_strmap_put(struct ctr_strmap *m, const char *key, const char *val);
 int ctr_strmap_get(const struct ctr_strmap *m, const char *key, const char **val);
 void ctr_strmap_free(struct ctr_strmap *m);
 
-/* "sha256:" + hex of a 32-byte digest */
-void ctr_digest_format(char out[CTR_DIGEST_LEN], const unsigned char md[32]);
 
 #endif

@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -120,17 +119,6 @@ void ctr_strmap_free(struct ctr_strmap *m)
     memset(m, 0, sizeof *m);
 }
 
-void ctr_digest_format(char out[CTR_DIGEST_LEN], const unsigned char md[32])
-{
-    static const char hex[] = "0123456789abcdef";
-    memcpy(out, "sha256:", 7);
-    for (int i = 0; i < 32; i++) {
-        out[7 + 2 * i] = hex[md[i] >> 4];
-        out[8 + 2 * i] = hex[md[i] & 15];
-    }
-    out[7 + 64] = '\0';
-}
-
 /* ===================================================================== the feeder thread */
 
 struct feeder {
@@ -140,11 +128,11 @@ struct feeder {
     int wfd;                  /* write end of the pipe; closed by the feeder when done */
     const char *blob_path;
     atomic_int stop;          /* set by the reader when it gave up */
-    EVP_MD_CTX *md;
+    struct ctr_sha256 md;
     uint64_t size;
     int failed;
     struct ctr_err err;
-    unsigned char digest[32];
+    unsigned char digest[CTR_SHA256_SIZE];
 };
 
 /* libarchive's read callback over a source: counts what it reads and, while the source is a
@@ -229,7 +217,10 @@ static void *feeder_main(void *arg)
         }
         if (n == 0)
             break;
-        EVP_DigestUpdate(f->md, buf, (size_t)n);
+        if (ctr_sha256_update(&f->md, buf, (size_t)n, &f->err) < 0) {
+            f->failed = -1;
+            goto out;
+        }
         f->size += (uint64_t)n;
         if (writing && ctr_write_all(f->wfd, buf, (size_t)n) < 0) {
             if (errno != EPIPE) {
@@ -242,7 +233,7 @@ static void *feeder_main(void *arg)
             goto out;
     }
 done:
-    EVP_DigestFinal_ex(f->md, f->digest, NULL);
+    ctr_sha256_final_raw(&f->md, f->digest);
 out:
     close(f->wfd);
     f->wfd = -1;
@@ -893,17 +884,15 @@ int ctr_layer_apply(const char *dir, const char *blob_path, const struct ctr_lay
     struct feeder f = { .blobfd = blobfd, .wfd = p[1], .blob_path = blob_path,
                         .src = opts->source, .inbuf = inbuf };
     atomic_init(&f.stop, 0);
-    f.md = EVP_MD_CTX_new();
-    if (f.md == NULL || EVP_DigestInit_ex(f.md, EVP_sha256(), NULL) != 1) {
+    if (ctr_sha256_init(&f.md, err) < 0) {
         close(p[1]);
-        EVP_MD_CTX_free(f.md);
-        return ctr_fail(err, ENOMEM, "sha256");
+        return -1;
     }
     pthread_t tid;
     int e = pthread_create(&tid, NULL, feeder_main, &f);
     if (e != 0) {
         close(p[1]);
-        EVP_MD_CTX_free(f.md);
+        ctr_sha256_free(&f.md);
         return ctr_fail(err, e, "pthread_create");
     }
 
@@ -914,7 +903,7 @@ int ctr_layer_apply(const char *dir, const char *blob_path, const struct ctr_lay
         atomic_store(&f.stop, 1);
     close(steal_fd(&rfd)); /* the feeder sees EPIPE and hashes the rest without writing */
     pthread_join(tid, NULL);
-    EVP_MD_CTX_free(f.md);
+    ctr_sha256_free(&f.md);
     if (f.failed) { /* a decompression error explains a truncated tar best */
         *err = f.err;
         r = -1;

@@ -14,7 +14,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,12 +108,23 @@ static int cmp_str(const void *a, const void *b)
 
 struct wout {
     int fd;
-    EVP_MD_CTX *file_md;      /* digest of the bytes written to the file */
-    EVP_MD_CTX *tar_md;       /* diff_id: the uncompressed tar */
+    struct ctr_sha256 file_md; /* digest of the bytes written to the file */
+    struct ctr_sha256 tar_md;  /* diff_id: the uncompressed tar */
     uint64_t file_size, tar_size;
     struct archive *outer;    /* compressor, or NULL */
     int werrno;
 };
+
+/* A hash that fails fails the write it was fed from, as the write's own error. */
+static int hash(struct archive *a, struct wout *w, struct ctr_sha256 *h, const void *buf, size_t len)
+{
+    struct ctr_err e;
+    if (ctr_sha256_update(h, buf, len, &e) == 0)
+        return 0;
+    w->werrno = e.code;
+    archive_set_error(a, e.code, "%s", e.msg);
+    return -1;
+}
 
 static la_ssize_t file_write_cb(struct archive *a, void *ctx, const void *buf, size_t len)
 {
@@ -124,7 +134,8 @@ static la_ssize_t file_write_cb(struct archive *a, void *ctx, const void *buf, s
         archive_set_error(a, errno, "write");
         return -1;
     }
-    EVP_DigestUpdate(w->file_md, buf, len);
+    if (hash(a, w, &w->file_md, buf, len) < 0)
+        return -1;
     w->file_size += len;
     return (la_ssize_t)len;
 }
@@ -132,7 +143,8 @@ static la_ssize_t file_write_cb(struct archive *a, void *ctx, const void *buf, s
 static la_ssize_t tar_write_cb(struct archive *a, void *ctx, const void *buf, size_t len)
 {
     struct wout *w = ctx;
-    EVP_DigestUpdate(w->tar_md, buf, len);
+    if (hash(a, w, &w->tar_md, buf, len) < 0)
+        return -1;
     w->tar_size += len;
     if (w->outer == NULL) {
         if (ctr_write_all(w->fd, buf, len) < 0) {
@@ -140,7 +152,8 @@ static la_ssize_t tar_write_cb(struct archive *a, void *ctx, const void *buf, si
             archive_set_error(a, errno, "write");
             return -1;
         }
-        EVP_DigestUpdate(w->file_md, buf, len);
+        if (hash(a, w, &w->file_md, buf, len) < 0)
+            return -1;
         w->file_size += len;
         return (la_ssize_t)len;
     }
@@ -365,11 +378,9 @@ int ctr_layer_write(const char *src_dir, const char *out_path, const struct ctr_
         r = ctr_fail(err, ENAMETOOLONG, "`%s'", out_path);
     if (r == 0 && (fd = mkostemp(tmp, O_CLOEXEC)) < 0)
         r = ctr_fail(err, errno, "create `%s'", tmp);
-    struct wout w = { .fd = fd, .file_md = EVP_MD_CTX_new(), .tar_md = EVP_MD_CTX_new() };
-    if (r == 0 && (w.file_md == NULL || w.tar_md == NULL ||
-                   EVP_DigestInit_ex(w.file_md, EVP_sha256(), NULL) != 1 ||
-                   EVP_DigestInit_ex(w.tar_md, EVP_sha256(), NULL) != 1))
-        r = ctr_fail(err, ENOMEM, "sha256");
+    struct wout w = { .fd = fd };
+    if (r == 0 && (ctr_sha256_init(&w.file_md, err) < 0 || ctr_sha256_init(&w.tar_md, err) < 0))
+        r = -1;
     if (r == 0 && o->compression != CTR_COMPRESS_NONE &&
         (w.outer = new_compressor(o->compression, &w, err)) == NULL)
         r = -1;
@@ -389,16 +400,13 @@ int ctr_layer_write(const char *src_dir, const char *out_path, const struct ctr_
             unlink(tmp);
     }
     if (r == 0) {
-        unsigned char md[32];
-        EVP_DigestFinal_ex(w.file_md, md, NULL);
-        ctr_digest_format(res->digest, md);
-        EVP_DigestFinal_ex(w.tar_md, md, NULL);
-        ctr_digest_format(res->diff_id, md);
+        ctr_sha256_final(&w.file_md, res->digest);
+        ctr_sha256_final(&w.tar_md, res->diff_id);
         res->size = w.file_size;
         res->uncompressed_size = w.tar_size;
     }
-    EVP_MD_CTX_free(w.file_md);
-    EVP_MD_CTX_free(w.tar_md);
+    ctr_sha256_free(&w.file_md);
+    ctr_sha256_free(&w.tar_md);
     for (size_t i = 0; i < l.n; i++)
         free(l.v[i].path);
     free(l.v);

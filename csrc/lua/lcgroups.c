@@ -1,0 +1,331 @@
+/* ctr.core's cgroups: the layout, a cgroup's directories, creation, pids, freezing, stats
+ * and device filters (see lua/lcore.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "base/cleanup.h"
+#include "base/error.h"
+#include "base/syscalls.h"
+#include "cgroups/cgroup.h"
+#include "lua/lcore.h"
+
+/* ===================================================================== cgroups (cgroups/)
+ * Every function takes an optional last `opts` table: mountinfo= (a mountinfo file),
+ * proc_cgroup= (a /proc/self/cgroup file), root= (a prefix for every mount point): the specs'
+ * fake trees.  The layout is read again on each call (a few microseconds). */
+
+struct cg_opts {
+    const char *mountinfo, *proc_cgroup, *root;
+};
+
+static struct cg_opts cg_read_opts(lua_State *L, int idx)
+{
+    if (!lua_isnoneornil(L, idx))
+        luaL_checktype(L, idx, LUA_TTABLE);
+    struct cg_opts o = {
+        .mountinfo = ctr_lua_optfield_string(L, idx, "mountinfo", NULL),
+        .proc_cgroup = ctr_lua_optfield_string(L, idx, "proc_cgroup", NULL),
+        .root = ctr_lua_optfield_string(L, idx, "root", NULL),
+    };
+    return o;
+}
+
+static int cg_detect(const struct cg_opts *o, struct ctr_cgroup_layout *l, struct ctr_err *e)
+{
+    if (ctr_cgroup_layout_detect(l, o->mountinfo, o->proc_cgroup, o->root, e) < 0) {
+        ctr_cgroup_layout_free(l);
+        return -1;
+    }
+    return 0;
+}
+
+static void cg_push_controllers(lua_State *L, unsigned mask, int v2)
+{
+    lua_newtable(L);
+    int n = 0;
+    for (int c = 0; c < CTR_CG_COUNT; c++) {
+        const char *name = v2 ? ctr_cgroup_controller_v2_name(c) : ctr_cgroup_controller_name(c);
+        if ((mask & (1u << c)) && name) {
+            lua_pushstring(L, name);
+            lua_rawseti(L, -2, ++n);
+        }
+    }
+}
+
+/* cgroup_layout([opts]) -> {mode=, v1={{mountpoint=, own=, name=, controllers={}}...},
+ *   unified={mountpoint=, own=, controllers={}} or nil, controllers={memory=MOUNTPOINT...}} */
+static int l_cgroup_layout(lua_State *L)
+{
+    struct cg_opts o = cg_read_opts(L, 1);
+    struct ctr_cgroup_layout l;
+    struct ctr_err e;
+    if (cg_detect(&o, &l, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    static const char *const modes[] = {"none", "v1", "v2", "hybrid"};
+    lua_newtable(L);
+    lua_pushstring(L, modes[l.mode]);
+    lua_setfield(L, -2, "mode");
+    lua_newtable(L);
+    for (size_t i = 0; i < l.n_v1; i++) {
+        lua_newtable(L);
+        lua_pushstring(L, l.v1[i].mountpoint);
+        lua_setfield(L, -2, "mountpoint");
+        lua_pushstring(L, l.v1[i].own);
+        lua_setfield(L, -2, "own");
+        if (l.v1[i].name) {
+            lua_pushstring(L, l.v1[i].name);
+            lua_setfield(L, -2, "name");
+        }
+        cg_push_controllers(L, l.v1[i].controllers, 0);
+        lua_setfield(L, -2, "controllers");
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    lua_setfield(L, -2, "v1");
+    if (l.has_v2) {
+        lua_newtable(L);
+        lua_pushstring(L, l.v2.mountpoint);
+        lua_setfield(L, -2, "mountpoint");
+        lua_pushstring(L, l.v2.own);
+        lua_setfield(L, -2, "own");
+        cg_push_controllers(L, l.v2.controllers, 1);
+        lua_setfield(L, -2, "controllers");
+        lua_setfield(L, -2, "unified");
+    }
+    /* where each usable controller lives */
+    lua_newtable(L);
+    for (int c = 0; c < CTR_CG_COUNT; c++) {
+        if (l.v1_of[c] >= 0) {
+            lua_pushstring(L, l.v1[l.v1_of[c]].mountpoint);
+            lua_setfield(L, -2, ctr_cgroup_controller_name(c));
+        } else if (l.has_v2 && (l.v2.controllers & (1u << c))) {
+            lua_pushstring(L, l.v2.mountpoint);
+            lua_setfield(L, -2, ctr_cgroup_controller_name(c));
+        }
+    }
+    lua_setfield(L, -2, "controllers");
+    ctr_cgroup_layout_free(&l);
+    return 1;
+}
+
+/* cgroup_dirs(path[, opts]) -> {cpu=DIR, memory=DIR, ["name=systemd"]=DIR, unified=DIR} */
+static int l_cgroup_dirs(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct cg_opts o = cg_read_opts(L, 2);
+    struct ctr_cgroup_layout l;
+    struct ctr_err e;
+    if (cg_detect(&o, &l, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_newtable(L);
+    for (int i = -1; i < (int)l.n_v1; i++) {
+        if (i < 0 && !l.has_v2)
+            continue;
+        char *dir;
+        if (ctr_cgroup_dir(&l, i, path, &dir, &e) < 0) {
+            ctr_cgroup_layout_free(&l);
+            return ctr_lua_fail(L, &e);
+        }
+        if (i < 0) {
+            lua_pushstring(L, dir);
+            lua_setfield(L, -2, "unified");
+        } else {
+            if (l.v1[i].name) {
+                lua_pushfstring(L, "name=%s", l.v1[i].name);
+                lua_pushstring(L, dir);
+                lua_rawset(L, -3);
+            }
+            for (int c = 0; c < CTR_CG_COUNT; c++)
+                if (l.v1[i].controllers & (1u << c)) {
+                    lua_pushstring(L, dir);
+                    lua_setfield(L, -2, ctr_cgroup_controller_name(c));
+                }
+        }
+        free(dir);
+    }
+    ctr_cgroup_layout_free(&l);
+    return 1;
+}
+
+/* cgroup_create(path, resources_json|nil[, opts]) -> true */
+static int l_cgroup_create(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    size_t len = 0;
+    const char *json = luaL_optlstring(L, 2, NULL, &len);
+    struct cg_opts o = cg_read_opts(L, 3);
+    cJSON *res = NULL;
+    if (json) {
+        res = cJSON_ParseWithLength(json, len);
+        if (res == NULL)
+            return ctr_lua_errno(L, EINVAL, "cgroup `%s': linux.resources is not valid JSON",
+                                 path);
+    }
+    struct ctr_cgroup_layout l;
+    struct ctr_err e;
+    int rc = cg_detect(&o, &l, &e);
+    if (rc == 0) {
+        rc = ctr_cgroup_create(&l, path, res, &e);
+        ctr_cgroup_layout_free(&l);
+    }
+    cJSON_Delete(res);
+    if (rc < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_cgroup_add_pid(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    lua_Integer pid = luaL_checkinteger(L, 2);
+    if (pid <= 0 || pid > INT_MAX)
+        return luaL_argerror(L, 2, "expected a pid");
+    struct cg_opts o = cg_read_opts(L, 3);
+    struct ctr_cgroup_layout l;
+    struct ctr_err e;
+    if (cg_detect(&o, &l, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    int rc = ctr_cgroup_add_pid(&l, path, (pid_t)pid, &e);
+    ctr_cgroup_layout_free(&l);
+    if (rc < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_cgroup_delete(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct cg_opts o = cg_read_opts(L, 2);
+    struct ctr_cgroup_layout l;
+    struct ctr_err e;
+    if (cg_detect(&o, &l, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    int rc = ctr_cgroup_delete(&l, path, &e);
+    ctr_cgroup_layout_free(&l);
+    if (rc < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_cgroup_freeze(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TBOOLEAN);
+    int frozen = lua_toboolean(L, 2);
+    struct cg_opts o = cg_read_opts(L, 3);
+    struct ctr_cgroup_layout l;
+    struct ctr_err e;
+    if (cg_detect(&o, &l, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    int rc = ctr_cgroup_freeze(&l, path, frozen, &e);
+    ctr_cgroup_layout_free(&l);
+    if (rc < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_cgroup_pids(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct cg_opts o = cg_read_opts(L, 2);
+    struct ctr_cgroup_layout l;
+    struct ctr_err e;
+    if (cg_detect(&o, &l, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    pid_t *pids;
+    size_t n;
+    int rc = ctr_cgroup_pids(&l, path, &pids, &n, &e);
+    ctr_cgroup_layout_free(&l);
+    if (rc < 0)
+        return ctr_lua_fail(L, &e);
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_pushinteger(L, pids[i]);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    free(pids);
+    ctr_lua_push_array_mt(L);
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
+/* cgroup_stats(path[, opts]) -> {memory_usage=, ...}: only the fields the kernel has;
+ * an unlimited limit is math.huge */
+static int l_cgroup_stats(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct cg_opts o = cg_read_opts(L, 2);
+    struct ctr_cgroup_layout l;
+    struct ctr_err e;
+    if (cg_detect(&o, &l, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    struct ctr_cgroup_stats s;
+    int rc = ctr_cgroup_stats(&l, path, &s, &e);
+    ctr_cgroup_layout_free(&l);
+    if (rc < 0)
+        return ctr_lua_fail(L, &e);
+    lua_newtable(L);
+#define CG_PUSH_STAT(name)                                                                     \
+    if (s.have & (1u << CTR_CGS_##name)) {                                                     \
+        lua_pushnumber(L, s.name == UINT64_MAX ? HUGE_VAL : (lua_Number)s.name);               \
+        lua_setfield(L, -2, #name);                                                            \
+    }
+    CTR_CGROUP_STATS_FIELDS(CG_PUSH_STAT)
+#undef CG_PUSH_STAT
+    return 1;
+}
+
+/* cgroup_device_filter(dir, devices_json) -> true: attach an eBPF device filter made from
+ * linux.resources.devices to cgroup2 directory `dir` (any, whatever the layout: the specs use
+ * this machine's /sys/fs/cgroup/unified) */
+static int l_cgroup_device_filter(lua_State *L)
+{
+    const char *dir = luaL_checkstring(L, 1);
+    size_t len;
+    const char *json = luaL_checklstring(L, 2, &len);
+    cJSON *rules = cJSON_ParseWithLength(json, len);
+    if (rules == NULL)
+        return ctr_lua_errno(L, EINVAL, "cgroup `%s': linux.resources.devices is not valid JSON",
+                             dir);
+    struct ctr_err e;
+    int fd = ctr_sys_open(dir, O_RDONLY | O_DIRECTORY, 0, &e);
+    int rc = fd < 0 ? -1 : ctr_cgroup_v2_devices_apply(fd, dir, rules, &e);
+    if (fd >= 0)
+        close(fd);
+    cJSON_Delete(rules);
+    if (rc < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static const luaL_Reg cgroup_funcs[] = {
+    {"cgroup_layout", l_cgroup_layout},
+    {"cgroup_device_filter", l_cgroup_device_filter},
+    {"cgroup_dirs", l_cgroup_dirs},
+    {"cgroup_create", l_cgroup_create},
+    {"cgroup_add_pid", l_cgroup_add_pid},
+    {"cgroup_delete", l_cgroup_delete},
+    {"cgroup_freeze", l_cgroup_freeze},
+    {"cgroup_pids", l_cgroup_pids},
+    {"cgroup_stats", l_cgroup_stats},
+    {NULL, NULL},
+};
+
+void ctr_lua_register_cgroups(lua_State *L, int table)
+{
+    ctr_lua_setfuncs(L, table, cgroup_funcs);
+}
