@@ -1259,6 +1259,7 @@ static const luaL_Reg archive_funcs[] = {
 /* ===================================================================== SECTION snapshot
  * owner: snapshots and mounts (csrc/store/snapshot.c, csrc/base/mounts.c). Edit only between these markers. */
 
+#include "base/mounts.h"
 #include "store/snapshot_mount.h"
 #include "store/snapshot.h"
 
@@ -1287,7 +1288,7 @@ static int l_mount(lua_State *L)
     luaL_pushresult(&b);
     const char *options = lua_tostring(L, -1);
     struct ctr_err e;
-    if (ctr_mountutil_mount(type, source, target, options, &e) < 0)
+    if (ctr_snapshot_mount(type, source, target, options, &e) < 0)
         return ctr_lua_fail(L, &e);
     lua_pushboolean(L, 1);
     return 1;
@@ -1299,7 +1300,7 @@ static int l_unmount(lua_State *L)
     const char *target = luaL_checkstring(L, 1);
     int detach = ctr_lua_optfield_bool(L, 2, "detach", 0);
     struct ctr_err e;
-    if (ctr_mountutil_unmount(target, detach, &e) < 0)
+    if (ctr_unmount(target, detach, &e) < 0)
         return ctr_lua_fail(L, &e);
     lua_pushboolean(L, 1);
     return 1;

@@ -52,7 +52,7 @@
 #include "base/fault.h"
 #include "runtime/hooks.h"
 #include "base/files.h"
-#include "store/snapshot_mount.h"
+#include "base/mounts.h"
 #include "runtime/process.h"
 #include "runtime/rootfs.h"
 #include "runtime/sealed.h"
