@@ -79,7 +79,7 @@ $(BUILD)/ctrlua: $(BUILD)/obj/lua/host.o $(CORE_OBJS)
 # statically) (its RSS is what a sleeping container costs).
 all: $(BUILD)/ctrlua-monitor
 $(BUILD)/ctrlua-monitor: $(BUILD)/obj/monitor/main.o $(BUILD)/obj/monitor/monitor.o $(BUILD)/obj/base/files.o \
-		$(BUILD)/obj/base/error.o
+		$(BUILD)/obj/base/procstat.o $(BUILD)/obj/base/error.o
 	$(CC) $(EXTRA_LDFLAGS) $(MONITOR_LDFLAGS) -o $@ $^
 
 $(BUILD)/ctrlua-runc: $(BUILD)/ctrlua

@@ -9,89 +9,17 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/cleanup.h"
-
-static const struct {
-    const char *name;
-    unsigned long flags;
-} propagations[] = {
-    {"shared", MS_SHARED},          {"rshared", MS_SHARED | MS_REC},
-    {"slave", MS_SLAVE},            {"rslave", MS_SLAVE | MS_REC},
-    {"private", MS_PRIVATE},        {"rprivate", MS_PRIVATE | MS_REC},
-    {"unbindable", MS_UNBINDABLE},  {"runbindable", MS_UNBINDABLE | MS_REC},
-};
-
-long ctr_mount_propagation(const char *name)
-{
-    for (size_t i = 0; i < ARRAY_SIZE(propagations); i++)
-        if (strcmp(propagations[i].name, name) == 0)
-            return (long)propagations[i].flags;
-    return -1;
-}
 
 const char *ctr_fd_path(int fd, char *buf, size_t len)
 {
     snprintf(buf, len, "/proc/self/fd/%d", fd);
     return buf;
-}
-
-void ctr_mount_opts_free(struct ctr_mount_opts *o)
-{
-    free(o->data);
-    o->data = NULL;
-}
-
-int ctr_mount_parse_options(const char *const *opts, size_t n, const char *where,
-                            struct ctr_mount_opts *out, struct ctr_err *err)
-{
-    memset(out, 0, sizeof *out);
-    size_t cap = 1;
-    for (size_t i = 0; i < n; i++)
-        cap += strlen(opts[i]) + 1;
-    cleanup_free char *optstr = calloc(1, cap);
-    if (optstr == NULL)
-        return ctr_fail(err, ENOMEM, "%s", where);
-    for (size_t i = 0; i < n; i++) {
-        const char *o = opts[i];
-        long prop = ctr_mount_propagation(o);
-        if (prop >= 0) {
-            out->propagation = (unsigned long)prop;
-            continue;
-        }
-        if (strcmp(o, "rro") == 0) {
-            out->recursive_ro = 1;
-            continue;
-        }
-        /* runc's own extensions that need no kernel flag here */
-        if (strcmp(o, "rrw") == 0 || strcmp(o, "tmpcopyup") == 0 || *o == '\0')
-            continue;
-        if (strcmp(o, "idmap") == 0 || strcmp(o, "ridmap") == 0)
-            return ctr_fail(err, 0, "%s[%zu]: `%s' is not supported yet", where, i, o);
-        if (strchr(o, ',') != NULL)
-            return ctr_fail(err, 0, "%s[%zu]: `%s': one option per entry", where, i, o);
-        if (*optstr)
-            strcat(optstr, ",");
-        strcat(optstr, o);
-    }
-    char *user = NULL, *vfs = NULL, *fs = NULL;
-    if (mnt_split_optstr(optstr, &user, &vfs, &fs, 0, 0) != 0)
-        return ctr_fail(err, 0, "%s: cannot parse `%s'", where, optstr);
-    free(user); /* userspace-only options (noauto, _netdev, ...) mean nothing to the kernel */
-    unsigned long flags = 0;
-    int r = vfs ? mnt_optstr_get_flags(vfs, &flags, mnt_get_builtin_optmap(MNT_LINUX_MAP)) : 0;
-    free(vfs);
-    if (r != 0) {
-        free(fs);
-        return ctr_fail(err, 0, "%s: cannot parse `%s'", where, optstr);
-    }
-    out->flags = flags;
-    out->data = fs ? fs : strdup("");
-    if (out->data == NULL)
-        return ctr_fail(err, ENOMEM, "%s", where);
-    return 0;
 }
 
 unsigned long ctr_mount_current_flags(int fd)
@@ -371,4 +299,139 @@ int ctr_mount_id(int fd, unsigned long long *id, const char *what, struct ctr_er
     }
     *id = sx.stx_mnt_id;
     return 0;
+}
+
+int ctr_unmount(const char *target, int detach, struct ctr_err *err)
+{
+    int flags = UMOUNT_NOFOLLOW | (detach ? MNT_DETACH : 0);
+    for (int attempt = 0;; attempt++) {
+        if (RETRY(umount2(target, flags)) == 0)
+            return 0;
+        if (errno != EBUSY || attempt >= 20)
+            return ctr_fail(err, errno, "unmount `%s'", target);
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static char *dup_or_empty(const char *s)
+{
+    return strdup(s ? s : "");
+}
+
+void ctr_mountinfo_free(struct ctr_mountinfo *m, size_t n)
+{
+    for (size_t i = 0; m && i < n; i++) {
+        free(m[i].root);
+        free(m[i].target);
+        free(m[i].fstype);
+        free(m[i].source);
+        free(m[i].vfs_options);
+        free(m[i].fs_options);
+    }
+    free(m);
+}
+
+int ctr_mountinfo_read(struct ctr_mountinfo **out, size_t *n, struct ctr_err *err)
+{
+    struct libmnt_table *tb = mnt_new_table_from_file("/proc/self/mountinfo");
+    if (tb == NULL)
+        return ctr_fail(err, errno ? errno : EIO, "read `/proc/self/mountinfo'");
+    size_t cap = (size_t)mnt_table_get_nents(tb);
+    struct ctr_mountinfo *m = calloc(cap ? cap : 1, sizeof *m);
+    if (m == NULL) {
+        mnt_unref_table(tb);
+        return ctr_fail(err, ENOMEM, "read `/proc/self/mountinfo'");
+    }
+    struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
+    struct libmnt_fs *fs;
+    size_t i = 0;
+    int oom = it == NULL;
+    while (!oom && i < cap && mnt_table_next_fs(tb, it, &fs) == 0) {
+        struct ctr_mountinfo *e = &m[i++];
+        dev_t dev = mnt_fs_get_devno(fs);
+        e->id = mnt_fs_get_id(fs);
+        e->parent_id = mnt_fs_get_parent_id(fs);
+        e->major = major(dev);
+        e->minor = minor(dev);
+        e->root = dup_or_empty(mnt_fs_get_root(fs));
+        e->target = dup_or_empty(mnt_fs_get_target(fs));
+        e->fstype = dup_or_empty(mnt_fs_get_fstype(fs));
+        e->source = dup_or_empty(mnt_fs_get_source(fs));
+        e->vfs_options = dup_or_empty(mnt_fs_get_vfs_options(fs));
+        e->fs_options = dup_or_empty(mnt_fs_get_fs_options(fs));
+        oom = !e->root || !e->target || !e->fstype || !e->source || !e->vfs_options ||
+              !e->fs_options;
+    }
+    mnt_free_iter(it);
+    mnt_unref_table(tb);
+    if (oom) {
+        ctr_mountinfo_free(m, i);
+        return ctr_fail(err, ENOMEM, "read `/proc/self/mountinfo'");
+    }
+    *out = m;
+    *n = i;
+    return 0;
+}
+
+/* The topmost of the mounts at exactly `target`: the one no other mount there sits on. */
+static int top_at(const struct ctr_mountinfo *m, size_t n, const char *target)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(m[i].target, target) != 0)
+            continue;
+        int covered = 0;
+        for (size_t j = 0; j < n && !covered; j++)
+            covered = j != i && m[j].parent_id == m[i].id && strcmp(m[j].target, target) == 0;
+        if (!covered)
+            return m[i].id;
+    }
+    return 0;
+}
+
+/* Is mount `id` in the stack at target under (or at) mount `top`? */
+static int in_stack(const struct ctr_mountinfo *m, size_t n, const char *target, int top,
+                    int id)
+{
+    for (size_t depth = 0; top != 0 && depth < n; depth++) {
+        if (top == id)
+            return 1;
+        int next = 0;
+        for (size_t i = 0; i < n && next == 0; i++)
+            if (m[i].id == top)
+                for (size_t j = 0; j < n; j++)
+                    if (m[j].id == m[i].parent_id && strcmp(m[j].target, target) == 0)
+                        next = m[j].id;
+        top = next;
+    }
+    return 0;
+}
+
+int ctr_mount_top(const char *target, int *id, struct ctr_err *err)
+{
+    struct ctr_mountinfo *m;
+    size_t n;
+    if (ctr_mountinfo_read(&m, &n, err) < 0)
+        return -1;
+    *id = top_at(m, n, target);
+    ctr_mountinfo_free(m, n);
+    return 0;
+}
+
+int ctr_mount_unstack(const char *target, int keep, struct ctr_err *err)
+{
+    for (int round = 0; round < 1000; round++) {
+        struct ctr_mountinfo *m;
+        size_t n;
+        if (ctr_mountinfo_read(&m, &n, err) < 0)
+            return -1;
+        int top = top_at(m, n, target);
+        int ours = top != 0 && top != keep && (keep == 0 || in_stack(m, n, target, top, keep));
+        ctr_mountinfo_free(m, n);
+        if (!ours)
+            return 0;
+        if (ctr_unmount(target, 1, err) < 0)
+            return -1;
+    }
+    return ctr_fail(err, EBUSY, "unmount `%s': still mounted", target);
 }

@@ -1,32 +1,13 @@
-/* Mount options of an OCI spec mount, and the small mount helpers the runtime builds on.
- *
- * Options are split the way mount(8) splits them, through libmount's own option map
- * (MNT_LINUX_MAP): what it knows becomes MS_* flags, what it lists as userspace-only
- * (MNT_USERSPACE_MAP: "noauto", "user", "_netdev", ...) is dropped, and the rest is the
- * filesystem's data string ("size=64m,mode=755").  Propagation names (shared, rslave, ...)
- * and "rro" are taken out first: the kernel refuses to combine propagation changes with any
- * other mount, so they are applied by separate calls after the mount itself. */
+/* The mount primitives the runtime and the store build on: the new mount API (every mount
+ * made detached and attached by fd), the unmount, and the mount table (/proc/self/mountinfo).
+ * What the options of an OCI spec mount mean is runtime/mount_options.h's; the store's
+ * host-side snapshot mounts are store/snapshot_mount.h's. */
 #ifndef CTR_MOUNT_H
 #define CTR_MOUNT_H
 
 #include <stddef.h>
 
 #include "base/error.h"
-
-struct ctr_mount_opts {
-    unsigned long flags;       /* MS_* without propagation; MS_BIND|MS_REC for rbind */
-    unsigned long propagation; /* 0 or one of MS_SHARED/SLAVE/PRIVATE/UNBINDABLE (|MS_REC) */
-    char *data;                /* filesystem options, malloc'd, never NULL */
-    int recursive_ro;          /* "rro": mount_setattr(AT_RECURSIVE, MOUNT_ATTR_RDONLY) */
-};
-
-/* Parse `n` option strings; `where` names the list in errors ("mounts[3].options"). */
-int ctr_mount_parse_options(const char *const *opts, size_t n, const char *where,
-                            struct ctr_mount_opts *out, struct ctr_err *err);
-void ctr_mount_opts_free(struct ctr_mount_opts *o);
-
-/* A propagation name ("rslave") as MS_* flags; -1 when unknown. */
-long ctr_mount_propagation(const char *name);
 
 /* "/proc/self/fd/N" into buf (at least 32 bytes): how a mount(2) call names a file that was
  * opened, and checked, inside the container's root (the calls below take the fd itself). */
@@ -76,5 +57,30 @@ int ctr_mount_set_propagation(int fd, unsigned long propagation, const char *wha
 /* The id of the mount fd is on (statx STATX_MNT_ID, the unique one where the kernel has
  * it): how the runtime tells the mounts it made from the ones it bound in from the host. */
 int ctr_mount_id(int fd, unsigned long long *id, const char *what, struct ctr_err *err);
+
+/* umount2(target, UMOUNT_NOFOLLOW [| MNT_DETACH]); EBUSY is retried for about a second
+ * (as containerd's unmount does) before it is reported. */
+int ctr_unmount(const char *target, int detach, struct ctr_err *err);
+
+/* One line of /proc/self/mountinfo (strings unescaped by libmount). */
+struct ctr_mountinfo {
+    int id, parent_id;
+    unsigned major, minor;
+    char *root, *target, *fstype, *source, *vfs_options, *fs_options;
+};
+
+/* Read /proc/self/mountinfo into a malloc'd array; free it with ctr_mountinfo_free. */
+int ctr_mountinfo_read(struct ctr_mountinfo **out, size_t *n, struct ctr_err *err);
+void ctr_mountinfo_free(struct ctr_mountinfo *m, size_t n);
+
+/* Mounts a container without a mount namespace of its own leaves in ours: its setup stacks a
+ * bind of the rootfs on `target` and mounts everything else on that bind.  ctr_mount_top
+ * gives the id of the topmost mount at exactly target (0: none), taken before the setup;
+ * ctr_mount_unstack lazily unmounts what is stacked above that mount `keep` (each detach
+ * takes the mounts on it along), and leaves target alone when keep is no longer under its top
+ * (someone else's mounts are not ours to take down).  target is canonical, as mountinfo
+ * writes it. */
+int ctr_mount_top(const char *target, int *id, struct ctr_err *err);
+int ctr_mount_unstack(const char *target, int keep, struct ctr_err *err);
 
 #endif

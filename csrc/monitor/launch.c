@@ -115,6 +115,142 @@ static pid_t start_logger(const struct ctr_monitor_spawn_opts *o, int *out_w, in
     return pid;
 }
 
+/* The task's socket, and with process.terminal the console socket the init sends its pty
+ * master to (which we own: the master stays here for the task's life, so the container's
+ * terminal never hangs up when an attacher goes).  Both exist before create returns to the
+ * caller, so a `start` right after finds them; they are bound relative to the task directory
+ * (sun_path is short).  On failure nothing of them is left. */
+static int bind_sockets(const struct ctr_monitor_spawn_opts *o, int *ls, int *cs,
+                        struct ctr_err *e)
+{
+    *ls = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    strcpy(sa.sun_path, CTR_MONITOR_SOCK);
+    unlink(CTR_MONITOR_SOCK);
+    mode_t old = umask(0077);
+    if (*ls < 0 || bind(*ls, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(*ls, 16) < 0) {
+        ctr_fail(e, errno, "monitor: bind `%s/" CTR_MONITOR_SOCK "'", o->bundle);
+        umask(old);
+        return -1;
+    }
+    *cs = -1;
+    if (o->console) {
+        struct sockaddr_un ca = {.sun_family = AF_UNIX};
+        strcpy(ca.sun_path, CTR_MONITOR_CONSOLE_SOCK);
+        unlink(CTR_MONITOR_CONSOLE_SOCK);
+        *cs = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (*cs < 0 || bind(*cs, (struct sockaddr *)&ca, sizeof ca) < 0 || listen(*cs, 1) < 0) {
+            ctr_fail(e, errno, "monitor: bind `%s/" CTR_MONITOR_CONSOLE_SOCK "'", o->bundle);
+            unlink(CTR_MONITOR_SOCK);
+            umask(old);
+            return -1;
+        }
+    }
+    umask(old);
+    return 0;
+}
+
+/* Once create has returned, the init has sent its pty master (queued on the connection to
+ * the console socket cs): take it. */
+static int receive_master(const struct ctr_monitor_spawn_opts *o, int cs, struct ctr_err *e)
+{
+    int conn = RETRY(accept4(cs, NULL, NULL, SOCK_CLOEXEC));
+    char name[64];
+    int master = -1;
+    if (conn < 0)
+        ctr_fail(e, errno, "monitor: accept on `%s/" CTR_MONITOR_CONSOLE_SOCK "'", o->bundle);
+    else
+        master = ctr_recv_fd(conn, name, sizeof name, e);
+    if (conn >= 0)
+        close(conn);
+    return master;
+}
+
+/* --fifo-dir: a write end of each output fifo, opened anew through the init's fd (its O_RDWR
+ * end is a reader, so the open does not block); -1 where there is none. */
+static void open_fifo_writers(const struct ctr_monitor_spawn_opts *o, int fifo[2])
+{
+    fifo[0] = fifo[1] = -1;
+    for (int i = 0; o->keep_fifos && i < 2; i++) {
+        char p[64];
+        snprintf(p, sizeof p, "/proc/self/fd/%d", o->stdio[i + 1]);
+        struct stat st;
+        if (o->stdio[i + 1] < 0 || fstat(o->stdio[i + 1], &st) < 0 || !S_ISFIFO(st.st_mode))
+            continue;
+        int w = RETRY(open(p, O_WRONLY | O_NONBLOCK | O_CLOEXEC));
+        fifo[i] = w >= 0 ? fcntl(w, F_DUPFD, 3) : -1;
+        if (w >= 0)
+            close(w);
+    }
+}
+
+/* Our stdio to /dev/null; every inherited fd but the socket (*ls), the report pipe (*rep),
+ * the pty master (*master) and the fifo writers goes at execve.  The three are moved to 3 or
+ * above first (the fifo writers are there already). */
+static void keep_only(const int fifo[2], int *ls, int *rep, int *master)
+{
+    int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (nul >= 0) {
+        dup2(nul, 0);
+        dup2(nul, 1);
+        dup2(nul, 2);
+    }
+    int lfd = fcntl(*ls, F_DUPFD, 3), rfd = fcntl(*rep, F_DUPFD, 3);
+    int mfd = *master >= 0 ? fcntl(*master, F_DUPFD, 3) : -1;
+    close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+    for (int i = 0; i < 2; i++)
+        if (fifo[i] >= 0)
+            fcntl(fifo[i], F_SETFD, 0);
+    if (lfd >= 0)
+        fcntl(lfd, F_SETFD, 0);
+    if (rfd >= 0)
+        fcntl(rfd, F_SETFD, 0);
+    if (mfd >= 0)
+        fcntl(mfd, F_SETFD, 0);
+    *ls = lfd;
+    *rep = rfd;
+    *master = mfd;
+}
+
+/* Become the monitor of init pid: build/ctrlua-monitor from a sealed copy when there is one,
+ * else ctr_monitor_run in this process image. */
+static __attribute__((noreturn)) void run_monitor(const struct ctr_monitor_spawn_opts *o,
+                                                  pid_t pid, pid_t logger, int lfd, int rfd,
+                                                  int mfd, const int fifo[2],
+                                                  struct ctr_err *e)
+{
+    char spid[16], slfd[16], srfd[16], slog[16], smfd[16], sfifo[32];
+    snprintf(spid, sizeof spid, "%d", (int)pid);
+    snprintf(slfd, sizeof slfd, "%d", lfd);
+    snprintf(srfd, sizeof srfd, "%d", rfd);
+    snprintf(slog, sizeof slog, "%d", (int)logger);
+    snprintf(smfd, sizeof smfd, "%d", mfd);
+    snprintf(sfifo, sizeof sfifo, "%d,%d", fifo[0], fifo[1]);
+    char *argv[] = {"ctrlua-monitor", (char *)o->bundle, spid, slfd, srfd,
+                    (char *)(o->oom_file ? o->oom_file : "-"), slog, smfd, sfifo, NULL};
+    char *envp[] = {NULL};
+    /* from a sealed copy (runtime/sealed.h): the monitor is the init's parent, and a container that
+     * shares a pid namespace with it must find no way to the host's file through its exe */
+    if (o->monitor_bin && lfd >= 0 && rfd >= 0) {
+        int bin = ctr_sealed_copy(o->monitor_bin, e);
+        if (bin < 0) {
+            kill(pid, SIGKILL);
+            report_fail(rfd, e);
+        }
+        syscall(SYS_execveat, bin, "", argv, envp, AT_EMPTY_PATH);
+        close(bin);
+    }
+    /* No monitor binary: supervise from this process image (larger, but the same code). */
+    struct ctr_monitor_args a = {.dir = o->bundle, .pid = pid, .listen_fd = lfd,
+                                 .report_fd = rfd, .oom_file = o->oom_file, .logger = logger,
+                                 .console_fd = mfd, .fifo_fds = {fifo[0], fifo[1]}};
+    if (ctr_monitor_run(&a, e) < 0) {
+        kill(pid, SIGKILL);
+        report_fail(rfd, e);
+    }
+    _exit(0);
+}
+
 static __attribute__((noreturn)) void monitor_child(const struct ctr_monitor_spawn_opts *o,
                                                     int rep)
 {
@@ -151,57 +287,20 @@ static __attribute__((noreturn)) void monitor_child(const struct ctr_monitor_spa
         c.stdio[1] = out_w;
         c.stdio[2] = err_w;
     }
-
-    /* The socket exists before create returns to the caller, so a `start` right after finds
-     * it; it is bound relative to the task directory (sun_path is short). */
-    int ls = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    strcpy(sa.sun_path, CTR_MONITOR_SOCK);
-    unlink(CTR_MONITOR_SOCK);
-    mode_t old = umask(0077);
-    if (ls < 0 || bind(ls, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(ls, 16) < 0) {
-        ctr_fail(&e, errno, "monitor: bind `%s/" CTR_MONITOR_SOCK "'", o->bundle);
+    int ls, cs, master = -1;
+    if (bind_sockets(o, &ls, &cs, &e) < 0) {
         if (logger > 0)
             kill(logger, SIGKILL);
         report_fail(rep, &e);
     }
-    /* process.terminal: the init sends its pty master to console.sock, which we own (the
-     * master stays here for the task's life, so the container's terminal never hangs up when
-     * an attacher goes) */
-    int cs = -1, master = -1;
-    if (o->console) {
-        struct sockaddr_un ca = {.sun_family = AF_UNIX};
-        strcpy(ca.sun_path, CTR_MONITOR_CONSOLE_SOCK);
-        unlink(CTR_MONITOR_CONSOLE_SOCK);
-        cs = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (cs < 0 || bind(cs, (struct sockaddr *)&ca, sizeof ca) < 0 || listen(cs, 1) < 0) {
-            ctr_fail(&e, errno, "monitor: bind `%s/" CTR_MONITOR_CONSOLE_SOCK "'", o->bundle);
-            unlink(CTR_MONITOR_SOCK);
-            if (logger > 0)
-                kill(logger, SIGKILL);
-            report_fail(rep, &e);
-        }
+    if (cs >= 0)
         c.console_socket = CTR_MONITOR_CONSOLE_SOCK; /* relative: we are in the bundle */
-    }
-    umask(old);
 
     pid_t pid = ctr_create(o->bundle, &c, &e);
-    if (pid >= 0 && cs >= 0) {
-        /* create returned: the init has sent the master (queued on the connection) */
-        int conn = RETRY(accept4(cs, NULL, NULL, SOCK_CLOEXEC));
-        char name[64];
-        if (conn < 0)
-            ctr_fail(&e, errno, "monitor: accept on `%s/" CTR_MONITOR_CONSOLE_SOCK "'",
-                     o->bundle);
-        else
-            master = ctr_recv_fd(conn, name, sizeof name, &e);
-        if (conn >= 0)
-            close(conn);
-        if (master < 0) {
-            kill(pid, SIGKILL);
-            RETRY(waitpid(pid, NULL, 0));
-            pid = -1;
-        }
+    if (pid >= 0 && cs >= 0 && (master = receive_master(o, cs, &e)) < 0) {
+        kill(pid, SIGKILL);
+        RETRY(waitpid(pid, NULL, 0));
+        pid = -1;
     }
     if (cs >= 0) {
         close(cs);
@@ -217,71 +316,10 @@ static __attribute__((noreturn)) void monitor_child(const struct ctr_monitor_spa
         close(out_w);
         close(err_w);
     }
-    /* --fifo-dir: a write end of each output fifo, opened anew through the init's fd (its
-     * O_RDWR end is a reader, so the open does not block) */
-    int fifo[2] = {-1, -1};
-    for (int i = 0; o->keep_fifos && i < 2; i++) {
-        char p[64];
-        snprintf(p, sizeof p, "/proc/self/fd/%d", o->stdio[i + 1]);
-        struct stat st;
-        if (o->stdio[i + 1] < 0 || fstat(o->stdio[i + 1], &st) < 0 || !S_ISFIFO(st.st_mode))
-            continue;
-        int w = RETRY(open(p, O_WRONLY | O_NONBLOCK | O_CLOEXEC));
-        fifo[i] = w >= 0 ? fcntl(w, F_DUPFD, 3) : -1;
-        if (w >= 0)
-            close(w);
-    }
-
-    /* Our stdio to /dev/null; every inherited fd but the socket and the report pipe goes. */
-    int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (nul >= 0) {
-        dup2(nul, 0);
-        dup2(nul, 1);
-        dup2(nul, 2);
-    }
-    int lfd = fcntl(ls, F_DUPFD, 3), rfd = fcntl(rep, F_DUPFD, 3);
-    int mfd = master >= 0 ? fcntl(master, F_DUPFD, 3) : -1;
-    close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-    for (int i = 0; i < 2; i++)
-        if (fifo[i] >= 0)
-            fcntl(fifo[i], F_SETFD, 0);
-    if (lfd >= 0)
-        fcntl(lfd, F_SETFD, 0);
-    if (rfd >= 0)
-        fcntl(rfd, F_SETFD, 0);
-    if (mfd >= 0)
-        fcntl(mfd, F_SETFD, 0);
-
-    char spid[16], slfd[16], srfd[16], slog[16], smfd[16], sfifo[32];
-    snprintf(spid, sizeof spid, "%d", (int)pid);
-    snprintf(slfd, sizeof slfd, "%d", lfd);
-    snprintf(srfd, sizeof srfd, "%d", rfd);
-    snprintf(slog, sizeof slog, "%d", (int)logger);
-    snprintf(smfd, sizeof smfd, "%d", mfd);
-    snprintf(sfifo, sizeof sfifo, "%d,%d", fifo[0], fifo[1]);
-    char *argv[] = {"ctrlua-monitor", (char *)o->bundle, spid, slfd, srfd,
-                    (char *)(o->oom_file ? o->oom_file : "-"), slog, smfd, sfifo, NULL};
-    char *envp[] = {NULL};
-    /* from a sealed copy (runtime/sealed.h): the monitor is the init's parent, and a container that
-     * shares a pid namespace with it must find no way to the host's file through its exe */
-    if (o->monitor_bin && lfd >= 0 && rfd >= 0) {
-        int bin = ctr_sealed_copy(o->monitor_bin, &e);
-        if (bin < 0) {
-            kill(pid, SIGKILL);
-            report_fail(rfd, &e);
-        }
-        syscall(SYS_execveat, bin, "", argv, envp, AT_EMPTY_PATH);
-        close(bin);
-    }
-    /* No monitor binary: supervise from this process image (larger, but the same code). */
-    struct ctr_monitor_args a = {.dir = o->bundle, .pid = pid, .listen_fd = lfd,
-                                 .report_fd = rfd, .oom_file = o->oom_file, .logger = logger,
-                                 .console_fd = mfd, .fifo_fds = {fifo[0], fifo[1]}};
-    if (ctr_monitor_run(&a, &e) < 0) {
-        kill(pid, SIGKILL);
-        report_fail(rfd, &e);
-    }
-    _exit(0);
+    int fifo[2];
+    open_fifo_writers(o, fifo);
+    keep_only(fifo, &ls, &rep, &master);
+    run_monitor(o, pid, logger, ls, rep, master, fifo, &e);
 }
 
 pid_t ctr_monitor_spawn(const struct ctr_monitor_spawn_opts *o, pid_t *monitor,

@@ -1,5 +1,6 @@
 /* The monitor's supervision loop (see monitor/monitor.h), and the client side of its socket.  This file
- * and base/files.c and base/error.c are all that build/ctrlua-monitor links: libc only, static buffers. */
+ * and base/files.c, base/procstat.c and base/error.c are all that build/ctrlua-monitor links: libc only,
+ * static buffers. */
 #include "monitor/monitor.h"
 
 #include <errno.h>
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include "base/files.h"
+#include "base/procstat.h"
 #include "base/cleanup.h"
 
 #define MAX_CLIENTS 32
@@ -51,28 +53,12 @@ static void now_rfc3339(char *buf, size_t cap)
     snprintf(buf + n, cap - n, ".%09ldZ", ts.tv_nsec);
 }
 
-/* Field 22 of /proc/PID/stat: with the pid it names one process across pid reuse. */
+/* With the pid it names one process across pid reuse; -1 when it cannot be read. */
 static long long proc_start_time(pid_t pid)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    cleanup_close int fd = RETRY(open(path, O_RDONLY | O_CLOEXEC));
-    if (fd < 0)
-        return -1;
-    ssize_t n = ctr_read_full(fd, buf, sizeof buf - 1);
-    if (n <= 0)
-        return -1;
-    buf[n] = 0;
-    char *p = strrchr(buf, ')');
-    if (!p)
-        return -1;
-    p += 2; /* field 3 */
-    for (int field = 3; field < 22 && p; field++) {
-        p = strchr(p, ' ');
-        if (p)
-            p++;
-    }
-    return p ? strtoll(p, NULL, 10) : -1;
+    long long t;
+    struct ctr_err ignored;
+    return ctr_procstat_field(pid, CTR_PROCSTAT_STARTTIME, &t, &ignored) < 0 ? -1 : t;
 }
 
 /* `oom_kill N` in memory.events (v2) or memory.oom_control (v1). */

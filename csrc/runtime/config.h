@@ -16,7 +16,7 @@
 #include "runtime/userns.h"
 #include "runtime/seccomp.h"
 #include "base/error.h"
-#include "base/mounts.h"
+#include "runtime/mount_options.h"
 
 #define CTR_CONFIG_MAX (4u << 20) /* config.json is capped: it is read whole */
 

@@ -52,7 +52,7 @@
 #include "base/fault.h"
 #include "runtime/hooks.h"
 #include "base/files.h"
-#include "store/snapshot_mount.h"
+#include "base/mounts.h"
 #include "runtime/process.h"
 #include "runtime/rootfs.h"
 #include "runtime/sealed.h"
@@ -137,25 +137,11 @@ static void die_with_parent(const struct child_args *a, int sync)
         _exit(1);
 }
 
-static __attribute__((noreturn)) void child_main(struct child_args *a)
+/* The init starts with no signal blocked and every disposition at its default: a mask or an
+ * SIG_IGN of the caller (LuaJIT, a shell that ignores SIGPIPE) would otherwise survive execve
+ * into the container. */
+static void child_reset_signals(void)
 {
-    const struct ctr_config *c = a->cfg;
-    const struct ctr_create_opts *o = a->opts;
-    struct ctr_err err = {0, ""};
-    int sync = a->sync;
-
-    /* Not dumpable before anything else: while we hold fds and run the host's binary inside
-     * the container's namespaces, a container process must not be able to ptrace us or open
-     * /proc/<pid>/exe to overwrite the runtime (runc CVE-2019-5736).  execve resets it. */
-    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
-        ctr_fail(&err, errno, "prctl PR_SET_DUMPABLE");
-        child_fail(sync, &err);
-    }
-    if (o->die_with_parent)
-        die_with_parent(a, sync);
-    /* The init starts with no signal blocked and every disposition at its default: a mask
-     * or an SIG_IGN of the caller (LuaJIT, a shell that ignores SIGPIPE) would otherwise
-     * survive execve into the container. */
     /* (the raw syscall: glibc's sigaction refuses the two real-time signals it keeps for
      * itself, and those must be reset too) */
     struct {
@@ -167,39 +153,191 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    /* Our own fds go above the preserved range before anything else takes a number. */
-    int min = 3 + o->preserve_fds;
-    int moved = ctr_fd_move_above(sync, min);
-    if (moved < 0) {
-        ctr_fail(&err, errno, "move fds above %d", min);
-        child_fail(sync, &err);
-    }
-    sync = a->sync = moved;
-    if (a->fifo >= 0 && (a->fifo = ctr_fd_move_above(a->fifo, min)) < 0) {
-        ctr_fail(&err, errno, "move fds above %d", min);
-        child_fail(sync, &err);
-    }
-    if (a->console >= 0 && (a->console = ctr_fd_move_above(a->console, min)) < 0) {
-        ctr_fail(&err, errno, "move fds above %d", min);
-        child_fail(sync, &err);
-    }
-    if ((a->tramp = ctr_fd_move_above(a->tramp, min)) < 0) {
-        ctr_fail(&err, errno, "move fds above %d", min);
-        child_fail(sync, &err);
-    }
-    for (size_t i = 0; i < c->nns; i++)
-        if (a->nsfd[i] >= 0 && (a->nsfd[i] = ctr_fd_move_above(a->nsfd[i], min)) < 0) {
-            ctr_fail(&err, errno, "move fds above %d", min);
-            child_fail(sync, &err);
-        }
-    if (ctr_process_stdio(o->stdio, min, &err) < 0)
-        child_fail(sync, &err);
+}
 
-    /* Wait for the parent's go (it puts us in our cgroup and writes our id maps first); it
-     * carries our pid as the host sees it, for the hooks' state. */
+/* Our own fds go above the preserved range before anything else takes a number; then the
+ * container's stdio takes 0-2. */
+static int child_move_fds(struct child_args *a, struct ctr_err *err)
+{
+    const struct ctr_config *c = a->cfg;
+    const struct ctr_create_opts *o = a->opts;
+    int min = 3 + o->preserve_fds;
+    int moved = ctr_fd_move_above(a->sync, min);
+    if (moved < 0)
+        return ctr_fail(err, errno, "move fds above %d", min);
+    a->sync = moved;
+    if (a->fifo >= 0 && (a->fifo = ctr_fd_move_above(a->fifo, min)) < 0)
+        return ctr_fail(err, errno, "move fds above %d", min);
+    if (a->console >= 0 && (a->console = ctr_fd_move_above(a->console, min)) < 0)
+        return ctr_fail(err, errno, "move fds above %d", min);
+    if ((a->tramp = ctr_fd_move_above(a->tramp, min)) < 0)
+        return ctr_fail(err, errno, "move fds above %d", min);
+    for (size_t i = 0; i < c->nns; i++)
+        if (a->nsfd[i] >= 0 && (a->nsfd[i] = ctr_fd_move_above(a->nsfd[i], min)) < 0)
+            return ctr_fail(err, errno, "move fds above %d", min);
+    return ctr_process_stdio(o->stdio, min, err);
+}
+
+/* Wait for the parent's go (it puts us in our cgroup and writes our id maps first); it
+ * carries our pid as the host sees it, for the hooks' state.  A parent gone: we go too. */
+static pid_t child_await_go(const struct child_args *a)
+{
     pid_t host_pid;
-    if (RETRY(read(sync, &host_pid, sizeof host_pid)) != (ssize_t)sizeof host_pid)
+    if (RETRY(read(a->sync, &host_pid, sizeof host_pid)) != (ssize_t)sizeof host_pid)
         _exit(1);
+    return host_pid;
+}
+
+/* Join the namespaces named by path.  The user namespace is not here: it was joined before
+ * clone (by the helper that cloned us), as it grants the capabilities the other setns calls
+ * are checked against and owns the namespaces clone made.  The mount namespace comes last:
+ * after it, paths resolve in the joined namespace, and the other setns calls do not depend
+ * on paths.  The pid namespace is not here either: setns(CLONE_NEWPID) only affects
+ * children, so the parent joined it before clone and we were born in it. */
+static int child_join_namespaces(struct child_args *a, struct ctr_err *err)
+{
+    const struct ctr_config *c = a->cfg;
+    for (size_t pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < c->nns; i++) {
+            int is_mnt = c->ns[i].flag == CLONE_NEWNS;
+            if (a->nsfd[i] < 0 || c->ns[i].flag == CLONE_NEWPID ||
+                c->ns[i].flag == CLONE_NEWUSER || (pass == 0) == is_mnt)
+                continue;
+            if (setns(a->nsfd[i], c->ns[i].flag) < 0)
+                return ctr_fail(err, errno, "join the %s namespace `%s'", c->ns[i].name,
+                                c->ns[i].path);
+            close(a->nsfd[i]);
+        }
+    return 0;
+}
+
+/* In a user namespace of our own (or joined): become its root, so that what we create from
+ * now on is owned by a mapped id (an unmapped fsuid makes mkdir and mknod fail). */
+static int child_become_root(const struct child_args *a, struct ctr_err *err)
+{
+    const struct ctr_config *c = a->cfg;
+    if (!(c->clone_flags & CLONE_NEWUSER) && c->join_user < 0)
+        return 0;
+    if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+        return ctr_fail(err, errno, "become root in the user namespace (is id 0 mapped?)");
+    if (a->opts->die_with_parent)
+        die_with_parent(a, a->sync);
+    return 0;
+}
+
+/* prestart and createRuntime: the parent runs them, in the runtime's namespaces, now that
+ * ours exist and before pivot_root; we wait for its "resume". */
+static void child_await_runtime_hooks(const struct child_args *a)
+{
+    const struct ctr_config *c = a->cfg;
+    if (c->hooks.n[CTR_HOOK_PRESTART] || c->hooks.n[CTR_HOOK_CREATE_RUNTIME]) {
+        char resume;
+        child_send(a->sync, MSG_HOOKS, NULL);
+        if (RETRY(read(a->sync, &resume, 1)) != 1)
+            _exit(1);
+    }
+}
+
+/* The pty the console socket takes, then the names of the uts namespace. */
+static int child_console_and_names(struct child_args *a, struct ctr_err *err)
+{
+    const struct ctr_config *c = a->cfg;
+    if (a->console >= 0) {
+        if (ctr_console_setup(a->console, c->console_rows, c->console_cols, err) < 0)
+            return -1;
+        close(a->console);
+        a->console = -1;
+    }
+    if (c->hostname && sethostname(c->hostname, strlen(c->hostname)) < 0)
+        return ctr_fail(err, errno, "sethostname `%s'", c->hostname);
+    if (c->domainname && setdomainname(c->domainname, strlen(c->domainname)) < 0)
+        return ctr_fail(err, errno, "setdomainname `%s'", c->domainname);
+    return 0;
+}
+
+/* The program in exe (resolved in the container), refused when it is our own executable:
+ * the second line of defence, the trampoline is the first (runtime/sealed.h). */
+static int child_lookup_program(const struct child_args *a, char *exe, size_t len,
+                                struct ctr_err *err)
+{
+    if (ctr_process_lookup(a->cfg, exe, len, err) < 0)
+        return -1;
+    if (ctr_file_is(exe, &a->self)) {
+        ctr_fail(err, 0, "exec: `%s' is the runtime's own executable: refused (CVE-2019-5736)",
+                 exe);
+        err->code = EACCES;
+        return -1;
+    }
+    return 0;
+}
+
+/* Block on the exec fifo until start.  Reopen the O_PATH fd for writing through
+ * /proc/self/fd: it blocks until start opens the read side.  The O_PATH fd was opened before
+ * pivot_root, when the fifo's path was still reachable; the reopen needs no path at all. */
+static void child_await_start(struct child_args *a)
+{
+    if (a->fifo < 0)
+        return;
+    char p[32];
+    int w = RETRY(open(ctr_fd_path(a->fifo, p, sizeof p), O_WRONLY | O_CLOEXEC));
+    if (w < 0 || RETRY(write(w, "0", 1)) != 1) {
+        dprintf(2, "ctrlua init: exec fifo: %s\n", strerror(errno));
+        _exit(127);
+    }
+    close(w);
+    close(a->fifo);
+}
+
+/* After start: the startContainer hooks, the seccomp filter of a no_new_privs process (last,
+ * so that nothing of ours runs under it), and the sealed ctrlua-exec, which execs exe.  No
+ * parent listens any more: failures go to the container's stderr. */
+static __attribute__((noreturn)) void child_exec(struct child_args *a, pid_t host_pid,
+                                                  const char *exe, int filtered)
+{
+    const struct ctr_config *c = a->cfg;
+    struct ctr_err err = {0, ""};
+    if (a->opts->die_with_parent && !filtered)
+        prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+    /* startContainer: in the container, after start, before the program */
+    if (child_hooks(a, CTR_HOOK_START_CONTAINER, "running", host_pid, a->tramp, &err) < 0) {
+        dprintf(2, "ctrlua init: %s\n", err.msg);
+        _exit(127);
+    }
+    if (c->seccomp && c->no_new_privs && ctr_seccomp_load(c->seccomp, &err) < 0) {
+        dprintf(2, "ctrlua init: %s\n", err.msg);
+        _exit(127);
+    }
+    /* never execve a container path ourselves (runtime/sealed.h): ctrlua-exec does it, and reports
+     * its failure itself */
+    ctr_sealed_exec(a->tramp, -1, "ctrlua init", exe, (char *const *)c->args,
+                    (char *const *)c->env);
+    dprintf(2, "ctrlua init: exec the sealed ctrlua-exec: %s\n", strerror(errno));
+    _exit(126);
+}
+
+/* The init, from clone to execve.  Every step's order is part of the security of the whole:
+ * see the comment at each. */
+static __attribute__((noreturn)) void child_main(struct child_args *a)
+{
+    const struct ctr_config *c = a->cfg;
+    const struct ctr_create_opts *o = a->opts;
+    struct ctr_err err = {0, ""};
+
+    /* Not dumpable before anything else: while we hold fds and run the host's binary inside
+     * the container's namespaces, a container process must not be able to ptrace us or open
+     * /proc/<pid>/exe to overwrite the runtime (runc CVE-2019-5736).  execve resets it. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+        ctr_fail(&err, errno, "prctl PR_SET_DUMPABLE");
+        child_fail(a->sync, &err);
+    }
+    if (o->die_with_parent)
+        die_with_parent(a, a->sync);
+    child_reset_signals();
+    if (child_move_fds(a, &err) < 0)
+        child_fail(a->sync, &err);
+    int sync = a->sync;
+
+    pid_t host_pid = child_await_go(a);
     /* Only now, inside the container's cgroup: the new cgroup namespace takes the cgroup we
      * are in as its root.  Had clone() made it, its root would be the caller's cgroup and
      * /proc/self/cgroup in the container would show the host's path. */
@@ -207,27 +345,8 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
         ctr_fail(&err, errno, "unshare the cgroup namespace");
         child_fail(sync, &err);
     }
-
-    /* Join the namespaces named by path.  The user namespace is not here: it was joined
-     * before clone (by the helper that cloned us), as it grants the capabilities the other
-     * setns calls are checked against and owns the namespaces clone made.  The mount
-     * namespace comes last: after it, paths resolve in the joined namespace, and the other
-     * setns calls do not depend on paths.  The pid namespace is not here either:
-     * setns(CLONE_NEWPID) only affects children, so the parent joined it before clone and
-     * we were born in it. */
-    for (size_t pass = 0; pass < 2; pass++)
-        for (size_t i = 0; i < c->nns; i++) {
-            int is_mnt = c->ns[i].flag == CLONE_NEWNS;
-            if (a->nsfd[i] < 0 || c->ns[i].flag == CLONE_NEWPID ||
-                c->ns[i].flag == CLONE_NEWUSER || (pass == 0) == is_mnt)
-                continue;
-            if (setns(a->nsfd[i], c->ns[i].flag) < 0) {
-                ctr_fail(&err, errno, "join the %s namespace `%s'", c->ns[i].name,
-                         c->ns[i].path);
-                child_fail(sync, &err);
-            }
-            close(a->nsfd[i]);
-        }
+    if (child_join_namespaces(a, &err) < 0)
+        child_fail(sync, &err);
 
     /* A session of its own: the container cannot reach our terminal's foreground process
      * group (TIOCSTI, bubblewrap CVE-2017-5226); the caller forwards signals instead. */
@@ -240,46 +359,19 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
     cleanup_close int rootfd = ctr_rootfs_bind(c, &err);
     if (rootfd < 0)
         child_fail(sync, &err);
-    /* In a user namespace of our own (or joined): become its root, so that what we create
-     * from now on is owned by a mapped id (an unmapped fsuid makes mkdir and mknod fail). */
-    if ((c->clone_flags & CLONE_NEWUSER) || c->join_user >= 0) {
-        if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
-            ctr_fail(&err, errno, "become root in the user namespace (is id 0 mapped?)");
-            child_fail(sync, &err);
-        }
-        if (o->die_with_parent)
-            die_with_parent(a, sync);
-    }
+    if (child_become_root(a, &err) < 0)
+        child_fail(sync, &err);
     if (ctr_rootfs_prepare(c, rootfd, &err) < 0)
         child_fail(sync, &err);
-    /* prestart and createRuntime: the parent runs them, in the runtime's namespaces, now
-     * that ours exist and before pivot_root; we wait for its "resume". */
-    if (c->hooks.n[CTR_HOOK_PRESTART] || c->hooks.n[CTR_HOOK_CREATE_RUNTIME]) {
-        char resume;
-        child_send(sync, MSG_HOOKS, NULL);
-        if (RETRY(read(sync, &resume, 1)) != 1)
-            _exit(1);
-    }
+    child_await_runtime_hooks(a);
     /* createContainer: in our namespaces, before pivot_root (the hook's path resolves on the
      * host's filesystem, as the runtime spec says it does). */
     if (child_hooks(a, CTR_HOOK_CREATE_CONTAINER, "created", host_pid, -1, &err) < 0)
         child_fail(sync, &err);
     if (ctr_rootfs_enter(c, rootfd, o->no_pivot, &err) < 0)
         child_fail(sync, &err);
-    if (a->console >= 0) {
-        if (ctr_console_setup(a->console, c->console_rows, c->console_cols, &err) < 0)
-            child_fail(sync, &err);
-        close(a->console);
-        a->console = -1;
-    }
-    if (c->hostname && sethostname(c->hostname, strlen(c->hostname)) < 0) {
-        ctr_fail(&err, errno, "sethostname `%s'", c->hostname);
+    if (child_console_and_names(a, &err) < 0)
         child_fail(sync, &err);
-    }
-    if (c->domainname && setdomainname(c->domainname, strlen(c->domainname)) < 0) {
-        ctr_fail(&err, errno, "setdomainname `%s'", c->domainname);
-        child_fail(sync, &err);
-    }
     if (ctr_process_chdir(c, &err) < 0)
         child_fail(sync, &err);
     /* the exec label before the capabilities go (it is set for the next execve) */
@@ -304,51 +396,15 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
     if (o->die_with_parent && !filtered)
         die_with_parent(a, sync);
     char exe[PATH_MAX];
-    if (ctr_process_lookup(c, exe, sizeof exe, &err) < 0)
+    if (child_lookup_program(a, exe, sizeof exe, &err) < 0)
         child_fail(sync, &err);
-    /* the second line of defence: the trampoline is the first (runtime/sealed.h) */
-    if (ctr_file_is(exe, &a->self)) {
-        ctr_fail(&err, 0, "exec: `%s' is the runtime's own executable: refused (CVE-2019-5736)",
-                 exe);
-        err.code = EACCES;
-        child_fail(sync, &err);
-    }
 
     /* a ready that cannot be sent means the parent is gone (see die_with_parent) */
     struct sync_msg ready = {.type = MSG_READY};
     if (RETRY(send(sync, &ready, sizeof ready, MSG_NOSIGNAL)) != (ssize_t)sizeof ready)
         _exit(1);
-
-    if (a->fifo >= 0) {
-        /* Reopen the O_PATH fd for writing through /proc/self/fd: it blocks until start
-         * opens the read side.  The O_PATH fd was opened before pivot_root, when the fifo's
-         * path was still reachable; the reopen needs no path at all. */
-        char p[32];
-        int w = RETRY(open(ctr_fd_path(a->fifo, p, sizeof p), O_WRONLY | O_CLOEXEC));
-        if (w < 0 || RETRY(write(w, "0", 1)) != 1) {
-            dprintf(2, "ctrlua init: exec fifo: %s\n", strerror(errno));
-            _exit(127);
-        }
-        close(w);
-        close(a->fifo);
-    }
-    if (o->die_with_parent && !filtered)
-        prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
-    /* startContainer: in the container, after start, before the program */
-    if (child_hooks(a, CTR_HOOK_START_CONTAINER, "running", host_pid, a->tramp, &err) < 0) {
-        dprintf(2, "ctrlua init: %s\n", err.msg);
-        _exit(127);
-    }
-    if (c->seccomp && c->no_new_privs && ctr_seccomp_load(c->seccomp, &err) < 0) {
-        dprintf(2, "ctrlua init: %s\n", err.msg);
-        _exit(127);
-    }
-    /* never execve a container path ourselves (runtime/sealed.h): ctrlua-exec does it, and reports
-     * its failure itself */
-    ctr_sealed_exec(a->tramp, -1, "ctrlua init", exe, (char *const *)c->args,
-                    (char *const *)c->env);
-    dprintf(2, "ctrlua init: exec the sealed ctrlua-exec: %s\n", strerror(errno));
-    _exit(126);
+    child_await_start(a);
+    child_exec(a, host_pid, exe, filtered);
 }
 
 /* Wait for the child's message.  0 on ready, 1 when it waits for the prestart and
@@ -537,213 +593,274 @@ int ctr_run_hooks(const char *bundle, const char *kind, const char *state, struc
     return r;
 }
 
-pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct ctr_err *err)
-{
+/* What ctr_create holds while it works: released at the end, undone when it fails. */
+struct create {
     struct ctr_config cfg;
-    if (ctr_config_load(bundle, &cfg, err) < 0)
-        return -1;
-    struct child_args a = {.cfg = &cfg, .opts = opts, .sync = -1, .fifo = -1, .console = -1,
-                           .tramp = -1};
+    struct child_args a;
     char bundle_abs[PATH_MAX];
-    if (realpath(bundle, bundle_abs) == NULL) {
-        ctr_fail(err, errno, "bundle `%s'", bundle);
-        ctr_config_free(&cfg);
-        return -1;
-    }
-    a.bundle = bundle_abs;
-    int sv[2] = {-1, -1}, restore_pid = -1, made_fifo = 0, made_cgroup = 0, have_layout = 0;
-    int died = 0; /* the init went away on its own */
-    int host_below = -1; /* the topmost mount at the rootfs before, with no mount namespace */
+    int sv[2], restore_pid, made_fifo, made_cgroup, have_layout;
+    int died;       /* the init went away on its own */
+    int host_below; /* the topmost mount at the rootfs before, with no mount namespace */
     struct ctr_cgroup_layout cgl;
-    pid_t pid = -1;
-    for (size_t i = 0; i < ARRAY_SIZE(a.nsfd); i++)
-        a.nsfd[i] = -1;
-    if (opts->preserve_fds < 0 || opts->preserve_fds > 1 << 16) {
-        ctr_fail(err, EINVAL, "preserve_fds: %d is out of range", opts->preserve_fds);
-        goto fail;
-    }
-    if (cfg.terminal && (opts->console_socket == NULL || *opts->console_socket == '\0')) {
-        ctr_fail(err, EINVAL, "config.json: process.terminal is true but no console socket "
-                 "was given");
-        goto fail;
-    }
-    if (!cfg.terminal && opts->console_socket && *opts->console_socket) {
-        ctr_fail(err, EINVAL, "a console socket was given but process.terminal is false");
-        goto fail;
-    }
-    if (cfg.terminal && (a.console = ctr_console_connect(opts->console_socket, err)) < 0)
-        goto fail;
-    if ((a.tramp = ctr_sealed_trampoline(err)) < 0 || ctr_own_executable(&a.self, err) < 0)
-        goto fail;
+    pid_t pid;
+};
 
-    if (opts->exec_fifo) {
-        /* 0600, and owned by the container's user: the init reopens it after dropping to
-         * that user and its capabilities. */
-        if (mkfifo(opts->exec_fifo, 0600) < 0) {
-            ctr_fail(err, errno, "mkfifo `%s'", opts->exec_fifo);
-            goto fail;
-        }
-        made_fifo = 1;
-        a.fifo = RETRY(open(opts->exec_fifo, O_PATH | O_CLOEXEC | O_NOFOLLOW));
-        uid_t fu = cfg.uid;
-        gid_t fg = cfg.gid;
-        if (cfg.clone_flags & CLONE_NEWUSER) { /* the container's ids as the host sees them */
-            fu = ctr_userns_host_id(cfg.uid_maps, cfg.nuid_maps, cfg.uid);
-            fg = ctr_userns_host_id(cfg.gid_maps, cfg.ngid_maps, cfg.gid);
-        }
-        if (a.fifo < 0 || fchownat(a.fifo, "", fu, fg, AT_EMPTY_PATH) < 0) {
-            ctr_fail(err, errno, "open exec fifo `%s'", opts->exec_fifo);
-            goto fail;
-        }
+/* The options that contradict the config or are out of range, before anything is made. */
+static int check_opts(const struct ctr_config *cfg, const struct ctr_create_opts *opts,
+                      struct ctr_err *err)
+{
+    if (opts->preserve_fds < 0 || opts->preserve_fds > 1 << 16)
+        return ctr_fail(err, EINVAL, "preserve_fds: %d is out of range", opts->preserve_fds);
+    if (cfg->terminal && (opts->console_socket == NULL || *opts->console_socket == '\0'))
+        return ctr_fail(err, EINVAL, "config.json: process.terminal is true but no console "
+                        "socket was given");
+    if (!cfg->terminal && opts->console_socket && *opts->console_socket)
+        return ctr_fail(err, EINVAL, "a console socket was given but process.terminal is false");
+    return 0;
+}
+
+/* The exec fifo the init blocks on until start. */
+static int make_exec_fifo(struct create *cr, const char *path, struct ctr_err *err)
+{
+    const struct ctr_config *cfg = &cr->cfg;
+    /* 0600, and owned by the container's user: the init reopens it after dropping to
+     * that user and its capabilities. */
+    if (mkfifo(path, 0600) < 0)
+        return ctr_fail(err, errno, "mkfifo `%s'", path);
+    cr->made_fifo = 1;
+    cr->a.fifo = RETRY(open(path, O_PATH | O_CLOEXEC | O_NOFOLLOW));
+    uid_t fu = cfg->uid;
+    gid_t fg = cfg->gid;
+    if (cfg->clone_flags & CLONE_NEWUSER) { /* the container's ids as the host sees them */
+        fu = ctr_userns_host_id(cfg->uid_maps, cfg->nuid_maps, cfg->uid);
+        fg = ctr_userns_host_id(cfg->gid_maps, cfg->ngid_maps, cfg->gid);
     }
-    /* Every namespace path is opened before anything is joined, so that joining one cannot
-     * change what the next path names. */
-    for (size_t i = 0; i < cfg.nns; i++) {
-        if (cfg.ns[i].path == NULL)
+    if (cr->a.fifo < 0 || fchownat(cr->a.fifo, "", fu, fg, AT_EMPTY_PATH) < 0)
+        return ctr_fail(err, errno, "open exec fifo `%s'", path);
+    return 0;
+}
+
+/* Every namespace path is opened before anything is joined, so that joining one cannot
+ * change what the next path names. */
+static int open_namespaces(const struct ctr_config *cfg, int *nsfd, struct ctr_err *err)
+{
+    for (size_t i = 0; i < cfg->nns; i++) {
+        if (cfg->ns[i].path == NULL)
             continue;
-        a.nsfd[i] = RETRY(open(cfg.ns[i].path, O_RDONLY | O_CLOEXEC));
-        if (a.nsfd[i] < 0) {
-            ctr_fail(err, errno, "open the %s namespace `%s'", cfg.ns[i].name, cfg.ns[i].path);
-            goto fail;
-        }
+        nsfd[i] = RETRY(open(cfg->ns[i].path, O_RDONLY | O_CLOEXEC));
+        if (nsfd[i] < 0)
+            return ctr_fail(err, errno, "open the %s namespace `%s'", cfg->ns[i].name,
+                            cfg->ns[i].path);
     }
-    if (ctr_config_check_joined(&cfg, a.nsfd, err) < 0)
-        goto fail;
+    return 0;
+}
+
+/* The cgroup is made, and its limits written, before clone: a bad limit fails create with
+ * no child to kill, and the child is inside the limits before it does anything. */
+static int make_cgroup(struct create *cr, struct ctr_err *err)
+{
+    const struct ctr_config *cfg = &cr->cfg;
+    if (!cfg->cgroups_path || !*cfg->cgroups_path)
+        return 0;
+    if (ctr_cgroup_layout_detect(&cr->cgl, NULL, NULL, NULL, err) < 0)
+        return -1;
+    cr->have_layout = 1;
+    /* A cgroup that already holds processes belongs to someone else (another store with
+     * the same namespace and ID, say): a kill -a, pause or delete of either container
+     * would reach both.  Nor may the init start frozen.  So, as runc 1.2, refuse. */
+    if (ctr_cgroup_check_unused(&cr->cgl, cfg->cgroups_path, err) < 0 ||
+        ctr_cgroup_create(&cr->cgl, cfg->cgroups_path, cfg->resources, err) < 0)
+        return -1;
+    cr->made_cgroup = 1;
+    ctr_fault("create.cgroup-made");
+    return 0;
+}
+
+/* Everything the init needs that is made or opened before it exists, in this order. */
+static int prepare_init(struct create *cr, const struct ctr_create_opts *opts,
+                        struct ctr_err *err)
+{
+    struct ctr_config *cfg = &cr->cfg;
+    if (check_opts(cfg, opts, err) < 0)
+        return -1;
+    if (cfg->terminal && (cr->a.console = ctr_console_connect(opts->console_socket, err)) < 0)
+        return -1;
+    if ((cr->a.tramp = ctr_sealed_trampoline(err)) < 0 || ctr_own_executable(&cr->a.self, err) < 0)
+        return -1;
+    if (opts->exec_fifo && make_exec_fifo(cr, opts->exec_fifo, err) < 0)
+        return -1;
+    if (open_namespaces(cfg, cr->a.nsfd, err) < 0)
+        return -1;
+    if (ctr_config_check_joined(cfg, cr->a.nsfd, err) < 0)
+        return -1;
     /* Without a mount namespace of its own, the init's mounts are made in ours, on a bind
      * of the rootfs stacked on what is there now: a failed setup takes them down again. */
-    if (cfg.mnt_ns == CTR_MNT_HOST && ctr_mount_top(cfg.rootfs, &host_below, err) < 0)
-        goto fail;
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-        ctr_fail(err, errno, "socketpair");
-        goto fail;
-    }
-    /* The cgroup is made, and its limits written, before clone: a bad limit fails create
-     * with no child to kill, and the child is inside the limits before it does anything. */
-    if (cfg.cgroups_path && *cfg.cgroups_path) {
-        if (ctr_cgroup_layout_detect(&cgl, NULL, NULL, NULL, err) < 0)
-            goto fail;
-        have_layout = 1;
-        /* A cgroup that already holds processes belongs to someone else (another store with
-         * the same namespace and ID, say): a kill -a, pause or delete of either container
-         * would reach both.  Nor may the init start frozen.  So, as runc 1.2, refuse. */
-        if (ctr_cgroup_check_unused(&cgl, cfg.cgroups_path, err) < 0 ||
-            ctr_cgroup_create(&cgl, cfg.cgroups_path, cfg.resources, err) < 0)
-            goto fail;
-        made_cgroup = 1;
-        ctr_fault("create.cgroup-made");
-    }
-    if (enter_pid_ns(&cfg, a.nsfd, &restore_pid, err) < 0)
-        goto fail;
-    a.parent = getpid();
+    if (cfg->mnt_ns == CTR_MNT_HOST && ctr_mount_top(cfg->rootfs, &cr->host_below, err) < 0)
+        return -1;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, cr->sv) < 0)
+        return ctr_fail(err, errno, "socketpair");
+    return make_cgroup(cr, err);
+}
+
+/* Clone the init (cr->pid; the child goes on in child_main) and come back to our own pid
+ * namespace. */
+static int clone_init(struct create *cr, struct ctr_err *err)
+{
+    const struct ctr_config *cfg = &cr->cfg;
+    if (enter_pid_ns(cfg, cr->a.nsfd, &cr->restore_pid, err) < 0)
+        return -1;
+    cr->a.parent = getpid();
     /* clone(2) without a new stack behaves as fork(2), with the namespace flags applied to
      * the child: it starts in its new pid namespace as pid 1.  (unshare(CLONE_NEWPID) would
      * only move its future children, and would need a second fork.) */
-    if (cfg.join_user >= 0)
-        pid = clone_in_user_ns(&a, err);
+    pid_t pid;
+    if (cfg->join_user >= 0)
+        pid = clone_in_user_ns(&cr->a, err);
     else
-        pid = (pid_t)syscall(SYS_clone, (unsigned long)cfg.clone_flags | SIGCHLD, NULL, NULL,
+        pid = (pid_t)syscall(SYS_clone, (unsigned long)cfg->clone_flags | SIGCHLD, NULL, NULL,
                              NULL, NULL);
     if (pid == 0) {
-        close(sv[0]);
-        a.sync = sv[1];
-        child_main(&a);
+        close(cr->sv[0]);
+        cr->a.sync = cr->sv[1];
+        child_main(&cr->a);
     }
+    cr->pid = pid;
     int clone_errno = errno;
-    if (restore_pid >= 0 && setns(restore_pid, CLONE_NEWPID) < 0 && pid > 0) {
-        ctr_fail(err, errno, "return to our own pid namespace");
-        goto fail;
-    }
+    if (cr->restore_pid >= 0 && setns(cr->restore_pid, CLONE_NEWPID) < 0 && pid > 0)
+        return ctr_fail(err, errno, "return to our own pid namespace");
     if (pid < 0) {
-        if (cfg.join_user < 0)
+        if (cfg->join_user < 0)
             ctr_fail(err, clone_errno, "clone the container init");
-        goto fail;
+        return -1;
     }
-    close(sv[1]);
-    sv[1] = -1;
+    close(cr->sv[1]);
+    cr->sv[1] = -1;
     ctr_fault("create.cloned");
+    return 0;
+}
+
+/* The parent's side of the init's setup: its cgroup and id maps, "go", the prestart and
+ * createRuntime hooks when it asks for them, until its ready. */
+static int run_init_setup(struct create *cr, const struct ctr_create_opts *opts,
+                          struct ctr_err *err)
+{
+    const struct ctr_config *cfg = &cr->cfg;
+    pid_t pid = cr->pid;
+    int sock = cr->sv[0];
     /* Joining the cgroup costs an RCU grace period in the kernel (the first write to a v1
      * hierarchy's cgroup.procs: about 10 ms here, most of a whole run), and nothing the
      * init does while it sets up its rootfs needs the cgroup.  So, unless it is to unshare a
      * cgroup namespace (whose root is the cgroup it is in) or hooks are to run in between,
      * the init is let go first and joined while it works; create still returns only once
      * both are done, so the init is in its cgroup before it can exec. */
-    int join_later = made_cgroup && !cfg.unshare_cgroup &&
-                     cfg.hooks.n[CTR_HOOK_PRESTART] == 0 && cfg.hooks.n[CTR_HOOK_CREATE_RUNTIME] == 0 &&
-                     cfg.hooks.n[CTR_HOOK_CREATE_CONTAINER] == 0;
-    if (setup_init(&cfg, pid, &cgl, made_cgroup && !join_later, opts, err) < 0)
-        goto fail;
-    if (RETRY(send(sv[0], &pid, sizeof pid, MSG_NOSIGNAL)) != (ssize_t)sizeof pid) {
-        if (read_child(sv[0], pid, &died, err) == 0)
+    int join_later = cr->made_cgroup && !cfg->unshare_cgroup &&
+                     cfg->hooks.n[CTR_HOOK_PRESTART] == 0 &&
+                     cfg->hooks.n[CTR_HOOK_CREATE_RUNTIME] == 0 &&
+                     cfg->hooks.n[CTR_HOOK_CREATE_CONTAINER] == 0;
+    if (setup_init(cfg, pid, &cr->cgl, cr->made_cgroup && !join_later, opts, err) < 0)
+        return -1;
+    if (RETRY(send(sock, &pid, sizeof pid, MSG_NOSIGNAL)) != (ssize_t)sizeof pid) {
+        if (read_child(sock, pid, &cr->died, err) == 0)
             ctr_fail(err, errno, "signal the container init %d", (int)pid);
-        goto fail;
+        return -1;
     }
-    if (join_later && ctr_cgroup_add_pid(&cgl, cfg.cgroups_path, pid, err) < 0)
-        goto fail;
-    int got = read_child(sv[0], pid, &died, err);
+    if (join_later && ctr_cgroup_add_pid(&cr->cgl, cfg->cgroups_path, pid, err) < 0)
+        return -1;
+    int got = read_child(sock, pid, &cr->died, err);
     if (got == 1) {
-        if (parent_hooks(&cfg, opts, bundle_abs, pid, err) < 0)
-            goto fail;
-        if (RETRY(send(sv[0], "r", 1, MSG_NOSIGNAL)) != 1) {
-            if (read_child(sv[0], pid, &died, err) == 0)
+        if (parent_hooks(cfg, opts, cr->bundle_abs, pid, err) < 0)
+            return -1;
+        if (RETRY(send(sock, "r", 1, MSG_NOSIGNAL)) != 1) {
+            if (read_child(sock, pid, &cr->died, err) == 0)
                 ctr_fail(err, errno, "resume the container init %d", (int)pid);
-            goto fail;
+            return -1;
         }
-        got = read_child(sv[0], pid, &died, err);
+        got = read_child(sock, pid, &cr->died, err);
     }
     if (got != 0) {
         if (got == 1)
             ctr_fail(err, EPROTO, "the container init %d asked for hooks twice", (int)pid);
-        goto fail;
+        return -1;
     }
-    if (opts->pid_file && ctr_write_pid_file(opts->pid_file, pid, err) < 0)
-        goto fail;
-    ctr_fault("create.ready");
-    goto done;
+    return 0;
+}
 
-fail:
-    if (pid > 0) {
+/* A failed create: the init killed (its death explained when it died on its own), what it
+ * stacked on a shared rootfs taken down, the fifo and the cgroup removed. */
+static void undo_create(struct create *cr, const struct ctr_create_opts *opts,
+                        struct ctr_err *err)
+{
+    if (cr->pid > 0) {
         /* One that is a zombie already died on its own; a kill cannot change the status of
          * one that is exiting (its end of the socket closed: died). */
         int status = 0;
-        int gone = RETRY(waitpid(pid, &status, WNOHANG)) == pid;
+        int gone = RETRY(waitpid(cr->pid, &status, WNOHANG)) == cr->pid;
         if (!gone) {
-            kill(pid, SIGKILL);
-            RETRY(waitpid(pid, &status, 0));
+            kill(cr->pid, SIGKILL);
+            RETRY(waitpid(cr->pid, &status, 0));
         }
-        if (died || (gone && WIFSIGNALED(status)))
-            explain_death(err, pid, status, made_cgroup ? &cgl : NULL, cfg.cgroups_path,
-                          opts->death);
+        if (cr->died || (gone && WIFSIGNALED(status)))
+            explain_death(err, cr->pid, status, cr->made_cgroup ? &cr->cgl : NULL,
+                          cr->cfg.cgroups_path, opts->death);
         struct ctr_err ignored;
-        if (host_below >= 0)
-            ctr_mount_unstack(cfg.rootfs, host_below, &ignored);
+        if (cr->host_below >= 0)
+            ctr_mount_unstack(cr->cfg.rootfs, cr->host_below, &ignored);
     }
-    if (made_fifo)
+    if (cr->made_fifo)
         unlink(opts->exec_fifo);
-    if (made_cgroup) {
+    if (cr->made_cgroup) {
         struct ctr_err ignored;
-        ctr_cgroup_delete(&cgl, cfg.cgroups_path, &ignored);
+        ctr_cgroup_delete(&cr->cgl, cr->cfg.cgroups_path, &ignored);
     }
-    pid = -1;
-done:
-    if (have_layout)
-        ctr_cgroup_layout_free(&cgl);
-    for (size_t i = 0; i < ARRAY_SIZE(a.nsfd); i++)
-        if (a.nsfd[i] >= 0)
-            close(a.nsfd[i]);
-    if (a.fifo >= 0)
-        close(a.fifo);
-    if (a.console >= 0)
-        close(a.console);
-    if (a.tramp >= 0)
-        close(a.tramp);
-    if (restore_pid >= 0)
-        close(restore_pid);
-    if (sv[0] >= 0)
-        close(sv[0]);
-    if (sv[1] >= 0)
-        close(sv[1]);
-    ctr_config_free(&cfg);
-    return pid;
+    cr->pid = -1;
+}
+
+/* What create holds and the init has its own copy of. */
+static void release_create(struct create *cr)
+{
+    if (cr->have_layout)
+        ctr_cgroup_layout_free(&cr->cgl);
+    for (size_t i = 0; i < ARRAY_SIZE(cr->a.nsfd); i++)
+        if (cr->a.nsfd[i] >= 0)
+            close(cr->a.nsfd[i]);
+    if (cr->a.fifo >= 0)
+        close(cr->a.fifo);
+    if (cr->a.console >= 0)
+        close(cr->a.console);
+    if (cr->a.tramp >= 0)
+        close(cr->a.tramp);
+    if (cr->restore_pid >= 0)
+        close(cr->restore_pid);
+    if (cr->sv[0] >= 0)
+        close(cr->sv[0]);
+    if (cr->sv[1] >= 0)
+        close(cr->sv[1]);
+    ctr_config_free(&cr->cfg);
+}
+
+pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct ctr_err *err)
+{
+    struct create cr = {.sv = {-1, -1}, .restore_pid = -1, .host_below = -1, .pid = -1};
+    if (ctr_config_load(bundle, &cr.cfg, err) < 0)
+        return -1;
+    cr.a = (struct child_args){.cfg = &cr.cfg, .opts = opts, .sync = -1, .fifo = -1,
+                               .console = -1, .tramp = -1};
+    if (realpath(bundle, cr.bundle_abs) == NULL) {
+        ctr_fail(err, errno, "bundle `%s'", bundle);
+        ctr_config_free(&cr.cfg);
+        return -1;
+    }
+    cr.a.bundle = cr.bundle_abs;
+    for (size_t i = 0; i < ARRAY_SIZE(cr.a.nsfd); i++)
+        cr.a.nsfd[i] = -1;
+    if (prepare_init(&cr, opts, err) < 0 || clone_init(&cr, err) < 0 ||
+        run_init_setup(&cr, opts, err) < 0 ||
+        (opts->pid_file && ctr_write_pid_file(opts->pid_file, cr.pid, err) < 0))
+        undo_create(&cr, opts, err);
+    else
+        ctr_fault("create.ready");
+    release_create(&cr);
+    return cr.pid;
 }
 
 /* Has process pid exited?  Our child is looked at without reaping it. */

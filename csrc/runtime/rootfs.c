@@ -16,6 +16,7 @@
 
 #include "base/files.h"
 #include "base/mounts.h"
+#include "runtime/mount_options.h"
 #include "base/cleanup.h"
 
 /* A refusal that is ours, not a syscall's: the message stands alone, the errno is EINVAL. */

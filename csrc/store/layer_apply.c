@@ -590,6 +590,183 @@ static int apply_whiteout(struct applier *ap, const char *shown, const char *par
     return remove_at(ap, pfd, name, target, err);
 }
 
+/* One entry of a layer, its names and metadata checked. */
+struct entry {
+    struct archive_entry *e;
+    const char *raw;            /* the name as the archive has it: what errors name */
+    const char *path;           /* cleaned, relative to the root */
+    const char *parent, *base;  /* path split */
+    uid_t uid;
+    gid_t gid;
+    mode_t type, mode;
+    struct timespec ts[2];
+};
+
+/* The entry's owner, shifted by the user namespace's offset, refused when out of range. */
+static int entry_owner(const struct applier *ap, struct entry *en, struct ctr_err *err)
+{
+    const char *raw = en->raw;
+    la_int64_t uid = archive_entry_uid(en->e), gid = archive_entry_gid(en->e);
+    if (uid < 0 || uid > INT32_MAX || gid < 0 || gid > INT32_MAX)
+        return ctr_fail(err, EOVERFLOW,
+                        "layer entry `%s': uid %lld / gid %lld out of range (CVE-2024-40635)", raw,
+                        (long long)uid, (long long)gid);
+    uid += ap->o->uid_offset;
+    gid += ap->o->gid_offset;
+    if (uid < 0 || uid >= UINT32_MAX || gid < 0 || gid >= UINT32_MAX)
+        return ctr_fail(err, EOVERFLOW, "layer entry `%s': uid %lld / gid %lld out of range", raw,
+                        (long long)uid, (long long)gid);
+    en->uid = (uid_t)uid;
+    en->gid = (gid_t)gid;
+    return 0;
+}
+
+/* Make room for the entry at its name in the directory *pfd.  The common case first, one
+ * syscall: create the name exclusively (O_EXCL and mkdir never follow a symlink at the
+ * name); *newfd is then the regular file made.  Only when something is there, look at it: a
+ * directory that stays one is kept (*keep_dir), anything else removed. */
+static int clear_name(struct applier *ap, const struct entry *en, int hardlink, int *pfd,
+                      int *newfd, int *keep_dir, struct ctr_err *err)
+{
+    const char *raw = en->raw;
+    int created = 0;
+    if (!hardlink && en->type == AE_IFREG) {
+        *newfd = RETRY(openat(*pfd, en->base,
+                              O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+        if (*newfd < 0 && errno != EEXIST)
+            return ctr_fail(err, errno, "layer entry `%s': create", raw);
+        created = *newfd >= 0;
+    } else if (!hardlink && en->type == AE_IFDIR) {
+        created = mkdirat(*pfd, en->base, 0700) == 0;
+        if (!created && errno != EEXIST)
+            return ctr_fail(err, errno, "layer entry `%s': mkdir", raw);
+    }
+    struct stat st;
+    int exists = !created && fstatat(*pfd, en->base, &st, AT_SYMLINK_NOFOLLOW) == 0;
+    if (!created && !exists && errno != ENOENT)
+        return ctr_fail(err, errno, "layer entry `%s': stat", raw);
+    *keep_dir = created ? en->type == AE_IFDIR
+                        : exists && S_ISDIR(st.st_mode) && en->type == AE_IFDIR && !hardlink;
+    if (exists && !*keep_dir) {
+        if (remove_at(ap, *pfd, en->base, en->path, err) < 0)
+            return -1;
+        *pfd = parent_fd(ap, en->parent, 1, raw, err); /* the cache may have been dropped */
+        if (*pfd < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* A hard link to target (cleaned) at the entry's name in pfd. */
+static int write_hardlink(struct applier *ap, const struct entry *en, const char *target,
+                          int pfd, struct ctr_err *err)
+{
+    const char *raw = en->raw, *hardlink = archive_entry_hardlink(en->e);
+    char tparentbuf[PATH_MAX];
+    memcpy(tparentbuf, target, strlen(target) + 1);
+    const char *tparent, *tbase;
+    split(tparentbuf, &tparent, &tbase);
+    cleanup_close int tpfd = open_dir_in_root(ap, tparent);
+    if (tpfd < 0)
+        return ctr_fail(err, errno, "layer entry `%s': open hardlink target `%s'", raw, hardlink);
+    if (linkat(tpfd, tbase, pfd, en->base, 0) < 0)
+        return ctr_fail(err, errno, "layer entry `%s': link to `%s'", raw, hardlink);
+    return 0;
+}
+
+/* A regular file: its data, owner, mode, xattrs and times (newfd: made by clear_name). */
+static int write_regular(struct archive *a, const struct entry *en, int pfd, int *newfd,
+                         struct ctr_err *err)
+{
+    const char *raw = en->raw;
+    cleanup_close int fd = *newfd >= 0 ? steal_fd(newfd)
+                                       : RETRY(openat(pfd, en->base, O_WRONLY | O_CREAT | O_EXCL |
+                                                          O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (fd < 0)
+        return ctr_fail(err, errno, "layer entry `%s': create", raw);
+    if (write_data(a, fd, en->e, raw, err) < 0)
+        return -1;
+    if (fchown(fd, en->uid, en->gid) < 0)
+        return ctr_fail(err, errno, "layer entry `%s': chown", raw);
+    if (fchmod(fd, en->mode) < 0) /* after chown, which clears setuid */
+        return ctr_fail(err, errno, "layer entry `%s': chmod", raw);
+    if (set_xattrs(fd, en->e, raw, err) < 0)
+        return -1;
+    if (futimens(fd, en->ts) < 0)
+        return ctr_fail(err, errno, "layer entry `%s': utimens", raw);
+    return 0;
+}
+
+/* A directory: owner, mode and xattrs now; its times once the layer is done (what is
+ * written into it meanwhile would change them), so they are noted in ap->dirs. */
+static int write_dir(struct applier *ap, const struct entry *en, int pfd, int keep_dir,
+                     struct ctr_err *err)
+{
+    const char *raw = en->raw;
+    if (!keep_dir && mkdirat(pfd, en->base, 0700) < 0)
+        return ctr_fail(err, errno, "layer entry `%s': mkdir", raw);
+    cleanup_close int fd = RETRY(openat(pfd, en->base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+                                                           O_CLOEXEC));
+    if (fd < 0)
+        return ctr_fail(err, errno, "layer entry `%s': open", raw);
+    if (fchown(fd, en->uid, en->gid) < 0)
+        return ctr_fail(err, errno, "layer entry `%s': chown", raw);
+    if (fchmod(fd, en->mode) < 0)
+        return ctr_fail(err, errno, "layer entry `%s': chmod", raw);
+    if (set_xattrs(fd, en->e, raw, err) < 0)
+        return -1;
+    if (ap->ndirs == ap->capdirs) {
+        size_t ncap = ap->capdirs ? ap->capdirs * 2 : 256;
+        struct dirtime *n = realloc(ap->dirs, ncap * sizeof *n);
+        if (n == NULL)
+            return ctr_fail(err, ENOMEM, "layer entry `%s'", raw);
+        ap->dirs = n;
+        ap->capdirs = ncap;
+    }
+    if ((ap->dirs[ap->ndirs].path = strdup(en->path)) == NULL)
+        return ctr_fail(err, ENOMEM, "layer entry `%s'", raw);
+    memcpy(ap->dirs[ap->ndirs].ts, en->ts, sizeof en->ts);
+    ap->ndirs++;
+    return 0;
+}
+
+static int write_symlink(struct applier *ap, const struct entry *en, struct ctr_err *err)
+{
+    const char *raw = en->raw;
+    const char *to = archive_entry_symlink(en->e);
+    if (to == NULL)
+        return ctr_fail(err, EINVAL, "layer entry `%s': symlink without a target", raw);
+    ap->cache_stale = 1; /* a cached parent may have been reached through the old name */
+    int pfd = parent_fd(ap, en->parent, 1, raw, err);
+    if (pfd < 0)
+        return -1;
+    if (symlinkat(to, pfd, en->base) < 0)
+        return ctr_fail(err, errno, "layer entry `%s': symlink", raw);
+    if (fchownat(pfd, en->base, en->uid, en->gid, AT_SYMLINK_NOFOLLOW) < 0)
+        return ctr_fail(err, errno, "layer entry `%s': chown", raw);
+    if (utimensat(pfd, en->base, en->ts, AT_SYMLINK_NOFOLLOW) < 0)
+        return ctr_fail(err, errno, "layer entry `%s': utimens", raw);
+    return 0;
+}
+
+/* A fifo or a device node. */
+static int write_node(const struct entry *en, int pfd, struct ctr_err *err)
+{
+    const char *raw = en->raw;
+    dev_t dev = en->type == AE_IFIFO ? 0 : makedev(archive_entry_rdevmajor(en->e),
+                                                   archive_entry_rdevminor(en->e));
+    if (mknodat(pfd, en->base, en->type | 0600, dev) < 0)
+        return ctr_fail(err, errno, "layer entry `%s': mknod", raw);
+    /* Just created by us: no symlink can be there, so the *at calls act on the node. */
+    if (fchownat(pfd, en->base, en->uid, en->gid, AT_SYMLINK_NOFOLLOW) < 0)
+        return ctr_fail(err, errno, "layer entry `%s': chown", raw);
+    if (fchmodat(pfd, en->base, en->mode, 0) < 0)
+        return ctr_fail(err, errno, "layer entry `%s': chmod", raw);
+    if (utimensat(pfd, en->base, en->ts, AT_SYMLINK_NOFOLLOW) < 0)
+        return ctr_fail(err, errno, "layer entry `%s': utimens", raw);
+    return 0;
+}
+
 static int apply_entry(struct applier *ap, struct archive *a, struct archive_entry *e,
                        struct ctr_err *err)
 {
@@ -601,31 +778,23 @@ static int apply_entry(struct applier *ap, struct archive *a, struct archive_ent
         return 0; /* the root itself: its mode and owner belong to the snapshot */
     char parentbuf[PATH_MAX];
     memcpy(parentbuf, path, strlen(path) + 1);
-    const char *parent, *base;
-    split(parentbuf, &parent, &base);
+    struct entry en = {.e = e, .raw = raw, .path = path};
+    split(parentbuf, &en.parent, &en.base);
 
-    if (strncmp(base, WHITEOUT_PREFIX, strlen(WHITEOUT_PREFIX)) == 0)
-        return apply_whiteout(ap, raw, parent, base, err);
+    if (strncmp(en.base, WHITEOUT_PREFIX, strlen(WHITEOUT_PREFIX)) == 0)
+        return apply_whiteout(ap, raw, en.parent, en.base, err);
 
-    la_int64_t uid = archive_entry_uid(e), gid = archive_entry_gid(e);
-    if (uid < 0 || uid > INT32_MAX || gid < 0 || gid > INT32_MAX)
-        return ctr_fail(err, EOVERFLOW,
-                        "layer entry `%s': uid %lld / gid %lld out of range (CVE-2024-40635)", raw,
-                        (long long)uid, (long long)gid);
-    uid += ap->o->uid_offset;
-    gid += ap->o->gid_offset;
-    if (uid < 0 || uid >= UINT32_MAX || gid < 0 || gid >= UINT32_MAX)
-        return ctr_fail(err, EOVERFLOW, "layer entry `%s': uid %lld / gid %lld out of range", raw,
-                        (long long)uid, (long long)gid);
+    if (entry_owner(ap, &en, err) < 0)
+        return -1;
     if (check_xattrs(e, raw, err) < 0)
         return -1;
 
     const char *hardlink = archive_entry_hardlink(e);
-    mode_t type = archive_entry_filetype(e);
-    mode_t mode = archive_entry_perm(e) & 07777;
-    if (!hardlink && ap->o->userns && (type == AE_IFCHR || type == AE_IFBLK))
+    en.type = archive_entry_filetype(e);
+    en.mode = archive_entry_perm(e) & 07777;
+    if (!hardlink && ap->o->userns && (en.type == AE_IFCHR || en.type == AE_IFBLK))
         return 0; /* a user namespace cannot use device nodes; skip, as containerd does */
-    char target[PATH_MAX], tparentbuf[PATH_MAX];
+    char target[PATH_MAX];
     if (hardlink) {
         if (clean_name("the hardlink target", hardlink, target, sizeof target, err) < 0)
             return ctr_fail_prefix(err, "layer entry `%s'", raw);
@@ -633,134 +802,30 @@ static int apply_entry(struct applier *ap, struct archive *a, struct archive_ent
             return ctr_fail(err, EPERM, "layer entry `%s': hardlink to the root", raw);
     }
 
-    int pfd = parent_fd(ap, parent, 1, raw, err);
+    int pfd = parent_fd(ap, en.parent, 1, raw, err);
     if (pfd < 0)
         return -1;
-    /* The common case first, one syscall: create the name exclusively (O_EXCL and mkdir never
-     * follow a symlink at the name).  Only when something is there, look at it. */
     cleanup_close int newfd = -1;
-    int created = 0;
-    if (!hardlink && type == AE_IFREG) {
-        newfd = RETRY(openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-        if (newfd < 0 && errno != EEXIST)
-            return ctr_fail(err, errno, "layer entry `%s': create", raw);
-        created = newfd >= 0;
-    } else if (!hardlink && type == AE_IFDIR) {
-        created = mkdirat(pfd, base, 0700) == 0;
-        if (!created && errno != EEXIST)
-            return ctr_fail(err, errno, "layer entry `%s': mkdir", raw);
-    }
-    struct stat st;
-    int exists = !created && fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0;
-    if (!created && !exists && errno != ENOENT)
-        return ctr_fail(err, errno, "layer entry `%s': stat", raw);
-    int keep_dir = created ? type == AE_IFDIR
-                           : exists && S_ISDIR(st.st_mode) && type == AE_IFDIR && !hardlink;
-    if (exists && !keep_dir) {
-        if (remove_at(ap, pfd, base, path, err) < 0)
-            return -1;
-        pfd = parent_fd(ap, parent, 1, raw, err); /* the cache may have been dropped */
-        if (pfd < 0)
-            return -1;
-    }
+    int keep_dir = 0;
+    if (clear_name(ap, &en, hardlink != NULL, &pfd, &newfd, &keep_dir, err) < 0)
+        return -1;
 
-    struct timespec ts[2];
-    entry_times(e, ts);
-    if (hardlink) {
-        memcpy(tparentbuf, target, strlen(target) + 1);
-        const char *tparent, *tbase;
-        split(tparentbuf, &tparent, &tbase);
-        cleanup_close int tpfd = open_dir_in_root(ap, tparent);
-        if (tpfd < 0)
-            return ctr_fail(err, errno, "layer entry `%s': open hardlink target `%s'", raw, hardlink);
-        if (linkat(tpfd, tbase, pfd, base, 0) < 0)
-            return ctr_fail(err, errno, "layer entry `%s': link to `%s'", raw, hardlink);
-        return note_created(ap, path, err);
-    }
-
-    switch (type) {
-    case AE_IFREG: {
-        cleanup_close int fd = newfd >= 0 ? steal_fd(&newfd)
-                                          : RETRY(openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL |
-                                                             O_NOFOLLOW | O_CLOEXEC, 0600));
-        if (fd < 0)
-            return ctr_fail(err, errno, "layer entry `%s': create", raw);
-        if (write_data(a, fd, e, raw, err) < 0)
-            return -1;
-        if (fchown(fd, (uid_t)uid, (gid_t)gid) < 0)
-            return ctr_fail(err, errno, "layer entry `%s': chown", raw);
-        if (fchmod(fd, mode) < 0) /* after chown, which clears setuid */
-            return ctr_fail(err, errno, "layer entry `%s': chmod", raw);
-        if (set_xattrs(fd, e, raw, err) < 0)
-            return -1;
-        if (futimens(fd, ts) < 0)
-            return ctr_fail(err, errno, "layer entry `%s': utimens", raw);
-        break;
-    }
-    case AE_IFDIR: {
-        if (!keep_dir && mkdirat(pfd, base, 0700) < 0)
-            return ctr_fail(err, errno, "layer entry `%s': mkdir", raw);
-        cleanup_close int fd = RETRY(openat(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-                                                           O_CLOEXEC));
-        if (fd < 0)
-            return ctr_fail(err, errno, "layer entry `%s': open", raw);
-        if (fchown(fd, (uid_t)uid, (gid_t)gid) < 0)
-            return ctr_fail(err, errno, "layer entry `%s': chown", raw);
-        if (fchmod(fd, mode) < 0)
-            return ctr_fail(err, errno, "layer entry `%s': chmod", raw);
-        if (set_xattrs(fd, e, raw, err) < 0)
-            return -1;
-        if (ap->ndirs == ap->capdirs) {
-            size_t ncap = ap->capdirs ? ap->capdirs * 2 : 256;
-            struct dirtime *n = realloc(ap->dirs, ncap * sizeof *n);
-            if (n == NULL)
-                return ctr_fail(err, ENOMEM, "layer entry `%s'", raw);
-            ap->dirs = n;
-            ap->capdirs = ncap;
-        }
-        if ((ap->dirs[ap->ndirs].path = strdup(path)) == NULL)
-            return ctr_fail(err, ENOMEM, "layer entry `%s'", raw);
-        memcpy(ap->dirs[ap->ndirs].ts, ts, sizeof ts);
-        ap->ndirs++;
-        break;
-    }
-    case AE_IFLNK: {
-        const char *to = archive_entry_symlink(e);
-        if (to == NULL)
-            return ctr_fail(err, EINVAL, "layer entry `%s': symlink without a target", raw);
-        ap->cache_stale = 1; /* a cached parent may have been reached through the old name */
-        pfd = parent_fd(ap, parent, 1, raw, err);
-        if (pfd < 0)
-            return -1;
-        if (symlinkat(to, pfd, base) < 0)
-            return ctr_fail(err, errno, "layer entry `%s': symlink", raw);
-        if (fchownat(pfd, base, (uid_t)uid, (gid_t)gid, AT_SYMLINK_NOFOLLOW) < 0)
-            return ctr_fail(err, errno, "layer entry `%s': chown", raw);
-        if (utimensat(pfd, base, ts, AT_SYMLINK_NOFOLLOW) < 0)
-            return ctr_fail(err, errno, "layer entry `%s': utimens", raw);
-        break;
-    }
-    case AE_IFIFO:
-    case AE_IFCHR:
-    case AE_IFBLK: {
-        dev_t dev = type == AE_IFIFO ? 0 : makedev(archive_entry_rdevmajor(e),
-                                                   archive_entry_rdevminor(e));
-        if (mknodat(pfd, base, type | 0600, dev) < 0)
-            return ctr_fail(err, errno, "layer entry `%s': mknod", raw);
-        /* Just created by us: no symlink can be there, so the *at calls act on the node. */
-        if (fchownat(pfd, base, (uid_t)uid, (gid_t)gid, AT_SYMLINK_NOFOLLOW) < 0)
-            return ctr_fail(err, errno, "layer entry `%s': chown", raw);
-        if (fchmodat(pfd, base, mode, 0) < 0)
-            return ctr_fail(err, errno, "layer entry `%s': chmod", raw);
-        if (utimensat(pfd, base, ts, AT_SYMLINK_NOFOLLOW) < 0)
-            return ctr_fail(err, errno, "layer entry `%s': utimens", raw);
-        break;
-    }
-    default:
+    entry_times(e, en.ts);
+    int r;
+    if (hardlink)
+        r = write_hardlink(ap, &en, target, pfd, err);
+    else if (en.type == AE_IFREG)
+        r = write_regular(a, &en, pfd, &newfd, err);
+    else if (en.type == AE_IFDIR)
+        r = write_dir(ap, &en, pfd, keep_dir, err);
+    else if (en.type == AE_IFLNK)
+        r = write_symlink(ap, &en, err);
+    else if (en.type == AE_IFIFO || en.type == AE_IFCHR || en.type == AE_IFBLK)
+        r = write_node(&en, pfd, err);
+    else
         return ctr_fail(err, EINVAL, "layer entry `%s': unsupported file type 0%o", raw,
-                        (unsigned)type);
-    }
-    return note_created(ap, path, err);
+                        (unsigned)en.type);
+    return r < 0 ? -1 : note_created(ap, path, err);
 }
 
 /* Native opaque directory: remove every entry this layer did not create, recursing into the

@@ -9,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
-#include <sys/sysmacros.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "base/mounts.h"
@@ -160,7 +158,7 @@ static int mount_overlay_long(const char *target, unsigned long flags, const cha
     return r;
 }
 
-int ctr_mountutil_mount(const char *type, const char *source, const char *target,
+int ctr_snapshot_mount(const char *type, const char *source, const char *target,
                         const char *options, struct ctr_err *err)
 {
     unsigned long flags, prop;
@@ -204,139 +202,4 @@ int ctr_mountutil_mount(const char *type, const char *source, const char *target
         }
     }
     return 0;
-}
-
-int ctr_mountutil_unmount(const char *target, int detach, struct ctr_err *err)
-{
-    int flags = UMOUNT_NOFOLLOW | (detach ? MNT_DETACH : 0);
-    for (int attempt = 0;; attempt++) {
-        if (RETRY(umount2(target, flags)) == 0)
-            return 0;
-        if (errno != EBUSY || attempt >= 20)
-            return ctr_fail(err, errno, "unmount `%s'", target);
-        struct timespec ts = {0, 50 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-}
-
-static char *dup_or_empty(const char *s)
-{
-    return strdup(s ? s : "");
-}
-
-void ctr_mountinfo_free(struct ctr_mountinfo *m, size_t n)
-{
-    for (size_t i = 0; m && i < n; i++) {
-        free(m[i].root);
-        free(m[i].target);
-        free(m[i].fstype);
-        free(m[i].source);
-        free(m[i].vfs_options);
-        free(m[i].fs_options);
-    }
-    free(m);
-}
-
-int ctr_mountinfo_read(struct ctr_mountinfo **out, size_t *n, struct ctr_err *err)
-{
-    struct libmnt_table *tb = mnt_new_table_from_file("/proc/self/mountinfo");
-    if (tb == NULL)
-        return ctr_fail(err, errno ? errno : EIO, "read `/proc/self/mountinfo'");
-    size_t cap = (size_t)mnt_table_get_nents(tb);
-    struct ctr_mountinfo *m = calloc(cap ? cap : 1, sizeof *m);
-    if (m == NULL) {
-        mnt_unref_table(tb);
-        return ctr_fail(err, ENOMEM, "read `/proc/self/mountinfo'");
-    }
-    struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
-    struct libmnt_fs *fs;
-    size_t i = 0;
-    int oom = it == NULL;
-    while (!oom && i < cap && mnt_table_next_fs(tb, it, &fs) == 0) {
-        struct ctr_mountinfo *e = &m[i++];
-        dev_t dev = mnt_fs_get_devno(fs);
-        e->id = mnt_fs_get_id(fs);
-        e->parent_id = mnt_fs_get_parent_id(fs);
-        e->major = major(dev);
-        e->minor = minor(dev);
-        e->root = dup_or_empty(mnt_fs_get_root(fs));
-        e->target = dup_or_empty(mnt_fs_get_target(fs));
-        e->fstype = dup_or_empty(mnt_fs_get_fstype(fs));
-        e->source = dup_or_empty(mnt_fs_get_source(fs));
-        e->vfs_options = dup_or_empty(mnt_fs_get_vfs_options(fs));
-        e->fs_options = dup_or_empty(mnt_fs_get_fs_options(fs));
-        oom = !e->root || !e->target || !e->fstype || !e->source || !e->vfs_options ||
-              !e->fs_options;
-    }
-    mnt_free_iter(it);
-    mnt_unref_table(tb);
-    if (oom) {
-        ctr_mountinfo_free(m, i);
-        return ctr_fail(err, ENOMEM, "read `/proc/self/mountinfo'");
-    }
-    *out = m;
-    *n = i;
-    return 0;
-}
-
-/* The topmost of the mounts at exactly `target`: the one no other mount there sits on. */
-static int top_at(const struct ctr_mountinfo *m, size_t n, const char *target)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(m[i].target, target) != 0)
-            continue;
-        int covered = 0;
-        for (size_t j = 0; j < n && !covered; j++)
-            covered = j != i && m[j].parent_id == m[i].id && strcmp(m[j].target, target) == 0;
-        if (!covered)
-            return m[i].id;
-    }
-    return 0;
-}
-
-/* Is mount `id` in the stack at target under (or at) mount `top`? */
-static int in_stack(const struct ctr_mountinfo *m, size_t n, const char *target, int top,
-                    int id)
-{
-    for (size_t depth = 0; top != 0 && depth < n; depth++) {
-        if (top == id)
-            return 1;
-        int next = 0;
-        for (size_t i = 0; i < n && next == 0; i++)
-            if (m[i].id == top)
-                for (size_t j = 0; j < n; j++)
-                    if (m[j].id == m[i].parent_id && strcmp(m[j].target, target) == 0)
-                        next = m[j].id;
-        top = next;
-    }
-    return 0;
-}
-
-int ctr_mount_top(const char *target, int *id, struct ctr_err *err)
-{
-    struct ctr_mountinfo *m;
-    size_t n;
-    if (ctr_mountinfo_read(&m, &n, err) < 0)
-        return -1;
-    *id = top_at(m, n, target);
-    ctr_mountinfo_free(m, n);
-    return 0;
-}
-
-int ctr_mount_unstack(const char *target, int keep, struct ctr_err *err)
-{
-    for (int round = 0; round < 1000; round++) {
-        struct ctr_mountinfo *m;
-        size_t n;
-        if (ctr_mountinfo_read(&m, &n, err) < 0)
-            return -1;
-        int top = top_at(m, n, target);
-        int ours = top != 0 && top != keep && (keep == 0 || in_stack(m, n, target, top, keep));
-        ctr_mountinfo_free(m, n);
-        if (!ours)
-            return 0;
-        if (ctr_mountutil_unmount(target, 1, err) < 0)
-            return -1;
-    }
-    return ctr_fail(err, EBUSY, "unmount `%s': still mounted", target);
 }
