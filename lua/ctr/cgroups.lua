@@ -200,4 +200,15 @@ function Cgroup:stat() return M.stat(self.path, self.opts) end
 function Cgroup:dirs() return M.dirs(self.path, self.opts) end
 function Cgroup:delete() return M.delete(self.path, self.opts) end
 
+--- Did the OOM killer kill a process of the cgroup at `path` (its memory oom_kill count is
+-- above zero; the cgroup is the container's own, made for it)?  false when unknown.
+-- @tparam string path linux.cgroupsPath
+-- @tparam[opt] table opts fake cgroup tree
+function M.oom_killed(path, opts)
+  if type(path) ~= "string" or path == "" then return false end
+  local st = M.stat(path, opts)
+  if not st then return false end
+  return (st.oom_kill or 0) > 0
+end
+
 return M

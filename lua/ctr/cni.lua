@@ -304,7 +304,8 @@ function M.teardown(client, id, state)
     first_err = first_err or err
   end
   if first_err then return nil, first_err end
-  local ok, c = pcall(require("ctr.containers").load, client, id)
+  -- through the client, which knows the containers: this module stays below them
+  local ok, c = pcall(client.load_container, client, id)
   if ok and c then c:set_labels({ [M.LABEL_IPS] = "" }) end
   return true
 end

@@ -16,8 +16,14 @@
 -- one, `delete({force = true})` one in any state, and `orphaned` tells `ctrlua gc` which ones
 -- nobody will ever delete.
 -- @module ctr.tasks
+local cgroups = require("ctr.cgroups")
+local cio = require("ctr.cio")
+local cni = require("ctr.cni")
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local mount = require("ctr.mount")
+local runtime = require("ctr.runtime")
+local signals = require("ctr.signals")
 local fault = require("ctr.store.fault")
 local owner = require("ctr.store.owner")
 local records = require("ctr.store.records")
@@ -199,7 +205,7 @@ local function find_processes(dir, cgroup)
     end
   end
   if cgroup then
-    for _, p in ipairs(require("ctr.cgroups").processes(cgroup) or {}) do add(p) end
+    for _, p in ipairs(cgroups.processes(cgroup) or {}) do add(p) end
   end
   for _, p in ipairs(found.pids) do
     local t = owner.start_time(p)
@@ -333,7 +339,7 @@ end
 -- executable)
 function M.new_task(container, io, opts)
   opts = opts or {}
-  io = io or require("ctr.cio").stdio()
+  io = io or cio.stdio()
   local client = container.client
   local id = container.id
   local nsdir = client:state_dir()
@@ -398,7 +404,7 @@ function M.new_task(container, io, opts)
       core.monitor_request(dir, "wait")
       core.monitor_request(dir, "delete")
     end
-    if made_cgroup then require("ctr.cgroups").delete(made_cgroup) end
+    if made_cgroup then cgroups.delete(made_cgroup) end
     cleanup(client, dir)
     return nil, err
   end
@@ -411,7 +417,7 @@ function M.new_task(container, io, opts)
     if not mounts then return fail(err) end
     ok, msg, errno = core.mkdir(dir .. "/rootfs", 493) -- 0755
     if not ok then return fail(errors.new(msg, errno)) end
-    local mok, merr = require("ctr.mount").all(mounts, dir .. "/rootfs")
+    local mok, merr = mount.all(mounts, dir .. "/rootfs")
     if not mok then return fail(merr) end
     fault.point("task.mounted")
     spec.root = spec.root or {}
@@ -426,7 +432,7 @@ function M.new_task(container, io, opts)
 
   -- an external runc-compatible runtime (ctr.runtime) runs this bundle instead
   if type(rec.runtime) == "table" and type(rec.runtime.options) == "table" and rec.runtime.options.binary then
-    local t, terr = require("ctr.runtime").new_task(container, io, opts, dir, spec)
+    local t, terr = runtime.new_task(container, io, opts, dir, spec, Task)
     if not t then return fail(terr) end
     return t
   end
@@ -435,7 +441,7 @@ function M.new_task(container, io, opts)
   if opts.detach then
     local oom_file
     if cgroup then
-      local dirs = require("ctr.cgroups").dirs(cgroup)
+      local dirs = cgroups.dirs(cgroup)
       if type(dirs) == "table" then
         -- the memory controller's own hierarchy: v1's when there is one (a hybrid host's
         -- cgroup2 mount holds other controllers), else v2's
@@ -519,8 +525,8 @@ function M.new_task(container, io, opts)
   end
 
   -- CNI networking (ctr.cni): ADD after create, before start; the result is kept for DEL
-  if type(rec.extensions) == "table" and rec.extensions[require("ctr.cni").EXTENSION] then
-    local res, cerr = require("ctr.cni").setup(client, container, pid)
+  if type(rec.extensions) == "table" and rec.extensions[cni.EXTENSION] then
+    local res, cerr = cni.setup(client, container, pid)
     if not res then
       core.kill(pid, 9)
       if not monitor_pid then core.waitpid(pid) end
@@ -621,7 +627,7 @@ function Task:start(opts)
     local code, info = core.waitpid(self.pid, { nohang = true })
     if code then
       -- it is gone: how, rather than that nobody waits on the fifo
-      local oom = self.st.cgroup and require("ctr.metrics").oom_killed(self.st.cgroup) or false
+      local oom = self.st.cgroup and cgroups.oom_killed(self.st.cgroup) or false
       local how = type(info) == "table" and info.signal and ("killed by %s"):format(M.signal_name(info.signal))
         or ("exit code %d"):format(code)
       err = errors.new(("task %s: the container init %d exited before start: %s%s"):format(self.id,
@@ -685,7 +691,7 @@ function Task:wait(opts)
   if type(info) == "table" and info.signal then self.st.signal = info.signal end
   -- a caller that deletes the task right away (run) need not record the exit: until the
   -- delete, status() sees the pid gone and answers "stopped" anyway
-  if self.st.cgroup and require("ctr.metrics").oom_killed(self.st.cgroup) then self.st.oom = true end
+  if self.st.cgroup and cgroups.oom_killed(self.st.cgroup) then self.st.oom = true end
   if not (opts and opts.record == false) then write_status(self.dir, self.st) end
   fault.point("task.exited")
   M.event(self.client, "/tasks/exit", self.id, { pid = self.pid, exit_status = code,
@@ -725,7 +731,7 @@ end
 -- runs in its root.  Then the monitor, if any, has reaped the init and recorded its end.
 function Task:_kill_all(status)
   local cg = self.st.cgroup
-  if cg and (status == "paused" or status == "unknown") then require("ctr.cgroups").thaw(cg) end
+  if cg and (status == "paused" or status == "unknown") then cgroups.thaw(cg) end
   local pids, seen = {}, {}
   local function add(p)
     if p and p > 0 and not seen[p] then
@@ -735,7 +741,7 @@ function Task:_kill_all(status)
   end
   if self.pid and alive(self.st) then add(self.pid) end
   if cg then
-    for _, p in ipairs(require("ctr.cgroups").processes(cg) or {}) do add(p) end
+    for _, p in ipairs(cgroups.processes(cg) or {}) do add(p) end
   end
   for _, p in ipairs(self.st.found or {}) do add(p) end
   for _, p in ipairs(pids) do core.kill(p, 9) end
@@ -779,11 +785,11 @@ function Task:delete(opts)
   if self.io and self.io.close then self.io.close() end
   local cni_result = (self.extra or read_extra(self.dir)).cni
   if cni_result then
-    local ok, err = require("ctr.cni").teardown(self.client, self.id, cni_result)
+    local ok, err = cni.teardown(self.client, self.id, cni_result)
     if not ok and not force then return nil, err end
   end
   if self.st.cgroup then
-    local ok, err = require("ctr.cgroups").delete(self.st.cgroup)
+    local ok, err = cgroups.delete(self.st.cgroup)
     if not ok then return nil, err end
     fault.point("task.cgroup-deleted")
   end
@@ -799,7 +805,7 @@ function Task:delete(opts)
   end
   if type(extra.hooks) == "table" and extra.hooks.poststop then
     -- the container is gone (its rootfs too); its config.json is still there for the hooks
-    require("ctr.mount").unmount_all(self.dir .. "/rootfs")
+    mount.unmount_all(self.dir .. "/rootfs")
     self.extra = extra
     run_hooks(self, "poststop", "stopped")
   end
@@ -813,7 +819,7 @@ end
 --- The pids in the task's cgroup (ctr tasks ps), or just the init without a cgroup.
 function Task:pids()
   if self.st.cgroup then
-    local pids, err = require("ctr.cgroups").processes(self.st.cgroup)
+    local pids, err = cgroups.processes(self.st.cgroup)
     if not pids then return nil, err end
     table.sort(pids)
     return pids
@@ -825,7 +831,7 @@ local function set_frozen(self, freeze)
   if not self.st.cgroup then
     return nil, errors.new(("task %s: no cgroup to freeze"):format(self.id), 95, "EOPNOTSUPP")
   end
-  local cg = require("ctr.cgroups")
+  local cg = cgroups
   local ok, err
   if freeze then ok, err = cg.freeze(self.st.cgroup) else ok, err = cg.thaw(self.st.cgroup) end
   if not ok then return nil, err end
@@ -865,7 +871,7 @@ function Task:metrics()
   if not self.st.cgroup then
     return nil, errors.new(("task %s: no cgroup"):format(self.id), 95, "EOPNOTSUPP")
   end
-  return require("ctr.cgroups").stat(self.st.cgroup)
+  return cgroups.stat(self.st.cgroup)
 end
 
 --- The task's OCI spec (its bundle's config.json) as a table, or nil, err.
@@ -907,7 +913,7 @@ function Task:exec(exec_id, process, io, opts)
       tostring(status or "missing")), 9, "FAILED_PRECONDITION")
   end
   return setmetatable({ task = self, id = exec_id, process = process,
-    io = io or require("ctr.cio").stdio(), opts = opts or {} }, Process)
+    io = io or cio.stdio(), opts = opts or {} }, Process)
 end
 
 --- Start the process: returns once its program runs (then `pid` is set), or nil, err (err.exec
@@ -1000,33 +1006,15 @@ function Process:kill(sig)
   return true
 end
 
-local SIGNALS = { HUP = 1, INT = 2, QUIT = 3, ILL = 4, TRAP = 5, ABRT = 6, IOT = 6, BUS = 7,
-  FPE = 8, KILL = 9, USR1 = 10, SEGV = 11, USR2 = 12, PIPE = 13, ALRM = 14, TERM = 15,
-  STKFLT = 16, CHLD = 17, CONT = 18, STOP = 19, TSTP = 20, TTIN = 21, TTOU = 22, URG = 23,
-  XCPU = 24, XFSZ = 25, VTALRM = 26, PROF = 27, WINCH = 28, IO = 29, POLL = 29, PWR = 30,
-  SYS = 31 }
-
-local SIGNAL_NAMES = { "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1",
-  "SEGV", "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN",
-  "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS" }
-
---- The name of signal n ("SIGKILL"), or "signal N" for one without a name.
-function M.signal_name(n)
-  return SIGNAL_NAMES[n] and "SIG" .. SIGNAL_NAMES[n] or ("signal %d"):format(n)
-end
+--- The name of signal n ("SIGKILL"), or "signal N" for one without a name (ctr.signals.name).
+-- @function signal_name
+M.signal_name = signals.name
 
 --- A signal by name ("SIGTERM", "TERM", "sigterm", "SIGRTMIN+3") or number ("9"): its number,
--- or nil.
+-- or nil (ctr.signals.parse).
 function M.signal_number(s)
-  if type(s) == "number" then return s end
-  if type(s) ~= "string" then error("signal: expected string or number", 2) end
-  local n = tonumber(s)
-  if n then return (n >= 1 and n <= 64) and n or nil end
-  local name = s:upper():gsub("^SIG", "")
-  if SIGNALS[name] then return SIGNALS[name] end
-  local off = name:match("^RTMIN%+?(%d*)$")
-  if off then return 34 + (tonumber(off) or 0) end
-  return nil
+  if type(s) ~= "number" and type(s) ~= "string" then error("signal: expected string or number", 2) end
+  return (signals.parse(s))
 end
 
 --- Attach to a detached task until it exits: for a task with a terminal (process.terminal),

@@ -16,6 +16,7 @@
 local core = require("ctr.core")
 local errors = require("ctr.errors")
 local cgroups = require("ctr.cgroups")
+local signals = require("ctr.signals")
 
 local M = {}
 
@@ -34,32 +35,13 @@ end
 
 -- ------------------------------------------------------------------------------- signals
 
-local SIGNALS = {
-  HUP = 1, INT = 2, QUIT = 3, ILL = 4, TRAP = 5, ABRT = 6, IOT = 6, BUS = 7, FPE = 8,
-  KILL = 9, USR1 = 10, SEGV = 11, USR2 = 12, PIPE = 13, ALRM = 14, TERM = 15, STKFLT = 16,
-  CHLD = 17, CONT = 18, STOP = 19, TSTP = 20, TTIN = 21, TTOU = 22, URG = 23, XCPU = 24,
-  XFSZ = 25, VTALRM = 26, PROF = 27, WINCH = 28, IO = 29, POLL = 29, PWR = 30, SYS = 31,
-}
-
---- Parse a signal as runc does: a number, or a name with or without SIG, any case.
+--- Parse a signal as runc does: a number, or a name with or without SIG, any case (see
+-- ctr.signals).
 -- @tparam string s
 -- @return number, or nil, err
 function M.parse_signal(s)
   if type(s) ~= "string" then error("s: expected string, got " .. type(s), 2) end
-  local n = tonumber(s)
-  if n then
-    if n >= 1 and n <= 64 and n % 1 == 0 then return n end
-    return fail("invalid signal %q", s)
-  end
-  local name = s:upper():gsub("^SIG", "")
-  local rt, off = name:match("^(RTM[AI][XN])([+-]?%d*)$")
-  if rt then
-    local base = rt == "RTMIN" and 34 or 64
-    local v = base + (tonumber(off ~= "" and off or "0") or 0)
-    if v >= 34 and v <= 64 then return v end
-  end
-  if SIGNALS[name] then return SIGNALS[name] end
-  return fail("unknown signal %q", s)
+  return signals.parse(s)
 end
 
 -- ---------------------------------------------------------------------- processes
