@@ -22,6 +22,7 @@
 local core = require("ctr.core")
 local cgroups = require("ctr.cgroups")
 local errors = require("ctr.errors")
+local sys = require("ctr.sys")
 
 local M = {}
 
@@ -145,8 +146,8 @@ local function exit_code(status)
 end
 
 local function write_status(dir, st)
-  local ok, msg, errno = core.write_file(dir .. "/status", core.json_encode(st), { mode = 384 })
-  if not ok then return nil, errors.new(msg, errno) end
+  local ok, err = sys.write_file(dir .. "/status", core.json_encode(st), { mode = 384 })
+  if not ok then return nil, err end
   return true
 end
 

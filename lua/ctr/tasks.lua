@@ -21,6 +21,7 @@ local cio = require("ctr.cio")
 local cni = require("ctr.cni")
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local sys = require("ctr.sys")
 local mount = require("ctr.mount")
 local runtime = require("ctr.runtime")
 local signals = require("ctr.signals")
@@ -40,8 +41,8 @@ local function read_status(dir)
 end
 
 local function write_status(dir, st)
-  local ok, msg, errno = core.write_file(dir .. "/status", core.json_encode(st), { mode = 384, sync = false })
-  if not ok then return nil, errors.new(msg, errno) end
+  local ok, err = sys.write_file(dir .. "/status", core.json_encode(st), { mode = 384, sync = false })
+  if not ok then return nil, err end
   return true
 end
 
@@ -79,9 +80,9 @@ end
 -- lines; the last may be incomplete, its rest comes next time) and the position to read on
 -- from, or nil, err.
 function M.read_events(client, pos)
-  local text, ino, offset = core.events_read(client:state_dir() .. "/events.log",
+  local text, ino, offset = sys.events_read(client:state_dir() .. "/events.log",
     pos and pos.ino, pos and pos.offset)
-  if not text then return nil, errors.new(ino, offset) end
+  if not text then return nil, ino end -- ino: the error
   return text, { ino = ino, offset = offset }
 end
 
@@ -91,21 +92,21 @@ end
 -- passed (false; no limit by default), or returns nil, err; `w:close()`.  Or nil, err.
 function M.watch_events(client)
   local dir = client:state_dir()
-  local ok, msg, errno = core.mkdir_p(dir, 457) -- 0711, as new_task makes it
-  if not ok then return nil, errors.new(msg, errno) end
+  local ok, err = sys.mkdir_p(dir, 457) -- 0711, as new_task makes it
+  if not ok then return nil, err end
   local fd
-  fd, msg, errno = core.inotify_watch(dir)
-  if not fd then return nil, errors.new(msg, errno) end
+  fd, err = sys.inotify_watch(dir)
+  if not fd then return nil, err end
   local w = {}
   function w.wait(_, ms)
     local deadline = ms and ms >= 0 and core.monotime() + ms / 1000 or nil
     while true do
       local left = deadline and math.max(0, (deadline - core.monotime()) * 1000) or -1
-      local ready, pmsg, perrno = core.poll({ fd }, left)
-      if not ready then return nil, errors.new(pmsg, perrno) end
+      local ready, perr = sys.poll({ fd }, left)
+      if not ready then return nil, perr end
       if not ready[fd] then return false end
-      local names, rmsg, rerrno = core.inotify_read(fd)
-      if not names then return nil, errors.new(rmsg, rerrno) end
+      local names, rerr = sys.inotify_read(fd)
+      if not names then return nil, rerr end
       for _, name in ipairs(names) do
         if name == "events.log" then return true end
       end
@@ -123,8 +124,8 @@ local function read_extra(dir)
 end
 
 local function write_extra(dir, extra)
-  local ok, msg, errno = core.write_file(dir .. "/task.json", core.json_encode(extra), { mode = 384, sync = false })
-  if not ok then return nil, errors.new(msg, errno) end
+  local ok, err = sys.write_file(dir .. "/task.json", core.json_encode(extra), { mode = 384, sync = false })
+  if not ok then return nil, err end
   return true
 end
 
@@ -287,8 +288,8 @@ end
 -- true, or nil, err.
 local function unmount_under(dir)
   for _ = 1, 100 do
-    local info, msg, errno = core.mountinfo()
-    if not info then return nil, errors.new(msg, errno) end
+    local info, err = sys.mountinfo()
+    if not info then return nil, err end
     local points = {}
     for _, e in ipairs(info) do
       if e.target == dir or e.target:sub(1, #dir + 1) == dir .. "/" then points[#points + 1] = e.target end
@@ -297,9 +298,9 @@ local function unmount_under(dir)
     table.sort(points, function(a, b) return #a > #b end)
     for _, mp in ipairs(points) do
       local ok
-      ok, msg, errno = core.unmount(mp)
-      if not ok and errno == 16 then ok, msg, errno = core.unmount(mp, { detach = true }) end
-      if not ok and errno ~= 22 and errno ~= 2 then return nil, errors.new(msg, errno) end
+      ok, err = sys.unmount(mp)
+      if not ok and err.sym == "EBUSY" then ok, err = sys.unmount(mp, { detach = true }) end
+      if not ok and err.sym ~= "EINVAL" and err.sym ~= "ENOENT" then return nil, err end
     end
   end
   return nil, errors.new(("unmount under `%s': still mounted"):format(dir), 16)
@@ -319,9 +320,9 @@ local function remove_dir(client, dir)
     fault.point("task.removed")
     dir = gone
   end
-  local msg, errno
-  ok, msg, errno = core.remove_tree(dir)
-  if not ok then return nil, errors.new(msg, errno) end
+  local err
+  ok, err = sys.remove_tree(dir)
+  if not ok then return nil, err end
   return true
 end
 M._remove_dir = remove_dir
@@ -343,8 +344,8 @@ function M.new_task(container, io, opts)
   local client = container.client
   local id = container.id
   local nsdir = client:state_dir()
-  local ok, msg, errno = core.mkdir_p(nsdir, 457) -- 0711
-  if not ok then return nil, errors.new(msg, errno) end
+  local ok, err = sys.mkdir_p(nsdir, 457) -- 0711
+  if not ok then return nil, err end
   local dir = client:state_dir(id)
   if core.stat(dir, true) then return nil, errors.exists("task %q: already exists", id) end
 
@@ -376,13 +377,13 @@ function M.new_task(container, io, opts)
   -- crash before the rename leaves a .tmp-PID-START-ID directory that gc can tell abandoned.
   local tmp = ("%s/.tmp-%d-%d-%s"):format(nsdir, me.pid, me.start_time or 0, id)
   core.remove_tree(tmp) -- ours: a failed earlier attempt of this very process
-  ok, msg, errno = core.mkdir(tmp, 448) -- 0700
-  if not ok then return nil, errors.new(msg, errno) end
+  ok, err = sys.mkdir(tmp, 448) -- 0700
+  if not ok then return nil, err end
   local werr
   ok, werr = write_extra(tmp, extra)
   if ok then
-    ok, msg, errno = core.rename(tmp, dir, { noreplace = true, sync = false })
-    if not ok then werr = errno == 17 and errors.exists("task %q: already exists", id) or errors.new(msg, errno) end
+    ok, err = sys.rename(tmp, dir, { noreplace = true, sync = false })
+    if not ok then werr = err.sym == "EEXIST" and errors.exists("task %q: already exists", id) or err end
   end
   if not ok then
     core.remove_tree(tmp)
@@ -415,8 +416,8 @@ function M.new_task(container, io, opts)
     local mounts
     mounts, err = sn:mounts(rec.snapshot_key)
     if not mounts then return fail(err) end
-    ok, msg, errno = core.mkdir(dir .. "/rootfs", 493) -- 0755
-    if not ok then return fail(errors.new(msg, errno)) end
+    ok, err = sys.mkdir(dir .. "/rootfs", 493) -- 0755
+    if not ok then return fail(err) end
     local mok, merr = mount.all(mounts, dir .. "/rootfs")
     if not mok then return fail(merr) end
     fault.point("task.mounted")
@@ -426,8 +427,8 @@ function M.new_task(container, io, opts)
 
   local encoded, text = pcall(core.json_encode, spec)
   if not encoded then return fail(errors.invalid("config.json: %s", tostring(text))) end
-  ok, msg, errno = core.write_file(dir .. "/config.json", text, { mode = 384, sync = false })
-  if not ok then return fail(errors.new(msg, errno)) end
+  ok, err = sys.write_file(dir .. "/config.json", text, { mode = 384, sync = false })
+  if not ok then return fail(err) end
   fault.point("task.bundle-written")
 
   -- an external runc-compatible runtime (ctr.runtime) runs this bundle instead
@@ -451,7 +452,8 @@ function M.new_task(container, io, opts)
     end
     -- the monitor makes the cgroup; should it die before it reports, the cgroup is left to us
     made_cgroup = cgroup
-    pid, monitor_pid, errno, death = core.monitor_create(dir, {
+    local mon
+    pid, mon, death = sys.monitor_create(dir, {
       exec_fifo = dir .. "/exec.fifo", pid_file = opts.pid_file, no_pivot = opts.no_pivot,
       stdin = io.stdin, stdout = io.stdout, stderr = io.stderr,
       monitor_bin = M.monitor_bin(), oom_file = oom_file, id = id,
@@ -461,7 +463,7 @@ function M.new_task(container, io, opts)
         "CONTAINER_ID=" .. id, "CONTAINER_NAMESPACE=" .. client.namespace,
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" } or nil,
     })
-    if not pid then msg = monitor_pid else monitored = pid end
+    if pid then monitor_pid, monitored = mon, pid else err = mon end
     -- the monitor holds the init's IO now
     if io.close then io.close() end
   else
@@ -471,12 +473,12 @@ function M.new_task(container, io, opts)
       -- directory; a path too long for sun_path goes through an fd of the directory
       sock = dir .. "/console.sock"
       if #sock >= 100 then
-        dir_fd, msg, errno = core.open(dir, "r")
-        if not dir_fd then return fail(errors.new(msg, errno)) end
+        dir_fd, err = sys.open(dir, "r")
+        if not dir_fd then return fail(err) end
         sock = ("/proc/self/fd/%d/console.sock"):format(dir_fd)
       end
-      console_listen, msg, errno = core.unix_listen(sock)
-      if not console_listen then return fail(errors.new(msg, errno)) end
+      console_listen, err = sys.unix_listen(sock)
+      if not console_listen then return fail(err) end
     elseif io.pipe_terminals then
       -- the caller's terminal stays the caller's: pipes in its place, copied by wait
       local perr
@@ -485,7 +487,7 @@ function M.new_task(container, io, opts)
       if pio == io then pio = nil end
     end
     local fds = pio or io
-    pid, msg, errno, death = core.create(dir, {
+    pid, err, death = sys.create(dir, {
       exec_fifo = dir .. "/exec.fifo",
       pid_file = opts.pid_file,
       no_pivot = opts.no_pivot,
@@ -500,14 +502,14 @@ function M.new_task(container, io, opts)
     end
     if pid and console_listen then
       -- create has returned: the master waits on the connection
-      console, msg, errno = core.recv_fd(console_listen)
+      console, err = sys.recv_fd(console_listen)
       core.close(console_listen)
       console_listen = nil
       core.unlink(dir .. "/console.sock")
       if not console then
         core.kill(pid, 9)
         core.waitpid(pid)
-        return fail(errors.new(msg, errno))
+        return fail(err)
       end
       -- the caller's window size from the start (tty_run follows it from then on)
       local rows, cols = core.tty_get_size(io.stdin or 0)
@@ -516,10 +518,8 @@ function M.new_task(container, io, opts)
     end
   end
   if not pid then
-    local err = errors.new(msg, errno)
-    -- the init looks the command up before it reports ready (as runc's does): mark that
-    -- failure so that run can answer 127 (not found) or 126 (cannot invoke)
-    err.exec = msg:match("^exec: ") ~= nil
+    -- the init looks the command up before it reports ready (as runc's does): err.exec marks
+    -- that failure (ctr.sys), so that run can answer 127 (not found) or 126 (cannot invoke)
     if death then died_early(client, id, err, death.exit_code, death.oom) end
     return fail(err)
   end
@@ -547,11 +547,11 @@ function M.new_task(container, io, opts)
     created_at = core.rfc3339(),
     -- the runtime made this cgroup; delete removes it
     cgroup = cgroup }
-  ok, msg = write_status(dir, st)
+  ok, err = write_status(dir, st)
   if not ok then
     core.kill(pid, 9)
     core.waitpid(pid)
-    return fail(msg)
+    return fail(err)
   end
   fault.point("task.created")
   return setmetatable({ client = client, container = container, id = id, pid = pid, dir = dir,
@@ -560,8 +560,8 @@ end
 
 --- Start the init: it execve's the process.
 local function monitor_call(self, req)
-  local reply, msg, errno = core.monitor_request(self.dir, req)
-  if not reply then return nil, errors.new(msg, errno) end
+  local reply, err = sys.monitor_request(self.dir, req)
+  if not reply then return nil, err end
   local e = reply:match("^error: (.*)$")
   if e then return nil, errors.new(("task %s: %s"):format(self.id, e), 9, "FAILED_PRECONDITION") end
   return reply
@@ -617,13 +617,12 @@ function Task:start(opts)
     return true
   end
   if opts and opts.forward then
-    local ok, msg, errno = core.block_signals()
-    if not ok then return nil, errors.new(msg, errno) end
+    local ok, err = sys.block_signals()
+    if not ok then return nil, err end
   end
   M.event(self.client, "/tasks/start", self.id, { pid = self.pid })
-  local ok, msg, errno = core.start(self.dir .. "/exec.fifo", self.pid)
+  local ok, err = sys.start(self.dir .. "/exec.fifo", self.pid)
   if not ok then
-    local err = errors.new(msg, errno)
     local code, info = core.waitpid(self.pid, { nohang = true })
     if code then
       -- it is gone: how, rather than that nobody waits on the fifo
@@ -640,8 +639,8 @@ function Task:start(opts)
   end
   self.st.status = "running"
   self.st.started_at = core.rfc3339()
-  ok, msg = write_status(self.dir, self.st)
-  if not ok then return nil, msg end
+  ok, err = write_status(self.dir, self.st)
+  if not ok then return nil, err end
   fault.point("task.started")
   run_hooks(self, "poststart", "running")
   return true
@@ -665,26 +664,25 @@ function Task:wait(opts)
     local status, st = M.status(self.client, self.id)
     if status == "stopped" then return st and st.exit_code or 255 end
     if status == nil then return nil, err end
-    local ok, msg, errno = core.pid_wait(self.pid)
-    if not ok and errno ~= 3 then return nil, errors.new(msg, errno) end
+    local ok, err = sys.pid_wait(self.pid)
+    if not ok and err.sym ~= "ESRCH" then return nil, err end
     status, st = M.status(self.client, self.id)
     return st and st.exit_code or 255
   end
   local code, info
   if self.console then
     -- process.terminal: copy between the caller's terminal and the pty until the init exits
-    local errno
-    code, info, errno = core.tty_run(self.console, self.pid, { forward = opts and opts.forward or false,
+    code, info = sys.tty_run(self.console, self.pid, { forward = opts and opts.forward or false,
       stdin = self.io and self.io.stdin, stdout = self.io and self.io.stdout })
-    if code == nil then return nil, errors.new(info, errno) end
+    if code == nil then return nil, info end
     core.close(self.console)
     self.console = nil
   else
     -- the caller's terminals the init did not get: copied to and from its pipes meanwhile
     local copy = self.io and self.io.take_copy and self.io.take_copy()
-    code, info = core.wait(self.pid, { forward = opts and opts.forward or false, copy = copy })
+    code, info = sys.wait(self.pid, { forward = opts and opts.forward or false, copy = copy })
   end
-  if code == nil then return nil, errors.new(info, 10) end
+  if code == nil then return nil, info end
   self.st.status = "stopped"
   self.st.exit_code = code
   self.st.exited_at = core.rfc3339()
@@ -716,8 +714,8 @@ function Task:kill(sig, opts)
     for _, p in ipairs(pids) do core.kill(p, sig or 15) end
     return true
   end
-  local ok, msg, errno = core.kill(self.pid, sig or 15)
-  if not ok then return nil, errors.new(msg, errno) end
+  local ok, err = sys.kill(self.pid, sig or 15)
+  if not ok then return nil, err end
   return true
 end
 
@@ -837,7 +835,7 @@ local function set_frozen(self, freeze)
   if not ok then return nil, err end
   if self:detached() then
     local r, merr = monitor_call(self, freeze and "pause" or "resume")
-    if not r and merr.errno ~= 111 and merr.errno ~= 2 then return nil, merr end
+    if not r and merr.sym ~= "ECONNREFUSED" and merr.sym ~= "ENOENT" then return nil, merr end
   else
     self.st = read_status(self.dir) or self.st
     self.st.status = freeze and "paused" or "running"
@@ -876,8 +874,8 @@ end
 
 --- The task's OCI spec (its bundle's config.json) as a table, or nil, err.
 function Task:spec()
-  local data, msg, errno = core.read_file(self.dir .. "/config.json", 16 * 1024 * 1024)
-  if not data then return nil, errors.new(msg, errno) end
+  local data, err = sys.read_file(self.dir .. "/config.json", 16 * 1024 * 1024)
+  if not data then return nil, err end
   return core.json_decode(data)
 end
 
@@ -929,9 +927,9 @@ function Process:start()
   if proc.terminal and not opts.console_socket then
     sock = task.dir .. "/exec-" .. core.getpid() .. ".sock"
     core.unlink(sock)
-    local msg, errno
-    listen, msg, errno = core.unix_listen(sock)
-    if not listen then return nil, errors.new(msg, errno) end
+    local err
+    listen, err = sys.unix_listen(sock)
+    if not listen then return nil, err end
   end
   local fds = self.io
   if not proc.terminal and not opts.detach and fds.pipe_terminals then
@@ -943,7 +941,7 @@ function Process:start()
       return nil, perr
     end
   end
-  local pid, msg, errno = core.exec(task.pid, proc, {
+  local pid, err = sys.exec(task.pid, proc, {
     bundle = task.dir, pid_file = opts.pid_file,
     console_socket = opts.console_socket or sock,
     stdin = not proc.terminal and fds.stdin or nil,
@@ -957,17 +955,15 @@ function Process:start()
   end
   if not pid then
     if listen then core.close(listen) end
-    local err = errors.new(msg, errno)
-    err.exec = msg:match("^exec: ") ~= nil
     return nil, err
   end
   if listen then
-    local master, rmsg, rerrno = core.recv_fd(listen)
+    local master, rerr = sys.recv_fd(listen)
     core.close(listen)
     if not master then
       core.kill(pid, 9)
       core.waitpid(pid)
-      return nil, errors.new(rmsg, rerrno)
+      return nil, rerr
     end
     self.console = master
   end
@@ -982,17 +978,17 @@ end
 function Process:wait(opts)
   if not self.pid then return nil, errors.new("exec " .. self.id .. ": not started", 3) end
   local forward = opts and opts.forward or false
-  local code, info, errno
+  local code, info
   if self.console and core.tty_run then
-    code, info, errno = core.tty_run(self.console, self.pid, { forward = forward,
+    code, info = sys.tty_run(self.console, self.pid, { forward = forward,
       stdin = self.io.stdin, stdout = self.io.stdout })
     core.close(self.console)
     self.console = nil
   else
     local copy = self.io.take_copy and self.io.take_copy()
-    code, info, errno = core.wait(self.pid, { forward = forward, copy = copy })
+    code, info = sys.wait(self.pid, { forward = forward, copy = copy })
   end
-  if code == nil then return nil, errors.new(info, errno) end
+  if code == nil then return nil, info end
   M.event(self.task.client, "/tasks/exit", self.task.id, { exec_id = self.id, pid = self.pid,
     exit_status = code, exited_at = core.rfc3339() })
   return code
@@ -1001,8 +997,8 @@ end
 --- Send a signal (a number, default SIGTERM) to the process.
 function Process:kill(sig)
   if not self.pid then return nil, errors.new("exec " .. self.id .. ": not started", 3) end
-  local ok, msg, errno = core.kill(self.pid, sig or 15)
-  if not ok then return nil, errors.new(msg, errno) end
+  local ok, err = sys.kill(self.pid, sig or 15)
+  if not ok then return nil, err end
   return true
 end
 
@@ -1030,13 +1026,13 @@ function Task:attach(opts)
     if not self:detached() then
       return nil, errors.new(("task %s: its terminal belongs to the ctrlua that runs it"):format(self.id), 95, "EOPNOTSUPP")
     end
-    local master, msg, errno = core.monitor_console(self.dir)
-    if not master then return nil, errors.new(msg, errno) end
+    local master, err = sys.monitor_console(self.dir)
+    if not master then return nil, err end
     local ok
-    ok, msg, errno = core.tty_run(master, self.pid, { child = false, forward = false,
+    ok, err = sys.tty_run(master, self.pid, { child = false, forward = false,
       stdin = opts.stdin or 0, stdout = opts.stdout or 1 })
     core.close(master)
-    if not ok then return nil, errors.new(msg, errno) end
+    if not ok then return nil, err end
     return true
   end
   local fifos = extra.fifos
@@ -1046,13 +1042,13 @@ function Task:attach(opts)
   local out = {}
   local map = {}
   for name, dst in pairs({ stdout = opts.stdout or 1, stderr = opts.stderr or 2 }) do
-    local fd, msg, errno = core.open(fifos[name], "r")
-    if not fd then return nil, errors.new(msg, errno) end
+    local fd, err = sys.open(fifos[name], "r")
+    if not fd then return nil, err end
     out[#out + 1] = fd
     map[fd] = dst
   end
-  local pfd, msg, errno = core.pidfd_open(self.pid)
-  if not pfd then return nil, errors.new(msg, errno) end
+  local pfd, err = sys.pidfd_open(self.pid)
+  if not pfd then return nil, err end
   local watch = { pfd, unpack(out) }
   while true do
     local ready = core.poll(watch, -1) or {}

@@ -14,6 +14,7 @@
 -- @module ctr.remotes.auth
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local sys = require("ctr.sys")
 local rhttp = require("ctr.remotes.http")
 
 local M = {}
@@ -273,11 +274,11 @@ end
 local function write_json_0600(path, doc)
   local dir = path:match("^(.*)/[^/]*$")
   if dir and dir ~= "" then
-    local ok, msg, errno = core.mkdir_p(dir, 448)
-    if not ok then return nil, errors.new(msg, errno) end
+    local ok, err = sys.mkdir_p(dir, 448)
+    if not ok then return nil, err end
   end
-  local ok, msg, errno = core.write_file(path, require("ctr.json").encode_indent(doc) .. "\n", { mode = 384 })
-  if not ok then return nil, errors.new(msg, errno) end
+  local ok, err = sys.write_file(path, require("ctr.json").encode_indent(doc) .. "\n", { mode = 384 })
+  if not ok then return nil, err end
   return true
 end
 
@@ -463,6 +464,9 @@ end
 --- A 401 from host: learn its challenge.  true when a retry may now succeed: the request
 -- went without credentials and the challenge says how to send them, or a cached token was
 -- refused (dropped, so the retry fetches a fresh one); false when it cannot.
+-- @tparam string host the registry host
+-- @param res the response (its WWW-Authenticate header)
+-- @param scopes the scopes the request needed
 -- @param sent the Authorization header the request carried, or nil
 function Authorizer:challenge(host, res, scopes, sent)
   local chs = M.parse_challenges(res.header_table and res.header_table["www-authenticate"])
