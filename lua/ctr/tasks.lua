@@ -331,6 +331,187 @@ local function cleanup(client, dir)
   return remove_dir(client, dir)
 end
 
+-- What a later ctrlua needs to know of a task (its status record belongs to the monitor):
+-- task.json's table.
+local function task_extra(rec, spec, io, opts, me, cgroup)
+  local hooks = type(spec.hooks) == "table" and spec.hooks or {}
+  return { owner = me, cgroup = cgroup, io = io.kind, fifos = io.fifos, detached = opts.detach or nil,
+    stop_signal = rec.labels and rec.labels["io.containerd.image.config.stop-signal"] or nil,
+    terminal = type(spec.process) == "table" and spec.process.terminal == true or nil,
+    -- which of the caller's lifecycle hooks exist: no read of config.json when none does
+    hooks = (hooks.poststart or hooks.poststop) and
+      { poststart = hooks.poststart and true or nil, poststop = hooks.poststop and true or nil } or nil }
+end
+
+-- The directory is made whole under a name that says whose it is, then renamed into place
+-- exclusively: every task directory has its task.json, naming the ctrlua that owns it, and a
+-- crash before the rename leaves a .tmp-PID-START-ID directory that gc can tell abandoned.
+local function reserve_dir(nsdir, dir, id, extra)
+  local me = extra.owner
+  local tmp = ("%s/.tmp-%d-%d-%s"):format(nsdir, me.pid, me.start_time or 0, id)
+  core.remove_tree(tmp) -- ours: a failed earlier attempt of this very process
+  local ok, err = sys.mkdir(tmp, 448) -- 0700
+  if not ok then return nil, err end
+  ok, err = write_extra(tmp, extra)
+  if ok then
+    ok, err = sys.rename(tmp, dir, { noreplace = true, sync = false })
+    if not ok and err.sym == "EEXIST" then err = errors.exists("task %q: already exists", id) end
+  end
+  if not ok then
+    core.remove_tree(tmp)
+    return nil, err
+  end
+  fault.point("task.reserved")
+  return true
+end
+
+-- A task being made: what a failure must undo, in the order undo() undoes it.
+local Making = {}
+Making.__index = Making
+
+function Making:undo(err)
+  if self.pio then self.pio.close() end
+  if self.console then core.close(self.console) end
+  if self.console_listen then core.close(self.console_listen) end
+  if self.dir_fd then core.close(self.dir_fd) end
+  if self.monitored then
+    -- the monitor reaps the init; once it has, it exits on "delete"
+    core.kill(self.monitored, 9)
+    core.monitor_request(self.dir, "wait")
+    core.monitor_request(self.dir, "delete")
+  end
+  if self.made_cgroup then cgroups.delete(self.made_cgroup) end
+  cleanup(self.client, self.dir)
+  return nil, err
+end
+
+-- The bundle: the snapshot mounted at rootfs/ (when the container has one), config.json.
+local function write_bundle(client, rec, spec, dir)
+  if rec.snapshot_key and rec.snapshot_key ~= "" then
+    local sn, err = client:snapshotter(rec.snapshotter)
+    if not sn then return nil, err end
+    local mounts
+    mounts, err = sn:mounts(rec.snapshot_key)
+    if not mounts then return nil, err end
+    local ok
+    ok, err = sys.mkdir(dir .. "/rootfs", 493) -- 0755
+    if not ok then return nil, err end
+    ok, err = mount.all(mounts, dir .. "/rootfs")
+    if not ok then return nil, err end
+    fault.point("task.mounted")
+    spec.root = spec.root or {}
+    spec.root.path = "rootfs"
+  end
+  local encoded, text = pcall(core.json_encode, spec)
+  if not encoded then return nil, errors.invalid("config.json: %s", tostring(text)) end
+  local ok, err = sys.write_file(dir .. "/config.json", text, { mode = 384, sync = false })
+  if not ok then return nil, err end
+  fault.point("task.bundle-written")
+  return true
+end
+
+-- The init under a monitor of its own (detached): pid, monitor pid, or nil, err, death.
+local function create_monitored(mk, io, opts, cgroup, terminal)
+  local oom_file
+  if cgroup then
+    local dirs = cgroups.dirs(cgroup)
+    if type(dirs) == "table" then
+      -- the memory controller's own hierarchy: v1's when there is one (a hybrid host's
+      -- cgroup2 mount holds other controllers), else v2's
+      if dirs.memory then oom_file = dirs.memory .. "/memory.oom_control"
+      elseif dirs.unified then oom_file = dirs.unified .. "/memory.events" end
+    end
+  end
+  -- the monitor makes the cgroup; should it die before it reports, the cgroup is left to us
+  mk.made_cgroup = cgroup
+  local dir, id = mk.dir, mk.id
+  local pid, mon, death = sys.monitor_create(dir, {
+    exec_fifo = dir .. "/exec.fifo", pid_file = opts.pid_file, no_pivot = opts.no_pivot,
+    stdin = io.stdin, stdout = io.stdout, stderr = io.stderr,
+    monitor_bin = M.monitor_bin(), oom_file = oom_file, id = id,
+    console = terminal, -- the monitor keeps the pty master (core.monitor_console)
+    keep_fifos = io.kind == "fifo", -- and unread output of --fifo-dir fifos
+    logger = io.logger, logger_env = io.logger and {
+      "CONTAINER_ID=" .. id, "CONTAINER_NAMESPACE=" .. mk.client.namespace,
+      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" } or nil,
+  })
+  if pid then mk.monitored = pid end
+  -- the monitor holds the init's IO now
+  if io.close then io.close() end
+  return pid, mon, death
+end
+
+-- process.terminal: the init sends its pty master to a socket (runc's console socket) in the
+-- 0700 task directory; a path too long for sun_path goes through an fd of the directory.
+local function listen_console(mk)
+  local sock = mk.dir .. "/console.sock"
+  if #sock >= 100 then
+    local fd, err = sys.open(mk.dir, "r")
+    if not fd then return nil, err end
+    mk.dir_fd = fd
+    sock = ("/proc/self/fd/%d/console.sock"):format(fd)
+  end
+  local fd, err = sys.unix_listen(sock)
+  if not fd then return nil, err end
+  mk.console_listen = fd
+  return sock
+end
+
+-- create has returned: the master waits on the connection.  Then the caller's window size
+-- from the start (tty_run follows it from then on).
+local function receive_console(mk, io, pid)
+  local console, err = sys.recv_fd(mk.console_listen)
+  core.close(mk.console_listen)
+  mk.console_listen = nil
+  core.unlink(mk.dir .. "/console.sock")
+  if not console then
+    core.kill(pid, 9)
+    core.waitpid(pid)
+    return nil, err
+  end
+  mk.console = console
+  local rows, cols = core.tty_get_size(io.stdin or 0)
+  if not rows then rows, cols = core.tty_get_size(io.stdout or 1) end
+  if rows and rows > 0 then core.tty_set_size(console, rows, cols) end
+  return true
+end
+
+-- The init as our own child (the caller waits in the foreground): pid, or nil, err, death.
+local function create_child(mk, io, opts, cgroup, terminal)
+  local sock, err
+  if terminal then
+    sock, err = listen_console(mk)
+    if not sock then return nil, err end
+  elseif io.pipe_terminals then
+    -- the caller's terminal stays the caller's: pipes in its place, copied by wait
+    local pio, perr = io:pipe_terminals()
+    if not pio then return nil, perr end
+    if pio ~= io then mk.pio = pio end
+  end
+  local fds = mk.pio or io
+  local dir = mk.dir
+  local pid, death
+  pid, err, death = sys.create(dir, {
+    exec_fifo = dir .. "/exec.fifo",
+    pid_file = opts.pid_file,
+    no_pivot = opts.no_pivot,
+    stdin = fds.stdin, stdout = fds.stdout, stderr = fds.stderr,
+    console_socket = sock, id = mk.id, die_with_parent = true,
+  })
+  if pid then mk.made_cgroup = cgroup end
+  if pid and mk.pio then mk.pio.started() end
+  if mk.dir_fd then
+    core.close(mk.dir_fd)
+    mk.dir_fd = nil
+  end
+  if not pid then return nil, err, death end
+  if mk.console_listen then
+    local ok, cerr = receive_console(mk, io, pid)
+    if not ok then return nil, cerr end
+  end
+  return pid
+end
+
 --- Create the task of a container (NewTask): mount its rootfs, write the bundle, create the
 -- init, which then waits for start.
 -- @param container a container object (ctr.containers)
@@ -352,176 +533,41 @@ function M.new_task(container, io, opts)
   -- the record as new_container wrote it or load read it: no second read on the run path
   local rec = container.record
   if not rec then
-    local err
     rec, err = container:info()
     if not rec then return nil, err end
   end
   local spec = rec.spec
   if type(spec) ~= "table" then return nil, errors.not_found("container %q: no spec", id) end
-
   local cgroup = type(spec.linux) == "table" and type(spec.linux.cgroupsPath) == "string"
     and spec.linux.cgroupsPath ~= "" and spec.linux.cgroupsPath or nil
-  -- what a later ctrlua needs to know of this task (its status record belongs to the monitor)
   local terminal = type(spec.process) == "table" and spec.process.terminal == true
-  local hooks = type(spec.hooks) == "table" and spec.hooks or {}
-  local me = owner.me()
-  local extra = { owner = me, cgroup = cgroup, io = io.kind, fifos = io.fifos, detached = opts.detach or nil,
-    stop_signal = rec.labels and rec.labels["io.containerd.image.config.stop-signal"] or nil,
-    terminal = terminal or nil,
-    -- which of the caller's lifecycle hooks exist: no read of config.json when none does
-    hooks = (hooks.poststart or hooks.poststop) and
-      { poststart = hooks.poststart and true or nil, poststop = hooks.poststop and true or nil } or nil }
+  local extra = task_extra(rec, spec, io, opts, owner.me(), cgroup)
 
-  -- The directory is made whole under a name that says whose it is, then renamed into place
-  -- exclusively: every task directory has its task.json, naming the ctrlua that owns it, and a
-  -- crash before the rename leaves a .tmp-PID-START-ID directory that gc can tell abandoned.
-  local tmp = ("%s/.tmp-%d-%d-%s"):format(nsdir, me.pid, me.start_time or 0, id)
-  core.remove_tree(tmp) -- ours: a failed earlier attempt of this very process
-  ok, err = sys.mkdir(tmp, 448) -- 0700
+  ok, err = reserve_dir(nsdir, dir, id, extra)
   if not ok then return nil, err end
-  local werr
-  ok, werr = write_extra(tmp, extra)
-  if ok then
-    ok, err = sys.rename(tmp, dir, { noreplace = true, sync = false })
-    if not ok then werr = err.sym == "EEXIST" and errors.exists("task %q: already exists", id) or err end
-  end
-  if not ok then
-    core.remove_tree(tmp)
-    return nil, werr
-  end
-  fault.point("task.reserved")
-  local made_cgroup -- the init's cgroup once the runtime has made it (a later failure removes it)
-  local monitored -- the init's pid once a monitor supervises it
-  local console, console_listen, dir_fd -- process.terminal: the pty master, where it comes from
-  local pio -- the init's own fds, when they are not io's (cio.stdio's pipes)
-  local function fail(err)
-    if pio then pio.close() end
-    if console then core.close(console) end
-    if console_listen then core.close(console_listen) end
-    if dir_fd then core.close(dir_fd) end
-    if monitored then
-      -- the monitor reaps the init; once it has, it exits on "delete"
-      core.kill(monitored, 9)
-      core.monitor_request(dir, "wait")
-      core.monitor_request(dir, "delete")
-    end
-    if made_cgroup then cgroups.delete(made_cgroup) end
-    cleanup(client, dir)
-    return nil, err
-  end
-
-  if rec.snapshot_key and rec.snapshot_key ~= "" then
-    local sn, err = client:snapshotter(rec.snapshotter)
-    if not sn then return fail(err) end
-    local mounts
-    mounts, err = sn:mounts(rec.snapshot_key)
-    if not mounts then return fail(err) end
-    ok, err = sys.mkdir(dir .. "/rootfs", 493) -- 0755
-    if not ok then return fail(err) end
-    local mok, merr = mount.all(mounts, dir .. "/rootfs")
-    if not mok then return fail(merr) end
-    fault.point("task.mounted")
-    spec.root = spec.root or {}
-    spec.root.path = "rootfs"
-  end
-
-  local encoded, text = pcall(core.json_encode, spec)
-  if not encoded then return fail(errors.invalid("config.json: %s", tostring(text))) end
-  ok, err = sys.write_file(dir .. "/config.json", text, { mode = 384, sync = false })
-  if not ok then return fail(err) end
-  fault.point("task.bundle-written")
+  local mk = setmetatable({ client = client, id = id, dir = dir }, Making)
+  ok, err = write_bundle(client, rec, spec, dir)
+  if not ok then return mk:undo(err) end
 
   -- an external runc-compatible runtime (ctr.runtime) runs this bundle instead
   if type(rec.runtime) == "table" and type(rec.runtime.options) == "table" and rec.runtime.options.binary then
     local t, terr = runtime.new_task(container, io, opts, dir, spec, Task)
-    if not t then return fail(terr) end
+    if not t then return mk:undo(terr) end
     return t
   end
 
   local pid, monitor_pid, death
   if opts.detach then
-    local oom_file
-    if cgroup then
-      local dirs = cgroups.dirs(cgroup)
-      if type(dirs) == "table" then
-        -- the memory controller's own hierarchy: v1's when there is one (a hybrid host's
-        -- cgroup2 mount holds other controllers), else v2's
-        if dirs.memory then oom_file = dirs.memory .. "/memory.oom_control"
-        elseif dirs.unified then oom_file = dirs.unified .. "/memory.events" end
-      end
-    end
-    -- the monitor makes the cgroup; should it die before it reports, the cgroup is left to us
-    made_cgroup = cgroup
-    local mon
-    pid, mon, death = sys.monitor_create(dir, {
-      exec_fifo = dir .. "/exec.fifo", pid_file = opts.pid_file, no_pivot = opts.no_pivot,
-      stdin = io.stdin, stdout = io.stdout, stderr = io.stderr,
-      monitor_bin = M.monitor_bin(), oom_file = oom_file, id = id,
-      console = terminal, -- the monitor keeps the pty master (core.monitor_console)
-      keep_fifos = io.kind == "fifo", -- and unread output of --fifo-dir fifos
-      logger = io.logger, logger_env = io.logger and {
-        "CONTAINER_ID=" .. id, "CONTAINER_NAMESPACE=" .. client.namespace,
-        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" } or nil,
-    })
-    if pid then monitor_pid, monitored = mon, pid else err = mon end
-    -- the monitor holds the init's IO now
-    if io.close then io.close() end
+    pid, monitor_pid, death = create_monitored(mk, io, opts, cgroup, terminal)
+    if not pid then err = monitor_pid end
   else
-    local sock
-    if terminal then
-      -- the init sends its pty master here (runc's console socket), in the 0700 task
-      -- directory; a path too long for sun_path goes through an fd of the directory
-      sock = dir .. "/console.sock"
-      if #sock >= 100 then
-        dir_fd, err = sys.open(dir, "r")
-        if not dir_fd then return fail(err) end
-        sock = ("/proc/self/fd/%d/console.sock"):format(dir_fd)
-      end
-      console_listen, err = sys.unix_listen(sock)
-      if not console_listen then return fail(err) end
-    elseif io.pipe_terminals then
-      -- the caller's terminal stays the caller's: pipes in its place, copied by wait
-      local perr
-      pio, perr = io:pipe_terminals()
-      if not pio then return fail(perr) end
-      if pio == io then pio = nil end
-    end
-    local fds = pio or io
-    pid, err, death = sys.create(dir, {
-      exec_fifo = dir .. "/exec.fifo",
-      pid_file = opts.pid_file,
-      no_pivot = opts.no_pivot,
-      stdin = fds.stdin, stdout = fds.stdout, stderr = fds.stderr,
-      console_socket = sock, id = id, die_with_parent = true,
-    })
-    if pid then made_cgroup = cgroup end
-    if pid and pio then pio.started() end
-    if dir_fd then
-      core.close(dir_fd)
-      dir_fd = nil
-    end
-    if pid and console_listen then
-      -- create has returned: the master waits on the connection
-      console, err = sys.recv_fd(console_listen)
-      core.close(console_listen)
-      console_listen = nil
-      core.unlink(dir .. "/console.sock")
-      if not console then
-        core.kill(pid, 9)
-        core.waitpid(pid)
-        return fail(err)
-      end
-      -- the caller's window size from the start (tty_run follows it from then on)
-      local rows, cols = core.tty_get_size(io.stdin or 0)
-      if not rows then rows, cols = core.tty_get_size(io.stdout or 1) end
-      if rows and rows > 0 then core.tty_set_size(console, rows, cols) end
-    end
+    pid, err, death = create_child(mk, io, opts, cgroup, terminal)
   end
   if not pid then
     -- the init looks the command up before it reports ready (as runc's does): err.exec marks
     -- that failure (ctr.sys), so that run can answer 127 (not found) or 126 (cannot invoke)
     if death then died_early(client, id, err, death.exit_code, death.oom) end
-    return fail(err)
+    return mk:undo(err)
   end
 
   -- CNI networking (ctr.cni): ADD after create, before start; the result is kept for DEL
@@ -530,7 +576,7 @@ function M.new_task(container, io, opts)
     if not res then
       core.kill(pid, 9)
       if not monitor_pid then core.waitpid(pid) end
-      return fail(cerr)
+      return mk:undo(cerr)
     end
     extra.cni = res
     core.write_file(dir .. "/task.json", core.json_encode(extra), { mode = 384, sync = false })
@@ -551,11 +597,11 @@ function M.new_task(container, io, opts)
   if not ok then
     core.kill(pid, 9)
     core.waitpid(pid)
-    return fail(err)
+    return mk:undo(err)
   end
   fault.point("task.created")
   return setmetatable({ client = client, container = container, id = id, pid = pid, dir = dir,
-    io = pio or io, st = st, extra = extra, console = console }, Task)
+    io = mk.pio or io, st = st, extra = extra, console = mk.console }, Task)
 end
 
 --- Start the init: it execve's the process.
