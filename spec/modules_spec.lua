@@ -6,6 +6,9 @@ local core = require("ctr.core")
 
 local M = {}
 
+-- modules that are no files under lua/ctr: the C core, and what the ctrlua host preloads
+M.BUILTIN = { ["ctr.core"] = true, ["ctr.host"] = true }
+
 -- module name -> file, for every .lua under dir (init.lua names its folder)
 function M.modules(dir, prefix, into)
   into = into or {}
@@ -27,8 +30,15 @@ end
 function M.requires(text)
   local seen, out = {}, {}
   text = text:gsub("%-%-[^\n]*", "")
-  for _, name in text:gmatch("require%s*%(?%s*([\"'])(ctr[%w_.]*)%1") do
-    if not seen[name] and name ~= "ctr.core" then seen[name] = true; out[#out + 1] = name end
+  -- require("ctr.x"), require "ctr.x", and pcall(require, "ctr.x")
+  for _, pat in ipairs({ "require%s*%(?%s*([\"'])(ctr[%w_.]*)%1", "require%s*,%s*([\"'])(ctr[%w_.]*)%1" }) do
+    for _, name in text:gmatch(pat) do
+      -- "ctr." .. k: a name made at run time, not a module
+      if not seen[name] and not M.BUILTIN[name] and name:sub(-1) ~= "." then
+        seen[name] = true
+        out[#out + 1] = name
+      end
+    end
   end
   return out
 end
@@ -80,10 +90,10 @@ describe("the modules of lua/ctr", function()
 
   it("are found, and their requires read", function()
     assert.truthy(graph["ctr"] and graph["ctr.tasks"] and graph["ctr.cmd.runc"] and graph["ctr.store.meta"])
-    assert.are.same({ "ctr.errors", "ctr.x.y" },
+    assert.are.same({ "ctr.errors", "ctr.x.y", "ctr.z" },
       M.requires('local e = require("ctr.errors")\nlocal c = require("ctr.core")\n' ..
         '-- local ctr = require("ctr")\n' ..
-        "local function f() return require 'ctr.x.y', require('ctr.errors') end"))
+        "local function f() return require 'ctr.x.y', require('ctr.errors'), pcall(require, \"ctr.z\") end"))
   end)
 
   it("name only modules that exist", function()

@@ -80,6 +80,10 @@ function Client:get_image(ref) return require("ctr.images").get(self, ref) end
 --- Image records of the namespace.
 function Client:list_images() return require("ctr.images").list(self) end
 
+--- The manifest and config of an image for a platform; see ctr.images.manifest.  The store's
+-- modules (ctr.store.unpack), which ctr.images uses, ask through here.
+function Client:image_manifest(image, platform) return require("ctr.images").manifest(self, image, platform) end
+
 --- Make a container record; see ctr.containers.new.
 function Client:new_container(id, ...) return require("ctr.containers").new(self, id, ...) end
 

@@ -76,7 +76,7 @@ end
 
 -- The layers and chain IDs of an image.
 local function layers_of(client, image, opts)
-  local manifest, config = require("ctr.images").manifest(client, image, opts.platform)
+  local manifest, config = client:image_manifest(image, opts.platform)
   if not manifest then return nil, config end
   local name = image.name or "image"
   local diff_ids = type(config) == "table" and type(config.rootfs) == "table" and config.rootfs.diff_ids
