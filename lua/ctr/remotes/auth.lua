@@ -170,17 +170,22 @@ local function auth_keys(host, repo)
   return keys
 end
 
+-- A helper that could not be run: AUTH_HELPER, with the errno of why.
+local function helper_err(err, fmt, ...)
+  local e = errors.wrap(err, fmt, ...)
+  e.sym = "AUTH_HELPER"
+  return e
+end
+
 --- Ask docker-credential-NAME for host's credentials: {username=, secret=, refresh=} or nil
 -- (none stored), or nil, err.
 function M.helper_get(name, host)
   if not name:match("^[%w%-_%.]+$") then
     return nil, errors.invalid("credential helper %q: not a helper name", name)
   end
-  local out, status = core.run_capture({ "docker-credential-" .. name, "get" }, server_url(host),
+  local out, status = sys.run_capture({ "docker-credential-" .. name, "get" }, server_url(host),
     { cap = 65536, timeout_ms = 30000 })
-  if not out then
-    return nil, errors.new(("credential helper docker-credential-%s: %s"):format(name, status), 0, "AUTH_HELPER")
-  end
+  if not out then return nil, helper_err(status, "credential helper docker-credential-%s", name) end
   if status ~= 0 then
     if out:find("credentials not found", 1, true) then return nil end
     return nil, errors.new(("credential helper docker-credential-%s get: exit status %d"):format(name, status), 0, "AUTH_HELPER")
@@ -197,9 +202,9 @@ local function helper_run(name, verb, input)
   if not name:match("^[%w%-_%.]+$") then
     return nil, errors.invalid("credential helper %q: not a helper name", name)
   end
-  local out, status = core.run_capture({ "docker-credential-" .. name, verb }, input,
+  local out, status = sys.run_capture({ "docker-credential-" .. name, verb }, input,
     { cap = 65536, timeout_ms = 30000 })
-  if not out then return nil, errors.new(("docker-credential-%s %s: %s"):format(name, verb, status), 0, "AUTH_HELPER") end
+  if not out then return nil, helper_err(status, "docker-credential-%s %s", name, verb) end
   if status ~= 0 then
     return nil, errors.new(("docker-credential-%s %s: exit status %d"):format(name, verb, status), 0, "AUTH_HELPER")
   end
