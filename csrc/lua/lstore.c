@@ -15,6 +15,7 @@
 #include <lua.h>
 
 #include "base/digest.h"
+#include "base/mounts.h"
 #include "base/error.h"
 #include "base/syscalls.h"
 #include "lua/lcore.h"
@@ -400,7 +401,7 @@ static int l_mount(lua_State *L)
     luaL_pushresult(&b);
     const char *options = lua_tostring(L, -1);
     struct ctr_err e;
-    if (ctr_mountutil_mount(type, source, target, options, &e) < 0)
+    if (ctr_snapshot_mount(type, source, target, options, &e) < 0)
         return ctr_lua_fail(L, &e);
     lua_pushboolean(L, 1);
     return 1;
@@ -412,7 +413,7 @@ static int l_unmount(lua_State *L)
     const char *target = luaL_checkstring(L, 1);
     int detach = ctr_lua_optfield_bool(L, 2, "detach", 0);
     struct ctr_err e;
-    if (ctr_mountutil_unmount(target, detach, &e) < 0)
+    if (ctr_unmount(target, detach, &e) < 0)
         return ctr_lua_fail(L, &e);
     lua_pushboolean(L, 1);
     return 1;

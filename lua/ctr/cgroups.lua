@@ -12,7 +12,7 @@
 -- put before every mount point).
 -- @module ctr.cgroups
 local core = require("ctr.core")
-local errors = require("ctr.errors")
+local sys = require("ctr.sys")
 
 local M = {}
 
@@ -25,11 +25,6 @@ local function check_opts(opts, level)
   if opts ~= nil and type(opts) ~= "table" then
     error("opts: expected table, got " .. type(opts), level + 1)
   end
-end
-
-local function result(v, msg, errno)
-  if v == nil then return nil, errors.new(msg, errno) end
-  return v
 end
 
 -- linux.resources fields that are arrays even when empty
@@ -64,7 +59,7 @@ end
 --   or nil, err
 function M.layout(opts)
   check_opts(opts, 2)
-  return result(core.cgroup_layout(opts))
+  return sys.cgroup_layout(opts)
 end
 
 --- The cgroup mode of this machine (containerd's cgroups.Mode): "v1", "v2", "hybrid" or "none".
@@ -93,7 +88,7 @@ function M.new(path, resources, opts)
   check_path(path, 2)
   check_opts(opts, 2)
   local json = encode_resources(resources, 2)
-  local ok, err = result(core.cgroup_create(path, json, opts))
+  local ok, err = sys.cgroup_create(path, json, opts)
   if not ok then return nil, err end
   return wrap(path, opts)
 end
@@ -105,7 +100,7 @@ end
 function M.load(path, opts)
   check_path(path, 2)
   check_opts(opts, 2)
-  local dirs, err = result(core.cgroup_dirs(path, opts))
+  local dirs, err = sys.cgroup_dirs(path, opts)
   if not dirs then return nil, err end
   local _, perr = M.processes(path, opts)
   if perr then return nil, perr end
@@ -120,7 +115,7 @@ end
 function M.dirs(path, opts)
   check_path(path, 2)
   check_opts(opts, 2)
-  return result(core.cgroup_dirs(path, opts))
+  return sys.cgroup_dirs(path, opts)
 end
 
 --- Move a process into the cgroup in every hierarchy.
@@ -132,7 +127,7 @@ function M.add(path, pid, opts)
   check_path(path, 2)
   if type(pid) ~= "number" or pid <= 0 or pid % 1 ~= 0 then error("pid: expected a pid", 2) end
   check_opts(opts, 2)
-  return result(core.cgroup_add_pid(path, pid, opts))
+  return sys.cgroup_add_pid(path, pid, opts)
 end
 
 --- The pids in the cgroup (its cgroup.procs).
@@ -142,7 +137,7 @@ end
 function M.processes(path, opts)
   check_path(path, 2)
   check_opts(opts, 2)
-  return result(core.cgroup_pids(path, opts))
+  return sys.cgroup_pids(path, opts)
 end
 
 --- Freeze every process of the cgroup and wait until the kernel says they are.
@@ -152,7 +147,7 @@ end
 function M.freeze(path, opts)
   check_path(path, 2)
   check_opts(opts, 2)
-  return result(core.cgroup_freeze(path, true, opts))
+  return sys.cgroup_freeze(path, true, opts)
 end
 
 --- Thaw a frozen cgroup.
@@ -162,7 +157,7 @@ end
 function M.thaw(path, opts)
   check_path(path, 2)
   check_opts(opts, 2)
-  return result(core.cgroup_freeze(path, false, opts))
+  return sys.cgroup_freeze(path, false, opts)
 end
 
 --- Statistics: the fields the kernel has, among memory_usage, memory_limit, memory_max_usage,
@@ -175,7 +170,7 @@ end
 function M.stat(path, opts)
   check_path(path, 2)
   check_opts(opts, 2)
-  return result(core.cgroup_stats(path, opts))
+  return sys.cgroup_stats(path, opts)
 end
 
 --- Remove the cgroup from every hierarchy (retrying while a dying process leaves it); a
@@ -186,7 +181,7 @@ end
 function M.delete(path, opts)
   check_path(path, 2)
   check_opts(opts, 2)
-  return result(core.cgroup_delete(path, opts))
+  return sys.cgroup_delete(path, opts)
 end
 
 --- cgroup object methods: `cg:add(pid)`, `cg:processes()`, `cg:freeze()`, `cg:thaw()`,
@@ -199,5 +194,16 @@ function Cgroup:thaw() return M.thaw(self.path, self.opts) end
 function Cgroup:stat() return M.stat(self.path, self.opts) end
 function Cgroup:dirs() return M.dirs(self.path, self.opts) end
 function Cgroup:delete() return M.delete(self.path, self.opts) end
+
+--- Did the OOM killer kill a process of the cgroup at `path` (its memory oom_kill count is
+-- above zero; the cgroup is the container's own, made for it)?  false when unknown.
+-- @tparam string path linux.cgroupsPath
+-- @tparam[opt] table opts fake cgroup tree
+function M.oom_killed(path, opts)
+  if type(path) ~= "string" or path == "" then return false end
+  local st = M.stat(path, opts)
+  if not st then return false end
+  return (st.oom_kill or 0) > 0
+end
 
 return M

@@ -4,6 +4,7 @@
 -- @module ctr.cio
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local sys = require("ctr.sys")
 
 local M = {}
 
@@ -35,10 +36,10 @@ local function pipe_terminals(io)
   end
   -- a pipe for the process's output (it writes) or for its input (it reads)
   local function pipe(output)
-    local r, w, errno = core.pipe()
+    local r, w = sys.pipe()
     if not r then
       pio.close()
-      return nil, errors.new(w, errno)
+      return nil, w -- the error
     end
     if output then theirs[#theirs + 1], ours[#ours + 1] = w, r
     else theirs[#theirs + 1], ours[#ours + 1] = r, w end
@@ -88,20 +89,20 @@ end
 
 --- /dev/null for all three (cio.NullIO, `--null-io`).
 function M.null_io()
-  local fd, msg, errno = core.open("/dev/null", "rw")
-  if not fd then return nil, errors.new(msg, errno) end
+  local fd, err = sys.open("/dev/null", "rw")
+  if not fd then return nil, err end
   return { stdin = fd, stdout = fd, stderr = fd, kind = "null",
     close = function() core.close(fd) end }
 end
 
 --- stdout and stderr appended to a file, stdin from /dev/null (cio.LogFile, `--log-uri file://`).
 function M.log_file(path)
-  local out, msg, errno = core.open(path, "a", 384)
-  if not out then return nil, errors.new(msg, errno) end
-  local null, msg2, errno2 = core.open("/dev/null", "r")
+  local out, err = sys.open(path, "a", 384)
+  if not out then return nil, err end
+  local null, err2 = sys.open("/dev/null", "r")
   if not null then
     core.close(out)
-    return nil, errors.new(msg2, errno2)
+    return nil, err2
   end
   return { stdin = null, stdout = out, stderr = out, kind = "file", path = path,
     close = function() core.close(out); core.close(null) end }
@@ -122,8 +123,8 @@ function M.binary(path, query)
     argv[#argv + 1] = unescape(k)
     if v ~= "" then argv[#argv + 1] = unescape(v) end
   end
-  local null, msg, errno = core.open("/dev/null", "rw")
-  if not null then return nil, errors.new(msg, errno) end
+  local null, err = sys.open("/dev/null", "rw")
+  if not null then return nil, err end
   return { stdin = null, stdout = null, stderr = null, kind = "binary", logger = argv,
     needs_monitor = true, close = function() core.close(null) end }
 end
@@ -194,17 +195,17 @@ end
 -- keeps output that no reader took when the container exits, for a late reader, until the
 -- delete (see csrc/monitor/monitor.h).  `Task:delete` removes them.
 function M.fifo_dir(dir, id)
-  local ok, msg, errno = core.mkdir_p(dir, 448)
-  if not ok then return nil, errors.new(msg, errno) end
+  local ok, err = sys.mkdir_p(dir, 448)
+  if not ok then return nil, err end
   local fds, fifos = {}, {}
   local function close() for _, fd in pairs(fds) do core.close(fd) end end
   for _, name in ipairs({ "stdin", "stdout", "stderr" }) do
     local path = dir .. "/" .. id .. "-" .. name
-    ok, msg, errno = core.mkfifo(path, 384)
-    if not ok and errno ~= 17 then close(); return nil, errors.new(msg, errno) end
+    ok, err = sys.mkfifo(path, 384)
+    if not ok and err.sym ~= "EEXIST" then close(); return nil, err end
     local fd
-    fd, msg, errno = core.open(path, "rw")
-    if not fd then close(); return nil, errors.new(msg, errno) end
+    fd, err = sys.open(path, "rw")
+    if not fd then close(); return nil, err end
     fds[name], fifos[name] = fd, path
   end
   return { stdin = fds.stdin, stdout = fds.stdout, stderr = fds.stderr, kind = "fifo",

@@ -4,6 +4,7 @@
 -- @module ctr.client
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local sys = require("ctr.sys")
 
 local M = {}
 
@@ -42,13 +43,13 @@ function M.new(opts)
   end
   -- The store and the state are private: 0700 (containerd CVE-2021-41103 taught this).
   for _, d in ipairs({ c.root, c.state }) do
-    local ok, msg, errno = core.mkdir_p(d, 448)
-    if not ok then return nil, errors.new(msg, errno) end
+    local ok, err = sys.mkdir_p(d, 448)
+    if not ok then return nil, err end
   end
   -- The state holds the bundles, and the runtime refuses a root.path with a symlink in it
   -- (as runc does): a state given through one (/var/run -> /run) is resolved here, once.
-  local state, msg, errno = core.realpath(c.state)
-  if not state then return nil, errors.new(msg, errno) end
+  local state, err = sys.realpath(c.state)
+  if not state then return nil, err end
   c.state = state
   return c
 end
@@ -78,6 +79,10 @@ function Client:get_image(ref) return require("ctr.images").get(self, ref) end
 
 --- Image records of the namespace.
 function Client:list_images() return require("ctr.images").list(self) end
+
+--- The manifest and config of an image for a platform; see ctr.images.manifest.  The store's
+-- modules (ctr.store.unpack), which ctr.images uses, ask through here.
+function Client:image_manifest(image, platform) return require("ctr.images").manifest(self, image, platform) end
 
 --- Make a container record; see ctr.containers.new.
 function Client:new_container(id, ...) return require("ctr.containers").new(self, id, ...) end

@@ -20,6 +20,7 @@
 -- @module ctr.cni
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local sys = require("ctr.sys")
 
 local M = {}
 
@@ -80,17 +81,17 @@ end
 function M.load(conf_dir)
   conf_dir = (conf_dir and conf_dir ~= "") and conf_dir or M.DEFAULT_CONF_DIR
   local nets = { loopback_network() }
-  local names, msg, errno = core.listdir(conf_dir)
+  local names, err = sys.listdir(conf_dir)
   if not names then
-    if errno == 2 then return nets end
-    return nil, errors.new(msg, errno)
+    if err.sym == "ENOENT" then return nets end
+    return nil, err
   end
   table.sort(names)
   for _, name in ipairs(names) do
     if name:match("%.conflist$") or name:match("%.conf$") or name:match("%.json$") then
       local file = conf_dir .. "/" .. name
-      local data, rmsg, rerrno = core.read_file(file, M.MAX_CONF)
-      if not data then return nil, errors.new(rmsg, rerrno) end
+      local data, rerr = sys.read_file(file, M.MAX_CONF)
+      if not data then return nil, rerr end
       local ok, doc = pcall(core.json_decode, data)
       if not ok then return nil, errors.invalid("%s: %s", file, tostring(doc)) end
       local list, err = as_list(doc, file)
@@ -147,8 +148,8 @@ end
 -- @tparam string config the JSON configuration (stdin)
 -- @tparam string tmp a scratch file prefix (in a private directory)
 function M.exec(path, env, config, tmp)
-  local ok, msg, errno = core.write_file(tmp .. ".in", config, { mode = 384 })
-  if not ok then return nil, errors.new(msg, errno) end
+  local ok, err = sys.write_file(tmp .. ".in", config, { mode = 384 })
+  if not ok then return nil, err end
   local vars = {}
   for _, k in ipairs({ "CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS", "CNI_PATH" }) do
     vars[#vars + 1] = k .. "=" .. q(env[k] or "")
@@ -304,7 +305,8 @@ function M.teardown(client, id, state)
     first_err = first_err or err
   end
   if first_err then return nil, first_err end
-  local ok, c = pcall(require("ctr.containers").load, client, id)
+  -- through the client, which knows the containers: this module stays below them
+  local ok, c = pcall(client.load_container, client, id)
   if ok and c then c:set_labels({ [M.LABEL_IPS] = "" }) end
   return true
 end

@@ -18,6 +18,7 @@
 -- @module ctr.containers
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local sys = require("ctr.sys")
 local fault = require("ctr.store.fault")
 local meta = require("ctr.store.meta")
 
@@ -85,8 +86,8 @@ local function read_snapshot_file(client, name, key, path, cap)
   end
   tmp_counter = tmp_counter + 1
   local dir = ("%s/.rootfs-read-%d-%d"):format(client.state, core.getpid(), tmp_counter)
-  local made, msg, errno = core.mkdir_p(dir, 448)
-  if not made then return nil, errors.new(msg, errno) end
+  local made, err = sys.mkdir_p(dir, 448)
+  if not made then return nil, err end
   local mount = require("ctr.mount")
   local mok, merr = mount.all(ro, dir)
   if not mok then
@@ -94,10 +95,10 @@ local function read_snapshot_file(client, name, key, path, cap)
     return nil, merr
   end
   local data
-  data, msg, errno = core.read_file_in_root(dir, path, cap, ("snapshot %q"):format(key))
+  data, err = sys.read_file_in_root(dir, path, cap, ("snapshot %q"):format(key))
   mount.unmount_all(dir)
   core.rmdir(dir)
-  if not data then return nil, errors.new(msg, errno) end
+  if not data then return nil, err end
   return data
 end
 
@@ -115,8 +116,8 @@ local function make_ctx(client, c)
     local spec = c.spec
     local root = spec and spec.root and spec.root.path
     if type(root) == "string" and root:sub(1, 1) == "/" then
-      local data, msg, errno = core.read_file_in_root(root, path, cap)
-      if not data then return nil, errors.new(msg, errno) end
+      local data, err = sys.read_file_in_root(root, path, cap)
+      if not data then return nil, err end
       return data
     end
     if c.snapshotter == nil then return nil, errors.new("no snapshotter set for container", 0, "FAILED_PRECONDITION") end
@@ -416,7 +417,7 @@ function M.delete(client, id, opts, known)
     elseif sn.disown then -- kept on purpose: no longer partial (ctr.snapshots)
       ok, rerr = sn:disown(key)
     end
-    if ok == nil and rerr ~= nil and rerr.sym ~= "NOT_FOUND" and rerr.errno ~= 2 then
+    if ok == nil and rerr ~= nil and rerr.sym ~= "NOT_FOUND" and rerr.sym ~= "ENOENT" then
       return nil, errors.wrap(rerr, "remove snapshot %q", key)
     end
     fault.point("container.snapshot-removed")

@@ -10,6 +10,7 @@
 -- @module ctr.content
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local sys = require("ctr.sys")
 
 local M = {}
 
@@ -37,12 +38,11 @@ local function check(digest)
 end
 M.check_digest = check
 
-local function cerr(msg, errno)
-  if errno == 0 or errno == nil then
-    if msg and msg:find("mismatch", 1, true) then return errors.new(msg, 0, "DIGEST_MISMATCH") end
-    return errors.new(msg, 22, "INVALID")
-  end
-  return errors.new(msg, errno)
+-- The store's only failures with no errno (so no sym) are its size and digest checks
+-- (csrc/store/content.c).
+local function cerr(err)
+  if err.sym == nil then err.sym = "DIGEST_MISMATCH" end
+  return err
 end
 
 --- Open the content store of a root (ROOT/content).
@@ -63,10 +63,10 @@ end
 function Store:info(digest)
   local p, err = self:path(digest)
   if not p then return nil, err end
-  local st, msg, errno = core.stat(p)
+  local st, err = sys.stat(p)
   if not st then
-    if errno == 2 then return nil, errors.not_found("content %s: not found", digest) end
-    return nil, errors.new(msg, errno)
+    if err.sym == "ENOENT" then return nil, errors.not_found("content %s: not found", digest) end
+    return nil, err
   end
   return { digest = digest, size = st.size, created_at = core.rfc3339(st.mtime), mtime = st.mtime }
 end
@@ -81,10 +81,10 @@ end
 function Store:read(digest, cap)
   local p, err = self:path(digest)
   if not p then return nil, err end
-  local data, msg, errno = core.read_file(p, cap or M.DEFAULT_READ_CAP)
+  local data, err = sys.read_file(p, cap or M.DEFAULT_READ_CAP)
   if not data then
-    if errno == 2 then return nil, errors.not_found("content %s: not found", digest) end
-    return nil, errors.new(msg, errno)
+    if err.sym == "ENOENT" then return nil, errors.not_found("content %s: not found", digest) end
+    return nil, err
   end
   return data
 end
@@ -105,8 +105,8 @@ function Store:write(data, expected)
     local ok, err = check(e.digest)
     if not ok then return nil, err end
   end
-  local d, msg, errno = core.content_write(self.dir, data, { digest = e.digest, size = e.size })
-  if not d then return nil, cerr(msg, errno) end
+  local d, err = sys.content_write(self.dir, data, { digest = e.digest, size = e.size })
+  if not d then return nil, cerr(err) end
   return d
 end
 
@@ -122,8 +122,8 @@ function Store:ingest(src_path, expected)
     local info = self:info(e.digest)
     if info and (e.size == nil or e.size == info.size) then return e.digest, info.size end
   end
-  local d, size, errno = core.content_ingest(self.dir, src_path, { digest = e.digest, size = e.size })
-  if not d then return nil, cerr(size, errno) end
+  local d, size = sys.content_ingest(self.dir, src_path, { digest = e.digest, size = e.size })
+  if not d then return nil, cerr(size) end -- size: the error
   return d, size
 end
 
@@ -146,10 +146,10 @@ end
 function Store:delete(digest)
   local p, err = self:path(digest)
   if not p then return nil, err end
-  local ok, msg, errno = core.unlink(p)
+  local ok, err = sys.unlink(p)
   if not ok then
-    if errno == 2 then return nil, errors.not_found("content %s: not found", digest) end
-    return nil, errors.new(msg, errno)
+    if err.sym == "ENOENT" then return nil, errors.not_found("content %s: not found", digest) end
+    return nil, err
   end
   return true
 end
@@ -158,18 +158,18 @@ end
 function Store:verify(digest)
   local ok, err = check(digest)
   if not ok then return nil, err end
-  local size, msg, errno = core.content_verify(self.dir, digest)
+  local size, err = sys.content_verify(self.dir, digest)
   if not size then
-    if errno == 2 then return nil, errors.not_found("content %s: not found", digest) end
-    return nil, cerr(msg, errno)
+    if err.sym == "ENOENT" then return nil, errors.not_found("content %s: not found", digest) end
+    return nil, cerr(err)
   end
   return size
 end
 
 --- Remove ingest files older than max_age seconds (default an hour) that no writer holds.
 function Store:sweep(max_age)
-  local n, msg, errno = core.content_sweep(self.dir, max_age or 3600)
-  if not n then return nil, errors.new(msg, errno) end
+  local n, err = sys.content_sweep(self.dir, max_age or 3600)
+  if not n then return nil, err end
   return n
 end
 

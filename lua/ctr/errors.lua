@@ -13,14 +13,23 @@ Error.__index = Error
 Error.__tostring = function(e) return e.msg end
 Error.__concat = function(a, b) return tostring(a) .. tostring(b) end
 
+-- errnos the core's table has no name for (it answers "E74"), which the library compares
+local NAMES = { [6] = "ENXIO", [71] = "EPROTO", [74] = "EBADMSG" }
+
+--- The name of an errno ("ENOENT"), nil for 0 (no syscall failed).
+-- @tparam number errno
+function M.errno_name(errno)
+  if not errno or errno <= 0 then return nil end
+  return NAMES[errno] or core.errno_name(errno)
+end
+
 --- Make an error value.
 -- @tparam string msg the message
 -- @tparam[opt] number errno the errno, 0 or nil when not a syscall's
 -- @tparam[opt] string sym a symbolic name for a non-syscall error ("NOT_FOUND", "EXISTS", ...)
 function M.new(msg, errno, sym)
   errno = errno or 0
-  return setmetatable({ msg = msg, errno = errno,
-    sym = sym or (errno ~= 0 and core.errno_name(errno) or nil) }, Error)
+  return setmetatable({ msg = msg, errno = errno, sym = sym or M.errno_name(errno) }, Error)
 end
 
 --- Is v an error value of this module?

@@ -17,6 +17,7 @@
 -- @module ctr.gc
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local sys = require("ctr.sys")
 local meta = require("ctr.store.meta")
 local owner = require("ctr.store.owner")
 
@@ -121,11 +122,7 @@ local function sweep_state_mounts(client, report)
     local path = client.state .. "/" .. name
     if pid and not pid_alive(tonumber(pid)) and is_dir(path) then
       local ok, err = require("ctr.tasks")._unmount_under(path)
-      if ok then
-        local msg, errno
-        ok, msg, errno = core.remove_tree(path)
-        if not ok then err = errors.new(msg, errno) end
-      end
+      if ok then ok, err = sys.remove_tree(path) end
       if ok then
         report.removed[#report.removed + 1] = ("mount point %s (pid %s is gone)"):format(path, pid)
       else

@@ -10,6 +10,7 @@
 -- @module ctr.images
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local sys = require("ctr.sys")
 local fault = require("ctr.store.fault")
 local meta = require("ctr.store.meta")
 local platforms = require("ctr.platforms")
@@ -178,6 +179,14 @@ local function load_manifest(store, d, name)
   return m, config
 end
 
+-- No manifest for the platform: NOT_FOUND, as containerd's; err.no_platform tells it from the
+-- other failures of a manifest (a missing blob), so that a search goes on past it.
+local function no_platform(want, name)
+  local err = errors.not_found("no manifest for platform %s in %s", platforms.format(want), name)
+  err.no_platform = true
+  return err
+end
+
 -- Resolve a descriptor to the manifest of a platform (want: platform table; `explicit`: the
 -- caller named it, so a single manifest of another platform is refused too).  `tried` holds
 -- the digests already resolved below the target, which all had no manifest for the platform
@@ -196,7 +205,7 @@ local function resolve(store, d, want, explicit, name, depth, tried)
     if not m then return nil, config end
     local have = platform_of_config(config)
     if (explicit or depth > 0) and have and not platforms.match(want, have) then
-      return nil, errors.not_found("no manifest for platform %s in %s", platforms.format(want), name)
+      return nil, no_platform(want, name)
     end
     return m, config, d
   elseif kind == "index" then
@@ -223,13 +232,13 @@ local function resolve(store, d, want, explicit, name, depth, tried)
           tried[c.digest] = true
           local m, config, md = resolve(store, c, want, explicit, name, depth + 1, tried)
           if m then return m, config, md end
-          if list ~= unknown or not config.msg:find("no manifest for platform", 1, true) then
+          if list ~= unknown or not config.no_platform then
             return nil, config
           end
         end
       end
     end
-    return nil, errors.not_found("no manifest for platform %s in %s", platforms.format(want), name)
+    return nil, no_platform(want, name)
   end
   return nil, errors.invalid("%s %s of %s: unsupported media type %s", depth == 0 and "target"
     or "manifest", d.digest, name, tostring(mt))
@@ -485,8 +494,8 @@ end
 -- Read the archive once: blobs/sha256/<hex> are verified against their names, other regular
 -- files are stored under their computed digests, small documents are read (capped).
 local function read_archive(store, path, progress)
-  local r, msg, errno = core.archive_open(path)
-  if not r then return nil, errors.new(msg, errno) end
+  local r, err = sys.archive_open(path)
+  if not r then return nil, err end
   local files, docs, links = {}, {}, {}
   local function fail(err)
     r:close()
@@ -494,9 +503,9 @@ local function read_archive(store, path, progress)
     return nil, err
   end
   while true do
-    local name, typ, size, link = r:next()
+    local name, typ, size, link = sys.result(r:next())
     if name == nil then
-      if typ then return fail(errors.new(typ, size)) end
+      if typ then return fail(typ) end -- typ: the error (nil at the end)
       break
     end
     if progress and typ == "file" then progress(name, size) end
@@ -507,16 +516,20 @@ local function read_archive(store, path, progress)
         if not content.valid_digest(d) then
           return fail(errors.invalid("archive entry %q: not a valid blob name", name))
         end
-        local got, sz, e = r:ingest(store.dir, { digest = d, size = size })
-        if not got then return fail(errors.new(sz, e ~= 0 and e or 22)) end
+        local got, sz = sys.result(r:ingest(store.dir, { digest = d, size = size }))
+        if not got then
+          -- the blob is not what its name says (no errno): an invalid archive
+          if sz.sym == nil then sz.errno, sz.sym = 22, "EINVAL" end
+          return fail(sz)
+        end
         files[name] = { digest = got, size = sz }
       elseif is_doc_name(name) then
-        local data, e1, e2 = r:read(M.MAX_JSON)
-        if not data then return fail(errors.new(e1, e2)) end
+        local data, rerr = sys.result(r:read(M.MAX_JSON))
+        if not data then return fail(rerr) end
         docs[name] = data
       elseif not is_junk_name(name) then
-        local got, sz, e = r:ingest(store.dir, {})
-        if not got then return fail(errors.new(sz, e)) end
+        local got, sz = sys.result(r:ingest(store.dir, {}))
+        if not got then return fail(sz) end
         files[name] = { digest = got, size = sz }
       end
     elseif typ == "symlink" then

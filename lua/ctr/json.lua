@@ -12,6 +12,7 @@
 -- @module ctr.json
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local sys = require("ctr.sys")
 
 local M = {}
 
@@ -39,8 +40,11 @@ end
 -- err (sym INVALID)
 function M.decode(s)
   if type(s) ~= "string" then error("json.decode: s: expected string", 2) end
-  local v, msg, errno = core.json_decode(s)
-  if v == nil then return nil, errors.new(msg or "json: invalid", errno or 22, "INVALID") end
+  local v, err = sys.json_decode(s)
+  if v == nil then
+    err.sym = "INVALID"
+    return nil, err
+  end
   return v
 end
 

@@ -5,6 +5,8 @@
 local core = require("ctr.core")
 local errors = require("ctr.errors")
 local cgroups = require("ctr.cgroups")
+local format = require("ctr.cmd.format")
+local tasks = require("ctr.tasks")
 
 local M = {}
 
@@ -18,16 +20,10 @@ local function lim(v, mode)
   return v
 end
 
---- Did the OOM killer kill a process of the cgroup at `path` (its memory oom_kill count is
--- above zero; the cgroup is the container's own, made for it)?  false when unknown.
--- @tparam string path linux.cgroupsPath
--- @tparam[opt] table opts fake cgroup tree (ctr.cgroups)
-function M.oom_killed(path, opts)
-  if type(path) ~= "string" or path == "" then return false end
-  local st = cgroups.stat(path, opts)
-  if not st then return false end
-  return (st.oom_kill or 0) > 0
-end
+--- Did the OOM killer kill a process of the cgroup at `path`?  See ctr.cgroups.oom_killed
+-- (it lives there so that the tasks layer, below this one, can ask too).
+-- @function oom_killed
+M.oom_killed = cgroups.oom_killed
 
 --- The metrics of container id's task: `{id=, timestamp=, mode="v1"|"v2", cgroup=, stats=
 -- (ctr.cgroups.stat's table), oom=bool}`.
@@ -38,7 +34,7 @@ end
 function M.metrics(client, id, opts)
   if type(client) ~= "table" then error("client: expected table, got " .. type(client), 2) end
   if type(id) ~= "string" then error("id: expected string, got " .. type(id), 2) end
-  local status, st = require("ctr.tasks").status(client, id)
+  local status, st = tasks.status(client, id)
   if not status then return nil, errors.not_found("no running task found: task %s not found", id) end
   if type(st) ~= "table" then
     local data = core.read_file(client:state_dir(id) .. "/status", 65536)
@@ -92,11 +88,10 @@ end
 --- The metrics as `ctr tasks metrics` prints its table: ID/TIMESTAMP, a blank line, then
 -- METRIC/VALUE rows (tabwriter, padding 4).
 function M.format_table(m)
-  local fmt = require("ctr.cmd.format")
-  local head = fmt.table({ { "ID", "TIMESTAMP", "" }, { m.id, m.timestamp, "" } }, 4)
+  local head = format.table({ { "ID", "TIMESTAMP", "" }, { m.id, m.timestamp, "" } }, 4)
   local rows = { { "METRIC", "VALUE", "" } }
   for _, r in ipairs(M.rows(m)) do rows[#rows + 1] = { r[1], r[2], "" } end
-  return head .. "\n" .. fmt.table(rows, 4)
+  return head .. "\n" .. format.table(rows, 4)
 end
 
 --- The metrics as JSON, shaped like containerd's cgroups v1 Metrics (pids, cpu.usage,

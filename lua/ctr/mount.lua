@@ -4,6 +4,7 @@
 -- @module ctr.mount
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local sys = require("ctr.sys")
 
 local M = {}
 
@@ -26,7 +27,7 @@ end
 function M.mount(m, target)
   check_mounts({ m }, 2)
   if type(target) ~= "string" then error("target: expected string", 2) end
-  return errors.check(core.mount(m.type, m.source, target, m.options or {}))
+  return sys.mount(m.type, m.source, target, m.options or {})
 end
 
 --- Mount each mount of the list on target, in order (containerd's mount.All).  On a failure
@@ -38,10 +39,10 @@ function M.all(mounts, target)
   check_mounts(mounts, 2)
   if type(target) ~= "string" then error("target: expected string", 2) end
   for i, m in ipairs(mounts) do
-    local ok, msg, errno = core.mount(m.type, m.source, target, m.options or {})
+    local ok, err = sys.mount(m.type, m.source, target, m.options or {})
     if not ok then
       for _ = 1, i - 1 do core.unmount(target, { detach = true }) end
-      return nil, errors.new(msg, errno)
+      return nil, err
     end
   end
   return true
@@ -53,8 +54,8 @@ end
 function M.is_mountpoint(path)
   if type(path) ~= "string" then error("path: expected string", 2) end
   path = path:gsub("(.)/+$", "%1")
-  local info, msg, errno = core.mountinfo()
-  if not info then return nil, errors.new(msg, errno) end
+  local info, err = sys.mountinfo()
+  if not info then return nil, err end
   for _, e in ipairs(info) do
     if e.target == path then return true end
   end
@@ -68,7 +69,7 @@ end
 function M.unmount(target, opts)
   if type(target) ~= "string" then error("target: expected string", 2) end
   if opts ~= nil and type(opts) ~= "table" then error("opts: expected table", 2) end
-  return errors.check(core.unmount(target, opts))
+  return sys.unmount(target, opts)
 end
 
 --- Unmount target until nothing is mounted there (containerd's mount.UnmountAll); a target
@@ -82,8 +83,8 @@ function M.unmount_all(target, opts)
     local mounted, err = M.is_mountpoint(target)
     if mounted == nil then return nil, err end
     if not mounted then return true end
-    local ok, msg, errno = core.unmount(target, opts)
-    if not ok and errno ~= 22 then return nil, errors.new(msg, errno) end -- EINVAL: gone
+    local ok, err = sys.unmount(target, opts)
+    if not ok and err.sym ~= "EINVAL" then return nil, err end -- EINVAL: gone
   end
   return nil, errors.new(("unmount `%s': still mounted"):format(target), 16)
 end

@@ -17,6 +17,7 @@
 -- @module ctr.oci
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local sys = require("ctr.sys")
 
 local M = {}
 
@@ -268,8 +269,8 @@ end
 function M.with_spec_from_file(path)
   check_type(path, "string", "path")
   return function(ctx, client, c, spec)
-    local data, msg, errno = core.read_file(path, 16 * 1024 * 1024)
-    if not data then return nil, errors.new("cannot load spec config file: " .. msg, errno) end
+    local data, err = sys.read_file(path, 16 * 1024 * 1024)
+    if not data then return nil, errors.wrap(err, "cannot load spec config file") end
     return M.with_spec_from_bytes(data)(ctx, client, c, spec)
   end
 end
@@ -336,8 +337,8 @@ end
 function M.with_env_file(path)
   check_type(path, "string", "path")
   return function(ctx, client, c, spec)
-    local data, msg, errno = core.read_file(path, 1024 * 1024)
-    if not data then return nil, errors.new(msg, errno) end
+    local data, err = sys.read_file(path, 1024 * 1024)
+    if not data then return nil, err end
     return M.with_env(M.parse_env_file(data))(ctx, client, c, spec)
   end
 end
@@ -697,12 +698,12 @@ M.device_from_path = device_from_path
 local SKIP_DEV_DIRS = { pts = true, shm = true, fd = true, mqueue = true, [".lxc"] = true,
   [".lxd-mounts"] = true, [".udev"] = true }
 local function get_devices(path, container_path, out, depth, top)
-  local st, msg, errno = core.stat(path, false)
-  if not st then return nil, errors.new(msg, errno) end
+  local st, err = sys.stat(path, false)
+  if not st then return nil, err end
   if st.type == "directory" then
     if depth > 16 then return out end
-    local names, lerr, lerrno = core.listdir(path)
-    if not names then return nil, errors.new(lerr, lerrno) end
+    local names, lerr = sys.listdir(path)
+    if not names then return nil, lerr end
     table.sort(names)
     for _, n in ipairs(names) do
       if not SKIP_DEV_DIRS[n] then
@@ -891,8 +892,8 @@ end
 
 --- The caller's effective capabilities (`--privileged`, containerd's WithAllCurrentCapabilities).
 function M.with_all_current_capabilities(ctx, client, c, spec)
-  local status, msg, errno = core.read_file("/proc/self/status", 65536)
-  if not status then return nil, errors.new(msg, errno) end
+  local status, err = sys.read_file("/proc/self/status", 65536)
+  if not status then return nil, err end
   local mask = status:match("\nCapEff:%s*(%x+)")
   local caps = mask and M.caps_from_mask(mask)
   if not caps then return nil, errors.new("/proc/self/status: no CapEff line") end
@@ -956,7 +957,7 @@ M.with_privileged = M.compose(
 -- ------------------------------------------------------------------ users and groups (untrusted input)
 
 local function is_missing(err)
-  return type(err) == "table" and (err.errno == 2 or err.sym == "ENOENT" or err.sym == "NOT_FOUND")
+  return type(err) == "table" and (err.sym == "ENOENT" or err.sym == "NOT_FOUND")
 end
 
 -- Read /etc/passwd or /etc/group of the container: content, or nil, err (missing: err.missing).
@@ -966,9 +967,7 @@ local function read_rootfs(ctx, spec, path)
     data, err = ctx.read_rootfs_file(path, M.MAX_USER_FILE)
     if data == nil and not errors.is_error(err) then err = errors.new(tostring(err or ("read " .. path))) end
   elseif spec.root and type(spec.root.path) == "string" and spec.root.path:sub(1, 1) == "/" then
-    local msg, errno
-    data, msg, errno = core.read_file_in_root(spec.root.path, path, M.MAX_USER_FILE)
-    if not data then err = errors.new(msg, errno) end
+    data, err = sys.read_file_in_root(spec.root.path, path, M.MAX_USER_FILE)
   else
     return nil, errors.new(("read %s of the container: no rootfs reader (ctx.read_rootfs_file) and root.path is not absolute"):format(path),
       0, "FAILED_PRECONDITION")

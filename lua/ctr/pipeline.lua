@@ -29,6 +29,7 @@
 -- @module ctr.pipeline
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local sys = require("ctr.sys")
 local oci = require("ctr.oci")
 local containers = require("ctr.containers")
 
@@ -52,8 +53,8 @@ local function invalid(fmt, ...) return nil, errors.invalid("pipeline: " .. fmt,
 -- @return the job table, or nil, err
 function M.load(path)
   if type(path) ~= "string" then error("path: expected string", 2) end
-  local text, msg, errno = core.read_file(path, 4 * 1024 * 1024)
-  if not text then return nil, errors.new(msg, errno) end
+  local text, err = sys.read_file(path, 4 * 1024 * 1024)
+  if not text then return nil, err end
   local chunk, perr = loadstring(text, "@" .. path)
   if not chunk then return nil, errors.invalid("%s", perr) end
   local ok, job = pcall(chunk)
@@ -263,14 +264,14 @@ local function start_step(client, job, step, ws, opts)
     container:delete({ snapshot_cleanup = true })
     return nil, e
   end
-  local rfd, wfd, msg, errno = core.pipe(true)
-  if not rfd then return fail(errors.new(wfd, msg)) end
+  local rfd, wfd = sys.pipe(true)
+  if not rfd then return fail(wfd) end -- wfd: the error
   run.rfd = rfd
   local null
-  null, msg, errno = core.open("/dev/null", "r")
+  null, err = sys.open("/dev/null", "r")
   if not null then
     core.close(wfd)
-    return fail(errors.new(msg, errno))
+    return fail(err)
   end
   run.null = null
   local task
@@ -288,12 +289,12 @@ local function start_step(client, job, step, ws, opts)
     return fail(err)
   end
   local pidfd
-  pidfd, msg, errno = core.pidfd_open(task.pid)
+  pidfd, err = sys.pidfd_open(task.pid)
   if not pidfd then
     task:kill(9)
     task:wait()
     task:delete()
-    return fail(errors.new(msg, errno))
+    return fail(err)
   end
   run.pidfd = pidfd
   run.started = core.monotime()
@@ -316,10 +317,10 @@ end
 -- read what the step wrote; true at end of file
 local function drain(run, opts)
   while true do
-    local data, msg, errno = core.read(run.rfd, 65536)
+    local data, err = sys.read(run.rfd, 65536)
     if data == nil then
-      if errno == 11 then return false end
-      emit(run, "ctrlua: " .. tostring(msg), opts)
+      if err.sym == "EAGAIN" then return false end
+      emit(run, "ctrlua: " .. tostring(err), opts)
       return true
     end
     if data == "" then return true end
@@ -414,11 +415,11 @@ function M.run(client, job, opts)
     own_ws = true
   end
   if type(ws) ~= "string" or ws:sub(1, 1) ~= "/" then return invalid("workspace: expected an absolute path") end
-  local ok, msg, errno = core.mkdir_p(ws, 493)
-  if not ok then return nil, errors.new(msg, errno) end
+  local ok, err = sys.mkdir_p(ws, 493)
+  if not ok then return nil, err end
   if opts.logs then
-    ok, msg, errno = core.mkdir_p(opts.logs, 493)
-    if not ok then return nil, errors.new(msg, errno) end
+    ok, err = sys.mkdir_p(opts.logs, 493)
+    if not ok then return nil, err end
   end
 
   local running, stop, first_fail = {}, false, nil
@@ -479,8 +480,8 @@ function M.run(client, job, opts)
         end
       end
       local ready
-      ready, msg, errno = core.poll(fds, timeout and math.ceil(timeout * 1000) or -1)
-      if not ready then return nil, errors.new(msg, errno) end
+      ready, err = sys.poll(fds, timeout and math.ceil(timeout * 1000) or -1)
+      if not ready then return nil, err end
       now = core.monotime()
       local still = {}
       for _, run in ipairs(running) do

@@ -32,6 +32,7 @@
 -- @module ctr.policy
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local sys = require("ctr.sys")
 
 local M = {}
 
@@ -79,7 +80,7 @@ function M.files(client, opts)
     end
   end
   local dir = opts.dir or M.DEFAULT_DIR
-  local names, msg, errno = core.listdir(dir)
+  local names, err = sys.listdir(dir)
   if names then
     for _, n in ipairs(names) do
       if n:match("%.lua$") and n:sub(1, 1) ~= "." then
@@ -88,8 +89,8 @@ function M.files(client, opts)
         if st and st.type == "file" then add(p, "policy file") end
       end
     end
-  elseif errno ~= 2 then
-    return nil, errors.new(msg, errno)
+  elseif err.sym ~= "ENOENT" then
+    return nil, err
   end
   for i, p in ipairs(opts.files or {}) do add(p, ("files[%d]"):format(i)) end
   for i, p in ipairs(client and client.policies or {}) do add(p, ("client.policies[%d]"):format(i)) end
@@ -247,8 +248,8 @@ end
 function M.load(path, opts)
   check_type(path, "string", "path")
   opts = opts or {}
-  local text, msg, errno = core.read_file(path, M.MAX_FILE)
-  if not text then return nil, M.refusal(path, "cannot read it: " .. tostring(msg)), errno end
+  local text, err = sys.read_file(path, M.MAX_FILE)
+  if not text then return nil, M.refusal(path, "cannot read it: " .. tostring(err)), err.errno end
   if text:byte(1) == 27 then return nil, M.refusal(path, "precompiled policies are not allowed") end
   local chunk, perr = loadstring(text, "@" .. path)
   if not chunk then return nil, M.refusal(path, "error: " .. tostring(perr)) end

@@ -20,7 +20,9 @@
 -- - While the external runtime runs, the task record has no pid (the init is runc's child).
 -- @module ctr.runtime
 local core = require("ctr.core")
+local cgroups = require("ctr.cgroups")
 local errors = require("ctr.errors")
+local sys = require("ctr.sys")
 
 local M = {}
 
@@ -121,7 +123,7 @@ end
 local function crun_hide_unified(binary)
   local base = binary:match("([^/]+)$") or binary
   if not base:match("^crun") then return nil end
-  local ok, layout = pcall(require("ctr.cgroups").layout)
+  local ok, layout = pcall(cgroups.layout)
   if not ok or type(layout) ~= "table" or layout.mode ~= "hybrid" or not layout.unified then return nil end
   local ctrls = layout.unified.controllers
   if type(ctrls) ~= "table" or next(ctrls) == nil then return nil end
@@ -144,13 +146,20 @@ local function exit_code(status)
 end
 
 local function write_status(dir, st)
-  local ok, msg, errno = core.write_file(dir .. "/status", core.json_encode(st), { mode = 384 })
-  if not ok then return nil, errors.new(msg, errno) end
+  local ok, err = sys.write_file(dir .. "/status", core.json_encode(st), { mode = 384 })
+  if not ok then return nil, err end
   return true
 end
 
-local ExternalTask = setmetatable({}, { __index = function(_, k) return require("ctr.tasks").Task[k] end })
-ExternalTask.__index = ExternalTask
+-- An external runtime's task is the built-in one (ctr.tasks.Task, handed in by new_task as
+-- `base`) but for what the runtime binary does: this module stays below ctr.tasks.
+local ExternalTask = {}
+ExternalTask.__index = function(t, k)
+  local v = ExternalTask[k]
+  if v ~= nil then return v end
+  local base = rawget(t, "base")
+  return base and base[k]
+end
 M.ExternalTask = ExternalTask
 
 --- The task of a container whose record names an external runtime (called by
@@ -161,8 +170,9 @@ M.ExternalTask = ExternalTask
 -- @param opts `pid_file`, `no_pivot`
 -- @param dir the bundle (the task's state directory)
 -- @param spec the spec written to config.json
+-- @param base the built-in task class (ctr.tasks.Task), whose methods the task has too
 -- @return a task with tasks.Task's methods, or nil, err
-function M.new_task(container, io, opts, dir, spec)
+function M.new_task(container, io, opts, dir, spec, base)
   local ro = container.record.runtime.options
   if redirections(io) == nil then
     return nil, errors.invalid("runtime %s: IO of kind %q is not supported with an external runtime", ro.binary, tostring(io.kind))
@@ -174,7 +184,7 @@ function M.new_task(container, io, opts, dir, spec)
   local ok, err = write_status(dir, st)
   if not ok then return nil, err end
   return setmetatable({ client = container.client, container = container, id = container.id,
-    pid = 0, dir = dir, io = io, st = st, ropts = ro, opts = opts or {} }, ExternalTask)
+    pid = 0, dir = dir, io = io, st = st, ropts = ro, opts = opts or {}, base = base }, ExternalTask)
 end
 
 --- The command line of the run (a shell command).
@@ -209,7 +219,7 @@ function ExternalTask:wait()
   io.stdout:flush()
   local code = exit_code(os.execute(self:command()))
   if self.st.cgroup then
-    local oom = require("ctr.metrics").oom_killed(self.st.cgroup)
+    local oom = cgroups.oom_killed(self.st.cgroup)
     if oom then self.st.oom = true end
   end
   self.st.status = "stopped"
@@ -239,7 +249,7 @@ function ExternalTask:delete()
   os.execute(("%s --root %s delete --force %s >/dev/null 2>&1"):format(q(self.ropts.binary),
     q(self.st.runtime_root), q(self.id)))
   if self.st.status == "created" then self.st.status = "stopped" end
-  return require("ctr.tasks").Task.delete(self)
+  return self.base.delete(self)
 end
 
 return M

@@ -11,6 +11,7 @@
 -- @module ctr.seccomp
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local sys = require("ctr.sys")
 local data = require("ctr.spec.seccomp_default")
 
 local M = {}
@@ -111,8 +112,8 @@ end
 -- @return true, or nil and an error
 function M.check(profile)
   if type(profile) ~= "table" then error("profile: expected table, got " .. type(profile), 2) end
-  local ok, msg, errno = core.seccomp_check(core.json_encode(profile))
-  if not ok then return nil, errors.new(msg, errno) end
+  local ok, err = sys.seccomp_check(core.json_encode(profile))
+  if not ok then return nil, err end
   return true
 end
 
@@ -253,9 +254,9 @@ end
 function M.with_profile(path)
   if type(path) ~= "string" then error("path: expected string, got " .. type(path), 2) end
   return function(_, _, _, spec)
-    local text, msg, errno = core.read_file(path, M.MAX_PROFILE)
+    local text, err = sys.read_file(path, M.MAX_PROFILE)
     if not text then
-      return nil, errors.new(("cannot load seccomp profile %q: %s"):format(path, msg), errno)
+      return nil, errors.wrap(err, "cannot load seccomp profile %q", path)
     end
     local doc, derr = core.json_decode(text)
     if doc == nil then

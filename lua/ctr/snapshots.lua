@@ -23,6 +23,7 @@
 -- @module ctr.snapshots
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local sys = require("ctr.sys")
 local fault = require("ctr.store.fault")
 local meta = require("ctr.store.meta")
 local owner = require("ctr.store.owner")
@@ -114,8 +115,8 @@ function M.get(client, name)
     return nil, errors.invalid("snapshotter not loaded: %s (known: overlayfs, native)", name)
   end
   local base = client.root .. "/snapshots/" .. name
-  local ok, msg, errno = core.mkdir_p(base .. "/snapshots", 448)
-  if not ok then return nil, errors.new(msg, errno) end
+  local ok, err = sys.mkdir_p(base .. "/snapshots", 448)
+  if not ok then return nil, err end
   if name == "overlayfs" and not overlay_supported(base) then
     return nil, errors.new("snapshotter overlayfs: the kernel does not support overlay mounts;"
       .. " use --snapshotter native", 95, "NOT_SUPPORTED")
@@ -147,8 +148,8 @@ end
 -- Run fn holding the snapshotter's lock (shared unless excl).  With nonblock, returns
 -- nil, err (EAGAIN) instead of waiting.
 function Snapshotter:_with_store_lock(excl, nonblock, fn)
-  local fd, msg, errno = core.lock(self.base .. "/lock", excl, nonblock)
-  if not fd then return nil, errors.new(msg, errno) end
+  local fd, err = sys.lock(self.base .. "/lock", excl, nonblock)
+  if not fd then return nil, err end
   local res = pack(pcall(fn))
   core.close(fd)
   if not res[1] then error(res[2], 0) end
@@ -248,34 +249,34 @@ end
 -- Build the directory of a new snapshot under a temporary name and rename it into place.
 function Snapshotter:_create_dir(id, parent_rec)
   local tmp = self.dir .. "/.tmp-" .. id
-  local function fail(msg, errno)
+  local function fail(err)
     core.remove_tree(tmp)
-    return nil, errors.new(msg, errno)
+    return nil, err
   end
-  local ok, msg, errno = core.mkdir(tmp, 448)
-  if not ok then return nil, errors.new(msg, errno) end
+  local ok, err = sys.mkdir(tmp, 448)
+  if not ok then return nil, err end
   if self.name == "native" and parent_rec then
-    ok, msg, errno = core.copy_tree(self:_fs(parent_rec.id), tmp .. "/fs")
-    if not ok then return fail(msg, errno) end
+    ok, err = sys.copy_tree(self:_fs(parent_rec.id), tmp .. "/fs")
+    if not ok then return fail(err) end
   else
-    ok, msg, errno = core.mkdir(tmp .. "/fs", 493) -- 0755
-    if not ok then return fail(msg, errno) end
+    ok, err = sys.mkdir(tmp .. "/fs", 493) -- 0755
+    if not ok then return fail(err) end
     if parent_rec then
       -- the upper directory takes the owner of the parent's root, as containerd does, so
       -- that the merged root does not change owner
       local st = core.stat(self:_fs(parent_rec.id))
       if st then
-        ok, msg, errno = core.lchown(tmp .. "/fs", st.uid, st.gid)
-        if not ok then return fail(msg, errno) end
+        ok, err = sys.lchown(tmp .. "/fs", st.uid, st.gid)
+        if not ok then return fail(err) end
       end
     end
   end
   if self.name == "overlayfs" then
-    ok, msg, errno = core.mkdir(tmp .. "/work", 457) -- 0711
-    if not ok then return fail(msg, errno) end
+    ok, err = sys.mkdir(tmp .. "/work", 457) -- 0711
+    if not ok then return fail(err) end
   end
-  ok, msg, errno = core.rename(tmp, self.dir .. "/" .. id)
-  if not ok then return fail(msg, errno) end
+  ok, err = sys.rename(tmp, self.dir .. "/" .. id)
+  if not ok then return fail(err) end
   fault.point("snapshot.dir-renamed")
   return true
 end
@@ -384,11 +385,11 @@ function Snapshotter:commit(name, key, opts)
     if taken then return nil, errors.exists("snapshot %q: already exists", name) end
     if terr.sym ~= "NOT_FOUND" then return nil, terr end
     local fs = self:_fs(rec.id)
-    local usage, msg, errno = core.usage(fs)
-    if not usage then return nil, errors.new(msg, errno) end
+    local usage, err = sys.usage(fs)
+    if not usage then return nil, err end
     local ok
-    ok, msg, errno = core.syncfs(fs)
-    if not ok then return nil, errors.new(msg, errno) end
+    ok, err = sys.syncfs(fs)
+    if not ok then return nil, err end
     local now = core.rfc3339()
     local new = { name = name, id = rec.id, kind = "committed", parent = rec.parent,
       labels = opts.labels and copy_labels(opts.labels) or copy_labels(rec.labels),
@@ -514,8 +515,8 @@ function Snapshotter:usage(key)
   if rec.kind == "committed" and rec.size and rec.inodes then
     return { size = rec.size, inodes = rec.inodes }
   end
-  local u, msg, errno = core.usage(self:_fs(rec.id))
-  if not u then return nil, errors.new(msg, errno) end
+  local u, err = sys.usage(self:_fs(rec.id))
+  if not u then return nil, err end
   return u
 end
 
@@ -547,7 +548,7 @@ function Snapshotter:gc(opts)
     end
     return removed
   end)
-  if n == nil and opts.nonblock and err and err.errno == 11 then return 0 end
+  if n == nil and opts.nonblock and err and err.sym == "EAGAIN" then return 0 end
   return n, err
 end
 

@@ -16,8 +16,15 @@
 -- one, `delete({force = true})` one in any state, and `orphaned` tells `ctrlua gc` which ones
 -- nobody will ever delete.
 -- @module ctr.tasks
+local cgroups = require("ctr.cgroups")
+local cio = require("ctr.cio")
+local cni = require("ctr.cni")
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local sys = require("ctr.sys")
+local mount = require("ctr.mount")
+local runtime = require("ctr.runtime")
+local signals = require("ctr.signals")
 local fault = require("ctr.store.fault")
 local owner = require("ctr.store.owner")
 local records = require("ctr.store.records")
@@ -34,8 +41,8 @@ local function read_status(dir)
 end
 
 local function write_status(dir, st)
-  local ok, msg, errno = core.write_file(dir .. "/status", core.json_encode(st), { mode = 384, sync = false })
-  if not ok then return nil, errors.new(msg, errno) end
+  local ok, err = sys.write_file(dir .. "/status", core.json_encode(st), { mode = 384, sync = false })
+  if not ok then return nil, err end
   return true
 end
 
@@ -73,9 +80,9 @@ end
 -- lines; the last may be incomplete, its rest comes next time) and the position to read on
 -- from, or nil, err.
 function M.read_events(client, pos)
-  local text, ino, offset = core.events_read(client:state_dir() .. "/events.log",
+  local text, ino, offset = sys.events_read(client:state_dir() .. "/events.log",
     pos and pos.ino, pos and pos.offset)
-  if not text then return nil, errors.new(ino, offset) end
+  if not text then return nil, ino end -- ino: the error
   return text, { ino = ino, offset = offset }
 end
 
@@ -85,21 +92,21 @@ end
 -- passed (false; no limit by default), or returns nil, err; `w:close()`.  Or nil, err.
 function M.watch_events(client)
   local dir = client:state_dir()
-  local ok, msg, errno = core.mkdir_p(dir, 457) -- 0711, as new_task makes it
-  if not ok then return nil, errors.new(msg, errno) end
+  local ok, err = sys.mkdir_p(dir, 457) -- 0711, as new_task makes it
+  if not ok then return nil, err end
   local fd
-  fd, msg, errno = core.inotify_watch(dir)
-  if not fd then return nil, errors.new(msg, errno) end
+  fd, err = sys.inotify_watch(dir)
+  if not fd then return nil, err end
   local w = {}
   function w.wait(_, ms)
     local deadline = ms and ms >= 0 and core.monotime() + ms / 1000 or nil
     while true do
       local left = deadline and math.max(0, (deadline - core.monotime()) * 1000) or -1
-      local ready, pmsg, perrno = core.poll({ fd }, left)
-      if not ready then return nil, errors.new(pmsg, perrno) end
+      local ready, perr = sys.poll({ fd }, left)
+      if not ready then return nil, perr end
       if not ready[fd] then return false end
-      local names, rmsg, rerrno = core.inotify_read(fd)
-      if not names then return nil, errors.new(rmsg, rerrno) end
+      local names, rerr = sys.inotify_read(fd)
+      if not names then return nil, rerr end
       for _, name in ipairs(names) do
         if name == "events.log" then return true end
       end
@@ -117,8 +124,8 @@ local function read_extra(dir)
 end
 
 local function write_extra(dir, extra)
-  local ok, msg, errno = core.write_file(dir .. "/task.json", core.json_encode(extra), { mode = 384, sync = false })
-  if not ok then return nil, errors.new(msg, errno) end
+  local ok, err = sys.write_file(dir .. "/task.json", core.json_encode(extra), { mode = 384, sync = false })
+  if not ok then return nil, err end
   return true
 end
 
@@ -199,7 +206,7 @@ local function find_processes(dir, cgroup)
     end
   end
   if cgroup then
-    for _, p in ipairs(require("ctr.cgroups").processes(cgroup) or {}) do add(p) end
+    for _, p in ipairs(cgroups.processes(cgroup) or {}) do add(p) end
   end
   for _, p in ipairs(found.pids) do
     local t = owner.start_time(p)
@@ -281,8 +288,8 @@ end
 -- true, or nil, err.
 local function unmount_under(dir)
   for _ = 1, 100 do
-    local info, msg, errno = core.mountinfo()
-    if not info then return nil, errors.new(msg, errno) end
+    local info, err = sys.mountinfo()
+    if not info then return nil, err end
     local points = {}
     for _, e in ipairs(info) do
       if e.target == dir or e.target:sub(1, #dir + 1) == dir .. "/" then points[#points + 1] = e.target end
@@ -291,9 +298,9 @@ local function unmount_under(dir)
     table.sort(points, function(a, b) return #a > #b end)
     for _, mp in ipairs(points) do
       local ok
-      ok, msg, errno = core.unmount(mp)
-      if not ok and errno == 16 then ok, msg, errno = core.unmount(mp, { detach = true }) end
-      if not ok and errno ~= 22 and errno ~= 2 then return nil, errors.new(msg, errno) end
+      ok, err = sys.unmount(mp)
+      if not ok and err.sym == "EBUSY" then ok, err = sys.unmount(mp, { detach = true }) end
+      if not ok and err.sym ~= "EINVAL" and err.sym ~= "ENOENT" then return nil, err end
     end
   end
   return nil, errors.new(("unmount under `%s': still mounted"):format(dir), 16)
@@ -313,15 +320,196 @@ local function remove_dir(client, dir)
     fault.point("task.removed")
     dir = gone
   end
-  local msg, errno
-  ok, msg, errno = core.remove_tree(dir)
-  if not ok then return nil, errors.new(msg, errno) end
+  local err
+  ok, err = sys.remove_tree(dir)
+  if not ok then return nil, err end
   return true
 end
 M._remove_dir = remove_dir
 
 local function cleanup(client, dir)
   return remove_dir(client, dir)
+end
+
+-- What a later ctrlua needs to know of a task (its status record belongs to the monitor):
+-- task.json's table.
+local function task_extra(rec, spec, io, opts, me, cgroup)
+  local hooks = type(spec.hooks) == "table" and spec.hooks or {}
+  return { owner = me, cgroup = cgroup, io = io.kind, fifos = io.fifos, detached = opts.detach or nil,
+    stop_signal = rec.labels and rec.labels["io.containerd.image.config.stop-signal"] or nil,
+    terminal = type(spec.process) == "table" and spec.process.terminal == true or nil,
+    -- which of the caller's lifecycle hooks exist: no read of config.json when none does
+    hooks = (hooks.poststart or hooks.poststop) and
+      { poststart = hooks.poststart and true or nil, poststop = hooks.poststop and true or nil } or nil }
+end
+
+-- The directory is made whole under a name that says whose it is, then renamed into place
+-- exclusively: every task directory has its task.json, naming the ctrlua that owns it, and a
+-- crash before the rename leaves a .tmp-PID-START-ID directory that gc can tell abandoned.
+local function reserve_dir(nsdir, dir, id, extra)
+  local me = extra.owner
+  local tmp = ("%s/.tmp-%d-%d-%s"):format(nsdir, me.pid, me.start_time or 0, id)
+  core.remove_tree(tmp) -- ours: a failed earlier attempt of this very process
+  local ok, err = sys.mkdir(tmp, 448) -- 0700
+  if not ok then return nil, err end
+  ok, err = write_extra(tmp, extra)
+  if ok then
+    ok, err = sys.rename(tmp, dir, { noreplace = true, sync = false })
+    if not ok and err.sym == "EEXIST" then err = errors.exists("task %q: already exists", id) end
+  end
+  if not ok then
+    core.remove_tree(tmp)
+    return nil, err
+  end
+  fault.point("task.reserved")
+  return true
+end
+
+-- A task being made: what a failure must undo, in the order undo() undoes it.
+local Making = {}
+Making.__index = Making
+
+function Making:undo(err)
+  if self.pio then self.pio.close() end
+  if self.console then core.close(self.console) end
+  if self.console_listen then core.close(self.console_listen) end
+  if self.dir_fd then core.close(self.dir_fd) end
+  if self.monitored then
+    -- the monitor reaps the init; once it has, it exits on "delete"
+    core.kill(self.monitored, 9)
+    core.monitor_request(self.dir, "wait")
+    core.monitor_request(self.dir, "delete")
+  end
+  if self.made_cgroup then cgroups.delete(self.made_cgroup) end
+  cleanup(self.client, self.dir)
+  return nil, err
+end
+
+-- The bundle: the snapshot mounted at rootfs/ (when the container has one), config.json.
+local function write_bundle(client, rec, spec, dir)
+  if rec.snapshot_key and rec.snapshot_key ~= "" then
+    local sn, err = client:snapshotter(rec.snapshotter)
+    if not sn then return nil, err end
+    local mounts
+    mounts, err = sn:mounts(rec.snapshot_key)
+    if not mounts then return nil, err end
+    local ok
+    ok, err = sys.mkdir(dir .. "/rootfs", 493) -- 0755
+    if not ok then return nil, err end
+    ok, err = mount.all(mounts, dir .. "/rootfs")
+    if not ok then return nil, err end
+    fault.point("task.mounted")
+    spec.root = spec.root or {}
+    spec.root.path = "rootfs"
+  end
+  local encoded, text = pcall(core.json_encode, spec)
+  if not encoded then return nil, errors.invalid("config.json: %s", tostring(text)) end
+  local ok, err = sys.write_file(dir .. "/config.json", text, { mode = 384, sync = false })
+  if not ok then return nil, err end
+  fault.point("task.bundle-written")
+  return true
+end
+
+-- The init under a monitor of its own (detached): pid, monitor pid, or nil, err, death.
+local function create_monitored(mk, io, opts, cgroup, terminal)
+  local oom_file
+  if cgroup then
+    local dirs = cgroups.dirs(cgroup)
+    if type(dirs) == "table" then
+      -- the memory controller's own hierarchy: v1's when there is one (a hybrid host's
+      -- cgroup2 mount holds other controllers), else v2's
+      if dirs.memory then oom_file = dirs.memory .. "/memory.oom_control"
+      elseif dirs.unified then oom_file = dirs.unified .. "/memory.events" end
+    end
+  end
+  -- the monitor makes the cgroup; should it die before it reports, the cgroup is left to us
+  mk.made_cgroup = cgroup
+  local dir, id = mk.dir, mk.id
+  local pid, mon, death = sys.monitor_create(dir, {
+    exec_fifo = dir .. "/exec.fifo", pid_file = opts.pid_file, no_pivot = opts.no_pivot,
+    stdin = io.stdin, stdout = io.stdout, stderr = io.stderr,
+    monitor_bin = M.monitor_bin(), oom_file = oom_file, id = id,
+    console = terminal, -- the monitor keeps the pty master (core.monitor_console)
+    keep_fifos = io.kind == "fifo", -- and unread output of --fifo-dir fifos
+    logger = io.logger, logger_env = io.logger and {
+      "CONTAINER_ID=" .. id, "CONTAINER_NAMESPACE=" .. mk.client.namespace,
+      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" } or nil,
+  })
+  if pid then mk.monitored = pid end
+  -- the monitor holds the init's IO now
+  if io.close then io.close() end
+  return pid, mon, death
+end
+
+-- process.terminal: the init sends its pty master to a socket (runc's console socket) in the
+-- 0700 task directory; a path too long for sun_path goes through an fd of the directory.
+local function listen_console(mk)
+  local sock = mk.dir .. "/console.sock"
+  if #sock >= 100 then
+    local fd, err = sys.open(mk.dir, "r")
+    if not fd then return nil, err end
+    mk.dir_fd = fd
+    sock = ("/proc/self/fd/%d/console.sock"):format(fd)
+  end
+  local fd, err = sys.unix_listen(sock)
+  if not fd then return nil, err end
+  mk.console_listen = fd
+  return sock
+end
+
+-- create has returned: the master waits on the connection.  Then the caller's window size
+-- from the start (tty_run follows it from then on).
+local function receive_console(mk, io, pid)
+  local console, err = sys.recv_fd(mk.console_listen)
+  core.close(mk.console_listen)
+  mk.console_listen = nil
+  core.unlink(mk.dir .. "/console.sock")
+  if not console then
+    core.kill(pid, 9)
+    core.waitpid(pid)
+    return nil, err
+  end
+  mk.console = console
+  local rows, cols = core.tty_get_size(io.stdin or 0)
+  if not rows then rows, cols = core.tty_get_size(io.stdout or 1) end
+  if rows and rows > 0 then core.tty_set_size(console, rows, cols) end
+  return true
+end
+
+-- The init as our own child (the caller waits in the foreground): pid, or nil, err, death.
+local function create_child(mk, io, opts, cgroup, terminal)
+  local sock, err
+  if terminal then
+    sock, err = listen_console(mk)
+    if not sock then return nil, err end
+  elseif io.pipe_terminals then
+    -- the caller's terminal stays the caller's: pipes in its place, copied by wait
+    local pio, perr = io:pipe_terminals()
+    if not pio then return nil, perr end
+    if pio ~= io then mk.pio = pio end
+  end
+  local fds = mk.pio or io
+  local dir = mk.dir
+  local pid, death
+  pid, err, death = sys.create(dir, {
+    exec_fifo = dir .. "/exec.fifo",
+    pid_file = opts.pid_file,
+    no_pivot = opts.no_pivot,
+    stdin = fds.stdin, stdout = fds.stdout, stderr = fds.stderr,
+    console_socket = sock, id = mk.id, die_with_parent = true,
+  })
+  if pid then mk.made_cgroup = cgroup end
+  if pid and mk.pio then mk.pio.started() end
+  if mk.dir_fd then
+    core.close(mk.dir_fd)
+    mk.dir_fd = nil
+  end
+  if not pid then return nil, err, death end
+  if mk.console_listen then
+    local ok, cerr = receive_console(mk, io, pid)
+    if not ok then return nil, cerr end
+  end
+  return pid
 end
 
 --- Create the task of a container (NewTask): mount its rootfs, write the bundle, create the
@@ -333,198 +521,62 @@ end
 -- executable)
 function M.new_task(container, io, opts)
   opts = opts or {}
-  io = io or require("ctr.cio").stdio()
+  io = io or cio.stdio()
   local client = container.client
   local id = container.id
   local nsdir = client:state_dir()
-  local ok, msg, errno = core.mkdir_p(nsdir, 457) -- 0711
-  if not ok then return nil, errors.new(msg, errno) end
+  local ok, err = sys.mkdir_p(nsdir, 457) -- 0711
+  if not ok then return nil, err end
   local dir = client:state_dir(id)
   if core.stat(dir, true) then return nil, errors.exists("task %q: already exists", id) end
 
   -- the record as new_container wrote it or load read it: no second read on the run path
   local rec = container.record
   if not rec then
-    local err
     rec, err = container:info()
     if not rec then return nil, err end
   end
   local spec = rec.spec
   if type(spec) ~= "table" then return nil, errors.not_found("container %q: no spec", id) end
-
   local cgroup = type(spec.linux) == "table" and type(spec.linux.cgroupsPath) == "string"
     and spec.linux.cgroupsPath ~= "" and spec.linux.cgroupsPath or nil
-  -- what a later ctrlua needs to know of this task (its status record belongs to the monitor)
   local terminal = type(spec.process) == "table" and spec.process.terminal == true
-  local hooks = type(spec.hooks) == "table" and spec.hooks or {}
-  local me = owner.me()
-  local extra = { owner = me, cgroup = cgroup, io = io.kind, fifos = io.fifos, detached = opts.detach or nil,
-    stop_signal = rec.labels and rec.labels["io.containerd.image.config.stop-signal"] or nil,
-    terminal = terminal or nil,
-    -- which of the caller's lifecycle hooks exist: no read of config.json when none does
-    hooks = (hooks.poststart or hooks.poststop) and
-      { poststart = hooks.poststart and true or nil, poststop = hooks.poststop and true or nil } or nil }
+  local extra = task_extra(rec, spec, io, opts, owner.me(), cgroup)
 
-  -- The directory is made whole under a name that says whose it is, then renamed into place
-  -- exclusively: every task directory has its task.json, naming the ctrlua that owns it, and a
-  -- crash before the rename leaves a .tmp-PID-START-ID directory that gc can tell abandoned.
-  local tmp = ("%s/.tmp-%d-%d-%s"):format(nsdir, me.pid, me.start_time or 0, id)
-  core.remove_tree(tmp) -- ours: a failed earlier attempt of this very process
-  ok, msg, errno = core.mkdir(tmp, 448) -- 0700
-  if not ok then return nil, errors.new(msg, errno) end
-  local werr
-  ok, werr = write_extra(tmp, extra)
-  if ok then
-    ok, msg, errno = core.rename(tmp, dir, { noreplace = true, sync = false })
-    if not ok then werr = errno == 17 and errors.exists("task %q: already exists", id) or errors.new(msg, errno) end
-  end
-  if not ok then
-    core.remove_tree(tmp)
-    return nil, werr
-  end
-  fault.point("task.reserved")
-  local made_cgroup -- the init's cgroup once the runtime has made it (a later failure removes it)
-  local monitored -- the init's pid once a monitor supervises it
-  local console, console_listen, dir_fd -- process.terminal: the pty master, where it comes from
-  local pio -- the init's own fds, when they are not io's (cio.stdio's pipes)
-  local function fail(err)
-    if pio then pio.close() end
-    if console then core.close(console) end
-    if console_listen then core.close(console_listen) end
-    if dir_fd then core.close(dir_fd) end
-    if monitored then
-      -- the monitor reaps the init; once it has, it exits on "delete"
-      core.kill(monitored, 9)
-      core.monitor_request(dir, "wait")
-      core.monitor_request(dir, "delete")
-    end
-    if made_cgroup then require("ctr.cgroups").delete(made_cgroup) end
-    cleanup(client, dir)
-    return nil, err
-  end
-
-  if rec.snapshot_key and rec.snapshot_key ~= "" then
-    local sn, err = client:snapshotter(rec.snapshotter)
-    if not sn then return fail(err) end
-    local mounts
-    mounts, err = sn:mounts(rec.snapshot_key)
-    if not mounts then return fail(err) end
-    ok, msg, errno = core.mkdir(dir .. "/rootfs", 493) -- 0755
-    if not ok then return fail(errors.new(msg, errno)) end
-    local mok, merr = require("ctr.mount").all(mounts, dir .. "/rootfs")
-    if not mok then return fail(merr) end
-    fault.point("task.mounted")
-    spec.root = spec.root or {}
-    spec.root.path = "rootfs"
-  end
-
-  local encoded, text = pcall(core.json_encode, spec)
-  if not encoded then return fail(errors.invalid("config.json: %s", tostring(text))) end
-  ok, msg, errno = core.write_file(dir .. "/config.json", text, { mode = 384, sync = false })
-  if not ok then return fail(errors.new(msg, errno)) end
-  fault.point("task.bundle-written")
+  ok, err = reserve_dir(nsdir, dir, id, extra)
+  if not ok then return nil, err end
+  local mk = setmetatable({ client = client, id = id, dir = dir }, Making)
+  ok, err = write_bundle(client, rec, spec, dir)
+  if not ok then return mk:undo(err) end
 
   -- an external runc-compatible runtime (ctr.runtime) runs this bundle instead
   if type(rec.runtime) == "table" and type(rec.runtime.options) == "table" and rec.runtime.options.binary then
-    local t, terr = require("ctr.runtime").new_task(container, io, opts, dir, spec)
-    if not t then return fail(terr) end
+    local t, terr = runtime.new_task(container, io, opts, dir, spec, Task)
+    if not t then return mk:undo(terr) end
     return t
   end
 
   local pid, monitor_pid, death
   if opts.detach then
-    local oom_file
-    if cgroup then
-      local dirs = require("ctr.cgroups").dirs(cgroup)
-      if type(dirs) == "table" then
-        -- the memory controller's own hierarchy: v1's when there is one (a hybrid host's
-        -- cgroup2 mount holds other controllers), else v2's
-        if dirs.memory then oom_file = dirs.memory .. "/memory.oom_control"
-        elseif dirs.unified then oom_file = dirs.unified .. "/memory.events" end
-      end
-    end
-    -- the monitor makes the cgroup; should it die before it reports, the cgroup is left to us
-    made_cgroup = cgroup
-    pid, monitor_pid, errno, death = core.monitor_create(dir, {
-      exec_fifo = dir .. "/exec.fifo", pid_file = opts.pid_file, no_pivot = opts.no_pivot,
-      stdin = io.stdin, stdout = io.stdout, stderr = io.stderr,
-      monitor_bin = M.monitor_bin(), oom_file = oom_file, id = id,
-      console = terminal, -- the monitor keeps the pty master (core.monitor_console)
-      keep_fifos = io.kind == "fifo", -- and unread output of --fifo-dir fifos
-      logger = io.logger, logger_env = io.logger and {
-        "CONTAINER_ID=" .. id, "CONTAINER_NAMESPACE=" .. client.namespace,
-        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" } or nil,
-    })
-    if not pid then msg = monitor_pid else monitored = pid end
-    -- the monitor holds the init's IO now
-    if io.close then io.close() end
+    pid, monitor_pid, death = create_monitored(mk, io, opts, cgroup, terminal)
+    if not pid then err = monitor_pid end
   else
-    local sock
-    if terminal then
-      -- the init sends its pty master here (runc's console socket), in the 0700 task
-      -- directory; a path too long for sun_path goes through an fd of the directory
-      sock = dir .. "/console.sock"
-      if #sock >= 100 then
-        dir_fd, msg, errno = core.open(dir, "r")
-        if not dir_fd then return fail(errors.new(msg, errno)) end
-        sock = ("/proc/self/fd/%d/console.sock"):format(dir_fd)
-      end
-      console_listen, msg, errno = core.unix_listen(sock)
-      if not console_listen then return fail(errors.new(msg, errno)) end
-    elseif io.pipe_terminals then
-      -- the caller's terminal stays the caller's: pipes in its place, copied by wait
-      local perr
-      pio, perr = io:pipe_terminals()
-      if not pio then return fail(perr) end
-      if pio == io then pio = nil end
-    end
-    local fds = pio or io
-    pid, msg, errno, death = core.create(dir, {
-      exec_fifo = dir .. "/exec.fifo",
-      pid_file = opts.pid_file,
-      no_pivot = opts.no_pivot,
-      stdin = fds.stdin, stdout = fds.stdout, stderr = fds.stderr,
-      console_socket = sock, id = id, die_with_parent = true,
-    })
-    if pid then made_cgroup = cgroup end
-    if pid and pio then pio.started() end
-    if dir_fd then
-      core.close(dir_fd)
-      dir_fd = nil
-    end
-    if pid and console_listen then
-      -- create has returned: the master waits on the connection
-      console, msg, errno = core.recv_fd(console_listen)
-      core.close(console_listen)
-      console_listen = nil
-      core.unlink(dir .. "/console.sock")
-      if not console then
-        core.kill(pid, 9)
-        core.waitpid(pid)
-        return fail(errors.new(msg, errno))
-      end
-      -- the caller's window size from the start (tty_run follows it from then on)
-      local rows, cols = core.tty_get_size(io.stdin or 0)
-      if not rows then rows, cols = core.tty_get_size(io.stdout or 1) end
-      if rows and rows > 0 then core.tty_set_size(console, rows, cols) end
-    end
+    pid, err, death = create_child(mk, io, opts, cgroup, terminal)
   end
   if not pid then
-    local err = errors.new(msg, errno)
-    -- the init looks the command up before it reports ready (as runc's does): mark that
-    -- failure so that run can answer 127 (not found) or 126 (cannot invoke)
-    err.exec = msg:match("^exec: ") ~= nil
+    -- the init looks the command up before it reports ready (as runc's does): err.exec marks
+    -- that failure (ctr.sys), so that run can answer 127 (not found) or 126 (cannot invoke)
     if death then died_early(client, id, err, death.exit_code, death.oom) end
-    return fail(err)
+    return mk:undo(err)
   end
 
   -- CNI networking (ctr.cni): ADD after create, before start; the result is kept for DEL
-  if type(rec.extensions) == "table" and rec.extensions[require("ctr.cni").EXTENSION] then
-    local res, cerr = require("ctr.cni").setup(client, container, pid)
+  if type(rec.extensions) == "table" and rec.extensions[cni.EXTENSION] then
+    local res, cerr = cni.setup(client, container, pid)
     if not res then
       core.kill(pid, 9)
       if not monitor_pid then core.waitpid(pid) end
-      return fail(cerr)
+      return mk:undo(cerr)
     end
     extra.cni = res
     core.write_file(dir .. "/task.json", core.json_encode(extra), { mode = 384, sync = false })
@@ -541,21 +593,21 @@ function M.new_task(container, io, opts)
     created_at = core.rfc3339(),
     -- the runtime made this cgroup; delete removes it
     cgroup = cgroup }
-  ok, msg = write_status(dir, st)
+  ok, err = write_status(dir, st)
   if not ok then
     core.kill(pid, 9)
     core.waitpid(pid)
-    return fail(msg)
+    return mk:undo(err)
   end
   fault.point("task.created")
   return setmetatable({ client = client, container = container, id = id, pid = pid, dir = dir,
-    io = pio or io, st = st, extra = extra, console = console }, Task)
+    io = mk.pio or io, st = st, extra = extra, console = mk.console }, Task)
 end
 
 --- Start the init: it execve's the process.
 local function monitor_call(self, req)
-  local reply, msg, errno = core.monitor_request(self.dir, req)
-  if not reply then return nil, errors.new(msg, errno) end
+  local reply, err = sys.monitor_request(self.dir, req)
+  if not reply then return nil, err end
   local e = reply:match("^error: (.*)$")
   if e then return nil, errors.new(("task %s: %s"):format(self.id, e), 9, "FAILED_PRECONDITION") end
   return reply
@@ -611,17 +663,16 @@ function Task:start(opts)
     return true
   end
   if opts and opts.forward then
-    local ok, msg, errno = core.block_signals()
-    if not ok then return nil, errors.new(msg, errno) end
+    local ok, err = sys.block_signals()
+    if not ok then return nil, err end
   end
   M.event(self.client, "/tasks/start", self.id, { pid = self.pid })
-  local ok, msg, errno = core.start(self.dir .. "/exec.fifo", self.pid)
+  local ok, err = sys.start(self.dir .. "/exec.fifo", self.pid)
   if not ok then
-    local err = errors.new(msg, errno)
     local code, info = core.waitpid(self.pid, { nohang = true })
     if code then
       -- it is gone: how, rather than that nobody waits on the fifo
-      local oom = self.st.cgroup and require("ctr.metrics").oom_killed(self.st.cgroup) or false
+      local oom = self.st.cgroup and cgroups.oom_killed(self.st.cgroup) or false
       local how = type(info) == "table" and info.signal and ("killed by %s"):format(M.signal_name(info.signal))
         or ("exit code %d"):format(code)
       err = errors.new(("task %s: the container init %d exited before start: %s%s"):format(self.id,
@@ -634,8 +685,8 @@ function Task:start(opts)
   end
   self.st.status = "running"
   self.st.started_at = core.rfc3339()
-  ok, msg = write_status(self.dir, self.st)
-  if not ok then return nil, msg end
+  ok, err = write_status(self.dir, self.st)
+  if not ok then return nil, err end
   fault.point("task.started")
   run_hooks(self, "poststart", "running")
   return true
@@ -659,33 +710,32 @@ function Task:wait(opts)
     local status, st = M.status(self.client, self.id)
     if status == "stopped" then return st and st.exit_code or 255 end
     if status == nil then return nil, err end
-    local ok, msg, errno = core.pid_wait(self.pid)
-    if not ok and errno ~= 3 then return nil, errors.new(msg, errno) end
+    local ok, err = sys.pid_wait(self.pid)
+    if not ok and err.sym ~= "ESRCH" then return nil, err end
     status, st = M.status(self.client, self.id)
     return st and st.exit_code or 255
   end
   local code, info
   if self.console then
     -- process.terminal: copy between the caller's terminal and the pty until the init exits
-    local errno
-    code, info, errno = core.tty_run(self.console, self.pid, { forward = opts and opts.forward or false,
+    code, info = sys.tty_run(self.console, self.pid, { forward = opts and opts.forward or false,
       stdin = self.io and self.io.stdin, stdout = self.io and self.io.stdout })
-    if code == nil then return nil, errors.new(info, errno) end
+    if code == nil then return nil, info end
     core.close(self.console)
     self.console = nil
   else
     -- the caller's terminals the init did not get: copied to and from its pipes meanwhile
     local copy = self.io and self.io.take_copy and self.io.take_copy()
-    code, info = core.wait(self.pid, { forward = opts and opts.forward or false, copy = copy })
+    code, info = sys.wait(self.pid, { forward = opts and opts.forward or false, copy = copy })
   end
-  if code == nil then return nil, errors.new(info, 10) end
+  if code == nil then return nil, info end
   self.st.status = "stopped"
   self.st.exit_code = code
   self.st.exited_at = core.rfc3339()
   if type(info) == "table" and info.signal then self.st.signal = info.signal end
   -- a caller that deletes the task right away (run) need not record the exit: until the
   -- delete, status() sees the pid gone and answers "stopped" anyway
-  if self.st.cgroup and require("ctr.metrics").oom_killed(self.st.cgroup) then self.st.oom = true end
+  if self.st.cgroup and cgroups.oom_killed(self.st.cgroup) then self.st.oom = true end
   if not (opts and opts.record == false) then write_status(self.dir, self.st) end
   fault.point("task.exited")
   M.event(self.client, "/tasks/exit", self.id, { pid = self.pid, exit_status = code,
@@ -710,8 +760,8 @@ function Task:kill(sig, opts)
     for _, p in ipairs(pids) do core.kill(p, sig or 15) end
     return true
   end
-  local ok, msg, errno = core.kill(self.pid, sig or 15)
-  if not ok then return nil, errors.new(msg, errno) end
+  local ok, err = sys.kill(self.pid, sig or 15)
+  if not ok then return nil, err end
   return true
 end
 
@@ -725,7 +775,7 @@ end
 -- runs in its root.  Then the monitor, if any, has reaped the init and recorded its end.
 function Task:_kill_all(status)
   local cg = self.st.cgroup
-  if cg and (status == "paused" or status == "unknown") then require("ctr.cgroups").thaw(cg) end
+  if cg and (status == "paused" or status == "unknown") then cgroups.thaw(cg) end
   local pids, seen = {}, {}
   local function add(p)
     if p and p > 0 and not seen[p] then
@@ -735,7 +785,7 @@ function Task:_kill_all(status)
   end
   if self.pid and alive(self.st) then add(self.pid) end
   if cg then
-    for _, p in ipairs(require("ctr.cgroups").processes(cg) or {}) do add(p) end
+    for _, p in ipairs(cgroups.processes(cg) or {}) do add(p) end
   end
   for _, p in ipairs(self.st.found or {}) do add(p) end
   for _, p in ipairs(pids) do core.kill(p, 9) end
@@ -779,11 +829,11 @@ function Task:delete(opts)
   if self.io and self.io.close then self.io.close() end
   local cni_result = (self.extra or read_extra(self.dir)).cni
   if cni_result then
-    local ok, err = require("ctr.cni").teardown(self.client, self.id, cni_result)
+    local ok, err = cni.teardown(self.client, self.id, cni_result)
     if not ok and not force then return nil, err end
   end
   if self.st.cgroup then
-    local ok, err = require("ctr.cgroups").delete(self.st.cgroup)
+    local ok, err = cgroups.delete(self.st.cgroup)
     if not ok then return nil, err end
     fault.point("task.cgroup-deleted")
   end
@@ -799,7 +849,7 @@ function Task:delete(opts)
   end
   if type(extra.hooks) == "table" and extra.hooks.poststop then
     -- the container is gone (its rootfs too); its config.json is still there for the hooks
-    require("ctr.mount").unmount_all(self.dir .. "/rootfs")
+    mount.unmount_all(self.dir .. "/rootfs")
     self.extra = extra
     run_hooks(self, "poststop", "stopped")
   end
@@ -813,7 +863,7 @@ end
 --- The pids in the task's cgroup (ctr tasks ps), or just the init without a cgroup.
 function Task:pids()
   if self.st.cgroup then
-    local pids, err = require("ctr.cgroups").processes(self.st.cgroup)
+    local pids, err = cgroups.processes(self.st.cgroup)
     if not pids then return nil, err end
     table.sort(pids)
     return pids
@@ -825,13 +875,13 @@ local function set_frozen(self, freeze)
   if not self.st.cgroup then
     return nil, errors.new(("task %s: no cgroup to freeze"):format(self.id), 95, "EOPNOTSUPP")
   end
-  local cg = require("ctr.cgroups")
+  local cg = cgroups
   local ok, err
   if freeze then ok, err = cg.freeze(self.st.cgroup) else ok, err = cg.thaw(self.st.cgroup) end
   if not ok then return nil, err end
   if self:detached() then
     local r, merr = monitor_call(self, freeze and "pause" or "resume")
-    if not r and merr.errno ~= 111 and merr.errno ~= 2 then return nil, merr end
+    if not r and merr.sym ~= "ECONNREFUSED" and merr.sym ~= "ENOENT" then return nil, merr end
   else
     self.st = read_status(self.dir) or self.st
     self.st.status = freeze and "paused" or "running"
@@ -865,13 +915,13 @@ function Task:metrics()
   if not self.st.cgroup then
     return nil, errors.new(("task %s: no cgroup"):format(self.id), 95, "EOPNOTSUPP")
   end
-  return require("ctr.cgroups").stat(self.st.cgroup)
+  return cgroups.stat(self.st.cgroup)
 end
 
 --- The task's OCI spec (its bundle's config.json) as a table, or nil, err.
 function Task:spec()
-  local data, msg, errno = core.read_file(self.dir .. "/config.json", 16 * 1024 * 1024)
-  if not data then return nil, errors.new(msg, errno) end
+  local data, err = sys.read_file(self.dir .. "/config.json", 16 * 1024 * 1024)
+  if not data then return nil, err end
   return core.json_decode(data)
 end
 
@@ -907,7 +957,7 @@ function Task:exec(exec_id, process, io, opts)
       tostring(status or "missing")), 9, "FAILED_PRECONDITION")
   end
   return setmetatable({ task = self, id = exec_id, process = process,
-    io = io or require("ctr.cio").stdio(), opts = opts or {} }, Process)
+    io = io or cio.stdio(), opts = opts or {} }, Process)
 end
 
 --- Start the process: returns once its program runs (then `pid` is set), or nil, err (err.exec
@@ -923,9 +973,9 @@ function Process:start()
   if proc.terminal and not opts.console_socket then
     sock = task.dir .. "/exec-" .. core.getpid() .. ".sock"
     core.unlink(sock)
-    local msg, errno
-    listen, msg, errno = core.unix_listen(sock)
-    if not listen then return nil, errors.new(msg, errno) end
+    local err
+    listen, err = sys.unix_listen(sock)
+    if not listen then return nil, err end
   end
   local fds = self.io
   if not proc.terminal and not opts.detach and fds.pipe_terminals then
@@ -937,7 +987,7 @@ function Process:start()
       return nil, perr
     end
   end
-  local pid, msg, errno = core.exec(task.pid, proc, {
+  local pid, err = sys.exec(task.pid, proc, {
     bundle = task.dir, pid_file = opts.pid_file,
     console_socket = opts.console_socket or sock,
     stdin = not proc.terminal and fds.stdin or nil,
@@ -951,17 +1001,15 @@ function Process:start()
   end
   if not pid then
     if listen then core.close(listen) end
-    local err = errors.new(msg, errno)
-    err.exec = msg:match("^exec: ") ~= nil
     return nil, err
   end
   if listen then
-    local master, rmsg, rerrno = core.recv_fd(listen)
+    local master, rerr = sys.recv_fd(listen)
     core.close(listen)
     if not master then
       core.kill(pid, 9)
       core.waitpid(pid)
-      return nil, errors.new(rmsg, rerrno)
+      return nil, rerr
     end
     self.console = master
   end
@@ -976,17 +1024,17 @@ end
 function Process:wait(opts)
   if not self.pid then return nil, errors.new("exec " .. self.id .. ": not started", 3) end
   local forward = opts and opts.forward or false
-  local code, info, errno
+  local code, info
   if self.console and core.tty_run then
-    code, info, errno = core.tty_run(self.console, self.pid, { forward = forward,
+    code, info = sys.tty_run(self.console, self.pid, { forward = forward,
       stdin = self.io.stdin, stdout = self.io.stdout })
     core.close(self.console)
     self.console = nil
   else
     local copy = self.io.take_copy and self.io.take_copy()
-    code, info, errno = core.wait(self.pid, { forward = forward, copy = copy })
+    code, info = sys.wait(self.pid, { forward = forward, copy = copy })
   end
-  if code == nil then return nil, errors.new(info, errno) end
+  if code == nil then return nil, info end
   M.event(self.task.client, "/tasks/exit", self.task.id, { exec_id = self.id, pid = self.pid,
     exit_status = code, exited_at = core.rfc3339() })
   return code
@@ -995,38 +1043,20 @@ end
 --- Send a signal (a number, default SIGTERM) to the process.
 function Process:kill(sig)
   if not self.pid then return nil, errors.new("exec " .. self.id .. ": not started", 3) end
-  local ok, msg, errno = core.kill(self.pid, sig or 15)
-  if not ok then return nil, errors.new(msg, errno) end
+  local ok, err = sys.kill(self.pid, sig or 15)
+  if not ok then return nil, err end
   return true
 end
 
-local SIGNALS = { HUP = 1, INT = 2, QUIT = 3, ILL = 4, TRAP = 5, ABRT = 6, IOT = 6, BUS = 7,
-  FPE = 8, KILL = 9, USR1 = 10, SEGV = 11, USR2 = 12, PIPE = 13, ALRM = 14, TERM = 15,
-  STKFLT = 16, CHLD = 17, CONT = 18, STOP = 19, TSTP = 20, TTIN = 21, TTOU = 22, URG = 23,
-  XCPU = 24, XFSZ = 25, VTALRM = 26, PROF = 27, WINCH = 28, IO = 29, POLL = 29, PWR = 30,
-  SYS = 31 }
-
-local SIGNAL_NAMES = { "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1",
-  "SEGV", "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN",
-  "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS" }
-
---- The name of signal n ("SIGKILL"), or "signal N" for one without a name.
-function M.signal_name(n)
-  return SIGNAL_NAMES[n] and "SIG" .. SIGNAL_NAMES[n] or ("signal %d"):format(n)
-end
+--- The name of signal n ("SIGKILL"), or "signal N" for one without a name (ctr.signals.name).
+-- @function signal_name
+M.signal_name = signals.name
 
 --- A signal by name ("SIGTERM", "TERM", "sigterm", "SIGRTMIN+3") or number ("9"): its number,
--- or nil.
+-- or nil (ctr.signals.parse).
 function M.signal_number(s)
-  if type(s) == "number" then return s end
-  if type(s) ~= "string" then error("signal: expected string or number", 2) end
-  local n = tonumber(s)
-  if n then return (n >= 1 and n <= 64) and n or nil end
-  local name = s:upper():gsub("^SIG", "")
-  if SIGNALS[name] then return SIGNALS[name] end
-  local off = name:match("^RTMIN%+?(%d*)$")
-  if off then return 34 + (tonumber(off) or 0) end
-  return nil
+  if type(s) ~= "number" and type(s) ~= "string" then error("signal: expected string or number", 2) end
+  return (signals.parse(s))
 end
 
 --- Attach to a detached task until it exits: for a task with a terminal (process.terminal),
@@ -1042,13 +1072,13 @@ function Task:attach(opts)
     if not self:detached() then
       return nil, errors.new(("task %s: its terminal belongs to the ctrlua that runs it"):format(self.id), 95, "EOPNOTSUPP")
     end
-    local master, msg, errno = core.monitor_console(self.dir)
-    if not master then return nil, errors.new(msg, errno) end
+    local master, err = sys.monitor_console(self.dir)
+    if not master then return nil, err end
     local ok
-    ok, msg, errno = core.tty_run(master, self.pid, { child = false, forward = false,
+    ok, err = sys.tty_run(master, self.pid, { child = false, forward = false,
       stdin = opts.stdin or 0, stdout = opts.stdout or 1 })
     core.close(master)
-    if not ok then return nil, errors.new(msg, errno) end
+    if not ok then return nil, err end
     return true
   end
   local fifos = extra.fifos
@@ -1058,13 +1088,13 @@ function Task:attach(opts)
   local out = {}
   local map = {}
   for name, dst in pairs({ stdout = opts.stdout or 1, stderr = opts.stderr or 2 }) do
-    local fd, msg, errno = core.open(fifos[name], "r")
-    if not fd then return nil, errors.new(msg, errno) end
+    local fd, err = sys.open(fifos[name], "r")
+    if not fd then return nil, err end
     out[#out + 1] = fd
     map[fd] = dst
   end
-  local pfd, msg, errno = core.pidfd_open(self.pid)
-  if not pfd then return nil, errors.new(msg, errno) end
+  local pfd, err = sys.pidfd_open(self.pid)
+  if not pfd then return nil, err end
   local watch = { pfd, unpack(out) }
   while true do
     local ready = core.poll(watch, -1) or {}

@@ -17,6 +17,7 @@
 -- @module ctr.cmd.app
 local cli = require("ctr.cmd.cli")
 local core = require("ctr.core")
+local sys = require("ctr.sys")
 
 local M = {}
 
@@ -154,8 +155,8 @@ function M.scripts(dir)
     if dir == nil then return nil, require("ctr.errors").invalid("no scripts folder: not run by ctrlua") end
   end
   if type(dir) ~= "string" then error("app.scripts: dir: expected string", 2) end
-  local names, msg, errno = core.listdir(dir)
-  if not names then return nil, require("ctr.errors").new(msg, errno) end
+  local names, err = sys.listdir(dir)
+  if not names then return nil, err end
   table.sort(names)
   local out = {}
   for _, f in ipairs(names) do

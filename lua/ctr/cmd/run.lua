@@ -6,6 +6,7 @@ local oci = require("ctr.oci")
 local containers = require("ctr.containers")
 local cli = require("ctr.cmd.cli")
 local errors = require("ctr.errors")
+local sys = require("ctr.sys")
 
 local M = {}
 
@@ -245,11 +246,12 @@ local function with_remapped_snapshot(key, image, uid, gid, platform)
       if not mounts then return nil, err end
       local mnt = require("ctr.mount")
       local dir = client.state .. "/remap-" .. core.getpid()
-      local ok, msg, errno = core.mkdir_p(dir, 448)
-      if ok then ok, err = mnt.all(mounts, dir) else err = errors.new(msg, errno) end
+      local ok
+      ok, err = sys.mkdir_p(dir, 448)
+      if ok then ok, err = mnt.all(mounts, dir) end
       if ok then
-        ok, msg, errno = core.shift_tree(dir, uid, gid)
-        if not ok then err = errors.new("remap the snapshot for the user namespace: " .. msg, errno) end
+        ok, err = sys.shift_tree(dir, uid, gid)
+        if not ok then err = errors.wrap(err, "remap the snapshot for the user namespace") end
         mnt.unmount(dir, { detach = true })
       end
       core.rmdir(dir)

@@ -15,7 +15,9 @@
 -- @module ctr.cmd.runc
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local sys = require("ctr.sys")
 local cgroups = require("ctr.cgroups")
+local signals = require("ctr.signals")
 
 local M = {}
 
@@ -23,43 +25,19 @@ M.VERSION = "0.1.0"
 M.OCI_VERSION = "1.0.2-dev"
 M.DEFAULT_ROOT = "/run/ctrlua-runc"
 
-local function cerr(v, msg, errno)
-  if v == nil then return nil, errors.new(msg or "unknown error", errno) end
-  return v
-end
-
 local function fail(fmt, ...)
   return nil, errors.new(select("#", ...) > 0 and fmt:format(...) or fmt)
 end
 
 -- ------------------------------------------------------------------------------- signals
 
-local SIGNALS = {
-  HUP = 1, INT = 2, QUIT = 3, ILL = 4, TRAP = 5, ABRT = 6, IOT = 6, BUS = 7, FPE = 8,
-  KILL = 9, USR1 = 10, SEGV = 11, USR2 = 12, PIPE = 13, ALRM = 14, TERM = 15, STKFLT = 16,
-  CHLD = 17, CONT = 18, STOP = 19, TSTP = 20, TTIN = 21, TTOU = 22, URG = 23, XCPU = 24,
-  XFSZ = 25, VTALRM = 26, PROF = 27, WINCH = 28, IO = 29, POLL = 29, PWR = 30, SYS = 31,
-}
-
---- Parse a signal as runc does: a number, or a name with or without SIG, any case.
+--- Parse a signal as runc does: a number, or a name with or without SIG, any case (see
+-- ctr.signals).
 -- @tparam string s
 -- @return number, or nil, err
 function M.parse_signal(s)
   if type(s) ~= "string" then error("s: expected string, got " .. type(s), 2) end
-  local n = tonumber(s)
-  if n then
-    if n >= 1 and n <= 64 and n % 1 == 0 then return n end
-    return fail("invalid signal %q", s)
-  end
-  local name = s:upper():gsub("^SIG", "")
-  local rt, off = name:match("^(RTM[AI][XN])([+-]?%d*)$")
-  if rt then
-    local base = rt == "RTMIN" and 34 or 64
-    local v = base + (tonumber(off ~= "" and off or "0") or 0)
-    if v >= 34 and v <= 64 then return v end
-  end
-  if SIGNALS[name] then return SIGNALS[name] end
-  return fail("unknown signal %q", s)
+  return signals.parse(s)
 end
 
 -- ---------------------------------------------------------------------- processes
@@ -173,8 +151,8 @@ local function read_record(rt, id)
 end
 
 local function write_record(rt, rec)
-  return cerr(core.write_file(dir_of(rt, rec.id) .. "/state.json", core.json_encode(rec),
-    { mode = 384 }))
+  return sys.write_file(dir_of(rt, rec.id) .. "/state.json", core.json_encode(rec),
+    { mode = 384 })
 end
 
 local function not_exist() return nil, errors.new("container does not exist", 2, "NOT_FOUND") end
@@ -285,7 +263,7 @@ end
 
 local function unstack_host_mounts(rec)
   if type(rec.host_mounts) ~= "table" then return true end
-  return cerr(core.mount_unstack(rec.host_mounts.rootfs, rec.host_mounts.below))
+  return sys.mount_unstack(rec.host_mounts.rootfs, rec.host_mounts.below)
 end
 
 --- Create container id from the bundle: returns once the init waits on its exec fifo.
@@ -314,12 +292,12 @@ function M.create(rt, id, opts)
     return fail("process.terminal without --console-socket is not supported yet by ctrlua-runc")
   end
 
-  ok, err = cerr(core.mkdir_p(rt.root, 448))
+  ok, err = sys.mkdir_p(rt.root, 448)
   if not ok then return nil, err end
   local dir = dir_of(rt, id)
-  local _, msg, errno = core.mkdir(dir, 448)
-  if errno == 17 then return nil, errors.exists("container with given ID already exists") end
-  if msg then return nil, errors.new(msg, errno) end
+  ok, err = sys.mkdir(dir, 448)
+  if not ok and err.sym == "EEXIST" then return nil, errors.exists("container with given ID already exists") end
+  if not ok then return nil, err end
 
   local linux = type(spec.linux) == "table" and spec.linux or {}
   local rec = { id = id, bundle = bundle, created = core.rfc3339(),
@@ -343,7 +321,7 @@ function M.create(rt, id, opts)
   end
 
   local pid
-  pid, msg, errno = core.create(bundle, {
+  pid, err = sys.create(bundle, {
     exec_fifo = dir .. "/exec.fifo",
     pid_file = opts.pid_file and abspath(opts.pid_file) or nil,
     no_pivot = opts.no_pivot or false,
@@ -354,7 +332,7 @@ function M.create(rt, id, opts)
   if not pid then
     core.remove_tree(dir)
     if rec.cgroup then cgroups.delete(rec.cgroup) end
-    return nil, errors.new(msg, errno)
+    return nil, err
   end
   rec.pid = pid
   rec.start_time = select(2, M.proc_info(pid))
@@ -382,7 +360,7 @@ function M.start(rt, id)
     return fail("cannot start an already running container")
   end
   if status ~= "created" then return fail("cannot start a container in the %s state", status) end
-  local ok, err = cerr(core.start(dir_of(rt, id) .. "/exec.fifo"))
+  local ok, err = sys.start(dir_of(rt, id) .. "/exec.fifo")
   if not ok then return nil, err end
   run_hooks(rt, rec, "poststart", "running")
   return true
@@ -421,7 +399,7 @@ function M.kill(rt, id, sig, all)
   sig = sig or 15
   if all then return signal_all(rec, sig) end
   if status == "stopped" or status == "creating" then return fail("container not running") end
-  return cerr(core.kill(rec.pid, sig))
+  return sys.kill(rec.pid, sig)
 end
 
 local function destroy(rt, rec)
@@ -443,7 +421,7 @@ local function destroy(rt, rec)
   local ok, uerr = unstack_host_mounts(rec)
   if not ok and not err then err = uerr end
   local rerr
-  ok, rerr = cerr(core.remove_tree(dir_of(rt, rec.id)))
+  ok, rerr = sys.remove_tree(dir_of(rt, rec.id))
   if not ok and not err then err = rerr end
   run_hooks(rt, rec, "poststop", "stopped")
   if err then return nil, err end
@@ -594,8 +572,8 @@ function M.run(rt, id, opts)
     return nil, err
   end
   if opts.detach then return 0 end
-  local code, info = core.wait(rec.pid, { forward = true })
-  if code == nil then return nil, errors.new(info) end
+  local code, info = sys.wait(rec.pid, { forward = true })
+  if code == nil then return nil, info end
   local dok, derr = destroy(rt, rec)
   if not dok then rt:log("warning", tostring(derr)) end
   return code
@@ -647,7 +625,7 @@ end
 
 --- Run a new process in a running container (runc's `exec`): it joins the init's namespaces
 -- and cgroup and runs with the given process (see ctr.core exec).
--- @param rt the runtime (its root and flags)
+-- @tparam table rt from new()
 -- @tparam string id the container
 -- @tparam table opts `process` (the JSON text of --process, or a table of the flags: args,
 -- env, cwd, terminal, user = {uid, gid}, additionalGids, noNewPrivileges, apparmorProfile,
@@ -674,11 +652,11 @@ function M.exec(rt, id, opts)
     end
     sock = dir_of(rt, id) .. "/exec-" .. core.getpid() .. ".sock"
     core.unlink(sock)
-    local msg, errno
-    listen, msg, errno = core.unix_listen(sock)
-    if not listen then return nil, errors.new(msg, errno) end
+    local err
+    listen, err = sys.unix_listen(sock)
+    if not listen then return nil, err end
   end
-  local pid, msg, errno = core.exec(rec.pid, proc, {
+  local pid, err = sys.exec(rec.pid, proc, {
     bundle = rec.bundle,
     pid_file = opts.pid_file and abspath(opts.pid_file) or nil,
     console_socket = opts.console_socket and abspath(opts.console_socket) or sock,
@@ -687,28 +665,28 @@ function M.exec(rt, id, opts)
   if sock then core.unlink(sock) end
   if not pid then
     if listen then core.close(listen) end
-    return nil, errors.new(msg, errno)
+    return nil, err
   end
   local master
   if listen then
-    local rmsg, rerrno
-    master, rmsg, rerrno = core.recv_fd(listen)
+    local rerr
+    master, rerr = sys.recv_fd(listen)
     core.close(listen)
     if not master then
       core.kill(pid, 9)
       core.waitpid(pid)
-      return nil, errors.new(rmsg, rerrno)
+      return nil, rerr
     end
   end
   if opts.detach then return 0 end
-  local code, info, werr
+  local code, info
   if master then
-    code, info, werr = core.tty_run(master, pid, { forward = true, stdin = 0, stdout = 1 })
+    code, info = sys.tty_run(master, pid, { forward = true, stdin = 0, stdout = 1 })
     core.close(master)
   else
-    code, info, werr = core.wait(pid, { forward = true })
+    code, info = sys.wait(pid, { forward = true })
   end
-  if code == nil then return nil, errors.new(info, werr) end
+  if code == nil then return nil, info end
   return code
 end
 
@@ -854,8 +832,8 @@ function M.spec(bundle, rootless)
   bundle = bundle or "."
   local path = bundle .. "/config.json"
   if core.stat(path) then return fail("File %s exists. Remove it first", "config.json") end
-  return cerr(core.write_file(path, M.json_indent(M.default_spec(rootless)) .. "\n",
-    { mode = 438, noreplace = true }))
+  return sys.write_file(path, M.json_indent(M.default_spec(rootless)) .. "\n",
+    { mode = 438, noreplace = true })
 end
 
 M.sleep_ms = sleep_ms

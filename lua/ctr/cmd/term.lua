@@ -2,6 +2,7 @@
 -- lines, time, reading and writing a file.
 -- @module ctr.cmd.term
 local core = require("ctr.core")
+local sys = require("ctr.sys")
 local format = require("ctr.cmd.format")
 
 local M = {}
@@ -30,18 +31,18 @@ function M.sleep(ms) core.poll({}, ms) end
 
 --- Read a whole file of at most `cap` bytes (default 16 MiB): its content, or nil, err.
 function M.read_file(path, cap)
-  local data, msg, errno = core.read_file(path, cap or 16 * 1024 * 1024)
-  if not data then return nil, require("ctr.errors").new(msg, errno) end
+  local data, err = sys.read_file(path, cap or 16 * 1024 * 1024)
+  if not data then return nil, err end
   return data
 end
 
 --- Write a file atomically (temporary file, fsync, rename): true, or nil, err.
--- @tparam string path the file
--- @tparam string data its content
+-- @tparam string path
+-- @tparam string data
 -- @tparam[opt] table opts `mode` (default 0644)
 function M.write_file(path, data, opts)
-  local ok, msg, errno = core.write_file(path, data, opts or { mode = 420 })
-  if not ok then return nil, require("ctr.errors").new(msg, errno) end
+  local ok, err = sys.write_file(path, data, opts or { mode = 420 })
+  if not ok then return nil, err end
   return true
 end
 

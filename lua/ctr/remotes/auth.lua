@@ -14,6 +14,7 @@
 -- @module ctr.remotes.auth
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local sys = require("ctr.sys")
 local rhttp = require("ctr.remotes.http")
 
 local M = {}
@@ -169,17 +170,22 @@ local function auth_keys(host, repo)
   return keys
 end
 
+-- A helper that could not be run: AUTH_HELPER, with the errno of why.
+local function helper_err(err, fmt, ...)
+  local e = errors.wrap(err, fmt, ...)
+  e.sym = "AUTH_HELPER"
+  return e
+end
+
 --- Ask docker-credential-NAME for host's credentials: {username=, secret=, refresh=} or nil
 -- (none stored), or nil, err.
 function M.helper_get(name, host)
   if not name:match("^[%w%-_%.]+$") then
     return nil, errors.invalid("credential helper %q: not a helper name", name)
   end
-  local out, status = core.run_capture({ "docker-credential-" .. name, "get" }, server_url(host),
+  local out, status = sys.run_capture({ "docker-credential-" .. name, "get" }, server_url(host),
     { cap = 65536, timeout_ms = 30000 })
-  if not out then
-    return nil, errors.new(("credential helper docker-credential-%s: %s"):format(name, status), 0, "AUTH_HELPER")
-  end
+  if not out then return nil, helper_err(status, "credential helper docker-credential-%s", name) end
   if status ~= 0 then
     if out:find("credentials not found", 1, true) then return nil end
     return nil, errors.new(("credential helper docker-credential-%s get: exit status %d"):format(name, status), 0, "AUTH_HELPER")
@@ -196,9 +202,9 @@ local function helper_run(name, verb, input)
   if not name:match("^[%w%-_%.]+$") then
     return nil, errors.invalid("credential helper %q: not a helper name", name)
   end
-  local out, status = core.run_capture({ "docker-credential-" .. name, verb }, input,
+  local out, status = sys.run_capture({ "docker-credential-" .. name, verb }, input,
     { cap = 65536, timeout_ms = 30000 })
-  if not out then return nil, errors.new(("docker-credential-%s %s: %s"):format(name, verb, status), 0, "AUTH_HELPER") end
+  if not out then return nil, helper_err(status, "docker-credential-%s %s", name, verb) end
   if status ~= 0 then
     return nil, errors.new(("docker-credential-%s %s: exit status %d"):format(name, verb, status), 0, "AUTH_HELPER")
   end
@@ -273,11 +279,11 @@ end
 local function write_json_0600(path, doc)
   local dir = path:match("^(.*)/[^/]*$")
   if dir and dir ~= "" then
-    local ok, msg, errno = core.mkdir_p(dir, 448)
-    if not ok then return nil, errors.new(msg, errno) end
+    local ok, err = sys.mkdir_p(dir, 448)
+    if not ok then return nil, err end
   end
-  local ok, msg, errno = core.write_file(path, require("ctr.json").encode_indent(doc) .. "\n", { mode = 384 })
-  if not ok then return nil, errors.new(msg, errno) end
+  local ok, err = sys.write_file(path, require("ctr.json").encode_indent(doc) .. "\n", { mode = 384 })
+  if not ok then return nil, err end
   return true
 end
 
@@ -464,7 +470,7 @@ end
 -- went without credentials and the challenge says how to send them, or a cached token was
 -- refused (dropped, so the retry fetches a fresh one); false when it cannot.
 -- @tparam string host the registry host
--- @param res the response (its `header_table`)
+-- @param res the response (its WWW-Authenticate header)
 -- @param scopes the scopes the request needed
 -- @param sent the Authorization header the request carried, or nil
 function Authorizer:challenge(host, res, scopes, sent)

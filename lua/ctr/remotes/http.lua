@@ -6,6 +6,7 @@
 -- @module ctr.remotes.http
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local sys = require("ctr.sys")
 
 local M = {}
 
@@ -16,15 +17,16 @@ Session.__index = Session
 -- @return session, or nil, err
 function M.session(opts)
   opts = opts or {}
-  local s, msg, errno = core.http_session({ dump = opts.dump and true or false,
+  local s, err = sys.http_session({ dump = opts.dump and true or false,
     trace = opts.trace and true or false })
-  if not s then return nil, errors.new(msg, errno) end
+  if not s then return nil, err end
   return setmetatable({ s = s, results = {} }, Session)
 end
 
-local function err_of(msg, errno)
-  if errno == 74 then return errors.new(msg, errno, "DIGEST_MISMATCH") end -- EBADMSG
-  return errors.new(msg, errno)
+-- the transfer layer's EBADMSG: a body whose digest is not the one asked for
+local function err_of(err)
+  if err.sym == "EBADMSG" then err.sym = "DIGEST_MISMATCH" end
+  return err
 end
 
 --- Response headers as a table: lowercase name → list of values.
@@ -54,8 +56,8 @@ end
 
 --- Start a request (see core.http_session's start for the fields); returns its id.
 function Session:start(req)
-  local id, msg, errno = self.s:start(req)
-  if not id then return nil, err_of(msg, errno) end
+  local id, err = sys.result(self.s:start(req))
+  if not id then return nil, err_of(err) end
   return id
 end
 
@@ -65,8 +67,8 @@ function Session:wait(ms) return self.s:wait(ms or 0) end
 --- Take a finished transfer: its result (status, header_table, body, url, digest, size...),
 -- or nil, err.
 function Session:take(id)
-  local res, msg, errno = self.s:take(id)
-  if not res then return nil, err_of(msg, errno) end
+  local res, err = sys.result(self.s:take(id))
+  if not res then return nil, err_of(err) end
   return shape(res)
 end
 

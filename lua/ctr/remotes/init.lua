@@ -5,13 +5,14 @@
 -- @module ctr.remotes
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local sys = require("ctr.sys")
 
 local M = {}
 
 --- Read a secret from the terminal without echo: the string, or nil, err (sym ENOTTY).
 function M.read_secret(prompt)
-  local s, msg, errno = core.read_secret(prompt or "Password: ")
-  if not s then return nil, errors.new(msg, errno) end
+  local s, err = sys.read_secret(prompt or "Password: ")
+  if not s then return nil, err end
   return s
 end
 

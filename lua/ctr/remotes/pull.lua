@@ -13,6 +13,7 @@
 -- @module ctr.remotes.pull
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local sys = require("ctr.sys")
 local reference = require("ctr.reference")
 local platforms = require("ctr.platforms")
 local docker = require("ctr.remotes.docker")
@@ -366,9 +367,9 @@ function M.pull(client, ref, opts)
       local dir
       dir, perr = sn:fs_path(U.key)
       if not dir then return nil, perr end
-      local job, msg, errno = core.layer_apply_start(dir, path, { whiteouts = whiteouts,
+      local job, err = sys.layer_apply_start(dir, path, { whiteouts = whiteouts,
         diff_id = U.diff_ids[U.i], follow = follow })
-      if not job then return nil, errors.new(msg, errno) end
+      if not job then return nil, err end
       U.job, U.follow, U.L = job, follow, L
     end
     if U.follow and U.L.state == "done" and not U.told then
@@ -381,9 +382,9 @@ function M.pull(client, ref, opts)
       display:set("unpack-" .. layer.digest, "unpacking", U.job:progress(), layer.size)
     end
     if not U.job:done() then return true end
-    local res, msg, errno = U.job:wait()
+    local res, err = sys.result(U.job:wait())
     U.job = nil
-    if not res then return nil, errors.wrap(errors.new(msg, errno), "unpack layer %d (%s)", U.i, layer.digest) end
+    if not res then return nil, errors.wrap(err, "unpack layer %d (%s)", U.i, layer.digest) end
     if res.diff_id ~= U.diff_ids[U.i] then
       return nil, errors.new(("unpack layer %d (%s): diff ID mismatch: expected %s, got %s"):format(U.i,
         layer.digest, U.diff_ids[U.i], res.diff_id), 0, "DIGEST_MISMATCH")

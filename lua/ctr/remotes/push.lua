@@ -24,8 +24,8 @@ local function non_distributable(mt)
 end
 
 --- Push the image `opts.local_ref` (default ref) of the client's store to ref.
--- @param client the client
--- @tparam string ref the remote reference
+-- @param client a ctr.client
+-- @tparam string ref where to push it
 -- @tparam[opt] table opts the registry options (ctr.remotes.pull.resolver) and `strict`,
 -- `local_ref`, `manifest` (a digest to push instead of the image's target), `manifest_type`,
 -- `platforms` (push only these of an index), `max_concurrent_uploaded_layers` (default 3),

@@ -6,6 +6,7 @@
 -- @module ctr.spec.rootfs
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local sys = require("ctr.sys")
 
 local M = {}
 
@@ -38,12 +39,12 @@ function M.reader(mounts_or_dir, cap)
   return function(path)
     for _, d in ipairs(dirs) do
       -- messages name the file as the image has it, then where it was read
-      local data, msg, errno = core.read_file_in_root(d, path, cap,
+      local data, err = sys.read_file_in_root(d, path, cap,
         type(mounts_or_dir) ~= "string" and ("the image's rootfs (layer `%s')"):format(d) or nil)
       if data then return data end
-      if errno ~= 2 then
-        if errno == 22 then break end -- a whiteout or a non-file hides what is below
-        return nil, errors.new(msg, errno)
+      if err.sym ~= "ENOENT" then
+        if err.sym == "EINVAL" then break end -- a whiteout or a non-file hides what is below
+        return nil, err
       end
     end
     return nil, errors.not_found("%s: not found in the rootfs", path)

@@ -9,6 +9,7 @@
 -- unreadable is a CORRUPT error naming its file, never taken for absent.
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local sys = require("ctr.sys")
 local records = require("ctr.store.records")
 
 local M = {}
@@ -32,8 +33,8 @@ function M.dir(root, namespace, kind)
 end
 
 local function ensure_dir(dir)
-  local ok, msg, errno = core.mkdir_p(dir, 448) -- 0700
-  if not ok then return nil, errors.new(msg, errno) end
+  local ok, err = sys.mkdir_p(dir, 448) -- 0700
+  if not ok then return nil, err end
   return true
 end
 
@@ -97,11 +98,11 @@ function M.put(root, namespace, kind, name, rec, opts)
     return nil, errors.new(("%s %q: its record of %d bytes is over the limit of %d"):format(
       kind:gsub("s$", ""), name, #data, records.MAX), 27, "EFBIG")
   end
-  local w, msg, errno = core.write_file(path, data,
+  local w, err = sys.write_file(path, data,
     { mode = 384, noreplace = opts and opts.create or false })
   if not w then
-    if errno == 17 then return nil, errors.exists("%s %q: already exists", kind:gsub("s$", ""), name) end
-    return nil, errors.new(msg, errno)
+    if err.sym == "EEXIST" then return nil, errors.exists("%s %q: already exists", kind:gsub("s$", ""), name) end
+    return nil, err
   end
   return true
 end
@@ -109,10 +110,10 @@ end
 --- Remove a record; a missing one is NOT_FOUND.
 function M.delete(root, namespace, kind, name)
   local path = path_of(root, namespace, kind, name)
-  local ok, msg, errno = core.unlink(path)
+  local ok, err = sys.unlink(path)
   if not ok then
-    if errno == 2 then return nil, errors.not_found("%s %q: not found", kind:gsub("s$", ""), name) end
-    return nil, errors.new(msg, errno)
+    if err.sym == "ENOENT" then return nil, errors.not_found("%s %q: not found", kind:gsub("s$", ""), name) end
+    return nil, err
   end
   return true
 end
@@ -156,8 +157,8 @@ function M.with_lock(root, namespace, fn)
   end
   local ok, err = ensure_dir(dir)
   if not ok then return nil, err end
-  local fd, msg, errno = core.lock(path, true)
-  if not fd then return nil, errors.new(msg, errno) end
+  local fd, err = sys.lock(path, true)
+  if not fd then return nil, err end
   held[path] = 1
   local res = pack(pcall(fn))
   held[path] = nil

@@ -14,6 +14,7 @@
 -- @module ctr.store.records
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local sys = require("ctr.sys")
 
 local M = {}
 
@@ -154,15 +155,15 @@ end
 -- @tparam table shape one of M.image, M.container, ...
 -- @tparam[opt] table opts `cap` (default M.MAX), `name_field`/`name` (see check)
 function M.read(path, shape, opts)
-  local data, msg, errno = core.read_file(path, opts and opts.cap or M.MAX)
+  local data, err = sys.read_file(path, opts and opts.cap or M.MAX)
   if not data then
-    if errno == 2 then return nil, errors.not_found("%s: not found", path) end
-    if errno == 27 then -- EFBIG
-      local err = errors.corrupt("%s", msg)
+    if err.sym == "ENOENT" then return nil, errors.not_found("%s: not found", path) end
+    if err.sym == "EFBIG" then -- over the cap: not what such a record can be
+      err = errors.corrupt("%s", err.msg)
       err.path = path
       return nil, err
     end
-    return nil, errors.new(msg, errno)
+    return nil, err
   end
   return M.decode(path, data, shape, opts)
 end

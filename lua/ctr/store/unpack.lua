@@ -13,6 +13,7 @@
 -- @module ctr.store.unpack
 local core = require("ctr.core")
 local errors = require("ctr.errors")
+local sys = require("ctr.sys")
 local fault = require("ctr.store.fault")
 local snapshots = require("ctr.snapshots")
 
@@ -75,7 +76,7 @@ end
 
 -- The layers and chain IDs of an image.
 local function layers_of(client, image, opts)
-  local manifest, config = require("ctr.images").manifest(client, image, opts.platform)
+  local manifest, config = client:image_manifest(image, opts.platform)
   if not manifest then return nil, config end
   local name = image.name or "image"
   local diff_ids = type(config) == "table" and type(config.rootfs) == "table" and config.rootfs.diff_ids
@@ -132,22 +133,22 @@ local function apply_layer(client, sn, layer, diff_id, chain_id, parent, whiteou
   local dir
   dir, err = sn:fs_path(key)
   if not dir then return fail(err) end
-  local res, msg, errno
+  local res
   if progress then
     -- on a thread of its own, so that the caller can show how far it has come
     local job
-    job, msg, errno = core.layer_apply_start(dir, blob, { whiteouts = whiteouts, diff_id = diff_id })
-    if not job then return fail(errors.new(msg, errno)) end
+    job, err = sys.layer_apply_start(dir, blob, { whiteouts = whiteouts, diff_id = diff_id })
+    if not job then return fail(err) end
     while not job:done() do
       progress(job:progress())
       core.poll({}, 50)
     end
-    res, msg, errno = job:wait()
+    res, err = sys.result(job:wait())
     if res then progress(layer.size) end
   else
-    res, msg, errno = core.layer_apply(dir, blob, { whiteouts = whiteouts, diff_id = diff_id })
+    res, err = sys.layer_apply(dir, blob, { whiteouts = whiteouts, diff_id = diff_id })
   end
-  if not res then return fail(errors.new(msg, errno)) end
+  if not res then return fail(err) end
   if res.diff_id ~= diff_id then
     return fail(errors.new(("digest mismatch: expected diff ID %s, got %s"):format(diff_id,
       tostring(res.diff_id)), 0, "DIGEST_MISMATCH"))
