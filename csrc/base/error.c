@@ -5,14 +5,11 @@
 #include <stdio.h>
 #include <string.h>
 
-int ctr_fail(struct ctr_err *err, int code, const char *fmt, ...)
+static int fail_v(struct ctr_err *err, int code, int program, const char *fmt, va_list ap)
 {
     if (err == NULL)
         return -1;
-    va_list ap;
-    va_start(ap, fmt);
     int n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-    va_end(ap);
     if (n < 0)
         n = 0;
     if (code != 0 && (size_t)n < sizeof err->msg) {
@@ -21,6 +18,25 @@ int ctr_fail(struct ctr_err *err, int code, const char *fmt, ...)
         snprintf(err->msg + n, sizeof err->msg - n, ": %s", s);
     }
     err->code = code;
+    err->program = program;
+    return -1;
+}
+
+int ctr_fail(struct ctr_err *err, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fail_v(err, code, 0, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int ctr_fail_program(struct ctr_err *err, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fail_v(err, code, 1, fmt, ap);
+    va_end(ap);
     return -1;
 }
 

@@ -22,12 +22,18 @@
 
 struct ctr_err {
     int code;                 /* errno, or 0 when not a syscall failure */
+    int program;              /* 1: the container's program could not be found or executed
+                               * (a caller answers 127 or 126), whatever the errno */
     char msg[CTR_ERR_MSG];    /* complete message, strerror included */
 };
 
 /* Fill *err with printf-style text followed by ": strerror(code)" when code != 0.
  * Always returns -1 so that `return ctr_fail(err, errno, "open `%s'", path);` reads well. */
 int ctr_fail(struct ctr_err *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ctr_fail for a failure of the container's program itself (err->program = 1). */
+int ctr_fail_program(struct ctr_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Prefix an existing error with context: "unpack layer 3: <old message>". Returns -1. */

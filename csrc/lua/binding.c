@@ -34,7 +34,12 @@ int ctr_lua_fail(lua_State *L, const struct ctr_err *e)
     lua_pushnil(L);
     lua_pushstring(L, e->msg);
     lua_pushinteger(L, e->code);
-    return 3;
+    if (!e->program)
+        return 3;
+    /* the container's program failed: a fifth value, after the slot of create's death */
+    lua_pushnil(L);
+    lua_pushboolean(L, 1);
+    return 5;
 }
 
 int ctr_lua_errno(lua_State *L, int code, const char *fmt, ...)

@@ -37,7 +37,8 @@ void ctr_lua_register_http(lua_State *L, int table);     /* lua/lhttp.c: the tra
 /* Set each function of regs (ending {NULL, NULL}) into the table at index `table`. */
 void ctr_lua_setfuncs(lua_State *L, int table, const luaL_Reg *regs);
 
-/* push nil, message, errno; returns 3 */
+/* push nil, message, errno; returns 3.  A failure of the container's program itself
+ * (err->program) adds nil and true: 5 (create puts the init's death in that nil's place). */
 int ctr_lua_fail(lua_State *L, const struct ctr_err *e);
 int ctr_lua_errno(lua_State *L, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

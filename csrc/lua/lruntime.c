@@ -35,6 +35,10 @@ int ctr_lua_create_fail(lua_State *L, const struct ctr_err *e, const struct ctr_
     lua_pushvalue(L, -2);
     lua_setfield(L, -2, "exit_code");
     lua_remove(L, -2);
+    if (n == 5) { /* the death goes in its slot, before the program flag */
+        lua_replace(L, -3);
+        return 5;
+    }
     return n + 1;
 }
 

@@ -254,7 +254,7 @@ static __attribute__((noreturn)) void run_monitor(const struct ctr_monitor_spawn
 static __attribute__((noreturn)) void monitor_child(const struct ctr_monitor_spawn_opts *o,
                                                     int rep)
 {
-    struct ctr_err e = {0, ""};
+    struct ctr_err e = {.code = 0};
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -336,7 +336,7 @@ pid_t ctr_monitor_spawn(const struct ctr_monitor_spawn_opts *o, pid_t *monitor,
     }
     if (mid == 0) {
         close(rep[0]);
-        struct ctr_err e = {0, ""};
+        struct ctr_err e = {.code = 0};
         if (setsid() < 0) {
             ctr_fail(&e, errno, "monitor: setsid");
             report_fail(rep[1], &e);

@@ -367,7 +367,7 @@ static int handle(struct mon *m, int i)
         return 0;
     }
     enum ctr_monitor_req r = ctr_monitor_parse_request(req, (size_t)n);
-    struct ctr_err e = {0, ""};
+    struct ctr_err e = {.code = 0};
     char out[CTR_ERR_MSG + 16];
     if (r == CTR_MONITOR_START) {
         if (m->state != ST_CREATED) {

@@ -263,7 +263,7 @@ static int child_lookup_program(const struct child_args *a, char *exe, size_t le
     if (ctr_process_lookup(a->cfg, exe, len, err) < 0)
         return -1;
     if (ctr_file_is(exe, &a->self)) {
-        ctr_fail(err, 0, "exec: `%s' is the runtime's own executable: refused (CVE-2019-5736)",
+        ctr_fail_program(err, 0, "exec: `%s' is the runtime's own executable: refused (CVE-2019-5736)",
                  exe);
         err->code = EACCES;
         return -1;
@@ -295,7 +295,7 @@ static __attribute__((noreturn)) void child_exec(struct child_args *a, pid_t hos
                                                   const char *exe, int filtered)
 {
     const struct ctr_config *c = a->cfg;
-    struct ctr_err err = {0, ""};
+    struct ctr_err err = {.code = 0};
     if (a->opts->die_with_parent && !filtered)
         prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
     /* startContainer: in the container, after start, before the program */
@@ -321,7 +321,7 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 {
     const struct ctr_config *c = a->cfg;
     const struct ctr_create_opts *o = a->opts;
-    struct ctr_err err = {0, ""};
+    struct ctr_err err = {.code = 0};
 
     /* Not dumpable before anything else: while we hold fds and run the host's binary inside
      * the container's namespaces, a container process must not be able to ptrace us or open

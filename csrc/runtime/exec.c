@@ -164,7 +164,7 @@ static int child_console(int sock, unsigned rows, unsigned cols, struct ctr_err 
 static void run_program(const struct exec_ctx *x, const char *exe, struct ctr_err *err)
 {
     if (ctr_file_is(exe, &x->self)) {
-        ctr_fail(err, 0, "exec: `%s' is the runtime's own executable: refused (CVE-2019-5736)",
+        ctr_fail_program(err, 0, "exec: `%s' is the runtime's own executable: refused (CVE-2019-5736)",
                  exe);
         err->code = EACCES;
         return;
@@ -178,7 +178,7 @@ static void run_program(const struct exec_ctx *x, const char *exe, struct ctr_er
 static __attribute__((noreturn)) void child_process(struct exec_ctx *x)
 {
     const struct ctr_config *c = x->cfg;
-    struct ctr_err err = {0, ""};
+    struct ctr_err err = {.code = 0};
     int sync = x->sync;
     for (size_t i = 0; i < EXEC_NNS; i++)
         if (x->nsfd[i] >= 0)
@@ -230,7 +230,7 @@ static __attribute__((noreturn)) void child_process(struct exec_ctx *x)
 /* The joiner: forked from the caller, it joins the namespaces and clones the process. */
 static __attribute__((noreturn)) void child_join(struct exec_ctx *x)
 {
-    struct ctr_err err = {0, ""};
+    struct ctr_err err = {.code = 0};
     int sync = x->sync;
     /* before anything is opened or joined (CVE-2019-5736) */
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
@@ -366,7 +366,7 @@ static int read_msg(int sock, const char *prog, pid_t *pid, struct ctr_err *err)
     if (n == (ssize_t)sizeof(int)) {
         int e;
         memcpy(&e, &m, sizeof e);
-        return ctr_fail(err, e, "exec: `%s'", prog);
+        return ctr_fail_program(err, e, "exec: `%s'", prog);
     }
     if (n == (ssize_t)sizeof m && m.type == MSG_PID) {
         *pid = m.pid;

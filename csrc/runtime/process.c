@@ -120,8 +120,8 @@ int ctr_process_lookup(const struct ctr_config *c, char *out, size_t len, struct
             return 0;
         }
         if (noexec)
-            return ctr_fail(err, EACCES, "exec: `%s'", name);
-        return ctr_fail(err, ENOENT, "exec: `%s'", name);
+            return ctr_fail_program(err, EACCES, "exec: `%s'", name);
+        return ctr_fail_program(err, ENOENT, "exec: `%s'", name);
     }
     const char *path = NULL;
     for (size_t i = 0; c->env[i]; i++)
@@ -145,8 +145,8 @@ int ctr_process_lookup(const struct ctr_config *c, char *out, size_t len, struct
         p = e + 1;
     }
     /* the words of Go's exec.ErrNotFound, which runc (and so ctr) prints */
-    ctr_fail(err, 0, noexec ? "exec: `%s': found in $PATH but not executable"
-                            : "exec: `%s': executable file not found in $PATH", name);
+    ctr_fail_program(err, 0, noexec ? "exec: `%s': found in $PATH but not executable"
+                                    : "exec: `%s': executable file not found in $PATH", name);
     err->code = noexec ? EACCES : ENOENT;
     return -1;
 }

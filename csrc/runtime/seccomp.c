@@ -419,7 +419,7 @@ int ctr_seccomp_run(scmp_filter_ctx ctx, char *const argv[], size_t cap, int *st
     if (pid == 0) {
         /* Only plain C from here: stdio on the pipe, stdin on /dev/null, then the filter as
          * the last step before execv. */
-        struct ctr_err e = {0, ""};
+        struct ctr_err e = {.code = 0};
         int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (nul < 0 || dup2(nul, 0) < 0 || dup2(p[1], 1) < 0 || dup2(p[1], 2) < 0)
             _exit(125);

@@ -42,15 +42,13 @@ end
 -- @function result
 M.result = result
 
--- The runtime begins the message of a failed lookup or execve of the container's program
--- with "exec: " (csrc/runtime/exec.h), its errno ENOENT or EACCES as any other failure's
--- might be: err.exec says which it was, read here once, so that no caller reads a message
--- (run answers 127 or 126 for these).
+-- A failure of the container's program itself (not found, not executable: run answers 127
+-- or 126) comes with a fifth value, true, after the slot of create's death: err.exec.
 local EXEC = { create = true, monitor_create = true, exec = true }
 
-local function exec_result(v, err, ...)
-  if v == nil and errors.is_error(err) then err.exec = err.msg:sub(1, 6) == "exec: " end
-  return v, err, ...
+local function exec_result(v, err, death, program)
+  if v == nil and errors.is_error(err) then err.exec = program == true end
+  return v, err, death
 end
 
 for name, v in pairs(core) do
