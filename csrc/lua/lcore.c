@@ -2606,6 +2606,7 @@ int luaopen_ctr_core(lua_State *L)
             lua_setfield(L, -2, r->name);
         }
     ctr_lua_register_http(L, -1);
+    ctr_lua_register_spawn(L, -1);
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");
     push_array_mt(L);

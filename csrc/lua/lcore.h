@@ -14,6 +14,8 @@
 int luaopen_ctr_core(lua_State *L);
 /* The transfer layer's functions (lua/lhttp.c), into the table at index `table`. */
 void ctr_lua_register_http(lua_State *L, int table);
+/* spawn, running a program without a shell (lua/lspawn.c), into the table at index `table`. */
+void ctr_lua_register_spawn(lua_State *L, int table);
 
 /* push nil, message, errno; returns 3 */
 int ctr_lua_fail(lua_State *L, const struct ctr_err *e);
