@@ -150,6 +150,18 @@ describe("core.spawn", function()
     assert.matches("^0\n1\n2\n3\nSigBlk:%s+0+\nSigIgn:%s+0+\n$", r.stdout)
   end)
 
+  it("foreground: a ^C meanwhile is the program's, not ours; our dispositions come back", function()
+    local function ignored_here()
+      local hex = core.read_file("/proc/self/status", 65536):match("SigIgn:%s*(%x+)")
+      return tonumber(hex:sub(-1), 16) % 4 >= 2 -- SIGINT is bit 1
+    end
+    assert.is_false(ignored_here())
+    -- SIGINT to the caller (this process) while the program runs; the program gets SIGINT too
+    local r = assert(spawn({ argv = { "sh", "-c", "kill -INT $PPID; sleep 0.2; kill -INT $$" }, foreground = true }))
+    assert.are.equal(2, r.signal)
+    assert.is_false(ignored_here())
+  end)
+
   it("raises on a wrong argument, naming it", function()
     assert.has_error(function() core.spawn({ argv = {} }) end, "spawn: argv: expected 1 to 65536 strings")
     assert.has_error(function() core.spawn({ argv = { "x", 1 } }) end, "spawn: argv[2]: expected string, got number")

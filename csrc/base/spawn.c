@@ -483,8 +483,15 @@ int ctr_spawn_run(const struct ctr_spawn_opts *o, struct ctr_spawn_result *r, st
         struct sigaction ign;
         memset(&ign, 0, sizeof ign);
         ign.sa_handler = SIG_IGN;
-        sigaction(SIGINT, &ign, &s.old_int);
-        sigaction(SIGQUIT, &ign, &s.old_quit);
+        if (sigaction(SIGINT, &ign, &s.old_int) < 0) {
+            ctr_fail(err, errno, "spawn `%s': ignore SIGINT", s.prog);
+            goto out;
+        }
+        if (sigaction(SIGQUIT, &ign, &s.old_quit) < 0) {
+            ctr_fail(err, errno, "spawn `%s': ignore SIGQUIT", s.prog);
+            sigaction(SIGINT, &s.old_int, NULL);
+            goto out;
+        }
         s.ignoring = 1;
     }
     s.pid = fork();
