@@ -134,7 +134,11 @@ end
 -- The standard streams of the run for an IO table, as core.spawn takes them, and the
 -- descriptors opened for them (to close once the run is over); or nil, err.
 local function streams(io)
-  if io == nil or io.kind == "stdio" then return { stdin = 0, stdout = 1, stderr = 2 }, {} end
+  if io == nil or io.kind == "stdio" then
+    -- ours; one we were started without is /dev/null for the runtime
+    local function ours(fd, closed) return core.stat("/proc/self/fd/" .. fd) and fd or closed end
+    return { stdin = ours(0, nil), stdout = ours(1, "null"), stderr = ours(2, "null") }, {}
+  end
   if io.kind == "null" then return { stdout = "null", stderr = "null" }, {} end
   -- appended to, created as a shell's >> creates it (0666 less the umask), stdin /dev/null
   local fd, msg, errno = core.open(io.path, "a", 438)
