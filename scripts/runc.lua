@@ -284,12 +284,7 @@ elseif cmdname == "ps" then
     io.stdout:write(require("ctr.json").encode(require("ctr.json").array(pids)), "\n")
   elseif format == "table" then
     -- as runc: the host's ps, filtered to the container's pids
-    local psargs = #p > 1 and table.concat(p, " ", 2) or "-ef"
-    if psargs:find("[^%w%s%-,=_]") then die("ps options: unexpected characters") end
-    local h = io.popen("ps " .. psargs)
-    if not h then die("cannot run ps") end
-    local out = h:read("*a")
-    h:close()
+    local out = ok_or_die(runc.ps_output({ unpack(p, 2) }))
     local want = {}
     for _, pid in ipairs(pids) do want[pid] = true end
     local lines = {}

@@ -15,6 +15,7 @@ int luaopen_ctr_core(lua_State *L)
     ctr_lua_register_cgroups(L, -1);
     ctr_lua_register_monitor(L, -1);
     ctr_lua_register_http(L, -1);
+    ctr_lua_register_spawn(L, -1);
     lua_pushliteral(L, CTRLUA_VERSION);
     lua_setfield(L, -2, "version");
     return 1;

@@ -33,6 +33,7 @@ void ctr_lua_register_seccomp(lua_State *L, int table);  /* lua/lseccomp.c */
 void ctr_lua_register_cgroups(lua_State *L, int table);  /* lua/lcgroups.c */
 void ctr_lua_register_monitor(lua_State *L, int table);  /* lua/lmonitor.c */
 void ctr_lua_register_http(lua_State *L, int table);     /* lua/lhttp.c: the transfer layer */
+void ctr_lua_register_spawn(lua_State *L, int table);    /* lua/lspawn.c: programs, no shell */
 
 /* Set each function of regs (ending {NULL, NULL}) into the table at index `table`. */
 void ctr_lua_setfuncs(lua_State *L, int table, const luaL_Reg *regs);

@@ -35,8 +35,6 @@ M.MAX_CONF = 1024 * 1024
 
 local PLUGIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
 local function check_type(v, want, what)
   if type(v) ~= want then error(("%s: expected %s, got %s"):format(what, want, type(v)), 3) end
 end
@@ -146,27 +144,17 @@ end
 -- @tparam string path the plugin binary
 -- @tparam table env CNI_* variables
 -- @tparam string config the JSON configuration (stdin)
--- @tparam string tmp a scratch file prefix (in a private directory)
+-- @tparam[opt] string tmp unused (the configuration goes to the plugin through a pipe)
 function M.exec(path, env, config, tmp)
-  local ok, err = sys.write_file(tmp .. ".in", config, { mode = 384 })
-  if not ok then return nil, err end
-  local vars = {}
+  local vars = { PATH = PLUGIN_PATH }
   for _, k in ipairs({ "CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS", "CNI_PATH" }) do
-    vars[#vars + 1] = k .. "=" .. q(env[k] or "")
+    vars[k] = env[k] or ""
   end
-  local cmd = ("env -i PATH=%s %s %s <%s 2>%s; printf '\\nrc=%%d' $?"):format(q(PLUGIN_PATH),
-    table.concat(vars, " "), q(path), q(tmp .. ".in"), q(tmp .. ".err"))
-  local p = io.popen(cmd, "r")
-  local out = p and p:read("*a") or ""
-  if p then p:close() end
-  local stderr = core.read_file(tmp .. ".err", 65536) or ""
-  core.unlink(tmp .. ".in")
-  core.unlink(tmp .. ".err")
-  local body, rc = out:match("^(.*)\nrc=(%d+)$")
-  rc = tonumber(rc)
+  local r, serr = sys.spawn({ argv = { path }, env = vars, stdin = config })
   local typ = path:match("([^/]+)$")
   local what = ("plugin type=%q failed (%s)"):format(typ, (env.CNI_COMMAND or ""):lower())
-  if rc == nil then return nil, errors.new(what .. ": could not run " .. path, 5) end
+  if not r then return nil, errors.wrap(serr, what) end
+  local body, rc, stderr = r.stdout, r.code, r.stderr
   local doc
   if body and body:match("%S") then
     local dok, d = pcall(core.json_decode, body)

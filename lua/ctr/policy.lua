@@ -23,7 +23,7 @@
 -- `assert`, `pcall`, `unpack`, `print` (to stderr), `os.time`/`os.date`/`os.clock`,
 -- `refuse`, and a read-only `ctr` facade (`ctr.oci` spec helpers, `ctr.array`, `ctr.apply`,
 -- `ctr.has_cap`, `ctr.version`; tables in it are copies).  There is no `io`, `require`, `load*`, `dofile`, `debug`,
--- `package`, `rawset`, `setmetatable`, `getfenv`/`setfenv`, `os.execute`, `os.getenv` (a policy
+-- `package`, `rawset`, `setmetatable`, `getfenv`/`setfenv`, the rest of `os` (`execute`, `getenv`: a policy
 -- depends on the spec, the container and the flags only, so `policy.lua check` shows what `run`
 -- does) and no `ctr.core`.  Touching any of those raises "X is not allowed in a policy" and
 -- fails closed even when the policy catches the error with pcall.  A policy that raises, leaves

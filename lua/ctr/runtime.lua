@@ -15,8 +15,8 @@
 --   file (ConfigPath); a runc-compatible binary reads no such file.
 -- - crun 1.8 refuses hybrid cgroup hosts whose cgroup2 mount holds a controller ("cgroups in
 --   hybrid mode not supported, drop all controllers from cgroupv2"): for a binary named crun*
---   on such a host the run happens in a private mount namespace (unshare -m) where the cgroup2
---   mount is unmounted, so crun sees plain cgroup v1.
+--   on such a host the run happens in a private mount namespace (core.spawn's hide_mounts)
+--   where the cgroup2 mount is unmounted, so crun sees plain cgroup v1.
 -- - While the external runtime runs, the task record has no pid (the init is runc's child).
 -- @module ctr.runtime
 local core = require("ctr.core")
@@ -28,8 +28,6 @@ local M = {}
 
 --- The built-in runtime's name (also the name under which --runc-binary applies in ctr).
 M.RUNC_V2 = "io.containerd.runc.v2"
-
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
 local function executable(path)
   local st = core.stat(path, true)
@@ -130,19 +128,24 @@ local function crun_hide_unified(binary)
   return layout.unified.mountpoint
 end
 
--- The shell redirections for an IO table.
-local function redirections(io)
-  if io == nil or io.kind == "stdio" then return "" end
-  if io.kind == "null" then return " </dev/null >/dev/null 2>&1" end
-  if io.kind == "file" and io.path then return " </dev/null >>" .. q(io.path) .. " 2>&1" end
-  return nil
+-- Can the run take this IO table?
+local function io_supported(io)
+  return io == nil or io.kind == "stdio" or io.kind == "null" or (io.kind == "file" and io.path ~= nil)
 end
 
--- A wait status (what LuaJIT's os.execute returns) as an exit code: 128+N for signal N.
-local function exit_code(status)
-  if type(status) ~= "number" then return status and 0 or 1 end
-  if status % 256 == 0 then return math.floor(status / 256) % 256 end
-  return 128 + status % 128
+-- The standard streams of the run for an IO table, as core.spawn takes them, and the
+-- descriptors opened for them (to close once the run is over); or nil, err.
+local function streams(io)
+  if io == nil or io.kind == "stdio" then
+    -- ours; one we were started without is /dev/null for the runtime
+    local function ours(fd, closed) return core.stat("/proc/self/fd/" .. fd) and fd or closed end
+    return { stdin = ours(0, nil), stdout = ours(1, "null"), stderr = ours(2, "null") }, {}
+  end
+  if io.kind == "null" then return { stdout = "null", stderr = "null" }, {} end
+  -- appended to, created as a shell's >> creates it (0666 less the umask), stdin /dev/null
+  local fd, err = sys.open(io.path, "a", 438)
+  if not fd then return nil, err end
+  return { stdout = fd, stderr = fd }, { fd }
 end
 
 local function write_status(dir, st)
@@ -174,7 +177,7 @@ M.ExternalTask = ExternalTask
 -- @return a task with tasks.Task's methods, or nil, err
 function M.new_task(container, io, opts, dir, spec, base)
   local ro = container.record.runtime.options
-  if redirections(io) == nil then
+  if not io_supported(io) then
     return nil, errors.invalid("runtime %s: IO of kind %q is not supported with an external runtime", ro.binary, tostring(io.kind))
   end
   local st = { status = "created", pid = 0, created_at = core.rfc3339(), runtime = ro.binary,
@@ -187,22 +190,20 @@ function M.new_task(container, io, opts, dir, spec, base)
     pid = 0, dir = dir, io = io, st = st, ropts = ro, opts = opts or {}, base = base }, ExternalTask)
 end
 
---- The command line of the run (a shell command).
+--- The command of the run: its argv (`BINARY --root ROOT [--systemd-cgroup] run --bundle DIR
+-- [--no-pivot] [--pid-file FILE] ID`).
 function ExternalTask:command()
   local ro, st = self.ropts, self.st
-  local g = { q(ro.binary), "--root", q(st.runtime_root) }
-  if ro.systemd_cgroup then g[#g + 1] = "--systemd-cgroup" end
-  local parts = { table.concat(g, " "), "run", "--bundle", q(self.dir) }
-  if self.opts.no_pivot then parts[#parts + 1] = "--no-pivot" end
-  if self.opts.pid_file then parts[#parts + 1] = "--pid-file " .. q(self.opts.pid_file) end
-  parts[#parts + 1] = q(self.id)
-  local cmd = table.concat(parts, " ")
-  local hide = crun_hide_unified(ro.binary)
-  if hide then
-    cmd = ("unshare -m --propagation private sh -c %s"):format(
-      q(("umount -l %s && exec %s"):format(q(hide), cmd)))
+  local argv = { ro.binary, "--root", st.runtime_root }
+  if ro.systemd_cgroup then argv[#argv + 1] = "--systemd-cgroup" end
+  for _, a in ipairs({ "run", "--bundle", self.dir }) do argv[#argv + 1] = a end
+  if self.opts.no_pivot then argv[#argv + 1] = "--no-pivot" end
+  if self.opts.pid_file then
+    argv[#argv + 1] = "--pid-file"
+    argv[#argv + 1] = self.opts.pid_file
   end
-  return "exec " .. cmd .. redirections(self.io)
+  argv[#argv + 1] = self.id
+  return argv
 end
 
 --- Mark the task running; the external runtime runs it in wait().
@@ -213,11 +214,24 @@ function ExternalTask:start()
 end
 
 --- Run the bundle through the external runtime in the foreground; record and return its
--- exit code.  Terminal signals (^C) reach the runtime, which forwards them to the container.
+-- exit code.  Terminal signals (^C) reach the runtime, which forwards them to the container;
+-- meanwhile they are ignored here, as system(3) does, so the exit code is still recorded.
+-- A runtime that cannot be started is an error (the task is then stopped with code 255).
 function ExternalTask:wait()
   if self.st.status == "stopped" then return self.st.exit_code end
   io.stdout:flush()
-  local code = exit_code(os.execute(self:command()))
+  local opts, fds = streams(self.io)
+  local r, err
+  if opts then
+    opts.argv, opts.foreground = self:command(), true
+    local hide = crun_hide_unified(self.ropts.binary)
+    if hide then opts.hide_mounts = { hide } end
+    r, err = sys.spawn(opts)
+    for _, fd in ipairs(fds) do core.close(fd) end
+  else
+    err = fds
+  end
+  local code = r and r.code or 255
   if self.st.cgroup then
     local oom = cgroups.oom_killed(self.st.cgroup)
     if oom then self.st.oom = true end
@@ -226,14 +240,16 @@ function ExternalTask:wait()
   self.st.exit_code = code
   self.st.exited_at = core.rfc3339()
   write_status(self.dir, self.st)
+  if err then return nil, err end
   return code
 end
 
 --- Signal the container through the runtime (`BINARY --root R kill ID SIG`).
 function ExternalTask:kill(sig)
-  local cmd = ("%s --root %s kill %s %d >/dev/null 2>&1"):format(q(self.ropts.binary),
-    q(self.st.runtime_root), q(self.id), sig or 15)
-  local code = exit_code(os.execute(cmd))
+  local r, err = sys.spawn({ argv = { self.ropts.binary, "--root", self.st.runtime_root,
+    "kill", self.id, tostring(sig or 15) }, stdout = "null", stderr = "null" })
+  if not r then return nil, err end
+  local code = r.code
   if code ~= 0 then return nil, errors.new(("%s kill %s: exit status %d"):format(self.ropts.binary, self.id, code), 3, "ESRCH") end
   return true
 end
@@ -246,8 +262,9 @@ function ExternalTask:delete()
     return nil, errors.new(("task %q must be stopped before deletion: %s"):format(self.id, self.st.status),
       16, "FAILED_PRECONDITION")
   end
-  os.execute(("%s --root %s delete --force %s >/dev/null 2>&1"):format(q(self.ropts.binary),
-    q(self.st.runtime_root), q(self.id)))
+  -- best effort: the state may never have been made (the run failed early)
+  core.spawn({ argv = { self.ropts.binary, "--root", self.st.runtime_root, "delete", "--force",
+    self.id }, stdout = "null", stderr = "null" })
   if self.st.status == "created" then self.st.status = "stopped" end
   return self.base.delete(self)
 end

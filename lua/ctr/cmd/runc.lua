@@ -497,6 +497,18 @@ function M.ps(rt, id)
   return pids or {}
 end
 
+--- The host's `ps ARGS...` (default `-ef`), whose lines `ps` filters to the container's pids:
+-- its stdout, or nil, err.  The arguments go to ps as they are, as runc passes them; its
+-- stderr is the caller's.
+function M.ps_output(args)
+  local argv = { "ps" }
+  for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
+  if #argv == 1 then argv[2] = "-ef" end
+  local r, err = sys.spawn({ argv = argv, stderr = 2 })
+  if not r then return nil, err end
+  return r.stdout
+end
+
 --- Freeze every process of a running container.
 function M.pause(rt, id)
   local rec, status = load(rt, id)
