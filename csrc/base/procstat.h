@@ -20,4 +20,20 @@ int ctr_procstat_parse(const char *line, int field, long long *value);
 /* Read /proc/PID/stat and take field `field` of it (as ctr_procstat_parse). */
 int ctr_procstat_field(pid_t pid, int field, long long *value, struct ctr_err *err);
 
+/* What the runtime asks of a process: its state letter (field 3: R, S, Z, X, ...), its parent
+ * (4), its start time (22) and, for a zombie, its wait status (52: the kernel keeps it until
+ * the zombie is reaped, so an exit is known even where nobody reaps). */
+struct ctr_procstat {
+    char state;
+    pid_t ppid;
+    long long start_time;
+    int exit_status;
+};
+
+/* The fields above of the text of a /proc/PID/stat line; -1 when one is missing. */
+int ctr_procstat_parse_all(const char *line, struct ctr_procstat *st);
+
+/* Read /proc/PID/stat into *st.  A process that is gone: ENOENT (or ESRCH). */
+int ctr_procstat_read(pid_t pid, struct ctr_procstat *st, struct ctr_err *err);
+
 #endif

@@ -20,6 +20,7 @@
 #include "base/error.h"
 #include "base/fdwatch.h"
 #include "base/files.h"
+#include "base/procstat.h"
 #include "base/syscalls.h"
 #include "lua/lcore.h"
 
@@ -223,6 +224,35 @@ static int l_close(lua_State *L)
 static int l_getpid(lua_State *L)
 {
     lua_pushinteger(L, getpid());
+    return 1;
+}
+
+/* proc_stat(pid) -> {state=, ppid=, start_time=, exit_code=, signal=}: the process's
+ * /proc/PID/stat (exit_code and signal for a zombie, from its wait status); nil, msg, errno
+ * (ENOENT) when it is gone */
+static int l_proc_stat(lua_State *L)
+{
+    struct ctr_procstat st;
+    struct ctr_err e;
+    if (ctr_procstat_read((pid_t)luaL_checkinteger(L, 1), &st, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_createtable(L, 0, 5);
+    lua_pushlstring(L, &st.state, 1);
+    lua_setfield(L, -2, "state");
+    lua_pushinteger(L, st.ppid);
+    lua_setfield(L, -2, "ppid");
+    lua_pushnumber(L, (lua_Number)st.start_time);
+    lua_setfield(L, -2, "start_time");
+    if (st.state == 'Z' && st.exit_status >= 0) {
+        /* as a run reports it: the code of an exit, 128+N for signal N */
+        int sig = st.exit_status & 0x7f;
+        lua_pushinteger(L, sig ? 128 + sig : (st.exit_status >> 8) & 0xff);
+        lua_setfield(L, -2, "exit_code");
+        if (sig) {
+            lua_pushinteger(L, sig);
+            lua_setfield(L, -2, "signal");
+        }
+    }
     return 1;
 }
 
@@ -434,6 +464,7 @@ static const luaL_Reg files_funcs[] = {
     {"lock", l_lock},
     {"close", l_close},
     {"getpid", l_getpid},
+    {"proc_stat", l_proc_stat},
     {"now", l_now},
     {"monotime", l_monotime},
     {"rfc3339", l_rfc3339},

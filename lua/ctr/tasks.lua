@@ -142,18 +142,9 @@ M.proc_zombie = owner.zombie
 -- nil when pid is not a zombie.  An init whose monitor was killed is reparented, and a pid 1
 -- that does not reap leaves it so: its status is still known.
 function M.proc_zombie_exit(pid)
-  local data = core.read_file("/proc/" .. tostring(pid) .. "/stat", 4096)
-  local state, rest = (data or ""):match(".*%)%s(%S)%s(.*)$")
-  if state ~= "Z" then return nil end
-  local i, status = 4, nil
-  for field in rest:gmatch("%S+") do
-    if i == 52 then status = tonumber(field) end
-    i = i + 1
-  end
-  if not status then return nil end
-  local sig = status % 128
-  if sig ~= 0 then return 128 + sig, sig end
-  return math.floor(status / 256) % 256
+  local st = core.proc_stat(pid)
+  if not st or st.state ~= "Z" then return nil end
+  return st.exit_code, st.signal
 end
 
 local function alive(st)

@@ -46,18 +46,9 @@ end
 -- @tparam number pid
 -- @return state letter, start time
 function M.proc_info(pid)
-  local data = core.read_file("/proc/" .. tostring(pid) .. "/stat", 4096)
-  if not data then return nil end
-  -- comm may hold spaces and parentheses: the fields start after the last ')'
-  local rest = data:match(".*%)%s(.*)$")
-  if not rest then return nil end
-  local i, state = 3, nil
-  for field in rest:gmatch("%S+") do
-    if i == 3 then state = field end
-    if i == 22 then return state, tonumber(field) end
-    i = i + 1
-  end
-  return nil
+  local st = core.proc_stat(pid)
+  if not st then return nil end
+  return st.state, st.start_time
 end
 
 local function alive(pid, start_time)

@@ -9,29 +9,16 @@ local core = require("ctr.core")
 
 local M = {}
 
-local function stat_fields(pid)
-  local data = core.read_file("/proc/" .. tostring(pid) .. "/stat", 4096)
-  -- comm may hold spaces and parentheses: the fields start after the last ')'
-  return data and data:match(".*%)%s(.*)$")
-end
-
 --- The start time of a process, or nil when it is gone.
 function M.start_time(pid)
-  local rest = stat_fields(pid)
-  if not rest then return nil end
-  local i = 3
-  for field in rest:gmatch("%S+") do
-    if i == 22 then return tonumber(field) end
-    i = i + 1
-  end
-  return nil
+  local st = core.proc_stat(pid)
+  return st and st.start_time
 end
 
 --- Is pid a zombie (exited, not yet reaped)?
 function M.zombie(pid)
-  local rest = stat_fields(pid)
-  local state = rest and rest:match("^(%S)")
-  return state == "Z" or state == "X"
+  local st = core.proc_stat(pid)
+  return st ~= nil and (st.state == "Z" or st.state == "X")
 end
 
 local me
