@@ -1678,6 +1678,7 @@ static const luaL_Reg runtime_funcs[] = {
  * fake trees.  The layout is read again on each call (a few microseconds). */
 
 #include "cgroups/cgroup.h"
+#include "runtime/config.h"
 
 struct cg_opts {
     const char *mountinfo, *proc_cgroup, *root;
@@ -1825,13 +1826,15 @@ static int l_cgroup_create(lua_State *L)
             return ctr_lua_errno(L, EINVAL, "cgroup `%s': linux.resources is not valid JSON",
                                  path);
     }
+    struct ctr_resources *r = NULL;
     struct ctr_cgroup_layout l;
     struct ctr_err e;
-    int rc = cg_detect(&o, &l, &e);
-    if (rc == 0) {
-        rc = ctr_cgroup_create(&l, path, res, &e);
+    int rc = res && !cJSON_IsNull(res) ? ctr_resources_parse(res, &r, &e) : 0;
+    if (rc == 0 && (rc = cg_detect(&o, &l, &e)) == 0) {
+        rc = ctr_cgroup_create(&l, path, r, &e);
         ctr_cgroup_layout_free(&l);
     }
+    ctr_resources_free(r);
     cJSON_Delete(res);
     if (rc < 0)
         return ctr_lua_fail(L, &e);
@@ -1956,11 +1959,15 @@ static int l_cgroup_device_filter(lua_State *L)
         return ctr_lua_errno(L, EINVAL, "cgroup `%s': linux.resources.devices is not valid JSON",
                              dir);
     struct ctr_err e;
-    int fd = RETRY(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    int rc = fd < 0 ? ctr_fail(&e, errno, "open `%s'", dir)
-                    : ctr_cgroup_v2_devices_apply(fd, dir, rules, &e);
+    struct ctr_res_devices d;
+    int fd = -1, rc = ctr_resources_parse_devices(rules, &d, &e);
+    if (rc == 0 && (fd = RETRY(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC))) < 0)
+        rc = ctr_fail(&e, errno, "open `%s'", dir);
+    else if (rc == 0)
+        rc = ctr_cgroup_v2_devices_apply(fd, dir, &d, &e);
     if (fd >= 0)
         close(fd);
+    ctr_res_devices_free(&d);
     cJSON_Delete(rules);
     if (rc < 0)
         return ctr_lua_fail(L, &e);
