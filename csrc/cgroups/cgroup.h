@@ -152,6 +152,8 @@ struct ctr_res_blkio_list {
 
 enum ctr_res_throttle { CTR_RES_READ_BPS, CTR_RES_WRITE_BPS, CTR_RES_READ_IOPS,
                         CTR_RES_WRITE_IOPS, CTR_RES_THROTTLE_COUNT };
+/* their keys in blockIO: "throttleReadBpsDevice", ... */
+extern const char *const ctr_res_throttle_keys[CTR_RES_THROTTLE_COUNT];
 
 struct ctr_res_blkio {
     int set;
@@ -203,8 +205,9 @@ struct ctr_resources {
     size_t nunified;
 };
 
-/* Create cgroup `path` in every hierarchy and apply `resources` (NULL for none).  Directories that exist already are used.  On failure every directory
- * this call created is removed again. */
+/* Create cgroup `path` in every hierarchy and apply `resources` (NULL for none).  Directories
+ * that exist already are used.  On failure every directory this call created is removed
+ * again. */
 int ctr_cgroup_create(const struct ctr_cgroup_layout *l, const char *path,
                       const struct ctr_resources *resources, struct ctr_err *err);
 

@@ -139,12 +139,18 @@ void cg_device_rule_string(const struct ctr_res_device_rule *r, char *buf, size_
 
 /* ------------------------------------------------------------------ the same in v1 and v2 */
 
+const char *const ctr_res_throttle_keys[CTR_RES_THROTTLE_COUNT] = {
+    [CTR_RES_READ_BPS] = "throttleReadBpsDevice",
+    [CTR_RES_WRITE_BPS] = "throttleWriteBpsDevice",
+    [CTR_RES_READ_IOPS] = "throttleReadIOPSDevice",
+    [CTR_RES_WRITE_IOPS] = "throttleWriteIOPSDevice",
+};
+
 const struct cg_throttle cg_throttles[CTR_RES_THROTTLE_COUNT] = {
-    [CTR_RES_READ_BPS] = {"throttleReadBpsDevice", "blkio.throttle.read_bps_device", "rbps"},
-    [CTR_RES_WRITE_BPS] = {"throttleWriteBpsDevice", "blkio.throttle.write_bps_device", "wbps"},
-    [CTR_RES_READ_IOPS] = {"throttleReadIOPSDevice", "blkio.throttle.read_iops_device", "riops"},
-    [CTR_RES_WRITE_IOPS] = {"throttleWriteIOPSDevice", "blkio.throttle.write_iops_device",
-                            "wiops"},
+    [CTR_RES_READ_BPS] = {"blkio.throttle.read_bps_device", "rbps"},
+    [CTR_RES_WRITE_BPS] = {"blkio.throttle.write_bps_device", "wbps"},
+    [CTR_RES_READ_IOPS] = {"blkio.throttle.read_iops_device", "riops"},
+    [CTR_RES_WRITE_IOPS] = {"blkio.throttle.write_iops_device", "wiops"},
 };
 
 /* cpus/mems */

@@ -49,9 +49,9 @@ int ctr_cgroup_hugetlb(const char *dir, int v2, const struct ctr_resources *r,
 int ctr_cgroup_rdma(const char *dir, const struct ctr_resources *r, struct ctr_err *err);
 int ctr_cgroup_v2_unified(const char *dir, const struct ctr_resources *r, struct ctr_err *err);
 
-/* blockIO's throttle lists: the spec's key, v1's file and v2's io.max key of each */
+/* blockIO's throttle lists: v1's file and v2's io.max key of each */
 extern const struct cg_throttle {
-    const char *key, *v1_file, *v2_key;
+    const char *v1_file, *v2_key;
 } cg_throttles[CTR_RES_THROTTLE_COUNT];
 
 /* "c 1:3 rwm", as devices.allow takes it */

@@ -151,7 +151,8 @@ int ctr_cgroup_v1_blkio(const char *dir, const struct ctr_res_blkio *b, struct c
                           d->leaf_weight));
     }
     for (int i = 0; i < CTR_RES_THROTTLE_COUNT; i++)
-        TRY(throttle(dir, &b->throttle[i], cg_throttles[i].key, cg_throttles[i].v1_file, err));
+        TRY(throttle(dir, &b->throttle[i], ctr_res_throttle_keys[i], cg_throttles[i].v1_file,
+                     err));
     return 0;
 }
 

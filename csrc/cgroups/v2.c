@@ -146,7 +146,8 @@ int ctr_cgroup_v2_io(const char *dir, const struct ctr_res_blkio *b, struct ctr_
                           d->major, d->minor, d->weight));
     }
     for (int i = 0; i < CTR_RES_THROTTLE_COUNT; i++)
-        TRY(io_max(dir, &b->throttle[i], cg_throttles[i].key, cg_throttles[i].v2_key, err));
+        TRY(io_max(dir, &b->throttle[i], ctr_res_throttle_keys[i], cg_throttles[i].v2_key,
+                   err));
     return 0;
 }
 

@@ -656,8 +656,7 @@ static int res_blkio_list(const cJSON *b, const char *key, struct ctr_res_blkio_
 {
     char where[96];
     const cJSON *a;
-    snprintf(where, sizeof where, "linux.resources.blockIO");
-    RES(ctr_json_array(b, where, key, &a, err));
+    RES(ctr_json_array(b, "linux.resources.blockIO", key, &a, err));
     if (present)
         *present = a != NULL;
     snprintf(where, sizeof where, "blockIO.%s", key);
@@ -681,19 +680,13 @@ static int res_blkio_list(const cJSON *b, const char *key, struct ctr_res_blkio_
 
 static int res_blkio(const cJSON *b, struct ctr_res_blkio *o, struct ctr_err *err)
 {
-    static const char *const throttle_keys[CTR_RES_THROTTLE_COUNT] = {
-        [CTR_RES_READ_BPS] = "throttleReadBpsDevice",
-        [CTR_RES_WRITE_BPS] = "throttleWriteBpsDevice",
-        [CTR_RES_READ_IOPS] = "throttleReadIOPSDevice",
-        [CTR_RES_WRITE_IOPS] = "throttleWriteIOPSDevice",
-    };
     o->set = res_nonempty(b);
     if (res_u64(b, "linux.resources.blockIO", "weight", &o->weight, NULL, err) < 0 ||
         res_u64(b, "linux.resources.blockIO", "leafWeight", &o->leaf_weight, NULL, err) < 0 ||
         res_blkio_list(b, "weightDevice", &o->weight_device, &o->has_weight_device, err) < 0)
         return -1;
     for (int i = 0; i < CTR_RES_THROTTLE_COUNT; i++)
-        if (res_blkio_list(b, throttle_keys[i], &o->throttle[i], NULL, err) < 0)
+        if (res_blkio_list(b, ctr_res_throttle_keys[i], &o->throttle[i], NULL, err) < 0)
             return -1;
     return 0;
 }
