@@ -302,6 +302,16 @@ describe("runtime #root", function()
       assert.are.same({}, leftover_children())
     end)
 
+    it("reads linux.resources with the config, before anything is cloned, naming a bad field", function()
+      -- no cgroupsPath: the resources are never applied, and still checked
+      B.make(dir, { edit = function(s) s.linux.resources = { pids = { limit = "many" } } end })
+      local pid, err, errno = core.create(dir, {})
+      assert.is_nil(pid)
+      assert.are.equal("linux.resources.pids.limit: expected an integer: Invalid argument", err)
+      assert.are.equal(22, errno)
+      assert.are.same({}, leftover_children())
+    end)
+
     it("names a field of the wrong type", function()
       B.make(dir, { edit = function(s) s.process.args = arr({ "sh", "-c", 7 }) end })
       local pid, err, errno = core.create(dir, {})

@@ -30,7 +30,7 @@ int ctr_json_object(const cJSON *obj, const char *where, const char *key, const 
     if (j == NULL)
         return 0;
     if (!cJSON_IsObject(j))
-        return type_error(where, key, "object", err);
+        return type_error(where, key, "an object", err);
     *out = j;
     return 0;
 }
@@ -43,7 +43,7 @@ int ctr_json_array(const cJSON *obj, const char *where, const char *key, const c
     if (j == NULL)
         return 0;
     if (!cJSON_IsArray(j))
-        return type_error(where, key, "array", err);
+        return type_error(where, key, "an array", err);
     *out = j;
     return 0;
 }
@@ -56,7 +56,7 @@ int ctr_json_string(const cJSON *obj, const char *where, const char *key, const 
     if (j == NULL)
         return 0;
     if (!cJSON_IsString(j) || j->valuestring == NULL)
-        return type_error(where, key, "string", err);
+        return type_error(where, key, "a string", err);
     *out = j->valuestring;
     return 0;
 }
@@ -68,7 +68,7 @@ int ctr_json_bool(const cJSON *obj, const char *where, const char *key, int *out
     if (j == NULL)
         return 0;
     if (!cJSON_IsBool(j))
-        return type_error(where, key, "boolean", err);
+        return type_error(where, key, "a boolean", err);
     *out = cJSON_IsTrue(j);
     return 0;
 }
@@ -83,11 +83,13 @@ int ctr_json_int(const cJSON *obj, const char *where, const char *key, int64_t m
         return 0;
     double d = cJSON_IsNumber(j) ? j->valuedouble : NAN;
     if (!cJSON_IsNumber(j) || floor(d) != d)
-        return type_error(where, key, "integer", err);
+        return type_error(where, key, "an integer", err);
     if (d < (double)min || d > (double)max)
         return ctr_fail(err, 0, "config.json: %s%s%s: %.0f is out of range [%lld, %lld]",
                         where ? where : "", sep(where), key, d, (long long)min, (long long)max);
-    *out = (int64_t)d;
+    /* doubles round 2^63-1 up to 2^63: at the top of the range that is the maximum
+     * ("unlimited" for a cgroup limit) */
+    *out = max == INT64_MAX && d >= 9223372036854775807.0 ? INT64_MAX : (int64_t)d;
     if (present)
         *present = 1;
     return 0;
@@ -103,7 +105,7 @@ int ctr_json_uint64(const cJSON *obj, const char *where, const char *key, uint64
         return 0;
     double d = cJSON_IsNumber(j) ? j->valuedouble : NAN;
     if (!cJSON_IsNumber(j) || floor(d) != d || d < 0)
-        return type_error(where, key, "unsigned integer", err);
+        return type_error(where, key, "an unsigned integer", err);
     *out = d >= 18446744073709549568.0 ? UINT64_MAX : (uint64_t)d;
     if (present)
         *present = 1;

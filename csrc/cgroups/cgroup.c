@@ -351,6 +351,24 @@ static int dirs_get(const struct ctr_cgroup_layout *l, const char *path, struct 
     return 0;
 }
 
+/* fn(dir, arg) on the cgroup's directory in every hierarchy, v1 then v2.  The first failure
+ * is reported; with keep_going the other hierarchies are still done. */
+static int each_dir(const struct cg_dirs *d, int keep_going,
+                    int (*fn)(const char *dir, const void *arg, struct ctr_err *err),
+                    const void *arg, struct ctr_err *err)
+{
+    int rc = 0;
+    struct ctr_err e;
+    for (size_t i = 0; i <= d->n_v1 && (rc == 0 || keep_going); i++) {
+        const char *dir = i < d->n_v1 ? d->v1[i] : d->v2;
+        if (dir && fn(dir, arg, &e) < 0 && rc == 0) {
+            *err = e;
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
 /* ------------------------------------------------------------------ create */
 
 struct created {
@@ -456,149 +474,91 @@ static int make_levels(const char *base, const char *clean, int v2, int cpuset,
     return 0;
 }
 
-static int nonempty(const cJSON *o)
+/* The directory of controller c for `what`: its v1 hierarchy's, else the v2 one; *v2 says
+ * which.  ENOTSUP when neither holds it. */
+static const char *where_dir(const struct cg_target *t, enum ctr_cgroup_controller c,
+                             const char *what, int *v2, struct ctr_err *err)
 {
-    if (o == NULL || cJSON_IsNull(o))
+    enum cg_where w = cg_where(t, c);
+    if (w == CG_NONE) {
+        cg_unavailable(err, what, c);
+        return NULL;
+    }
+    if (v2)
+        *v2 = w == CG_V2;
+    return w == CG_V1 ? t->v1[c] : t->v2;
+}
+
+static int apply_devices(const struct cg_target *t, const struct ctr_res_devices *devices,
+                         struct ctr_err *err)
+{
+    if (cg_where(t, CTR_CG_DEVICES) == CG_V1)
+        return ctr_cgroup_v1_devices(t->v1[CTR_CG_DEVICES], devices, err);
+    /* v2 (pure, or hybrid without a v1 devices hierarchy): an eBPF program; a list that
+     * allows everything needs none */
+    if (devices->allow_all)
         return 0;
-    for (const cJSON *c = o->child; c; c = c->next)
-        if (!cJSON_IsNull(c))
-            return 1;
-    return 0;
+    if (t->v2 == NULL)
+        return ctr_fail(err, ENOTSUP, "linux.resources.devices: no devices controller (no v1 "
+                        "devices hierarchy, and no cgroup2 mount for an eBPF device filter)");
+    return ctr_cgroup_v2_devices(t->v2, t->l->fake, devices, err);
 }
 
-static const cJSON *get(const cJSON *res, const char *key, int object, struct ctr_err *err,
-                        int *bad)
+static int apply(const struct cg_target *t, const struct ctr_resources *r, struct ctr_err *err)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(res, key);
-    if (v == NULL || cJSON_IsNull(v))
-        return NULL;
-    if (object ? !cJSON_IsObject(v) : !cJSON_IsArray(v)) {
-        *bad = 1;
-        ctr_fail(err, EINVAL, "linux.resources.%s: expected %s", key,
-                 object ? "an object" : "an array");
-        return NULL;
-    }
-    return v;
-}
-
-static int apply(const struct cg_target *t, const cJSON *res, struct ctr_err *err)
-{
-    int bad = 0;
-    if (!cJSON_IsObject(res))
-        return ctr_fail(err, EINVAL, "linux.resources: expected an object");
-    const cJSON *devices = get(res, "devices", 0, err, &bad);
-    const cJSON *mem = get(res, "memory", 1, err, &bad);
-    const cJSON *cpu = get(res, "cpu", 1, err, &bad);
-    const cJSON *pids = get(res, "pids", 1, err, &bad);
-    const cJSON *bio = get(res, "blockIO", 1, err, &bad);
-    const cJSON *huge = get(res, "hugepageLimits", 0, err, &bad);
-    const cJSON *net = get(res, "network", 1, err, &bad);
-    const cJSON *rdma = get(res, "rdma", 1, err, &bad);
-    const cJSON *unified = get(res, "unified", 1, err, &bad);
-    if (bad)
+    const char *dir;
+    int v2;
+    if (r->has_devices && apply_devices(t, &r->devices, err) < 0)
         return -1;
-
-    if (devices) {
-        if (cg_where(t, CTR_CG_DEVICES) == CG_V1) {
-            if (ctr_cgroup_v1_devices(t->v1[CTR_CG_DEVICES], devices, err) < 0)
-                return -1;
-        } else {
-            /* v2 (pure, or hybrid without a v1 devices hierarchy): an eBPF program; a list
-             * that allows everything needs none */
-            int all = ctr_cgroup_devices_allow_all(devices, err);
-            if (all < 0)
-                return -1;
-            if (!all) {
-                if (t->v2 == NULL)
-                    return ctr_fail(err, ENOTSUP, "linux.resources.devices: no devices "
-                                    "controller (no v1 devices hierarchy, and no cgroup2 mount "
-                                    "for an eBPF device filter)");
-                if (ctr_cgroup_v2_devices(t->v2, t->l->fake, devices, err) < 0)
-                    return -1;
-            }
-        }
-    }
-    if (nonempty(mem)) {
-        enum cg_where w = cg_where(t, CTR_CG_MEMORY);
-        if (w == CG_NONE)
-            return cg_unavailable(err, "linux.resources.memory", CTR_CG_MEMORY);
-        if ((w == CG_V1 ? ctr_cgroup_v1_memory(t->v1[CTR_CG_MEMORY], mem, err)
-                        : ctr_cgroup_v2_memory(t->v2, mem, err)) < 0)
+    if (r->memory.set) {
+        if (!(dir = where_dir(t, CTR_CG_MEMORY, "linux.resources.memory", &v2, err)) ||
+            (v2 ? ctr_cgroup_v2_memory : ctr_cgroup_v1_memory)(dir, &r->memory, err) < 0)
             return -1;
     }
-    if (cpu) {
-        static const char *const cpu_keys[] = {"shares", "quota", "period", "burst",
-                                               "realtimePeriod", "realtimeRuntime", "idle"};
-        int want_cpu = 0, want_cpuset = 0;
-        for (size_t i = 0; i < ARRAY_SIZE(cpu_keys); i++) {
-            const cJSON *v = cJSON_GetObjectItemCaseSensitive(cpu, cpu_keys[i]);
-            want_cpu |= v && !cJSON_IsNull(v);
-        }
-        const char *keys2[] = {"cpus", "mems"};
-        for (size_t i = 0; i < 2; i++) {
-            const cJSON *v = cJSON_GetObjectItemCaseSensitive(cpu, keys2[i]);
-            want_cpuset |= v && !cJSON_IsNull(v) && !(cJSON_IsString(v) && !v->valuestring[0]);
-        }
-        if (want_cpu) {
-            enum cg_where w = cg_where(t, CTR_CG_CPU);
-            if (w == CG_NONE)
-                return cg_unavailable(err, "linux.resources.cpu", CTR_CG_CPU);
-            if ((w == CG_V1 ? ctr_cgroup_v1_cpu(t->v1[CTR_CG_CPU], cpu, err)
-                            : ctr_cgroup_v2_cpu(t->v2, cpu, err)) < 0)
-                return -1;
-        }
-        if (want_cpuset) {
-            enum cg_where w = cg_where(t, CTR_CG_CPUSET);
-            if (w == CG_NONE)
-                return cg_unavailable(err, "linux.resources.cpu.cpus/mems", CTR_CG_CPUSET);
-            if (ctr_cgroup_cpuset(w == CG_V1 ? t->v1[CTR_CG_CPUSET] : t->v2, cpu, err) < 0)
-                return -1;
-        }
-    }
-    if (nonempty(pids)) {
-        enum cg_where w = cg_where(t, CTR_CG_PIDS);
-        if (w == CG_NONE)
-            return cg_unavailable(err, "linux.resources.pids", CTR_CG_PIDS);
-        if (ctr_cgroup_pids_limit(w == CG_V1 ? t->v1[CTR_CG_PIDS] : t->v2, pids, err) < 0)
+    if (r->cpu.want_cpu) {
+        if (!(dir = where_dir(t, CTR_CG_CPU, "linux.resources.cpu", &v2, err)) ||
+            (v2 ? ctr_cgroup_v2_cpu : ctr_cgroup_v1_cpu)(dir, &r->cpu, err) < 0)
             return -1;
     }
-    if (nonempty(bio)) {
-        enum cg_where w = cg_where(t, CTR_CG_BLKIO);
-        if (w == CG_NONE)
-            return cg_unavailable(err, "linux.resources.blockIO", CTR_CG_BLKIO);
-        if ((w == CG_V1 ? ctr_cgroup_v1_blkio(t->v1[CTR_CG_BLKIO], bio, err)
-                        : ctr_cgroup_v2_io(t->v2, bio, err)) < 0)
+    if (r->cpu.want_cpuset) {
+        if (!(dir = where_dir(t, CTR_CG_CPUSET, "linux.resources.cpu.cpus/mems", NULL, err)) ||
+            ctr_cgroup_cpuset(dir, &r->cpu, err) < 0)
             return -1;
     }
-    if (huge && cJSON_GetArraySize(huge) > 0) {
-        enum cg_where w = cg_where(t, CTR_CG_HUGETLB);
-        if (w == CG_NONE)
-            return cg_unavailable(err, "linux.resources.hugepageLimits", CTR_CG_HUGETLB);
-        if (ctr_cgroup_hugetlb(w == CG_V1 ? t->v1[CTR_CG_HUGETLB] : t->v2, w == CG_V2, huge,
-                               err) < 0)
+    if (r->pids.set) {
+        if (!(dir = where_dir(t, CTR_CG_PIDS, "linux.resources.pids", NULL, err)) ||
+            (r->pids.has_limit && ctr_cgroup_pids_limit(dir, r->pids.limit, err) < 0))
             return -1;
     }
-    if (net && ctr_cgroup_v1_network(t, net, err) < 0)
+    if (r->blkio.set) {
+        if (!(dir = where_dir(t, CTR_CG_BLKIO, "linux.resources.blockIO", &v2, err)) ||
+            (v2 ? ctr_cgroup_v2_io : ctr_cgroup_v1_blkio)(dir, &r->blkio, err) < 0)
+            return -1;
+    }
+    if (r->nhugepages > 0) {
+        if (!(dir = where_dir(t, CTR_CG_HUGETLB, "linux.resources.hugepageLimits", &v2, err)) ||
+            ctr_cgroup_hugetlb(dir, v2, r, err) < 0)
+            return -1;
+    }
+    if (ctr_cgroup_v1_network(t, r, err) < 0)
         return -1;
-    if (nonempty(rdma)) {
-        enum cg_where w = cg_where(t, CTR_CG_RDMA);
-        if (w == CG_NONE)
-            return cg_unavailable(err, "linux.resources.rdma", CTR_CG_RDMA);
-        if (ctr_cgroup_rdma(w == CG_V1 ? t->v1[CTR_CG_RDMA] : t->v2, w == CG_V2, rdma, err) < 0)
+    if (r->rdma_set) {
+        if (!(dir = where_dir(t, CTR_CG_RDMA, "linux.resources.rdma", NULL, err)) ||
+            ctr_cgroup_rdma(dir, r, err) < 0)
             return -1;
     }
     /* last, so that it overrides what the fields above wrote (runc) */
-    if (nonempty(unified)) {
+    if (r->nunified > 0) {
         if (t->v2 == NULL)
             return ctr_fail(err, ENOTSUP, "linux.resources.unified: cgroup v2 is not mounted");
-        if (ctr_cgroup_v2_unified(t->v2, unified, err) < 0)
+        if (ctr_cgroup_v2_unified(t->v2, r, err) < 0)
             return -1;
     }
     return 0;
 }
 
 int ctr_cgroup_create(const struct ctr_cgroup_layout *l, const char *path,
-                      const cJSON *resources, struct ctr_err *err)
+                      const struct ctr_resources *resources, struct ctr_err *err)
 {
     struct cg_dirs d;
     struct created c = {.n = 0};
@@ -616,7 +576,7 @@ int ctr_cgroup_create(const struct ctr_cgroup_layout *l, const char *path,
             make_levels(base, clean, 1, 0, &c, err) < 0)
             goto fail;
     }
-    if (resources && !cJSON_IsNull(resources) && apply(&d.t, resources, err) < 0)
+    if (resources && apply(&d.t, resources, err) < 0)
         goto fail;
     rc = 0;
     for (size_t i = 0; i < c.n; i++)
@@ -669,8 +629,9 @@ static int count_procs(const char *dir, int depth, size_t *n, struct ctr_err *er
     return rc;
 }
 
-static int refuse_if_busy(const char *dir, struct ctr_err *err)
+static int refuse_if_busy(const char *dir, const void *unused, struct ctr_err *err)
 {
+    (void)unused;
     size_t n = 0;
     if (count_procs(dir, 0, &n, err) < 0)
         return -1;
@@ -702,10 +663,7 @@ int ctr_cgroup_check_unused(const struct ctr_cgroup_layout *l, const char *path,
         goto out;
     /* every hierarchy, not one as runc does: a second store's container, or a stray process,
      * may be in some only */
-    for (size_t i = 0; i < d.n_v1; i++)
-        if (refuse_if_busy(d.v1[i], err) < 0)
-            goto out;
-    if (d.v2 && refuse_if_busy(d.v2, err) < 0)
+    if (each_dir(&d, 0, refuse_if_busy, NULL, err) < 0)
         goto out;
     /* frozen: a container would start and never run; on a hybrid host the cgroup2 mount
      * freezes too, with no controller of its own */
@@ -740,20 +698,16 @@ out:
 
 /* ------------------------------------------------------------------ add, list */
 
+static int write_pid(const char *dir, const void *pid, struct ctr_err *err)
+{
+    return cg_writef(err, dir, "cgroup.procs", "%d", (int)*(const pid_t *)pid);
+}
+
 int ctr_cgroup_add_pid(const struct ctr_cgroup_layout *l, const char *path, pid_t pid,
                        struct ctr_err *err)
 {
     struct cg_dirs d;
-    int rc = -1;
-    if (dirs_get(l, path, &d, err) < 0)
-        goto out;
-    for (size_t i = 0; i < d.n_v1; i++)
-        if (cg_writef(err, d.v1[i], "cgroup.procs", "%d", (int)pid) < 0)
-            goto out;
-    if (d.v2 && cg_writef(err, d.v2, "cgroup.procs", "%d", (int)pid) < 0)
-        goto out;
-    rc = 0;
-out:
+    int rc = dirs_get(l, path, &d, err) < 0 ? -1 : each_dir(&d, 0, write_pid, &pid, err);
     dirs_free(&d);
     return rc;
 }
@@ -862,25 +816,17 @@ static int remove_cgroup(const char *dir, int depth, struct ctr_err *err)
     return rc < 0 ? rc : rmdir_retry(dir, err);
 }
 
+static int remove_tree(const char *dir, const void *unused, struct ctr_err *err)
+{
+    (void)unused;
+    return remove_cgroup(dir, 0, err);
+}
+
 int ctr_cgroup_delete(const struct ctr_cgroup_layout *l, const char *path, struct ctr_err *err)
 {
     struct cg_dirs d;
-    int rc = -1;
-    if (dirs_get(l, path, &d, err) < 0)
-        goto out;
     /* go on through the hierarchies after a failure, report the first */
-    rc = 0;
-    struct ctr_err e;
-    for (size_t i = 0; i < d.n_v1; i++)
-        if (remove_cgroup(d.v1[i], 0, &e) < 0 && rc == 0) {
-            *err = e;
-            rc = -1;
-        }
-    if (d.v2 && remove_cgroup(d.v2, 0, &e) < 0 && rc == 0) {
-        *err = e;
-        rc = -1;
-    }
-out:
+    int rc = dirs_get(l, path, &d, err) < 0 ? -1 : each_dir(&d, 1, remove_tree, NULL, err);
     dirs_free(&d);
     return rc;
 }

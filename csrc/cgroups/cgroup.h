@@ -30,8 +30,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include <cJSON.h>
-
 #include "base/error.h"
 
 enum ctr_cgroup_mode {
@@ -101,11 +99,117 @@ int ctr_cgroup_has(const struct ctr_cgroup_layout *l, enum ctr_cgroup_controller
 int ctr_cgroup_dir(const struct ctr_cgroup_layout *l, int i, const char *path, char **out,
                    struct ctr_err *err);
 
-/* Create cgroup `path` in every hierarchy and apply `resources` (linux.resources of an OCI
- * spec; NULL for none).  Directories that exist already are used.  On failure every directory
- * this call created is removed again. */
+/* linux.resources of an OCI spec, read into types once by runtime/config.c
+ * (ctr_resources_parse), type-checked there; what each cgroup version makes of a value (and
+ * refuses) is decided here, when it is written.  The type lives with the drivers that read it,
+ * so that cgroups/ needs nothing above base/.  Strings point into the parsed JSON.
+ *
+ * A group's `set` says it had a member that was not null (a group that is present but empty
+ * asks nothing of its controller); has_* say whether an optional field was there, for the
+ * files where absent and zero differ. */
+struct ctr_res_device_rule {
+    int allow;
+    char type;            /* 'a', 'b' or 'c' */
+    int64_t major, minor; /* -1: any */
+    char access[4];       /* a non-empty subset of "rwm" */
+};
+
+struct ctr_res_devices {
+    struct ctr_res_device_rule *rules;
+    size_t n;
+    int allow_all; /* the list allows every device: nothing to enforce */
+};
+
+struct ctr_res_memory {
+    int set;
+    int64_t limit, swap, reservation, kernel, kernel_tcp; /* 0: unset, -1: unlimited */
+    uint64_t swappiness;
+    int has_swappiness, disable_oom_killer;
+    int use_hierarchy; /* -1: absent */
+};
+
+struct ctr_res_cpu {
+    int want_cpu;    /* one of the cpu controller's fields is there */
+    int want_cpuset; /* cpus or mems is there and not "" */
+    uint64_t shares, period, burst, rt_period;
+    int64_t quota, rt_runtime, idle;
+    int has_burst, has_idle;
+    const char *cpus, *mems; /* NULL when absent */
+};
+
+/* one element of a blockIO device list */
+struct ctr_res_blkio_device {
+    int64_t major, minor;
+    int has_major, has_minor;
+    uint64_t weight, leaf_weight, rate;
+    int has_rate;
+};
+
+struct ctr_res_blkio_list {
+    struct ctr_res_blkio_device *v;
+    size_t n;
+};
+
+enum ctr_res_throttle { CTR_RES_READ_BPS, CTR_RES_WRITE_BPS, CTR_RES_READ_IOPS,
+                        CTR_RES_WRITE_IOPS, CTR_RES_THROTTLE_COUNT };
+/* their keys in blockIO: "throttleReadBpsDevice", ... */
+extern const char *const ctr_res_throttle_keys[CTR_RES_THROTTLE_COUNT];
+
+struct ctr_res_blkio {
+    int set;
+    uint64_t weight, leaf_weight;
+    int has_weight_device; /* weightDevice is there (possibly empty) */
+    struct ctr_res_blkio_list weight_device;
+    struct ctr_res_blkio_list throttle[CTR_RES_THROTTLE_COUNT];
+};
+
+struct ctr_res_hugepage {
+    const char *page_size; /* a plain name ("2MB") */
+    uint64_t limit;
+};
+
+struct ctr_res_rdma {
+    const char *device;
+    uint64_t hca_handles, hca_objects;
+    int has_handles, has_objects;
+};
+
+struct ctr_res_net_prio {
+    const char *name;
+    uint64_t priority;
+};
+
+struct ctr_res_kv {
+    const char *key, *value;
+};
+
+struct ctr_resources {
+    int has_devices; /* linux.resources.devices is there (an empty list denies everything) */
+    struct ctr_res_devices devices;
+    struct ctr_res_memory memory;
+    struct ctr_res_cpu cpu;
+    struct { int set; int64_t limit; int has_limit; } pids;
+    struct ctr_res_blkio blkio;
+    struct ctr_res_hugepage *hugepages;
+    size_t nhugepages;
+    struct {
+        uint64_t class_id;
+        int has_class_id;
+        struct ctr_res_net_prio *priorities;
+        size_t npriorities;
+    } network;
+    struct ctr_res_rdma *rdma;
+    size_t nrdma;
+    int rdma_set;
+    struct ctr_res_kv *unified;
+    size_t nunified;
+};
+
+/* Create cgroup `path` in every hierarchy and apply `resources` (NULL for none).  Directories
+ * that exist already are used.  On failure every directory this call created is removed
+ * again. */
 int ctr_cgroup_create(const struct ctr_cgroup_layout *l, const char *path,
-                      const cJSON *resources, struct ctr_err *err);
+                      const struct ctr_resources *resources, struct ctr_err *err);
 
 /* Refuse a cgroup that a container cannot be made in (runc 1.2's rule): one with processes
  * in it or below it in any hierarchy ("container's cgroup is not empty"), or a frozen one
@@ -119,8 +223,8 @@ int ctr_cgroup_check_unused(const struct ctr_cgroup_layout *l, const char *path,
  * wins, nothing matching is refused; see cgroups/devices_bpf.c) to the cgroup2 directory open at
  * `dirfd` (`name` names it in errors).  ctr_cgroup_create does this itself when the devices
  * controller has no v1 hierarchy and the list does not allow everything. */
-int ctr_cgroup_v2_devices_apply(int dirfd, const char *name, const cJSON *devices,
-                                struct ctr_err *err);
+int ctr_cgroup_v2_devices_apply(int dirfd, const char *name,
+                                const struct ctr_res_devices *devices, struct ctr_err *err);
 
 /* Write pid to cgroup.procs in every hierarchy (v1, then v2). */
 int ctr_cgroup_add_pid(const struct ctr_cgroup_layout *l, const char *path, pid_t pid,

@@ -45,7 +45,6 @@
 #include "cgroups/internal.h"
 #include "base/cleanup.h"
 
-#define MAX_RULES 65536 /* 8 instructions each: far below the verifier's limit */
 
 struct prog {
     struct bpf_insn *insns;
@@ -93,7 +92,7 @@ static unsigned access_bits(const char *access)
     return a;
 }
 
-static int emit_rule(struct prog *p, const struct cg_device_rule *r, struct ctr_err *err)
+static int emit_rule(struct prog *p, const struct ctr_res_device_rule *r, struct ctr_err *err)
 {
     const unsigned all = BPF_DEVCG_ACC_READ | BPF_DEVCG_ACC_WRITE | BPF_DEVCG_ACC_MKNOD;
     size_t start = p->n;
@@ -123,43 +122,14 @@ static int emit_rule(struct prog *p, const struct cg_device_rule *r, struct ctr_
     return 0;
 }
 
-/* The rules, validated, in list order: malloc'd into *out (NULL when empty). */
-static int parse_rules(const cJSON *devices, struct cg_device_rule **out, size_t *n,
-                       struct ctr_err *err)
-{
-    *out = NULL;
-    *n = 0;
-    if (!cJSON_IsArray(devices))
-        return ctr_fail(err, EINVAL, "linux.resources.devices: expected an array");
-    int count = cJSON_GetArraySize(devices);
-    if (count > MAX_RULES)
-        return ctr_fail(err, E2BIG, "linux.resources.devices: %d rules (at most %d)", count,
-                        MAX_RULES);
-    if (count == 0)
-        return 0;
-    cleanup_free struct cg_device_rule *rules = calloc((size_t)count, sizeof *rules);
-    if (rules == NULL)
-        return ctr_fail(err, ENOMEM, "linux.resources.devices");
-    const cJSON *d;
-    size_t i = 0;
-    cJSON_ArrayForEach(d, devices) {
-        if (cg_device_rule(d, i, &rules[i], err) < 0)
-            return -1;
-        i++;
-    }
-    *out = steal_pointer(&rules);
-    *n = i;
-    return 0;
-}
-
-static int match_all(const struct cg_device_rule *r)
+static int match_all(const struct ctr_res_device_rule *r)
 {
     return r->type == 'a' && r->major < 0 && r->minor < 0 &&
            access_bits(r->access) ==
                (BPF_DEVCG_ACC_READ | BPF_DEVCG_ACC_WRITE | BPF_DEVCG_ACC_MKNOD);
 }
 
-static int build(const struct cg_device_rule *rules, size_t n, struct prog *p,
+static int build(const struct ctr_res_device_rule *rules, size_t n, struct prog *p,
                  struct ctr_err *err)
 {
     memset(p, 0, sizeof *p);
@@ -237,13 +207,9 @@ static int load(const struct prog *p, const char *name, struct ctr_err *err)
                     "verifier: %s", name, p->n, log[0] ? log_tail(log) : "(no log)");
 }
 
-int ctr_cgroup_v2_devices_apply(int dirfd, const char *name, const cJSON *devices,
-                                struct ctr_err *err)
+int ctr_cgroup_v2_devices_apply(int dirfd, const char *name,
+                                const struct ctr_res_devices *devices, struct ctr_err *err)
 {
-    cleanup_free struct cg_device_rule *rules = NULL;
-    size_t n;
-    if (parse_rules(devices, &rules, &n, err) < 0)
-        return -1;
     struct statfs sfs;
     if (fstatfs(dirfd, &sfs) < 0)
         return ctr_fail(err, errno, "statfs `%s'", name);
@@ -251,7 +217,7 @@ int ctr_cgroup_v2_devices_apply(int dirfd, const char *name, const cJSON *device
         return ctr_fail(err, ENOTSUP, "linux.resources.devices: `%s' is not a cgroup v2 "
                         "directory (an eBPF device filter attaches to cgroup2 only)", name);
     struct prog p;
-    int rc = build(rules, n, &p, err);
+    int rc = build(devices->rules, devices->n, &p, err);
     if (rc == 0) {
         cleanup_close int fd = load(&p, name, err);
         if (fd < 0) {
@@ -274,7 +240,7 @@ int ctr_cgroup_v2_devices_apply(int dirfd, const char *name, const cJSON *device
 
 /* the fake tree's record of the program's blocks: "allow c 1:3 rwm" per rule, last first, up
  * to one that matches everything, else then "deny" (the default) */
-static int record_fake(const char *dir, const struct cg_device_rule *rules, size_t n,
+static int record_fake(const char *dir, const struct ctr_res_device_rule *rules, size_t n,
                        struct ctr_err *err)
 {
     char line[128];
@@ -290,17 +256,14 @@ static int record_fake(const char *dir, const struct cg_device_rule *rules, size
     return cg_write(dir, "devices.bpf", "deny", err);
 }
 
-int ctr_cgroup_v2_devices(const char *dir, int fake, const cJSON *devices, struct ctr_err *err)
+int ctr_cgroup_v2_devices(const char *dir, int fake, const struct ctr_res_devices *devices,
+                          struct ctr_err *err)
 {
     if (fake) {
-        cleanup_free struct cg_device_rule *rules = NULL;
-        size_t n;
-        if (parse_rules(devices, &rules, &n, err) < 0)
-            return -1;
         struct prog p;
-        int rc = build(rules, n, &p, err); /* assembled all the same */
+        int rc = build(devices->rules, devices->n, &p, err); /* assembled all the same */
         free(p.insns);
-        return rc < 0 ? -1 : record_fake(dir, rules, n, err);
+        return rc < 0 ? -1 : record_fake(dir, devices->rules, devices->n, err);
     }
     cleanup_close int fd = RETRY(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (fd < 0)

@@ -1,9 +1,9 @@
-/* cgroup file I/O and the typed reading of linux.resources shared by cgroup*.c. */
+/* cgroup file I/O shared by cgroups/, and the groups of linux.resources whose files are the
+ * same in v1 and v2 but for their names. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,118 +127,7 @@ int cg_keyed(const char *text, const char *key, uint64_t *out)
     return 0;
 }
 
-static const cJSON *field(const cJSON *obj, const char *key)
-{
-    const cJSON *v = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
-    return v && !cJSON_IsNull(v) ? v : NULL;
-}
-
-int cg_json_i64(const cJSON *obj, const char *key, int64_t *out, const char *where,
-                struct ctr_err *err)
-{
-    const cJSON *v = field(obj, key);
-    if (v == NULL)
-        return 0;
-    double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
-    if (!isfinite(d) || floor(d) != d || d < -9223372036854775808.0)
-        return ctr_fail(err, EINVAL, "linux.resources.%s: expected an integer", where);
-    /* doubles round 2^63-1 up to 2^63: that is "unlimited" */
-    *out = d >= 9223372036854775807.0 ? INT64_MAX : (int64_t)d;
-    return 1;
-}
-
-int cg_json_u64(const cJSON *obj, const char *key, uint64_t *out, const char *where,
-                struct ctr_err *err)
-{
-    const cJSON *v = field(obj, key);
-    if (v == NULL)
-        return 0;
-    double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
-    if (!isfinite(d) || floor(d) != d || d < 0)
-        return ctr_fail(err, EINVAL, "linux.resources.%s: expected an unsigned integer", where);
-    *out = d >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)d;
-    return 1;
-}
-
-int cg_json_bool(const cJSON *obj, const char *key, int *out, const char *where,
-                 struct ctr_err *err)
-{
-    const cJSON *v = field(obj, key);
-    if (v == NULL)
-        return 0;
-    if (!cJSON_IsBool(v))
-        return ctr_fail(err, EINVAL, "linux.resources.%s: expected a boolean", where);
-    *out = cJSON_IsTrue(v);
-    return 1;
-}
-
-int cg_json_str(const cJSON *obj, const char *key, const char **out, const char *where,
-                struct ctr_err *err)
-{
-    const cJSON *v = field(obj, key);
-    if (v == NULL)
-        return 0;
-    if (!cJSON_IsString(v))
-        return ctr_fail(err, EINVAL, "linux.resources.%s: expected a string", where);
-    *out = v->valuestring;
-    return 1;
-}
-
-int cg_json_array(const cJSON *obj, const char *key, const cJSON **out, const char *where,
-                  struct ctr_err *err)
-{
-    const cJSON *v = field(obj, key);
-    if (v == NULL)
-        return 0;
-    if (!cJSON_IsArray(v))
-        return ctr_fail(err, EINVAL, "linux.resources.%s: expected an array", where);
-    *out = v;
-    return 1;
-}
-
-int cg_safe_name(const char *s)
-{
-    return s[0] != '\0' && strchr(s, '/') == NULL && strcmp(s, ".") != 0 &&
-           strcmp(s, "..") != 0 && strchr(s, '\n') == NULL;
-}
-
-/* ------------------------------------------------------------------ device rules */
-
-int cg_device_rule(const cJSON *d, size_t i, struct cg_device_rule *r, struct ctr_err *err)
-{
-    char where[64];
-    snprintf(where, sizeof where, "devices[%zu]", i);
-    if (!cJSON_IsObject(d))
-        return ctr_fail(err, EINVAL, "linux.resources.%s: expected an object", where);
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(d, "allow");
-    if (!cJSON_IsBool(a))
-        return ctr_fail(err, EINVAL, "linux.resources.%s.allow: expected a boolean", where);
-    const char *type = "a", *access = "rwm";
-    if (cg_json_str(d, "type", &type, where, err) < 0 ||
-        cg_json_str(d, "access", &access, where, err) < 0)
-        return -1;
-    if (strlen(type) != 1 || !strchr("abc", type[0]))
-        return ctr_fail(err, EINVAL, "linux.resources.%s.type: `%s' is not a, b or c", where,
-                        type);
-    if (access[0] == '\0' || strspn(access, "rwm") != strlen(access) || strlen(access) > 3)
-        return ctr_fail(err, EINVAL, "linux.resources.%s.access: `%s' is not made of r, w, m",
-                        where, access);
-    int64_t major = -1, minor = -1;
-    if (cg_json_i64(d, "major", &major, where, err) < 0 ||
-        cg_json_i64(d, "minor", &minor, where, err) < 0)
-        return -1;
-    /* the kernel's numbers are 32 bits (12 + 20 in dev_t) */
-    if (major > INT32_MAX || minor > INT32_MAX)
-        return ctr_fail(err, EINVAL, "linux.resources.%s: major/minor out of range", where);
-    r->allow = cJSON_IsTrue(a);
-    r->type = type[0];
-    r->major = major < 0 ? -1 : major;
-    r->minor = minor < 0 ? -1 : minor;
-    snprintf(r->access, sizeof r->access, "%s", access);
-    return 0;
-}
-
-void cg_device_rule_string(const struct cg_device_rule *r, char *buf, size_t size)
+void cg_device_rule_string(const struct ctr_res_device_rule *r, char *buf, size_t size)
 {
     char smaj[24] = "*", smin[24] = "*";
     if (r->major >= 0)
@@ -248,16 +137,170 @@ void cg_device_rule_string(const struct cg_device_rule *r, char *buf, size_t siz
     snprintf(buf, size, "%c %s:%s %s", r->type, smaj, smin, r->access);
 }
 
-int cg_cpu_parse(const cJSON *cpu, struct cg_cpu *c, struct ctr_err *err)
+/* ------------------------------------------------------------------ the same in v1 and v2 */
+
+const char *const ctr_res_throttle_keys[CTR_RES_THROTTLE_COUNT] = {
+    [CTR_RES_READ_BPS] = "throttleReadBpsDevice",
+    [CTR_RES_WRITE_BPS] = "throttleWriteBpsDevice",
+    [CTR_RES_READ_IOPS] = "throttleReadIOPSDevice",
+    [CTR_RES_WRITE_IOPS] = "throttleWriteIOPSDevice",
+};
+
+const struct cg_throttle cg_throttles[CTR_RES_THROTTLE_COUNT] = {
+    [CTR_RES_READ_BPS] = {"blkio.throttle.read_bps_device", "rbps"},
+    [CTR_RES_WRITE_BPS] = {"blkio.throttle.write_bps_device", "wbps"},
+    [CTR_RES_READ_IOPS] = {"blkio.throttle.read_iops_device", "riops"},
+    [CTR_RES_WRITE_IOPS] = {"blkio.throttle.write_iops_device", "wiops"},
+};
+
+/* cpus/mems */
+int ctr_cgroup_cpuset(const char *dir, const struct ctr_res_cpu *cpu, struct ctr_err *err)
 {
-    *c = (struct cg_cpu){0};
-    if (cg_json_u64(cpu, "shares", &c->shares, "cpu.shares", err) < 0 ||
-        cg_json_u64(cpu, "period", &c->period, "cpu.period", err) < 0 ||
-        cg_json_i64(cpu, "quota", &c->quota, "cpu.quota", err) < 0 ||
-        (c->has_burst = cg_json_u64(cpu, "burst", &c->burst, "cpu.burst", err)) < 0 ||
-        cg_json_u64(cpu, "realtimePeriod", &c->rt_period, "cpu.realtimePeriod", err) < 0 ||
-        cg_json_i64(cpu, "realtimeRuntime", &c->rt_runtime, "cpu.realtimeRuntime", err) < 0 ||
-        (c->has_idle = cg_json_i64(cpu, "idle", &c->idle, "cpu.idle", err)) < 0)
+    if (cpu->cpus && *cpu->cpus && cg_write(dir, "cpuset.cpus", cpu->cpus, err) < 0)
+        return -1;
+    if (cpu->mems && *cpu->mems && cg_write(dir, "cpuset.mems", cpu->mems, err) < 0)
         return -1;
     return 0;
+}
+
+/* a limit of 0 or below is "max" (runc) */
+int ctr_cgroup_pids_limit(const char *dir, int64_t limit, struct ctr_err *err)
+{
+    if (limit <= 0)
+        return cg_write(dir, "pids.max", "max", err);
+    return cg_writef(err, dir, "pids.max", "%" PRId64, limit);
+}
+
+int ctr_cgroup_hugetlb(const char *dir, int v2, const struct ctr_resources *r,
+                       struct ctr_err *err)
+{
+    for (size_t i = 0; i < r->nhugepages; i++) {
+        const char *size = r->hugepages[i].page_size;
+        uint64_t limit = r->hugepages[i].limit;
+        char file[128], rsvd[128];
+        snprintf(file, sizeof file, v2 ? "hugetlb.%s.max" : "hugetlb.%s.limit_in_bytes", size);
+        snprintf(rsvd, sizeof rsvd,
+                 v2 ? "hugetlb.%s.rsvd.max" : "hugetlb.%s.rsvd.limit_in_bytes", size);
+        if (cg_writef(err, dir, file, "%" PRIu64, limit) < 0)
+            return -1;
+        /* reservations are accounted apart since Linux 5.7: limit them too (runc) */
+        if (cg_exists(dir, rsvd) && cg_writef(err, dir, rsvd, "%" PRIu64, limit) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* rdma.max reads the same in v1 and v2 */
+int ctr_cgroup_rdma(const char *dir, const struct ctr_resources *r, struct ctr_err *err)
+{
+    for (size_t i = 0; i < r->nrdma; i++) {
+        const struct ctr_res_rdma *d = &r->rdma[i];
+        if (!d->has_handles && !d->has_objects)
+            continue;
+        char value[256] = "";
+        int n = snprintf(value, sizeof value, "%s", d->device);
+        if (d->has_handles)
+            n += snprintf(value + n, sizeof value - n, " hca_handle=%" PRIu64, d->hca_handles);
+        if (d->has_objects)
+            n += snprintf(value + n, sizeof value - n, " hca_object=%" PRIu64, d->hca_objects);
+        if (cg_write(dir, "rdma.max", value, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ statistics */
+
+void cg_stat_set(struct ctr_cgroup_stats *s, enum ctr_cgroup_stat_index i, uint64_t v)
+{
+    switch (i) {
+#define CG_STAT_CASE(name)                                                                     \
+    case CTR_CGS_##name:                                                                       \
+        s->name = v;                                                                           \
+        break;
+        CTR_CGROUP_STATS_FIELDS(CG_STAT_CASE)
+#undef CG_STAT_CASE
+    default:
+        return;
+    }
+    s->have |= 1u << i;
+}
+
+/* Where each statistic is, per controller, in v1 and in v2: "FILE" when the file is the
+ * number, "FILE KEY" for a "key value" line of it; NULL where that version has none.  A field
+ * with two rows is taken from the first that the kernel has (hierarchical totals first). */
+#define CG_TICKS UINT64_MAX /* a scale of 1 s / USER_HZ */
+static const struct {
+    enum ctr_cgroup_controller ctl;
+    enum ctr_cgroup_stat_index field;
+    const char *src[2];   /* v1, v2 */
+    uint64_t scale[2];    /* the value is multiplied by it (usec -> ns); 0 is 1 */
+} stat_srcs[] = {
+    {CTR_CG_MEMORY, CTR_CGS_memory_usage, {"memory.usage_in_bytes", "memory.current"}, {0}},
+    {CTR_CG_MEMORY, CTR_CGS_memory_limit, {"memory.limit_in_bytes", "memory.max"}, {0}},
+    {CTR_CG_MEMORY, CTR_CGS_memory_max_usage, {"memory.max_usage_in_bytes", "memory.peak"}, {0}},
+    {CTR_CG_MEMORY, CTR_CGS_memory_failcnt, {"memory.failcnt", "memory.events max"}, {0}},
+    {CTR_CG_MEMORY, CTR_CGS_memory_cache, {"memory.stat total_cache", "memory.stat file"}, {0}},
+    {CTR_CG_MEMORY, CTR_CGS_memory_cache, {"memory.stat cache"}, {0}},
+    {CTR_CG_MEMORY, CTR_CGS_memory_rss, {"memory.stat total_rss", "memory.stat anon"}, {0}},
+    {CTR_CG_MEMORY, CTR_CGS_memory_rss, {"memory.stat rss"}, {0}},
+    {CTR_CG_MEMORY, CTR_CGS_oom_kill, {"memory.oom_control oom_kill", "memory.events oom_kill"},
+     {0}},
+    {CTR_CG_MEMORY, CTR_CGS_oom, {NULL, "memory.events oom"}, {0}},
+    /* v1's swap usage is computed (cgroups/v1.c) */
+    {CTR_CG_MEMORY, CTR_CGS_memory_swap_usage, {NULL, "memory.swap.current"}, {0}},
+    /* usage: v1's cpuacct; in v2 every cgroup's cpu.stat, with or without the cpu controller */
+    {CTR_CG_CPUACCT, CTR_CGS_cpu_usage, {"cpuacct.usage", "cpu.stat usage_usec"}, {0, 1000}},
+    {CTR_CG_CPUACCT, CTR_CGS_cpu_user, {"cpuacct.usage_user", "cpu.stat user_usec"}, {0, 1000}},
+    {CTR_CG_CPUACCT, CTR_CGS_cpu_system, {"cpuacct.usage_sys", "cpu.stat system_usec"},
+     {0, 1000}},
+    /* older v1 kernels: ticks */
+    {CTR_CG_CPUACCT, CTR_CGS_cpu_user, {"cpuacct.stat user"}, {CG_TICKS}},
+    {CTR_CG_CPUACCT, CTR_CGS_cpu_system, {"cpuacct.stat system"}, {CG_TICKS}},
+    {CTR_CG_CPU, CTR_CGS_cpu_periods, {"cpu.stat nr_periods", "cpu.stat nr_periods"}, {0}},
+    {CTR_CG_CPU, CTR_CGS_cpu_throttled_periods,
+     {"cpu.stat nr_throttled", "cpu.stat nr_throttled"}, {0}},
+    {CTR_CG_CPU, CTR_CGS_cpu_throttled_time, {"cpu.stat throttled_time", "cpu.stat throttled_usec"},
+     {0, 1000}},
+    {CTR_CG_PIDS, CTR_CGS_pids_current, {"pids.current", "pids.current"}, {0}},
+    {CTR_CG_PIDS, CTR_CGS_pids_limit, {"pids.max", "pids.max"}, {0}},
+};
+
+/* the value of src ("FILE" or "FILE KEY") in dir; *text caches the last keyed file read */
+static int stat_value(const char *dir, const char *src, char **text, char *text_of,
+                      size_t size, uint64_t *v)
+{
+    struct ctr_err ignored;
+    const char *key = strchr(src, ' ');
+    if (key == NULL)
+        return cg_read_u64(dir, src, v, &ignored) == 0;
+    char file[64];
+    snprintf(file, sizeof file, "%.*s", (int)(key - src), src);
+    if (strcmp(text_of, file) != 0) {
+        free(*text);
+        *text = NULL;
+        snprintf(text_of, size, "%s", file);
+        if (cg_read(dir, file, text, &ignored) < 0)
+            *text = NULL;
+    }
+    return *text && cg_keyed(*text, key + 1, v);
+}
+
+void cg_stats_read(const char *dir, enum ctr_cgroup_controller c, int v2,
+                   struct ctr_cgroup_stats *s)
+{
+    cleanup_free char *text = NULL;
+    char text_of[64] = "";
+    long hz = sysconf(_SC_CLK_TCK);
+    for (size_t i = 0; dir && i < ARRAY_SIZE(stat_srcs); i++) {
+        const char *src = stat_srcs[i].src[v2 != 0];
+        uint64_t scale = stat_srcs[i].scale[v2 != 0], v;
+        if (stat_srcs[i].ctl != c || src == NULL || (s->have & (1u << stat_srcs[i].field)) ||
+            (scale == CG_TICKS && hz <= 0) ||
+            !stat_value(dir, src, &text, text_of, sizeof text_of, &v))
+            continue;
+        if (scale == CG_TICKS)
+            scale = 1000000000ull / (uint64_t)hz;
+        cg_stat_set(s, stat_srcs[i].field, scale ? v * scale : v);
+    }
 }

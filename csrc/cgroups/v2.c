@@ -26,12 +26,9 @@ static void num(char *buf, size_t size, int64_t v)
         snprintf(buf, size, "%" PRId64, v);
 }
 
-int ctr_cgroup_v2_memory(const char *dir, const cJSON *mem, struct ctr_err *err)
+int ctr_cgroup_v2_memory(const char *dir, const struct ctr_res_memory *m, struct ctr_err *err)
 {
-    int64_t limit = 0, swap = 0, reservation = 0;
-    TRY(cg_json_i64(mem, "limit", &limit, "memory.limit", err));
-    TRY(cg_json_i64(mem, "swap", &swap, "memory.swap", err));
-    TRY(cg_json_i64(mem, "reservation", &reservation, "memory.reservation", err));
+    int64_t limit = m->limit, swap = m->swap, reservation = m->reservation;
     /* kernel, kernelTCP, swappiness and disableOOMKiller have no v2 files: ignored, as runc
      * ignores them */
 
@@ -87,18 +84,15 @@ static uint64_t shares_to_weight(uint64_t shares)
     return 1 + ((shares - 2) * 9999) / 262142;
 }
 
-int ctr_cgroup_v2_cpu(const char *dir, const cJSON *cpu, struct ctr_err *err)
+int ctr_cgroup_v2_cpu(const char *dir, const struct ctr_res_cpu *c, struct ctr_err *err)
 {
-    struct cg_cpu c;
-    TRY(cg_cpu_parse(cpu, &c, err));
-    uint64_t shares = c.shares, period = c.period, burst = c.burst, rt_period = c.rt_period;
-    int64_t quota = c.quota, rt_runtime = c.rt_runtime, idle = c.idle;
-    int has_burst = c.has_burst, has_idle = c.has_idle;
-    if (rt_period != 0 || rt_runtime != 0)
+    uint64_t shares = c->shares, period = c->period;
+    int64_t quota = c->quota;
+    if (c->rt_period != 0 || c->rt_runtime != 0)
         return ctr_fail(err, ENOTSUP, "linux.resources.cpu.realtimePeriod/realtimeRuntime: "
                         "real-time scheduling limits are not supported on cgroup v2");
-    if (has_idle)
-        TRY(cg_writef(err, dir, "cpu.idle", "%" PRId64, idle));
+    if (c->has_idle)
+        TRY(cg_writef(err, dir, "cpu.idle", "%" PRId64, c->idle));
     if (shares != 0)
         TRY(cg_writef(err, dir, "cpu.weight", "%" PRIu64, shares_to_weight(shares)));
     if (quota != 0 || period != 0) {
@@ -109,38 +103,28 @@ int ctr_cgroup_v2_cpu(const char *dir, const cJSON *cpu, struct ctr_err *err)
             snprintf(v + n, sizeof v - n, " %" PRIu64, period);
         TRY(cg_write(dir, "cpu.max", v, err));
     }
-    if (has_burst)
-        TRY(cg_writef(err, dir, "cpu.max.burst", "%" PRIu64, burst));
+    if (c->has_burst)
+        TRY(cg_writef(err, dir, "cpu.max.burst", "%" PRIu64, c->burst));
     return 0;
 }
 
-static int io_max(const char *dir, const cJSON *bio, const char *key, const char *name,
-                  struct ctr_err *err)
+static int io_max(const char *dir, const struct ctr_res_blkio_list *l, const char *key,
+                  const char *name, struct ctr_err *err)
 {
-    const cJSON *list;
-    int r = cg_json_array(bio, key, &list, key, err);
-    TRY(r);
-    if (r == 0)
-        return 0;
-    const cJSON *d;
-    cJSON_ArrayForEach(d, list) {
-        int64_t major = -1, minor = -1;
-        uint64_t rate = 0;
-        if (cg_json_i64(d, "major", &major, key, err) <= 0 ||
-            cg_json_i64(d, "minor", &minor, key, err) <= 0 || major < 0 || minor < 0 ||
-            cg_json_u64(d, "rate", &rate, key, err) <= 0)
+    for (size_t i = 0; i < l->n; i++) {
+        const struct ctr_res_blkio_device *d = &l->v[i];
+        if (!d->has_major || !d->has_minor || d->major < 0 || d->minor < 0 || !d->has_rate)
             return ctr_fail(err, EINVAL, "linux.resources.blockIO.%s: major, minor and rate "
                             "are required", key);
-        TRY(cg_writef(err, dir, "io.max", "%" PRId64 ":%" PRId64 " %s=%" PRIu64, major, minor,
-                      name, rate));
+        TRY(cg_writef(err, dir, "io.max", "%" PRId64 ":%" PRId64 " %s=%" PRIu64, d->major,
+                      d->minor, name, d->rate));
     }
     return 0;
 }
 
-int ctr_cgroup_v2_io(const char *dir, const cJSON *bio, struct ctr_err *err)
+int ctr_cgroup_v2_io(const char *dir, const struct ctr_res_blkio *b, struct ctr_err *err)
 {
-    uint64_t weight = 0;
-    TRY(cg_json_u64(bio, "weight", &weight, "blockIO.weight", err));
+    uint64_t weight = b->weight;
     int bfq = cg_exists(dir, "io.bfq.weight");
     if (weight != 0) {
         if (bfq) /* BFQ keeps v1's range 10..1000 */
@@ -149,117 +133,41 @@ int ctr_cgroup_v2_io(const char *dir, const cJSON *bio, struct ctr_err *err)
             TRY(cg_writef(err, dir, "io.weight", "%" PRIu64,
                           weight < 10 ? 1 : 1 + (weight - 10) * 9999 / 990));
     }
-    const cJSON *list;
-    int r = cg_json_array(bio, "weightDevice", &list, "blockIO.weightDevice", err);
-    TRY(r);
-    if (r && cJSON_GetArraySize(list) > 0) {
-        if (!bfq)
-            return ctr_fail(err, ENOTSUP, "linux.resources.blockIO.weightDevice: needs the BFQ "
-                            "scheduler (io.bfq.weight) on cgroup v2");
-        const cJSON *d;
-        cJSON_ArrayForEach(d, list) {
-            int64_t major = -1, minor = -1;
-            uint64_t w = 0;
-            if (cg_json_i64(d, "major", &major, "blockIO.weightDevice", err) <= 0 ||
-                cg_json_i64(d, "minor", &minor, "blockIO.weightDevice", err) <= 0)
-                return ctr_fail(err, EINVAL, "linux.resources.blockIO.weightDevice: major and "
-                                "minor are required");
-            TRY(cg_json_u64(d, "weight", &w, "blockIO.weightDevice.weight", err));
-            if (w != 0)
-                TRY(cg_writef(err, dir, "io.bfq.weight", "%" PRId64 ":%" PRId64 " %" PRIu64,
-                              major, minor, w));
-        }
+    if (b->weight_device.n > 0 && !bfq)
+        return ctr_fail(err, ENOTSUP, "linux.resources.blockIO.weightDevice: needs the BFQ "
+                        "scheduler (io.bfq.weight) on cgroup v2");
+    for (size_t i = 0; i < b->weight_device.n; i++) {
+        const struct ctr_res_blkio_device *d = &b->weight_device.v[i];
+        if (!d->has_major || !d->has_minor)
+            return ctr_fail(err, EINVAL, "linux.resources.blockIO.weightDevice: major and "
+                            "minor are required");
+        if (d->weight != 0)
+            TRY(cg_writef(err, dir, "io.bfq.weight", "%" PRId64 ":%" PRId64 " %" PRIu64,
+                          d->major, d->minor, d->weight));
     }
-    TRY(io_max(dir, bio, "throttleReadBpsDevice", "rbps", err));
-    TRY(io_max(dir, bio, "throttleWriteBpsDevice", "wbps", err));
-    TRY(io_max(dir, bio, "throttleReadIOPSDevice", "riops", err));
-    TRY(io_max(dir, bio, "throttleWriteIOPSDevice", "wiops", err));
+    for (int i = 0; i < CTR_RES_THROTTLE_COUNT; i++)
+        TRY(io_max(dir, &b->throttle[i], ctr_res_throttle_keys[i], cg_throttles[i].v2_key,
+                   err));
     return 0;
 }
 
-int ctr_cgroup_v2_unified(const char *dir, const cJSON *unified, struct ctr_err *err)
+int ctr_cgroup_v2_unified(const char *dir, const struct ctr_resources *r, struct ctr_err *err)
 {
-    if (!cJSON_IsObject(unified))
-        return ctr_fail(err, EINVAL, "linux.resources.unified: expected an object");
-    const cJSON *kv;
-    /* check every key first: nothing is written for a refused map */
-    cJSON_ArrayForEach(kv, unified) {
-        if (!cg_safe_name(kv->string) || strstr(kv->string, ".."))
-            return ctr_fail(err, EINVAL, "linux.resources.unified: key `%s' is not a file name "
-                            "of the cgroup", kv->string);
-        if (!cJSON_IsString(kv))
-            return ctr_fail(err, EINVAL, "linux.resources.unified.%s: expected a string",
-                            kv->string);
-    }
-    cJSON_ArrayForEach(kv, unified)
-        TRY(cg_write(dir, kv->string, kv->valuestring, err));
+    for (size_t i = 0; i < r->nunified; i++)
+        TRY(cg_write(dir, r->unified[i].key, r->unified[i].value, err));
     return 0;
-}
-
-static int opt_u64(const char *dir, const char *file, uint64_t *v)
-{
-    struct ctr_err ignored;
-    return cg_read_u64(dir, file, v, &ignored) == 0;
 }
 
 int ctr_cgroup_v2_stats(const struct cg_target *t, struct ctr_cgroup_stats *s,
                         struct ctr_err *err)
 {
     (void)err;
-    const char *dir = t->v2;
-    if (dir == NULL)
-        return 0;
-    uint64_t v;
-    struct ctr_err ignored;
-    if (cg_where(t, CTR_CG_MEMORY) == CG_V2) {
-        if (opt_u64(dir, "memory.current", &v))
-            CG_SET(s, memory_usage, v);
-        if (opt_u64(dir, "memory.max", &v))
-            CG_SET(s, memory_limit, v);
-        if (opt_u64(dir, "memory.peak", &v))
-            CG_SET(s, memory_max_usage, v);
-        if (opt_u64(dir, "memory.swap.current", &v))
-            CG_SET(s, memory_swap_usage, v);
-        cleanup_free char *stat = NULL;
-        if (cg_read(dir, "memory.stat", &stat, &ignored) == 0) {
-            if (cg_keyed(stat, "file", &v))
-                CG_SET(s, memory_cache, v);
-            if (cg_keyed(stat, "anon", &v))
-                CG_SET(s, memory_rss, v);
-        }
-        cleanup_free char *ev = NULL;
-        if (cg_read(dir, "memory.events", &ev, &ignored) == 0) {
-            if (cg_keyed(ev, "oom", &v))
-                CG_SET(s, oom, v);
-            if (cg_keyed(ev, "oom_kill", &v))
-                CG_SET(s, oom_kill, v);
-            if (cg_keyed(ev, "max", &v))
-                CG_SET(s, memory_failcnt, v);
-        }
-    }
-    /* cpu.stat's usage lines exist in every v2 cgroup, with or without the cpu controller */
-    int usage = t->v1[CTR_CG_CPUACCT] == NULL;
-    int throttling = cg_where(t, CTR_CG_CPU) == CG_V2;
-    cleanup_free char *cs = NULL;
-    if ((usage || throttling) && cg_read(dir, "cpu.stat", &cs, &ignored) == 0) {
-        if (usage && cg_keyed(cs, "usage_usec", &v))
-            CG_SET(s, cpu_usage, v * 1000);
-        if (usage && cg_keyed(cs, "user_usec", &v))
-            CG_SET(s, cpu_user, v * 1000);
-        if (usage && cg_keyed(cs, "system_usec", &v))
-            CG_SET(s, cpu_system, v * 1000);
-        if (throttling && cg_keyed(cs, "nr_periods", &v))
-            CG_SET(s, cpu_periods, v);
-        if (throttling && cg_keyed(cs, "nr_throttled", &v))
-            CG_SET(s, cpu_throttled_periods, v);
-        if (throttling && cg_keyed(cs, "throttled_usec", &v))
-            CG_SET(s, cpu_throttled_time, v * 1000);
-    }
-    if (cg_where(t, CTR_CG_PIDS) == CG_V2) {
-        if (opt_u64(dir, "pids.current", &v))
-            CG_SET(s, pids_current, v);
-        if (opt_u64(dir, "pids.max", &v))
-            CG_SET(s, pids_limit, v);
-    }
+    static const enum ctr_cgroup_controller read[] = {CTR_CG_MEMORY, CTR_CG_CPU, CTR_CG_PIDS};
+    for (size_t i = 0; i < ARRAY_SIZE(read); i++)
+        if (cg_where(t, read[i]) == CG_V2)
+            cg_stats_read(t->v2, read[i], 1, s);
+    /* usage: cpu.stat has it in every v2 cgroup; a v1 cpuacct hierarchy is read instead */
+    if (t->v1[CTR_CG_CPUACCT] == NULL)
+        cg_stats_read(t->v2, CTR_CG_CPUACCT, 1, s);
     return 0;
 }

@@ -18,6 +18,7 @@
 #include "base/syscalls.h"
 #include "cgroups/cgroup.h"
 #include "lua/lcore.h"
+#include "runtime/config.h"
 
 /* ===================================================================== cgroups (cgroups/)
  * Every function takes an optional last `opts` table: mountinfo= (a mountinfo file),
@@ -172,11 +173,13 @@ static int l_cgroup_create(lua_State *L)
     }
     struct ctr_cgroup_layout l;
     struct ctr_err e;
-    int rc = cg_detect(&o, &l, &e);
-    if (rc == 0) {
-        rc = ctr_cgroup_create(&l, path, res, &e);
+    struct ctr_resources *r = NULL;
+    int rc = res && !cJSON_IsNull(res) ? ctr_resources_parse(res, &r, &e) : 0;
+    if (rc == 0 && (rc = cg_detect(&o, &l, &e)) == 0) {
+        rc = ctr_cgroup_create(&l, path, r, &e);
         ctr_cgroup_layout_free(&l);
     }
+    ctr_resources_free(r);
     cJSON_Delete(res);
     if (rc < 0)
         return ctr_lua_fail(L, &e);
@@ -301,10 +304,15 @@ static int l_cgroup_device_filter(lua_State *L)
         return ctr_lua_errno(L, EINVAL, "cgroup `%s': linux.resources.devices is not valid JSON",
                              dir);
     struct ctr_err e;
-    int fd = ctr_sys_open(dir, O_RDONLY | O_DIRECTORY, 0, &e);
-    int rc = fd < 0 ? -1 : ctr_cgroup_v2_devices_apply(fd, dir, rules, &e);
+    struct ctr_res_devices d;
+    int fd = -1, rc = ctr_resources_parse_devices(rules, &d, &e);
+    if (rc == 0 && (fd = ctr_sys_open(dir, O_RDONLY | O_DIRECTORY, 0, &e)) < 0)
+        rc = -1;
+    else if (rc == 0)
+        rc = ctr_cgroup_v2_devices_apply(fd, dir, &d, &e);
     if (fd >= 0)
         close(fd);
+    ctr_res_devices_free(&d);
     cJSON_Delete(rules);
     if (rc < 0)
         return ctr_lua_fail(L, &e);

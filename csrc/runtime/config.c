@@ -465,13 +465,417 @@ static int load_linux(struct ctr_config *c, const cJSON *lx, struct ctr_err *err
     if (res && !cJSON_IsNull(res)) {
         if (!cJSON_IsObject(res))
             return ctr_fail(err, EINVAL, "config.json: linux.resources: expected object");
-        c->resources = res;
+        if (ctr_resources_parse(res, &c->resources, err) < 0)
+            return -1;
     }
     if (c->clone_flags & CLONE_NEWCGROUP) {
         c->clone_flags &= ~CLONE_NEWCGROUP;
         c->unshare_cgroup = 1;
     }
     return 0;
+}
+
+/* The getters' messages name config.json; resources are checked with the same getters but
+ * reported as the cgroup writers always reported them ("linux.resources.memory.limit: expected
+ * an integer", EINVAL): the binding's cgroup_create parses resources that are no file. */
+static int res_fail(struct ctr_err *err)
+{
+    static const char prefix[] = "config.json: ";
+    char msg[CTR_ERR_MSG];
+    const char *m = err->msg;
+    if (strncmp(m, prefix, sizeof prefix - 1) == 0)
+        m += sizeof prefix - 1;
+    snprintf(msg, sizeof msg, "%s", m);
+    return ctr_fail(err, EINVAL, "%s", msg);
+}
+
+#define RES(expr)                                                                              \
+    do {                                                                                       \
+        if ((expr) < 0)                                                                        \
+            return res_fail(err);                                                              \
+    } while (0)
+
+static int res_i64(const cJSON *o, const char *where, const char *key, int64_t *out, int *has,
+                   struct ctr_err *err)
+{
+    RES(ctr_json_int(o, where, key, INT64_MIN, INT64_MAX, out, has, err));
+    return 0;
+}
+
+static int res_u64(const cJSON *o, const char *where, const char *key, uint64_t *out, int *has,
+                   struct ctr_err *err)
+{
+    RES(ctr_json_uint64(o, where, key, out, has, err));
+    return 0;
+}
+
+/* any member that is not null */
+static int res_nonempty(const cJSON *o)
+{
+    for (const cJSON *c = o ? o->child : NULL; c; c = c->next)
+        if (!cJSON_IsNull(c))
+            return 1;
+    return 0;
+}
+
+/* every element of array a (NULL: none) an object */
+static int res_objects(const cJSON *a, const char *where, struct ctr_err *err)
+{
+    for (const cJSON *c = a ? a->child : NULL; c; c = c->next)
+        if (!cJSON_IsObject(c))
+            return ctr_fail(err, EINVAL, "linux.resources.%s: expected an object", where);
+    return 0;
+}
+
+/* ptr = calloc(count, sizeof *ptr), left NULL when count is 0 */
+#define RES_ALLOC(ptr, count, what)                                                            \
+    ((count) == 0 || ((ptr) = calloc((count), sizeof *(ptr))) != NULL                          \
+         ? 0                                                                                   \
+         : ctr_fail(err, ENOMEM, "linux.resources.%s", (what)))
+
+/* "c 1:3 rwm" rules, validated: type a, b or c; major/minor -1 (or absent) for "*"; access a
+ * non-empty subset of rwm */
+static int res_device_rule(const cJSON *d, size_t i, struct ctr_res_device_rule *r,
+                           struct ctr_err *err)
+{
+    char where[64];
+    snprintf(where, sizeof where, "linux.resources.devices[%zu]", i);
+    if (!cJSON_IsObject(d))
+        return ctr_fail(err, EINVAL, "%s: expected an object", where);
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(d, "allow");
+    if (!cJSON_IsBool(a))
+        return ctr_fail(err, EINVAL, "%s.allow: expected a boolean", where);
+    const char *type, *access;
+    RES(ctr_json_string(d, where, "type", &type, err));
+    RES(ctr_json_string(d, where, "access", &access, err));
+    type = type ? type : "a";
+    access = access ? access : "rwm";
+    if (strlen(type) != 1 || !strchr("abc", type[0]))
+        return ctr_fail(err, EINVAL, "%s.type: `%s' is not a, b or c", where, type);
+    if (access[0] == '\0' || strspn(access, "rwm") != strlen(access) || strlen(access) > 3)
+        return ctr_fail(err, EINVAL, "%s.access: `%s' is not made of r, w, m", where, access);
+    int64_t major = -1, minor = -1;
+    if (res_i64(d, where, "major", &major, NULL, err) < 0 ||
+        res_i64(d, where, "minor", &minor, NULL, err) < 0)
+        return -1;
+    /* the kernel's numbers are 32 bits (12 + 20 in dev_t) */
+    if (major > INT32_MAX || minor > INT32_MAX)
+        return ctr_fail(err, EINVAL, "%s: major/minor out of range", where);
+    r->allow = cJSON_IsTrue(a);
+    r->type = type[0];
+    r->major = major < 0 ? -1 : major;
+    r->minor = minor < 0 ? -1 : minor;
+    snprintf(r->access, sizeof r->access, "%s", access);
+    return 0;
+}
+
+#define CTR_RES_MAX_DEVICE_RULES 65536 /* the eBPF filter's 8 instructions each stay far
+                                          below the verifier's limit */
+
+int ctr_resources_parse_devices(const cJSON *devices, struct ctr_res_devices *out,
+                                struct ctr_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!cJSON_IsArray(devices))
+        return ctr_fail(err, EINVAL, "linux.resources.devices: expected an array");
+    int count = cJSON_GetArraySize(devices);
+    if (count > CTR_RES_MAX_DEVICE_RULES)
+        return ctr_fail(err, E2BIG, "linux.resources.devices: %d rules (at most %d)", count,
+                        CTR_RES_MAX_DEVICE_RULES);
+    if (RES_ALLOC(out->rules, (size_t)count, "devices") < 0)
+        return -1;
+    int open = 0; /* 1 after an allow-all rule, until a deny */
+    const cJSON *d;
+    cJSON_ArrayForEach(d, devices) {
+        struct ctr_res_device_rule *r = &out->rules[out->n];
+        if (res_device_rule(d, out->n, r, err) < 0) {
+            ctr_res_devices_free(out);
+            return -1;
+        }
+        out->n++;
+        int all = r->type == 'a' && r->major < 0 && r->minor < 0 && strcmp(r->access, "rwm") == 0;
+        if (r->allow && all)
+            open = 1;
+        else if (!r->allow)
+            open = 0;
+    }
+    out->allow_all = open;
+    return 0;
+}
+
+void ctr_res_devices_free(struct ctr_res_devices *d)
+{
+    free(d->rules);
+    memset(d, 0, sizeof *d);
+}
+
+static int res_memory(const cJSON *m, struct ctr_res_memory *o, struct ctr_err *err)
+{
+    static const char w[] = "linux.resources.memory";
+    int oom = 0, hier = -1;
+    o->set = res_nonempty(m);
+    if (res_i64(m, w, "limit", &o->limit, NULL, err) < 0 ||
+        res_i64(m, w, "swap", &o->swap, NULL, err) < 0 ||
+        res_i64(m, w, "reservation", &o->reservation, NULL, err) < 0 ||
+        res_i64(m, w, "kernel", &o->kernel, NULL, err) < 0 ||
+        res_i64(m, w, "kernelTCP", &o->kernel_tcp, NULL, err) < 0 ||
+        res_u64(m, w, "swappiness", &o->swappiness, &o->has_swappiness, err) < 0)
+        return -1;
+    RES(ctr_json_bool(m, w, "disableOOMKiller", &oom, err));
+    RES(ctr_json_bool(m, w, "useHierarchy", &hier, err));
+    o->disable_oom_killer = oom;
+    o->use_hierarchy = hier;
+    return 0;
+}
+
+static int res_cpu(const cJSON *c, struct ctr_res_cpu *o, struct ctr_err *err)
+{
+    static const char w[] = "linux.resources.cpu";
+    static const char *const cpu_keys[] = {"shares", "quota", "period", "burst",
+                                           "realtimePeriod", "realtimeRuntime", "idle"};
+    for (size_t i = 0; i < ARRAY_SIZE(cpu_keys); i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, cpu_keys[i]);
+        o->want_cpu |= v && !cJSON_IsNull(v);
+    }
+    if (res_u64(c, w, "shares", &o->shares, NULL, err) < 0 ||
+        res_u64(c, w, "period", &o->period, NULL, err) < 0 ||
+        res_i64(c, w, "quota", &o->quota, NULL, err) < 0 ||
+        res_u64(c, w, "burst", &o->burst, &o->has_burst, err) < 0 ||
+        res_u64(c, w, "realtimePeriod", &o->rt_period, NULL, err) < 0 ||
+        res_i64(c, w, "realtimeRuntime", &o->rt_runtime, NULL, err) < 0 ||
+        res_i64(c, w, "idle", &o->idle, &o->has_idle, err) < 0)
+        return -1;
+    RES(ctr_json_string(c, w, "cpus", &o->cpus, err));
+    RES(ctr_json_string(c, w, "mems", &o->mems, err));
+    o->want_cpuset = (o->cpus && *o->cpus) || (o->mems && *o->mems);
+    return 0;
+}
+
+static int res_blkio_list(const cJSON *b, const char *key, struct ctr_res_blkio_list *l,
+                          int *present, struct ctr_err *err)
+{
+    char where[96];
+    const cJSON *a;
+    RES(ctr_json_array(b, "linux.resources.blockIO", key, &a, err));
+    if (present)
+        *present = a != NULL;
+    snprintf(where, sizeof where, "blockIO.%s", key);
+    size_t count = a ? (size_t)cJSON_GetArraySize(a) : 0;
+    if (res_objects(a, where, err) < 0 || RES_ALLOC(l->v, count, where) < 0)
+        return -1;
+    l->n = count;
+    size_t i = 0;
+    for (const cJSON *d = a ? a->child : NULL; d; d = d->next, i++) {
+        struct ctr_res_blkio_device *v = &l->v[i];
+        snprintf(where, sizeof where, "linux.resources.blockIO.%s[%zu]", key, i);
+        if (res_i64(d, where, "major", &v->major, &v->has_major, err) < 0 ||
+            res_i64(d, where, "minor", &v->minor, &v->has_minor, err) < 0 ||
+            res_u64(d, where, "weight", &v->weight, NULL, err) < 0 ||
+            res_u64(d, where, "leafWeight", &v->leaf_weight, NULL, err) < 0 ||
+            res_u64(d, where, "rate", &v->rate, &v->has_rate, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int res_blkio(const cJSON *b, struct ctr_res_blkio *o, struct ctr_err *err)
+{
+    o->set = res_nonempty(b);
+    if (res_u64(b, "linux.resources.blockIO", "weight", &o->weight, NULL, err) < 0 ||
+        res_u64(b, "linux.resources.blockIO", "leafWeight", &o->leaf_weight, NULL, err) < 0 ||
+        res_blkio_list(b, "weightDevice", &o->weight_device, &o->has_weight_device, err) < 0)
+        return -1;
+    for (int i = 0; i < CTR_RES_THROTTLE_COUNT; i++)
+        if (res_blkio_list(b, ctr_res_throttle_keys[i], &o->throttle[i], NULL, err) < 0)
+            return -1;
+    return 0;
+}
+
+/* a page size, a file key: a plain name (no '/', not "." or "..", not empty) */
+static int res_safe_name(const char *s)
+{
+    return s[0] != '\0' && strchr(s, '/') == NULL && strcmp(s, ".") != 0 &&
+           strcmp(s, "..") != 0 && strchr(s, '\n') == NULL;
+}
+
+static int res_hugepages(const cJSON *a, struct ctr_resources *r, struct ctr_err *err)
+{
+    r->nhugepages = (size_t)cJSON_GetArraySize(a);
+    if (RES_ALLOC(r->hugepages, r->nhugepages, "hugepageLimits") < 0)
+        return -1;
+    size_t i = 0;
+    for (const cJSON *h = a->child; h; h = h->next, i++) {
+        const char *size = NULL;
+        int has = 0;
+        struct ctr_err e;
+        if (ctr_json_string(h, "linux.resources.hugepageLimits", "pageSize", &size, &e) < 0 ||
+            size == NULL || !res_safe_name(size) || strchr(size, '.'))
+            return ctr_fail(err, EINVAL, "linux.resources.hugepageLimits: pageSize `%s' is not "
+                            "a page size (\"2MB\")", size ? size : "");
+        if (res_u64(h, "linux.resources.hugepageLimits", "limit", &r->hugepages[i].limit, &has,
+                    err) < 0)
+            return -1;
+        if (!has)
+            return ctr_fail(err, EINVAL, "linux.resources.hugepageLimits: limit is required");
+        r->hugepages[i].page_size = size;
+    }
+    return 0;
+}
+
+static int res_network(const cJSON *n, struct ctr_resources *r, struct ctr_err *err)
+{
+    static const char w[] = "linux.resources.network";
+    const cJSON *a;
+    if (res_u64(n, w, "classID", &r->network.class_id, &r->network.has_class_id, err) < 0)
+        return -1;
+    RES(ctr_json_array(n, w, "priorities", &a, err));
+    r->network.npriorities = a ? (size_t)cJSON_GetArraySize(a) : 0;
+    if (RES_ALLOC(r->network.priorities, r->network.npriorities, "network.priorities") < 0)
+        return -1;
+    size_t i = 0;
+    for (const cJSON *p = a ? a->child : NULL; p; p = p->next, i++) {
+        struct ctr_res_net_prio *v = &r->network.priorities[i];
+        struct ctr_err e;
+        if (ctr_json_string(p, "linux.resources.network.priorities", "name", &v->name, &e) < 0 ||
+            v->name == NULL || !res_safe_name(v->name) || strpbrk(v->name, " \t"))
+            return ctr_fail(err, EINVAL, "linux.resources.network.priorities: bad name");
+        if (res_u64(p, "linux.resources.network.priorities", "priority", &v->priority, NULL,
+                    err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int res_rdma(const cJSON *o, struct ctr_resources *r, struct ctr_err *err)
+{
+    size_t count = (size_t)cJSON_GetArraySize(o);
+    r->rdma_set = res_nonempty(o);
+    if (RES_ALLOC(r->rdma, count, "rdma") < 0)
+        return -1;
+    for (const cJSON *dev = o->child; dev; dev = dev->next) {
+        if (!res_safe_name(dev->string) || strpbrk(dev->string, " \t="))
+            return ctr_fail(err, EINVAL, "linux.resources.rdma: bad device name `%s'",
+                            dev->string);
+        struct ctr_res_rdma *v = &r->rdma[r->nrdma++];
+        v->device = dev->string;
+        if (!cJSON_IsObject(dev))
+            continue; /* null: no limit */
+        char where[96];
+        snprintf(where, sizeof where, "linux.resources.rdma.%.60s", dev->string);
+        if (res_u64(dev, where, "hcaHandles", &v->hca_handles, &v->has_handles, err) < 0 ||
+            res_u64(dev, where, "hcaObjects", &v->hca_objects, &v->has_objects, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int res_unified(const cJSON *o, struct ctr_resources *r, struct ctr_err *err)
+{
+    size_t count = (size_t)cJSON_GetArraySize(o);
+    const cJSON *kv;
+    if (!res_nonempty(o)) /* nothing but nulls: nothing asked */
+        return 0;
+    cJSON_ArrayForEach(kv, o) {
+        if (!res_safe_name(kv->string) || strstr(kv->string, ".."))
+            return ctr_fail(err, EINVAL, "linux.resources.unified: key `%s' is not a file name "
+                            "of the cgroup", kv->string);
+        if (!cJSON_IsString(kv))
+            return ctr_fail(err, EINVAL, "linux.resources.unified.%s: expected a string",
+                            kv->string);
+    }
+    if (RES_ALLOC(r->unified, count, "unified") < 0)
+        return -1;
+    cJSON_ArrayForEach(kv, o) {
+        r->unified[r->nunified].key = kv->string;
+        r->unified[r->nunified++].value = kv->valuestring;
+    }
+    return 0;
+}
+
+/* a group of linux.resources: an object, or an array with array != 0; NULL when absent */
+static int res_group(const cJSON *res, const char *key, int array, const cJSON **out,
+                     struct ctr_err *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(res, key);
+    *out = NULL;
+    if (v == NULL || cJSON_IsNull(v))
+        return 0;
+    if (array ? !cJSON_IsArray(v) : !cJSON_IsObject(v))
+        return ctr_fail(err, EINVAL, "linux.resources.%s: expected %s", key,
+                        array ? "an array" : "an object");
+    *out = v;
+    return 0;
+}
+
+static int res_parse(const cJSON *res, struct ctr_resources *r, struct ctr_err *err)
+{
+    if (!cJSON_IsObject(res))
+        return ctr_fail(err, EINVAL, "linux.resources: expected an object");
+    const cJSON *devices, *mem, *cpu, *pids, *bio, *huge, *net, *rdma, *unified;
+    if (res_group(res, "devices", 1, &devices, err) < 0 ||
+        res_group(res, "memory", 0, &mem, err) < 0 || res_group(res, "cpu", 0, &cpu, err) < 0 ||
+        res_group(res, "pids", 0, &pids, err) < 0 ||
+        res_group(res, "blockIO", 0, &bio, err) < 0 ||
+        res_group(res, "hugepageLimits", 1, &huge, err) < 0 ||
+        res_group(res, "network", 0, &net, err) < 0 ||
+        res_group(res, "rdma", 0, &rdma, err) < 0 ||
+        res_group(res, "unified", 0, &unified, err) < 0)
+        return -1;
+    if (devices) {
+        r->has_devices = 1;
+        if (ctr_resources_parse_devices(devices, &r->devices, err) < 0)
+            return -1;
+    }
+    if (mem && res_memory(mem, &r->memory, err) < 0)
+        return -1;
+    if (cpu && res_cpu(cpu, &r->cpu, err) < 0)
+        return -1;
+    if (pids) {
+        r->pids.set = res_nonempty(pids);
+        if (res_i64(pids, "linux.resources.pids", "limit", &r->pids.limit, &r->pids.has_limit,
+                    err) < 0)
+            return -1;
+    }
+    if (bio && res_blkio(bio, &r->blkio, err) < 0)
+        return -1;
+    if (huge && res_hugepages(huge, r, err) < 0)
+        return -1;
+    if (net && res_network(net, r, err) < 0)
+        return -1;
+    if (rdma && res_rdma(rdma, r, err) < 0)
+        return -1;
+    if (unified && res_unified(unified, r, err) < 0)
+        return -1;
+    return 0;
+}
+
+int ctr_resources_parse(const cJSON *res, struct ctr_resources **out, struct ctr_err *err)
+{
+    *out = NULL;
+    struct ctr_resources *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return ctr_fail(err, ENOMEM, "linux.resources");
+    if (res_parse(res, r, err) < 0) {
+        ctr_resources_free(r);
+        return -1;
+    }
+    *out = r;
+    return 0;
+}
+
+void ctr_resources_free(struct ctr_resources *r)
+{
+    if (r == NULL)
+        return;
+    ctr_res_devices_free(&r->devices);
+    free(r->blkio.weight_device.v);
+    for (int i = 0; i < CTR_RES_THROTTLE_COUNT; i++)
+        free(r->blkio.throttle[i].v);
+    free(r->hugepages);
+    free(r->network.priorities);
+    free(r->rdma);
+    free(r->unified);
+    free(r);
 }
 
 /* Go's filepath.Clean of an absolute path: no "." or empty components, ".." taken back
@@ -721,6 +1125,7 @@ void ctr_config_free(struct ctr_config *cfg)
     free(cfg->uid_maps);
     free(cfg->gid_maps);
     free(cfg->sysctls);
+    ctr_resources_free(cfg->resources);
     ctr_hooks_free(&cfg->hooks);
     free(cfg->masked);
     free(cfg->readonly);

@@ -11,6 +11,7 @@
 
 #include <cJSON.h>
 
+#include "cgroups/cgroup.h"
 #include "runtime/caps.h"
 #include "runtime/hooks.h"
 #include "runtime/userns.h"
@@ -96,7 +97,7 @@ struct ctr_config {
     scmp_filter_ctx seccomp;        /* NULL: unconfined */
 
     const char *cgroups_path;       /* linux.cgroupsPath; NULL or "": no cgroup */
-    const cJSON *resources;         /* linux.resources (owned by json), may be NULL */
+    struct ctr_resources *resources; /* linux.resources, parsed; NULL when absent */
     /* A new cgroup namespace is unshared by the init after the parent has put it in its
      * cgroup, so that the namespace's root is the container's cgroup, not ours. */
     int unshare_cgroup;
@@ -121,5 +122,17 @@ int ctr_config_check_joined(const struct ctr_config *c, const int *nsfd, struct 
  * as config.json's are.  The parsed text replaces "process" in cfg->json, which owns it. */
 int ctr_config_set_process(struct ctr_config *cfg, const char *json, size_t len,
                            struct ctr_err *err);
+
+/* linux.resources (a JSON object) read into *out (calloc'd; free with ctr_resources_free), every
+ * field type-checked, errors naming it: "linux.resources.memory.limit: expected an integer"
+ * (EINVAL).  The one reader of resources: config.json's, and those the binding's cgroup_create
+ * is given.  Strings point into `res`, which must outlive *out. */
+int ctr_resources_parse(const cJSON *res, struct ctr_resources **out, struct ctr_err *err);
+void ctr_resources_free(struct ctr_resources *r);
+/* linux.resources.devices alone (the binding's cgroup_device_filter); free with
+ * ctr_res_devices_free */
+int ctr_resources_parse_devices(const cJSON *devices, struct ctr_res_devices *out,
+                                struct ctr_err *err);
+void ctr_res_devices_free(struct ctr_res_devices *d);
 
 #endif
