@@ -781,6 +781,11 @@ function M.unpack(client, image, opts)
     platform = opts.platform, progress = opts.progress })
 end
 
+--- Prune the namespace's unused images and collect what nothing refers to (ctr.store.prune).
+-- @tparam[opt] table opts `all`, `dry_run`
+-- @return a report, or nil, err
+function M.prune(client, opts) return require("ctr.store.prune").run(client, opts) end
+
 --- Is the image unpacked (ctr.store.unpack's is_unpacked), or nil when that cannot be told.
 function M.is_unpacked(client, image, opts)
   local ok, unpack = pcall(require, "ctr.store.unpack")
