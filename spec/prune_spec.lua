@@ -65,6 +65,23 @@ local function base_image(env)
   return { manifest = rec.target.digest, config = manifest.config.digest, layer = manifest.layers[1].digest }
 end
 
+describe("dangling image names", function()
+  it("are the untagged ones: a digest, or a repository with no tag", function()
+    local untagged = require("ctr.store.prune").untagged
+    local cases = {
+      { "docker.io/library/busybox:latest", false },
+      { "localhost:5000/app:v2", false },
+      { "docker.io/library/busybox:1.36@sha256:" .. ("a"):rep(64), false },
+      { "docker.io/library/busybox@sha256:" .. ("a"):rep(64), true },
+      { "localhost:5000/app@sha256:" .. ("b"):rep(64), true },
+      { "sha256:" .. ("c"):rep(64), true },
+      { "localhost:5000/app", true },
+      { "app", true },
+    }
+    for _, c in ipairs(cases) do assert.are.equal(c[2], untagged(c[1]), c[1]) end
+  end)
+end)
+
 describe("images prune and gc #root", function()
   local env
   before_each(function() env = S.new_env() end)
