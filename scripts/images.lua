@@ -303,6 +303,26 @@ local function check(ctx)
   return ok_all
 end
 
+local function prune_cmd(ctx)
+  if #ctx.args > 0 then return nil, "prune takes no arguments" end
+  local f = ctx.flags
+  local c = client()
+  local report, err = images.prune(c, { all = f.all, dry_run = f["dry-run"] })
+  if not report then return nil, err end
+  local verb = f["dry-run"] and "would delete" or "deleted"
+  for _, img in ipairs(report.images) do
+    io.stdout:write(verb, ": ", img.name, " (", img.digest, ")\n")
+  end
+  local col = report.collected
+  local function n(k, one, many) return ("%d %s"):format(k, k == 1 and one or many) end
+  io.stdout:write(("Total %s space: %s (%d bytes: %s, %s)\n"):format(
+    f["dry-run"] and "reclaimable" or "reclaimed", format.bytes(report.reclaimed), report.reclaimed,
+    n(#col.content, "blob", "blobs"), n(#col.snapshots, "snapshot", "snapshots")))
+  for _, w in ipairs(report.warnings) do io.stderr:write("ctrlua: warning: ", tostring(w), ": kept\n") end
+  for _, e in ipairs(report.errors) do io.stderr:write("ctrlua: ", tostring(e), "\n") end
+  return #report.errors == 0
+end
+
 local function unpack_cmd(ctx)
   if #ctx.args ~= 1 then return nil, "please provide one image reference to unpack" end
   local f = ctx.flags
@@ -442,6 +462,24 @@ command line.]],
       description = "Tag an image for use in containerd.",
       flags = { { name = "force", type = "bool", usage = "force target_ref to be created, regardless if it already exists" } },
       action = tag },
+    { name = "prune", usage = "remove unused images (not in ctr)", args_usage = "[flags]",
+      description = [[Remove the images of the namespace that no container uses, as docker's and
+nerdctl's `image prune`: without --all only the dangling ones, with --all every one no
+container uses.  Dangling is docker's rule, not tagged and not used by a container: in
+ctrlua's store an image record whose name is a digest (`repo@sha256:...`, `sha256:...`) or
+a repository with no tag (`localhost:5000/app`), as a pull by digest or an import of an
+untagged manifest leaves.  A container uses the image its record names.
+
+Then the blobs and committed snapshots that no image, container or live lease refers to
+are removed, in every namespace (as `ctrlua gc` collects them; see
+docs/crash-consistency.md).  Prints one line per image removed, then the space reclaimed.
+A record that cannot be read is reported and kept, with what it might name; while a
+container record cannot be read, no image is removed.]],
+      flags = {
+        { name = "all", aliases = { "a" }, type = "bool", usage = "remove every image no container uses, not only dangling ones" },
+        { name = "dry-run", aliases = { "n" }, type = "bool", usage = "list what would be removed; remove nothing" },
+      },
+      action = prune_cmd },
     { name = "unpack", usage = "unpack an image into snapshots (not in ctr)",
       args_usage = "[flags] <ref>",
       description = "unpack an image's layers into snapshots of a snapshotter, for a platform",

@@ -54,6 +54,13 @@ function M.new(opts)
   return c
 end
 
+--- A client of the same store and state in namespace `ns` (containerd's
+-- namespaces.WithNamespace): client, or nil, err.
+function Client:with_namespace(ns)
+  return M.new({ root = self.root, state = self.state, namespace = ns,
+    snapshotter = self.snapshotter_name, policies = self.policies, debug = self.debug })
+end
+
 --- The content store of this client's root.
 function Client:content_store()
   if not self._content then self._content = require("ctr.content").new(self.root) end

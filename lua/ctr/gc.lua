@@ -10,7 +10,9 @@
 -- - partial snapshots (ctr.snapshots sweep_partial: unpack's `extract-…` keys and snapshots made
 --   for a container record never written, their creator gone), then the snapshot directories
 --   no record names;
--- - ingest files no writer holds, and record files half written by a process that is gone.
+-- - ingest files no writer holds, and record files half written by a process that is gone;
+-- - then the garbage collection (ctr.store.collect): expired leases, and the blobs and committed
+--   snapshots that no image, container or live lease refers to.
 -- What a record that cannot be read might name is kept, and the record is reported.  A running
 -- detached task, a stopped task that is not deleted yet, a container and its snapshot, an image
 -- are not leftovers: the ordinary commands remove them.
@@ -148,6 +150,25 @@ end
 
 local SNAPSHOTTERS = { "overlayfs", "native" }
 
+-- The collection of content and snapshots, under the collector's lock, into report.
+local function collect(client, report)
+  local leases = require("ctr.leases")
+  local store_collect = require("ctr.store.collect")
+  local r, err = leases.with_gc_lock(client.root, true, function() return store_collect.run(client) end)
+  if not r then
+    report.errors[#report.errors + 1] = err
+    return
+  end
+  for _, line in ipairs(store_collect.lines(r)) do report.removed[#report.removed + 1] = line end
+  -- the records run() already warned about are reported once
+  local seen = {}
+  for _, w in ipairs(report.warnings) do seen[tostring(w)] = true end
+  for _, w in ipairs(r.warnings) do
+    if not seen[tostring(w)] then report.warnings[#report.warnings + 1] = w end
+  end
+  for _, e in ipairs(r.errors) do report.errors[#report.errors + 1] = e end
+end
+
 --- Sweep the store and the state of client (every namespace of both).
 -- @param client a ctr.client (its root and state; its namespace does not matter)
 -- @return a report `{removed = {lines}, warnings = {errors: unreadable records, kept},
@@ -197,6 +218,7 @@ function M.run(client)
       end
     end
   end
+  collect(client, report)
   for _, name in ipairs(drivers) do
     local sn, err = client:snapshotter(name)
     local n

@@ -691,6 +691,16 @@ function M.archive_images(store, ar, opts)
   return imgs, notes
 end
 
+-- The lease of an import holds every blob the archive put in the store (or found there) and the
+-- targets of its images, before the import checks that they are all there: blobs whose digest
+-- is known only once ingested are held by the lease's start time until then.
+local function hold_archive(lease, ar, imgs)
+  local digests = {}
+  for _, f in pairs(ar.files) do digests[#digests + 1] = f.digest end
+  for _, img in ipairs(imgs) do digests[#digests + 1] = img.target.digest end
+  return lease:add({ content = digests })
+end
+
 --- Import an image archive: an oci-archive (OCI image layout) or a docker-archive
 -- (`docker save`), plain or compressed, from a file or "-" (standard input).
 -- @param client the client
@@ -715,13 +725,22 @@ function M.import(client, path, opts)
   -- ingest files no writer holds (each holds its file's lock while it writes): partial writes
   -- of killed imports
   store:sweep(0)
+  -- what the import writes or finds is held by a lease until the records name it (ctr.leases)
+  local lease, lerr = require("ctr.leases").create(client)
+  if not lease then return nil, lerr end
+  local function done(...)
+    lease:release()
+    return ...
+  end
   local ar, err = read_archive(store, path, opts.progress)
-  if not ar then return nil, err end
+  if not ar then return done(nil, err) end
   if not ar.docs["index.json"] and not ar.docs["manifest.json"] then
-    return nil, errors.invalid("%s: not an image archive (no index.json nor manifest.json)", path)
+    return done(nil, errors.invalid("%s: not an image archive (no index.json nor manifest.json)", path))
   end
   local imgs, notes = M.archive_images(store, ar, opts)
-  if not imgs then return nil, notes end
+  if not imgs then return done(nil, notes) end
+  local held, herr = hold_archive(lease, ar, imgs)
+  if not held then return done(nil, herr) end
   -- everything the records will point at must be there before any record is written
   for _, img in ipairs(imgs) do
     local ok, cerr
@@ -730,7 +749,7 @@ function M.import(client, path, opts)
     else
       ok, cerr = resolve(store, img.target, want, explicit, img.name)
     end
-    if not ok then return nil, cerr end
+    if not ok then return done(nil, cerr) end
   end
   fault.point("import.blobs-written")
   local records, perr = meta.with_lock(client.root, client.namespace, function()
@@ -742,20 +761,20 @@ function M.import(client, path, opts)
     end
     return recs
   end)
-  if not records then return nil, perr end
+  if not records then return done(nil, perr) end
   fault.point("import.recorded")
   if not opts.no_unpack then
     for _, rec in ipairs(records) do
       local r, uerr = M.unpack(client, rec, { snapshotter = client.snapshotter_name })
       if not r then
         if uerr.sym ~= "NOT_AVAILABLE" and uerr.sym ~= "NOT_FOUND" then
-          return nil, errors.wrap(uerr, "unpack %s", rec.name)
+          return done(nil, errors.wrap(uerr, "unpack %s", rec.name))
         end
         notes[#notes + 1] = ("%s: not unpacked: %s"):format(rec.name, uerr.msg)
       end
     end
   end
-  return records, notes
+  return done(records, notes)
 end
 
 --- Unpack an image into snapshots for a platform (default this machine's) through ctr.store.unpack.
@@ -774,6 +793,11 @@ function M.unpack(client, image, opts)
   return unpack.unpack(client, rec, { snapshotter = opts.snapshotter or client.snapshotter_name,
     platform = opts.platform, progress = opts.progress })
 end
+
+--- Prune the namespace's unused images and collect what nothing refers to (ctr.store.prune).
+-- @tparam[opt] table opts `all`, `dry_run`
+-- @return a report, or nil, err
+function M.prune(client, opts) return require("ctr.store.prune").run(client, opts) end
 
 --- Is the image unpacked (ctr.store.unpack's is_unpacked), or nil when that cannot be told.
 function M.is_unpacked(client, image, opts)

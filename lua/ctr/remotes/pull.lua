@@ -118,6 +118,24 @@ local function pick_child(manifests, want)
   return exact or compat or unknown
 end
 
+-- The lease holds the layers of the selected manifests before the pull looks which are there.
+local function hold_layers(lease, selected)
+  local digests = {}
+  for _, s in ipairs(selected) do
+    for _, l in ipairs(s.manifest.layers) do digests[#digests + 1] = l.digest end
+  end
+  return lease:add({ content = digests })
+end
+
+-- ... and every snapshot of the chains before the pull looks which are unpacked.
+local function hold_chains(lease, sn, chains)
+  local keys = {}
+  for _, U in ipairs(chains) do
+    for _, id in ipairs(U.chain) do keys[#keys + 1] = id end
+  end
+  return lease:add({ snapshots = { [sn.name] = keys } })
+end
+
 --- Pull ref into the client's store and unpack it.
 -- @param client a ctr.client
 -- @tparam string ref the reference
@@ -153,7 +171,14 @@ function M.pull(client, ref, opts)
   end
   if opts.strict then name = ref end
   if display then display:set(ref_shown, "resolved") display:draw() end
+  -- what the pull writes or finds is held by a lease until the image record names it
+  local lease, lerr = require("ctr.leases").create(client)
+  if not lease then
+    if not opts.resolver then r.session:close() end
+    return nil, errors.wrap(lerr, "pull %s", name)
+  end
   local function fail(e, ...)
+    lease:release()
     if not opts.resolver then r.session:close() end
     if display then display:draw(true) end
     if select("#", ...) > 0 then e = errors.wrap(e, ...) end
@@ -163,7 +188,9 @@ function M.pull(client, ref, opts)
   -- the documents, verified and stored; the manifests whose layers are wanted
   local selected = {} -- { {desc=, manifest=, config=, platform=} }
   local function store_doc(d, data)
-    local ok, werr = store:write(data, { digest = d.digest, size = d.size })
+    local ok, werr = lease:add({ content = { d.digest } })
+    if not ok then return nil, werr end
+    ok, werr = store:write(data, { digest = d.digest, size = d.size })
     if not ok then return nil, werr end
     return true
   end
@@ -261,6 +288,8 @@ function M.pull(client, ref, opts)
   -- the layers: what is there already, what to download (lowest first)
   local blobs, queue = {}, {}
   local function ingest_ref(d) return "pull-" .. d:sub(8) end
+  local lok, laerr = hold_layers(lease, selected)
+  if not lok then return fail(laerr) end
   for _, s in ipairs(selected) do
     for _, l in ipairs(s.manifest.layers) do
       if not blobs[l.digest] then
@@ -294,6 +323,8 @@ function M.pull(client, ref, opts)
       if not chain then return fail(cerr) end
       chains[#chains + 1] = { sel = s, diff_ids = diff_ids, chain = chain, i = 1 }
     end
+    local hok, herr = hold_chains(lease, sn, chains)
+    if not hok then return fail(herr) end
   end
   local whiteouts = sn and sn.name == "overlayfs" and "overlay" or "native"
   local max = tonumber(opts.max_concurrent_downloads) or 3
@@ -449,6 +480,7 @@ function M.pull(client, ref, opts)
   rec, err = meta.with_lock(client.root, client.namespace, function()
     return images.create_or_update(client, name, desc, opts.labels)
   end)
+  lease:release()
   if not rec then return nil, errors.wrap(err, "pull %s", name) end
   stats.elapsed = core.monotime() - t0
   stats.platforms = {}

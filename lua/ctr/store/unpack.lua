@@ -166,6 +166,47 @@ local function apply_layer(client, sn, layer, diff_id, chain_id, parent, whiteou
   return "unpacked"
 end
 
+-- The layers not unpacked yet, applied in order.
+local function apply_layers(client, sn, image, layers, diff_ids, chain, whiteouts, stats, opts)
+  local swept = false
+  for i, layer in ipairs(layers) do
+    local have, err = committed(sn, chain[i])
+    if have == nil then return nil, err end
+    if have then
+      stats.reused = stats.reused + 1
+    else
+      if not swept then
+        -- what killed unpacks left (their creators are gone): before adding more
+        sn:sweep_partial({ extract_only = true })
+        swept = true
+      end
+      local how
+      how, err = apply_layer(client, sn, layer, diff_ids[i], chain[i], chain[i - 1], whiteouts,
+        opts.progress and function(n) opts.progress(i, layer, n) end)
+      if not how then
+        return nil, errors.wrap(err, "unpack %s layer %d (%s)", image.name or "image", i,
+          tostring(layer.digest))
+      end
+      stats[how] = stats[how] + 1
+    end
+  end
+  return chain[#chain], stats
+end
+
+-- apply_layers under a lease that holds the layers' blobs and every snapshot of the chain
+-- (ctr.leases): between one layer's commit and the prepare of the next nothing else names what
+-- is there so far, and a pull names no image until its unpack is done.  The lease is grown
+-- before anything is looked at.
+local function apply_leased(client, sn, image, layers, diff_ids, chain, whiteouts, stats, opts)
+  return require("ctr.leases").with_lease(client, function(lease)
+    local digests = {}
+    for i, layer in ipairs(layers) do digests[i] = layer.digest end
+    local ok, err = lease:add({ content = digests, snapshots = { [sn.name] = chain } })
+    if not ok then return nil, err end
+    return apply_layers(client, sn, image, layers, diff_ids, chain, whiteouts, stats, opts)
+  end)
+end
+
 --- Unpack an image into snapshots (containerd's Image.Unpack).
 -- @param client a ctr.client
 -- @tparam table image an image record `{name=, target=}`
@@ -189,30 +230,7 @@ function M.unpack(client, image, opts)
     stats.reused = #layers
     return chain[#chain], stats
   end
-  local swept = false
-  for i, layer in ipairs(layers) do
-    local have
-    have, err = committed(sn, chain[i])
-    if have == nil then return nil, err end
-    if have then
-      stats.reused = stats.reused + 1
-    else
-      if not swept then
-        -- what killed unpacks left (their creators are gone): before adding more
-        sn:sweep_partial({ extract_only = true })
-        swept = true
-      end
-      local how
-      how, err = apply_layer(client, sn, layer, diff_ids[i], chain[i], chain[i - 1], whiteouts,
-        opts.progress and function(n) opts.progress(i, layer, n) end)
-      if not how then
-        return nil, errors.wrap(err, "unpack %s layer %d (%s)", image.name or "image", i,
-          tostring(layer.digest))
-      end
-      stats[how] = stats[how] + 1
-    end
-  end
-  return chain[#chain], stats
+  return apply_leased(client, sn, image, layers, diff_ids, chain, whiteouts, stats, opts)
 end
 
 --- Is every layer of the image unpacked in the snapshotter?
