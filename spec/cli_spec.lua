@@ -1,4 +1,5 @@
 local cli = require("ctr.cmd.cli")
+local run = require("ctr.cmd.run")
 local core = require("ctr.core")
 
 local function read(path)
@@ -160,7 +161,7 @@ end)
 
 describe("cli help", function()
   it("prints ctr run's help exactly as containerd 1.6's ctr does", function()
-    assert.are.equal(read("spec/fixtures/ctr-1.6-run-help.txt"), cli.usage(cli.run_def("ctr run")))
+    assert.are.equal(read("spec/fixtures/ctr-1.6-run-help.txt"), cli.usage(run.run_def("ctr run")))
   end)
 
   it("prints ctr containers list's help exactly", function()
@@ -188,7 +189,7 @@ end)
 
 describe("cli run flags", function()
   it("parses a ctr run command line and stops at the image", function()
-    local r = assert(cli.parse(cli.run_def(), { "--rm", "-t", "--env", "A=1", "--env-file=/e", "-c", "/cfg",
+    local r = assert(cli.parse(run.run_def(), { "--rm", "-t", "--env", "A=1", "--env-file=/e", "-c", "/cfg",
       "--cpus", "0.5", "docker.io/library/busybox:latest", "box", "sh", "-c", "echo --rm" }))
     assert.is_true(r.flags.rm)
     assert.is_true(r.flags.tty)
@@ -204,7 +205,7 @@ describe("cli run flags", function()
   end)
 
   it("names the first unsupported flag given", function()
-    local d = cli.run_def()
+    local d = run.run_def()
     local r = assert(cli.parse(d, { "--rm", "--env", "A=1", "img", "id" }))
     assert.is_nil(cli.unsupported(d, r))
     -- a definition with a flag not marked supported (run's own flags may all be supported)
@@ -220,10 +221,10 @@ describe("cli run flags", function()
     for name in help:gmatch("\n   %-%-([%w%-]+)") do
       n = n + 1
       local found = false
-      for _, f in ipairs(cli.run_flags) do if f.name == name then found = true end end
+      for _, f in ipairs(run.run_flags) do if f.name == name then found = true end end
       assert.is_true(found, name)
     end
-    assert.are.equal(#cli.run_flags, n)
+    assert.are.equal(#run.run_flags, n)
   end)
 
   it("label_args as ctr: k=v, k= and a bare k meaning true", function()

@@ -416,8 +416,8 @@ static int load_linux(struct ctr_config *c, const cJSON *lx, struct ctr_err *err
     if ((c->clone_flags & CLONE_NEWUSER) && (!c->nuid_maps || !c->ngid_maps))
         return ctr_fail(err, EINVAL, "config.json: linux.uidMappings/gidMappings: a new user "
                         "namespace needs both");
-    /* HOOK(seccomp): runtime/seccomp.c turns linux.seccomp into a filter; until it exists, a spec
-     * that asks for one must not run unconfined. */
+    /* the whole filter is built here, in the parent, so that an error in the profile is
+     * reported before anything is cloned (runtime/seccomp.h) */
     const cJSON *sc = cJSON_GetObjectItemCaseSensitive(lx, "seccomp");
     if (sc && !cJSON_IsNull(sc) && ctr_seccomp_prepare(sc, &c->seccomp, err) < 0)
         return -1;

@@ -29,7 +29,7 @@ struct ctr_create_opts {
     const char *console_socket; /* process.terminal: the pty master goes there (SCM_RIGHTS) */
     const char *id;          /* the container id, for the hooks' state */
     int die_with_parent;     /* until start, the init is killed when the caller dies */
-    /* HOOK(cgroup): called in the parent after clone and before the child does any setup
+    /* Called in the parent after clone and before the child does any setup
      * (it is blocked reading the sync socket), so the init joins its cgroup (and later gets
      * its id maps) before it mounts, allocates or execs anything.  Failure aborts create. */
     int (*after_clone)(pid_t pid, void *data, struct ctr_err *err);

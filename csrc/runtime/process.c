@@ -92,8 +92,8 @@ int ctr_process_identity(const struct ctr_config *c, struct ctr_err *err)
     if (ctr_caps_set(&c->caps, err) < 0)
         return -1;
     /* 4. no_new_privs: execve can no longer grant privileges (setuid bits, file caps).
-     *    HOOK(seccomp): the seccomp task loads the filter right after this, as late as
-     *    possible so that it filters the container, not our own setup. */
+     *    With it, the init loads the seccomp filter as late as it can, after this, so that it
+     *    filters the container and not our own setup (runtime/seccomp.h). */
     if (c->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         return ctr_fail(err, errno, "prctl PR_SET_NO_NEW_PRIVS");
     return 0;

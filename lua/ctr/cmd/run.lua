@@ -24,8 +24,110 @@ function M.tracer()
   end
 end
 
---- The definition of the run command's flags (ctr run's, see ctr.cmd.cli.run_flags).
-function M.def(help_name) return cli.run_def(help_name or "ctrlua run.lua") end
+-- ctr run's flags: each flag's definition here, its effect in the option builders below
+-- (a flag is a short walk: this file, then the SpecOpt in ctr.oci it calls).
+
+local function F(name, typ, usage, extra)
+  local f = { name = name, type = typ, usage = usage }
+  for k, v in pairs(extra or {}) do f[k] = v end
+  return f
+end
+local S = { supported = true }
+
+--- The flags of `ctr run` of containerd 1.6.20 (names, aliases, usage texts, defaults exactly as
+-- `ctr run --help` prints them).  `supported = true` marks those run.lua implements; the others
+-- answer "--X is not supported yet".
+M.run_flags = {
+  F("rm", "bool", "remove the container after running, cannot be used with --detach", S),
+  F("null-io", "bool", "send all IO to /dev/null", S),
+  F("log-uri", "string", "log uri", S),
+  F("detach", "bool", "detach from the task after it has started execution, cannot be used with --rm", { aliases = { "d" }, supported = true }),
+  F("fifo-dir", "string", "directory used for storing IO FIFOs", S),
+  F("cgroup", "string", 'cgroup path (To disable use of cgroup, set to "" explicitly)', S),
+  F("platform", "string", "run image for specific platform", S),
+  F("cni", "bool", "enable cni networking for the container", S),
+  F("runc-binary", "string", "specify runc-compatible binary", S),
+  F("runc-root", "string", "specify runc-compatible root", S),
+  F("runc-systemd-cgroup", "bool", "start runc with systemd cgroup manager", S),
+  F("uidmap", "string", "run inside a user namespace with the specified UID mapping range; specified with the format `container-uid:host-uid:length`", S),
+  F("gidmap", "string", "run inside a user namespace with the specified GID mapping range; specified with the format `container-gid:host-gid:length`", S),
+  F("remap-labels", "bool", "provide the user namespace ID remapping to the snapshotter via label options; requires snapshotter support", S),
+  F("cpus", "float", "set the CFS cpu quota", { value = 0.0, supported = true }),
+  F("cpu-shares", "uint", "set the cpu shares", { value = 1024, supported = true }),
+  F("snapshotter", "string", "snapshotter name. Empty value stands for the default value.", { env = "CONTAINERD_SNAPSHOTTER", supported = true }),
+  F("snapshotter-label", "strings", "labels added to the new snapshot for this container.", S),
+  F("config", "string", "path to the runtime-specific spec config file", { aliases = { "c" }, supported = true }),
+  F("cwd", "string", "specify the working directory of the process", S),
+  F("env", "strings", "specify additional container environment variables (e.g. FOO=bar)", S),
+  F("env-file", "string", "specify additional container environment variables in a file(e.g. FOO=bar, one per line)", S),
+  F("label", "strings", "specify additional labels (e.g. foo=bar)", S),
+  F("annotation", "strings", "specify additional OCI annotations (e.g. foo=bar)", S),
+  F("mount", "strings", "specify additional container mount (e.g. type=bind,src=/tmp,dst=/host,options=rbind:ro)", S),
+  F("net-host", "bool", "enable host networking for the container", S),
+  F("privileged", "bool", "run privileged container", S),
+  F("read-only", "bool", "set the containers filesystem as readonly", S),
+  F("runtime", "string", "runtime name", { value = "io.containerd.runc.v2", supported = true }),
+  F("runtime-config-path", "string", "optional runtime config path", S),
+  F("tty", "bool", "allocate a TTY for the container", { aliases = { "t" }, supported = true }),
+  F("with-ns", "strings", "specify existing Linux namespaces to join at container runtime (format '<nstype>:<path>')", S),
+  F("pid-file", "string", "file path to write the task's pid", S),
+  F("gpus", "ints", "add gpus to the container", S),
+  F("allow-new-privs", "bool", "turn off OCI spec's NoNewPrivileges feature flag", S),
+  F("memory-limit", "uint64", "memory limit (in bytes) for the container", { value = 0, supported = true }),
+  F("device", "strings", "file path to a device to add to the container; or a path to a directory tree of devices to add to the container", S),
+  F("cap-add", "strings", "add Linux capabilities (Set capabilities with 'CAP_' prefix)", S),
+  F("cap-drop", "strings", "drop Linux capabilities (Set capabilities with 'CAP_' prefix)", S),
+  F("seccomp", "bool", "enable the default seccomp profile", S),
+  F("seccomp-profile", "string", "file path to custom seccomp profile. seccomp must be set to true, before using seccomp-profile", S),
+  F("apparmor-default-profile", "string", 'enable AppArmor with the default profile with the specified name, e.g. "cri-containerd.apparmor.d"', S),
+  F("apparmor-profile", "string", "enable AppArmor with an existing custom profile", S),
+  F("rdt-class", "string", "name of the RDT class to associate the container with. Specifies a Class of Service (CLOS) for cache and memory bandwidth management.", S),
+  F("rootfs", "bool", "use custom rootfs that is not managed by containerd snapshotter", S),
+  F("no-pivot", "bool", "disable use of pivot-root (linux only)", S),
+  F("cpu-quota", "int64", "Limit CPU CFS quota", { value = -1, supported = true }),
+  F("cpu-period", "uint64", "Limit CPU CFS period", { value = 0, supported = true }),
+  F("rootfs-propagation", "string", "set the propagation of the container rootfs", S),
+}
+
+--- ctrlua's run flags that ctr has not (hidden from the help, which stays ctr's): where CNI
+-- looks for its conflists and plugins.
+M.run_extra_flags = {
+  F("policy", "strings", "a site policy file applied to the spec after those in /etc/ctrlua/policy.d (repeatable)", { hidden = true, supported = true }),
+  F("cni-conf-dir", "string", "directory of CNI network configurations (default /etc/cni/net.d)", { hidden = true, supported = true }),
+  F("cni-bin-dir", "string", "directories of CNI plugins, ':'-separated (default /opt/cni/bin:/usr/lib/cni)", { hidden = true, supported = true }),
+  -- pulling a missing image, with pull's registry flags
+  F("pull", "string", "pull the image: missing (when not in the store), always, never", { hidden = true, supported = true, value = "missing" }),
+  F("skip-verify", "bool", "skip SSL certificate validation", { aliases = { "k" }, hidden = true, supported = true }),
+  F("plain-http", "bool", "allow connections using plain HTTP", { hidden = true, supported = true }),
+  F("user", "string", "user[:password] Registry user and password", { aliases = { "u" }, hidden = true, supported = true }),
+  F("refresh", "string", "refresh token for authorization server", { hidden = true, supported = true }),
+  F("hosts-dir", "string", "Custom hosts configuration directory", { hidden = true, supported = true }),
+  F("tlscacert", "string", "path to TLS root CA", { hidden = true, supported = true }),
+  F("tlscert", "string", "path to TLS client certificate", { hidden = true, supported = true }),
+  F("tlskey", "string", "path to TLS client key", { hidden = true, supported = true }),
+  F("http-dump", "bool", "dump all HTTP request/responses when interacting with container registry", { hidden = true, supported = true }),
+  F("http-trace", "bool", "enable HTTP tracing for registry interactions", { hidden = true, supported = true }),
+}
+
+--- ctr run's flags followed by ctrlua's extra ones (a new array).
+function M.all_run_flags()
+  local all = {}
+  for _, f in ipairs(M.run_flags) do all[#all + 1] = f end
+  for _, f in ipairs(M.run_extra_flags) do all[#all + 1] = f end
+  return all
+end
+
+--- The definition of `ctr run` (flags above, skip_reorder as ctr).
+function M.run_def(help_name)
+  return {
+    name = "run", help_name = help_name or "ctrlua run", usage = "run a container",
+    args_usage = "[flags] Image|RootFS ID [COMMAND] [ARG...]",
+    skip_reorder = true, flags = M.all_run_flags(),
+  }
+end
+
+--- The definition of the run command's flags (M.run_flags and M.run_extra_flags).
+function M.def(help_name) return M.run_def(help_name or "ctrlua run.lua") end
 
 --- Check a parse result as ctr does, in ctr's order and words.
 -- @param def the command definition (M.def())
