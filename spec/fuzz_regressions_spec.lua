@@ -128,6 +128,45 @@ describe("fuzz regressions: hosts.toml (fuzz/hosts.lua)", function()
   end)
 end)
 
+describe("fuzz regressions: registry challenges and tokens (fuzz/auth.lua)", function()
+  local driver = dofile("fuzz/auth.lua")
+  local auth = require("ctr.remotes.auth")
+
+  for _, input in ipairs(inputs("auth")) do
+    it("keeps its contracts on " .. input.name, function()
+      driver(input.data)
+    end)
+  end
+
+  -- an authorizer after a Bearer challenge, its token server answering body
+  local function authorizer(body, log)
+    local a = auth.new_authorizer({ session = { request = function(_, req)
+      log[#log + 1] = req
+      return { status = 200, body = body, header_table = {} }
+    end } })
+    assert.is_true(a:challenge("r.test", { status = 401, header_table = {
+      ["www-authenticate"] = { 'Bearer realm="https://auth.test/token",service="r.test"' } } }, { "repository:a:pull" }))
+    return a
+  end
+
+  it("token-with-a-control-character: a token that is no header value is refused", function()
+    for _, tok in ipairs({ "a\\tb", "a\\r\\nX-Injected: 1", "\\u0001" }) do
+      local _, err = authorizer('{"token":"' .. tok .. '"}', {}):header("r.test", { "repository:a:pull" })
+      assert.are.equal("UNAUTHORIZED", err and err.sym, tok)
+    end
+  end)
+
+  it("expires-in-nan: a token whose expiry is no number is kept as one without an expiry", function()
+    for _, e in ipairs({ '"nan"', '"-nan"', '0', '"x"' }) do
+      local log = {}
+      local a = authorizer('{"token":"t","expires_in":' .. e .. '}', log)
+      assert.are.equal("Authorization: Bearer t", a:header("r.test", { "repository:a:pull" }))
+      assert.are.equal("Authorization: Bearer t", a:header("r.test", { "repository:a:pull" }))
+      assert.are.equal(1, #log, e)
+    end
+  end)
+end)
+
 describe("fuzz regressions: the monitor's replies (fuzz/monitor.c)", function()
   local dir
 
