@@ -130,8 +130,8 @@ asan:
 # sanitizer, times out or breaks a contract it checks; the input that did is left in
 # build-fuzz/artifacts/NAME/, the whole output in build-fuzz/NAME.log.
 FUZZ_BUILD := build-fuzz
-FUZZ_NAMES := config manifest layer passwd monitor
-FUZZ_LUA   := manifest passwd
+FUZZ_NAMES := config manifest layer passwd monitor hosts auth
+FUZZ_LUA   := manifest passwd hosts auth
 SECONDS    ?= 30
 FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_OPTS_config   := -max_len=16384 -dict=fuzz/config.dict
@@ -139,6 +139,8 @@ FUZZ_OPTS_manifest := -max_len=16384 -dict=fuzz/manifest.dict
 FUZZ_OPTS_layer    := -max_len=65536 -dict=fuzz/layer.dict
 FUZZ_OPTS_passwd   := -max_len=8192 -dict=fuzz/passwd.dict -timeout=10
 FUZZ_OPTS_monitor  := -max_len=512 -dict=fuzz/monitor.dict
+FUZZ_OPTS_hosts    := -max_len=16384 -dict=fuzz/hosts.dict
+FUZZ_OPTS_auth     := -max_len=8192 -dict=fuzz/auth.dict -timeout=10
 FUZZ_ENV := ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 

@@ -1,5 +1,5 @@
-/* The LuaJIT host of the Lua harnesses (manifest, passwd): ctr.core linked in, lua/ctr/ on
- * package.path, and the driver fuzz/NAME.lua, a chunk that returns function(data).
+/* The LuaJIT host of the Lua harnesses (manifest, passwd, hosts, auth): ctr.core linked in,
+ * lua/ctr/ on package.path, and the driver fuzz/NAME.lua, a chunk that returns function(data).
  *
  * What counts as a finding: the code under test parses untrusted bytes, and its contract is
  * `nil, err` for any input; so every Lua error that escapes the driver's call (a raw

@@ -1,10 +1,11 @@
 -- Writes the seed corpora of the fuzz harnesses, fuzz/corpus/NAME/, from real inputs: the
 -- project's test image (build/images/busybox.oci.tar), the bundle config of the runtime specs,
 -- the hostile layers of spec/archive_spec.lua's breakout table, passwd/group files, monitor
--- requests and replies.  The files are committed; run this again after a change of format:
+-- requests and replies, hosts.toml files, registry challenges and token answers.  The files are
+-- committed; run this again after a change of format (naming corpora writes only those):
 --
 --   make all image && LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' \
---     LUA_CPATH='build/lib/?.so;;' luajit fuzz/mkcorpus.lua
+--     LUA_CPATH='build/lib/?.so;;' luajit fuzz/mkcorpus.lua [NAME...]
 --
 -- Each file is named after what it is, so a finding's ancestry reads.
 local core = require("ctr.core")
@@ -260,8 +261,117 @@ local function monitor_seeds()
   put("monitor", "reply-two-messages", "\13ok")
 end
 
-config_seeds()
-manifest_seeds()
-layer_seeds()
-passwd_seeds()
-monitor_seeds()
+-- ------------------------------------------------------------------ hosts
+-- hosts.toml files in the shapes containerd's docs (docs/hosts.md) give them
+local function hosts_seeds()
+  put("hosts", "docker-io-mirrors", [=[
+server = "https://registry-1.docker.io"
+
+[host."https://public-mirror.example.com"]
+  capabilities = ["pull"]
+
+[host."https://docker-mirror.internal"]
+  capabilities = ["pull", "resolve"]
+  ca = "docker-mirror.crt"
+]=])
+  put("hosts", "insecure-http", [=[
+server = "http://192.168.31.250:5000"
+
+[host."http://192.168.31.250:5000"]
+  capabilities = ["pull", "resolve", "push"]
+  skip_verify = true
+]=])
+  put("hosts", "client-certs", [=[
+server = "https://registry.example.com"
+
+[host."https://registry.example.com"]
+  ca = "/etc/certs/myca.pem"
+  client = [["/etc/certs/client.cert", "/etc/certs/client.key"],["/etc/certs/client.pem", ""]]
+]=])
+  put("hosts", "ca-list-client-string", [=[
+[host."https://registry.example.com:8443"]
+  ca = ["/etc/certs/a.pem", "/etc/certs/b.pem"]
+  client = "/etc/certs/client.pem"
+  skip_verify = false
+]=])
+  put("hosts", "override-path-headers", [=[
+[host."https://harbor.example.com/v2/proxy-docker.io"]
+  capabilities = ["pull", "resolve"]
+  override_path = true
+  [host."https://harbor.example.com/v2/proxy-docker.io".header]
+    x-custom-1 = "custom header"
+    x-custom-2 = ["value1", "value2"]
+    Authorization = "Basic dXNlcjpwYXNz"
+]=])
+  put("hosts", "server-only", 'server = "https://registry.example.com"\n')
+  put("hosts", "mirrors-then-server", [=[
+server = "https://reg.example"   # the server
+[host."http://m1:5000"]
+  capabilities = ["pull", "resolve"]
+  skip_verify = true
+  [host."http://m1:5000".header]
+    x-a = "1"
+[host."https://m2"]
+  ca = "ca.crt"
+  client = [["c.cert", "c.key"]]
+]=])
+  -- the TOML the parser reads beyond what containerd's examples use
+  put("hosts", "toml-features", table.concat({
+    "# comment line",
+    "server = 'https://literal.example/v2/' # literal string",
+    "",
+    "[host.'http://127.0.0.1:5001']",
+    "capabilities = [",
+    "  \"pull\",   # one a line",
+    "  'resolve',",
+    "]",
+    "header = { x-inline = \"a\\tb\", \"x-quoted\" = 'v', x.dotted = \"\\u00e9\\U0001F600\" }",
+    "a.b.\"c\" = 1_000",
+    "n = -42",
+    "t = true",
+    "f = false",
+    "e = []",
+    "", }, "\r\n"))
+  put("hosts", "empty", "")
+  put("hosts", "refused-float", 'server = "x"\n\nfoo = 1.5\n')
+  put("hosts", "refused-array-of-tables", '[[host]]\nurl = "https://a"\n')
+end
+
+-- ------------------------------------------------------------------ auth
+-- Www-Authenticate values (one a line), NUL, the token server's answer: the challenges of
+-- docker.io, ghcr.io, quay.io, ECR and the distribution spec's token authentication
+local function auth_seeds()
+  local jwt = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJhdXRoLmRvY2tlci5pbyJ9.c2lnbmF0dXJl"
+  put("auth", "docker-io", 'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",' ..
+    'scope="repository:library/alpine:pull"\0' ..
+    '{"token":"' .. jwt .. '","access_token":"' .. jwt .. '","expires_in":300,"issued_at":"2024-05-01T10:00:00.123456789Z"}')
+  put("auth", "ghcr-io", 'Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:user/image:pull"\0' ..
+    '{"token":"djE6dXNlci9pbWFnZToxNzE0NTU2MDAwMDAwMDAwMDAw"}')
+  put("auth", "distribution-spec", 'Bearer realm="https://auth.example.com/token",service="registry.example.com",' ..
+    'scope="repository:samalba/my-app:pull,push"\0' ..
+    '{"token":"' .. jwt .. '","expires_in":3600,"issued_at":"2009-11-10T23:00:00Z"}')
+  put("auth", "insufficient-scope", 'Bearer realm="https://auth.example.com/token",service="registry.example.com",' ..
+    'scope="repository:samalba/my-app:push",error="insufficient_scope"\0' ..
+    '{"errors":[{"code":"DENIED","message":"requested access to the resource is denied","detail":null}]}')
+  put("auth", "oauth-refresh", 'Bearer realm="https://auth.example.com/token",service="registry.example.com"\0' ..
+    '{"access_token":"' .. jwt .. '","refresh_token":"kas9Da81Dfa8","expires_in":900,"scope":"repository:fuzz/app:pull"}')
+  put("auth", "quay-io", 'Bearer realm="https://quay.io/v2/auth",service="quay.io"\0{"token":"' .. jwt .. '"}')
+  put("auth", "realm-with-query", 'Bearer realm="https://gitlab.example.com/jwt/auth?client=docker",service="container_registry"\0' ..
+    '{"token":"t0k3n","expires_in":"60"}')
+  put("auth", "basic-htpasswd", 'Basic realm="Registry Realm"\0')
+  put("auth", "basic-ecr", 'Basic realm="https://123456789012.dkr.ecr.us-east-1.amazonaws.com/",service="ecr.amazonaws.com"\0')
+  put("auth", "basic-and-bearer", 'Basic realm="x, y"\nBearer realm="https://t.example/token", service=reg, scope="repository:a/b:pull"\0' ..
+    '{"token":"a"}')
+  put("auth", "rfc7235-example", 'Newauth realm="apps", type=1, title="Login to \\"apps\\"", Basic realm="simple"\0')
+  put("auth", "unauthorized-answer", 'Bearer realm="https://auth.example.com/token"\0' ..
+    '{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}')
+end
+
+local ALL = { config = config_seeds, manifest = manifest_seeds, layer = layer_seeds, passwd = passwd_seeds,
+  monitor = monitor_seeds, hosts = hosts_seeds, auth = auth_seeds }
+local ORDER = { "config", "manifest", "layer", "passwd", "monitor", "hosts", "auth" }
+-- names on the command line: only those corpora
+local names = #arg > 0 and arg or ORDER
+for _, name in ipairs(names) do
+  assert(ALL[name], "no corpus " .. name)()
+end

@@ -72,6 +72,101 @@ describe("fuzz regressions: /etc/passwd and /etc/group (fuzz/passwd.lua)", funct
   end)
 end)
 
+describe("fuzz regressions: hosts.toml (fuzz/hosts.lua)", function()
+  local driver = dofile("fuzz/hosts.lua")
+  local hosts = require("ctr.remotes.hosts")
+  local dir
+
+  before_each(function()
+    dir = os.tmpname()
+    os.remove(dir)
+    assert(core.mkdir_p(dir .. "/_default", 448))
+  end)
+  after_each(function() core.remove_tree(dir) end)
+
+  for _, input in ipairs(inputs("hosts")) do
+    it("keeps its contracts on " .. input.name, function()
+      driver(input.data, dir)
+    end)
+  end
+
+  it("value-copies-the-rest-quadratic: a long array is read in linear time", function()
+    -- 400 KiB of integers: a copy of the rest of the text for each took minutes
+    local t = os.clock()
+    local doc = assert(hosts.parse_toml("a = [" .. ("1,"):rep(200000) .. "1]\nb = true\nc = false"))
+    assert.is_true(os.clock() - t < 2, "took " .. (os.clock() - t) .. " s")
+    assert.are.same({ 200001, true, false }, { #doc.a, doc.b, doc.c })
+    assert.is_true(assert(hosts.parse_toml("a = true")).a)
+  end)
+
+  it("nested-arrays-stack-overflow: nesting is refused with the line, past 100 levels", function()
+    assert.truthy(hosts.parse_toml("a = " .. ("["):rep(100) .. ("]"):rep(100)))
+    local doc, err = hosts.parse_toml("a = 1\nb = " .. ("[{c = "):rep(60), "t.toml")
+    assert.is_nil(doc)
+    assert.are.equal("INVALID", err.sym)
+    assert.matches("t.toml line 2: arrays and inline tables nested more than 100 deep", err.msg, 1, true)
+  end)
+
+  it("unicode-escape-*: escapes are Unicode scalar values", function()
+    local doc = assert(hosts.parse_toml([[a = "\U0010FFFF\uD7FF\uE000\u00e9"]]))
+    assert.are.equal("\244\143\191\191\237\159\191\238\128\128\195\169", doc.a)
+    for _, esc in ipairs({ [[\uD800]], [[\uDFFF]], [[\U00110000]], [[\UFFFFFFFF]] }) do
+      local _, err = hosts.parse_toml('a = "' .. esc .. '"')
+      assert.are.equal("INVALID", err.sym, esc)
+    end
+  end)
+
+  it("header-* and host-url-without-host: for_host refuses what makes no request", function()
+    for _, text in ipairs({ '[host."http://m"]\nheader = ["x-a: 1"]\n', '[host."http://m".header]\n"" = "x"\n',
+        '[host."http://m".header]\n"x a" = "x"\n', '[host."http://m".header]\nx = "a\\u0000b"\n',
+        'server = "https:///v2"\n', 'server = ""\n' }) do
+      assert(core.write_file(dir .. "/_default/hosts.toml", text))
+      local list, err = hosts.for_host("registry.example", { hosts_dir = dir })
+      assert.is_nil(list, text)
+      assert.are.equal("INVALID", err.sym, text)
+    end
+  end)
+end)
+
+describe("fuzz regressions: registry challenges and tokens (fuzz/auth.lua)", function()
+  local driver = dofile("fuzz/auth.lua")
+  local auth = require("ctr.remotes.auth")
+
+  for _, input in ipairs(inputs("auth")) do
+    it("keeps its contracts on " .. input.name, function()
+      driver(input.data)
+    end)
+  end
+
+  -- an authorizer after a Bearer challenge, its token server answering body
+  local function authorizer(body, log)
+    local a = auth.new_authorizer({ session = { request = function(_, req)
+      log[#log + 1] = req
+      return { status = 200, body = body, header_table = {} }
+    end } })
+    assert.is_true(a:challenge("r.test", { status = 401, header_table = {
+      ["www-authenticate"] = { 'Bearer realm="https://auth.test/token",service="r.test"' } } }, { "repository:a:pull" }))
+    return a
+  end
+
+  it("token-with-a-control-character: a token that is no header value is refused", function()
+    for _, tok in ipairs({ "a\\tb", "a\\r\\nX-Injected: 1", "\\u0001" }) do
+      local _, err = authorizer('{"token":"' .. tok .. '"}', {}):header("r.test", { "repository:a:pull" })
+      assert.are.equal("UNAUTHORIZED", err and err.sym, tok)
+    end
+  end)
+
+  it("expires-in-nan: a token whose expiry is no number is kept as one without an expiry", function()
+    for _, e in ipairs({ '"nan"', '"-nan"', '0', '"x"' }) do
+      local log = {}
+      local a = authorizer('{"token":"t","expires_in":' .. e .. '}', log)
+      assert.are.equal("Authorization: Bearer t", a:header("r.test", { "repository:a:pull" }))
+      assert.are.equal("Authorization: Bearer t", a:header("r.test", { "repository:a:pull" }))
+      assert.are.equal(1, #log, e)
+    end
+  end)
+end)
+
 describe("fuzz regressions: the monitor's replies (fuzz/monitor.c)", function()
   local dir
 

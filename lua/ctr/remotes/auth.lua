@@ -452,14 +452,18 @@ function Authorizer:fetch_token(host, h, scopes)
   end
   local doc = core.json_decode(res.body)
   local token = type(doc) == "table" and (doc.token or doc.access_token)
-  if type(token) ~= "string" or token == "" then
+  -- (it is sent as a header value: a control character in it, CR or LF above all, makes no
+  -- header line)
+  if type(token) ~= "string" or token == "" or token:find("%c") then
     return nil, errors.new(("failed to authorize: %s answered no token"):format(rhttp.redact(realm)), 0, "UNAUTHORIZED")
   end
   if type(doc.refresh_token) == "string" and doc.refresh_token ~= "" then
     self.refresh[host] = doc.refresh_token
   end
   local expires_in = tonumber(doc.expires_in) or 60
-  if expires_in < 1 then expires_in = 60 end
+  -- (NaN too, as tonumber reads "nan": a token whose expiry never compares as later than now
+  -- would be fetched again for every request)
+  if not (expires_in >= 1) then expires_in = 60 end
   local key = host .. " " .. (service or "") .. " " .. scope_key(scopes)
   -- a little early, so that a token is never sent in its last seconds
   self.tokens[key] = { token = token, expires = now() + math.max(1, expires_in - 5) }

@@ -74,6 +74,11 @@ function M.parse_toml(text, name)
           local hex = text:sub(pos + 2, pos + 1 + len)
           if not hex:match("^" .. ("%x"):rep(len) .. "$") then fail("bad \\" .. e .. " escape") end
           local cp = tonumber(hex, 16)
+          -- a Unicode scalar value, as TOML has it: string.char raises beyond U+1FFFFF, and
+          -- surrogates or code points past U+10FFFF would be no UTF-8
+          if cp > 0x10ffff or (cp >= 0xd800 and cp <= 0xdfff) then
+            fail("bad \\" .. e .. " escape: not a Unicode scalar value")
+          end
           if cp < 128 then buf[#buf + 1] = string.char(cp)
           elseif cp < 2048 then buf[#buf + 1] = string.char(192 + math.floor(cp / 64), 128 + cp % 64)
           elseif cp < 65536 then buf[#buf + 1] = string.char(224 + math.floor(cp / 4096), 128 + math.floor(cp / 64) % 64, 128 + cp % 64)
@@ -136,8 +141,15 @@ function M.parse_toml(text, name)
     order[t] = order[t] or {}
     table.insert(order[t], k)
   end
+  -- arrays and inline tables in one another: each level is a Lua call, and LuaJIT's stack
+  -- overflows (an error raised, not returned) some thousands of levels down
+  local depth = 0
   function value()
     local c = peek()
+    if c == "[" or c == "{" then
+      depth = depth + 1
+      if depth > 100 then fail("arrays and inline tables nested more than 100 deep") end
+    end
     if c == '"' then return basic_string() end
     if c == "'" then return literal_string() end
     if c == "[" then
@@ -157,13 +169,14 @@ function M.parse_toml(text, name)
           fail("expected , or ] in an array")
         end
       end
+      depth = depth - 1
       return arr
     end
     if c == "{" then
       pos = pos + 1
       local t = {}
       skip_ws(false)
-      if peek() == "}" then pos = pos + 1 return t end
+      if peek() == "}" then pos = pos + 1 depth = depth - 1 return t end
       while true do
         skip_ws(false)
         local parts = dotted_key()
@@ -177,10 +190,13 @@ function M.parse_toml(text, name)
         elseif peek() == "}" then pos = pos + 1 break
         else fail("expected , or } in an inline table") end
       end
+      depth = depth - 1
       return t
     end
-    if text:match("^true[%s,%]}#]", pos) or text:sub(pos) == "true" then pos = pos + 4 return true end
-    if text:match("^false[%s,%]}#]", pos) or text:sub(pos) == "false" then pos = pos + 5 return false end
+    -- (at the end of the text: a sub of one more byte than the word, not a copy of the rest
+    -- of the text for every value, which made a long file quadratic)
+    if text:match("^true[%s,%]}#]", pos) or text:sub(pos, pos + 4) == "true" then pos = pos + 4 return true end
+    if text:match("^false[%s,%]}#]", pos) or text:sub(pos, pos + 5) == "false" then pos = pos + 5 return false end
     local num = text:match("^[+-]?%d[%d_]*", pos)
     if num and not text:match("^[%w%.:%-]", pos + #num) then
       pos = pos + #num
@@ -267,6 +283,7 @@ end
 local function host_entry(t, url, dir, what)
   local scheme, hostport, path = parse_url(url)
   if not scheme then return nil, errors.invalid("%s: %q: only http and https hosts", what, url) end
+  if not hostport then return nil, errors.invalid("%s: %q: no host", what, url) end
   local e = { scheme = scheme, host = hostport, header = {} }
   if t.override_path then
     e.path = path ~= "" and path or "/v2"
@@ -306,7 +323,10 @@ local function host_entry(t, url, dir, what)
     for k, v in pairs(t.header) do
       local vals = type(v) == "table" and v or { v }
       for _, one in ipairs(vals) do
-        if type(one) ~= "string" or one:find("[\r\n]") or k:find("[%s:]") then
+        -- (a name of blanks, controls or none and a NUL make no header line; a list under
+        -- header has number keys)
+        if type(one) ~= "string" or one:find("[%z\r\n]")
+          or type(k) ~= "string" or not k:match("^[^%s%c:]+$") then
           return nil, errors.invalid("%s: header %q: expected a string", what, tostring(k))
         end
         e.header[#e.header + 1] = k .. ": " .. one
