@@ -156,6 +156,18 @@ describe("fuzz regressions: registry challenges and tokens (fuzz/auth.lua)", fun
     end
   end)
 
+  it("header-blank-run-quadratic-trim: a header line with a run of blanks is read in linear time", function()
+    -- the registry's response headers (at most 64 KiB): the old trim took about 10 s over
+    -- 64 Ki blanks inside a value (quadratic), this is well under a second
+    local blanks = string.rep(" ", 64 * 1024)
+    local t = os.clock()
+    local h = require("ctr.remotes.http").parse_headers("HTTP/1.1 401 Unauthorized\r\n" ..
+      "Www-Authenticate:  Bearer" .. blanks .. "realm=x  \r\nX-Empty:" .. blanks .. "\r\n")
+    assert.is_true(os.clock() - t < 2, "took " .. (os.clock() - t) .. " s")
+    assert.are.same({ "Bearer" .. blanks .. "realm=x" }, h["www-authenticate"])
+    assert.are.same({ "" }, h["x-empty"])
+  end)
+
   it("expires-in-nan: a token whose expiry is no number is kept as one without an expiry", function()
     for _, e in ipairs({ '"nan"', '"-nan"', '0', '"x"' }) do
       local log = {}

@@ -33,7 +33,12 @@ end
 function M.parse_headers(raw)
   local h = {}
   for line in (raw or ""):gmatch("[^\r\n]+") do
-    local k, v = line:match("^([^:%s]+):%s*(.-)%s*$")
+    -- (trimmed from the first non-blank to the last, each found in one pass: `(.-)%s*$`
+    -- retries at every blank of a line, quadratic in a run of them, and a registry sends
+    -- the headers)
+    local k, rest = line:match("^([^:%s]+):(.*)$")
+    local first = rest and rest:find("%S")
+    local v = first and rest:match("^(.*%S)", first) or ""
     if k then
       k = k:lower()
       h[k] = h[k] or {}
