@@ -795,6 +795,7 @@ function M.unpack(client, image, opts)
 end
 
 --- Prune the namespace's unused images and collect what nothing refers to (ctr.store.prune).
+-- @param client the client
 -- @tparam[opt] table opts `all`, `dry_run`
 -- @return a report, or nil, err
 function M.prune(client, opts) return require("ctr.store.prune").run(client, opts) end

@@ -25,6 +25,7 @@ local errors = require("ctr.errors")
 local meta = require("ctr.store.meta")
 local owner = require("ctr.store.owner")
 local records = require("ctr.store.records")
+local sys = require("ctr.sys")
 
 local M = {}
 
@@ -62,14 +63,14 @@ function M.with_gc_lock(root, excl, fn)
     if not res[1] then error(res[2], 0) end
     return unpack(res, 2, res.n)
   end
-  local fd, msg, errno = core.lock(path, excl)
-  if not fd and errno == 2 then
+  local fd, err = sys.lock(path, excl)
+  if not fd and err.sym == "ENOENT" then
     -- a store not made yet (a first pull into a new root)
-    local ok, m2, e2 = core.mkdir_p(root, 448)
-    if not ok then return nil, errors.new(m2, e2) end
-    fd, msg, errno = core.lock(path, excl)
+    local ok, merr = sys.mkdir_p(root, 448)
+    if not ok then return nil, merr end
+    fd, err = sys.lock(path, excl)
   end
-  if not fd then return nil, errors.new(msg, errno) end
+  if not fd then return nil, err end
   held[path] = { excl = excl, depth = 1 }
   local res = pack(pcall(fn))
   held[path] = nil
