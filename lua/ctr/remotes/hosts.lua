@@ -26,227 +26,282 @@ M.DEFAULT_DIRS = { "/etc/ctrlua/certs.d", "/etc/containerd/certs.d" }
 
 -- ---------------------------------------------------------------- a TOML subset
 
+-- The parser's state: the text, where it is (pos, line), the document's key order and how deep
+-- the values nest.  A syntax error is raised as a table {toml = true, msg} that parse_toml
+-- turns into a returned error; anything else raised is a bug and propagates.
+local function toml_fail(P, msg)
+  return error({ toml = true, msg = ("%s line %d: %s"):format(P.name, P.line, msg) }, 0)
+end
+
+local function toml_peek(P) return P.text:sub(P.pos, P.pos) end
+
+local function toml_skip_ws(P, newlines)
+  local n = P.n
+  while P.pos <= n do
+    local c = toml_peek(P)
+    if c == " " or c == "\t" or c == "\r" then
+      P.pos = P.pos + 1
+    elseif c == "#" then
+      while P.pos <= n and toml_peek(P) ~= "\n" do P.pos = P.pos + 1 end
+    elseif c == "\n" and newlines then
+      P.pos = P.pos + 1
+      P.line = P.line + 1
+    else
+      break
+    end
+  end
+end
+
+local TOML_ESCAPES = { n = "\n", t = "\t", r = "\r", ['"'] = '"', ["\\"] = "\\", b = "\b", f = "\f" }
+
+-- A \u or \U escape at P.pos (the backslash), as UTF-8.
+local function toml_unicode_escape(P, e)
+  local text, pos = P.text, P.pos
+  local len = e == "u" and 4 or 8
+  local hex = text:sub(pos + 2, pos + 1 + len)
+  if not hex:match("^" .. ("%x"):rep(len) .. "$") then toml_fail(P, "bad \\" .. e .. " escape") end
+  local cp = tonumber(hex, 16)
+  -- a Unicode scalar value, as TOML has it: string.char raises beyond U+1FFFFF, and
+  -- surrogates or code points past U+10FFFF would be no UTF-8
+  if cp > 0x10ffff or (cp >= 0xd800 and cp <= 0xdfff) then
+    toml_fail(P, "bad \\" .. e .. " escape: not a Unicode scalar value")
+  end
+  P.pos = pos + 2 + len
+  if cp < 128 then return string.char(cp)
+  elseif cp < 2048 then return string.char(192 + math.floor(cp / 64), 128 + cp % 64)
+  elseif cp < 65536 then return string.char(224 + math.floor(cp / 4096), 128 + math.floor(cp / 64) % 64, 128 + cp % 64)
+  else return string.char(240 + math.floor(cp / 262144), 128 + math.floor(cp / 4096) % 64, 128 + math.floor(cp / 64) % 64, 128 + cp % 64) end
+end
+
+local function toml_basic_string(P)
+  local text = P.text
+  P.pos = P.pos + 1
+  if text:sub(P.pos, P.pos + 1) == '""' then toml_fail(P, "multi-line strings are not supported") end
+  local buf = {}
+  while true do
+    local c = toml_peek(P)
+    if c == "" or c == "\n" then toml_fail(P, "unterminated string") end
+    if c == '"' then P.pos = P.pos + 1 break end
+    if c == "\\" then
+      local e = text:sub(P.pos + 1, P.pos + 1)
+      if TOML_ESCAPES[e] then
+        buf[#buf + 1] = TOML_ESCAPES[e]
+        P.pos = P.pos + 2
+      elseif e == "u" or e == "U" then
+        buf[#buf + 1] = toml_unicode_escape(P, e)
+      else
+        toml_fail(P, "unknown escape \\" .. e)
+      end
+    else
+      buf[#buf + 1] = c
+      P.pos = P.pos + 1
+    end
+  end
+  return table.concat(buf)
+end
+
+local function toml_literal_string(P)
+  local text, pos = P.text, P.pos
+  if text:sub(pos, pos + 2) == "'''" then toml_fail(P, "multi-line strings are not supported") end
+  local e = text:find("'", pos + 1, true)
+  local nl = text:find("\n", pos + 1, true)
+  if not e or (nl and nl < e) then toml_fail(P, "unterminated string") end
+  local s = text:sub(pos + 1, e - 1)
+  P.pos = e + 1
+  return s
+end
+
+-- ---- keys
+
+local function toml_key_part(P)
+  local c = toml_peek(P)
+  if c == '"' then return toml_basic_string(P) end
+  if c == "'" then return toml_literal_string(P) end
+  local k = P.text:match("^[%w_%-]+", P.pos)
+  if not k then toml_fail(P, ("expected a key, found %q"):format(P.text:sub(P.pos, P.pos + 10))) end
+  P.pos = P.pos + #k
+  return k
+end
+
+local function toml_dotted_key(P)
+  local parts = { toml_key_part(P) }
+  while true do
+    toml_skip_ws(P, false)
+    if toml_peek(P) ~= "." then break end
+    P.pos = P.pos + 1
+    toml_skip_ws(P, false)
+    parts[#parts + 1] = toml_key_part(P)
+  end
+  return parts
+end
+
+-- t[k] in the document's key order
+local function toml_note_key(P, t, k)
+  local order = P.order
+  order[t] = order[t] or {}
+  table.insert(order[t], k)
+end
+
+-- t[parts...] = v, the tables on the way made as needed
+local function toml_set(P, t, parts, v)
+  for i = 1, #parts - 1 do
+    local k = parts[i]
+    if t[k] == nil then
+      t[k] = {}
+      toml_note_key(P, t, k)
+    end
+    if type(t[k]) ~= "table" then toml_fail(P, ("key %q is not a table"):format(k)) end
+    t = t[k]
+  end
+  local k = parts[#parts]
+  if t[k] ~= nil then toml_fail(P, ("key %q is defined twice"):format(k)) end
+  t[k] = v
+  toml_note_key(P, t, k)
+end
+
+-- ---- values
+
+local toml_value
+
+local function toml_array(P)
+  P.pos = P.pos + 1
+  local arr = {}
+  while true do
+    toml_skip_ws(P, true)
+    if toml_peek(P) == "]" then P.pos = P.pos + 1 break end
+    arr[#arr + 1] = toml_value(P)
+    toml_skip_ws(P, true)
+    if toml_peek(P) == "," then
+      P.pos = P.pos + 1
+    elseif toml_peek(P) == "]" then
+      P.pos = P.pos + 1
+      break
+    else
+      toml_fail(P, "expected , or ] in an array")
+    end
+  end
+  P.depth = P.depth - 1
+  return arr
+end
+
+local function toml_inline_table(P)
+  P.pos = P.pos + 1
+  local t = {}
+  toml_skip_ws(P, false)
+  if toml_peek(P) == "}" then P.pos = P.pos + 1 P.depth = P.depth - 1 return t end
+  while true do
+    toml_skip_ws(P, false)
+    local parts = toml_dotted_key(P)
+    toml_skip_ws(P, false)
+    if toml_peek(P) ~= "=" then toml_fail(P, "expected = in an inline table") end
+    P.pos = P.pos + 1
+    toml_skip_ws(P, false)
+    toml_set(P, t, parts, toml_value(P))
+    toml_skip_ws(P, false)
+    if toml_peek(P) == "," then P.pos = P.pos + 1
+    elseif toml_peek(P) == "}" then P.pos = P.pos + 1 break
+    else toml_fail(P, "expected , or } in an inline table") end
+  end
+  P.depth = P.depth - 1
+  return t
+end
+
+-- a boolean or an integer
+local function toml_scalar(P)
+  local text, pos = P.text, P.pos
+  -- (at the end of the text: a sub of one more byte than the word, not a copy of the rest
+  -- of the text for every value, which made a long file quadratic)
+  if text:match("^true[%s,%]}#]", pos) or text:sub(pos, pos + 4) == "true" then P.pos = pos + 4 return true end
+  if text:match("^false[%s,%]}#]", pos) or text:sub(pos, pos + 5) == "false" then P.pos = pos + 5 return false end
+  local num = text:match("^[+-]?%d[%d_]*", pos)
+  if num and not text:match("^[%w%.:%-]", pos + #num) then
+    P.pos = pos + #num
+    return tonumber((num:gsub("_", "")))
+  end
+  toml_fail(P, ("cannot read the value %q (strings, booleans, integers, arrays and inline tables only)")
+    :format((text:match("^[^\n]*", pos) or ""):sub(1, 40)))
+end
+
+-- arrays and inline tables in one another: each level is a few Lua calls, and LuaJIT's stack
+-- overflows (an error raised, not returned) some thousands of levels down
+function toml_value(P)
+  local c = toml_peek(P)
+  if c == "[" or c == "{" then
+    P.depth = P.depth + 1
+    if P.depth > 100 then toml_fail(P, "arrays and inline tables nested more than 100 deep") end
+  end
+  if c == '"' then return toml_basic_string(P) end
+  if c == "'" then return toml_literal_string(P) end
+  if c == "[" then return toml_array(P) end
+  if c == "{" then return toml_inline_table(P) end
+  return toml_scalar(P)
+end
+
+-- ---- the document
+
+-- `[a.b]`: the table it names, made as needed
+local function toml_table_header(P, root)
+  if P.text:sub(P.pos, P.pos + 1) == "[[" then toml_fail(P, "arrays of tables are not supported") end
+  P.pos = P.pos + 1
+  toml_skip_ws(P, false)
+  local parts = toml_dotted_key(P)
+  toml_skip_ws(P, false)
+  if toml_peek(P) ~= "]" then toml_fail(P, "expected ] after a table name") end
+  P.pos = P.pos + 1
+  local cur = root
+  for _, k in ipairs(parts) do
+    if cur[k] == nil then
+      cur[k] = {}
+      toml_note_key(P, cur, k)
+    end
+    if type(cur[k]) ~= "table" then toml_fail(P, ("%q is not a table"):format(k)) end
+    cur = cur[k]
+  end
+  return cur
+end
+
+-- `key = value` into the current table
+local function toml_key_value(P, cur)
+  local parts = toml_dotted_key(P)
+  toml_skip_ws(P, false)
+  if toml_peek(P) ~= "=" then toml_fail(P, "expected = after a key") end
+  P.pos = P.pos + 1
+  toml_skip_ws(P, false)
+  toml_set(P, cur, parts, toml_value(P))
+end
+
+local function toml_document(P, root)
+  local cur = root
+  while true do
+    toml_skip_ws(P, true)
+    if P.pos > P.n then break end
+    if toml_peek(P) == "[" then
+      cur = toml_table_header(P, root)
+    else
+      toml_key_value(P, cur)
+    end
+    toml_skip_ws(P, false)
+    if P.pos <= P.n and toml_peek(P) ~= "\n" then
+      toml_fail(P, ("unexpected %q after a value"):format(P.text:match("^[^\n]*", P.pos):sub(1, 20)))
+    end
+  end
+end
+
 --- Parse the TOML that hosts.toml uses: tables (`[a."b".c]`), key = value with bare, quoted
 -- and dotted keys, basic and literal strings, booleans, integers, arrays (over several lines)
 -- and inline tables.  Anything else is an error naming its line.
 -- @return the document and, under `order`, each table path's keys in the order they came; or
 -- nil, err (sym INVALID)
 function M.parse_toml(text, name)
-  name = name or "hosts.toml"
-  local pos, line, n = 1, 1, #text
+  local P = { text = text, name = name or "hosts.toml", pos = 1, line = 1, n = #text, depth = 0,
+    order = setmetatable({}, { __mode = "k" }) }
   local root = {}
-  local order = setmetatable({}, { __mode = "k" })
-  local function fail(msg)
-    return error({ toml = true, msg = ("%s line %d: %s"):format(name, line, msg) }, 0)
-  end
-  local function peek() return text:sub(pos, pos) end
-  local function skip_ws(newlines)
-    while pos <= n do
-      local c = peek()
-      if c == " " or c == "\t" or c == "\r" then
-        pos = pos + 1
-      elseif c == "#" then
-        while pos <= n and peek() ~= "\n" do pos = pos + 1 end
-      elseif c == "\n" and newlines then
-        pos = pos + 1
-        line = line + 1
-      else
-        break
-      end
-    end
-  end
-  local function basic_string()
-    pos = pos + 1
-    if text:sub(pos, pos + 1) == '""' then fail("multi-line strings are not supported") end
-    local buf = {}
-    while true do
-      local c = peek()
-      if c == "" or c == "\n" then fail("unterminated string") end
-      if c == '"' then pos = pos + 1 break end
-      if c == "\\" then
-        local e = text:sub(pos + 1, pos + 1)
-        local map = { n = "\n", t = "\t", r = "\r", ['"'] = '"', ["\\"] = "\\", b = "\b", f = "\f" }
-        if map[e] then
-          buf[#buf + 1] = map[e]
-          pos = pos + 2
-        elseif e == "u" or e == "U" then
-          local len = e == "u" and 4 or 8
-          local hex = text:sub(pos + 2, pos + 1 + len)
-          if not hex:match("^" .. ("%x"):rep(len) .. "$") then fail("bad \\" .. e .. " escape") end
-          local cp = tonumber(hex, 16)
-          -- a Unicode scalar value, as TOML has it: string.char raises beyond U+1FFFFF, and
-          -- surrogates or code points past U+10FFFF would be no UTF-8
-          if cp > 0x10ffff or (cp >= 0xd800 and cp <= 0xdfff) then
-            fail("bad \\" .. e .. " escape: not a Unicode scalar value")
-          end
-          if cp < 128 then buf[#buf + 1] = string.char(cp)
-          elseif cp < 2048 then buf[#buf + 1] = string.char(192 + math.floor(cp / 64), 128 + cp % 64)
-          elseif cp < 65536 then buf[#buf + 1] = string.char(224 + math.floor(cp / 4096), 128 + math.floor(cp / 64) % 64, 128 + cp % 64)
-          else buf[#buf + 1] = string.char(240 + math.floor(cp / 262144), 128 + math.floor(cp / 4096) % 64, 128 + math.floor(cp / 64) % 64, 128 + cp % 64) end
-          pos = pos + 2 + len
-        else
-          fail("unknown escape \\" .. e)
-        end
-      else
-        buf[#buf + 1] = c
-        pos = pos + 1
-      end
-    end
-    return table.concat(buf)
-  end
-  local function literal_string()
-    if text:sub(pos, pos + 2) == "'''" then fail("multi-line strings are not supported") end
-    local e = text:find("'", pos + 1, true)
-    local nl = text:find("\n", pos + 1, true)
-    if not e or (nl and nl < e) then fail("unterminated string") end
-    local s = text:sub(pos + 1, e - 1)
-    pos = e + 1
-    return s
-  end
-  local function key_part()
-    local c = peek()
-    if c == '"' then return basic_string() end
-    if c == "'" then return literal_string() end
-    local k = text:match("^[%w_%-]+", pos)
-    if not k then fail(("expected a key, found %q"):format(text:sub(pos, pos + 10))) end
-    pos = pos + #k
-    return k
-  end
-  local function dotted_key()
-    local parts = { key_part() }
-    while true do
-      skip_ws(false)
-      if peek() ~= "." then break end
-      pos = pos + 1
-      skip_ws(false)
-      parts[#parts + 1] = key_part()
-    end
-    return parts
-  end
-  local value
-  local function set(t, parts, v)
-    for i = 1, #parts - 1 do
-      local k = parts[i]
-      if t[k] == nil then
-        t[k] = {}
-        order[t] = order[t] or {}
-        table.insert(order[t], k)
-      end
-      if type(t[k]) ~= "table" then fail(("key %q is not a table"):format(k)) end
-      t = t[k]
-    end
-    local k = parts[#parts]
-    if t[k] ~= nil then fail(("key %q is defined twice"):format(k)) end
-    t[k] = v
-    order[t] = order[t] or {}
-    table.insert(order[t], k)
-  end
-  -- arrays and inline tables in one another: each level is a Lua call, and LuaJIT's stack
-  -- overflows (an error raised, not returned) some thousands of levels down
-  local depth = 0
-  function value()
-    local c = peek()
-    if c == "[" or c == "{" then
-      depth = depth + 1
-      if depth > 100 then fail("arrays and inline tables nested more than 100 deep") end
-    end
-    if c == '"' then return basic_string() end
-    if c == "'" then return literal_string() end
-    if c == "[" then
-      pos = pos + 1
-      local arr = {}
-      while true do
-        skip_ws(true)
-        if peek() == "]" then pos = pos + 1 break end
-        arr[#arr + 1] = value()
-        skip_ws(true)
-        if peek() == "," then
-          pos = pos + 1
-        elseif peek() == "]" then
-          pos = pos + 1
-          break
-        else
-          fail("expected , or ] in an array")
-        end
-      end
-      depth = depth - 1
-      return arr
-    end
-    if c == "{" then
-      pos = pos + 1
-      local t = {}
-      skip_ws(false)
-      if peek() == "}" then pos = pos + 1 depth = depth - 1 return t end
-      while true do
-        skip_ws(false)
-        local parts = dotted_key()
-        skip_ws(false)
-        if peek() ~= "=" then fail("expected = in an inline table") end
-        pos = pos + 1
-        skip_ws(false)
-        set(t, parts, value())
-        skip_ws(false)
-        if peek() == "," then pos = pos + 1
-        elseif peek() == "}" then pos = pos + 1 break
-        else fail("expected , or } in an inline table") end
-      end
-      depth = depth - 1
-      return t
-    end
-    -- (at the end of the text: a sub of one more byte than the word, not a copy of the rest
-    -- of the text for every value, which made a long file quadratic)
-    if text:match("^true[%s,%]}#]", pos) or text:sub(pos, pos + 4) == "true" then pos = pos + 4 return true end
-    if text:match("^false[%s,%]}#]", pos) or text:sub(pos, pos + 5) == "false" then pos = pos + 5 return false end
-    local num = text:match("^[+-]?%d[%d_]*", pos)
-    if num and not text:match("^[%w%.:%-]", pos + #num) then
-      pos = pos + #num
-      return tonumber((num:gsub("_", "")))
-    end
-    fail(("cannot read the value %q (strings, booleans, integers, arrays and inline tables only)")
-      :format((text:match("^[^\n]*", pos) or ""):sub(1, 40)))
-  end
-  local ok, err = pcall(function()
-    local cur = root
-    while true do
-      skip_ws(true)
-      if pos > n then break end
-      if peek() == "[" then
-        if text:sub(pos, pos + 1) == "[[" then fail("arrays of tables are not supported") end
-        pos = pos + 1
-        skip_ws(false)
-        local parts = dotted_key()
-        skip_ws(false)
-        if peek() ~= "]" then fail("expected ] after a table name") end
-        pos = pos + 1
-        cur = root
-        for _, k in ipairs(parts) do
-          if cur[k] == nil then
-            cur[k] = {}
-            order[cur] = order[cur] or {}
-            table.insert(order[cur], k)
-          end
-          if type(cur[k]) ~= "table" then fail(("%q is not a table"):format(k)) end
-          cur = cur[k]
-        end
-      else
-        local parts = dotted_key()
-        skip_ws(false)
-        if peek() ~= "=" then fail("expected = after a key") end
-        pos = pos + 1
-        skip_ws(false)
-        set(cur, parts, value())
-      end
-      skip_ws(false)
-      if pos <= n and peek() ~= "\n" then
-        fail(("unexpected %q after a value"):format(text:match("^[^\n]*", pos):sub(1, 20)))
-      end
-    end
-  end)
+  local ok, err = pcall(toml_document, P, root)
   if not ok then
     if type(err) == "table" and err.toml then return nil, errors.invalid("%s", err.msg) end
     error(err, 0)
   end
-  return root, order
+  return root, P.order
 end
 
 -- ---------------------------------------------------------------- hosts

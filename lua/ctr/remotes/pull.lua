@@ -136,6 +136,399 @@ local function hold_chains(lease, sn, chains)
   return lease:add({ snapshots = { [sn.name] = keys } })
 end
 
+-- A pull's state, passed to each of its steps: the client, the reference (`spec`, `name` once
+-- resolved, `ref_shown` for the display), the options, the resolver `r`, the content store,
+-- the display, the lease; then what the steps find: `selected` (the manifests whose layers are
+-- wanted), `blobs` and `queue` (the layers), `chains` and `sn` (what to unpack), `active` and
+-- `first_err` (the downloads), `stats`.
+
+-- the session is the pull's own unless the caller lent its resolver
+local function close_session(P)
+  if not P.opts.resolver then P.r.session:close() end
+end
+
+-- Release what the pull holds and return nil, err (wrapped as `pull NAME`).
+local function fail(P, e, ...)
+  P.lease:release()
+  close_session(P)
+  if P.display then P.display:draw(true) end
+  if select("#", ...) > 0 then e = errors.wrap(e, ...) end
+  return nil, errors.wrap(e, "pull %s", P.name)
+end
+
+-- The reference resolved to its top descriptor, and the lease taken that holds what the pull
+-- writes or finds until the image record names it.
+local function resolve(P)
+  local opts, display = P.opts, P.display
+  P.store:sweep(3600)
+  P.ref_shown = opts.strict and P.ref or reference.string(P.spec)
+  if display then display:set(P.ref_shown, "resolving") display:draw() end
+  local name, desc = P.r:resolve(P.spec)
+  if not name then
+    close_session(P)
+    return nil, errors.wrap(desc, 'failed to resolve reference "%s"', P.ref_shown)
+  end
+  if opts.strict then name = P.ref end
+  P.name, P.desc = name, desc
+  if display then display:set(P.ref_shown, "resolved") display:draw() end
+  local lease, lerr = require("ctr.leases").create(P.client)
+  if not lease then
+    close_session(P)
+    return nil, errors.wrap(lerr, "pull %s", name)
+  end
+  P.lease = lease
+  return true
+end
+
+-- ---- the documents, verified and stored
+
+local function store_doc(P, d, data)
+  local ok, werr = P.lease:add({ content = { d.digest } })
+  if not ok then return nil, werr end
+  ok, werr = P.store:write(data, { digest = d.digest, size = d.size })
+  if not ok then return nil, werr end
+  return true
+end
+
+local function fetch_json(P, d, is_manifest, kind)
+  local data, ferr = P.r:fetch_document(P.spec, d, is_manifest)
+  if not data then return nil, ferr end
+  local doc = core.json_decode(data)
+  if type(doc) ~= "table" then return nil, errors.invalid("%s %s: malformed JSON", kind, d.digest) end
+  local ok, werr = store_doc(P, d, data)
+  if not ok then return nil, werr end
+  if P.display then P.display:set(kind .. "-" .. d.digest, "done") P.display:draw() end
+  return doc
+end
+
+-- The children of index doc to visit: chosen[c] is true for the platforms wanted (or all of
+-- them), false for what is no image, nil for the rest; and the list of those picked.
+local function choose_platforms(P, d, doc)
+  local chosen = {}
+  for i, c in ipairs(doc.manifests) do
+    local ok, cerr = check_desc(c, "index " .. d.digest .. " manifest " .. i)
+    if not ok then return nil, cerr end
+    if not docker.is_manifest_type(c.mediaType) and c.mediaType ~= nil then
+      -- attestations and other artifacts are not images: left alone
+      chosen[c] = false
+    end
+  end
+  local picks = {}
+  if P.opts.all_platforms then
+    for _, c in ipairs(doc.manifests) do
+      if chosen[c] == nil then picks[#picks + 1] = c chosen[c] = true end
+    end
+  else
+    for _, w in ipairs(P.wants) do
+      local usable = {}
+      for _, c in ipairs(doc.manifests) do if chosen[c] ~= false then usable[#usable + 1] = c end end
+      local c = pick_child(usable, w)
+      if c and not chosen[c] then
+        picks[#picks + 1] = c
+        chosen[c] = true
+      end
+    end
+  end
+  return chosen, picks
+end
+
+local visit
+
+local function visit_index(P, d, doc, depth, want_layers)
+  if type(doc.manifests) ~= "table" then return nil, errors.invalid("index %s: no manifests", d.digest) end
+  local chosen, picks = choose_platforms(P, d, doc)
+  if not chosen then return nil, picks end
+  for _, c in ipairs(doc.manifests) do
+    if chosen[c] then
+      local ok, verr = visit(P, c, depth + 1, want_layers, desc_platform(c))
+      if not ok then return nil, verr end
+    elseif chosen[c] == nil and P.opts.all_metadata then
+      local ok, verr = visit(P, c, depth + 1, false, desc_platform(c))
+      if not ok then return nil, verr end
+    end
+  end
+  if #picks == 0 then
+    return nil, errors.not_found("no manifest for platform %s", platforms.format(P.wants[1]))
+  end
+  return true
+end
+
+local function visit_manifest(P, d, doc, depth, want_layers, platform_of)
+  local mt = d.mediaType
+  if not docker.is_manifest_type(mt) and mt ~= nil then
+    return nil, errors.new(("%s: unsupported media type %s"):format(d.digest, tostring(mt)), 22, "UNSUPPORTED")
+  end
+  if type(doc.config) ~= "table" or type(doc.layers) ~= "table" then
+    return nil, errors.invalid("manifest %s: no config or layers", d.digest)
+  end
+  local ok, cerr = check_desc(doc.config, "manifest " .. d.digest .. " config")
+  if not ok then return nil, cerr end
+  local config
+  config, cerr = fetch_json(P, doc.config, false, "config")
+  if not config then return nil, cerr end
+  local p = platform_of
+  if not p and type(config.architecture) == "string" then
+    p = platforms.normalize({ os = config.os or "linux", architecture = config.architecture,
+      variant = config.variant })
+  end
+  if depth == 0 and P.explicit and p then
+    local any = false
+    for _, w in ipairs(P.wants) do if platforms.match(w, p) then any = true end end
+    if not any then
+      return nil, errors.not_found("no manifest for platform %s", platforms.format(P.wants[1]))
+    end
+  end
+  for i, l in ipairs(doc.layers) do
+    local lok, lerr = check_desc(l, "manifest " .. d.digest .. " layer " .. i)
+    if not lok then return nil, lerr end
+  end
+  if want_layers then
+    P.selected[#P.selected + 1] = { desc = d, manifest = doc, config = config, platform = p }
+  end
+  return true
+end
+
+-- Fetch the manifest (or index) d, and below it what the platforms want.
+function visit(P, d, depth, want_layers, platform_of)
+  if depth > 4 then return nil, errors.invalid("indexes nested too deep") end
+  local mt = d.mediaType
+  local doc, ferr = fetch_json(P, d, true, INDEX[mt] and "index" or "manifest")
+  if not doc then return nil, ferr end
+  if INDEX[mt] or (mt == nil and type(doc.manifests) == "table") then
+    return visit_index(P, d, doc, depth, want_layers)
+  end
+  return visit_manifest(P, d, doc, depth, want_layers, platform_of)
+end
+
+-- ---- the layers
+
+local function ingest_ref(d) return "pull-" .. d:sub(8) end
+
+-- What is there already, what to download (lowest first).
+local function schedule_blobs(P)
+  local blobs, queue, store, display = P.blobs, P.queue, P.store, P.display
+  local lok, laerr = hold_layers(P.lease, P.selected)
+  if not lok then return nil, laerr end
+  for _, s in ipairs(P.selected) do
+    for _, l in ipairs(s.manifest.layers) do
+      if not blobs[l.digest] then
+        local info = store:info(l.digest)
+        local L = { desc = l, state = "queued" }
+        if info and info.size == l.size then L.state = "exists" end
+        blobs[l.digest] = L
+        if L.state == "queued" then queue[#queue + 1] = l.digest end
+        if display then
+          display:set("layer-" .. l.digest, L.state == "exists" and "exists" or "waiting", 0, l.size)
+        end
+      end
+    end
+  end
+  return true
+end
+
+-- What to unpack: one chain per selected platform.
+local function plan_chains(P)
+  local unpack_mod = require("ctr.store.unpack")
+  local sn, err = require("ctr.snapshots").get(P.client, P.opts.snapshotter or P.client.snapshotter_name)
+  if not sn then return nil, err end
+  P.sn = sn
+  for _, s in ipairs(P.selected) do
+    local diff_ids = type(s.config.rootfs) == "table" and s.config.rootfs.diff_ids
+    if type(diff_ids) ~= "table" or #diff_ids ~= #s.manifest.layers then
+      return nil, errors.invalid("config %s: rootfs.diff_ids do not match the %d layers",
+        s.manifest.config.digest, #s.manifest.layers)
+    end
+    local chain, cerr = unpack_mod.chain_ids(diff_ids)
+    if not chain then return nil, cerr end
+    P.chains[#P.chains + 1] = { sel = s, diff_ids = diff_ids, chain = chain, i = 1 }
+  end
+  return hold_chains(P.lease, sn, P.chains)
+end
+
+local function start_downloads(P)
+  local r, blobs, queue = P.r, P.blobs, P.queue
+  while P.active < P.max and #queue > 0 and not P.first_err do
+    local d = table.remove(queue, 1)
+    local L = blobs[d]
+    L.state = "downloading"
+    P.active = P.active + 1
+    r:spawn(function()
+      local res, ferr = r:fetch_blob(P.spec, L.desc, { content = P.store.dir, ref = ingest_ref(d) },
+        function(id) L.id = id end)
+      P.active = P.active - 1
+      L.id = nil
+      if res then
+        L.state = "done"
+        P.stats.fetched = P.stats.fetched + L.desc.size
+      else
+        L.state = "failed"
+        P.first_err = P.first_err or errors.wrap(ferr, "layer %s", d)
+      end
+    end)
+  end
+end
+
+-- ---- unpack as the layers arrive
+
+local function committed(P, key)
+  local info, serr = P.sn:stat(key)
+  if info then return info.kind == "committed" end
+  if serr.sym == "NOT_FOUND" then return false end
+  return nil, serr
+end
+
+local function abandon(P, U)
+  if U.job then
+    U.job:source_failed()
+    U.job:wait()
+    U.job = nil
+  end
+  if U.key then P.sn:remove(U.key) U.key = nil end
+end
+
+-- Past the layers of chain U already committed.
+local function skip_committed(P, U)
+  local n = #U.chain
+  while not U.job and U.i <= n do
+    local have, serr = committed(P, U.chain[U.i])
+    if have == nil then return nil, serr end
+    if not have then break end
+    P.stats.reused = P.stats.reused + 1
+    if P.display then P.display:set("unpack-" .. U.sel.manifest.layers[U.i].digest, "reused") end
+    U.i = U.i + 1
+  end
+  return true
+end
+
+-- Start the apply of U's layer L into a new extract snapshot: from the blob when it is in the
+-- store, from the download's ingest as it grows when it is on its way.  False when it is not
+-- there yet.
+local function begin_apply(P, U, layer, L)
+  local sn, store = P.sn, P.store
+  local path, follow
+  if L.state == "exists" or L.state == "done" then
+    path, follow = store:path(layer.digest), false
+  elseif L.state == "downloading" and L.id then
+    path, follow = store.dir .. "/ingest/" .. ingest_ref(layer.digest), true
+  else
+    return false -- not there yet
+  end
+  U.key = ("extract-%s %s"):format(core.random_hex(8), U.chain[U.i])
+  local mounts, perr = sn:prepare(U.key, U.chain[U.i - 1])
+  if not mounts then U.key = nil return nil, perr end
+  local dir
+  dir, perr = sn:fs_path(U.key)
+  if not dir then return nil, perr end
+  local job, err = sys.layer_apply_start(dir, path, { whiteouts = P.whiteouts,
+    diff_id = U.diff_ids[U.i], follow = follow })
+  if not job then return nil, err end
+  U.job, U.follow, U.L = job, follow, L
+  return true
+end
+
+-- The apply of U's layer done: verify it and commit its snapshot.
+local function finish_apply(P, U, layer, L)
+  local res, err = sys.result(U.job:wait())
+  U.job = nil
+  if not res then return nil, errors.wrap(err, "unpack layer %d (%s)", U.i, layer.digest) end
+  if res.diff_id ~= U.diff_ids[U.i] then
+    return nil, errors.new(("unpack layer %d (%s): diff ID mismatch: expected %s, got %s"):format(U.i,
+      layer.digest, U.diff_ids[U.i], res.diff_id), 0, "DIGEST_MISMATCH")
+  end
+  -- the blob must have verified too (a followed download is taken before its apply ends)
+  if L.state ~= "done" and L.state ~= "exists" then
+    return nil, errors.new(("unpack layer %d: its download did not complete"):format(U.i), 0, "FAILED")
+  end
+  local cok, cerr = P.sn:commit(U.chain[U.i], U.key)
+  if not cok then
+    if cerr.sym ~= "EXISTS" then return nil, cerr end
+    P.sn:remove(U.key)
+  end
+  U.key, U.told = nil, nil
+  P.stats.unpacked = P.stats.unpacked + 1
+  if P.display then P.display:set("unpack-" .. layer.digest, "unpacked", layer.size, layer.size) end
+  U.i = U.i + 1
+  return true
+end
+
+-- One step of the current chain's unpack: start the next layer's apply, or finish one.
+local function unpack_step(P, U)
+  local ok, err = skip_committed(P, U)
+  if not ok then return nil, err end
+  if U.i > #U.chain then return true end
+  local layer = U.sel.manifest.layers[U.i]
+  local L = P.blobs[layer.digest]
+  if not U.job then
+    ok, err = begin_apply(P, U, layer, L)
+    if ok == false then return true end
+    if not ok then return nil, err end
+  end
+  if U.follow and U.L.state == "done" and not U.told then
+    U.job:source_complete(layer.size)
+    U.told = true
+  elseif U.follow and U.L.state == "failed" then
+    return nil, P.first_err
+  end
+  if P.display then
+    P.display:set("unpack-" .. layer.digest, "unpacking", U.job:progress(), layer.size)
+  end
+  if not U.job:done() then return true end
+  ok, err = finish_apply(P, U, layer, L)
+  if not ok then return nil, err end
+  return unpack_step(P, U)
+end
+
+local function show_downloads(P)
+  local display = P.display
+  for d, L in pairs(P.blobs) do
+    if L.state == "downloading" and L.id then
+      local done, total = P.r.session:progress(L.id)
+      display:set("layer-" .. d, "downloading", done or 0, total or L.desc.size)
+    elseif L.state == "done" then
+      display:set("layer-" .. d, "done", L.desc.size, L.desc.size)
+    end
+  end
+  display:draw()
+end
+
+-- Download and unpack until every chain is committed or something failed (P.first_err).
+local function transfer(P)
+  local chains, stats = P.chains, P.stats
+  local ci = 1
+  while true do
+    start_downloads(P)
+    local U = chains[ci]
+    if U and not P.first_err then
+      local uok, uerr = unpack_step(P, U)
+      if not uok then
+        P.first_err = uerr
+      elseif U.i > #U.chain then
+        stats.chain_ids[platforms.format(U.sel.platform or platforms.default())] = U.chain[#U.chain]
+        ci = ci + 1
+      end
+    end
+    if P.first_err then break end
+    if P.display then show_downloads(P) end
+    if P.active == 0 and #P.queue == 0 and ci > #chains then break end
+    -- a followed apply makes progress without the network: look at it often
+    P.r:step((chains[ci] and chains[ci].job) and 20 or 100)
+  end
+end
+
+-- ---- the image record, written last
+
+local function record_image(P)
+  local images = require("ctr.images")
+  local meta = require("ctr.store.meta")
+  local client = P.client
+  local rec, err = meta.with_lock(client.root, client.namespace, function()
+    return images.create_or_update(client, P.name, P.desc, P.opts.labels)
+  end)
+  P.lease:release()
+  if not rec then return nil, errors.wrap(err, "pull %s", P.name) end
+  return rec
+end
+
 --- Pull ref into the client's store and unpack it.
 -- @param client a ctr.client
 -- @tparam string ref the reference
@@ -158,333 +551,40 @@ function M.pull(client, ref, opts)
     r, err = M.resolver(opts)
     if not r then return nil, err end
   end
-  local display = opts.display
-  local store = client:content_store()
-  store:sweep(3600)
-  local name, desc
-  local ref_shown = opts.strict and ref or reference.string(spec)
-  if display then display:set(ref_shown, "resolving") display:draw() end
-  name, desc = r:resolve(spec)
-  if not name then
-    if not opts.resolver then r.session:close() end
-    return nil, errors.wrap(desc, 'failed to resolve reference "%s"', ref_shown)
+  local P = { client = client, ref = ref, spec = spec, opts = opts, wants = wants,
+    explicit = explicit, r = r, display = opts.display, store = client:content_store(),
+    selected = {}, blobs = {}, queue = {}, chains = {}, active = 0,
+    stats = { fetched = 0, layers = 0, unpacked = 0, reused = 0, chain_ids = {} } }
+  local ok
+  ok, err = resolve(P)
+  if not ok then return nil, err end
+  ok, err = visit(P, P.desc, 0, true, nil)
+  if not ok then return fail(P, err) end
+  ok, err = schedule_blobs(P)
+  if not ok then return fail(P, err) end
+  if opts.unpack ~= false then
+    ok, err = plan_chains(P)
+    if not ok then return fail(P, err) end
   end
-  if opts.strict then name = ref end
-  if display then display:set(ref_shown, "resolved") display:draw() end
-  -- what the pull writes or finds is held by a lease until the image record names it
-  local lease, lerr = require("ctr.leases").create(client)
-  if not lease then
-    if not opts.resolver then r.session:close() end
-    return nil, errors.wrap(lerr, "pull %s", name)
+  P.whiteouts = P.sn and P.sn.name == "overlayfs" and "overlay" or "native"
+  P.max = tonumber(opts.max_concurrent_downloads) or 3
+  if P.max < 1 then P.max = 3 end
+  transfer(P)
+  if P.first_err then
+    for _, U in ipairs(P.chains) do abandon(P, U) end
+    return fail(P, P.first_err)
   end
-  local function fail(e, ...)
-    lease:release()
-    if not opts.resolver then r.session:close() end
-    if display then display:draw(true) end
-    if select("#", ...) > 0 then e = errors.wrap(e, ...) end
-    return nil, errors.wrap(e, "pull %s", name)
-  end
-
-  -- the documents, verified and stored; the manifests whose layers are wanted
-  local selected = {} -- { {desc=, manifest=, config=, platform=} }
-  local function store_doc(d, data)
-    local ok, werr = lease:add({ content = { d.digest } })
-    if not ok then return nil, werr end
-    ok, werr = store:write(data, { digest = d.digest, size = d.size })
-    if not ok then return nil, werr end
-    return true
-  end
-  local function fetch_json(d, is_manifest, kind)
-    local data, ferr = r:fetch_document(spec, d, is_manifest)
-    if not data then return nil, ferr end
-    local doc = core.json_decode(data)
-    if type(doc) ~= "table" then return nil, errors.invalid("%s %s: malformed JSON", kind, d.digest) end
-    local ok, werr = store_doc(d, data)
-    if not ok then return nil, werr end
-    if display then display:set(kind .. "-" .. d.digest, "done") display:draw() end
-    return doc
-  end
-  local function visit(d, depth, want_layers, platform_of)
-    if depth > 4 then return nil, errors.invalid("indexes nested too deep") end
-    local mt = d.mediaType
-    local doc, ferr = fetch_json(d, true, INDEX[mt] and "index" or "manifest")
-    if not doc then return nil, ferr end
-    if INDEX[mt] or (mt == nil and type(doc.manifests) == "table") then
-      if type(doc.manifests) ~= "table" then return nil, errors.invalid("index %s: no manifests", d.digest) end
-      local chosen = {}
-      for i, c in ipairs(doc.manifests) do
-        local ok, cerr = check_desc(c, "index " .. d.digest .. " manifest " .. i)
-        if not ok then return nil, cerr end
-        if not docker.is_manifest_type(c.mediaType) and c.mediaType ~= nil then
-          -- attestations and other artifacts are not images: left alone
-          chosen[c] = false
-        end
-      end
-      local picks = {}
-      if opts.all_platforms then
-        for _, c in ipairs(doc.manifests) do
-          if chosen[c] == nil then picks[#picks + 1] = c chosen[c] = true end
-        end
-      else
-        for _, w in ipairs(wants) do
-          local usable = {}
-          for _, c in ipairs(doc.manifests) do if chosen[c] ~= false then usable[#usable + 1] = c end end
-          local c = pick_child(usable, w)
-          if c and not chosen[c] then
-            picks[#picks + 1] = c
-            chosen[c] = true
-          end
-        end
-      end
-      for _, c in ipairs(doc.manifests) do
-        if chosen[c] then
-          local ok, verr = visit(c, depth + 1, want_layers, desc_platform(c))
-          if not ok then return nil, verr end
-        elseif chosen[c] == nil and opts.all_metadata then
-          local ok, verr = visit(c, depth + 1, false, desc_platform(c))
-          if not ok then return nil, verr end
-        end
-      end
-      if #picks == 0 then
-        return nil, errors.not_found("no manifest for platform %s", platforms.format(wants[1]))
-      end
-      return true
-    end
-    if not docker.is_manifest_type(mt) and mt ~= nil then
-      return nil, errors.new(("%s: unsupported media type %s"):format(d.digest, tostring(mt)), 22, "UNSUPPORTED")
-    end
-    if type(doc.config) ~= "table" or type(doc.layers) ~= "table" then
-      return nil, errors.invalid("manifest %s: no config or layers", d.digest)
-    end
-    local ok, cerr = check_desc(doc.config, "manifest " .. d.digest .. " config")
-    if not ok then return nil, cerr end
-    local config
-    config, cerr = fetch_json(doc.config, false, "config")
-    if not config then return nil, cerr end
-    local p = platform_of
-    if not p and type(config.architecture) == "string" then
-      p = platforms.normalize({ os = config.os or "linux", architecture = config.architecture,
-        variant = config.variant })
-    end
-    if depth == 0 and explicit and p then
-      local any = false
-      for _, w in ipairs(wants) do if platforms.match(w, p) then any = true end end
-      if not any then
-        return nil, errors.not_found("no manifest for platform %s", platforms.format(wants[1]))
-      end
-    end
-    for i, l in ipairs(doc.layers) do
-      local lok, lerr = check_desc(l, "manifest " .. d.digest .. " layer " .. i)
-      if not lok then return nil, lerr end
-    end
-    if want_layers then
-      selected[#selected + 1] = { desc = d, manifest = doc, config = config, platform = p }
-    end
-    return true
-  end
-  local ok, verr = visit(desc, 0, true, nil)
-  if not ok then return fail(verr) end
-
-  -- the layers: what is there already, what to download (lowest first)
-  local blobs, queue = {}, {}
-  local function ingest_ref(d) return "pull-" .. d:sub(8) end
-  local lok, laerr = hold_layers(lease, selected)
-  if not lok then return fail(laerr) end
-  for _, s in ipairs(selected) do
-    for _, l in ipairs(s.manifest.layers) do
-      if not blobs[l.digest] then
-        local info = store:info(l.digest)
-        local L = { desc = l, state = "queued" }
-        if info and info.size == l.size then L.state = "exists" end
-        blobs[l.digest] = L
-        if L.state == "queued" then queue[#queue + 1] = l.digest end
-        if display then
-          display:set("layer-" .. l.digest, L.state == "exists" and "exists" or "waiting", 0, l.size)
-        end
-      end
-    end
-  end
-
-  -- what to unpack: one chain per selected platform
-  local unpack = opts.unpack ~= false
-  local chains = {}
-  local sn
-  if unpack then
-    local unpack_mod = require("ctr.store.unpack")
-    sn, err = require("ctr.snapshots").get(client, opts.snapshotter or client.snapshotter_name)
-    if not sn then return fail(err) end
-    for _, s in ipairs(selected) do
-      local diff_ids = type(s.config.rootfs) == "table" and s.config.rootfs.diff_ids
-      if type(diff_ids) ~= "table" or #diff_ids ~= #s.manifest.layers then
-        return fail(errors.invalid("config %s: rootfs.diff_ids do not match the %d layers",
-          s.manifest.config.digest, #s.manifest.layers))
-      end
-      local chain, cerr = unpack_mod.chain_ids(diff_ids)
-      if not chain then return fail(cerr) end
-      chains[#chains + 1] = { sel = s, diff_ids = diff_ids, chain = chain, i = 1 }
-    end
-    local hok, herr = hold_chains(lease, sn, chains)
-    if not hok then return fail(herr) end
-  end
-  local whiteouts = sn and sn.name == "overlayfs" and "overlay" or "native"
-  local max = tonumber(opts.max_concurrent_downloads) or 3
-  if max < 1 then max = 3 end
-  local active, first_err = 0, nil
-  local stats = { fetched = 0, layers = 0, unpacked = 0, reused = 0, chain_ids = {} }
-
-  local function start_downloads()
-    while active < max and #queue > 0 and not first_err do
-      local d = table.remove(queue, 1)
-      local L = blobs[d]
-      L.state = "downloading"
-      active = active + 1
-      r:spawn(function()
-        local res, ferr = r:fetch_blob(spec, L.desc, { content = store.dir, ref = ingest_ref(d) },
-          function(id) L.id = id end)
-        active = active - 1
-        L.id = nil
-        if res then
-          L.state = "done"
-          stats.fetched = stats.fetched + L.desc.size
-        else
-          L.state = "failed"
-          first_err = first_err or errors.wrap(ferr, "layer %s", d)
-        end
-      end)
-    end
-  end
-
-  local function committed(key)
-    local info, serr = sn:stat(key)
-    if info then return info.kind == "committed" end
-    if serr.sym == "NOT_FOUND" then return false end
-    return nil, serr
-  end
-
-  -- one step of the current chain's unpack: start the next layer's apply, or finish one
-  local function abandon(U)
-    if U.job then
-      U.job:source_failed()
-      U.job:wait()
-      U.job = nil
-    end
-    if U.key then sn:remove(U.key) U.key = nil end
-  end
-  local function unpack_step(U)
-    local n = #U.chain
-    while not U.job and U.i <= n do
-      local have, serr = committed(U.chain[U.i])
-      if have == nil then return nil, serr end
-      if not have then break end
-      stats.reused = stats.reused + 1
-      if display then display:set("unpack-" .. U.sel.manifest.layers[U.i].digest, "reused") end
-      U.i = U.i + 1
-    end
-    if U.i > n then return true end
-    local layer = U.sel.manifest.layers[U.i]
-    local L = blobs[layer.digest]
-    if not U.job then
-      local path, follow
-      if L.state == "exists" or L.state == "done" then
-        path, follow = store:path(layer.digest), false
-      elseif L.state == "downloading" and L.id then
-        path, follow = store.dir .. "/ingest/" .. ingest_ref(layer.digest), true
-      else
-        return true -- not there yet
-      end
-      U.key = ("extract-%s %s"):format(core.random_hex(8), U.chain[U.i])
-      local mounts, perr = sn:prepare(U.key, U.chain[U.i - 1])
-      if not mounts then U.key = nil return nil, perr end
-      local dir
-      dir, perr = sn:fs_path(U.key)
-      if not dir then return nil, perr end
-      local job, err = sys.layer_apply_start(dir, path, { whiteouts = whiteouts,
-        diff_id = U.diff_ids[U.i], follow = follow })
-      if not job then return nil, err end
-      U.job, U.follow, U.L = job, follow, L
-    end
-    if U.follow and U.L.state == "done" and not U.told then
-      U.job:source_complete(layer.size)
-      U.told = true
-    elseif U.follow and U.L.state == "failed" then
-      return nil, first_err
-    end
-    if display then
-      display:set("unpack-" .. layer.digest, "unpacking", U.job:progress(), layer.size)
-    end
-    if not U.job:done() then return true end
-    local res, err = sys.result(U.job:wait())
-    U.job = nil
-    if not res then return nil, errors.wrap(err, "unpack layer %d (%s)", U.i, layer.digest) end
-    if res.diff_id ~= U.diff_ids[U.i] then
-      return nil, errors.new(("unpack layer %d (%s): diff ID mismatch: expected %s, got %s"):format(U.i,
-        layer.digest, U.diff_ids[U.i], res.diff_id), 0, "DIGEST_MISMATCH")
-    end
-    -- the blob must have verified too (a followed download is taken before its apply ends)
-    if L.state ~= "done" and L.state ~= "exists" then
-      return nil, errors.new(("unpack layer %d: its download did not complete"):format(U.i), 0, "FAILED")
-    end
-    local cok, cerr = sn:commit(U.chain[U.i], U.key)
-    if not cok then
-      if cerr.sym ~= "EXISTS" then return nil, cerr end
-      sn:remove(U.key)
-    end
-    U.key, U.told = nil, nil
-    stats.unpacked = stats.unpacked + 1
-    if display then display:set("unpack-" .. layer.digest, "unpacked", layer.size, layer.size) end
-    U.i = U.i + 1
-    return unpack_step(U)
-  end
-
-  local ci = 1
-  while true do
-    start_downloads()
-    local U = chains[ci]
-    if U and not first_err then
-      local uok, uerr = unpack_step(U)
-      if not uok then
-        first_err = uerr
-      elseif U.i > #U.chain then
-        stats.chain_ids[platforms.format(U.sel.platform or platforms.default())] = U.chain[#U.chain]
-        ci = ci + 1
-      end
-    end
-    if first_err then break end
-    if display then
-      for d, L in pairs(blobs) do
-        if L.state == "downloading" and L.id then
-          local done, total = r.session:progress(L.id)
-          display:set("layer-" .. d, "downloading", done or 0, total or L.desc.size)
-        elseif L.state == "done" then
-          display:set("layer-" .. d, "done", L.desc.size, L.desc.size)
-        end
-      end
-      display:draw()
-    end
-    if active == 0 and #queue == 0 and ci > #chains then break end
-    -- a followed apply makes progress without the network: look at it often
-    r:step((chains[ci] and chains[ci].job) and 20 or 100)
-  end
-  if first_err then
-    for _, U in ipairs(chains) do abandon(U) end
-    return fail(first_err)
-  end
-  if not opts.resolver then r.session:close() end
-  if display then display:draw(true) end
+  close_session(P)
+  if P.display then P.display:draw(true) end
+  local stats = P.stats
   stats.layers = 0
-  for _ in pairs(blobs) do stats.layers = stats.layers + 1 end
-
-  local images = require("ctr.images")
-  local meta = require("ctr.store.meta")
+  for _ in pairs(P.blobs) do stats.layers = stats.layers + 1 end
   local rec
-  rec, err = meta.with_lock(client.root, client.namespace, function()
-    return images.create_or_update(client, name, desc, opts.labels)
-  end)
-  lease:release()
-  if not rec then return nil, errors.wrap(err, "pull %s", name) end
+  rec, err = record_image(P)
+  if not rec then return nil, err end
   stats.elapsed = core.monotime() - t0
   stats.platforms = {}
-  for _, s in ipairs(selected) do
+  for _, s in ipairs(P.selected) do
     stats.platforms[#stats.platforms + 1] = s.platform and platforms.format(s.platform) or nil
   end
   return rec, stats

@@ -23,6 +23,144 @@ local function non_distributable(mt)
   return type(mt) == "string" and (mt:find("nondistributable", 1, true) or mt:find("foreign", 1, true)) ~= nil
 end
 
+-- The manifest to push: opts.manifest from the store, else the target of the image local_ref
+-- (and its record, whose name tells where its blobs can be mounted from); or nil, nil, err.
+local function resolve_target(client, store, local_ref, opts)
+  if opts.manifest and opts.manifest ~= "" then
+    local info = store:info(opts.manifest)
+    if not info then
+      return nil, nil, errors.not_found("manifest %s: not found in the content store", opts.manifest)
+    end
+    return { digest = opts.manifest, size = info.size,
+      mediaType = opts.manifest_type or "application/vnd.oci.image.manifest.v1+json" }
+  end
+  local rec, err = require("ctr.images").get(client, local_ref)
+  if not rec then return nil, nil, err end
+  return rec.target, rec
+end
+
+-- A document of the store, verified against its digest.
+local function read_doc(store, d)
+  local data, rerr = store:read(d.digest, docker.MAX_MANIFEST)
+  if not data then return nil, rerr end
+  if core.sha256(data) ~= d.digest then
+    return nil, errors.new(("%s: the store's copy does not verify"):format(d.digest), 0, "DIGEST_MISMATCH")
+  end
+  local doc = core.json_decode(data)
+  if type(doc) ~= "table" then return nil, errors.invalid("%s: malformed JSON", d.digest) end
+  return doc, data
+end
+
+-- What to push: the plan's blobs (deduplicated, in the order found) and its manifests in the
+-- order they must go, children before their index.
+local function add_blob(plan, d, what)
+  if plan.blobs[d.digest] then return true end
+  if not plan.store:info(d.digest) then
+    return nil, errors.not_found("%s %s: content digest not found", what, d.digest)
+  end
+  plan.blobs[d.digest] = { desc = d, state = "waiting" }
+  plan.blob_list[#plan.blob_list + 1] = d.digest
+  return true
+end
+
+local function walk(plan, d, depth)
+  if depth > 4 then return nil, errors.invalid("indexes nested too deep") end
+  local doc, data = read_doc(plan.store, d)
+  if not doc then return nil, data end
+  local mt = d.mediaType or doc.mediaType
+  if INDEX[mt] or type(doc.manifests) == "table" then
+    for _, c in ipairs(doc.manifests or {}) do
+      local p = type(c.platform) == "table" and type(c.platform.architecture) == "string" and
+        platforms.normalize({ os = c.platform.os or "linux", architecture = c.platform.architecture,
+          variant = c.platform.variant }) or nil
+      local take = #plan.wants == 0
+      for _, w in ipairs(plan.wants) do if p and platforms.match(w, p) then take = true end end
+      if take then
+        local ok, werr = walk(plan, c, depth + 1)
+        if not ok then return nil, werr end
+      end
+    end
+  else
+    if type(doc.config) ~= "table" or type(doc.layers) ~= "table" then
+      return nil, errors.invalid("manifest %s: no config or layers", d.digest)
+    end
+    local ok, berr = add_blob(plan, doc.config, "config")
+    if not ok then return nil, berr end
+    for _, l in ipairs(doc.layers) do
+      if not non_distributable(l.mediaType) or plan.allow_non_distributable then
+        ok, berr = add_blob(plan, l, "layer")
+        if not ok then return nil, berr end
+      end
+    end
+  end
+  plan.manifests[#plan.manifests + 1] = { desc = { digest = d.digest, size = #data, mediaType = mt },
+    data = data, top = depth == 0 }
+  return true
+end
+
+-- The display's rows: one per blob.
+local function show_blobs(r, display, plan)
+  if not display then return end
+  for _, d in ipairs(plan.blob_list) do
+    local B = plan.blobs[d]
+    local kind = B.desc.mediaType and B.desc.mediaType:find("config", 1, true) and "config" or "layer"
+    if B.state == "uploading" and B.id then
+      local n, total = r.session:progress(B.id)
+      display:set(kind .. "-" .. d, "uploading", (B.base or 0) + (n or 0), B.desc.size)
+    else
+      display:set(kind .. "-" .. d, B.state, B.state == "waiting" and 0 or B.desc.size, B.desc.size)
+    end
+  end
+  display:draw()
+end
+
+-- Every blob of the plan to host h, up to max at once: skipped, mounted from repository
+-- `from`, or uploaded.  Counts each outcome in stats; the first error stops the rest.
+local function upload_blobs(r, h, spec, plan, from, stats, opts)
+  local store, blobs = plan.store, plan.blobs
+  local max = tonumber(opts.max_concurrent_uploaded_layers) or 3
+  if max < 1 then max = 3 end
+  local active, first_err, queue = 0, nil, {}
+  for _, d in ipairs(plan.blob_list) do queue[#queue + 1] = d end
+  while true do
+    while active < max and #queue > 0 and not first_err do
+      local d = table.remove(queue, 1)
+      local B = blobs[d]
+      B.state = "uploading"
+      active = active + 1
+      r:spawn(function()
+        local how, perr = r:push_blob(h, spec, B.desc, store:path(d), { from = from,
+          chunk = opts.chunk or M.CHUNK, on_bytes = function(n) B.base = n end }, function(id) B.id = id end)
+        active = active - 1
+        B.id = nil
+        if how then
+          B.state = how == "pushed" and "done" or how
+          stats[how] = stats[how] + 1
+        else
+          B.state = "failed"
+          first_err = first_err or errors.wrap(perr, "blob %s", d)
+        end
+      end)
+    end
+    show_blobs(r, opts.display, plan)
+    if first_err or (active == 0 and #queue == 0) then break end
+    r:step(100)
+  end
+  if first_err then return nil, first_err end
+  return true
+end
+
+-- The manifests, in the plan's order, the top one under the reference's tag (or digest).
+local function push_manifests(r, h, spec, plan, display)
+  for _, m in ipairs(plan.manifests) do
+    local object = m.top and (spec.tag or spec.digest) or m.desc.digest
+    local pok, perr = r:push_manifest(h, spec, m.desc, m.data, object)
+    if not pok then return nil, perr end
+    if display then display:set("manifest-" .. m.desc.digest, "done") end
+  end
+  return true
+end
+
 --- Push the image `opts.local_ref` (default ref) of the client's store to ref.
 -- @param client a ctr.client
 -- @tparam string ref where to push it
@@ -36,84 +174,18 @@ function M.push(client, ref, opts)
   opts = opts or {}
   local spec, err = pull.parse_ref(ref, opts.strict)
   if not spec then return nil, err end
-  local images = require("ctr.images")
   local store = client:content_store()
-  local local_ref = opts.local_ref or ref
-  local target
-  local rec
-  if opts.manifest and opts.manifest ~= "" then
-    local info = store:info(opts.manifest)
-    if not info then return nil, errors.not_found("manifest %s: not found in the content store", opts.manifest) end
-    target = { digest = opts.manifest, size = info.size,
-      mediaType = opts.manifest_type or "application/vnd.oci.image.manifest.v1+json" }
-  else
-    rec, err = images.get(client, local_ref)
-    if not rec then return nil, err end
-    target = rec.target
-  end
+  local target, rec, terr = resolve_target(client, store, opts.local_ref or ref, opts)
+  if not target and not rec then return nil, terr end
   local wants = {}
   for _, p in ipairs(opts.platforms or {}) do
     local w, perr = platforms.parse(p)
     if not w then return nil, perr end
     wants[#wants + 1] = w
   end
-
-  -- what to push: blobs (deduplicated) and manifests in the order they must go
-  local blobs, blob_list, manifests = {}, {}, {}
-  local function read_doc(d)
-    local data, rerr = store:read(d.digest, docker.MAX_MANIFEST)
-    if not data then return nil, rerr end
-    if core.sha256(data) ~= d.digest then
-      return nil, errors.new(("%s: the store's copy does not verify"):format(d.digest), 0, "DIGEST_MISMATCH")
-    end
-    local doc = core.json_decode(data)
-    if type(doc) ~= "table" then return nil, errors.invalid("%s: malformed JSON", d.digest) end
-    return doc, data
-  end
-  local function add_blob(d, what)
-    if blobs[d.digest] then return true end
-    if not store:info(d.digest) then
-      return nil, errors.not_found("%s %s: content digest not found", what, d.digest)
-    end
-    blobs[d.digest] = { desc = d, state = "waiting" }
-    blob_list[#blob_list + 1] = d.digest
-    return true
-  end
-  local function walk(d, depth)
-    if depth > 4 then return nil, errors.invalid("indexes nested too deep") end
-    local doc, data = read_doc(d)
-    if not doc then return nil, data end
-    local mt = d.mediaType or doc.mediaType
-    if INDEX[mt] or type(doc.manifests) == "table" then
-      for _, c in ipairs(doc.manifests or {}) do
-        local p = type(c.platform) == "table" and type(c.platform.architecture) == "string" and
-          platforms.normalize({ os = c.platform.os or "linux", architecture = c.platform.architecture,
-            variant = c.platform.variant }) or nil
-        local take = #wants == 0
-        for _, w in ipairs(wants) do if p and platforms.match(w, p) then take = true end end
-        if take then
-          local ok, werr = walk(c, depth + 1)
-          if not ok then return nil, werr end
-        end
-      end
-    else
-      if type(doc.config) ~= "table" or type(doc.layers) ~= "table" then
-        return nil, errors.invalid("manifest %s: no config or layers", d.digest)
-      end
-      local ok, berr = add_blob(doc.config, "config")
-      if not ok then return nil, berr end
-      for _, l in ipairs(doc.layers) do
-        if not non_distributable(l.mediaType) or opts.allow_non_distributable then
-          ok, berr = add_blob(l, "layer")
-          if not ok then return nil, berr end
-        end
-      end
-    end
-    manifests[#manifests + 1] = { desc = { digest = d.digest, size = #data, mediaType = mt }, data = data,
-      top = depth == 0 }
-    return true
-  end
-  local ok, werr = walk(target, 0)
+  local plan = { store = store, wants = wants, allow_non_distributable = opts.allow_non_distributable,
+    blobs = {}, blob_list = {}, manifests = {} }
+  local ok, werr = walk(plan, target, 0)
   if not ok then return nil, errors.wrap(werr, "push %s", ref) end
 
   local r = opts.resolver
@@ -137,58 +209,12 @@ function M.push(client, ref, opts)
     local src = reference.parse_normalized_named(rec.name)
     if src and src.domain == spec.domain and src.path ~= spec.path then from = src.path end
   end
-  local display = opts.display
-  local max = tonumber(opts.max_concurrent_uploaded_layers) or 3
-  if max < 1 then max = 3 end
-  local active, first_err, queue = 0, nil, {}
   local stats = { pushed = 0, exists = 0, mounted = 0 }
-  for _, d in ipairs(blob_list) do queue[#queue + 1] = d end
-  local function rows()
-    if not display then return end
-    for _, d in ipairs(blob_list) do
-      local B = blobs[d]
-      local kind = B.desc.mediaType and B.desc.mediaType:find("config", 1, true) and "config" or "layer"
-      if B.state == "uploading" and B.id then
-        local n, total = r.session:progress(B.id)
-        display:set(kind .. "-" .. d, "uploading", (B.base or 0) + (n or 0), B.desc.size)
-      else
-        display:set(kind .. "-" .. d, B.state, B.state == "waiting" and 0 or B.desc.size, B.desc.size)
-      end
-    end
-    display:draw()
-  end
-  while true do
-    while active < max and #queue > 0 and not first_err do
-      local d = table.remove(queue, 1)
-      local B = blobs[d]
-      B.state = "uploading"
-      active = active + 1
-      r:spawn(function()
-        local how, perr = r:push_blob(h, spec, B.desc, store:path(d), { from = from,
-          chunk = opts.chunk or M.CHUNK, on_bytes = function(n) B.base = n end }, function(id) B.id = id end)
-        active = active - 1
-        B.id = nil
-        if how then
-          B.state = how == "pushed" and "done" or how
-          stats[how] = stats[how] + 1
-        else
-          B.state = "failed"
-          first_err = first_err or errors.wrap(perr, "blob %s", d)
-        end
-      end)
-    end
-    rows()
-    if first_err or (active == 0 and #queue == 0) then break end
-    r:step(100)
-  end
-  if first_err then return done(nil, first_err) end
-  for _, m in ipairs(manifests) do
-    local object = m.top and (spec.tag or spec.digest) or m.desc.digest
-    local pok, perr = r:push_manifest(h, spec, m.desc, m.data, object)
-    if not pok then return done(nil, perr) end
-    if display then display:set("manifest-" .. m.desc.digest, "done") end
-  end
-  local top = manifests[#manifests].desc
+  ok, err = upload_blobs(r, h, spec, plan, from, stats, opts)
+  if not ok then return done(nil, err) end
+  ok, err = push_manifests(r, h, spec, plan, opts.display)
+  if not ok then return done(nil, err) end
+  local top = plan.manifests[#plan.manifests].desc
   stats.digest, stats.mediaType, stats.size = top.digest, top.mediaType, top.size
   return done(stats)
 end
