@@ -43,8 +43,9 @@ echo "not reached"
 
 -- containerd's shim copies a task's output to a --log-uri file on its own goroutines, which
 -- may still hold a line when the exit event is out (and lose it once the task is deleted):
--- show_log, before the delete, waits (bounded, 10 s) until the log has the two lines the job
--- writes.  The events subscription is known to be up once it
+-- show_log, before the delete, waits (bounded, 30 s: a loaded machine has delayed the shim by
+-- more than 10) until the log has the two lines the job writes, and says so on stderr when
+-- the bound passed.  The events subscription is known to be up once it
 -- has delivered an event of our own making (a label on the namespace).
 local PRELUDE_CTR = [[
 CTR="ctr -a $SOCK -n $NS"
@@ -59,7 +60,8 @@ until grep -q "/namespaces/update" "$OUT/events"; do
 done
 show_log() {
   i=0
-  while [ "$(cat "$OUT/$1.log" 2>/dev/null | wc -l)" -lt 2 ] && [ $i -lt 500 ]; do i=$((i+1)); sleep 0.02; done
+  while [ "$(cat "$OUT/$1.log" 2>/dev/null | wc -l)" -lt 2 ] && [ $i -lt 1500 ]; do i=$((i+1)); sleep 0.02; done
+  [ $i -lt 1500 ] || echo "show_log $1: the shim wrote $(wc -l <"$OUT/$1.log") lines in 30 s" >&2
   sort "$OUT/$1.log"
 }
 task_wait() {
@@ -128,7 +130,7 @@ describe("a CI shell script: ctr and ctrlua #root", function()
     assert.are.equal(ctr.code, mine.code, mine.stdout .. mine.stderr)
     -- the same lines, but for the pids in `tasks ls` and the column widths they set
     local function norm(s) return (s:gsub("(job2%s+)%d+(%s+)", "%1PID%2"):gsub(" +", " ")) end
-    assert.are.equal(norm(ctr.stdout), norm(mine.stdout))
+    assert.are.equal(norm(ctr.stdout), norm(mine.stdout), "ctr's stderr: " .. ctr.stderr)
     -- and what that output says, so that a shared mistake cannot pass
     local o = mine.stdout
     assert.truthy(o:find("job1 wait: 3\njob1 err\njob1 out\njob1 delete: 0\n", 1, true), o)
