@@ -161,7 +161,7 @@ describe("cgroups over a fake tree", function()
       assert.are.same({ "max", "max" }, fake:lines("pids", "/d/c", "pids.max"))
     end)
 
-    it("denies every device first, then writes the rules in their order", function()
+    it("denies every device first, then writes the rules in their order (a list that opens with deny-all starts with it)", function()
       assert(cgroups.new("/d/c", { devices = {
         { allow = false, access = "rwm" },
         { allow = true, type = "c", major = 1, minor = 3, access = "rwm" },
@@ -169,9 +169,16 @@ describe("cgroups over a fake tree", function()
         { allow = false, type = "c", major = 1, minor = 3, access = "m" },
         { allow = true, type = "b", minor = 7, access = "r" },
       } }, fake.opts))
-      assert.are.same({ "a", "a *:* rwm", "c 1:3 m" }, fake:lines("devices", "/d/c", "devices.deny"))
+      assert.are.same({ "a *:* rwm", "c 1:3 m" }, fake:lines("devices", "/d/c", "devices.deny"))
       assert.are.same({ "c 1:3 rwm", "c 136:* rw", "b *:7 r" },
         fake:lines("devices", "/d/c", "devices.allow"))
+      fake:cgroup("/d/e")
+      assert(cgroups.new("/d/e", { devices = {
+        { allow = false, type = "c", major = 1, minor = 3, access = "rwm" },
+        { allow = true, type = "c", major = 1, minor = 5, access = "rwm" },
+      } }, fake.opts))
+      assert.are.same({ "a", "c 1:3 rwm" }, fake:lines("devices", "/d/e", "devices.deny"))
+      assert.are.same({ "c 1:5 rwm" }, fake:lines("devices", "/d/e", "devices.allow"))
     end)
 
     it("refuses malformed device rules before writing any", function()
@@ -264,6 +271,24 @@ describe("cgroups over a fake tree", function()
     end)
 
     local function v(file) return fake:value("unified", "/d/c", file) end
+
+    it("writes no value a new cgroup holds already: pids.max max is not written where it made the cgroup", function()
+      -- /d/n is made by this call; the fake gives it no files, so that any write there fails
+      local ok, err = cgroups.new("/d/n", { pids = { limit = -1 } }, fake.opts)
+      assert.is_truthy(ok, err and err.msg)
+      assert.is_nil(core.stat(fake:dir("unified", "/d/n") .. "/pids.max"))
+      -- one that was there already is written
+      assert(cgroups.new("/d/c", { pids = { limit = -1 } }, fake.opts))
+      assert.are.same({ "max" }, fake:lines("unified", "/d/c", "pids.max"))
+    end)
+
+    it("reads cgroup.controllers once: what a level offers is what its parent enabled", function()
+      -- the root's list was read with the layout; /d's file says nothing the create may use
+      local f = io.open(fake:dir("unified", "/d") .. "/cgroup.controllers", "w") f:write("bogus\n") f:close()
+      assert(cgroups.new("/d/c/e", nil, fake.opts))
+      assert.are.same({ "+cpuset", "+cpu", "+io", "+memory", "+hugetlb", "+pids" },
+        fake:lines("unified", "/d", "cgroup.subtree_control"))
+    end)
 
     it("converts shares to cpu.weight as runc does", function()
       for _, case in ipairs({ { 1024, "39" }, { 2, "1" }, { 262144, "10000" }, { 512, "20" } }) do
@@ -360,6 +385,7 @@ describe("cgroups over a fake tree", function()
       assert(cgroups.new("/d/f", { devices = { { allow = true, type = "c", major = 1, minor = 3 },
         { allow = false, type = "a", access = "mwr" } } }, fake.opts))
       assert.are.same({ "deny a *:* mwr" }, fake:lines("unified", "/d/f", "devices.bpf"))
+      fake:cgroup("/d/e")
       fake:cgroup("/d/e")
       assert(cgroups.new("/d/e", { devices = { { allow = false, access = "rwm" },
         { allow = true, access = "rwm" } } }, fake.opts))
@@ -511,6 +537,34 @@ describe("cgroups on this machine #root", function()
     assert(cg:delete())
     for _, dir in pairs(d) do assert.is_nil(core.stat(dir), dir) end
     assert(cg:delete()) -- missing is success
+  end)
+
+  it("gives a new cgroup its parent's cpuset through the kernel: the levels it makes have clone_children", function()
+    if not usable or not layout.v1 or not cgroups.dirs(top).cpuset then pending("no v1 cpuset") return end
+    local root = assert(cgroups.dirs(top)).cpuset:gsub("/[^/]*$", "")
+    local function read(dir, file) return (assert(core.read_file(dir .. "/" .. file)):gsub("%s+$", "")) end
+    -- a parent narrower than the root: what the container gets can only come from it
+    local cpus = read(root, "cpuset.cpus")
+    local first = cpus:match("^(%d+)")
+    local cg = assert(cgroups.new(path, nil))
+    local d = assert(cg:dirs())
+    local top_dir = d.cpuset:gsub("/x$", "")
+    assert.are.equal("1", read(top_dir, "cgroup.clone_children"))
+    assert.are.equal(read(top_dir, "cpuset.cpus"), read(d.cpuset, "cpuset.cpus"))
+    assert.are.equal(read(top_dir, "cpuset.mems"), read(d.cpuset, "cpuset.mems"))
+    assert(cg:delete())
+    -- the parent narrowed: the next container below it has the parent's cpus, not the root's
+    local function put(file, v) local f = assert(io.open(top_dir .. "/" .. file, "w")) f:write(v .. "\n") f:close() end
+    put("cpuset.cpus", first)
+    cg = assert(cgroups.new(path, nil))
+    assert.are.equal(first, read(d.cpuset, "cpuset.cpus"))
+    assert(cg:delete())
+    -- a parent made by someone else, without clone_children: filled from it all the same
+    put("cgroup.clone_children", "0")
+    cg = assert(cgroups.new(path, nil))
+    assert.are.equal(first, read(d.cpuset, "cpuset.cpus"))
+    assert.are.equal(read(top_dir, "cpuset.mems"), read(d.cpuset, "cpuset.mems"))
+    assert(cg:delete())
   end)
 
   it("refuses a bad limit with the file and value, leaving nothing behind", function()
