@@ -781,3 +781,45 @@ describe("cgroup v2 eBPF device filter on this machine #root", function()
     assert.is_nil(core.stat(dir .. "/c"))
   end)
 end)
+
+describe("cgroup v2: the init cloned into its cgroup #root", function()
+  local BIN = os.getenv("CTRLUA_BIN") or "build/ctrlua"
+  local IMAGE_TAR = os.getenv("CTRLUA_TEST_IMAGE") or "build/images/busybox.oci.tar"
+  local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+  it("is in its cgroup from its first instruction: a pid written to cgroup.procs would not count", function()
+    if not sh_ok("command -v unshare") then pending("no unshare") return end
+    local tmp = (io.popen("mktemp -d /tmp/ctrlua-cg2.XXXXXX"):read("*l"))
+    local T, id = "ctrlua-test-" .. uuid(), "cg2-" .. uuid()
+    local c = ("%s --root %s/root --state %s/state"):format(q(BIN), q(tmp), q(tmp))
+    -- this machine seen as pure v2 (its cgroup2 mount alone at /sys/fs/cgroup, in a mount
+    -- namespace of the test's own), and the container's cgroup.procs covered by a plain
+    -- file: a pid written there reaches no cgroup, so only a clone into the cgroup puts the
+    -- init in it
+    local script = table.concat({
+      "set -e",
+      "umount -R /sys/fs/cgroup",
+      "mount -t cgroup2 none /sys/fs/cgroup",
+      ("mkdir -p /sys/fs/cgroup/%s/c"):format(T),
+      (": > %s/procs"):format(q(tmp)),
+      ("mount --bind %s/procs /sys/fs/cgroup/%s/c/cgroup.procs"):format(q(tmp), T),
+      ("%s images.lua import %s >/dev/null"):format(c, q(IMAGE_TAR)),
+      ("%s run.lua -d --cpu-shares 0 --cgroup /%s/c ctrlua.test/busybox:latest %s sleep 30 >/dev/null")
+        :format(c, T, id),
+      ("umount /sys/fs/cgroup/%s/c/cgroup.procs"):format(T),
+      ("pid=$(%s tasks.lua ls | awk '$1 == %q { print $2 }')"):format(c, id),
+      ("cat /proc/$pid/cgroup > %s/cgroup"):format(q(tmp)),
+      ("%s tasks.lua delete -f %s"):format(c, id),
+      ("%s containers.lua delete %s"):format(c, id),
+      ("rmdir /sys/fs/cgroup/%s/c /sys/fs/cgroup/%s/default /sys/fs/cgroup/%s 2>/dev/null || true"):format(T, T, T),
+    }, "\n")
+    local ok = os.execute(("unshare -m --propagation private sh -c %s >%s/out 2>&1"):format(q(script), q(tmp)))
+    local out = core.read_file(tmp .. "/out") or ""
+    local cg = core.read_file(tmp .. "/cgroup") or ""
+    local written = core.read_file(tmp .. "/procs") or "?"
+    core.remove_tree(tmp)
+    assert(ok == true or ok == 0, out)
+    assert.matches("0::/" .. T .. "/c\n", cg, 1, true)
+    assert.are.equal("", written)
+  end)
+end)
