@@ -890,11 +890,17 @@ static int rmdir_retry(const char *dir, struct ctr_err *err)
     }
 }
 
-/* children first: a container with a cgroup namespace may have made its own */
+/* children first: a container with a cgroup namespace may have made its own.  They are
+ * looked for only when the rmdir says there is something inside (EBUSY): a container's
+ * cgroup has none, and one rmdir per hierarchy is then the whole removal. */
 static int remove_cgroup(const char *dir, int depth, struct ctr_err *err)
 {
     if (depth > 32)
         return ctr_fail(err, ELOOP, "rmdir `%s': cgroups nested too deep", dir);
+    if (rmdir(dir) == 0 || errno == ENOENT)
+        return 0;
+    if (errno != EBUSY)
+        return ctr_fail(err, errno, "rmdir `%s'", dir);
     DIR *dp = opendir(dir);
     if (dp == NULL)
         return errno == ENOENT ? 0 : ctr_fail(err, errno, "opendir `%s'", dir);

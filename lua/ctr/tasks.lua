@@ -287,12 +287,24 @@ local function unmount_under(dir)
     end
     if #points == 0 then return true end
     table.sort(points, function(a, b) return #a > #b end)
+    -- each point is unmounted until the kernel says nothing is mounted there (EINVAL): then
+    -- the table need not be read again to know it, unless a point could not be reached
+    local seen = true
     for _, mp in ipairs(points) do
       local ok
       ok, err = sys.unmount(mp)
       if not ok and err.sym == "EBUSY" then ok, err = sys.unmount(mp, { detach = true }) end
-      if not ok and err.sym ~= "EINVAL" and err.sym ~= "ENOENT" then return nil, err end
+      if ok then
+        -- another mount under it (stacked) is left for the next round, which reads the table
+        local again, aerr = sys.unmount(mp)
+        if again or aerr.sym ~= "EINVAL" then seen = false end
+      elseif err.sym == "ENOENT" then
+        seen = false
+      elseif err.sym ~= "EINVAL" then
+        return nil, err
+      end
     end
+    if seen then return true end
   end
   return nil, errors.new(("unmount under `%s': still mounted"):format(dir), 16)
 end
