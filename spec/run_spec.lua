@@ -83,9 +83,11 @@ describe("run.lua #root", function()
 
     it("frees the ID before --rm returns: the same ID runs again at once, and its cgroup is gone", function()
       for i = 1, 3 do
-        local r = run_rm("again", "sh", "-c", "cat /proc/self/cgroup")
+        local r = run_rm("again", "sh", "-c", "cat /proc/self/cgroup; grep ' / / ' /proc/self/mountinfo")
         assert.are.equal(0, r.code, ("run %d: %s"):format(i, r.stderr))
         assert.truthy(r.stdout:find("/again", 1, true), r.stdout)
+        -- its writes go with it: the overlay is never synced
+        assert.truthy(r.stdout:find(" overlay overlay [^\n]*volatile"), r.stdout)
         -- no container record, snapshot, mount, state directory nor cgroup
         assert.are.same({}, env:leftovers("again"))
       end
