@@ -234,6 +234,14 @@ describe("cgroups over a fake tree", function()
       end
     end)
 
+    it("tells an OOM kill from memory.oom_control alone", function()
+      assert.is_true(cgroups.oom_killed("/d/c", fake.opts)) -- the fake's oom_kill 2
+      fake:cgroup("/d/e", { ["memory.oom_control"] = "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n" })
+      assert.is_false(cgroups.oom_killed("/d/e", fake.opts))
+      assert.is_false(cgroups.oom_killed("/d/none", fake.opts))
+      assert.is_false(cgroups.oom_killed("", fake.opts))
+    end)
+
     it("adds a pid to every hierarchy, lists, measures and freezes", function()
       assert(cgroups.new("/d/c", nil, fake.opts))
       assert(cgroups.add("/d/c", 4242, fake.opts))
@@ -288,6 +296,12 @@ describe("cgroups over a fake tree", function()
       assert(cgroups.new("/d/c/e", nil, fake.opts))
       assert.are.same({ "+cpuset", "+cpu", "+io", "+memory", "+hugetlb", "+pids" },
         fake:lines("unified", "/d", "cgroup.subtree_control"))
+    end)
+
+    it("tells an OOM kill from memory.events alone", function()
+      assert.is_true(cgroups.oom_killed("/d/c", fake.opts)) -- the fake's oom_kill 1
+      fake:cgroup("/d/e", { ["memory.events"] = "low 0\nmax 3\noom 1\noom_kill 0\noom_group_kill 4\n" })
+      assert.is_false(cgroups.oom_killed("/d/e", fake.opts))
     end)
 
     it("converts shares to cpu.weight as runc does", function()
