@@ -84,7 +84,7 @@ local task, made
 -- a raise (a bug, not a refusal) removes the container as well
 made, task, err = pcall(container.new_task, container, tio, {
   pid_file = f["pid-file"] ~= "" and f["pid-file"] or nil, detach = detach,
-  no_pivot = f["no-pivot"] or nil })
+  no_pivot = f["no-pivot"] or nil, volatile = f.rm or nil })
 if not made then abandon(task) end
 if not task then
   local code = EXIT_FAILED

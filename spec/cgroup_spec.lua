@@ -161,7 +161,7 @@ describe("cgroups over a fake tree", function()
       assert.are.same({ "max", "max" }, fake:lines("pids", "/d/c", "pids.max"))
     end)
 
-    it("denies every device first, then writes the rules in their order", function()
+    it("denies every device first, then writes the rules in their order (a list that opens with deny-all starts with it)", function()
       assert(cgroups.new("/d/c", { devices = {
         { allow = false, access = "rwm" },
         { allow = true, type = "c", major = 1, minor = 3, access = "rwm" },
@@ -169,9 +169,16 @@ describe("cgroups over a fake tree", function()
         { allow = false, type = "c", major = 1, minor = 3, access = "m" },
         { allow = true, type = "b", minor = 7, access = "r" },
       } }, fake.opts))
-      assert.are.same({ "a", "a *:* rwm", "c 1:3 m" }, fake:lines("devices", "/d/c", "devices.deny"))
+      assert.are.same({ "a *:* rwm", "c 1:3 m" }, fake:lines("devices", "/d/c", "devices.deny"))
       assert.are.same({ "c 1:3 rwm", "c 136:* rw", "b *:7 r" },
         fake:lines("devices", "/d/c", "devices.allow"))
+      fake:cgroup("/d/e")
+      assert(cgroups.new("/d/e", { devices = {
+        { allow = false, type = "c", major = 1, minor = 3, access = "rwm" },
+        { allow = true, type = "c", major = 1, minor = 5, access = "rwm" },
+      } }, fake.opts))
+      assert.are.same({ "a", "c 1:3 rwm" }, fake:lines("devices", "/d/e", "devices.deny"))
+      assert.are.same({ "c 1:5 rwm" }, fake:lines("devices", "/d/e", "devices.allow"))
     end)
 
     it("refuses malformed device rules before writing any", function()
@@ -227,6 +234,14 @@ describe("cgroups over a fake tree", function()
       end
     end)
 
+    it("tells an OOM kill from memory.oom_control alone", function()
+      assert.is_true(cgroups.oom_killed("/d/c", fake.opts)) -- the fake's oom_kill 2
+      fake:cgroup("/d/e", { ["memory.oom_control"] = "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n" })
+      assert.is_false(cgroups.oom_killed("/d/e", fake.opts))
+      assert.is_false(cgroups.oom_killed("/d/none", fake.opts))
+      assert.is_false(cgroups.oom_killed("", fake.opts))
+    end)
+
     it("adds a pid to every hierarchy, lists, measures and freezes", function()
       assert(cgroups.new("/d/c", nil, fake.opts))
       assert(cgroups.add("/d/c", 4242, fake.opts))
@@ -264,6 +279,30 @@ describe("cgroups over a fake tree", function()
     end)
 
     local function v(file) return fake:value("unified", "/d/c", file) end
+
+    it("writes no value a new cgroup holds already: pids.max max is not written where it made the cgroup", function()
+      -- /d/n is made by this call; the fake gives it no files, so that any write there fails
+      local ok, err = cgroups.new("/d/n", { pids = { limit = -1 } }, fake.opts)
+      assert.is_truthy(ok, err and err.msg)
+      assert.is_nil(core.stat(fake:dir("unified", "/d/n") .. "/pids.max"))
+      -- one that was there already is written
+      assert(cgroups.new("/d/c", { pids = { limit = -1 } }, fake.opts))
+      assert.are.same({ "max" }, fake:lines("unified", "/d/c", "pids.max"))
+    end)
+
+    it("reads cgroup.controllers once: what a level offers is what its parent enabled", function()
+      -- the root's list was read with the layout; /d's file says nothing the create may use
+      local f = io.open(fake:dir("unified", "/d") .. "/cgroup.controllers", "w") f:write("bogus\n") f:close()
+      assert(cgroups.new("/d/c/e", nil, fake.opts))
+      assert.are.same({ "+cpuset", "+cpu", "+io", "+memory", "+hugetlb", "+pids" },
+        fake:lines("unified", "/d", "cgroup.subtree_control"))
+    end)
+
+    it("tells an OOM kill from memory.events alone", function()
+      assert.is_true(cgroups.oom_killed("/d/c", fake.opts)) -- the fake's oom_kill 1
+      fake:cgroup("/d/e", { ["memory.events"] = "low 0\nmax 3\noom 1\noom_kill 0\noom_group_kill 4\n" })
+      assert.is_false(cgroups.oom_killed("/d/e", fake.opts))
+    end)
 
     it("converts shares to cpu.weight as runc does", function()
       for _, case in ipairs({ { 1024, "39" }, { 2, "1" }, { 262144, "10000" }, { 512, "20" } }) do
@@ -360,6 +399,7 @@ describe("cgroups over a fake tree", function()
       assert(cgroups.new("/d/f", { devices = { { allow = true, type = "c", major = 1, minor = 3 },
         { allow = false, type = "a", access = "mwr" } } }, fake.opts))
       assert.are.same({ "deny a *:* mwr" }, fake:lines("unified", "/d/f", "devices.bpf"))
+      fake:cgroup("/d/e")
       fake:cgroup("/d/e")
       assert(cgroups.new("/d/e", { devices = { { allow = false, access = "rwm" },
         { allow = true, access = "rwm" } } }, fake.opts))
@@ -511,6 +551,34 @@ describe("cgroups on this machine #root", function()
     assert(cg:delete())
     for _, dir in pairs(d) do assert.is_nil(core.stat(dir), dir) end
     assert(cg:delete()) -- missing is success
+  end)
+
+  it("gives a new cgroup its parent's cpuset through the kernel: the levels it makes have clone_children", function()
+    if not usable or not layout.v1 or not cgroups.dirs(top).cpuset then pending("no v1 cpuset") return end
+    local root = assert(cgroups.dirs(top)).cpuset:gsub("/[^/]*$", "")
+    local function read(dir, file) return (assert(core.read_file(dir .. "/" .. file)):gsub("%s+$", "")) end
+    -- a parent narrower than the root: what the container gets can only come from it
+    local cpus = read(root, "cpuset.cpus")
+    local first = cpus:match("^(%d+)")
+    local cg = assert(cgroups.new(path, nil))
+    local d = assert(cg:dirs())
+    local top_dir = d.cpuset:gsub("/x$", "")
+    assert.are.equal("1", read(top_dir, "cgroup.clone_children"))
+    assert.are.equal(read(top_dir, "cpuset.cpus"), read(d.cpuset, "cpuset.cpus"))
+    assert.are.equal(read(top_dir, "cpuset.mems"), read(d.cpuset, "cpuset.mems"))
+    assert(cg:delete())
+    -- the parent narrowed: the next container below it has the parent's cpus, not the root's
+    local function put(file, v) local f = assert(io.open(top_dir .. "/" .. file, "w")) f:write(v .. "\n") f:close() end
+    put("cpuset.cpus", first)
+    cg = assert(cgroups.new(path, nil))
+    assert.are.equal(first, read(d.cpuset, "cpuset.cpus"))
+    assert(cg:delete())
+    -- a parent made by someone else, without clone_children: filled from it all the same
+    put("cgroup.clone_children", "0")
+    cg = assert(cgroups.new(path, nil))
+    assert.are.equal(first, read(d.cpuset, "cpuset.cpus"))
+    assert.are.equal(read(top_dir, "cpuset.mems"), read(d.cpuset, "cpuset.mems"))
+    assert(cg:delete())
   end)
 
   it("refuses a bad limit with the file and value, leaving nothing behind", function()
@@ -725,5 +793,47 @@ describe("cgroup v2 eBPF device filter on this machine #root", function()
     assert.are.same({ read_null = "ok", read_zero = "denied" }, r)
     assert(cg:delete())
     assert.is_nil(core.stat(dir .. "/c"))
+  end)
+end)
+
+describe("cgroup v2: the init cloned into its cgroup #root", function()
+  local BIN = os.getenv("CTRLUA_BIN") or "build/ctrlua"
+  local IMAGE_TAR = os.getenv("CTRLUA_TEST_IMAGE") or "build/images/busybox.oci.tar"
+  local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+  it("is in its cgroup from its first instruction: a pid written to cgroup.procs would not count", function()
+    if not sh_ok("command -v unshare") then pending("no unshare") return end
+    local tmp = (io.popen("mktemp -d /tmp/ctrlua-cg2.XXXXXX"):read("*l"))
+    local T, id = "ctrlua-test-" .. uuid(), "cg2-" .. uuid()
+    local c = ("%s --root %s/root --state %s/state"):format(q(BIN), q(tmp), q(tmp))
+    -- this machine seen as pure v2 (its cgroup2 mount alone at /sys/fs/cgroup, in a mount
+    -- namespace of the test's own), and the container's cgroup.procs covered by a plain
+    -- file: a pid written there reaches no cgroup, so only a clone into the cgroup puts the
+    -- init in it
+    local script = table.concat({
+      "set -e",
+      "umount -R /sys/fs/cgroup",
+      "mount -t cgroup2 none /sys/fs/cgroup",
+      ("mkdir -p /sys/fs/cgroup/%s/c"):format(T),
+      (": > %s/procs"):format(q(tmp)),
+      ("mount --bind %s/procs /sys/fs/cgroup/%s/c/cgroup.procs"):format(q(tmp), T),
+      ("%s images.lua import %s >/dev/null"):format(c, q(IMAGE_TAR)),
+      ("%s run.lua -d --cpu-shares 0 --cgroup /%s/c ctrlua.test/busybox:latest %s sleep 30 >/dev/null")
+        :format(c, T, id),
+      ("umount /sys/fs/cgroup/%s/c/cgroup.procs"):format(T),
+      ("pid=$(%s tasks.lua ls | awk '$1 == %q { print $2 }')"):format(c, id),
+      ("cat /proc/$pid/cgroup > %s/cgroup"):format(q(tmp)),
+      ("%s tasks.lua delete -f %s"):format(c, id),
+      ("%s containers.lua delete %s"):format(c, id),
+      ("rmdir /sys/fs/cgroup/%s/c /sys/fs/cgroup/%s/default /sys/fs/cgroup/%s 2>/dev/null || true"):format(T, T, T),
+    }, "\n")
+    local ok = os.execute(("unshare -m --propagation private sh -c %s >%s/out 2>&1"):format(q(script), q(tmp)))
+    local out = core.read_file(tmp .. "/out") or ""
+    local cg = core.read_file(tmp .. "/cgroup") or ""
+    local written = core.read_file(tmp .. "/procs") or "?"
+    core.remove_tree(tmp)
+    assert(ok == true or ok == 0, out)
+    assert.matches("0::/" .. T .. "/c\n", cg, 1, true)
+    assert.are.equal("", written)
   end)
 end)

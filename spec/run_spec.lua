@@ -81,6 +81,18 @@ describe("run.lua #root", function()
       assert.are.same({}, env:leftovers("d2"))
     end)
 
+    it("frees the ID before --rm returns: the same ID runs again at once, and its cgroup is gone", function()
+      for i = 1, 3 do
+        local r = run_rm("again", "sh", "-c", "cat /proc/self/cgroup; grep ' / / ' /proc/self/mountinfo")
+        assert.are.equal(0, r.code, ("run %d: %s"):format(i, r.stderr))
+        assert.truthy(r.stdout:find("/again", 1, true), r.stdout)
+        -- its writes go with it: the overlay is never synced
+        assert.truthy(r.stdout:find(" overlay overlay [^\n]*volatile"), r.stdout)
+        -- no container record, snapshot, mount, state directory nor cgroup
+        assert.are.same({}, env:leftovers("again"))
+      end
+    end)
+
     it("has the test image's PATH, and --env PATH replaces it", function()
       local r = run_rm("p1", "sh", "-c", 'echo "$PATH"')
       assert.are.equal("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n", r.stdout)

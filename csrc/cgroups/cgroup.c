@@ -98,6 +98,7 @@ void ctr_cgroup_layout_free(struct ctr_cgroup_layout *l)
     free(l->v2.mountpoint);
     free(l->v2.own);
     free(l->v2.name);
+    free(l->v2.offered);
     memset(&l->v2, 0, sizeof l->v2);
     l->has_v2 = 0;
 }
@@ -229,14 +230,15 @@ int ctr_cgroup_layout_detect(struct ctr_cgroup_layout *l, const char *mountinfo_
     }
     if (l->has_v2) {
         /* the controllers the v2 root offers; a hybrid system's is often empty */
-        cleanup_free char *ctl = NULL;
         struct ctr_err ignored;
-        if (cg_read(l->v2.mountpoint, "cgroup.controllers", &ctl, &ignored) == 0) {
-            char *s2 = NULL;
-            for (char *t = strtok_r(ctl, " \n", &s2); t; t = strtok_r(NULL, " \n", &s2)) {
-                int c = controller_bit(v2_names, t, strlen(t));
+        if (cg_read(l->v2.mountpoint, "cgroup.controllers", &l->v2.offered, &ignored) == 0) {
+            for (const char *t = l->v2.offered; *t;) {
+                size_t len = strcspn(t, " \n");
+                int c = controller_bit(v2_names, t, len);
                 if (c >= 0)
                     l->v2.controllers |= 1u << c;
+                t += len;
+                t += strspn(t, " \n");
             }
         }
     }
@@ -398,17 +400,25 @@ static int record(struct created *c, const char *dir, struct ctr_err *err)
 /* v2: a child has the files of a controller only when its parent lists it in
  * cgroup.subtree_control.  Enable everything the parent offers (runc does the same); a
  * refusal (a parent with processes: the "no internal processes" rule) is left for the write
- * of the first missing file to report. */
-static void enable_controllers(const char *dir)
+ * of the first missing file to report.  *offered is what dir offers (its cgroup.controllers);
+ * it becomes what dir's child is offered: what dir now enables.  Nothing is read when dir
+ * offers nothing (a hybrid host's cgroup2 mount). */
+static void enable_controllers(const char *dir, char **offered)
 {
     struct ctr_err ignored;
-    cleanup_free char *avail = NULL, *enabled = NULL;
-    if (cg_read(dir, "cgroup.controllers", &avail, &ignored) < 0 ||
-        cg_read(dir, "cgroup.subtree_control", &enabled, &ignored) < 0)
+    cleanup_free char *enabled = NULL;
+    if (*offered == NULL || **offered == '\0')
         return;
-    char *save = NULL;
-    for (char *t = strtok_r(avail, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
-        size_t len = strlen(t);
+    char *next = malloc(strlen(*offered) + 1);
+    if (next == NULL || cg_read(dir, "cgroup.subtree_control", &enabled, &ignored) < 0) {
+        free(next);
+        free(*offered);
+        *offered = NULL;
+        return;
+    }
+    size_t n = 0;
+    for (const char *t = *offered; *t;) {
+        size_t len = strcspn(t, " \n");
         int on = 0;
         for (const char *p = enabled; *p && !on;) {
             size_t l2 = strcspn(p, " \n");
@@ -416,9 +426,28 @@ static void enable_controllers(const char *dir)
             p += l2;
             p += strspn(p, " \n");
         }
-        if (!on)
-            cg_writef(&ignored, dir, "cgroup.subtree_control", "+%s", t);
+        if (on || cg_writef(&ignored, dir, "cgroup.subtree_control", "+%.*s", (int)len, t) == 0) {
+            if (n > 0)
+                next[n++] = ' ';
+            memcpy(next + n, t, len);
+            n += len;
+        }
+        t += len;
+        t += strspn(t, " \n");
     }
+    next[n] = '\0';
+    free(*offered);
+    *offered = next;
+}
+
+/* What the v2 base directory offers: the layout read it when the base is the mount's root. */
+static char *v2_offered(const struct ctr_cgroup_layout *l, const char *base)
+{
+    if (strcmp(base, l->v2.mountpoint) == 0)
+        return l->v2.offered ? strdup(l->v2.offered) : NULL;
+    char *text = NULL;
+    struct ctr_err ignored;
+    return cg_read(base, "cgroup.controllers", &text, &ignored) < 0 ? NULL : text;
 }
 
 /* v1 cpuset: a new cpuset starts with empty cpus and mems and refuses tasks until they are
@@ -440,11 +469,56 @@ static int cpuset_inherit(const char *parent, const char *dir, struct ctr_err *e
     return 0;
 }
 
-/* mkdir each level of `clean` below `base`, recording what this call made */
-static int make_levels(const char *base, const char *clean, int v2, int cpuset,
-                       struct created *c, struct ctr_err *err)
+/* Has the cpuset at dir cpus (a new one inherits cpus and mems together, or neither)? */
+static int cpuset_has_cpus(const char *dir, int *has, struct ctr_err *err)
+{
+    cleanup_free char *cur = NULL;
+    if (cg_read(dir, "cpuset.cpus", &cur, err) < 0)
+        return -1;
+    *has = cur[0] != '\0';
+    return 0;
+}
+
+/* Each level of `clean` below `base` filled from its parent, top down (what runc does at
+ * every create; here only when the kernel's inheritance left the new cgroup empty), and each
+ * level above the container's given clone_children, so that this is done once: the levels of
+ * a cgroups path are the store's (/NAMESPACE), even those an older ctrlua made without it. */
+static int cpuset_fill(const char *base, const char *clean, struct ctr_err *err)
 {
     char dir[PATH_MAX], parent[PATH_MAX];
+    size_t n = strlen(base);
+    memcpy(dir, base, n + 1);
+    for (const char *p = clean; *p;) {
+        size_t len = strcspn(p + 1, "/") + 1;
+        memcpy(parent, dir, n + 1);
+        memcpy(dir + n, p, len);
+        n += len;
+        dir[n] = '\0';
+        p += len;
+        if (cpuset_inherit(parent, dir, err) < 0 ||
+            (*p && cg_write(dir, "cgroup.clone_children", "1", err) < 0))
+            return -1;
+    }
+    return 0;
+}
+
+/* mkdir each level of `clean` below `base` in hierarchy i (-1: v2), recording what this call
+ * made.
+ *
+ * In the cpuset hierarchy the kernel copies cpus and mems into a new cgroup from a parent
+ * whose cgroup.clone_children is 1: each level this call makes is filled and then given
+ * clone_children, so that the next level (and every later container below it) starts with
+ * its parent's values and nothing is read or written for it.  Only a container cgroup that
+ * still comes out empty (a parent made by someone else, or an old store's) is filled level by
+ * level from the top. */
+static int make_levels(const struct ctr_cgroup_layout *l, int i, const char *base,
+                       const char *clean, struct created *c, int *made_leaf,
+                       struct ctr_err *err)
+{
+    char dir[PATH_MAX], parent[PATH_MAX];
+    int cpuset = i >= 0 && i == l->v1_of[CTR_CG_CPUSET];
+    cleanup_free char *offered = i < 0 ? v2_offered(l, base) : NULL;
+    int made = 0, parent_clones = 0, rc = 0;
     size_t n = strlen(base);
     if (n >= sizeof dir)
         return ctr_fail(err, ENAMETOOLONG, "cgroup `%s'", base);
@@ -454,13 +528,14 @@ static int make_levels(const char *base, const char *clean, int v2, int cpuset,
         if (n + len >= sizeof dir)
             return ctr_fail(err, ENAMETOOLONG, "cgroup `%s%s'", base, clean);
         memcpy(parent, dir, n + 1);
-        if (v2)
-            enable_controllers(parent);
+        if (i < 0)
+            enable_controllers(parent, &offered);
         memcpy(dir + n, p, len);
         n += len;
         dir[n] = '\0';
         p += len;
-        if (mkdir(dir, 0755) == 0) {
+        made = mkdir(dir, 0755) == 0;
+        if (made) {
             if (record(c, dir, err) < 0)
                 return -1;
         } else {
@@ -468,10 +543,28 @@ static int make_levels(const char *base, const char *clean, int v2, int cpuset,
             if (errno != EEXIST || stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
                 return ctr_fail(err, errno == EEXIST ? ENOTDIR : errno, "mkdir `%s'", dir);
         }
-        if (cpuset && cpuset_inherit(parent, dir, err) < 0)
+        if (!cpuset)
+            continue;
+        if (!made) {
+            parent_clones = 0;
+            continue;
+        }
+        int leaf = *p == '\0';
+        if (!parent_clones && !leaf && cpuset_inherit(parent, dir, err) < 0)
             return -1;
+        if (leaf)
+            break;
+        if (cg_write(dir, "cgroup.clone_children", "1", err) < 0)
+            return -1;
+        parent_clones = 1;
     }
-    return 0;
+    *made_leaf = made;
+    if (cpuset && !(made && parent_clones)) {
+        int has = 0;
+        if ((rc = cpuset_has_cpus(dir, &has, err)) == 0 && !has)
+            rc = cpuset_fill(base, clean, err);
+    }
+    return rc;
 }
 
 /* The directory of controller c for `what`: its v1 hierarchy's, else the v2 one; *v2 says
@@ -517,7 +610,8 @@ static int apply(const struct cg_target *t, const struct ctr_resources *r, struc
     }
     if (r->cpu.want_cpu) {
         if (!(dir = where_dir(t, CTR_CG_CPU, "linux.resources.cpu", &v2, err)) ||
-            (v2 ? ctr_cgroup_v2_cpu : ctr_cgroup_v1_cpu)(dir, &r->cpu, err) < 0)
+            (v2 ? ctr_cgroup_v2_cpu(dir, &r->cpu, err)
+                : ctr_cgroup_v1_cpu(dir, t->fresh, &r->cpu, err)) < 0)
             return -1;
     }
     if (r->cpu.want_cpuset) {
@@ -527,7 +621,7 @@ static int apply(const struct cg_target *t, const struct ctr_resources *r, struc
     }
     if (r->pids.set) {
         if (!(dir = where_dir(t, CTR_CG_PIDS, "linux.resources.pids", NULL, err)) ||
-            (r->pids.has_limit && ctr_cgroup_pids_limit(dir, r->pids.limit, err) < 0))
+            (r->pids.has_limit && ctr_cgroup_pids_limit(dir, t->fresh, r->pids.limit, err) < 0))
             return -1;
     }
     if (r->blkio.set) {
@@ -563,18 +657,21 @@ int ctr_cgroup_create(const struct ctr_cgroup_layout *l, const char *path,
     struct cg_dirs d;
     struct created c = {.n = 0};
     char clean[PATH_MAX], base[PATH_MAX];
-    int rc = -1;
+    int rc = -1, made = 0;
     if (dirs_get(l, path, &d, err) < 0 || clean_path(path, clean, sizeof clean, err) < 0)
         goto out;
+    d.t.fresh = 1;
     for (size_t i = 0; i < l->n_v1; i++) {
         if (base_dir(l, (int)i, path, base, sizeof base, err) < 0 ||
-            make_levels(base, clean, 0, (int)i == l->v1_of[CTR_CG_CPUSET], &c, err) < 0)
+            make_levels(l, (int)i, base, clean, &c, &made, err) < 0)
             goto fail;
+        d.t.fresh &= made;
     }
     if (l->has_v2) {
         if (base_dir(l, -1, path, base, sizeof base, err) < 0 ||
-            make_levels(base, clean, 1, 0, &c, err) < 0)
+            make_levels(l, -1, base, clean, &c, &made, err) < 0)
             goto fail;
+        d.t.fresh &= made;
     }
     if (resources && apply(&d.t, resources, err) < 0)
         goto fail;
@@ -793,11 +890,17 @@ static int rmdir_retry(const char *dir, struct ctr_err *err)
     }
 }
 
-/* children first: a container with a cgroup namespace may have made its own */
+/* children first: a container with a cgroup namespace may have made its own.  They are
+ * looked for only when the rmdir says there is something inside (EBUSY): a container's
+ * cgroup has none, and one rmdir per hierarchy is then the whole removal. */
 static int remove_cgroup(const char *dir, int depth, struct ctr_err *err)
 {
     if (depth > 32)
         return ctr_fail(err, ELOOP, "rmdir `%s': cgroups nested too deep", dir);
+    if (rmdir(dir) == 0 || errno == ENOENT)
+        return 0;
+    if (errno != EBUSY)
+        return ctr_fail(err, errno, "rmdir `%s'", dir);
     DIR *dp = opendir(dir);
     if (dp == NULL)
         return errno == ENOENT ? 0 : ctr_fail(err, errno, "opendir `%s'", dir);

@@ -71,6 +71,8 @@ struct ctr_cgroup_hier {
     unsigned controllers; /* v1: the mounted controllers; v2: those in the root's
                              cgroup.controllers */
     char *name;       /* v1 "name=" hierarchies (name=systemd): "systemd"; else NULL */
+    char *offered;    /* v2: the root's cgroup.controllers as read (NULL when unreadable), so
+                         that a create below the root need not read it again */
 };
 
 struct ctr_cgroup_layout {

@@ -163,11 +163,11 @@ int ctr_cgroup_cpuset(const char *dir, const struct ctr_res_cpu *cpu, struct ctr
     return 0;
 }
 
-/* a limit of 0 or below is "max" (runc) */
-int ctr_cgroup_pids_limit(const char *dir, int64_t limit, struct ctr_err *err)
+/* a limit of 0 or below is "max" (runc), what a new cgroup has already */
+int ctr_cgroup_pids_limit(const char *dir, int fresh, int64_t limit, struct ctr_err *err)
 {
     if (limit <= 0)
-        return cg_write(dir, "pids.max", "max", err);
+        return fresh ? 0 : cg_write(dir, "pids.max", "max", err);
     return cg_writef(err, dir, "pids.max", "%" PRId64, limit);
 }
 

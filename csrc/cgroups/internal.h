@@ -12,6 +12,8 @@ struct cg_target {
     const struct ctr_cgroup_layout *l;
     const char *v1[CTR_CG_COUNT]; /* v1 directory of the controller, or NULL */
     const char *v2;               /* the v2 directory, or NULL */
+    int fresh; /* made by this create in every hierarchy: its files hold the kernel's defaults,
+                  and a value equal to the default is not written */
 };
 
 enum cg_where { CG_NONE, CG_V1, CG_V2 };
@@ -35,7 +37,8 @@ int cg_unavailable(struct ctr_err *err, const char *what, enum ctr_cgroup_contro
 /* Apply each group of linux.resources; cgroups/v1.c and cgroups/v2.c. */
 int ctr_cgroup_v1_memory(const char *dir, const struct ctr_res_memory *mem, struct ctr_err *err);
 int ctr_cgroup_v2_memory(const char *dir, const struct ctr_res_memory *mem, struct ctr_err *err);
-int ctr_cgroup_v1_cpu(const char *dir, const struct ctr_res_cpu *cpu, struct ctr_err *err);
+int ctr_cgroup_v1_cpu(const char *dir, int fresh, const struct ctr_res_cpu *cpu,
+                      struct ctr_err *err);
 int ctr_cgroup_v2_cpu(const char *dir, const struct ctr_res_cpu *cpu, struct ctr_err *err);
 int ctr_cgroup_v1_blkio(const char *dir, const struct ctr_res_blkio *bio, struct ctr_err *err);
 int ctr_cgroup_v2_io(const char *dir, const struct ctr_res_blkio *bio, struct ctr_err *err);
@@ -43,7 +46,7 @@ int ctr_cgroup_v1_network(const struct cg_target *t, const struct ctr_resources 
                           struct ctr_err *err);
 /* the groups whose files are the same in v1 and v2 but for their names; cgroups/files.c */
 int ctr_cgroup_cpuset(const char *dir, const struct ctr_res_cpu *cpu, struct ctr_err *err);
-int ctr_cgroup_pids_limit(const char *dir, int64_t limit, struct ctr_err *err);
+int ctr_cgroup_pids_limit(const char *dir, int fresh, int64_t limit, struct ctr_err *err);
 int ctr_cgroup_hugetlb(const char *dir, int v2, const struct ctr_resources *r,
                        struct ctr_err *err);
 int ctr_cgroup_rdma(const char *dir, const struct ctr_resources *r, struct ctr_err *err);

@@ -67,9 +67,14 @@ int ctr_cgroup_v1_memory(const char *dir, const struct ctr_res_memory *m, struct
 
 /* ------------------------------------------------------------------ cpu */
 
-int ctr_cgroup_v1_cpu(const char *dir, const struct ctr_res_cpu *c, struct ctr_err *err)
+/* what a new cgroup's cpu.shares holds */
+#define CPU_SHARES_DEFAULT 1024
+
+int ctr_cgroup_v1_cpu(const char *dir, int fresh, const struct ctr_res_cpu *c,
+                      struct ctr_err *err)
 {
-    if (c->shares != 0) {
+    /* ctr asks for 1024 shares unless told otherwise: a new cgroup has them already */
+    if (c->shares != 0 && !(fresh && c->shares == CPU_SHARES_DEFAULT)) {
         TRY(cg_writef(err, dir, "cpu.shares", "%" PRIu64, c->shares));
         /* the kernel clamps to 2..262144 without an error: read back and say so */
         uint64_t got;
@@ -162,8 +167,12 @@ int ctr_cgroup_v1_devices(const char *dir, const struct ctr_res_devices *devices
                           struct ctr_err *err)
 {
     /* start from nothing, then apply the rules in their order: the list usually opens with
-     * "deny all" and allows the default devices after it */
-    TRY(cg_write(dir, "devices.deny", "a", err));
+     * "deny all" and allows the default devices after it, and then that rule is the start */
+    const struct ctr_res_device_rule *r0 = devices->n > 0 ? &devices->rules[0] : NULL;
+    int opens_with_deny_all = r0 && !r0->allow && r0->type == 'a' && r0->major < 0 &&
+                              r0->minor < 0 && strcmp(r0->access, "rwm") == 0;
+    if (!opens_with_deny_all)
+        TRY(cg_write(dir, "devices.deny", "a", err));
     for (size_t i = 0; i < devices->n; i++) {
         char rule[96];
         cg_device_rule_string(&devices->rules[i], rule, sizeof rule);

@@ -6,6 +6,7 @@
  *   parent                                   child (the future init)
  *   clone(CLONE_NEW*)  ───────────────────►  PR_SET_DUMPABLE 0, fds moved, stdio
  *   (cgroup made before clone) add pid       blocks reading the socket
+ *   (pure v2: clone3 into the cgroup, no pid written)
  *   uid_map, gid_map, rlimits, oom_score_adj
  *   send "go" (its pid) ──────────────────►  become root in its user namespace, setns,
  *                                            setsid, mounts, devices, sysctls
@@ -34,6 +35,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -599,6 +601,8 @@ struct create {
     struct child_args a;
     char bundle_abs[PATH_MAX];
     int sv[2], restore_pid, made_fifo, made_cgroup, have_layout;
+    int cgroup_fd;  /* pure v2: the cgroup's directory, for clone3's CLONE_INTO_CGROUP; or -1 */
+    int in_cgroup;  /* the init was cloned into its cgroup: no cgroup.procs write */
     int died;       /* the init went away on its own */
     int host_below; /* the topmost mount at the rootfs before, with no mount namespace */
     struct ctr_cgroup_layout cgl;
@@ -673,6 +677,17 @@ static int make_cgroup(struct create *cr, struct ctr_err *err)
         return -1;
     cr->made_cgroup = 1;
     ctr_fault("create.cgroup-made");
+    /* On a pure v2 hierarchy the init is cloned into its cgroup (CLONE_INTO_CGROUP): it is
+     * there from its first instruction, and no migration is paid for.  v1 hierarchies have
+     * no such flag: there the pid is written. */
+    if (cr->cgl.mode == CTR_CGROUP_V2 && cr->cgl.n_v1 == 0 && cr->cfg.join_user < 0) {
+        cleanup_free char *dir = NULL;
+        if (ctr_cgroup_dir(&cr->cgl, -1, cfg->cgroups_path, &dir, err) < 0)
+            return -1;
+        cr->cgroup_fd = RETRY(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (cr->cgroup_fd < 0)
+            return ctr_fail(err, errno, "open the cgroup `%s'", dir);
+    }
     return 0;
 }
 
@@ -702,6 +717,22 @@ static int prepare_init(struct create *cr, const struct ctr_create_opts *opts,
     return make_cgroup(cr, err);
 }
 
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+/* clone3 as fork (no new stack), with the namespace flags, into the cgroup open at cgfd.
+ * The kernel's struct clone_args, version 2 (the first with the cgroup field). */
+static pid_t clone_into_cgroup(unsigned long flags, int cgfd)
+{
+    struct {
+        uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls,
+            set_tid, set_tid_size, cgroup;
+    } args = {.flags = (uint64_t)flags | CLONE_INTO_CGROUP, .exit_signal = SIGCHLD,
+              .cgroup = (uint64_t)cgfd};
+    return (pid_t)syscall(SYS_clone3, &args, sizeof args);
+}
+
 /* Clone the init (cr->pid; the child goes on in child_main) and come back to our own pid
  * namespace. */
 static int clone_init(struct create *cr, struct ctr_err *err)
@@ -713,10 +744,18 @@ static int clone_init(struct create *cr, struct ctr_err *err)
     /* clone(2) without a new stack behaves as fork(2), with the namespace flags applied to
      * the child: it starts in its new pid namespace as pid 1.  (unshare(CLONE_NEWPID) would
      * only move its future children, and would need a second fork.) */
-    pid_t pid;
+    pid_t pid = -1;
+    errno = 0;
     if (cfg->join_user >= 0)
         pid = clone_in_user_ns(&cr->a, err);
-    else
+    else if (cr->cgroup_fd >= 0)
+        pid = clone_into_cgroup(cfg->clone_flags, cr->cgroup_fd);
+    if (pid > 0)
+        cr->in_cgroup = cr->cgroup_fd >= 0 && cfg->join_user < 0;
+    /* clone3 or its flag refused (an older kernel, or a cgroup it will not take): the
+     * plain clone, and the pid written to cgroup.procs */
+    if (cfg->join_user < 0 && pid < 0 && (cr->cgroup_fd < 0 || errno == EINVAL ||
+                                          errno == ENOSYS || errno == E2BIG))
         pid = (pid_t)syscall(SYS_clone, (unsigned long)cfg->clone_flags | SIGCHLD, NULL, NULL,
                              NULL, NULL);
     if (pid == 0) {
@@ -747,25 +786,19 @@ static int run_init_setup(struct create *cr, const struct ctr_create_opts *opts,
     const struct ctr_config *cfg = &cr->cfg;
     pid_t pid = cr->pid;
     int sock = cr->sv[0];
-    /* Joining the cgroup costs an RCU grace period in the kernel (the first write to a v1
-     * hierarchy's cgroup.procs: about 10 ms here, most of a whole run), and nothing the
-     * init does while it sets up its rootfs needs the cgroup.  So, unless it is to unshare a
-     * cgroup namespace (whose root is the cgroup it is in) or hooks are to run in between,
-     * the init is let go first and joined while it works; create still returns only once
-     * both are done, so the init is in its cgroup before it can exec. */
-    int join_later = cr->made_cgroup && !cfg->unshare_cgroup &&
-                     cfg->hooks.n[CTR_HOOK_PRESTART] == 0 &&
-                     cfg->hooks.n[CTR_HOOK_CREATE_RUNTIME] == 0 &&
-                     cfg->hooks.n[CTR_HOOK_CREATE_CONTAINER] == 0;
-    if (setup_init(cfg, pid, &cr->cgl, cr->made_cgroup && !join_later, opts, err) < 0)
+    /* The init joins its cgroup before it mounts, allocates or execs anything (see
+     * after_clone in runtime/create.h): the write is made before "go".  Its cost, an RCU grace
+     * period in the kernel at the first write to a v1 hierarchy's cgroup.procs, is paid
+     * while the init does what needs no cgroup (its fds, its signals: child_main up to
+     * child_await_go); on pure v2 the init was cloned into its cgroup and nothing is
+     * written. */
+    if (setup_init(cfg, pid, &cr->cgl, cr->made_cgroup && !cr->in_cgroup, opts, err) < 0)
         return -1;
     if (RETRY(send(sock, &pid, sizeof pid, MSG_NOSIGNAL)) != (ssize_t)sizeof pid) {
         if (read_child(sock, pid, &cr->died, err) == 0)
             ctr_fail(err, errno, "signal the container init %d", (int)pid);
         return -1;
     }
-    if (join_later && ctr_cgroup_add_pid(&cr->cgl, cfg->cgroups_path, pid, err) < 0)
-        return -1;
     int got = read_child(sock, pid, &cr->died, err);
     if (got == 1) {
         if (parent_hooks(cfg, opts, cr->bundle_abs, pid, err) < 0)
@@ -820,6 +853,8 @@ static void release_create(struct create *cr)
 {
     if (cr->have_layout)
         ctr_cgroup_layout_free(&cr->cgl);
+    if (cr->cgroup_fd >= 0)
+        close(cr->cgroup_fd);
     for (size_t i = 0; i < ARRAY_SIZE(cr->a.nsfd); i++)
         if (cr->a.nsfd[i] >= 0)
             close(cr->a.nsfd[i]);
@@ -840,7 +875,8 @@ static void release_create(struct create *cr)
 
 pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct ctr_err *err)
 {
-    struct create cr = {.sv = {-1, -1}, .restore_pid = -1, .host_below = -1, .pid = -1};
+    struct create cr = {.sv = {-1, -1}, .restore_pid = -1, .host_below = -1, .pid = -1,
+                        .cgroup_fd = -1};
     if (ctr_config_load(bundle, &cr.cfg, err) < 0)
         return -1;
     cr.a = (struct child_args){.cfg = &cr.cfg, .opts = opts, .sync = -1, .fifo = -1,

@@ -201,9 +201,14 @@ function Cgroup:delete() return M.delete(self.path, self.opts) end
 -- @tparam[opt] table opts fake cgroup tree
 function M.oom_killed(path, opts)
   if type(path) ~= "string" or path == "" then return false end
-  local st = M.stat(path, opts)
-  if not st then return false end
-  return (st.oom_kill or 0) > 0
+  -- the one file that counts it, not every statistic (this is asked after every exit)
+  local dirs = M.dirs(path, opts)
+  if not dirs then return false end
+  local text
+  if dirs.memory then text = core.read_file(dirs.memory .. "/memory.oom_control")
+  elseif dirs.unified then text = core.read_file(dirs.unified .. "/memory.events") end
+  local n = text and tonumber(("\n" .. text):match("\noom_kill (%d+)"))
+  return (n or 0) > 0
 end
 
 return M

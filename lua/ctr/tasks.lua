@@ -287,12 +287,24 @@ local function unmount_under(dir)
     end
     if #points == 0 then return true end
     table.sort(points, function(a, b) return #a > #b end)
+    -- each point is unmounted until the kernel says nothing is mounted there (EINVAL): then
+    -- the table need not be read again to know it, unless a point could not be reached
+    local seen = true
     for _, mp in ipairs(points) do
       local ok
       ok, err = sys.unmount(mp)
       if not ok and err.sym == "EBUSY" then ok, err = sys.unmount(mp, { detach = true }) end
-      if not ok and err.sym ~= "EINVAL" and err.sym ~= "ENOENT" then return nil, err end
+      if ok then
+        -- another mount under it (stacked) is left for the next round, which reads the table
+        local again, aerr = sys.unmount(mp)
+        if again or aerr.sym ~= "EINVAL" then seen = false end
+      elseif err.sym == "ENOENT" then
+        seen = false
+      elseif err.sym ~= "EINVAL" then
+        return nil, err
+      end
     end
+    if seen then return true end
   end
   return nil, errors.new(("unmount under `%s': still mounted"):format(dir), 16)
 end
@@ -376,8 +388,31 @@ function Making:undo(err)
   return nil, err
 end
 
+-- An overlay with an upper directory mounted "volatile": the kernel then skips the sync of
+-- the upper filesystem (a journal commit, most of a --rm run's cleanup) at every syncfs and at
+-- the unmount.  Only for a container whose writes go away with it (run --rm): after a crash
+-- the overlay refuses that upper directory, and the container is removed anyway.
+local function volatile_mounts(mounts)
+  local out, changed = {}, false
+  for i, m in ipairs(mounts) do
+    out[i] = m
+    if m.type == "overlay" then
+      for _, o in ipairs(m.options or {}) do
+        if o:match("^upperdir=") then
+          local opts = { unpack(m.options) }
+          opts[#opts + 1] = "volatile"
+          out[i] = { type = m.type, source = m.source, target = m.target, options = opts }
+          changed = true
+          break
+        end
+      end
+    end
+  end
+  return changed and out or nil
+end
+
 -- The bundle: the snapshot mounted at rootfs/ (when the container has one), config.json.
-local function write_bundle(client, rec, spec, dir)
+local function write_bundle(client, rec, spec, dir, volatile)
   if rec.snapshot_key and rec.snapshot_key ~= "" then
     local sn, err = client:snapshotter(rec.snapshotter)
     if not sn then return nil, err end
@@ -387,8 +422,17 @@ local function write_bundle(client, rec, spec, dir)
     local ok
     ok, err = sys.mkdir(dir .. "/rootfs", 493) -- 0755
     if not ok then return nil, err end
-    ok, err = mount.all(mounts, dir .. "/rootfs")
-    if not ok then return nil, err end
+    local vm = volatile and volatile_mounts(mounts)
+    ok, err = nil, nil
+    if vm then
+      ok, err = mount.all(vm, dir .. "/rootfs")
+      -- a kernel before 5.10 does not know the option: the mount as it is
+      if not ok and err.sym ~= "EINVAL" then return nil, err end
+    end
+    if not ok then
+      ok, err = mount.all(mounts, dir .. "/rootfs")
+      if not ok then return nil, err end
+    end
     fault.point("task.mounted")
     spec.root = spec.root or {}
     spec.root.path = "rootfs"
@@ -507,7 +551,8 @@ end
 -- init, which then waits for start.
 -- @param container a container object (ctr.containers)
 -- @param io an IO table from ctr.cio (default cio.stdio())
--- @tparam[opt] table opts `pid_file`, `no_pivot`
+-- @tparam[opt] table opts `pid_file`, `no_pivot`, `volatile` (the rootfs's writes go away
+-- with the container, as with run --rm: its overlay is mounted "volatile", never synced)
 -- @return task, or nil, err (err.sym "ENOENT"/"EACCES" when the command is not found / not
 -- executable)
 function M.new_task(container, io, opts)
@@ -537,7 +582,7 @@ function M.new_task(container, io, opts)
   ok, err = reserve_dir(nsdir, dir, id, extra)
   if not ok then return nil, err end
   local mk = setmetatable({ client = client, id = id, dir = dir }, Making)
-  ok, err = write_bundle(client, rec, spec, dir)
+  ok, err = write_bundle(client, rec, spec, dir, opts.volatile)
   if not ok then return mk:undo(err) end
 
   -- an external runc-compatible runtime (ctr.runtime) runs this bundle instead

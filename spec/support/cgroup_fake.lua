@@ -28,7 +28,8 @@ M.V1 = {
     ["cpu.stat"] = "nr_periods 7\nnr_throttled 3\nthrottled_time 5000\n",
     ["cpuacct.usage"] = "123456789\n", ["cpuacct.usage_user"] = "100000000\n",
     ["cpuacct.usage_sys"] = "23456789\n" } },
-  { dir = "cpuset", opts = "rw,cpuset", files = { ["cpuset.cpus"] = "", ["cpuset.mems"] = "" } },
+  { dir = "cpuset", opts = "rw,cpuset", files = { ["cpuset.cpus"] = "", ["cpuset.mems"] = "",
+    ["cgroup.clone_children"] = "" } },
   { dir = "memory", opts = "rw,memory", files = {
     ["memory.limit_in_bytes"] = "9223372036854771712\n", ["memory.memsw.limit_in_bytes"] = "",
     ["memory.soft_limit_in_bytes"] = "", ["memory.swappiness"] = "", ["memory.use_hierarchy"] = "",
