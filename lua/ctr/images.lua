@@ -89,7 +89,9 @@ local function check_desc(d, what)
   if not content.valid_digest(d.digest) then
     return nil, errors.invalid("%s: invalid digest %q", what, tostring(d.digest):sub(1, 100))
   end
-  if type(d.size) ~= "number" or d.size < 0 or d.size ~= math.floor(d.size) then
+  -- (a whole number a record can hold: 1e999 is infinity, which floor keeps and no JSON
+  -- encoder writes; sizes past 2^53 are not exact in a double anyway)
+  if type(d.size) ~= "number" or d.size < 0 or d.size ~= math.floor(d.size) or d.size > 2 ^ 53 then
     return nil, errors.invalid("%s %s: invalid size", what, d.digest)
   end
   if d.mediaType ~= nil and type(d.mediaType) ~= "string" then
