@@ -58,12 +58,27 @@ local COMMANDS = {
   features = { usage = "features", desc = "show the enabled features", flags = {} },
   spec = { usage = "spec [command options]", desc = "create a new specification file",
     flags = { bundle = "string", b = "bundle", rootless = "bool" } },
+  checkpoint = { usage = "checkpoint [command options] <container-id>",
+    desc = "checkpoint a running container (not supported: an error)",
+    flags = { ["image-path"] = "string", ["work-path"] = "string", ["parent-path"] = "string",
+      ["leave-running"] = "bool", ["tcp-established"] = "bool", ["ext-unix-sk"] = "bool",
+      ["shell-job"] = "bool", ["lazy-pages"] = "bool", ["status-fd"] = "string",
+      ["page-server"] = "string", ["file-locks"] = "bool", ["pre-dump"] = "bool",
+      ["manage-cgroups-mode"] = "string", ["empty-ns"] = "multi", ["auto-dedup"] = "bool" } },
+  restore = { usage = "restore [command options] <container-id>",
+    desc = "restore a container from a previous checkpoint (not supported: an error)",
+    flags = setmetatable({ ["image-path"] = "string", ["work-path"] = "string",
+      ["tcp-established"] = "bool", ["ext-unix-sk"] = "bool", ["shell-job"] = "bool",
+      ["file-locks"] = "bool", ["manage-cgroups-mode"] = "string", detach = "bool",
+      d = "detach", ["no-subreaper"] = "bool", ["empty-ns"] = "multi", ["auto-dedup"] = "bool",
+      ["lazy-pages"] = "bool", ["lsm-profile"] = "string", ["lsm-mount-context"] = "string" },
+      { __index = BUNDLE }) },
   update = { usage = "update [command options] <container-id>",
     desc = "update container resource constraints", flags = { resources = "string", r = "resources" } },
 }
 
-local ORDER = { "create", "delete", "events", "exec", "features", "kill", "list", "pause", "ps",
-  "resume", "run", "spec", "start", "state", "update" }
+local ORDER = { "checkpoint", "create", "delete", "events", "exec", "features", "kill", "list", "pause", "ps",
+  "restore", "resume", "run", "spec", "start", "state", "update" }
 
 -- Parse flags as urfave/cli does (--name, -n, --name=value, --name value); positional
 -- arguments may be interleaved, except after the id of a command with trailing arguments.
@@ -133,7 +148,9 @@ GLOBAL OPTIONS:
    --log value         set the log file to write runtime logs to (default: stderr)
    --log-format value  set the log format ('text' (default), or 'json') (default: "text")
    --root value        root directory for storage of container state (default: "/run/ctrlua-runc")
-   --systemd-cgroup    enable systemd cgroup support (not supported: an error)
+   --systemd-cgroup    enable systemd cgroup support (not supported: create and run fail)
+   --criu value        path to the criu binary used for checkpoint and restore (accepted;
+                       checkpoint and restore are not supported)
    --help, -h          show help
    --version, -v       print the version
 ]])
@@ -174,15 +191,27 @@ local function die(err, code)
   os.exit(code or 1)
 end
 
-if g["systemd-cgroup"] then
-  die("systemd cgroup driver (--systemd-cgroup) is not supported by " .. PROG ..
-    "; use cgroupfs paths (containerd: SystemdCgroup = false)")
-end
-
 local cmdname = table.remove(pos, 1)
 local cmd = COMMANDS[cmdname]
 if not cmd then
   die(("No help topic for '%s'"):format(cmdname))
+end
+
+-- as runc: a failure of create or run is prefixed with the command (shims match the rest)
+local function fail_prefix()
+  if cmdname == "create" or cmdname == "run" then return "runc " .. cmdname .. " failed: " end
+  return ""
+end
+
+-- as runc, --systemd-cgroup matters to the commands that make a cgroup; where systemd does
+-- not run, runc's own words; where it does, ctrlua has no systemd driver
+local function check_systemd()
+  if not g["systemd-cgroup"] or (cmdname ~= "create" and cmdname ~= "run") then return end
+  if not runc.systemd_running() then
+    die(fail_prefix() .. "systemd not running on this host, cannot use systemd cgroups manager")
+  end
+  die(fail_prefix() .. "systemd cgroup driver (--systemd-cgroup) is not supported by " .. PROG ..
+    "; use cgroupfs paths (containerd: SystemdCgroup = false)")
 end
 local rest = {}
 for _, a in ipairs(pos) do rest[#rest + 1] = a end
@@ -207,7 +236,7 @@ local function want_args(n, exact)
 end
 
 local function ok_or_die(v, err)
-  if v == nil then die(err) end
+  if v == nil then die(fail_prefix() .. tostring(err)) end
   return v
 end
 
@@ -225,6 +254,8 @@ local function create_opts(detach)
 end
 
 local function pad(s, w) return s .. (" "):rep(w - #s) end
+
+check_systemd()
 
 if cmdname == "create" then
   want_args(1, true)
@@ -388,5 +419,14 @@ elseif cmdname == "spec" then
   ok_or_die(runc.spec(f.bundle, f.rootless))
 elseif cmdname == "update" then
   die("update is not supported yet by " .. PROG)
+elseif cmdname == "checkpoint" or cmdname == "restore" then
+  -- --criu is accepted (containerd passes it) and named here; the container is looked up
+  -- first, so that a missing one is reported as runc reports it
+  if cmdname == "checkpoint" then
+    want_args(1, true)
+    ok_or_die(runc.state(rt, p[1]))
+  end
+  die(("%s is not supported by %s (no CRIU support; --criu %s)"):format(cmdname, PROG,
+    g.criu or "criu"))
 end
 os.exit(0)

@@ -90,8 +90,12 @@ int ctr_caps_set(const struct ctr_caps *caps, struct ctr_err *err)
      * caller had before raising only what the spec names. */
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
         return ctr_fail(err, errno, "clear the ambient capabilities");
+    /* The kernel raises an ambient capability only if it is permitted and inheritable; the
+     * others are left out, as runc 1.1 and crun leave them (runc's default spec names an
+     * ambient set and no inheritable one, and runs). */
+    uint64_t amb = caps->ambient & known & p & i;
     for (int c = 0; c < 64; c++) {
-        if (!((caps->ambient & known) & (UINT64_C(1) << c)))
+        if (!(amb & (UINT64_C(1) << c)))
             continue;
         if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, (unsigned long)c, 0, 0) < 0)
             return ctr_fail(err, errno, "raise ambient %s (it must be permitted and inheritable)",

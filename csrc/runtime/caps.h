@@ -26,8 +26,8 @@ int ctr_caps_parse(const char *const *names, const char *where, uint64_t *set,
  *  1. drop from the bounding set every capability not in `bounding` (PR_CAPBSET_DROP needs
  *     CAP_SETPCAP in the effective set, so this comes while we still hold everything);
  *  2. capset() effective, permitted, inheritable;
- *  3. clear the ambient set, then raise each ambient capability (the kernel requires it to be
- *     both permitted and inheritable already).
+ *  3. clear the ambient set, then raise each ambient capability that is both permitted and
+ *     inheritable (the kernel refuses the others; they are left out, as runc leaves them).
  * ctr_caps_drop_bounding() is step 1 alone, for callers that change uid between 1 and 2. */
 int ctr_caps_drop_bounding(const struct ctr_caps *caps, struct ctr_err *err);
 int ctr_caps_set(const struct ctr_caps *caps, struct ctr_err *err);

@@ -186,7 +186,33 @@ static int load_process(struct ctr_config *c, const cJSON *p, struct ctr_err *er
     return 0;
 }
 
-static int load_mounts(struct ctr_config *c, const cJSON *mounts, struct ctr_err *err)
+static int clean_abs(const char *in, char *out, size_t len);
+
+/* A relative bind source is the bundle's: joined to the resolved bundle directory and
+ * cleaned, as runc joins it to its working directory (the bundle, after chdir).  The result
+ * is a path the bundle's author could have written as an absolute source, and it is taken
+ * as one (links in it followed as in any source); it replaces the value in the parsed tree,
+ * which owns it. */
+static int bundle_source(cJSON *m, const char *bundle, const char *source, const char **out,
+                         const char *where, struct ctr_err *err)
+{
+    char base[PATH_MAX], joined[PATH_MAX], clean[PATH_MAX];
+    if (realpath(bundle, base) == NULL)
+        return ctr_fail(err, errno, "bundle `%s'", bundle);
+    if (snprintf(joined, sizeof joined, "%s/%s", base, source) >= (int)sizeof joined ||
+        clean_abs(joined, clean, sizeof clean) < 0)
+        return ctr_fail(err, ENAMETOOLONG, "config.json: %s.source `%s'", where, source);
+    cJSON *v = cJSON_CreateString(clean);
+    if (v == NULL || !cJSON_ReplaceItemInObjectCaseSensitive(m, "source", v)) {
+        cJSON_Delete(v);
+        return ctr_fail(err, ENOMEM, "config.json: %s.source", where);
+    }
+    *out = v->valuestring;
+    return 0;
+}
+
+static int load_mounts(struct ctr_config *c, const char *bundle, const cJSON *mounts,
+                       struct ctr_err *err)
 {
     if (mounts == NULL || cJSON_GetArraySize(mounts) == 0)
         return 0;
@@ -222,6 +248,9 @@ static int load_mounts(struct ctr_config *c, const cJSON *mounts, struct ctr_err
                             where);
         if (sm->source == NULL)
             sm->source = sm->type;
+        else if ((sm->opts.flags & MS_BIND) && sm->source[0] != '/' &&
+                 bundle_source((cJSON *)m, bundle, sm->source, &sm->source, where, err) < 0)
+            return -1;
     }
     return 0;
 }
@@ -989,7 +1018,7 @@ int ctr_config_parse(const char *bundle, const char *text, size_t len, struct ct
                         err) < 0)
         goto out;
     cfg->annotations = ann;
-    if (load_process(cfg, process, err) < 0 || load_mounts(cfg, mounts, err) < 0 ||
+    if (load_process(cfg, process, err) < 0 || load_mounts(cfg, bundle, mounts, err) < 0 ||
         load_linux(cfg, lx, err) < 0)
         goto out;
     if ((cfg->hostname || cfg->domainname) && !(cfg->clone_flags & CLONE_NEWUTS)) {

@@ -73,7 +73,17 @@ int ctr_recv_fd(int sock, char *name, size_t len, struct ctr_err *err)
     return ctr_fail(err, n == 0 ? EPIPE : EBADMSG, "receive an fd: no descriptor in the message");
 }
 
-int ctr_console_setup(int sock, unsigned rows, unsigned cols, struct ctr_err *err)
+int ctr_console_own(int slave, uid_t uid, struct ctr_err *err)
+{
+    /* the group and the mode are devpts's (gid=, mode= of its mount: tty and 0620 in the
+     * default specs); the owner is the process's user, as runc makes it, so that the
+     * process may change its own terminal's modes (mesg, chmod) */
+    if (fchown(slave, uid, (gid_t)-1) < 0)
+        return ctr_fail(err, errno, "chown the pty slave to uid %u", (unsigned)uid);
+    return 0;
+}
+
+int ctr_console_setup(int sock, unsigned rows, unsigned cols, uid_t uid, struct ctr_err *err)
 {
     /* the container's own devpts: /dev/ptmx is its pts/ptmx (see runtime/rootfs.c) */
     cleanup_close int master = RETRY(open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC));
@@ -88,6 +98,8 @@ int ctr_console_setup(int sock, unsigned rows, unsigned cols, struct ctr_err *er
     cleanup_close int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (slave < 0)
         return ctr_fail(err, errno, "open the pty slave /dev/pts/%d", ptn);
+    if (ctr_console_own(slave, uid, err) < 0)
+        return -1;
     if (rows && cols) {
         struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
         if (ioctl(slave, TIOCSWINSZ, &ws) < 0)

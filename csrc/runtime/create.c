@@ -245,7 +245,7 @@ static int child_console_and_names(struct child_args *a, struct ctr_err *err)
 {
     const struct ctr_config *c = a->cfg;
     if (a->console >= 0) {
-        if (ctr_console_setup(a->console, c->console_rows, c->console_cols, err) < 0)
+        if (ctr_console_setup(a->console, c->console_rows, c->console_cols, c->uid, err) < 0)
             return -1;
         close(a->console);
         a->console = -1;

@@ -126,7 +126,8 @@ static void reset_signals(void)
 /* A pty in the container's devpts for process.terminal: the slave becomes stdio and the
  * controlling terminal, the master goes to the console socket.  Unlike the init's, this
  * one does not touch /dev/console (the container's mounts are not ours to change). */
-static int child_console(int sock, unsigned rows, unsigned cols, struct ctr_err *err)
+static int child_console(int sock, unsigned rows, unsigned cols, uid_t uid,
+                         struct ctr_err *err)
 {
     cleanup_close int master = RETRY(open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC));
     if (master < 0)
@@ -140,6 +141,8 @@ static int child_console(int sock, unsigned rows, unsigned cols, struct ctr_err 
     cleanup_close int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (slave < 0)
         return ctr_fail(err, errno, "open the pty slave");
+    if (ctr_console_own(slave, uid, err) < 0)
+        return -1;
     if (rows && cols) {
         struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
         if (ioctl(slave, TIOCSWINSZ, &ws) < 0)
@@ -197,7 +200,7 @@ static __attribute__((noreturn)) void child_process(struct exec_ctx *x)
         child_fail(sync, &err);
     }
     if (x->console >= 0) {
-        if (child_console(x->console, c->console_rows, c->console_cols, &err) < 0)
+        if (child_console(x->console, c->console_rows, c->console_cols, c->uid, &err) < 0)
             child_fail(sync, &err);
         close(x->console);
     }

@@ -204,6 +204,28 @@ end
 
 -- ------------------------------------------------------------------------ create
 
+local function names_set(list)
+  local t = {}
+  for _, n in ipairs(type(list) == "table" and list or {}) do t[n] = true end
+  return t
+end
+
+-- The kernel raises an ambient capability only if it is both permitted and inheritable; the
+-- runtime leaves the others out, as runc 1.1 does (silently: its capability library drops
+-- the error), so this is said at debug level only.
+local function ambient_note(rt, spec)
+  local c = type(spec.process) == "table" and spec.process.capabilities
+  if type(c) ~= "table" or type(c.ambient) ~= "table" then return end
+  local p, i, left = names_set(c.permitted), names_set(c.inheritable), {}
+  for _, n in ipairs(c.ambient) do
+    if not (p[n] and i[n]) then left[#left + 1] = n end
+  end
+  if #left > 0 then
+    rt:log("debug", "ambient capabilities not raised (not both permitted and inheritable): " ..
+      table.concat(left, " "))
+  end
+end
+
 local function getcwd() return core.readlink("/proc/self/cwd") or "." end
 
 local function abspath(p)
@@ -268,6 +290,9 @@ function M.create(rt, id, opts)
   local ok, err = check_id(id)
   if not ok then return nil, err end
   local bundle = abspath(opts.bundle or ".")
+  local bst = core.stat(bundle)
+  if not bst then return fail("chdir %s: no such file or directory", bundle) end
+  if bst.type ~= "directory" then return fail("chdir %s: not a directory", bundle) end
   local spec
   spec, err = load_spec(bundle)
   if not spec then return nil, err end
@@ -279,8 +304,15 @@ function M.create(rt, id, opts)
   if not terminal and opts.console_socket then
     return fail("cannot use console socket if runc will not detach or allocate tty")
   end
-  if terminal and not opts.console_socket then
-    return fail("process.terminal without --console-socket is not supported yet by ctrlua-runc")
+
+  if terminal and not detach and not opts.console_socket then
+    -- as runc: a foreground terminal needs the caller's controlling terminal
+    local fd, _, errno = core.open("/dev/tty", "r")
+    if not fd then
+      local text = core.strerror(errno or 0)
+      return fail("open /dev/tty: %s", text:sub(1, 1):lower() .. text:sub(2))
+    end
+    core.close(fd)
   end
 
   ok, err = sys.mkdir_p(rt.root, 448)
@@ -311,15 +343,44 @@ function M.create(rt, id, opts)
     return nil, err
   end
 
+  ambient_note(rt, spec)
+  -- a foreground run with a terminal: as runc, a pty of our own, its master received over a
+  -- socket in the container's state directory and copied to our stdio by run
+  local sock, listen
+  if terminal and not opts.console_socket then
+    sock = dir .. "/console.sock"
+    listen, err = sys.unix_listen(sock)
+    if not listen then
+      core.remove_tree(dir)
+      return nil, err
+    end
+  end
   local pid
   pid, err = sys.create(bundle, {
     exec_fifo = dir .. "/exec.fifo",
     pid_file = opts.pid_file and abspath(opts.pid_file) or nil,
     no_pivot = opts.no_pivot or false,
     preserve_fds = opts.preserve_fds or 0,
-    console_socket = opts.console_socket and abspath(opts.console_socket) or nil,
+    console_socket = opts.console_socket and abspath(opts.console_socket) or sock,
     id = id,
   })
+  if sock then core.unlink(sock) end
+  local master
+  if pid and listen then
+    master, err = sys.recv_fd(listen)
+    if not master then
+      core.kill(pid, 9)
+      core.waitpid(pid)
+      unstack_host_mounts(rec)
+      pid = nil
+    else
+      -- the caller's window size before the process starts (tty_run follows it from then)
+      local rows, cols = core.tty_get_size(0)
+      if not rows then rows, cols = core.tty_get_size(1) end
+      if rows and rows > 0 then core.tty_set_size(master, rows, cols) end
+    end
+  end
+  if listen then core.close(listen) end
   if not pid then
     core.remove_tree(dir)
     if rec.cgroup then cgroups.delete(rec.cgroup) end
@@ -330,6 +391,7 @@ function M.create(rt, id, opts)
   rec.creator, rec.creator_start = nil, nil
   ok, err = write_record(rt, rec)
   if not ok then
+    if master then core.close(master) end
     core.kill(pid, 9)
     core.waitpid(pid)
     unstack_host_mounts(rec)
@@ -338,7 +400,7 @@ function M.create(rt, id, opts)
     return nil, err
   end
   rt:log("debug", ("created container %s: init pid %d"):format(id, pid))
-  return rec
+  return rec, master
 end
 
 --- Start a created container: its init execs the process; poststart hooks follow.
@@ -562,20 +624,26 @@ end
 -- runc's `run`.  With opts.detach it returns once started.
 -- @return the exit code (128+N for signal N), or nil, err
 function M.run(rt, id, opts)
-  local rec, err = M.create(rt, id, { bundle = opts.bundle, pid_file = opts.pid_file,
+  local rec, master = M.create(rt, id, { bundle = opts.bundle, pid_file = opts.pid_file,
     console_socket = opts.console_socket, no_pivot = opts.no_pivot,
     preserve_fds = opts.preserve_fds, detach = opts.detach or false })
-  if not rec then return nil, err end
-  local ok
-  ok, err = M.start(rt, id)
+  if not rec then return nil, master end
+  local ok, err = M.start(rt, id)
   if not ok then
+    if master then core.close(master) end
     core.kill(rec.pid, 9)
     core.waitpid(rec.pid)
     destroy(rt, rec)
     return nil, err
   end
   if opts.detach then return 0 end
-  local code, info = sys.wait(rec.pid, { forward = true })
+  local code, info
+  if master then
+    code, info = sys.tty_run(master, rec.pid, { forward = true, stdin = 0, stdout = 1 })
+    core.close(master)
+  else
+    code, info = sys.wait(rec.pid, { forward = true })
+  end
   if code == nil then return nil, info end
   local dok, derr = destroy(rt, rec)
   if not dok then rt:log("warning", tostring(derr)) end
@@ -837,6 +905,12 @@ function M.spec(bundle, rootless)
   if core.stat(path) then return fail("File %s exists. Remove it first", "config.json") end
   return sys.write_file(path, M.json_indent(M.default_spec(rootless)) .. "\n",
     { mode = 438, noreplace = true })
+end
+
+--- Whether systemd runs this host (as runc and sd_booted ask: /run/systemd/system exists).
+function M.systemd_running()
+  local st = core.stat("/run/systemd/system")
+  return st ~= nil and st.type == "directory"
 end
 
 M.sleep_ms = sleep_ms
