@@ -18,14 +18,15 @@ CC        ?= cc
 MONITOR_LDFLAGS ?= -static
 OPT       ?= -O2 -g
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-# libarchive, libcrypto and libcurl are not linked: csrc/base/lazylib.c loads them on first use (see there
-# why), by the sonames of the libraries pkg-config names.
-LINK_PKGS  := luajit libseccomp libcjson mount
+# libarchive, libcrypto, libmount and libcurl are not linked: csrc/base/lazylib.c loads them on
+# first use (see there why), by the sonames of the libraries pkg-config names.
+LINK_PKGS  := luajit libseccomp libcjson
 PKG_LIBS   := $(shell pkg-config --libs $(LINK_PKGS) 2>/dev/null) -pthread
 soname = $(shell objdump -p $$(pkg-config --variable=libdir $(1))/$(2).so 2>/dev/null | awk '/SONAME/ {print $$2}')
 SONAMES   := -DCTR_LIBARCHIVE_SONAME='"$(call soname,libarchive,libarchive)"' \
 	-DCTR_LIBCRYPTO_SONAME='"$(call soname,libcrypto,libcrypto)"' \
-	-DCTR_LIBCURL_SONAME='"$(call soname,libcurl,libcurl)"'
+	-DCTR_LIBCURL_SONAME='"$(call soname,libcurl,libcurl)"' \
+	-DCTR_LIBMOUNT_SONAME='"$(call soname,mount,libmount)"'
 CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-format-truncation -fPIC $(OPT) \
 	-DCTRLUA_VERSION='"$(VERSION)"' -DCTRLUA_DATADIR='"$(DATADIR)"' $(SONAMES) $(PKG_CFLAGS) \
 	$(EXTRA_CFLAGS)

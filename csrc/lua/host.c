@@ -67,12 +67,14 @@ static void find_datadir(struct host *h)
     snprintf(h->datadir, sizeof h->datadir, "%s", CTRLUA_DATADIR);
 }
 
+/* libarchive's version is the one built against (its soname is fixed at build time): asking
+ * the library would load it, and with it libxml2 and the rest, for one line of text. */
 static void print_version(void)
 {
     printf("ctrlua %s\n", CTRLUA_VERSION);
     const struct scmp_version *sv = seccomp_version();
     printf("  %s, libseccomp %u.%u.%u, %s, cJSON %s\n", LUAJIT_VERSION, sv->major, sv->minor,
-           sv->micro, archive_version_string(), cJSON_Version());
+           sv->micro, ARCHIVE_VERSION_STRING, cJSON_Version());
 }
 
 static void usage(FILE *f)
