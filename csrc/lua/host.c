@@ -156,6 +156,42 @@ static int embedded_current(const struct ctr_embedded *e, const char *file)
            st.st_mtim.tv_nsec == e->mtime_nsec;
 }
 
+/* The file package.searchpath(name, path) would name, found with stat() alone (searchpath
+ * opens each candidate): 1 with its path in out, or 0. */
+static int search_path(const char *path, const char *name, char *out, size_t outlen)
+{
+    char mod[PATH_MAX];
+    size_t n = strlen(name);
+    if (path == NULL || n >= sizeof mod)
+        return 0;
+    for (size_t i = 0; i <= n; i++)
+        mod[i] = name[i] == '.' ? '/' : name[i];
+    for (const char *t = path; *t;) {
+        const char *end = strchr(t, ';');
+        size_t tl = end ? (size_t)(end - t) : strlen(t);
+        size_t o = 0;
+        int fits = 1;
+        for (size_t i = 0; i < tl && fits; i++) {
+            const char *piece = t[i] == '?' ? mod : NULL;
+            size_t pl = piece ? n : 1;
+            if (o + pl >= outlen) {
+                fits = 0;
+                break;
+            }
+            memcpy(out + o, piece ? piece : &t[i], pl);
+            o += pl;
+        }
+        out[o] = '\0';
+        struct stat st;
+        if (fits && tl > 0 && stat(out, &st) == 0 && S_ISREG(st.st_mode))
+            return 1;
+        t += tl;
+        if (*t == ';')
+            t++;
+    }
+    return 0;
+}
+
 /* A searcher ahead of Lua's own: a module built in, whose source file on package.path (the
  * one Lua's searcher would load) is unchanged, loads from its bytecode; otherwise it finds
  * nothing and Lua's searcher reads the file. */
@@ -168,12 +204,10 @@ static int embedded_searcher(lua_State *L)
         return 1;
     }
     lua_getglobal(L, "package");
-    lua_getfield(L, -1, "searchpath");
-    lua_pushstring(L, name);
-    lua_getfield(L, -3, "path");
-    lua_call(L, 2, 1);
-    const char *file = lua_tostring(L, -1);
-    if (!embedded_current(e, file)) {
+    lua_getfield(L, -1, "path");
+    char file[PATH_MAX];
+    int found = search_path(lua_tostring(L, -1), name, file, sizeof file);
+    if (!embedded_current(e, found ? file : NULL)) {
         lua_pushfstring(L, "\n\tmodule '%s' built into ctrlua differs from %s", name, file);
         return 1;
     }
