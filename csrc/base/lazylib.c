@@ -13,12 +13,17 @@
 #ifndef CTR_LIBCRYPTO_SONAME
 #define CTR_LIBCRYPTO_SONAME "libcrypto.so.3"
 #endif
+#ifndef CTR_LIBMOUNT_SONAME
+#define CTR_LIBMOUNT_SONAME "libmount.so.1"
+#endif
 
 /* Process-wide and written once (pthread_once): the only state here. */
 static struct ctr_archive_api archive_api;
 static struct ctr_crypto_api crypto_api;
 static pthread_once_t archive_once = PTHREAD_ONCE_INIT;
+static struct ctr_mount_api mount_api;
 static pthread_once_t crypto_once = PTHREAD_ONCE_INIT;
+static pthread_once_t mount_once = PTHREAD_ONCE_INIT;
 
 static __attribute__((noreturn)) void broken(const char *lib, const char *what)
 {
@@ -54,6 +59,16 @@ static void load_crypto(void)
 #undef X
 }
 
+static void load_mount(void)
+{
+    void *h = open_lib(CTR_LIBMOUNT_SONAME);
+#define X(f)                                                                                   \
+    if ((*(void **)&mount_api.f = dlsym(h, #f)) == NULL)                                         \
+        broken(CTR_LIBMOUNT_SONAME, dlerror());
+    CTR_MOUNT_SYMS(X)
+#undef X
+}
+
 const struct ctr_archive_api *ctr_archive_api(void)
 {
     pthread_once(&archive_once, load_archive);
@@ -64,4 +79,10 @@ const struct ctr_crypto_api *ctr_crypto_api(void)
 {
     pthread_once(&crypto_once, load_crypto);
     return &crypto_api;
+}
+
+const struct ctr_mount_api *ctr_mount_api(void)
+{
+    pthread_once(&mount_once, load_mount);
+    return &mount_api;
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/lazylib.h"
 
 const char *ctr_fd_path(int fd, char *buf, size_t len)
 {

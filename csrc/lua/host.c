@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lua/embedded.h"
 #include "lua/lcore.h"
 #include "base/lazylib.h"
 
@@ -67,12 +68,14 @@ static void find_datadir(struct host *h)
     snprintf(h->datadir, sizeof h->datadir, "%s", CTRLUA_DATADIR);
 }
 
+/* libarchive's version is the one built against (its soname is fixed at build time): asking
+ * the library would load it, and with it libxml2 and the rest, for one line of text. */
 static void print_version(void)
 {
     printf("ctrlua %s\n", CTRLUA_VERSION);
     const struct scmp_version *sv = seccomp_version();
     printf("  %s, libseccomp %u.%u.%u, %s, cJSON %s\n", LUAJIT_VERSION, sv->major, sv->minor,
-           sv->micro, archive_version_string(), cJSON_Version());
+           sv->micro, ARCHIVE_VERSION_STRING, cJSON_Version());
 }
 
 static void usage(FILE *f)
@@ -133,11 +136,106 @@ static void set_paths(lua_State *L, const struct host *h)
     lua_pop(L, 2);
 }
 
-/* A script is a path when it names an existing file or contains a slash; otherwise a command
- * name, with or without .lua, in the scripts folder. */
-static int resolve_script(const struct host *h, const char *name, char *out, size_t outlen)
+static const struct ctr_embedded *embedded_find(const char *name, int script)
+{
+    for (size_t i = 0; i < ctr_embedded_count; i++)
+        if (ctr_embedded[i].script == script && strcmp(ctr_embedded[i].name, name) == 0)
+            return &ctr_embedded[i];
+    return NULL;
+}
+
+/* The bytecode stands for the file only while the file is the one it was compiled from: the
+ * same size and mtime (install -p keeps both).  An edit, a copy without -p, a checkout
+ * changes the mtime, and the file wins; a file that is gone leaves the built-in module. */
+static int embedded_current(const struct ctr_embedded *e, const char *file)
 {
     struct stat st;
+    if (file == NULL || stat(file, &st) != 0)
+        return file == NULL || errno == ENOENT;
+    return st.st_size == e->size && st.st_mtim.tv_sec == e->mtime_sec &&
+           st.st_mtim.tv_nsec == e->mtime_nsec;
+}
+
+/* The file package.searchpath(name, path) would name, found with stat() alone (searchpath
+ * opens each candidate): 1 with its path in out, or 0. */
+static int search_path(const char *path, const char *name, char *out, size_t outlen)
+{
+    char mod[PATH_MAX];
+    size_t n = strlen(name);
+    if (path == NULL || n >= sizeof mod)
+        return 0;
+    for (size_t i = 0; i <= n; i++)
+        mod[i] = name[i] == '.' ? '/' : name[i];
+    for (const char *t = path; *t;) {
+        const char *end = strchr(t, ';');
+        size_t tl = end ? (size_t)(end - t) : strlen(t);
+        size_t o = 0;
+        int fits = 1;
+        for (size_t i = 0; i < tl && fits; i++) {
+            const char *piece = t[i] == '?' ? mod : NULL;
+            size_t pl = piece ? n : 1;
+            if (o + pl >= outlen) {
+                fits = 0;
+                break;
+            }
+            memcpy(out + o, piece ? piece : &t[i], pl);
+            o += pl;
+        }
+        out[o] = '\0';
+        struct stat st;
+        if (fits && tl > 0 && stat(out, &st) == 0 && S_ISREG(st.st_mode))
+            return 1;
+        t += tl;
+        if (*t == ';')
+            t++;
+    }
+    return 0;
+}
+
+/* A searcher ahead of Lua's own: a module built in, whose source file on package.path (the
+ * one Lua's searcher would load) is unchanged, loads from its bytecode; otherwise it finds
+ * nothing and Lua's searcher reads the file. */
+static int embedded_searcher(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    const struct ctr_embedded *e = embedded_find(name, 0);
+    if (e == NULL) {
+        lua_pushfstring(L, "\n\tno module '%s' built into ctrlua", name);
+        return 1;
+    }
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "path");
+    char file[PATH_MAX];
+    int found = search_path(lua_tostring(L, -1), name, file, sizeof file);
+    if (!embedded_current(e, found ? file : NULL)) {
+        lua_pushfstring(L, "\n\tmodule '%s' built into ctrlua differs from %s", name, file);
+        return 1;
+    }
+    if (luaL_loadbuffer(L, e->bc, ~(size_t)0, name) != 0)
+        return lua_error(L);
+    return 1;
+}
+
+static void add_searcher(lua_State *L)
+{
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaders");
+    for (int i = (int)lua_objlen(L, -1); i >= 2; i--) {
+        lua_rawgeti(L, -1, i);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_pushcfunction(L, embedded_searcher);
+    lua_rawseti(L, -2, 2);
+    lua_pop(L, 2);
+}
+
+/* A script is a path when it names an existing file or contains a slash; otherwise a command
+ * name, with or without .lua, in the scripts folder. */
+static int resolve_script(const struct host *h, const char *name, char *out, size_t outlen,
+                          const char **in_scripts)
+{
+    struct stat st;
+    *in_scripts = NULL;
     if (strchr(name, '/') || (stat(name, &st) == 0 && S_ISREG(st.st_mode))) {
         snprintf(out, outlen, "%s", name);
         return 0;
@@ -146,13 +244,17 @@ static int resolve_script(const struct host *h, const char *name, char *out, siz
     int has_ext = n > 4 && strcmp(name + n - 4, ".lua") == 0;
     if (snprintf(out, outlen, "%s/scripts/%s%s", h->datadir, name, has_ext ? "" : ".lua") >= (int)outlen)
         return -1;
-    if (stat(out, &st) == 0 && S_ISREG(st.st_mode))
+    if (stat(out, &st) == 0 && S_ISREG(st.st_mode)) {
+        *in_scripts = strrchr(out, '/') + 1;
         return 0;
+    }
     return -1;
 }
 
-static int run_script(lua_State *L, const char *path, int argc, char **argv, int scriptidx,
-                      int debug)
+/* embedded: the script's file name when it was found in the scripts folder (a script named by
+ * a path is always read from that path). */
+static int run_script(lua_State *L, const char *path, const char *embedded, int argc,
+                      char **argv, int scriptidx, int debug)
 {
     /* arg as luajit sets it: arg[0] the script, arg[1..] its arguments, arg[-k] what came
      * before it on the command line. */
@@ -165,7 +267,10 @@ static int run_script(lua_State *L, const char *path, int argc, char **argv, int
 
     lua_pushcfunction(L, traceback);
     int base = lua_gettop(L);
-    if (luaL_loadfile(L, path) != 0) {
+    const struct ctr_embedded *e = embedded ? embedded_find(embedded, 1) : NULL;
+    int r = e && embedded_current(e, path) ? luaL_loadbuffer(L, e->bc, ~(size_t)0, path)
+                                           : luaL_loadfile(L, path);
+    if (r != 0) {
         fprintf(stderr, "ctrlua: %s\n", lua_tostring(L, -1));
         return 1;
     }
@@ -250,7 +355,8 @@ int main(int argc, char **argv)
     const char *script = as_runc ? "runc" : (i < argc ? argv[i] : "help");
     int scriptidx = as_runc ? 0 : i;
     char path[PATH_MAX];
-    if (resolve_script(&h, script, path, sizeof path) < 0) {
+    const char *in_scripts;
+    if (resolve_script(&h, script, path, sizeof path, &in_scripts) < 0) {
         fprintf(stderr, "ctrlua: no such command or script: %s (try `ctrlua help`)\n", script);
         return 1;
     }
@@ -262,14 +368,15 @@ int main(int argc, char **argv)
     }
     luaL_openlibs(L);
     set_paths(L, &h);
+    add_searcher(L);
     set_host_table(L, &h, argv[0]);
     int rc;
     if (scriptidx >= argc) {
         /* `ctrlua` alone: run help with no arguments */
         char *fake[] = {argv[0], (char *)"help", NULL};
-        rc = run_script(L, path, 2, fake, 1, h.debug);
+        rc = run_script(L, path, in_scripts, 2, fake, 1, h.debug);
     } else {
-        rc = run_script(L, path, argc, argv, scriptidx, h.debug);
+        rc = run_script(L, path, in_scripts, argc, argv, scriptidx, h.debug);
     }
     fflush(stdout);
     lua_close(L);

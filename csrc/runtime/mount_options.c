@@ -8,6 +8,7 @@
 #include <sys/mount.h>
 
 #include "base/cleanup.h"
+#include "base/lazylib.h"
 
 static const struct {
     const char *name;

@@ -13,6 +13,7 @@
 
 #include "base/mounts.h"
 #include "base/cleanup.h"
+#include "base/lazylib.h"
 
 #define PROPAGATION_FLAGS (MS_SHARED | MS_SLAVE | MS_PRIVATE | MS_UNBINDABLE)
 

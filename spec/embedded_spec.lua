@@ -1,0 +1,86 @@
+-- The host's built-in bytecode (csrc/lua/embedded.h): an installed tree (`make install` into
+-- a temporary DESTDIR) runs its modules and scripts from the bytecode while the installed
+-- files keep the size and mtime of the sources they were compiled from, and runs the file the
+-- moment either differs — an edit made by a site is the code that runs.
+local F = require("support.fixtures")
+
+local BIN = assert(os.getenv("CTRLUA_BIN"), "CTRLUA_BIN")
+local BUILD = BIN:match("^(.*)/[^/]+$")
+
+-- the first line of a file, replaced by one of the same length that sets a global: an edit the
+-- host can only miss by not reading the file
+local function edit_same_size(path, global)
+  local body = F.read(path)
+  local first, rest = body:match("^([^\n]*)(\n.*)$")
+  local line = global .. " = true --"
+  assert(#first >= #line, "first line of " .. path .. " too short for the edit")
+  F.write(path, line .. ("-"):rep(#first - #line) .. rest)
+  assert(#F.read(path) == #body)
+end
+
+describe("the host's built-in bytecode", function()
+  local dest, prefix, ctrlua, share
+
+  setup(function()
+    dest = F.tmpdir()
+    prefix = "/usr"
+    -- `-o all`: install what the build made, never rebuild it from here
+    F.sh("make -s -o all install DESTDIR=" .. F.q(dest) .. " PREFIX=" .. prefix .. " BUILD=" .. F.q(BUILD))
+    ctrlua = dest .. prefix .. "/bin/ctrlua"
+    share = dest .. prefix .. "/share/ctrlua"
+  end)
+  teardown(function() F.cleanup() end)
+
+  local function probe(lua)
+    local p = F.tmpdir() .. "/probe.lua"
+    F.write(p, lua)
+    return (F.sh(F.q(ctrlua) .. " " .. F.q(p)):gsub("\n$", ""))
+  end
+
+  it("install -p keeps the sources' mtimes, and a module loads from the binary", function()
+    local src = F.sh("stat -c '%s %.9Y' lua/ctr/json.lua")
+    assert.are.equal(src, F.sh("stat -c '%s %.9Y' " .. F.q(share .. "/lua/ctr/json.lua")))
+    local json_file = share .. "/lua/ctr/json.lua"
+    local keep = F.tmpdir() .. "/json.lua"
+    F.sh("cp -p " .. F.q(json_file) .. " " .. F.q(keep))
+    -- the same size, the mtime put back: the bytecode is what runs, so the edit is not seen
+    edit_same_size(json_file, "PROBE_EDITED")
+    F.sh("touch -r " .. F.q(keep) .. " " .. F.q(json_file))
+    local lua = 'local json = require("ctr.json"); print(tostring(PROBE_EDITED), json.encode({ 1 }))'
+    assert.are.equal("nil\t[1]", probe(lua))
+    -- any mtime change (the edit as a site makes it): the file runs
+    F.sh("touch " .. F.q(json_file))
+    assert.are.equal("true\t[1]", probe(lua))
+    -- a site's edit that changes the size, mtime kept: the file runs too
+    F.sh("cp -p " .. F.q(keep) .. " " .. F.q(json_file))
+    assert.are.equal("nil\t[1]", probe(lua))
+    F.sh("printf 'PROBE_EDITED = 7\\n' >> " .. F.q(json_file) .. " && touch -r " .. F.q(keep) .. " " .. F.q(json_file))
+    assert.has_error(function() probe(lua) end) -- a statement after `return M`: the file was parsed
+    F.sh("cp -p " .. F.q(keep) .. " " .. F.q(json_file))
+    assert.are.equal("nil\t[1]", probe(lua))
+  end)
+
+  it("a command from the scripts folder runs from the binary until its file is edited", function()
+    local help = share .. "/scripts/help.lua"
+    local before = F.sh(F.q(ctrlua) .. " help")
+    assert.matches("images", before)
+    local keep = F.tmpdir() .. "/help.lua"
+    F.sh("cp -p " .. F.q(help) .. " " .. F.q(keep))
+    local body = F.read(help)
+    F.write(help, 'io.write("edited help\\n") os.exit(0)\n' .. body)
+    assert.are.equal("edited help\n", F.sh(F.q(ctrlua) .. " help"))
+    F.sh("cp -p " .. F.q(keep) .. " " .. F.q(help))
+    assert.are.equal(before, F.sh(F.q(ctrlua) .. " help"))
+  end)
+
+  it("a module found earlier on LUA_PATH (a site's own copy) wins over the built-in one", function()
+    local site = F.tmpdir()
+    F.write(site .. "/ctr/json.lua", 'return { encode = function() return "site" end }\n')
+    local p = F.tmpdir() .. "/probe.lua"
+    -- the host puts its own lua/ first on package.path; a script may put another folder
+    -- ahead of it, and the file found there is the one that runs
+    F.write(p, 'package.path = ' .. string.format("%q", site .. "/?.lua;") .. ' .. package.path\n' ..
+      'print(require("ctr.json").encode({}))')
+    assert.are.equal("site\n", F.sh(F.q(ctrlua) .. " " .. F.q(p)))
+  end)
+end)
