@@ -99,7 +99,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t clen = nul ? (size_t)(nul - text) : size;
 
     struct ctr_config cfg;
-    struct ctr_err err = {0, ""};
+    struct ctr_err err = {0};
     int loaded = ctr_config_parse(bundle, text, clen, &cfg, &err) == 0;
     if (loaded)
         check(&cfg);
@@ -114,7 +114,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
             }
         }
-        err = (struct ctr_err){0, ""};
+        err = (struct ctr_err){0};
         if (ctr_config_set_process(&cfg, nul + 1, size - clen - 1, &err) == 0)
             check(&cfg);
         else

@@ -278,7 +278,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     unsigned flags = data[0];
-    struct ctr_err err = {0, ""};
+    struct ctr_err err = {0};
     if (ctr_remove_tree(root, &err) < 0)
         finding("remove the last tree: %s", err.msg);
     if (mkdir(root, 0755) < 0)
@@ -298,7 +298,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                : NULL,
     };
     struct ctr_layer_apply_result res;
-    err = (struct ctr_err){0, ""};
+    err = (struct ctr_err){0};
     if (ctr_layer_apply(root, blob, &o, &res, &err) < 0 && err.msg[0] == '\0')
         finding("a failed apply without a message");
 
@@ -311,7 +311,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (fd < 0)
         finding("the root is gone or no longer a directory: %s", strerror(errno));
     no_devices(fd, "root", 0);
-    err = (struct ctr_err){0, ""};
+    err = (struct ctr_err){0};
     if (ctr_remove_tree(root, &err) < 0)
         finding("remove the tree a layer left: %s", err.msg);
     return 0;

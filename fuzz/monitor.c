@@ -123,7 +123,7 @@ static void reply(const uint8_t *data, size_t size)
     size_t cap = (flags & 16) ? 8 : sizeof buf;
     memset(buf, 'x', sizeof buf);
     int fd = -2;
-    struct ctr_err err = {0, ""};
+    struct ctr_err err = {0};
     int r = ctr_monitor_recv_reply(sv[0], "fuzz", buf, cap, (flags & 8) ? &fd : NULL, &err);
     close(sv[0]);
     if (r == 0 && memchr(buf, '\0', cap) == NULL)
