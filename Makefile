@@ -52,7 +52,7 @@ HEADERS   := $(wildcard csrc/*/*.h)
 LUAJIT_RUN = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='$(BUILD)/lib/?.so;;' \
 	CTRLUA_BIN='$(CURDIR)/$(BUILD)/ctrlua' CTRLUA_TEST_IMAGE='$(CURDIR)/build/images/busybox.oci.tar'
 
-.PHONY: all deps test test-repeat asan bench soak image install install-rock uninstall clean doc \
+.PHONY: all deps test test-repeat asan bench bench-check bench-baseline soak image install install-rock uninstall clean doc \
 	conformance fuzz fuzz-build fuzz-bins
 
 all: $(BUILD)/ctrlua $(BUILD)/lib/ctr/core.so $(BUILD)/ctrlua-runc
@@ -212,6 +212,17 @@ fuzz: fuzz-build
 
 bench: all image
 	@$(LUAJIT_RUN) luajit bench/run.lua
+
+# The bench, then each ratio against bench/baseline.json: fails when one is more than 20% above
+# the baseline's (bench/run.lua --check).  A baseline of another kind of machine (nproc,
+# memory, kernel) is reported and skipped.  bench-baseline writes it (NOTE= says how it was
+# taken: kept in the file).
+BASELINE ?= bench/baseline.json
+NOTE     ?=
+bench-check: all image
+	@$(LUAJIT_RUN) luajit bench/run.lua --check $(BASELINE)
+bench-baseline: all image
+	@$(LUAJIT_RUN) luajit bench/run.lua --baseline $(BASELINE) --note '$(NOTE)'
 
 # Soak and load (bench/soak.lua; not part of test): 1,000 run --rm, 200 run -d/kill/delete
 # cycles, 8 concurrent runs at a time; counts of mounts, cgroups, state, records, processes and
