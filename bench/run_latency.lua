@@ -11,6 +11,7 @@
 --            cgroups, so it runs in a private mount namespace where /sys/fs/cgroup/unified is
 --            unmounted (`unshare -m sh -c 'umount /sys/fs/cgroup/unified; ...'`); the timer
 --            runs inside that namespace too, so the wrapper's own cost is not counted.
+--   ctrlua-nocgroup  the same with `--cgroup ""` (no cgroup is made), beside the floor.
 --   floor    `unshare -m -u -i -n -p -f --mount-proc=ROOTFS/proc chroot ROOTFS /bin/true`.
 --
 -- Times come from hyperfine -N (no shell in between), 20 runs each, after warm-up; peak RSS
@@ -20,7 +21,10 @@
 --
 -- A module for bench/run.lua: `require("run_latency")(report)` calls report(result) once per
 -- contestant: { name = "run_latency/ctrlua", unit = "ms", median =, min =, p90 =, max =,
--- runs = 20, rss_kb =, note = }.  Run directly (`luajit bench/run_latency.lua`, with
+-- runs = 20, rss_kb =, note = }; with the targets (bench/run.lua prints MET or MISSED):
+-- ctrlua's whole pipeline at or below crun's bundle-only time (ratio, target 1.0), with
+-- `--cgroup ""` within 2x the floor (ratio to the floor, target 2.0), and one more result,
+-- "run_latency/peak rss", ctrlua's peak RSS against crun's (ratio, target 1.0).  Run directly (`luajit bench/run_latency.lua`, with
 -- LUA_PATH/LUA_CPATH/CTRLUA_BIN/CTRLUA_TEST_IMAGE as `make bench` sets them, as root) it
 -- prints the same.
 local core = require("ctr.core")
@@ -151,6 +155,12 @@ local function run(report)
             q(("%s run.lua --rm %s {id} /bin/true"):format(ctrlua, IMAGE))))
         end,
         cmd = function(i) return ("%s run.lua --rm %s rss%d /bin/true"):format(ctrlua, IMAGE, i) end },
+      { name = "ctrlua-nocgroup", note = 'as ctrlua, with --cgroup ""',
+        times = function()
+          return hyperfine(dir, ("--runs 1 --parameter-list id %s %s"):format(ids("n"),
+            q(("%s run.lua --rm --cgroup '' %s {id} /bin/true"):format(ctrlua, IMAGE))))
+        end,
+        cmd = function(i) return ("%s run.lua --rm --cgroup '' %s rssn%d /bin/true"):format(ctrlua, IMAGE, i) end },
       { name = "runc", note = "ready bundle",
         times = function()
           return hyperfine(dir, ("--warmup 2 --runs %d %s"):format(N,
@@ -202,13 +212,13 @@ local function run(report)
   -- the detail, then one result per contestant
   local c, cr, fl = results.ctrlua, results.crun, results.floor
   print("run_latency: /bin/true in a container, 20 runs each (ms; peak RSS of the process tree)")
-  print(("  %-8s %8s %8s %8s %8s %9s  %s"):format("", "median", "min", "p90", "max", "rss KB", "how"))
-  for _, name in ipairs({ "ctrlua", "runc", "crun", "floor" }) do
+  print(("  %-16s %8s %8s %8s %8s %9s  %s"):format("", "median", "min", "p90", "max", "rss KB", "how"))
+  for _, name in ipairs({ "ctrlua", "ctrlua-nocgroup", "runc", "crun", "floor" }) do
     local r = results[name]
     if r.error then
-      print(("  %-8s failed: %s"):format(name, r.error))
+      print(("  %-16s failed: %s"):format(name, r.error))
     else
-      print(("  %-8s %8.2f %8.2f %8.2f %8.2f %9d  %s"):format(name, r.median, r.min, r.p90, r.max,
+      print(("  %-16s %8.2f %8.2f %8.2f %8.2f %9d  %s"):format(name, r.median, r.min, r.p90, r.max,
         r.rss_kb or -1, r.note))
     end
   end
@@ -221,19 +231,26 @@ local function run(report)
     end
   end
   print(("  ctrlua phases (median ms): %s (sum %.2f)"):format(table.concat(parts, ", "), total))
-  local function target(label, okv, detail) print(("  target %-32s %s  %s"):format(label, okv and "met " or "MISSED", detail)) end
+  local nc = results["ctrlua-nocgroup"]
   if not c.error and not cr.error then
-    target("ctrlua <= crun (time)", c.median <= cr.median, ("%.2f vs %.2f ms"):format(c.median, cr.median))
-    target("ctrlua peak RSS <= crun's", c.rss_kb <= cr.rss_kb, ("%d vs %d KB"):format(c.rss_kb, cr.rss_kb))
+    c.ratio, c.target_ratio = c.median / cr.median, 1.0
+    c.met, c.target_note = c.ratio <= 1.0, "ctrlua run --rm / crun run of a ready bundle"
   end
-  if not c.error and not fl.error then
-    target("ctrlua within 2x of the floor", c.median <= 2 * fl.median,
-      ("%.2f vs 2 x %.2f ms (%.2fx)"):format(c.median, fl.median, c.median / fl.median))
+  if not nc.error and not fl.error then
+    nc.ratio, nc.target_ratio = nc.median / fl.median, 2.0
+    nc.met, nc.target_note = nc.ratio <= 2.0, "ctrlua run --rm --cgroup '' / the floor"
   end
-  for _, name in ipairs({ "ctrlua", "runc", "crun", "floor" }) do
+  for _, name in ipairs({ "ctrlua", "ctrlua-nocgroup", "runc", "crun", "floor" }) do
     local r = results[name]
     if name == "ctrlua" and not r.error then r.phases = phases end
     report(r)
+  end
+  if not c.error and not cr.error and c.rss_kb and cr.rss_kb then
+    local ratio = c.rss_kb / cr.rss_kb
+    report({ name = "run_latency/peak rss", unit = "ratio", median = ratio, ratio = ratio,
+      target_ratio = 1.0, met = ratio <= 1.0, runs = RSS_RUNS,
+      note = ("ctrlua %d KB / crun %d KB, peak RSS of a run --rm"):format(c.rss_kb, cr.rss_kb),
+      target_note = "peak RSS of ctrlua run --rm / crun run" })
   end
   return results
 end

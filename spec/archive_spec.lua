@@ -405,6 +405,37 @@ describe("core.layer_apply metadata #root", function()
     assert.is_string(err)
   end)
 
+  -- gzip's own rule: members one after another are one stream (igzip inflates member by
+  -- member; the tar here is cut in the middle of an entry's data, so a member that were
+  -- dropped would lose a file or truncate one).
+  it("reads a gzip stream of several members as one", function()
+    local root = dir .. "/root"
+    sh("mkdir '" .. root .. "'")
+    local raw, bytes = tar.write(dir .. "/l.tar", entries, "none")
+    local cut = 700
+    assert(core.write_file(dir .. "/a", bytes:sub(1, cut)))
+    assert(core.write_file(dir .. "/b", bytes:sub(cut + 1)))
+    sh(("gzip -n -c '%s/a' > '%s/l.tar.gz' && gzip -n -c '%s/b' >> '%s/l.tar.gz'"):format(dir, dir, dir, dir))
+    os.remove(raw)
+    local res = assert(core.layer_apply(root, dir .. "/l.tar.gz", { diff_id = core.sha256(bytes) }))
+    assert.are.equal(#bytes, res.size)
+    assert.are.equal("p", core.read_file(root .. "/implicit/parent/file"))
+  end)
+
+  it("refuses a gzip stream that ends early, even when only its trailer is missing", function()
+    local blob = tar.write(dir .. "/l.tar.gz", entries, "gzip")
+    local data = core.read_file(blob)
+    for _, keep in ipairs({ math.floor(#data / 2), #data - 4 }) do
+      local root = dir .. "/root" .. keep
+      sh("mkdir '" .. root .. "'")
+      assert(core.write_file(dir .. "/cut.gz", data:sub(1, keep)))
+      local res, err = core.layer_apply(root, dir .. "/cut.gz")
+      assert.is_nil(res)
+      -- (without its last 4 bytes the tar is whole: only the decompressor can refuse it)
+      assert.is_truthy(err:find("cut.gz", 1, true), err)
+    end
+  end)
+
   it("raises on a bad option", function()
     assert.has_error(function() core.layer_apply(dir, dir .. "/x", { whiteouts = "aufs" }) end)
     assert.has_error(function() core.layer_apply(dir, dir .. "/x", { uid_offset = -1 }) end)

@@ -14,7 +14,11 @@ static int fail_v(struct ctr_err *err, int code, int program, const char *fmt, v
         n = 0;
     if (code != 0 && (size_t)n < sizeof err->msg) {
         char buf[256];
+#ifdef __GLIBC__
         const char *s = strerror_r(code, buf, sizeof buf);
+#else /* the XSI strerror_r of musl, with which the monitor may be built */
+        const char *s = strerror_r(code, buf, sizeof buf) == 0 ? buf : "Unknown error";
+#endif
         snprintf(err->msg + n, sizeof err->msg - n, ": %s", s);
     }
     err->code = code;

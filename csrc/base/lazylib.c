@@ -10,6 +10,9 @@
 #ifndef CTR_LIBARCHIVE_SONAME
 #define CTR_LIBARCHIVE_SONAME "libarchive.so.13"
 #endif
+#ifndef CTR_LIBISAL_SONAME
+#define CTR_LIBISAL_SONAME "libisal.so.2"
+#endif
 #ifndef CTR_LIBCRYPTO_SONAME
 #define CTR_LIBCRYPTO_SONAME "libcrypto.so.3"
 #endif
@@ -24,6 +27,9 @@ static pthread_once_t archive_once = PTHREAD_ONCE_INIT;
 static struct ctr_mount_api mount_api;
 static pthread_once_t crypto_once = PTHREAD_ONCE_INIT;
 static pthread_once_t mount_once = PTHREAD_ONCE_INIT;
+static struct ctr_isal_api isal_api;
+static int isal_loaded;
+static pthread_once_t isal_once = PTHREAD_ONCE_INIT;
 
 static __attribute__((noreturn)) void broken(const char *lib, const char *what)
 {
@@ -67,6 +73,30 @@ static void load_mount(void)
         broken(CTR_LIBMOUNT_SONAME, dlerror());
     CTR_MOUNT_SYMS(X)
 #undef X
+}
+
+/* Unlike the three above, a missing libisal is no broken installation: leave isal_loaded 0. */
+static void load_isal(void)
+{
+    if (!CTR_HAVE_ISAL || CTR_LIBISAL_SONAME[0] == '\0')
+        return;
+    void *h = dlopen(CTR_LIBISAL_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (h == NULL)
+        return;
+#define X(f)                                                                                   \
+    if ((*(void **)&isal_api.f = dlsym(h, #f)) == NULL) {                                        \
+        dlclose(h);                                                                            \
+        return;                                                                                \
+    }
+    CTR_ISAL_SYMS(X)
+#undef X
+    isal_loaded = 1;
+}
+
+const struct ctr_isal_api *ctr_isal_api(void)
+{
+    pthread_once(&isal_once, load_isal);
+    return isal_loaded ? &isal_api : NULL;
 }
 
 const struct ctr_archive_api *ctr_archive_api(void)

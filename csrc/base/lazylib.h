@@ -1,4 +1,4 @@
-/* libarchive, libcrypto and libmount, loaded on first use.
+/* libarchive, libcrypto and libmount (and, optionally, libisal), loaded on first use.
  *
  * Only importing, unpacking and hashing need the first two, and together with what they pull
  * in (libxml2, ICU, nettle, ...) they cost a process about 4 ms and 4 MiB just to be mapped
@@ -8,7 +8,7 @@
  * what only a mount needs.  So the core does not link
  * them: each call goes through a table of pointers resolved by dlopen()/dlsym() the first
  * time either library is needed (under pthread_once).  Code keeps calling archive_* and EVP_*
- * by their names: this header, included after <store/layer.h> and <openssl/evp.h>, turns each name
+ * by their names: this header, included after <archive.h> and <openssl/evp.h>, turns each name
  * into the table's entry (mnt_* likewise, after <libmount.h>).  A library that cannot be loaded is a broken installation: the
  * process says which and exits.
  *
@@ -123,6 +123,22 @@
     X(mnt_table_next_fs) \
     X(mnt_unref_table)
 
+/* ISA-L's igzip (Debian's libisal2), the fast inflate of gzip layers.  Optional: where it is
+ * not installed, ctr_isal_api() returns NULL and libarchive's gzip filter (zlib) does the
+ * work; where its header was absent at build time, CTR_HAVE_ISAL is 0 and so is the table.
+ * Its functions are called through the table by name (isal->isal_inflate), not by macros. */
+#if __has_include(<isa-l/igzip_lib.h>)
+#include <isa-l/igzip_lib.h>
+#define CTR_HAVE_ISAL 1
+#define CTR_ISAL_SYMS(X) \
+    X(isal_inflate) \
+    X(isal_inflate_init) \
+    X(isal_inflate_reset)
+#else
+#define CTR_HAVE_ISAL 0
+#define CTR_ISAL_SYMS(X)
+#endif
+
 #define CTR_LAZY_FIELD(f) __typeof__(f) *f;
 struct ctr_archive_api {
     CTR_ARCHIVE_SYMS(CTR_LAZY_FIELD)
@@ -133,11 +149,18 @@ struct ctr_crypto_api {
 struct ctr_mount_api {
     CTR_MOUNT_SYMS(CTR_LAZY_FIELD)
 };
+
+struct ctr_isal_api {
+    int unused; /* a struct needs a member when CTR_HAVE_ISAL is 0 */
+    CTR_ISAL_SYMS(CTR_LAZY_FIELD)
+};
 #undef CTR_LAZY_FIELD
 
 const struct ctr_archive_api *ctr_archive_api(void);
 const struct ctr_crypto_api *ctr_crypto_api(void);
 const struct ctr_mount_api *ctr_mount_api(void);
+/* NULL when libisal cannot be loaded (not an error: the caller falls back). */
+const struct ctr_isal_api *ctr_isal_api(void);
 
 #ifndef CTR_LAZYLIB_IMPL
 #define archive_entry_atime (ctr_archive_api()->archive_entry_atime)
