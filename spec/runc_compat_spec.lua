@@ -8,46 +8,13 @@
 local core = require("ctr.core")
 local B = require("support.bundle")
 local S = require("support.ctrlua")
+local tmux_server = require("support.tmux").server
 
 local BIN = (os.getenv("CTRLUA_BIN") or "build/ctrlua"):gsub("ctrlua$", "ctrlua-runc")
 local RUNC = core.stat("/usr/sbin/runc") and "/usr/sbin/runc" or nil
 local q = B.q
 local arr = core.json_array
 
--- a tmux server of our own (-S: a socket in the test's directory, -f /dev/null: no user
--- configuration); T.run(cmd) runs cmd in a pane of 80x24 between two records of the pane's
--- terminal mode, and T.rc() waits for it: its exit status
-local function tmux_server(dir)
-  local sock = dir .. "/tmux.sock"
-  local T = {}
-  function T.cmd(...)
-    local parts = { "tmux", "-S", q(sock), "-f", "/dev/null" }
-    for i = 1, select("#", ...) do parts[#parts + 1] = q((select(i, ...))) end
-    return S.must(table.concat(parts, " "))
-  end
-  function T.run(cmd)
-    local d = q(dir)
-    for _, f in ipairs({ "/rc", "/before", "/after" }) do core.unlink(dir .. f) end
-    pcall(T.cmd, "kill-session", "-t", "t")
-    local path = dir .. "/pane.sh"
-    assert(core.write_file(path, ("stty -g > %s/before; %s; echo $? > %s/rc.tmp; " ..
-      "stty -g > %s/after; mv %s/rc.tmp %s/rc; sleep 30\n"):format(d, cmd, d, d, d, d),
-      { mode = 493 }))
-    T.cmd("new-session", "-d", "-s", "t", "-x", "80", "-y", "24", "sh " .. path)
-  end
-  function T.screen() return T.cmd("capture-pane", "-p", "-J", "-S", "-200", "-t", "t") end
-  function T.wait_for(pattern, what)
-    return S.until_true(function() return T.screen():match(pattern) end, 15, what or pattern)
-  end
-  function T.keys(text) T.cmd("send-keys", "-t", "t", "-l", text); T.cmd("send-keys", "-t", "t", "Enter") end
-  function T.rc()
-    S.until_true(function() return S.exists(dir .. "/rc") end, 20, "the command in the pane to end")
-    return tonumber(S.slurp(dir .. "/rc"):match("%d+"))
-  end
-  function T.modes() return S.slurp(dir .. "/before"), S.slurp(dir .. "/after") end
-  function T.kill() S.sh("tmux -S " .. q(sock) .. " kill-server 2>/dev/null; true") end
-  return T
-end
 
 describe("ctrlua-runc as runc #root", function()
   local dir, T, ids
