@@ -7,6 +7,7 @@
  * environment), so the child allocates nothing and makes only async-signal-safe calls: the
  * caller may have threads (HTTP transfers, layer applies) holding locks inside libc. */
 #include "base/spawn.h"
+#include "base/syscalls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -67,15 +68,8 @@ static void child_fail(int rep, int step, int code, int index)
 static void child(const struct plan *p, int rep) __attribute__((noreturn));
 static void child(const struct plan *p, int rep)
 {
-    /* the caller's handlers are gone with execve anyway; what it ignores must not stay
-     * ignored in the program (a runtime with SIGINT ignored could not be interrupted).  The
-     * raw syscall, since libc's sigaction refuses the signals it reserves (32, 33) and those
-     * can be ignored too; an all-zero kernel sigaction is SIG_DFL with no flags on every
-     * architecture, whatever the order of its fields. */
-    static const unsigned long dfl[8];
-    for (int s = 1; s < NSIG; s++)
-        if (s != SIGKILL && s != SIGSTOP)
-            syscall(SYS_rt_sigaction, s, dfl, NULL, (size_t)8);
+    /* (the mask stays full until the last step before execve) */
+    ctr_sys_signals_reset(0);
     /* the sources are all >= 3 (the parent moved them there), so no dup2 clobbers another's
      * source; dup2 clears close-on-exec on the copy */
     for (int i = 0; i < 3; i++)

@@ -296,3 +296,19 @@ int ctr_sys_inotify_read(int fd, void (*each)(void *ctx, const char *name), void
         }
     }
 }
+
+void ctr_sys_signals_reset(int unblock)
+{
+    /* the raw syscall: libc's sigaction refuses the real-time signals it keeps for itself (32,
+     * 33), and those can be ignored too; an all-zero kernel sigaction is SIG_DFL with no flags
+     * on every architecture, whatever the order of its fields */
+    static const unsigned long dfl[8];
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            syscall(SYS_rt_sigaction, sig, dfl, NULL, sizeof dfl[0]);
+    if (unblock) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+    }
+}

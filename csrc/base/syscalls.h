@@ -64,4 +64,10 @@ int ctr_sys_inotify_watch(const char *dir, struct ctr_err *err);
 int ctr_sys_inotify_read(int fd, void (*each)(void *ctx, const char *name), void *ctx,
                          struct ctr_err *err);
 
+/* Every signal's disposition back to its default, in a child before it execs, and with
+ * `unblock` its mask emptied: what the caller ignores or blocks (LuaJIT, a shell that ignores
+ * SIGPIPE, a runtime with SIGINT ignored) would otherwise survive execve into the program.
+ * Async-signal-safe: callable between fork and execve. */
+void ctr_sys_signals_reset(int unblock);
+
 #endif

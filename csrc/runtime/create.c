@@ -47,6 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/syscalls.h"
 #include "runtime/apparmor.h"
 #include "cgroups/cgroup.h"
 #include "runtime/config.h"
@@ -137,24 +138,6 @@ static void die_with_parent(const struct child_args *a, int sync)
     pid_t pp = getppid();
     if (pp != 0 && pp != a->parent)
         _exit(1);
-}
-
-/* The init starts with no signal blocked and every disposition at its default: a mask or an
- * SIG_IGN of the caller (LuaJIT, a shell that ignores SIGPIPE) would otherwise survive execve
- * into the container. */
-static void child_reset_signals(void)
-{
-    /* (the raw syscall: glibc's sigaction refuses the two real-time signals it keeps for
-     * itself, and those must be reset too) */
-    struct {
-        unsigned long handler, flags, restorer, mask;
-    } dfl = {0, 0, 0, 0};
-    for (int sig = 1; sig < NSIG; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP)
-            syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof dfl.mask);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
 /* Our own fds go above the preserved range before anything else takes a number; then the
@@ -334,7 +317,7 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
     }
     if (o->die_with_parent)
         die_with_parent(a, a->sync);
-    child_reset_signals();
+    ctr_sys_signals_reset(1);
     if (child_move_fds(a, &err) < 0)
         child_fail(a->sync, &err);
     int sync = a->sync;

@@ -43,6 +43,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "base/syscalls.h"
 #include "runtime/apparmor.h"
 #include "cgroups/cgroup.h"
 #include "runtime/config.h"
@@ -106,21 +107,6 @@ static __attribute__((noreturn)) void child_fail(int sync, const struct ctr_err 
 {
     child_send(sync, MSG_ERROR, 0, err);
     _exit(1);
-}
-
-/* Every signal at its default and none blocked: a mask or SIG_IGN of the caller would
- * otherwise survive execve (the raw syscall: glibc refuses its two real-time signals). */
-static void reset_signals(void)
-{
-    struct {
-        unsigned long handler, flags, restorer, mask;
-    } dfl = {0, 0, 0, 0};
-    for (int sig = 1; sig < NSIG; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP)
-            syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof dfl.mask);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
 /* A pty in the container's devpts for process.terminal: the slave becomes stdio and the
@@ -240,7 +226,7 @@ static __attribute__((noreturn)) void child_join(struct exec_ctx *x)
         ctr_fail(&err, errno, "prctl PR_SET_DUMPABLE");
         child_fail(sync, &err);
     }
-    reset_signals();
+    ctr_sys_signals_reset(1);
     int min = 3 + x->o->preserve_fds;
     if ((sync = x->sync = ctr_fd_move_above(sync, min)) < 0) {
         ctr_fail(&err, errno, "move fds above %d", min);
