@@ -4,12 +4,12 @@ VERSION   := 0.1.0
 PREFIX    ?= /usr/local
 DESTDIR   ?=
 BUILD     ?= build
-PKGS      := luajit libseccomp libcjson mount libarchive libcrypto libcurl
+PKGS      := luajit libseccomp libcjson libarchive libcrypto libcurl
 DATADIR   := $(PREFIX)/share/ctrlua
 
 # Debian packages the build, the tests and the benchmarks need.
 DEB_PACKAGES := build-essential pkg-config luajit libluajit-5.1-dev libseccomp-dev \
-	libcjson-dev libmount-dev libarchive-dev libssl-dev lua-busted lua-ldoc busybox-static \
+	libcjson-dev libarchive-dev libssl-dev lua-busted lua-ldoc busybox-static \
 	zstd gzip tar iproute2 iputils-ping util-linux bsdutils procps python3 tmux umoci skopeo runc crun containerd \
 	containernetworking-plugins criu hyperfine time luarocks \
 	libcurl4-openssl-dev docker-registry apache2-utils python3-jwt python3-cryptography openssl \
@@ -19,7 +19,7 @@ CC        ?= cc
 MONITOR_LDFLAGS ?= -static
 OPT       ?= -O2 -g
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-# libarchive, libcrypto, libmount and libcurl are not linked: csrc/base/lazylib.c loads them on
+# libarchive, libcrypto and libcurl are not linked: csrc/base/lazylib.c loads them on
 # first use (see there why), by the sonames of the libraries pkg-config names; libisal (the
 # fast gzip inflate) likewise, and only if it is there.
 LINK_PKGS  := luajit libseccomp libcjson
@@ -28,7 +28,6 @@ soname = $(shell objdump -p $$(pkg-config --variable=libdir $(1))/$(2).so 2>/dev
 SONAMES   := -DCTR_LIBARCHIVE_SONAME='"$(call soname,libarchive,libarchive)"' \
 	-DCTR_LIBCRYPTO_SONAME='"$(call soname,libcrypto,libcrypto)"' \
 	-DCTR_LIBCURL_SONAME='"$(call soname,libcurl,libcurl)"' \
-	-DCTR_LIBMOUNT_SONAME='"$(call soname,mount,libmount)"' \
 	-DCTR_LIBISAL_SONAME='"$(call soname,libisal,libisal)"'
 CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-format-truncation -fPIC $(OPT) \
 	-DCTRLUA_VERSION='"$(VERSION)"' -DCTRLUA_DATADIR='"$(DATADIR)"' $(SONAMES) $(PKG_CFLAGS) \

@@ -18,7 +18,6 @@ dependencies = { "lua == 5.1" }
 external_dependencies = {
   LIBSECCOMP = { header = "seccomp.h" },
   LIBARCHIVE = { header = "archive.h" },
-  LIBMOUNT = { header = "libmount/libmount.h" },
   CJSON = { header = "cjson/cJSON.h" },
 }
 build = {

@@ -16,17 +16,12 @@
 #ifndef CTR_LIBCRYPTO_SONAME
 #define CTR_LIBCRYPTO_SONAME "libcrypto.so.3"
 #endif
-#ifndef CTR_LIBMOUNT_SONAME
-#define CTR_LIBMOUNT_SONAME "libmount.so.1"
-#endif
 
 /* Process-wide and written once (pthread_once): the only state here. */
 static struct ctr_archive_api archive_api;
 static struct ctr_crypto_api crypto_api;
 static pthread_once_t archive_once = PTHREAD_ONCE_INIT;
-static struct ctr_mount_api mount_api;
 static pthread_once_t crypto_once = PTHREAD_ONCE_INIT;
-static pthread_once_t mount_once = PTHREAD_ONCE_INIT;
 static struct ctr_isal_api isal_api;
 static int isal_loaded;
 static pthread_once_t isal_once = PTHREAD_ONCE_INIT;
@@ -62,16 +57,6 @@ static void load_crypto(void)
     if ((*(void **)&crypto_api.f = dlsym(h, #f)) == NULL)                                        \
         broken(CTR_LIBCRYPTO_SONAME, dlerror());
     CTR_CRYPTO_SYMS(X)
-#undef X
-}
-
-static void load_mount(void)
-{
-    void *h = open_lib(CTR_LIBMOUNT_SONAME);
-#define X(f)                                                                                   \
-    if ((*(void **)&mount_api.f = dlsym(h, #f)) == NULL)                                         \
-        broken(CTR_LIBMOUNT_SONAME, dlerror());
-    CTR_MOUNT_SYMS(X)
 #undef X
 }
 
@@ -111,8 +96,3 @@ const struct ctr_crypto_api *ctr_crypto_api(void)
     return &crypto_api;
 }
 
-const struct ctr_mount_api *ctr_mount_api(void)
-{
-    pthread_once(&mount_once, load_mount);
-    return &mount_api;
-}

@@ -1,26 +1,22 @@
-/* libarchive, libcrypto and libmount (and, optionally, libisal), loaded on first use.
+/* libarchive and libcrypto (and, optionally, libisal), loaded on first use.
  *
- * Only importing, unpacking and hashing need the first two, and together with what they pull
- * in (libxml2, ICU, nettle, ...) they cost a process about 4 ms and 4 MiB just to be mapped
- * and relocated — more than the whole `run` path of a ready image.  libmount (mount option
- * strings, the mount table) brings libblkid, libselinux and libpcre2 with it: four mappings
- * and their relocations in every process, `ctrlua --version` and `images ls` included, for
- * what only a mount needs.  So the core does not link
+ * Only importing, unpacking and hashing need them, and together with what they pull in
+ * (libxml2, ICU, nettle, ...) they cost a process about 4 ms and 4 MiB just to be mapped and
+ * relocated — more than the whole `run` path of a ready image.  So the core does not link
  * them: each call goes through a table of pointers resolved by dlopen()/dlsym() the first
  * time either library is needed (under pthread_once).  Code keeps calling archive_* and EVP_*
  * by their names: this header, included after <archive.h> and <openssl/evp.h>, turns each name
- * into the table's entry (mnt_* likewise, after <libmount.h>).  A library that cannot be loaded is a broken installation: the
- * process says which and exits.
+ * into the table's entry.  A library that cannot be loaded is a broken installation: the
+ * process says which and exits.  (libcurl is loaded the same way, by net/http.c.)
  *
- * A function used from libarchive, libcrypto or libmount must be listed here (the link fails
- * otherwise, as the core does not link them).
+ * A function used from libarchive or libcrypto must be listed here (the link fails otherwise,
+ * as the core does not link them).
  */
 #ifndef CTR_LAZYLIB_H
 #define CTR_LAZYLIB_H
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <libmount.h>
 #include <openssl/evp.h>
 
 #define CTR_ARCHIVE_SYMS(X) \
@@ -102,26 +98,6 @@
     X(EVP_MD_CTX_new) \
     X(EVP_sha256)
 
-#define CTR_MOUNT_SYMS(X) \
-    X(mnt_free_iter) \
-    X(mnt_fs_get_devno) \
-    X(mnt_fs_get_fs_options) \
-    X(mnt_fs_get_fstype) \
-    X(mnt_fs_get_id) \
-    X(mnt_fs_get_parent_id) \
-    X(mnt_fs_get_root) \
-    X(mnt_fs_get_source) \
-    X(mnt_fs_get_target) \
-    X(mnt_fs_get_vfs_options) \
-    X(mnt_get_builtin_optmap) \
-    X(mnt_new_iter) \
-    X(mnt_new_table_from_file) \
-    X(mnt_optstr_get_flags) \
-    X(mnt_optstr_next_option) \
-    X(mnt_split_optstr) \
-    X(mnt_table_get_nents) \
-    X(mnt_table_next_fs) \
-    X(mnt_unref_table)
 
 /* ISA-L's igzip (Debian's libisal2), the fast inflate of gzip layers.  Optional: where it is
  * not installed, ctr_isal_api() returns NULL and libarchive's gzip filter (zlib) does the
@@ -146,9 +122,6 @@ struct ctr_archive_api {
 struct ctr_crypto_api {
     CTR_CRYPTO_SYMS(CTR_LAZY_FIELD)
 };
-struct ctr_mount_api {
-    CTR_MOUNT_SYMS(CTR_LAZY_FIELD)
-};
 
 struct ctr_isal_api {
     int unused; /* a struct needs a member when CTR_HAVE_ISAL is 0 */
@@ -158,7 +131,6 @@ struct ctr_isal_api {
 
 const struct ctr_archive_api *ctr_archive_api(void);
 const struct ctr_crypto_api *ctr_crypto_api(void);
-const struct ctr_mount_api *ctr_mount_api(void);
 /* NULL when libisal cannot be loaded (not an error: the caller falls back). */
 const struct ctr_isal_api *ctr_isal_api(void);
 
@@ -238,25 +210,6 @@ const struct ctr_isal_api *ctr_isal_api(void);
 #define EVP_MD_CTX_free (ctr_crypto_api()->EVP_MD_CTX_free)
 #define EVP_MD_CTX_new (ctr_crypto_api()->EVP_MD_CTX_new)
 #define EVP_sha256 (ctr_crypto_api()->EVP_sha256)
-#define mnt_free_iter (ctr_mount_api()->mnt_free_iter)
-#define mnt_fs_get_devno (ctr_mount_api()->mnt_fs_get_devno)
-#define mnt_fs_get_fs_options (ctr_mount_api()->mnt_fs_get_fs_options)
-#define mnt_fs_get_fstype (ctr_mount_api()->mnt_fs_get_fstype)
-#define mnt_fs_get_id (ctr_mount_api()->mnt_fs_get_id)
-#define mnt_fs_get_parent_id (ctr_mount_api()->mnt_fs_get_parent_id)
-#define mnt_fs_get_root (ctr_mount_api()->mnt_fs_get_root)
-#define mnt_fs_get_source (ctr_mount_api()->mnt_fs_get_source)
-#define mnt_fs_get_target (ctr_mount_api()->mnt_fs_get_target)
-#define mnt_fs_get_vfs_options (ctr_mount_api()->mnt_fs_get_vfs_options)
-#define mnt_get_builtin_optmap (ctr_mount_api()->mnt_get_builtin_optmap)
-#define mnt_new_iter (ctr_mount_api()->mnt_new_iter)
-#define mnt_new_table_from_file (ctr_mount_api()->mnt_new_table_from_file)
-#define mnt_optstr_get_flags (ctr_mount_api()->mnt_optstr_get_flags)
-#define mnt_optstr_next_option (ctr_mount_api()->mnt_optstr_next_option)
-#define mnt_split_optstr (ctr_mount_api()->mnt_split_optstr)
-#define mnt_table_get_nents (ctr_mount_api()->mnt_table_get_nents)
-#define mnt_table_next_fs (ctr_mount_api()->mnt_table_next_fs)
-#define mnt_unref_table (ctr_mount_api()->mnt_unref_table)
 #endif
 
 #endif

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libmount.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +14,6 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
-#include "base/lazylib.h"
 
 const char *ctr_fd_path(int fd, char *buf, size_t len)
 {
@@ -315,11 +313,6 @@ int ctr_unmount(const char *target, int detach, struct ctr_err *err)
     }
 }
 
-static char *dup_or_empty(const char *s)
-{
-    return strdup(s ? s : "");
-}
-
 void ctr_mountinfo_free(struct ctr_mountinfo *m, size_t n)
 {
     for (size_t i = 0; m && i < n; i++) {
@@ -333,42 +326,129 @@ void ctr_mountinfo_free(struct ctr_mountinfo *m, size_t n)
     free(m);
 }
 
+/* The whole of a /proc file, NUL-terminated, in a malloc'd buffer (its size is not known
+ * before it is read: stat says 0). */
+static char *read_proc_file(const char *path, struct ctr_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        ctr_fail(err, errno, "read `%s'", path);
+        return NULL;
+    }
+    size_t cap = 16384, len = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (buf && len + 1 >= cap) {
+            char *bigger = realloc(buf, cap * 2);
+            if (bigger == NULL)
+                free(buf);
+            buf = bigger;
+            cap *= 2;
+        }
+        if (buf == NULL) {
+            close(fd);
+            ctr_fail(err, ENOMEM, "read `%s'", path);
+            return NULL;
+        }
+        ssize_t r = read(fd, buf + len, cap - len - 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            free(buf);
+            close(fd);
+            ctr_fail(err, e, "read `%s'", path);
+            return NULL;
+        }
+        if (r == 0)
+            break;
+        len += (size_t)r;
+    }
+    close(fd);
+    buf[len] = '\0';
+    return buf;
+}
+
+/* The next space-separated field of a mountinfo line, unescaped in place (the kernel writes
+ * space, tab, newline and backslash as \NNN octal); NULL at the end of the line. */
+static char *next_field(char **p)
+{
+    char *s = *p;
+    if (s == NULL || *s == '\0')
+        return NULL;
+    char *e = strchr(s, ' ');
+    if (e) {
+        *e = '\0';
+        *p = e + 1;
+    } else {
+        *p = NULL;
+    }
+    char *w = s;
+    for (char *r = s; *r; r++) {
+        if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
+            r[3] >= '0' && r[3] <= '7') {
+            *w++ = (char)((r[1] - '0') << 6 | (r[2] - '0') << 3 | (r[3] - '0'));
+            r += 3;
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = '\0';
+    return s;
+}
+
+/* One line: "ID PARENT MAJ:MIN ROOT TARGET VFSOPTS [OPTIONAL...] - FSTYPE SOURCE FSOPTS"
+ * (proc(5)).  0, or -1 for a line of another shape. */
+static int parse_mountinfo_line(char *line, struct ctr_mountinfo *e)
+{
+    char *p = line;
+    char *f[6];
+    for (int i = 0; i < 6; i++)
+        if ((f[i] = next_field(&p)) == NULL)
+            return -1;
+    char *sep;
+    while ((sep = next_field(&p)) != NULL && strcmp(sep, "-") != 0)
+        ;
+    char *fstype = next_field(&p), *source = next_field(&p), *fsopts = next_field(&p);
+    if (sep == NULL || fstype == NULL ||
+        sscanf(f[0], "%d", &e->id) != 1 || sscanf(f[1], "%d", &e->parent_id) != 1 ||
+        sscanf(f[2], "%u:%u", &e->major, &e->minor) != 2)
+        return -1;
+    e->root = strdup(f[3]);
+    e->target = strdup(f[4]);
+    e->vfs_options = strdup(f[5]);
+    e->fstype = strdup(fstype);
+    e->source = strdup(source ? source : "");
+    e->fs_options = strdup(fsopts ? fsopts : "");
+    return 0;
+}
+
 int ctr_mountinfo_read(struct ctr_mountinfo **out, size_t *n, struct ctr_err *err)
 {
-    struct libmnt_table *tb = mnt_new_table_from_file("/proc/self/mountinfo");
-    if (tb == NULL)
-        return ctr_fail(err, errno ? errno : EIO, "read `/proc/self/mountinfo'");
-    size_t cap = (size_t)mnt_table_get_nents(tb);
-    struct ctr_mountinfo *m = calloc(cap ? cap : 1, sizeof *m);
-    if (m == NULL) {
-        mnt_unref_table(tb);
-        return ctr_fail(err, ENOMEM, "read `/proc/self/mountinfo'");
-    }
-    struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
-    struct libmnt_fs *fs;
+    const char *path = "/proc/self/mountinfo";
+    cleanup_free char *buf = read_proc_file(path, err);
+    if (buf == NULL)
+        return -1;
+    size_t cap = 1;
+    for (const char *c = buf; *c; c++)
+        cap += *c == '\n';
+    struct ctr_mountinfo *m = calloc(cap, sizeof *m);
+    if (m == NULL)
+        return ctr_fail(err, ENOMEM, "read `%s'", path);
     size_t i = 0;
-    int oom = it == NULL;
-    while (!oom && i < cap && mnt_table_next_fs(tb, it, &fs) == 0) {
-        struct ctr_mountinfo *e = &m[i++];
-        dev_t dev = mnt_fs_get_devno(fs);
-        e->id = mnt_fs_get_id(fs);
-        e->parent_id = mnt_fs_get_parent_id(fs);
-        e->major = major(dev);
-        e->minor = minor(dev);
-        e->root = dup_or_empty(mnt_fs_get_root(fs));
-        e->target = dup_or_empty(mnt_fs_get_target(fs));
-        e->fstype = dup_or_empty(mnt_fs_get_fstype(fs));
-        e->source = dup_or_empty(mnt_fs_get_source(fs));
-        e->vfs_options = dup_or_empty(mnt_fs_get_vfs_options(fs));
-        e->fs_options = dup_or_empty(mnt_fs_get_fs_options(fs));
-        oom = !e->root || !e->target || !e->fstype || !e->source || !e->vfs_options ||
-              !e->fs_options;
-    }
-    mnt_free_iter(it);
-    mnt_unref_table(tb);
-    if (oom) {
-        ctr_mountinfo_free(m, i);
-        return ctr_fail(err, ENOMEM, "read `/proc/self/mountinfo'");
+    for (char *save = NULL, *line = strtok_r(buf, "\n", &save); line && i < cap;
+         line = strtok_r(NULL, "\n", &save)) {
+        struct ctr_mountinfo *e = &m[i];
+        if (parse_mountinfo_line(line, e) < 0) {
+            ctr_mountinfo_free(m, i + 1);
+            return ctr_fail(err, EIO, "read `%s': line %zu is not a mount", path, i + 1);
+        }
+        i++;
+        if (!e->root || !e->target || !e->fstype || !e->source || !e->vfs_options ||
+            !e->fs_options) {
+            ctr_mountinfo_free(m, i);
+            return ctr_fail(err, ENOMEM, "read `%s'", path);
+        }
     }
     *out = m;
     *n = i;

@@ -62,7 +62,7 @@ int ctr_mount_id(int fd, unsigned long long *id, const char *what, struct ctr_er
  * (as containerd's unmount does) before it is reported. */
 int ctr_unmount(const char *target, int detach, struct ctr_err *err);
 
-/* One line of /proc/self/mountinfo (strings unescaped by libmount). */
+/* One line of /proc/self/mountinfo, its strings unescaped (the kernel writes \NNN octal). */
 struct ctr_mountinfo {
     int id, parent_id;
     unsigned major, minor;

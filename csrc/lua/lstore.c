@@ -15,6 +15,7 @@
 #include <lua.h>
 
 #include "base/digest.h"
+#include "base/mount_optmap.h"
 #include "base/mounts.h"
 #include "base/error.h"
 #include "base/syscalls.h"
@@ -447,6 +448,20 @@ static int l_mountinfo(lua_State *L)
     return 1;
 }
 
+/* mount_option(opt) -> kind ("vfs", "user" or "fs"), flags (the MS_* bits), invert: what
+ * mount(8) makes of one option, as the mounts of specs and snapshots read it. */
+static int l_mount_option(lua_State *L)
+{
+    size_t len;
+    const char *opt = luaL_checklstring(L, 1, &len);
+    struct ctr_mount_opt o = ctr_mount_opt_lookup(opt, len);
+    static const char *const kinds[] = {"fs", "vfs", "user"};
+    lua_pushstring(L, kinds[o.kind]);
+    lua_pushnumber(L, (lua_Number)o.flags);
+    lua_pushboolean(L, o.invert);
+    return 3;
+}
+
 /* mount_top(target) -> the id of the topmost mount at exactly target (0: none) */
 static int l_mount_top(lua_State *L)
 {
@@ -512,6 +527,7 @@ static const luaL_Reg snapshot_funcs[] = {
     {"mount", l_mount},
     {"unmount", l_unmount},
     {"mountinfo", l_mountinfo},
+    {"mount_option", l_mount_option},
     {"mount_top", l_mount_top},
     {"mount_unstack", l_mount_unstack},
     {"copy_tree", l_copy_tree},

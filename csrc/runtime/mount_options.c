@@ -2,13 +2,12 @@
 #include "runtime/mount_options.h"
 
 #include <errno.h>
-#include <libmount.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 
 #include "base/cleanup.h"
-#include "base/lazylib.h"
+#include "base/mount_optmap.h"
 
 static const struct {
     const char *name;
@@ -41,8 +40,8 @@ int ctr_mount_parse_options(const char *const *opts, size_t n, const char *where
     size_t cap = 1;
     for (size_t i = 0; i < n; i++)
         cap += strlen(opts[i]) + 1;
-    cleanup_free char *optstr = calloc(1, cap);
-    if (optstr == NULL)
+    cleanup_free char *data = calloc(1, cap);
+    if (data == NULL)
         return ctr_fail(err, ENOMEM, "%s", where);
     for (size_t i = 0; i < n; i++) {
         const char *o = opts[i];
@@ -62,24 +61,17 @@ int ctr_mount_parse_options(const char *const *opts, size_t n, const char *where
             return ctr_fail(err, 0, "%s[%zu]: `%s' is not supported yet", where, i, o);
         if (strchr(o, ',') != NULL)
             return ctr_fail(err, 0, "%s[%zu]: `%s': one option per entry", where, i, o);
-        if (*optstr)
-            strcat(optstr, ",");
-        strcat(optstr, o);
+        struct ctr_mount_opt k = ctr_mount_opt_lookup(o, strlen(o));
+        if (k.kind == CTR_MOUNT_OPT_VFS) {
+            out->flags = ctr_mount_opt_apply(k, out->flags);
+        } else if (k.kind == CTR_MOUNT_OPT_FS) {
+            if (*data)
+                strcat(data, ",");
+            strcat(data, o);
+        }
+        /* userspace-only options (noauto, _netdev, ...) mean nothing to the kernel */
     }
-    char *user = NULL, *vfs = NULL, *fs = NULL;
-    if (mnt_split_optstr(optstr, &user, &vfs, &fs, 0, 0) != 0)
-        return ctr_fail(err, 0, "%s: cannot parse `%s'", where, optstr);
-    free(user); /* userspace-only options (noauto, _netdev, ...) mean nothing to the kernel */
-    unsigned long flags = 0;
-    int r = vfs ? mnt_optstr_get_flags(vfs, &flags, mnt_get_builtin_optmap(MNT_LINUX_MAP)) : 0;
-    free(vfs);
-    if (r != 0) {
-        free(fs);
-        return ctr_fail(err, 0, "%s: cannot parse `%s'", where, optstr);
-    }
-    out->flags = flags;
-    out->data = fs ? fs : strdup("");
-    if (out->data == NULL)
-        return ctr_fail(err, ENOMEM, "%s", where);
+    out->data = data;
+    data = NULL;
     return 0;
 }

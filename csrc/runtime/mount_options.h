@@ -1,9 +1,8 @@
 /* Mount options of an OCI spec mount.
  *
- * Options are split the way mount(8) splits them, through libmount's own option map
- * (MNT_LINUX_MAP): what it knows becomes MS_* flags, what it lists as userspace-only
- * (MNT_USERSPACE_MAP: "noauto", "user", "_netdev", ...) is dropped, and the rest is the
- * filesystem's data string ("size=64m,mode=755").  Propagation names (shared, rslave, ...)
+ * Options are split the way mount(8) splits them (base/mount_optmap.h): VFS options become
+ * MS_* flags, userspace-only ones ("noauto", "user", "_netdev", ...) are dropped, and the
+ * rest is the filesystem's data string ("size=64m,mode=755").  Propagation names (shared, rslave, ...)
  * and "rro" are taken out first: the kernel refuses to combine propagation changes with any
  * other mount, so they are applied by separate calls after the mount itself. */
 #ifndef CTR_MOUNT_OPTIONS_H

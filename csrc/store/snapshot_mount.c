@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <libmount.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +12,7 @@
 
 #include "base/mounts.h"
 #include "base/cleanup.h"
-#include "base/lazylib.h"
+#include "base/mount_optmap.h"
 
 #define PROPAGATION_FLAGS (MS_SHARED | MS_SLAVE | MS_PRIVATE | MS_UNBINDABLE)
 
@@ -23,37 +22,33 @@
 static int parse_options(const char *options, unsigned long *flags, unsigned long *prop,
                          char **data, struct ctr_err *err)
 {
-    const struct libmnt_optmap *map = mnt_get_builtin_optmap(MNT_LINUX_MAP);
-    char *user = NULL, *fs = NULL;
-    cleanup_free char *vfs = NULL;
     *flags = 0;
     *prop = 0;
     *data = NULL;
     if (options == NULL || *options == '\0')
         return 0;
-    int r = mnt_split_optstr(options, &user, &vfs, &fs, 0, 0);
-    free(user); /* userspace-only options (x-*, _netdev, ...) mean nothing to the kernel */
-    if (r != 0) {
-        free(fs);
-        return ctr_fail(err, r < 0 ? -r : EINVAL, "parse mount options `%s'", options);
+    cleanup_free char *fs = calloc(1, strlen(options) + 1);
+    if (fs == NULL)
+        return ctr_fail(err, ENOMEM, "parse mount options `%s'", options);
+    const char *p = options, *o;
+    size_t len;
+    while (ctr_mount_opt_next(&p, &o, &len)) {
+        struct ctr_mount_opt k = ctr_mount_opt_lookup(o, len);
+        if (k.kind == CTR_MOUNT_OPT_VFS && (k.flags & PROPAGATION_FLAGS))
+            *prop |= k.flags;
+        else if (k.kind == CTR_MOUNT_OPT_VFS)
+            *flags = ctr_mount_opt_apply(k, *flags);
+        else if (k.kind == CTR_MOUNT_OPT_FS) {
+            if (*fs)
+                strcat(fs, ",");
+            strncat(fs, o, len);
+        }
+        /* userspace-only options (x-*, _netdev, ...) mean nothing to the kernel */
     }
-    char *next = vfs;
-    char *name, *value;
-    size_t nsz, vsz;
-    while (next && mnt_optstr_next_option(&next, &name, &nsz, &value, &vsz) == 0) {
-        char one[64];
-        if (nsz >= sizeof one)
-            continue;
-        memcpy(one, name, nsz);
-        one[nsz] = '\0';
-        unsigned long f = 0;
-        mnt_optstr_get_flags(one, &f, map);
-        if (f & PROPAGATION_FLAGS)
-            *prop |= f;
-        else
-            mnt_optstr_get_flags(one, flags, map);
+    if (*fs) {
+        *data = fs;
+        fs = NULL;
     }
-    *data = fs;
     return 0;
 }
 

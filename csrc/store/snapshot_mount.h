@@ -8,7 +8,7 @@
 
 /* Mount `type` from `source` on `target`.  `options` is a comma-separated option string (the
  * options array of a containerd mount, joined): VFS flags and filesystem data are split with
- * libmount's builtin Linux optmap, userspace-only options (x-*, _netdev, noauto, ...) dropped.
+ * mount(8)'s option map (base/mount_optmap.h), userspace-only options (x-*, _netdev, noauto, ...) dropped.
  * A read-only bind is remounted read-only (the kernel ignores MS_RDONLY on the first bind);
  * propagation options (shared, rslave, private, ...) are applied with separate calls after the
  * mount.  On a failure after the first mount, the mount is undone. */
