@@ -74,7 +74,13 @@ local COMMANDS = {
       ["lazy-pages"] = "bool", ["lsm-profile"] = "string", ["lsm-mount-context"] = "string" },
       { __index = BUNDLE }) },
   update = { usage = "update [command options] <container-id>",
-    desc = "update container resource constraints", flags = { resources = "string", r = "resources" } },
+    desc = "update container resource constraints",
+    flags = { resources = "string", r = "resources", ["blkio-weight"] = "string",
+      ["cpu-period"] = "string", ["cpu-quota"] = "string", ["cpu-share"] = "string",
+      ["cpu-rt-period"] = "string", ["cpu-rt-runtime"] = "string", ["cpuset-cpus"] = "string",
+      ["cpuset-mems"] = "string", memory = "string", ["memory-reservation"] = "string",
+      ["memory-swap"] = "string", ["pids-limit"] = "string", ["l3-cache-schema"] = "string",
+      ["mem-bw-schema"] = "string" } },
 }
 
 local ORDER = { "checkpoint", "create", "delete", "events", "exec", "features", "kill", "list", "pause", "ps",
@@ -235,6 +241,13 @@ local function want_args(n, exact)
   end
 end
 
+-- a flag's value the flag parser refuses (urfave/cli: the usage, then the error)
+local function usage_die(msg)
+  io.stderr:write("Incorrect Usage: ", msg, "\n\n")
+  io.stderr:write(("USAGE:\n   %s %s\n"):format(PROG, cmd.usage))
+  die(msg)
+end
+
 local function ok_or_die(v, err)
   if v == nil then die(fail_prefix() .. tostring(err)) end
   return v
@@ -312,30 +325,14 @@ elseif cmdname == "ps" then
   local pids = ok_or_die(runc.ps(rt, p[1]))
   local format = f.format or "table"
   if format == "json" then
-    io.stdout:write(require("ctr.json").encode(require("ctr.json").array(pids)), "\n")
+    -- Go encodes an empty slice of pids as null
+    if #pids == 0 then io.stdout:write("null\n")
+    else io.stdout:write(require("ctr.json").encode(require("ctr.json").array(pids)), "\n") end
   elseif format == "table" then
-    -- as runc: the host's ps, filtered to the container's pids
+    -- as runc: the host's ps (its arguments after the id; `--` before them is dropped by the
+    -- parser), filtered to the container's pids
     local out = ok_or_die(runc.ps_output({ unpack(p, 2) }))
-    local want = {}
-    for _, pid in ipairs(pids) do want[pid] = true end
-    local lines = {}
-    for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
-    local pidcol
-    for i, field in ipairs((function(l) local t = {} for x in l:gmatch("%S+") do t[#t + 1] = x end return t end)(lines[1] or "")) do
-      if field == "PID" then pidcol = i end
-    end
-    if not pidcol then die("couldn't find PID field in ps output") end
-    io.stdout:write(lines[1], "\n")
-    for i = 2, #lines do
-      local n = 0
-      for x in lines[i]:gmatch("%S+") do
-        n = n + 1
-        if n == pidcol then
-          if want[tonumber(x)] then io.stdout:write(lines[i], "\n") end
-          break
-        end
-      end
-    end
+    io.stdout:write(ok_or_die(runc.ps_filter(out, pids)))
   else
     die("invalid format option")
   end
@@ -396,29 +393,56 @@ elseif cmdname == "resume" then
 elseif cmdname == "events" then
   want_args(1, true)
   local json = require("ctr.json")
+  local interval = 5
+  if f.interval then
+    interval = require("ctr.cmd.runc_update").parse_duration(f.interval)
+    if not interval then
+      usage_die(('invalid value "%s" for flag -interval: parse error'):format(f.interval))
+    end
+  end
+  ok_or_die(runc.state(rt, p[1]))
+  if interval <= 0 then die("duration interval must be greater than 0") end
   if f.stats then
     io.stdout:write(json.encode(ok_or_die(runc.stats(rt, p[1]))), "\n")
   else
-    local secs = tonumber((f.interval or "5s"):match("^(%d+%.?%d*)s$") or "")
-    if not secs or secs <= 0 then die("duration interval must be greater than 0") end
-    while true do
-      local st, err = runc.stats(rt, p[1])
-      if not st then
-        local s = runc.state(rt, p[1])
-        if not s or s.status == "stopped" then break end
-        die(err)
-      end
-      io.stdout:write(json.encode(st), "\n")
-      io.stdout:flush()
-      runc.sleep_ms(secs * 1000)
-    end
+    ok_or_die(runc.events(rt, p[1], interval, function(ev)
+      local ok = io.stdout:write(json.encode(ev), "\n")
+      return ok ~= nil and io.stdout:flush() ~= nil
+    end))
   end
 elseif cmdname == "features" then
   io.stdout:write(runc.json_indent(runc.features()), "\n")
 elseif cmdname == "spec" then
   ok_or_die(runc.spec(f.bundle, f.rootless))
 elseif cmdname == "update" then
-  die("update is not supported yet by " .. PROG)
+  -- runc's order: the flags' syntax, the container, the values, Intel RDT, then the cgroup
+  local RU = require("ctr.cmd.runc_update")
+  want_args(1, true)
+  local r, rerr
+  if not f.resources or f.resources == "" then
+    r, rerr = RU.from_flags(f)
+    if not r and rerr.usage then usage_die(tostring(rerr)) end
+  end
+  ok_or_die(runc.state(rt, p[1]))
+  if f.resources and f.resources ~= "" then
+    local text
+    if f.resources == "-" then
+      text = io.stdin:read("*a")
+    else
+      text = require("ctr.cmd.term").read_file(f.resources, 16777216)
+      if not text then die("open " .. f.resources .. ": no such file or directory") end
+    end
+    r, rerr = RU.from_json(text or "")
+  end
+  if not r then die(rerr) end
+  -- ctrlua has no resctrl support: as runc on a host without Intel RDT
+  if (f["l3-cache-schema"] or "") ~= "" then
+    die("Intel RDT/CAT: l3 cache schema is not enabled")
+  end
+  if (f["mem-bw-schema"] or "") ~= "" then
+    die("Intel RDT/MBA: memory bandwidth schema is not enabled")
+  end
+  ok_or_die(runc.update(rt, p[1], r))
 elseif cmdname == "checkpoint" or cmdname == "restore" then
   -- --criu is accepted (containerd passes it) and named here; the container is looked up
   -- first, so that a missing one is reported as runc reports it
