@@ -55,6 +55,61 @@ describe("ctr.cmd.runc_update", function()
   end)
 end)
 
+describe("ctr.cgroups.update and the stats event over a fake tree", function()
+  local fake_mod = require("support.cgroup_fake")
+  local cgroups = require("ctr.cgroups")
+  local fake
+  after_each(function()
+    if fake then fake:remove() end
+    fake = nil
+  end)
+
+  for _, mode in ipairs({ "v2", "hybrid", "v1" }) do
+    it(mode .. ": writes the values set to the existing cgroup, creates nothing", function()
+      fake = fake_mod.new(mode)
+      fake:cgroup("/d/c")
+      assert(cgroups.update("/d/c", { memory = { limit = 67108864 }, cpu = { quota = 20000,
+        period = 100000, shares = 0 }, pids = { limit = 9 } }, fake.opts))
+      if mode == "v2" then
+        assert.are.same({ "67108864" }, fake:lines("unified", "/d/c", "memory.max"))
+        assert.are.same({ "20000 100000" }, fake:lines("unified", "/d/c", "cpu.max"))
+        assert.are.same({ "9" }, fake:lines("unified", "/d/c", "pids.max"))
+        -- shares 0 is "unchanged": no cpu.weight written
+        assert.are.same({}, fake:lines("unified", "/d/c", "cpu.weight"))
+      else
+        assert.are.same({ "9223372036854771712", "67108864" },
+          fake:lines("memory", "/d/c", "memory.limit_in_bytes"))
+        assert.are.same({ "20000" }, fake:lines("cpu,cpuacct", "/d/c", "cpu.cfs_quota_us"))
+        assert.are.same({ "9" }, fake:lines("pids", "/d/c", "pids.max"))
+        assert.are.same({}, fake:lines("cpu,cpuacct", "/d/c", "cpu.shares"))
+      end
+      local ok, err = cgroups.update("/d/gone", { pids = { limit = 3 } }, fake.opts)
+      assert.is_nil(ok)
+      assert.are.equal("ENOENT", err.sym)
+      assert.is_nil(core.stat(fake.tmp .. "/sys/fs/cgroup/pids/d/gone"))
+      assert.is_nil(core.stat(fake.tmp .. "/sys/fs/cgroup/d/gone"))
+    end)
+  end
+
+  it("v2: runc's stats fields (swap counts memory too, cache is file) and the OOM count", function()
+    fake = fake_mod.new("v2")
+    fake:cgroup("/d/c", { ["memory.max"] = "100000\n", ["memory.swap.max"] = "50000\n",
+      ["pids.max"] = "max\n" })
+    local dirs = assert(cgroups.dirs("/d/c", fake.opts))
+    local ev = RU.stats_event("c", dirs, assert(cgroups.stat("/d/c", fake.opts)), true)
+    local j = core.json_decode(require("ctr.json").encode(ev))
+    assert.are.equal("stats", j.type)
+    assert.are.equal(40, j.data.memory.cache)
+    assert.are.equal(5000, j.data.memory.usage.usage)
+    assert.are.equal(150000, j.data.memory.swap.limit)
+    assert.are.equal(5000, j.data.memory.swap.usage)
+    assert.are.equal(2, j.data.pids.current)
+    assert.is_nil(j.data.pids.limit)
+    assert.are.equal(1500000, j.data.cpu.usage.total)
+    assert.are.equal(1, RU.oom_kills(dirs))
+  end)
+end)
+
 describe("ctrlua-runc update, ps, events as runc #root", function()
   local dir, ids, bgs
 
