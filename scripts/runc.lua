@@ -332,7 +332,7 @@ elseif cmdname == "ps" then
     -- as runc: the host's ps (its arguments after the id; `--` before them is dropped by the
     -- parser), filtered to the container's pids
     local out = ok_or_die(runc.ps_output({ unpack(p, 2) }))
-    io.stdout:write(ok_or_die(runc.ps_filter(out, pids)))
+    io.stdout:write(ok_or_die(require("ctr.cmd.runc_update").ps_filter(out, pids)))
   else
     die("invalid format option")
   end
@@ -391,7 +391,6 @@ elseif cmdname == "resume" then
   want_args(1, true)
   ok_or_die(runc.resume(rt, p[1]))
 elseif cmdname == "events" then
-  want_args(1, true)
   local json = require("ctr.json")
   local interval = 5
   if f.interval then
@@ -400,6 +399,7 @@ elseif cmdname == "events" then
       usage_die(('invalid value "%s" for flag -interval: parse error'):format(f.interval))
     end
   end
+  want_args(1, true)
   ok_or_die(runc.state(rt, p[1]))
   if interval <= 0 then die("duration interval must be greater than 0") end
   if f.stats then
@@ -417,12 +417,10 @@ elseif cmdname == "spec" then
 elseif cmdname == "update" then
   -- runc's order: the flags' syntax, the container, the values, Intel RDT, then the cgroup
   local RU = require("ctr.cmd.runc_update")
+  -- the integer flags are checked by the flag parser, even when --resources wins over them
+  local r, rerr = RU.from_flags(f)
+  if not r and rerr.usage then usage_die(tostring(rerr)) end
   want_args(1, true)
-  local r, rerr
-  if not f.resources or f.resources == "" then
-    r, rerr = RU.from_flags(f)
-    if not r and rerr.usage then usage_die(tostring(rerr)) end
-  end
   ok_or_die(runc.state(rt, p[1]))
   if f.resources and f.resources ~= "" then
     local text

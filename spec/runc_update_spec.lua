@@ -46,6 +46,17 @@ describe("ctr.cmd.runc_update", function()
       rec.pids.limit })
   end)
 
+  it("filters ps(1)'s table to the container's pids by its PID column", function()
+    local out = "  UID   PID COMMAND\n root     1 init\n root    42 sleep\n root   420 sh\n"
+    assert.are.equal("  UID   PID COMMAND\n root    42 sleep\n", RU.ps_filter(out, { 42, 7 }))
+    local v, err = RU.ps_filter("USER COMMAND\nroot sh\n", { 1 })
+    assert.is_nil(v)
+    assert.are.equal("couldn't find PID field in ps output", err.msg)
+    v, err = RU.ps_filter("PID CMD\nx sh\n", { 1 })
+    assert.is_nil(v)
+    assert.truthy(err.msg:find('unable to parse pid', 1, true))
+  end)
+
   it("parses Go durations", function()
     for _, c in ipairs({ { "1s", 1 }, { "500ms", 0.5 }, { "1m30s", 90 }, { "1.5h", 5400 },
       { "0", 0 }, { "-2s", -2 }, { "250us", 0.00025 } }) do

@@ -3,7 +3,8 @@
 -- features, spec) as a library, so that specs can call them.
 --
 -- State lives under `root` (default /run/ctrlua-runc), one directory per container, 0700:
--- ROOT/ID/state.json {id, bundle, pid, start_time, created, annotations, cgroup, paused} and
+-- ROOT/ID/state.json {id, bundle, pid, start_time, created, annotations, cgroup, paused,
+-- resources (what update set)} and
 -- ROOT/ID/exec.fifo until start.  The status is derived, as runc derives it: no pid yet is
 -- "creating"; an init that is gone (or a pid now used by another process: its start time,
 -- field 22 of /proc/PID/stat, differs, or it is a zombie) is "stopped"; an exec fifo still
@@ -564,40 +565,6 @@ function M.ps_output(args)
     return fail("exit status %d: %s", r.code, (r.stdout or "") .. (r.stderr or ""))
   end
   return r.stdout
-end
-
---- runc's `ps` table: the header line of ps's output and its lines whose PID is one of pids.
--- @tparam string out ps's output
--- @tparam table pids
--- @return the lines (a string), or nil, err
-function M.ps_filter(out, pids)
-  local lines = {}
-  for line in (out .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
-  local pidcol
-  local i = 0
-  for field in (lines[1] or ""):gmatch("%S+") do
-    i = i + 1
-    if field == "PID" then pidcol = i break end
-  end
-  if not pidcol then return fail("couldn't find PID field in ps output") end
-  local want = {}
-  for _, pid in ipairs(pids) do want[pid] = true end
-  local keep = { lines[1] }
-  for j = 2, #lines do
-    if lines[j] ~= "" then
-      local n, pid = 0, nil
-      for x in lines[j]:gmatch("%S+") do
-        n = n + 1
-        if n == pidcol then pid = x break end
-      end
-      local p = tonumber(pid or "")
-      if not p or p % 1 ~= 0 then
-        return fail('unable to parse pid: strconv.Atoi: parsing "%s": invalid syntax', pid or "")
-      end
-      if want[p] then keep[#keep + 1] = lines[j] end
-    end
-  end
-  return table.concat(keep, "\n") .. "\n"
 end
 
 --- Freeze every process of a running container.

@@ -1,6 +1,7 @@
 --- runc's `update`, `events` and `ps` as data: the resources an update asks for (from its
 -- flags or a LinuxResources JSON, with runc's parsing and messages), what of them is written
--- and what is recorded, the statistics in runc's `types.Event` shape, and Go's durations.
+-- and what is recorded, ps's table filtered to a container's pids, the statistics in runc's
+-- `types.Event` shape, and Go's durations.
 -- No I/O but the reads of cgroup files for the statistics; ctr.cmd.runc does the rest.
 -- @module ctr.cmd.runc_update
 local core = require("ctr.core")
@@ -270,6 +271,42 @@ function M.plan(old, r)
     rec.unified = old.unified
   end
   return write, rec
+end
+
+-- ------------------------------------------------------------------------------- ps
+
+--- runc's `ps` table: the header line of ps's output and its lines whose PID is one of pids.
+-- @tparam string out ps's output
+-- @tparam table pids
+-- @return the lines (a string), or nil, err
+function M.ps_filter(out, pids)
+  local lines = {}
+  for line in (out .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
+  local pidcol
+  local i = 0
+  for field in (lines[1] or ""):gmatch("%S+") do
+    i = i + 1
+    if field == "PID" then pidcol = i break end
+  end
+  if not pidcol then return fail("couldn't find PID field in ps output") end
+  local want = {}
+  for _, pid in ipairs(pids) do want[pid] = true end
+  local keep = { lines[1] }
+  for j = 2, #lines do
+    if lines[j] ~= "" then
+      local n, pid = 0, nil
+      for x in lines[j]:gmatch("%S+") do
+        n = n + 1
+        if n == pidcol then pid = x break end
+      end
+      local p = tonumber(pid or "")
+      if not p or p % 1 ~= 0 then
+        return fail('unable to parse pid: strconv.Atoi: parsing "%s": invalid syntax', pid or "")
+      end
+      if want[p] then keep[#keep + 1] = lines[j] end
+    end
+  end
+  return table.concat(keep, "\n") .. "\n"
 end
 
 -- ------------------------------------------------------------------------ durations
