@@ -281,6 +281,13 @@ describe("ctrlua-runc update, ps, events as runc #root", function()
       local g = files(cg)
       assert.are.equal("67108864", g["memory.limit_in_bytes"], rt.name)
       assert.are.equal("41", g["pids.max"], rt.name)
+      -- go-runc's newer spelling, `--resources=-`, with only pids: the memory limit stays
+      assert(core.write_file(dir .. "/pids.json", '{"pids":{"limit":42}}\n', { mode = 420 }))
+      must(rt, { "update", "--resources=-", id }, dir .. "/pids.json",
+        { "--log", log, "--log-format", "json" })
+      local h = files(cg)
+      assert.are.equal("67108864", h["memory.limit_in_bytes"], rt.name)
+      assert.are.equal("42", h["pids.max"], rt.name)
       -- a bad JSON text: exit 1, the reason in the log as JSON
       assert(core.write_file(dir .. "/bad.json", "{bad", { mode = 420 }))
       local _, _, code = rc(rt, { "update", "-r", "-", id }, dir .. "/bad.json",
@@ -289,7 +296,7 @@ describe("ctrlua-runc update, ps, events as runc #root", function()
       local last
       for line in assert(B.slurp(log)):gmatch("[^\n]+") do last = core.json_decode(line) end
       assert.are.equal("error", last.level, rt.name)
-      seen[rt.name] = { f, g }
+      seen[rt.name] = { f, g, h }
     end
     if seen.runc then assert.are.same(seen.runc, seen["ctrlua-runc"]) end
   end)
