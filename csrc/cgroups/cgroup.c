@@ -686,32 +686,6 @@ out:
     return rc;
 }
 
-/* ------------------------------------------------------------------ update */
-
-/* the directory whose cgroup.procs lists the container's processes */
-static const char *procs_dir(const struct ctr_cgroup_layout *l, const struct cg_dirs *d);
-
-int ctr_cgroup_update(const struct ctr_cgroup_layout *l, const char *path,
-                      const struct ctr_resources *resources, struct ctr_err *err)
-{
-    struct cg_dirs d;
-    int rc = -1;
-    if (dirs_get(l, path, &d, err) < 0)
-        goto out;
-    /* never made here: a cgroup that is gone is the container's end, not a new start */
-    const char *main_dir = procs_dir(l, &d);
-    struct stat st;
-    if (stat(main_dir, &st) < 0) {
-        ctr_fail(err, errno, "cgroup `%s': stat `%s'", path, main_dir);
-        goto out;
-    }
-    /* fresh stays 0: every value asked for is written, the kernel's default included */
-    rc = apply(&d.t, resources, err);
-out:
-    dirs_free(&d);
-    return rc;
-}
-
 /* ------------------------------------------------------------------ in use */
 
 /* Processes in the cgroup at dir and in every cgroup below it, as runc counts them
@@ -1018,6 +992,29 @@ int ctr_cgroup_freeze(const struct ctr_cgroup_layout *l, const char *path, int f
     else
         ctr_fail(err, ENOTSUP, "freeze `%s': no freezer (v1 freezer hierarchy or cgroup v2)",
                  path);
+out:
+    dirs_free(&d);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ update */
+
+int ctr_cgroup_update(const struct ctr_cgroup_layout *l, const char *path,
+                      const struct ctr_resources *resources, struct ctr_err *err)
+{
+    struct cg_dirs d;
+    int rc = -1;
+    if (dirs_get(l, path, &d, err) < 0)
+        goto out;
+    /* never made here: a cgroup that is gone is the container's end, not a new start */
+    const char *main_dir = procs_dir(l, &d);
+    struct stat st;
+    if (stat(main_dir, &st) < 0) {
+        ctr_fail(err, errno, "cgroup `%s': stat `%s'", path, main_dir);
+        goto out;
+    }
+    /* fresh stays 0: every value asked for is written, the kernel's default included */
+    rc = apply(&d.t, resources, err);
 out:
     dirs_free(&d);
     return rc;

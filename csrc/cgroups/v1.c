@@ -43,8 +43,10 @@ static int memory_limit(const char *dir, int64_t v, struct ctr_err *err)
     struct ctr_err ignored;
     cg_read_u64(dir, "memory.usage_in_bytes", &usage, &ignored);
     cg_read_u64(dir, "memory.max_usage_in_bytes", &peak, &ignored);
-    return ctr_fail(err, 0, "unable to set memory limit to %" PRId64 " (current usage: %" PRIu64
-                    ", peak usage: %" PRIu64 ")", v, usage, peak);
+    ctr_fail(err, 0, "unable to set memory limit to %" PRId64 " (current usage: %" PRIu64
+             ", peak usage: %" PRIu64 ")", v, usage, peak);
+    err->code = EBUSY; /* the cause stays EBUSY; the text is runc's, without strerror */
+    return -1;
 }
 
 int ctr_cgroup_v1_memory(const char *dir, const struct ctr_res_memory *m, struct ctr_err *err)
