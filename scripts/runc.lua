@@ -38,7 +38,7 @@ local COMMANDS = {
     flags = { format = "string", f = "format", quiet = "bool", q = "quiet" } },
   ps = { usage = "ps [command options] <container-id> [ps options]",
     desc = "ps displays the processes running inside a container",
-    flags = { format = "string", f = "format" }, stop_after_id = true },
+    flags = { format = "string", f = "format", help = "bool", h = "help" }, stop_after_id = true },
   exec = { usage = "exec [command options] <container-id> <command> [command options]",
     desc = "execute new process inside the container",
     flags = { ["console-socket"] = "string", cwd = "string", env = "multi", e = "env",
@@ -54,7 +54,11 @@ local COMMANDS = {
     desc = "resumes all processes that have been previously paused", flags = {} },
   events = { usage = "events [command options] <container-id>",
     desc = "display container events such as OOM notifications, cpu, memory, and IO usage statistics",
-    flags = { interval = "string", stats = "bool" } },
+    flags = { interval = "string", stats = "bool", help = "bool", h = "help" },
+    options = [[
+   --interval value  set the stats collection interval (a Go duration: 5s, 500ms) (default: 5s)
+   --stats           display the container's stats then exit
+]] },
   features = { usage = "features", desc = "show the enabled features", flags = {} },
   spec = { usage = "spec [command options]", desc = "create a new specification file",
     flags = { bundle = "string", b = "bundle", rootless = "bool" } },
@@ -80,7 +84,28 @@ local COMMANDS = {
       ["cpu-rt-period"] = "string", ["cpu-rt-runtime"] = "string", ["cpuset-cpus"] = "string",
       ["cpuset-mems"] = "string", memory = "string", ["memory-reservation"] = "string",
       ["memory-swap"] = "string", ["pids-limit"] = "string", ["l3-cache-schema"] = "string",
-      ["mem-bw-schema"] = "string" } },
+      ["mem-bw-schema"] = "string", help = "bool", h = "help" },
+    options = [[
+   --resources value, -r value  path to the file containing the resources to update or '-' to
+                                read from the standard input (a LinuxResources JSON: memory
+                                limit, reservation, swap; cpu shares, quota, period,
+                                realtimeRuntime, realtimePeriod, cpus, mems; blockIO weight;
+                                pids limit; unified); all other options are then ignored
+   --blkio-weight value         Specifies per cgroup weight, range is from 10 to 1000
+   --cpu-period value           CPU CFS period to be used for hardcapping (in usecs)
+   --cpu-quota value            CPU CFS hardcap limit (in usecs)
+   --cpu-share value            CPU shares (relative weight vs. other containers)
+   --cpu-rt-period value        CPU realtime period to be used for hardcapping (in usecs)
+   --cpu-rt-runtime value       CPU realtime hardcap limit (in usecs)
+   --cpuset-cpus value          CPU(s) to use
+   --cpuset-mems value          Memory node(s) to use
+   --memory value               Memory limit (in bytes, or 100M, 1g...; -1 unlimited)
+   --memory-reservation value   Memory reservation or soft_limit (in bytes)
+   --memory-swap value          Total memory usage (memory + swap); '-1' for unlimited swap
+   --pids-limit value           Maximum number of pids allowed in the container
+   --l3-cache-schema value      Intel RDT/CAT L3 cache schema (not supported: an error)
+   --mem-bw-schema value        Intel RDT/MBA memory bandwidth schema (not supported: an error)
+]] },
 }
 
 local ORDER = { "checkpoint", "create", "delete", "events", "exec", "features", "kill", "list", "pause", "ps",
@@ -230,6 +255,7 @@ end
 if f.help then
   io.stdout:write(("NAME:\n   %s %s - %s\n\nUSAGE:\n   %s %s\n"):format(PROG, cmdname,
     cmd.desc, PROG, cmd.usage))
+  if cmd.options then io.stdout:write("\nOPTIONS:\n", cmd.options) end
   os.exit(0)
 end
 

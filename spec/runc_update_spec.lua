@@ -339,6 +339,11 @@ describe("ctrlua-runc update, ps, events as runc #root", function()
       seen[rt.name] = r
     end
     local mine = seen["ctrlua-runc"]
+    local help = must(runtimes()[1], { "update", "--help" })
+    for _, flag in ipairs({ "--resources value, -r value", "--memory-swap", "--pids-limit",
+      "--mem-bw-schema" }) do
+      assert.truthy(help:find(flag, 1, true), flag)
+    end
     assert.are.equal("container does not exist", mine[1].msg)
     assert.are.equal("invalid value for memory: invalid size: '10X'", mine[2].msg)
     assert.are.equal('invalid value "abc" for flag -pids-limit: parse error', mine[6].msg)
