@@ -38,7 +38,7 @@ local COMMANDS = {
     flags = { format = "string", f = "format", quiet = "bool", q = "quiet" } },
   ps = { usage = "ps [command options] <container-id> [ps options]",
     desc = "ps displays the processes running inside a container",
-    flags = { format = "string", f = "format" }, stop_after_id = true },
+    flags = { format = "string", f = "format", help = "bool", h = "help" }, stop_after_id = true },
   exec = { usage = "exec [command options] <container-id> <command> [command options]",
     desc = "execute new process inside the container",
     flags = { ["console-socket"] = "string", cwd = "string", env = "multi", e = "env",
@@ -54,7 +54,11 @@ local COMMANDS = {
     desc = "resumes all processes that have been previously paused", flags = {} },
   events = { usage = "events [command options] <container-id>",
     desc = "display container events such as OOM notifications, cpu, memory, and IO usage statistics",
-    flags = { interval = "string", stats = "bool" } },
+    flags = { interval = "string", stats = "bool", help = "bool", h = "help" },
+    options = [[
+   --interval value  set the stats collection interval (a Go duration: 5s, 500ms) (default: 5s)
+   --stats           display the container's stats then exit
+]] },
   features = { usage = "features", desc = "show the enabled features", flags = {} },
   spec = { usage = "spec [command options]", desc = "create a new specification file",
     flags = { bundle = "string", b = "bundle", rootless = "bool" } },
@@ -74,7 +78,34 @@ local COMMANDS = {
       ["lazy-pages"] = "bool", ["lsm-profile"] = "string", ["lsm-mount-context"] = "string" },
       { __index = BUNDLE }) },
   update = { usage = "update [command options] <container-id>",
-    desc = "update container resource constraints", flags = { resources = "string", r = "resources" } },
+    desc = "update container resource constraints",
+    flags = { resources = "string", r = "resources", ["blkio-weight"] = "string",
+      ["cpu-period"] = "string", ["cpu-quota"] = "string", ["cpu-share"] = "string",
+      ["cpu-rt-period"] = "string", ["cpu-rt-runtime"] = "string", ["cpuset-cpus"] = "string",
+      ["cpuset-mems"] = "string", memory = "string", ["memory-reservation"] = "string",
+      ["memory-swap"] = "string", ["pids-limit"] = "string", ["l3-cache-schema"] = "string",
+      ["mem-bw-schema"] = "string", help = "bool", h = "help" },
+    options = [[
+   --resources value, -r value  path to the file containing the resources to update or '-' to
+                                read from the standard input (a LinuxResources JSON: memory
+                                limit, reservation, swap; cpu shares, quota, period,
+                                realtimeRuntime, realtimePeriod, cpus, mems; blockIO weight;
+                                pids limit; unified); all other options are then ignored
+   --blkio-weight value         Specifies per cgroup weight, range is from 10 to 1000
+   --cpu-period value           CPU CFS period to be used for hardcapping (in usecs)
+   --cpu-quota value            CPU CFS hardcap limit (in usecs)
+   --cpu-share value            CPU shares (relative weight vs. other containers)
+   --cpu-rt-period value        CPU realtime period to be used for hardcapping (in usecs)
+   --cpu-rt-runtime value       CPU realtime hardcap limit (in usecs)
+   --cpuset-cpus value          CPU(s) to use
+   --cpuset-mems value          Memory node(s) to use
+   --memory value               Memory limit (in bytes, or 100M, 1g...; -1 unlimited)
+   --memory-reservation value   Memory reservation or soft_limit (in bytes)
+   --memory-swap value          Total memory usage (memory + swap); '-1' for unlimited swap
+   --pids-limit value           Maximum number of pids allowed in the container
+   --l3-cache-schema value      Intel RDT/CAT L3 cache schema (not supported: an error)
+   --mem-bw-schema value        Intel RDT/MBA memory bandwidth schema (not supported: an error)
+]] },
 }
 
 local ORDER = { "checkpoint", "create", "delete", "events", "exec", "features", "kill", "list", "pause", "ps",
@@ -224,6 +255,7 @@ end
 if f.help then
   io.stdout:write(("NAME:\n   %s %s - %s\n\nUSAGE:\n   %s %s\n"):format(PROG, cmdname,
     cmd.desc, PROG, cmd.usage))
+  if cmd.options then io.stdout:write("\nOPTIONS:\n", cmd.options) end
   os.exit(0)
 end
 
@@ -233,6 +265,13 @@ local function want_args(n, exact)
     die(('"%s" requires %s %d argument(s)'):format(cmdname, exact and "exactly" or "a minimum of",
       n))
   end
+end
+
+-- a flag's value the flag parser refuses (urfave/cli: the usage, then the error)
+local function usage_die(msg)
+  io.stderr:write("Incorrect Usage: ", msg, "\n\n")
+  io.stderr:write(("USAGE:\n   %s %s\n"):format(PROG, cmd.usage))
+  die(msg)
 end
 
 local function ok_or_die(v, err)
@@ -312,30 +351,14 @@ elseif cmdname == "ps" then
   local pids = ok_or_die(runc.ps(rt, p[1]))
   local format = f.format or "table"
   if format == "json" then
-    io.stdout:write(require("ctr.json").encode(require("ctr.json").array(pids)), "\n")
+    -- Go encodes an empty slice of pids as null
+    if #pids == 0 then io.stdout:write("null\n")
+    else io.stdout:write(require("ctr.json").encode(require("ctr.json").array(pids)), "\n") end
   elseif format == "table" then
-    -- as runc: the host's ps, filtered to the container's pids
+    -- as runc: the host's ps (its arguments after the id; `--` before them is dropped by the
+    -- parser), filtered to the container's pids
     local out = ok_or_die(runc.ps_output({ unpack(p, 2) }))
-    local want = {}
-    for _, pid in ipairs(pids) do want[pid] = true end
-    local lines = {}
-    for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
-    local pidcol
-    for i, field in ipairs((function(l) local t = {} for x in l:gmatch("%S+") do t[#t + 1] = x end return t end)(lines[1] or "")) do
-      if field == "PID" then pidcol = i end
-    end
-    if not pidcol then die("couldn't find PID field in ps output") end
-    io.stdout:write(lines[1], "\n")
-    for i = 2, #lines do
-      local n = 0
-      for x in lines[i]:gmatch("%S+") do
-        n = n + 1
-        if n == pidcol then
-          if want[tonumber(x)] then io.stdout:write(lines[i], "\n") end
-          break
-        end
-      end
-    end
+    io.stdout:write(ok_or_die(require("ctr.cmd.runc_update").ps_filter(out, pids)))
   else
     die("invalid format option")
   end
@@ -394,31 +417,56 @@ elseif cmdname == "resume" then
   want_args(1, true)
   ok_or_die(runc.resume(rt, p[1]))
 elseif cmdname == "events" then
-  want_args(1, true)
   local json = require("ctr.json")
+  local interval = 5
+  if f.interval then
+    interval = require("ctr.cmd.runc_update").parse_duration(f.interval)
+    if not interval then
+      usage_die(('invalid value "%s" for flag -interval: parse error'):format(f.interval))
+    end
+  end
+  want_args(1, true)
+  ok_or_die(runc.state(rt, p[1]))
+  if interval <= 0 then die("duration interval must be greater than 0") end
   if f.stats then
     io.stdout:write(json.encode(ok_or_die(runc.stats(rt, p[1]))), "\n")
   else
-    local secs = tonumber((f.interval or "5s"):match("^(%d+%.?%d*)s$") or "")
-    if not secs or secs <= 0 then die("duration interval must be greater than 0") end
-    while true do
-      local st, err = runc.stats(rt, p[1])
-      if not st then
-        local s = runc.state(rt, p[1])
-        if not s or s.status == "stopped" then break end
-        die(err)
-      end
-      io.stdout:write(json.encode(st), "\n")
-      io.stdout:flush()
-      runc.sleep_ms(secs * 1000)
-    end
+    ok_or_die(runc.events(rt, p[1], interval, function(ev)
+      local ok = io.stdout:write(json.encode(ev), "\n")
+      return ok ~= nil and io.stdout:flush() ~= nil
+    end))
   end
 elseif cmdname == "features" then
   io.stdout:write(runc.json_indent(runc.features()), "\n")
 elseif cmdname == "spec" then
   ok_or_die(runc.spec(f.bundle, f.rootless))
 elseif cmdname == "update" then
-  die("update is not supported yet by " .. PROG)
+  -- runc's order: the flags' syntax, the container, the values, Intel RDT, then the cgroup
+  local RU = require("ctr.cmd.runc_update")
+  -- the integer flags are checked by the flag parser, even when --resources wins over them
+  local r, rerr = RU.from_flags(f)
+  if not r and rerr.usage then usage_die(tostring(rerr)) end
+  want_args(1, true)
+  ok_or_die(runc.state(rt, p[1]))
+  if f.resources and f.resources ~= "" then
+    local text
+    if f.resources == "-" then
+      text = io.stdin:read("*a")
+    else
+      text = require("ctr.cmd.term").read_file(f.resources, 16777216)
+      if not text then die("open " .. f.resources .. ": no such file or directory") end
+    end
+    r, rerr = RU.from_json(text or "")
+  end
+  if not r then die(rerr) end
+  -- ctrlua has no resctrl support: as runc on a host without Intel RDT
+  if (f["l3-cache-schema"] or "") ~= "" then
+    die("Intel RDT/CAT: l3 cache schema is not enabled")
+  end
+  if (f["mem-bw-schema"] or "") ~= "" then
+    die("Intel RDT/MBA: memory bandwidth schema is not enabled")
+  end
+  ok_or_die(runc.update(rt, p[1], r))
 elseif cmdname == "checkpoint" or cmdname == "restore" then
   -- --criu is accepted (containerd passes it) and named here; the container is looked up
   -- first, so that a missing one is reported as runc reports it

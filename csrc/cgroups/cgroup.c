@@ -997,6 +997,29 @@ out:
     return rc;
 }
 
+/* ------------------------------------------------------------------ update */
+
+int ctr_cgroup_update(const struct ctr_cgroup_layout *l, const char *path,
+                      const struct ctr_resources *resources, struct ctr_err *err)
+{
+    struct cg_dirs d;
+    int rc = -1;
+    if (dirs_get(l, path, &d, err) < 0)
+        goto out;
+    /* never made here: a cgroup that is gone is the container's end, not a new start */
+    const char *main_dir = procs_dir(l, &d);
+    struct stat st;
+    if (stat(main_dir, &st) < 0) {
+        ctr_fail(err, errno, "cgroup `%s': stat `%s'", path, main_dir);
+        goto out;
+    }
+    /* fresh stays 0: every value asked for is written, the kernel's default included */
+    rc = apply(&d.t, resources, err);
+out:
+    dirs_free(&d);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ stats */
 
 int ctr_cgroup_stats(const struct ctr_cgroup_layout *l, const char *path,

@@ -213,6 +213,12 @@ struct ctr_resources {
 int ctr_cgroup_create(const struct ctr_cgroup_layout *l, const char *path,
                       const struct ctr_resources *resources, struct ctr_err *err);
 
+/* Apply `resources` to the existing cgroup `path` (runc's update): the values that are set
+ * are written, in create's order and with its rules (0 is "unchanged"); nothing is created,
+ * and a cgroup that is not there is ENOENT. */
+int ctr_cgroup_update(const struct ctr_cgroup_layout *l, const char *path,
+                      const struct ctr_resources *resources, struct ctr_err *err);
+
 /* Refuse a cgroup that a container cannot be made in (runc 1.2's rule): one with processes
  * in it or below it in any hierarchy ("container's cgroup is not empty"), or a frozen one
  * (v1 freezer.state, v2 cgroup.freeze or cgroup.events).  A cgroup that does not exist

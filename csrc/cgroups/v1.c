@@ -28,6 +28,27 @@ static int limit(const char *dir, const char *file, int64_t v, int optional,
     return cg_writef(err, dir, file, "%" PRId64, v);
 }
 
+/* memory.limit_in_bytes; EBUSY is a limit below what the cgroup holds now, said as runc says
+ * it (shims and users match it) */
+static int memory_limit(const char *dir, int64_t v, struct ctr_err *err)
+{
+    struct ctr_err e;
+    if (limit(dir, "memory.limit_in_bytes", v, 0, &e) == 0)
+        return 0;
+    if (e.code != EBUSY) {
+        *err = e;
+        return -1;
+    }
+    uint64_t usage = 0, peak = 0;
+    struct ctr_err ignored;
+    cg_read_u64(dir, "memory.usage_in_bytes", &usage, &ignored);
+    cg_read_u64(dir, "memory.max_usage_in_bytes", &peak, &ignored);
+    ctr_fail(err, 0, "unable to set memory limit to %" PRId64 " (current usage: %" PRIu64
+             ", peak usage: %" PRIu64 ")", v, usage, peak);
+    err->code = EBUSY; /* the cause stays EBUSY; the text is runc's, without strerror */
+    return -1;
+}
+
 int ctr_cgroup_v1_memory(const char *dir, const struct ctr_res_memory *m, struct ctr_err *err)
 {
     int64_t swap = m->swap;
@@ -45,7 +66,7 @@ int ctr_cgroup_v1_memory(const char *dir, const struct ctr_res_memory *m, struct
     }
     if (swap_first)
         TRY(limit(dir, "memory.memsw.limit_in_bytes", swap, 0, err));
-    TRY(limit(dir, "memory.limit_in_bytes", m->limit, 0, err));
+    TRY(memory_limit(dir, m->limit, err));
     if (!swap_first)
         TRY(limit(dir, "memory.memsw.limit_in_bytes", swap, 0, err));
     TRY(limit(dir, "memory.soft_limit_in_bytes", m->reservation, 0, err));

@@ -187,6 +187,32 @@ static int l_cgroup_create(lua_State *L)
     return 1;
 }
 
+/* cgroup_update(path, resources_json[, opts]) -> true: runc's update of an existing cgroup */
+static int l_cgroup_update(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    size_t len = 0;
+    const char *json = luaL_checklstring(L, 2, &len);
+    struct cg_opts o = cg_read_opts(L, 3);
+    cJSON *res = cJSON_ParseWithLength(json, len);
+    if (res == NULL)
+        return ctr_lua_errno(L, EINVAL, "cgroup `%s': linux.resources is not valid JSON", path);
+    struct ctr_cgroup_layout l;
+    struct ctr_err e;
+    struct ctr_resources *r = NULL;
+    int rc = ctr_resources_parse(res, &r, &e);
+    if (rc == 0 && (rc = cg_detect(&o, &l, &e)) == 0) {
+        rc = ctr_cgroup_update(&l, path, r, &e);
+        ctr_cgroup_layout_free(&l);
+    }
+    ctr_resources_free(r);
+    cJSON_Delete(res);
+    if (rc < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int l_cgroup_add_pid(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
@@ -325,6 +351,7 @@ static const luaL_Reg cgroup_funcs[] = {
     {"cgroup_device_filter", l_cgroup_device_filter},
     {"cgroup_dirs", l_cgroup_dirs},
     {"cgroup_create", l_cgroup_create},
+    {"cgroup_update", l_cgroup_update},
     {"cgroup_add_pid", l_cgroup_add_pid},
     {"cgroup_delete", l_cgroup_delete},
     {"cgroup_freeze", l_cgroup_freeze},

@@ -93,6 +93,19 @@ function M.new(path, resources, opts)
   return wrap(path, opts)
 end
 
+--- Apply resources to an existing cgroup (runc's update, containerd's cgroup.Update): the
+-- values that are set are written as `new` writes them (0 is "unchanged"); nothing is created.
+-- @tparam string path linux.cgroupsPath
+-- @tparam table|string resources linux.resources (a table, or its JSON text)
+-- @tparam[opt] table opts
+-- @return true, or nil, err (ENOENT when the cgroup is not there)
+function M.update(path, resources, opts)
+  check_path(path, 2)
+  check_opts(opts, 2)
+  if resources == nil then error("resources: expected table or JSON string, got nil", 2) end
+  return sys.cgroup_update(path, encode_resources(resources, 2), opts)
+end
+
 --- An existing cgroup (containerd's cgroups.Load); fails when it is not there.
 -- @tparam string path
 -- @tparam[opt] table opts
@@ -185,7 +198,7 @@ function M.delete(path, opts)
 end
 
 --- cgroup object methods: `cg:add(pid)`, `cg:processes()`, `cg:freeze()`, `cg:thaw()`,
--- `cg:stat()`, `cg:dirs()`, `cg:delete()`; `cg.path` is its path.
+-- `cg:stat()`, `cg:dirs()`, `cg:update(resources)`, `cg:delete()`; `cg.path` is its path.
 -- @section cgroup
 function Cgroup:add(pid) return M.add(self.path, pid, self.opts) end
 function Cgroup:processes() return M.processes(self.path, self.opts) end
@@ -193,6 +206,7 @@ function Cgroup:freeze() return M.freeze(self.path, self.opts) end
 function Cgroup:thaw() return M.thaw(self.path, self.opts) end
 function Cgroup:stat() return M.stat(self.path, self.opts) end
 function Cgroup:dirs() return M.dirs(self.path, self.opts) end
+function Cgroup:update(resources) return M.update(self.path, resources, self.opts) end
 function Cgroup:delete() return M.delete(self.path, self.opts) end
 
 --- Did the OOM killer kill a process of the cgroup at `path` (its memory oom_kill count is

@@ -1,9 +1,10 @@
 --- A runc-compatible runtime over ctrlua's C runtime: the commands of `ctrlua-runc` (runc's
--- create, start, run, state, kill, delete, list, ps, exec, pause, resume, events, features,
--- spec) as a library, so that specs can call them.
+-- create, start, run, state, kill, delete, list, ps, exec, pause, resume, update, events,
+-- features, spec) as a library, so that specs can call them.
 --
 -- State lives under `root` (default /run/ctrlua-runc), one directory per container, 0700:
--- ROOT/ID/state.json {id, bundle, pid, start_time, created, annotations, cgroup, paused} and
+-- ROOT/ID/state.json {id, bundle, pid, start_time, created, annotations, cgroup, paused,
+-- resources (what update set)} and
 -- ROOT/ID/exec.fifo until start.  The status is derived, as runc derives it: no pid yet is
 -- "creating"; an init that is gone (or a pid now used by another process: its start time,
 -- field 22 of /proc/PID/stat, differs, or it is a zombie) is "stopped"; an exec fifo still
@@ -18,6 +19,7 @@ local errors = require("ctr.errors")
 local sys = require("ctr.sys")
 local cgroups = require("ctr.cgroups")
 local signals = require("ctr.signals")
+local RU = require("ctr.cmd.runc_update")
 
 local M = {}
 
@@ -551,14 +553,17 @@ function M.ps(rt, id)
 end
 
 --- The host's `ps ARGS...` (default `-ef`), whose lines `ps` filters to the container's pids:
--- its stdout, or nil, err.  The arguments go to ps as they are, as runc passes them; its
--- stderr is the caller's.
+-- its output, or nil, err.  The arguments go to ps as they are, as runc passes them; a ps that
+-- fails is runc's "exit status N: OUTPUT".
 function M.ps_output(args)
   local argv = { "ps" }
   for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
   if #argv == 1 then argv[2] = "-ef" end
-  local r, err = sys.spawn({ argv = argv, stderr = 2 })
+  local r, err = sys.spawn({ argv = argv })
   if not r then return nil, err end
+  if r.code ~= 0 then
+    return fail("exit status %d: %s", r.code, (r.stdout or "") .. (r.stderr or ""))
+  end
   return r.stdout
 end
 
@@ -585,37 +590,113 @@ function M.resume(rt, id)
   return write_record(rt, rec)
 end
 
-local function num(v)
-  if v == nil or v == math.huge then return nil end
-  return v
+-- ------------------------------------------------------------- update, events
+
+-- the statistics event of a container's cgroup, whatever its status
+local function stats_event(rec)
+  if not rec.cgroup then return fail("no statistics: the container has no cgroup") end
+  local dirs, err = cgroups.dirs(rec.cgroup)
+  if not dirs then return nil, err end
+  local s
+  s, err = cgroups.stat(rec.cgroup)
+  if not s then return nil, err end
+  return RU.stats_event(rec.id, dirs, s, dirs.memory == nil)
 end
 
---- The container's statistics in runc's events format: `{type="stats", id=, data={cpu=,
--- memory=, pids=}}`.
+--- The container's statistics in runc's events format (`runc events --stats`):
+-- `{type="stats", id=, data={cpu=, cpuset=, memory=, pids=, blkio=, hugetlb=, ...}}`, with
+-- the field names of runc's types.Stats (ctr.cmd.runc_update.stats_event).
+-- @return table (encode it with ctr.json, which keeps runc's field order), or nil, err
 function M.stats(rt, id)
   local rec, status = load(rt, id)
   if not rec then return nil, status end
+  if status == "stopped" then return fail("container with id %s is not running", id) end
+  return stats_event(rec)
+end
+
+-- how often events looks at the OOM kill count (runc waits on an eventfd; a read of one
+-- cgroup file ten times a second costs as little and works on v1 and v2 alike)
+local OOM_POLL_MS = 100
+
+--- runc's `events`: a stats event every `interval` seconds (the first after one interval) and
+-- an `{type="oom", id=}` event for each OOM kill in the container's cgroup, passed to emit,
+-- until the cgroup is removed (the container deleted) or emit returns false.
+-- @tparam table rt
+-- @tparam string id
+-- @tparam number interval seconds
+-- @tparam function emit called with each event (a table)
+-- @return true, or nil, err
+function M.events(rt, id, interval, emit)
+  local rec, status = load(rt, id)
+  if not rec then return nil, status end
+  if type(interval) ~= "number" or interval <= 0 then
+    return fail("duration interval must be greater than 0")
+  end
+  if status == "stopped" then return fail("container with id %s is not running", id) end
+  local dirs = rec.cgroup and cgroups.dirs(rec.cgroup)
+  local kills = dirs and RU.oom_kills(dirs) or 0
+  local tick = core.monotime() + interval
+  while true do
+    local now = core.monotime()
+    if now >= tick then
+      local ev, err = stats_event(rec)
+      if ev then
+        if emit(ev) == false then return true end
+      else
+        rt:log("error", tostring(err))
+      end
+      tick = math.max(tick + interval, now)
+    end
+    if dirs then
+      local k = RU.oom_kills(dirs)
+      if k == nil then return true end
+      for _ = kills + 1, k do
+        if emit(RU.oom_event(id)) == false then return true end
+      end
+      kills = math.max(kills, k)
+    elseif not alive(rec.pid, rec.start_time) then
+      return true
+    end
+    sleep_ms(math.max(1, math.min(OOM_POLL_MS, (tick - core.monotime()) * 1000)))
+  end
+end
+
+--- Change the resources of a container's cgroup (runc's `update`): `r` is what
+-- ctr.cmd.runc_update.from_flags or from_json made.  Values that are 0 or "" stay as they
+-- are; the result is recorded in the container's state (a later update starts from it).  A
+-- failed write is undone as runc undoes it (the earlier values written again).
+-- @return true, or nil, err ("container not running" for a stopped container)
+function M.update(rt, id, r)
+  local rec, status = load(rt, id)
+  if not rec then return nil, status end
   if status == "stopped" then return fail("container not running") end
-  if not rec.cgroup then return fail("no statistics: the container has no cgroup") end
-  local s, err = cgroups.stat(rec.cgroup)
-  if not s then return nil, err end
-  local data = {
-    cpu = {
-      usage = { total = s.cpu_usage or 0, kernel = s.cpu_system or 0, user = s.cpu_user or 0 },
-      throttling = { periods = s.cpu_periods, throttledPeriods = s.cpu_throttled_periods,
-        throttledTime = s.cpu_throttled_time },
-    },
-    memory = {
-      cache = s.memory_cache,
-      usage = { usage = s.memory_usage or 0, max = s.memory_max_usage,
-        limit = num(s.memory_limit) or 9223372036854771712, failcnt = s.memory_failcnt or 0 },
-      swap = { usage = s.memory_swap_usage or 0 },
-      raw = { rss = s.memory_rss, cache = s.memory_cache, oom = s.oom, oom_kill = s.oom_kill },
-    },
-    pids = { current = s.pids_current or 0, limit = num(s.pids_limit) or 0 },
-    blkio = {}, hugetlb = {},
-  }
-  return { type = "stats", id = id, data = data }
+  if not rec.cgroup then
+    return fail("cannot update: the container has no cgroup (linux.cgroupsPath)")
+  end
+  if r.unified and cgroups.mode() ~= "v2" then
+    return fail("invalid configuration: cannot use unified on cgroup v1")
+  end
+  local old = rec.resources
+  if type(old) ~= "table" then
+    local spec = load_spec(rec.bundle)
+    old = RU.recorded(spec and type(spec.linux) == "table" and spec.linux.resources or nil)
+  end
+  local write, new = RU.plan(old, r)
+  if next(write) then
+    local ok, err = cgroups.update(rec.cgroup, write)
+    if not ok then
+      local back = RU.plan(RU.recorded(nil), old)
+      local bok, berr = true, nil
+      if next(back) then bok, berr = cgroups.update(rec.cgroup, back) end
+      if not bok then
+        rt:log("warning", ("Setting back cgroup configs failed due to error: %s, your " ..
+          "state.json and actual configs might be inconsistent."):format(tostring(berr)))
+      end
+      return nil, err
+    end
+  end
+  rec.resources = new
+  return write_record(rt, rec)
 end
 
 -- ----------------------------------------------------------------------------- run
