@@ -4,10 +4,11 @@
 -- The documents (index, manifests, configs) are fetched first, each verified against its
 -- descriptor and capped, and stored under the content store's rules.  Then up to
 -- `max_concurrent_downloads` layers download at once, lowest first, each streamed into an
--- ingest with its digest computed as it arrives; and each layer is applied into a temporary
--- snapshot as soon as its parent is committed — reading the download's ingest as it grows when
--- the blob is still on its way.  A snapshot is committed only when its layer's digest and diff
--- ID both verified; a failure removes it.  The image record is written last, once every blob
+-- ingest with its digest computed as it arrives; and up to `max_concurrent_unpacks` layers are
+-- applied at once, each into a temporary snapshot of its own, as soon as its blob starts to
+-- arrive — reading the download's ingest as it grows when the blob is still on its way.  The
+-- snapshots are committed in order, each only when its layer's digest and diff ID both
+-- verified; a failure removes them.  The image record is written last, once every blob
 -- it names is in the store: a pull that fails leaves no record, nothing under a wrong digest,
 -- and partial downloads that the next pull resumes.
 -- @module ctr.remotes.pull

@@ -4,8 +4,9 @@
 -- layers up to it), so a layer stack already unpacked by any image is reused and a second
 -- unpack unpacks nothing.  A layer is applied into a new active snapshot under a unique
 -- temporary key (the tar is applied straight into the snapshot's fs directory: for overlayfs
--- that is the upper directory, with overlay whiteouts); on any failure the temporary snapshot
--- is removed, so nothing is left behind.  Two processes unpacking the same image at once both
+-- that is the upper directory, with overlay whiteouts); on overlayfs two layers are applied
+-- at once (see apply_layers); on any failure the temporary snapshots are removed, so nothing
+-- is left behind.  Two processes unpacking the same image at once both
 -- succeed: one commits, the other finds the name taken and drops its copy.  A process killed
 -- while it applies a layer leaves its temporary snapshot, which names it as its creator: the
 -- next unpack that has a layer to apply (and `ctrlua gc`) removes every such snapshot whose
