@@ -7,14 +7,14 @@
 --     target_ratio = 1.0, met = }.
 -- Target: at or below tar (ratio 1.0).
 -- Run directly (`luajit bench/unpack.lua` with LUA_CPATH=build/lib/?.so) it prints the same.
--- Both unpack into fresh directories on the same filesystem (under /var/tmp), alternating, 5
--- pairs, which of the two goes first alternating too; nothing is dropped from the page cache.
--- Nothing is removed before the end (the copied sources neither): on an ext4 without a
--- journal (this project's machine) the inode allocator steps over every inode freed in the
--- last minute or more (recently_deleted() in fs/ext4/ialloc.c), reading the inode table to
--- tell, so a run after an `rm -rf` of 17,000 files pays for scanning them (perf: three
--- quarters of the kernel time), and the runs slowed from pair to pair with a fixed order
--- charging the worst of it to layer_apply.  About 3 GB of /var/tmp are needed meanwhile.
+-- Each run unpacks into a file system made for it (a sparse file under /var/tmp, mkfs.ext4, a
+-- loop device with direct I/O; unmounted and removed after), alternating, 5 pairs, which of
+-- the two goes first alternating too; nothing is dropped from the page cache.  A file system
+-- of its own for each: on an ext4 without a journal (this project's /var/tmp) the inode
+-- allocator steps over every inode freed in the last minute or more (recently_deleted() in
+-- fs/ext4/ialloc.c), reading the inode table to tell, so a run after an `rm -rf` of 17,000
+-- files paid for scanning them (perf: three quarters of the kernel time); and a sync of a
+-- shared file system writes whatever else is dirty on it too.  Needs root (losetup, mount).
 -- Each run starts after a `sync`; layer_apply ends with syncfs, so tar's time includes a
 -- `sync -f` of its output too (both are printed; the ratio uses the synced time).
 local core = require("ctr.core")
@@ -34,6 +34,21 @@ local function capture(cmd)
   local s = p:read("*a")
   p:close()
   return s
+end
+
+-- fn(dir) with dir on a fresh ext4 of its own, dropped after.
+local function with_fs(base, fn)
+  local img = base .. "/fs.img"
+  sh(string.format("truncate -s 4G '%s' && mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 '%s'",
+    img, img))
+  local dev = (capture("losetup -f --show --direct-io=on '" .. img .. "'"):gsub("%s+$", ""))
+  local mnt = base .. "/mnt"
+  local ok, err = pcall(function()
+    sh(string.format("mkdir -p '%s' && mount '%s' '%s'", mnt, dev, mnt))
+    fn(mnt .. "/out")
+  end)
+  os.execute(string.format("umount '%s'; losetup -d '%s'; rm -f '%s'; rmdir '%s'", mnt, dev, img, mnt))
+  if not ok then error(err, 0) end
 end
 
 local function median(t)
@@ -70,24 +85,28 @@ local function run(report)
       layer, w.entries, w.uncompressed_size / 1e6, w.size / 1e6))
     local runs, ratios = {}, {}
     for i = 1, PAIRS do
-      local a_dir, t_dir = dir .. "/apply" .. i, dir .. "/tar" .. i
-      sh(string.format("mkdir '%s' '%s'", a_dir, t_dir))
       local apply, tar, tar_nosync, res
       local function run_apply()
-        sh("sync") -- start each run with no writeback pending from the previous one
-        local t0 = core.monotime()
-        res = assert(core.layer_apply(a_dir, layer, { diff_id = w.diff_id }))
-        apply = core.monotime() - t0
+        with_fs(dir, function(a_dir)
+          sh(string.format("mkdir '%s'", a_dir))
+          sh("sync") -- start each run with no writeback pending from the previous one
+          local t0 = core.monotime()
+          res = assert(core.layer_apply(a_dir, layer, { diff_id = w.diff_id }))
+          apply = core.monotime() - t0
+        end)
       end
       local function run_tar()
-        sh("sync")
-        local t1 = core.monotime()
-        sh(string.format("tar -xzf '%s' -C '%s'", layer, t_dir))
-        tar_nosync = core.monotime() - t1
-        -- tar does not syncfs; layer_apply does (durability before commit).  Count a sync
-        -- for tar too, so both have put their data on the way to disk.
-        sh("sync -f '" .. t_dir .. "'")
-        tar = core.monotime() - t1
+        with_fs(dir, function(t_dir)
+          sh(string.format("mkdir '%s'", t_dir))
+          sh("sync")
+          local t1 = core.monotime()
+          sh(string.format("tar -xzf '%s' -C '%s'", layer, t_dir))
+          tar_nosync = core.monotime() - t1
+          -- tar does not syncfs; layer_apply does (durability before commit).  Count a sync
+          -- for tar too, so both have put their data on the way to disk.
+          sh("sync -f '" .. t_dir .. "'")
+          tar = core.monotime() - t1
+        end)
       end
       if i % 2 == 1 then run_apply(); run_tar() else run_tar(); run_apply() end
       runs[i] = { apply = apply, tar = tar, tar_nosync = tar_nosync, ratio = apply / tar,

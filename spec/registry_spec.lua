@@ -451,3 +451,102 @@ print(before, mapped())
     assert.matches("complete %(3/3%)", env:run("images.lua", "check").stdout)
   end)
 end)
+
+describe("registry pulls of several layers #root", function()
+  if not R.available() then return end
+  local layout, srv, env, layers, ref
+  -- An OCI layout of four gzip layers of a file each, served by the fault server.
+  setup(function()
+    layout = S.tmpdir()
+    S.must("mkdir -p " .. q(layout .. "/blobs/sha256"))
+    layers = {}
+    local diff_ids = {}
+    for i = 1, 4 do
+      local src = layout .. "/src" .. i
+      S.must(("mkdir -p %s/l%d && head -c 400000 /dev/urandom > %s/l%d/f"):format(q(src), i, q(src), i))
+      local tmp = layout .. "/l" .. i .. ".tar.gz"
+      local w = assert(core.layer_write(src, tmp, { compression = "gzip" }))
+      S.must(("mv %s %s/blobs/sha256/%s && rm -rf %s"):format(q(tmp), q(layout), w.digest:sub(8), q(src)))
+      layers[i] = { mediaType = "application/vnd.oci.image.layer.v1.tar+gzip", digest = w.digest, size = w.size }
+      diff_ids[i] = w.diff_id
+    end
+    local function put(t)
+      local data = core.json_encode(t)
+      local d = core.sha256(data)
+      assert(core.write_file(layout .. "/blobs/sha256/" .. d:sub(8), data))
+      return d, #data
+    end
+    local plat = require("ctr.platforms").default()
+    local cd, cs = put({ architecture = plat.architecture, os = "linux",
+      rootfs = { type = "layers", diff_ids = core.json_array(diff_ids) } })
+    local md, ms = put({ schemaVersion = 2, mediaType = "application/vnd.oci.image.manifest.v1+json",
+      config = { mediaType = "application/vnd.oci.image.config.v1+json", digest = cd, size = cs },
+      layers = core.json_array(layers) })
+    assert(core.write_file(layout .. "/index.json", core.json_encode({ schemaVersion = 2,
+      manifests = core.json_array({ { mediaType = "application/vnd.oci.image.manifest.v1+json",
+        digest = md, size = ms } }) })))
+    assert(core.write_file(layout .. "/oci-layout", '{"imageLayoutVersion":"1.0.0"}'))
+    srv = R.fault_server(layout, {})
+    ref = srv.host .. "/f/four:1"
+  end)
+  teardown(function()
+    if srv then srv:stop() end
+    core.remove_tree(layout)
+    S.cleanup()
+  end)
+  before_each(function() env = S.new_env({ empty = true }) end)
+  after_each(function() env:destroy() srv:set_faults({}) end)
+
+  local function chain_ok()
+    local parent_of = {}
+    for _, s in ipairs(env:snapshots()) do
+      assert.are.equal("Committed", s.kind)
+      parent_of[s.key] = s.parent
+    end
+    local n, key = 0, nil
+    for k in pairs(parent_of) do n = n + 1 key = key or k end
+    assert.are.equal(4, n)
+    -- each committed on the one below: the four in one chain
+    local top
+    for k in pairs(parent_of) do
+      local child = false
+      for _, p in pairs(parent_of) do if p == k then child = true end end
+      if not child then assert.is_nil(top) top = k end
+    end
+    local depth = 0
+    while top and top ~= "" do depth, top = depth + 1, parent_of[top] end
+    assert.are.equal(4, depth)
+  end
+
+  it("a corrupt upper layer among those under way: only committed snapshots left, the next pull chains all four", function()
+    srv:set_faults({ bad_blob = layers[3].digest })
+    local r = env:run("images.lua", "pull", "--plain-http", ref)
+    assert.are.equal(1, r.code, r.stdout)
+    assert.matches("digest mismatch", r.stderr, 1, true)
+    assert.are.same({}, image_names(env))
+    for _, s in ipairs(env:snapshots()) do assert.are.equal("Committed", s.kind) end
+    srv:set_faults({})
+    r = env:run("images.lua", "pull", "--plain-http", ref)
+    assert.are.equal(0, r.code, r.stderr)
+    chain_ok()
+  end)
+
+  it("a pull killed while its layers apply leaves extract snapshots of its own, which gc removes", function()
+    srv:set_faults({ slow_blob = 400000 })
+    local h = env:spawn("images.lua", "pull", "--plain-http", ref)
+    S.until_true(function()
+      local n = 0
+      for _, s in ipairs(env:snapshots()) do if s.kind == "Active" then n = n + 1 end end
+      return n >= 2
+    end, 20, "two layers to be applied at once")
+    core.kill(h.pid, 9)
+    h:wait(10)
+    local g = env:run("gc")
+    assert.are.equal(0, g.code, g.stderr)
+    for _, s in ipairs(env:snapshots()) do assert.are.equal("Committed", s.kind) end
+    srv:set_faults({})
+    local r = env:run("images.lua", "pull", "--plain-http", ref)
+    assert.are.equal(0, r.code, r.stderr)
+    chain_ok()
+  end)
+end)

@@ -173,6 +173,70 @@ describe("unpack #root", function()
     assert.are.same(before, snapshot_dirs())
   end)
 
+  it("applies layers at once and leaves nothing of those in flight when one fails", function()
+    setup()
+    local layers, diff_ids = {}, {}
+    for i = 1, 4 do
+      -- the third large, so that it is still being applied when the second fails
+      layers[i] = layer("f" .. i, ("mkdir d%d && head -c %d /dev/zero > d%d/f"):format(i,
+        i == 3 and 40000000 or 1000, i), true)
+      diff_ids[i] = layers[i].diff_id
+    end
+    diff_ids[2] = "sha256:" .. ("e"):rep(64)
+    local Sn = require("ctr.snapshots").Snapshotter
+    local prepare, prepared = Sn.prepare, {}
+    Sn.prepare = function(self, key, ...)
+      prepared[#prepared + 1] = key
+      return prepare(self, key, ...)
+    end
+    local top, err = unpack_mod.unpack(client, image("f", layers, diff_ids), { max_concurrent = 3 })
+    Sn.prepare = prepare
+    assert.is_nil(top)
+    assert.matches("unpack f layer 2", err.msg)
+    assert.are.equal(3, #prepared) -- the three lowest under way at once
+    local sn = assert(client:snapshotter())
+    local keys = {}
+    for _, info in ipairs(sn:list()) do keys[#keys + 1] = info.kind .. " " .. info.name end
+    local chain = assert(unpack_mod.chain_ids(diff_ids))
+    -- the first committed or not (it may have been done when the second failed), nothing else
+    if #keys == 0 then keys[1] = "committed " .. chain[1] end
+    assert.are.same({ "committed " .. chain[1] }, keys)
+    assert.are.equal(#sn:list(), #snapshot_dirs())
+    -- with the right diff IDs: each layer committed on the one below
+    for i, l in ipairs(layers) do diff_ids[i] = l.diff_id end
+    chain = assert(unpack_mod.chain_ids(diff_ids))
+    top = assert(unpack_mod.unpack(client, image("g", layers), { max_concurrent = 3 }))
+    assert.are.equal(chain[4], top)
+    for i = 2, 4 do assert.are.equal(chain[i - 1], sn:stat(chain[i]).parent) end
+    assert.are.equal(4, #snapshot_dirs())
+  end)
+
+  it("commits a snapshot prepared without a parent on the parent given, and only such a one", function()
+    setup()
+    local sn = assert(client:snapshotter())
+    assert(sn:prepare("base-a", nil))
+    assert(sn:commit("base", "base-a"))
+    assert(sn:prepare("up-a", nil))
+    assert(core.write_file(assert(sn:fs_path("up-a")) .. "/f", "x"))
+    local ok, err = sn:commit("up", "up-a", { parent = "nope" })
+    assert.is_nil(ok)
+    assert.are.equal("NOT_FOUND", err.sym)
+    assert(sn:prepare("other-a", nil))
+    ok, err = sn:commit("up", "up-a", { parent = "other-a" })
+    assert.is_nil(ok)
+    assert.are.equal("FAILED_PRECONDITION", err.sym)
+    assert(sn:commit("up", "up-a", { parent = "base" }))
+    assert.are.equal("base", sn:stat("up").parent)
+    assert(sn:prepare("on-a", "base"))
+    ok, err = sn:commit("on", "on-a", { parent = "up" })
+    assert.is_nil(ok)
+    assert.are.equal("FAILED_PRECONDITION", err.sym)
+    -- and the one committed on its parent shows both through its mounts
+    local mounts = assert(sn:prepare("top-a", "up"))
+    assert.matches("lowerdir=", table.concat(mounts[1].options, ","))
+    assert.matches(":", table.concat(mounts[1].options, ","):match("lowerdir=([^,]*)"))
+  end)
+
   it("mounted through overlay shows the merged tree with whiteouts applied", function()
     setup()
     local top = assert(unpack_mod.unpack(client, image("a", { layer("l1", L1, false), layer("l2", L2, true) })))

@@ -1,9 +1,11 @@
 /* Apply one image layer into a directory, safely (see store/layer.h for the rules).
  *
  * Two threads, as `tar -xzf` runs with a gzip process beside it: a feeder thread decompresses
- * the blob, hashes the uncompressed stream (the diff_id) and writes it into a pipe; the
- * calling thread reads the tar from the pipe and creates the entries.  Decompression and the
- * write path then run on two cores.  A gzip blob is inflated by ISA-L's igzip when libisal
+ * the blob, hashes the uncompressed stream (the diff_id) and hands it over in blocks; the
+ * calling thread reads the tar from those blocks and creates the entries.  Decompression and
+ * the write path then run on two cores.  The blocks are a ring of buffers that the feeder
+ * inflates into and libarchive reads in place (struct handoff): a pipe between the two would
+ * copy every byte twice more, in the kernel, with a syscall each way per block.  A gzip blob is inflated by ISA-L's igzip when libisal
  * can be loaded (lazylib.h; two to three times zlib's speed, which made the feeder the slower
  * of the two), anything else (zstd, plain tar, gzip without libisal) by libarchive's filters.
  * The feeder hashes the stream to its very end (trailing zero blocks included) even after the
@@ -24,7 +26,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,6 +128,107 @@ void ctr_strmap_free(struct ctr_strmap *m)
     memset(m, 0, sizeof *m);
 }
 
+/* ===================================================================== the handoff */
+
+#define HANDOFF_BUFS 4
+
+/* Blocks of the uncompressed stream, from the feeder to the tar reader: filled are
+ * [head, tail) (mod HANDOFF_BUFS); the reader holds bufs[head] from one read callback to the
+ * next, so that libarchive may read it in place. */
+struct handoff {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    char *bufs[HANDOFF_BUFS];
+    size_t len[HANDOFF_BUFS];
+    unsigned head, tail;
+    int held;                 /* the reader holds bufs[head] */
+    int eof;                  /* the feeder has handed over all there is */
+    int closed;               /* the reader is gone: the feeder keeps its blocks */
+};
+
+static int handoff_init(struct handoff *h)
+{
+    memset(h, 0, sizeof *h);
+    for (int i = 0; i < HANDOFF_BUFS; i++)
+        if ((h->bufs[i] = malloc(IO_BUF)) == NULL)
+            goto fail;
+    if (pthread_mutex_init(&h->mu, NULL) != 0)
+        goto fail;
+    if (pthread_cond_init(&h->cv, NULL) != 0) {
+        pthread_mutex_destroy(&h->mu);
+        goto fail;
+    }
+    return 0;
+fail:
+    for (int i = 0; i < HANDOFF_BUFS; i++)
+        free(h->bufs[i]);
+    return -1;
+}
+
+static void handoff_destroy(struct handoff *h)
+{
+    pthread_cond_destroy(&h->cv);
+    pthread_mutex_destroy(&h->mu);
+    for (int i = 0; i < HANDOFF_BUFS; i++)
+        free(h->bufs[i]);
+}
+
+/* The feeder's next block to fill, waiting for one the reader is done with; NULL once the
+ * reader is gone. */
+static char *handoff_block(struct handoff *h)
+{
+    pthread_mutex_lock(&h->mu);
+    while (!h->closed && h->tail - h->head == HANDOFF_BUFS)
+        pthread_cond_wait(&h->cv, &h->mu);
+    char *b = h->closed ? NULL : h->bufs[h->tail % HANDOFF_BUFS];
+    pthread_mutex_unlock(&h->mu);
+    return b;
+}
+
+/* The block handoff_block gave, filled with n bytes. */
+static void handoff_put(struct handoff *h, size_t n)
+{
+    pthread_mutex_lock(&h->mu);
+    if (!h->closed) {
+        h->len[h->tail % HANDOFF_BUFS] = n;
+        h->tail++;
+        pthread_cond_broadcast(&h->cv);
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void handoff_set(struct handoff *h, int *flag)
+{
+    pthread_mutex_lock(&h->mu);
+    *flag = 1;
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+}
+
+/* libarchive's read callback on the reader's side: gives back the block read last, then
+ * the next one (0 at the end). */
+static la_ssize_t handoff_read(struct archive *a, void *ud, const void **out)
+{
+    (void)a;
+    struct handoff *h = ud;
+    pthread_mutex_lock(&h->mu);
+    if (h->held) {
+        h->head++;
+        h->held = 0;
+        pthread_cond_broadcast(&h->cv);
+    }
+    while (h->head == h->tail && !h->eof)
+        pthread_cond_wait(&h->cv, &h->mu);
+    la_ssize_t n = 0;
+    if (h->head != h->tail) {
+        *out = h->bufs[h->head % HANDOFF_BUFS];
+        n = (la_ssize_t)h->len[h->head % HANDOFF_BUFS];
+        h->held = 1;
+    }
+    pthread_mutex_unlock(&h->mu);
+    return n;
+}
+
 /* ===================================================================== the feeder thread */
 
 struct feeder {
@@ -134,10 +236,10 @@ struct feeder {
     struct ctr_layer_source *src;  /* or NULL */
     char *inbuf;
     size_t pending;           /* bytes at inbuf already read (the peek), not yet consumed */
-    int wfd;                  /* write end of the pipe; closed by the feeder when done */
+    struct handoff *h;        /* to the tar reader; eof set by the feeder when done */
+    char *scratch;            /* inflated into once the reader is gone */
     const char *blob_path;
     atomic_int stop;          /* set by the reader when it gave up */
-    int writing;              /* 0 once the tar reader is gone: keep hashing to the end */
     struct ctr_sha256 md;
     uint64_t size;
     int failed;
@@ -193,17 +295,23 @@ static la_ssize_t archive_input(struct archive *a, void *ud, const void **out)
     return n;
 }
 
-/* Uncompressed bytes: hashed, counted, and written to the tar reader while it reads. */
+/* The block to inflate into next: the reader's next one, or the scratch buffer once the
+ * reader is gone (the rest is still hashed, to the end). */
+static char *out_block(struct feeder *f)
+{
+    char *b = handoff_block(f->h);
+    return b ? b : f->scratch;
+}
+
+/* Uncompressed bytes in the block out_block gave: hashed, counted, and handed to the tar
+ * reader. */
 static int emit(struct feeder *f, const char *buf, size_t n)
 {
     if (ctr_sha256_update(&f->md, buf, n, &f->err) < 0)
         return -1;
     f->size += (uint64_t)n;
-    if (f->writing && ctr_write_all(f->wfd, buf, n) < 0) {
-        if (errno != EPIPE)
-            return ctr_fail(&f->err, errno, "write layer stream");
-        f->writing = 0;
-    }
+    if (buf != f->scratch)
+        handoff_put(f->h, n);
     return 0;
 }
 
@@ -217,7 +325,7 @@ static int is_gzip(const char *p, size_t n)
  * gzip stream, as gzip and libarchive read it).  Bytes after the last member that do not
  * start another are ignored, as libarchive ignores them.  The header, the CRC-32 and the
  * length of every member are checked by isal_inflate (crc_flag ISAL_GZIP). */
-static int inflate_isal(struct feeder *f, const struct ctr_isal_api *isal, char *out)
+static int inflate_isal(struct feeder *f, const struct ctr_isal_api *isal)
 {
     cleanup_free struct inflate_state *st = malloc(sizeof *st);
     if (st == NULL)
@@ -237,6 +345,7 @@ static int inflate_isal(struct feeder *f, const struct ctr_isal_api *isal, char 
             st->next_in = (uint8_t *)f->inbuf;
             st->avail_in = (uint32_t)n;
         }
+        char *out = out_block(f);
         st->next_out = (uint8_t *)out;
         st->avail_out = IO_BUF;
         int r = isal->isal_inflate(st);
@@ -281,7 +390,7 @@ static int inflate_isal(struct feeder *f, const struct ctr_isal_api *isal, char 
 #endif
 
 /* Everything else (zstd, an uncompressed tar, gzip without libisal) through libarchive. */
-static int inflate_archive(struct feeder *f, char *buf)
+static int inflate_archive(struct feeder *f)
 {
     struct archive *a = archive_read_new();
     if (a == NULL)
@@ -305,6 +414,7 @@ static int inflate_archive(struct feeder *f, char *buf)
         goto out;
     }
     for (;;) {
+        char *buf = out_block(f);
         la_ssize_t n = archive_read_data(a, buf, IO_BUF);
         if (n < 0) {
             r = ctr_fail(&f->err, 0, "decompress layer `%s': %s", f->blob_path,
@@ -330,19 +440,7 @@ out:
 static void *feeder_main(void *arg)
 {
     struct feeder *f = arg;
-    /* A write into a pipe whose reader is gone raises SIGPIPE in the writing thread: block it
-     * here so write() returns EPIPE instead (a thread-private pending signal dies with us). */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-
-    cleanup_free char *buf = malloc(IO_BUF);
     int r = 0;
-    if (buf == NULL) {
-        r = ctr_fail(&f->err, ENOMEM, "decompress layer `%s'", f->blob_path);
-        goto out;
-    }
     /* Peek at the magic (a source being downloaded may give less than two bytes at first). */
     while (f->pending < 2) {
         ssize_t n = input_read(f, f->inbuf + f->pending, IO_BUF - f->pending);
@@ -357,17 +455,16 @@ static void *feeder_main(void *arg)
     const struct ctr_isal_api *isal = is_gzip(f->inbuf, f->pending) ? ctr_isal_api() : NULL;
 #if CTR_HAVE_ISAL
     if (isal)
-        r = inflate_isal(f, isal, buf);
+        r = inflate_isal(f, isal);
     else
 #endif
-        r = inflate_archive(f, buf);
+        r = inflate_archive(f);
     (void)isal;
     if (r == 0)
         ctr_sha256_final_raw(&f->md, f->digest);
 out:
     f->failed = r < 0;
-    close(f->wfd);
-    f->wfd = -1;
+    handoff_set(f->h, &f->h->eof);
     return NULL;
 }
 
@@ -1074,7 +1171,7 @@ static int opaque_clean(struct applier *ap, int fd, const char *path, struct ctr
     return r;
 }
 
-static int apply_stream(struct applier *ap, int rfd, struct ctr_layer_apply_result *res,
+static int apply_stream(struct applier *ap, struct handoff *h, struct ctr_layer_apply_result *res,
                         struct ctr_err *err)
 {
     struct archive *a = archive_read_new();
@@ -1083,7 +1180,7 @@ static int apply_stream(struct applier *ap, int rfd, struct ctr_layer_apply_resu
     archive_read_support_format_tar(a);
     archive_read_support_format_empty(a);
     int r = 0;
-    if (archive_read_open_fd(a, rfd, IO_BUF) != ARCHIVE_OK) {
+    if (archive_read_open(a, h, NULL, handoff_read, NULL) != ARCHIVE_OK) {
         r = ctr_fail(err, 0, "read layer: %s", archive_error_string(a));
         goto out;
     }
@@ -1147,26 +1244,25 @@ int ctr_layer_apply(const char *dir, const char *blob_path, const struct ctr_lay
     if (blobfd < 0 && !opts->source)
         return ctr_fail(err, errno, "open `%s'", blob_path);
     cleanup_free char *inbuf = malloc(IO_BUF);
-    if (inbuf == NULL)
+    cleanup_free char *scratch = malloc(IO_BUF);
+    if (inbuf == NULL || scratch == NULL)
         return ctr_fail(err, ENOMEM, "apply layer `%s'", blob_path);
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0)
-        return ctr_fail(err, errno, "pipe");
-    cleanup_close int rfd = p[0];
-    fcntl(p[1], F_SETPIPE_SZ, IO_BUF); /* fewer wakeups; the default size works too */
+    struct handoff h;
+    if (handoff_init(&h) < 0)
+        return ctr_fail(err, ENOMEM, "apply layer `%s'", blob_path);
 
-    struct feeder f = { .blobfd = blobfd, .wfd = p[1], .blob_path = blob_path,
-                        .src = opts->source, .inbuf = inbuf, .writing = 1 };
+    struct feeder f = { .blobfd = blobfd, .h = &h, .scratch = scratch, .blob_path = blob_path,
+                        .src = opts->source, .inbuf = inbuf };
     atomic_init(&f.stop, 0);
     if (ctr_sha256_init(&f.md, err) < 0) {
-        close(p[1]);
+        handoff_destroy(&h);
         return -1;
     }
     pthread_t tid;
     int e = pthread_create(&tid, NULL, feeder_main, &f);
     if (e != 0) {
-        close(p[1]);
         ctr_sha256_free(&f.md);
+        handoff_destroy(&h);
         return ctr_fail(err, e, "pthread_create");
     }
 
@@ -1174,12 +1270,13 @@ int ctr_layer_apply(const char *dir, const char *blob_path, const struct ctr_lay
                           .cache_fd = -1, .cache_sgid = -1,
                           .root_sgid = (rst.st_mode & S_ISGID) != 0, .euid = geteuid(),
                           .egid = getegid(), .umask = read_umask() };
-    int r = apply_stream(&ap, rfd, res, err);
+    int r = apply_stream(&ap, &h, res, err);
     if (r < 0)
         atomic_store(&f.stop, 1);
-    close(steal_fd(&rfd)); /* the feeder sees EPIPE and hashes the rest without writing */
+    handoff_set(&h, &h.closed); /* the feeder hashes the rest into its scratch buffer */
     pthread_join(tid, NULL);
     ctr_sha256_free(&f.md);
+    handoff_destroy(&h);
     if (f.failed) { /* a decompression error explains a truncated tar best */
         *err = f.err;
         r = -1;

@@ -369,12 +369,16 @@ end
 -- disk and the usage recorded.
 -- @tparam string name the committed snapshot's name
 -- @tparam string key the active snapshot
--- @tparam[opt] table opts `labels` (replace the active snapshot's)
+-- @tparam[opt] table opts `labels` (replace the active snapshot's); `parent`: the committed
+-- snapshot to commit it on, for an overlayfs snapshot prepared without one (containerd's
+-- rebase: an upper directory does not depend on its lowers, so layers can be applied before
+-- their parents are committed)
 -- @return true, or nil, err (NOT_FOUND, EXISTS, FAILED_PRECONDITION when key is not active)
 function Snapshotter:commit(name, key, opts)
   check_string(name, "name", 2)
   check_string(key, "key", 2)
   opts = check_opts(opts, 2)
+  if opts.parent ~= nil then check_string(opts.parent, "opts.parent", 2) end
   return self:_txn(function()
     local rec, err = self:_get(key)
     if not rec then return nil, err end
@@ -385,13 +389,31 @@ function Snapshotter:commit(name, key, opts)
     if taken then return nil, errors.exists("snapshot %q: already exists", name) end
     if terr.sym ~= "NOT_FOUND" then return nil, terr end
     local fs = self:_fs(rec.id)
+    local parent = rec.parent
+    if opts.parent then
+      if rec.parent or self.name ~= "overlayfs" then
+        return nil, failed_precondition("snapshot %s: a parent at commit needs an overlayfs snapshot prepared without one", key)
+      end
+      local prec, perr = self:_get(opts.parent)
+      if not prec then return nil, errors.wrap(perr, "parent of snapshot %s", key) end
+      if prec.kind ~= "committed" then
+        return nil, failed_precondition("parent %s is not committed snapshot", opts.parent)
+      end
+      -- the owner of the parent's root, as a prepare on it gives (_create_dir)
+      local st = core.stat(self:_fs(prec.id))
+      if st then
+        local ok, cerr = sys.lchown(fs, st.uid, st.gid)
+        if not ok then return nil, cerr end
+      end
+      parent = opts.parent
+    end
     local usage, err = sys.usage(fs)
     if not usage then return nil, err end
     local ok
     ok, err = sys.syncfs(fs)
     if not ok then return nil, err end
     local now = core.rfc3339()
-    local new = { name = name, id = rec.id, kind = "committed", parent = rec.parent,
+    local new = { name = name, id = rec.id, kind = "committed", parent = parent,
       labels = opts.labels and copy_labels(opts.labels) or copy_labels(rec.labels),
       created_at = now, updated_at = now, size = usage.size, inodes = usage.inodes }
     -- The new record first: a crash between the two leaves the stale active key naming the

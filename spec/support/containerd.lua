@@ -28,11 +28,14 @@ function D:ctr_cmd() return ("ctr -a %s -n %s"):format(q(self.sock), q(self.ns))
 --- `ctr -a SOCK -n NS ARGS` (a shell fragment): its output (stdout and stderr) and exit code.
 function D:ctr(args) return S.sh(self:ctr_cmd() .. " " .. args) end
 
---- Start containerd in a fresh temporary directory and import the test image (opts.image =
--- false: do not).  Its containers live in a namespace of their own (d.ns): containerd's
--- cgroups are /NAMESPACE/ID on the host, as ctrlua's are.  Raises when it does not come up.
+--- Start containerd in a fresh temporary directory (opts.dir: in that one, made here) and
+-- import the test image (opts.image = false: do not).  Its containers live in a namespace of
+-- their own (d.ns): containerd's cgroups are /NAMESPACE/ID on the host, as ctrlua's are.
+-- Raises when it does not come up.
 function C.start(opts)
-  local d = setmetatable({ dir = S.tmpdir(), ns = S.unique_ns("ctr") }, D)
+  local dir = opts and opts.dir
+  if dir then S.must("mkdir -p " .. q(dir)) else dir = S.tmpdir() end
+  local d = setmetatable({ dir = dir, ns = S.unique_ns("ctr") }, D)
   d.sock = d.dir .. "/containerd.sock"
   assert(core.write_file(d.dir .. "/config.toml", ([[
 version = 2

@@ -4,10 +4,11 @@
 -- The documents (index, manifests, configs) are fetched first, each verified against its
 -- descriptor and capped, and stored under the content store's rules.  Then up to
 -- `max_concurrent_downloads` layers download at once, lowest first, each streamed into an
--- ingest with its digest computed as it arrives; and each layer is applied into a temporary
--- snapshot as soon as its parent is committed — reading the download's ingest as it grows when
--- the blob is still on its way.  A snapshot is committed only when its layer's digest and diff
--- ID both verified; a failure removes it.  The image record is written last, once every blob
+-- ingest with its digest computed as it arrives; and up to `max_concurrent_unpacks` layers are
+-- applied at once, each into a temporary snapshot of its own, as soon as its blob starts to
+-- arrive — reading the download's ingest as it grows when the blob is still on its way.  The
+-- snapshots are committed in order, each only when its layer's digest and diff ID both
+-- verified; a failure removes them.  The image record is written last, once every blob
 -- it names is in the store: a pull that fails leaves no record, nothing under a wrong digest,
 -- and partial downloads that the next pull resumes.
 -- @module ctr.remotes.pull
@@ -340,7 +341,8 @@ local function plan_chains(P)
     end
     local chain, cerr = unpack_mod.chain_ids(diff_ids)
     if not chain then return nil, cerr end
-    P.chains[#P.chains + 1] = { sel = s, diff_ids = diff_ids, chain = chain, i = 1 }
+    P.chains[#P.chains + 1] = { sel = s, diff_ids = diff_ids, chain = chain, i = 1, applies = {},
+      running = 0 }
   end
   return hold_chains(P.lease, sn, P.chains)
 end
@@ -369,6 +371,15 @@ local function start_downloads(P)
 end
 
 -- ---- unpack as the layers arrive
+--
+-- Up to P.max_unpacks layers of the current chain are applied at once, each on threads of its
+-- own into an extract snapshot of its own, lowest first, and committed in order.  On overlayfs
+-- a layer whose parent is not committed yet is prepared without a parent and committed on it
+-- (the snapshot's commit with opts.parent, containerd's rebase): an upper directory does not
+-- depend on its lowers, the apply writes the layer's own entries into it.  The native
+-- snapshotter copies the parent into the new snapshot, so there a layer waits for its parent.
+-- Each apply syncs its file system at its end (on its thread, beside the others' work), and
+-- each commit after it: a snapshot is committed only once its contents are on disk.
 
 local function committed(P, key)
   local info, serr = P.sn:stat(key)
@@ -378,18 +389,22 @@ local function committed(P, key)
 end
 
 local function abandon(P, U)
-  if U.job then
-    U.job:source_failed()
-    U.job:wait()
-    U.job = nil
+  for j, A in pairs(U.applies) do
+    if A.job then
+      A.job:source_failed()
+      A.job:wait()
+      A.job = nil
+    end
+    if A.key then P.sn:remove(A.key) A.key = nil end
+    U.applies[j] = nil
   end
-  if U.key then P.sn:remove(U.key) U.key = nil end
+  U.running = 0
 end
 
--- Past the layers of chain U already committed.
+-- Past the layers of chain U already committed (by an earlier pull or another process).
 local function skip_committed(P, U)
   local n = #U.chain
-  while not U.job and U.i <= n do
+  while not U.applies[U.i] and U.i <= n do
     local have, serr = committed(P, U.chain[U.i])
     if have == nil then return nil, serr end
     if not have then break end
@@ -400,11 +415,13 @@ local function skip_committed(P, U)
   return true
 end
 
--- Start the apply of U's layer L into a new extract snapshot: from the blob when it is in the
+-- Start the apply of U's layer j into a new extract snapshot: from the blob when it is in the
 -- store, from the download's ingest as it grows when it is on its way.  False when it is not
 -- there yet.
-local function begin_apply(P, U, layer, L)
+local function begin_apply(P, U, j)
   local sn, store = P.sn, P.store
+  local layer = U.sel.manifest.layers[j]
+  local L = P.blobs[layer.digest]
   local path, follow
   if L.state == "exists" or L.state == "done" then
     path, follow = store:path(layer.digest), false
@@ -413,69 +430,96 @@ local function begin_apply(P, U, layer, L)
   else
     return false -- not there yet
   end
-  U.key = ("extract-%s %s"):format(core.random_hex(8), U.chain[U.i])
-  local mounts, perr = sn:prepare(U.key, U.chain[U.i - 1])
-  if not mounts then U.key = nil return nil, perr end
+  -- the lowest layer not committed has its parent committed; one above it is rebased
+  local parent, rebase = U.chain[j - 1], j > U.i
+  if rebase then parent = nil end
+  local A = { key = ("extract-%s %s"):format(core.random_hex(8), U.chain[j]), rebase = rebase, L = L }
+  local mounts, perr = sn:prepare(A.key, parent, { partial = true })
+  if not mounts then return nil, perr end
+  U.applies[j] = A
   local dir
-  dir, perr = sn:fs_path(U.key)
+  dir, perr = sn:fs_path(A.key)
   if not dir then return nil, perr end
   local job, err = sys.layer_apply_start(dir, path, { whiteouts = P.whiteouts,
-    diff_id = U.diff_ids[U.i], follow = follow })
+    diff_id = U.diff_ids[j], follow = follow })
   if not job then return nil, err end
-  U.job, U.follow, U.L = job, follow, L
+  A.job, A.follow = job, follow
+  U.running = U.running + 1
   return true
 end
 
--- The apply of U's layer done: verify it and commit its snapshot.
-local function finish_apply(P, U, layer, L)
-  local res, err = sys.result(U.job:wait())
-  U.job = nil
-  if not res then return nil, errors.wrap(err, "unpack layer %d (%s)", U.i, layer.digest) end
-  if res.diff_id ~= U.diff_ids[U.i] then
-    return nil, errors.new(("unpack layer %d (%s): diff ID mismatch: expected %s, got %s"):format(U.i,
-      layer.digest, U.diff_ids[U.i], res.diff_id), 0, "DIGEST_MISMATCH")
-  end
-  -- the blob must have verified too (a followed download is taken before its apply ends)
-  if L.state ~= "done" and L.state ~= "exists" then
-    return nil, errors.new(("unpack layer %d: its download did not complete"):format(U.i), 0, "FAILED")
-  end
-  local cok, cerr = P.sn:commit(U.chain[U.i], U.key)
-  if not cok then
-    if cerr.sym ~= "EXISTS" then return nil, cerr end
-    P.sn:remove(U.key)
-  end
-  U.key, U.told = nil, nil
-  P.stats.unpacked = P.stats.unpacked + 1
-  if P.display then P.display:set("unpack-" .. layer.digest, "unpacked", layer.size, layer.size) end
-  U.i = U.i + 1
-  return true
-end
-
--- One step of the current chain's unpack: start the next layer's apply, or finish one.
-local function unpack_step(P, U)
-  local ok, err = skip_committed(P, U)
-  if not ok then return nil, err end
-  if U.i > #U.chain then return true end
-  local layer = U.sel.manifest.layers[U.i]
-  local L = P.blobs[layer.digest]
-  if not U.job then
-    ok, err = begin_apply(P, U, layer, L)
-    if ok == false then return true end
-    if not ok then return nil, err end
-  end
-  if U.follow and U.L.state == "done" and not U.told then
-    U.job:source_complete(layer.size)
-    U.told = true
-  elseif U.follow and U.L.state == "failed" then
+-- Look at the apply of U's layer j: tell it its download is complete; once it is done,
+-- verify it.
+local function watch_apply(P, U, j, A)
+  local layer = U.sel.manifest.layers[j]
+  if A.follow and A.L.state == "done" and not A.told then
+    A.job:source_complete(layer.size)
+    A.told = true
+  elseif A.follow and A.L.state == "failed" then
     return nil, P.first_err
   end
   if P.display then
-    P.display:set("unpack-" .. layer.digest, "unpacking", U.job:progress(), layer.size)
+    P.display:set("unpack-" .. layer.digest, "unpacking", A.job:progress(), layer.size)
   end
-  if not U.job:done() then return true end
-  ok, err = finish_apply(P, U, layer, L)
+  if not A.job:done() then return true end
+  local res, err = sys.result(A.job:wait())
+  A.job = nil
+  U.running = U.running - 1
+  if not res then return nil, errors.wrap(err, "unpack layer %d (%s)", j, layer.digest) end
+  if res.diff_id ~= U.diff_ids[j] then
+    return nil, errors.new(("unpack layer %d (%s): diff ID mismatch: expected %s, got %s"):format(j,
+      layer.digest, U.diff_ids[j], res.diff_id), 0, "DIGEST_MISMATCH")
+  end
+  -- the blob must have verified too (a followed download is taken before its apply ends)
+  if A.L.state ~= "done" and A.L.state ~= "exists" then
+    return nil, errors.new(("unpack layer %d: its download did not complete"):format(j), 0, "FAILED")
+  end
+  A.applied = true
+  return true
+end
+
+-- Commit U's applied layers in order, each on the one below.
+local function commit_applied(P, U)
+  while U.applies[U.i] and U.applies[U.i].applied do
+    local A, layer = U.applies[U.i], U.sel.manifest.layers[U.i]
+    local cok, cerr = P.sn:commit(U.chain[U.i], A.key, { parent = A.rebase and U.chain[U.i - 1] or nil })
+    if not cok then
+      if cerr.sym ~= "EXISTS" then return nil, cerr end
+      P.sn:remove(A.key)
+    end
+    A.key = nil
+    U.applies[U.i] = nil
+    P.stats.unpacked = P.stats.unpacked + 1
+    if P.display then P.display:set("unpack-" .. layer.digest, "unpacked", layer.size, layer.size) end
+    U.i = U.i + 1
+  end
+  return true
+end
+
+-- One step of the current chain's unpack: start the applies there is room for, look at those
+-- running, commit what is done.
+local function unpack_step(P, U)
+  local ok, err = skip_committed(P, U)
   if not ok then return nil, err end
-  return unpack_step(P, U)
+  local n = #U.chain
+  local limit = P.sn.name == "overlayfs" and P.max_unpacks or 1
+  for j = U.i, math.min(n, U.i + limit - 1) do
+    if U.running >= limit then break end
+    if not U.applies[j] then
+      ok, err = begin_apply(P, U, j)
+      if not ok then
+        if ok == nil then return nil, err end
+        break -- its blob is not there yet: neither are those above, which download later
+      end
+    end
+  end
+  for j, A in pairs(U.applies) do
+    if A.job then
+      ok, err = watch_apply(P, U, j, A)
+      if not ok then return nil, err end
+    end
+  end
+  return commit_applied(P, U)
 end
 
 local function show_downloads(P)
@@ -511,7 +555,7 @@ local function transfer(P)
     if P.display then show_downloads(P) end
     if P.active == 0 and #P.queue == 0 and ci > #chains then break end
     -- a followed apply makes progress without the network: look at it often
-    P.r:step((chains[ci] and chains[ci].job) and 20 or 100)
+    P.r:step((chains[ci] and chains[ci].running > 0) and 20 or 100)
   end
 end
 
@@ -535,6 +579,7 @@ end
 -- @tparam[opt] table opts the registry options (see M.resolver) and `strict` (ctr's reference
 -- rules), `platforms` (list of "os/arch[/variant]"), `all_platforms`, `all_metadata`,
 -- `unpack` (default true), `snapshotter`, `labels`, `max_concurrent_downloads` (default 3),
+-- `max_concurrent_unpacks` (layers applied at once, default 2; 1 on the native snapshotter),
 -- `display` (a ctr.remotes.progress display), `resolver` (one to reuse)
 -- @return the image record and `{chain_ids = {platform = chain id}, fetched = bytes, layers = n,
 -- unpacked = n, reused = n, elapsed = s}`; or nil, err
@@ -569,6 +614,8 @@ function M.pull(client, ref, opts)
   P.whiteouts = P.sn and P.sn.name == "overlayfs" and "overlay" or "native"
   P.max = tonumber(opts.max_concurrent_downloads) or 3
   if P.max < 1 then P.max = 3 end
+  P.max_unpacks = tonumber(opts.max_concurrent_unpacks) or 2
+  if P.max_unpacks < 1 then P.max_unpacks = 2 end
   transfer(P)
   if P.first_err then
     for _, U in ipairs(P.chains) do abandon(P, U) end

@@ -4,8 +4,9 @@
 -- layers up to it), so a layer stack already unpacked by any image is reused and a second
 -- unpack unpacks nothing.  A layer is applied into a new active snapshot under a unique
 -- temporary key (the tar is applied straight into the snapshot's fs directory: for overlayfs
--- that is the upper directory, with overlay whiteouts); on any failure the temporary snapshot
--- is removed, so nothing is left behind.  Two processes unpacking the same image at once both
+-- that is the upper directory, with overlay whiteouts); on overlayfs two layers are applied
+-- at once (see apply_layers); on any failure the temporary snapshots are removed, so nothing
+-- is left behind.  Two processes unpacking the same image at once both
 -- succeed: one commits, the other finds the name taken and drops its copy.  A process killed
 -- while it applies a layer leaves its temporary snapshot, which names it as its creator: the
 -- next unpack that has a layer to apply (and `ctrlua gc`) removes every such snapshot whose
@@ -117,77 +118,123 @@ local function committed(sn, name)
   return nil, err
 end
 
--- Apply one layer on parent and commit it as chain_id.  Returns "unpacked" or "reused"
--- (another process committed it first), or nil, err with nothing left behind.
-local function apply_layer(client, sn, layer, diff_id, chain_id, parent, whiteouts, progress)
+-- Start the apply of one layer into a new extract snapshot on parent (nil: on none, to be
+-- committed on its parent later).  Returns the apply `{key=, job=}`, or nil, err with
+-- nothing left behind.
+local function begin_apply(client, sn, layer, diff_id, chain_id, parent, whiteouts)
   local blob, err = client:content_store():path(layer.digest)
   if not blob then return nil, err end
   local key = ("extract-%s %s"):format(unique_part(), chain_id)
   local mounts
   mounts, err = sn:prepare(key, parent, { partial = true })
   if not mounts then return nil, err end
-  local function fail(e)
-    sn:remove(key)
-    return nil, e
-  end
-  local dir
+  local dir, job
   dir, err = sn:fs_path(key)
-  if not dir then return fail(err) end
-  local res
-  if progress then
-    -- on a thread of its own, so that the caller can show how far it has come
-    local job
+  if dir then
     job, err = sys.layer_apply_start(dir, blob, { whiteouts = whiteouts, diff_id = diff_id })
-    if not job then return fail(err) end
-    while not job:done() do
-      progress(job:progress())
-      core.poll({}, 50)
-    end
-    res, err = sys.result(job:wait())
-    if res then progress(layer.size) end
-  else
-    res, err = sys.layer_apply(dir, blob, { whiteouts = whiteouts, diff_id = diff_id })
   end
-  if not res then return fail(err) end
+  if not job then
+    sn:remove(key)
+    return nil, err
+  end
+  return { key = key, job = job, rebase = parent == nil }
+end
+
+-- The apply A done: verify it.  true, or nil, err (A.key is still there to remove).
+local function end_apply(A, diff_id)
+  local res, err = sys.result(A.job:wait())
+  A.job = nil
+  if not res then return nil, err end
   if res.diff_id ~= diff_id then
-    return fail(errors.new(("digest mismatch: expected diff ID %s, got %s"):format(diff_id,
-      tostring(res.diff_id)), 0, "DIGEST_MISMATCH"))
+    return nil, errors.new(("digest mismatch: expected diff ID %s, got %s"):format(diff_id,
+      tostring(res.diff_id)), 0, "DIGEST_MISMATCH")
   end
+  A.applied = true
+  return true
+end
+
+-- Commit the applied layer A as chain_id (on parent, when it was prepared on none).  Returns
+-- "unpacked" or "reused" (another process committed it first), or nil, err.
+local function commit_apply(sn, A, chain_id, parent)
   fault.point("unpack.applied")
-  local ok
-  ok, err = sn:commit(chain_id, key)
+  local ok, err = sn:commit(chain_id, A.key, { parent = A.rebase and parent or nil })
   if not ok then
-    if err.sym == "EXISTS" then
-      sn:remove(key)
-      return "reused"
-    end
-    return fail(err)
+    if err.sym ~= "EXISTS" then return nil, err end
+    sn:remove(A.key)
+    A.key = nil
+    return "reused"
   end
+  A.key = nil
   return "unpacked"
 end
 
--- The layers not unpacked yet, applied in order.
+local function abandon(sn, applies)
+  for j, A in pairs(applies) do
+    if A.job then A.job:wait() end
+    if A.key then sn:remove(A.key) end
+    applies[j] = nil
+  end
+end
+
+-- The layers not unpacked yet: up to opts.max_concurrent (default 2) applied at once, each on
+-- threads of its own into an extract snapshot of its own, and committed in order.  On
+-- overlayfs a layer above the lowest one not committed is prepared without a parent and
+-- committed on it (an upper directory does not depend on its lowers: the apply writes the
+-- layer's own entries into it); the native snapshotter copies the parent into each new
+-- snapshot, so there the layers go one at a time.
 local function apply_layers(client, sn, image, layers, diff_ids, chain, whiteouts, stats, opts)
-  local swept = false
-  for i, layer in ipairs(layers) do
-    local have, err = committed(sn, chain[i])
-    if have == nil then return nil, err end
-    if have then
-      stats.reused = stats.reused + 1
-    else
+  local limit = sn.name == "overlayfs" and (tonumber(opts.max_concurrent) or 2) or 1
+  if limit < 1 then limit = 1 end
+  local n, i, running, applies, swept = #layers, 1, 0, {}, false
+  local function failed(j, err)
+    abandon(sn, applies)
+    return nil, errors.wrap(err, "unpack %s layer %d (%s)", image.name or "image", j,
+      tostring(layers[j].digest))
+  end
+  while i <= n do
+    local have, err = true, nil
+    if not applies[i] then
+      -- the lowest not applied: committed already (then so are its parents)?
+      have, err = committed(sn, chain[i])
+      if have == nil then return failed(i, err) end
+      if have then
+        stats.reused = stats.reused + 1
+        i = i + 1
+      end
+    end
+    if not have or applies[i] then
       if not swept then
         -- what killed unpacks left (their creators are gone): before adding more
         sn:sweep_partial({ extract_only = true })
         swept = true
       end
-      local how
-      how, err = apply_layer(client, sn, layer, diff_ids[i], chain[i], chain[i - 1], whiteouts,
-        opts.progress and function(n) opts.progress(i, layer, n) end)
-      if not how then
-        return nil, errors.wrap(err, "unpack %s layer %d (%s)", image.name or "image", i,
-          tostring(layer.digest))
+      for j = i, math.min(n, i + limit - 1) do
+        if running >= limit then break end
+        if not applies[j] then
+          local A, aerr = begin_apply(client, sn, layers[j], diff_ids[j], chain[j],
+            j == i and chain[j - 1] or nil, whiteouts)
+          if not A then return failed(j, aerr) end
+          applies[j], running = A, running + 1
+        end
       end
-      stats[how] = stats[how] + 1
+      for j, A in pairs(applies) do
+        if A.job and A.job:done() then
+          running = running - 1
+          local ok, aerr = end_apply(A, diff_ids[j])
+          if not ok then return failed(j, aerr) end
+          if opts.progress then opts.progress(j, layers[j], layers[j].size) end
+        elseif A.job and opts.progress then
+          opts.progress(j, layers[j], A.job:progress())
+        end
+      end
+      while applies[i] and applies[i].applied do
+        local how, cerr = commit_apply(sn, applies[i], chain[i], chain[i - 1])
+        if not how then return failed(i, cerr) end
+        stats[how] = stats[how] + 1
+        applies[i] = nil
+        i = i + 1
+      end
+      if running > 0 and not (applies[i] and applies[i].applied) then core.poll({}, 10) end
     end
   end
   return chain[#chain], stats
@@ -211,7 +258,8 @@ end
 -- @param client a ctr.client
 -- @tparam table image an image record `{name=, target=}`
 -- @tparam[opt] table opts `snapshotter` (default the client's), `platform`, `progress`
--- (function(i, layer, bytes) while layer i is applied: compressed bytes read so far)
+-- (function(i, layer, bytes) while layer i is applied: compressed bytes read so far),
+-- `max_concurrent` (layers applied at once on overlayfs, default 2)
 -- @return the chain ID of the top layer, and stats `{unpacked=n, reused=m}`; or nil, err
 function M.unpack(client, image, opts)
   opts = check_args(client, image, opts, 2)
