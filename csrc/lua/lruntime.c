@@ -256,7 +256,7 @@ static const luaL_Reg runtime_funcs[] = {
 /* exec(init_pid, process, opts) -> pid: a new process in the container of init_pid, our
  * child, once its program runs.  process: an OCI process (a table, or its JSON text); nil:
  * config.json's.  opts: bundle (required), pid_file, console_socket, stdin/stdout/stderr
- * (fds), preserve_fds. */
+ * (fds), preserve_fds, sub_cgroups ({"CONTROLLER:SUB", ":SUB"}: runc's exec --cgroup). */
 static int l_exec(lua_State *L)
 {
     lua_Number ip = luaL_checknumber(L, 1);
@@ -287,6 +287,26 @@ static int l_exec(lua_State *L)
     if (pf < 0 || pf > 65536 || floor(pf) != pf)
         return luaL_error(L, "exec: opts.preserve_fds: expected a count of fds");
     o.preserve_fds = (int)pf;
+    /* opts.sub_cgroups: {"CONTROLLER:SUB", ...}; the strings stay in opts while we run */
+    const char *subs[32];
+    lua_getfield(L, 3, "sub_cgroups");
+    if (lua_istable(L, -1)) {
+        size_t n = lua_objlen(L, -1);
+        if (n > sizeof subs / sizeof subs[0])
+            return luaL_error(L, "exec: opts.sub_cgroups: at most 32 entries");
+        for (size_t i = 0; i < n; i++) {
+            lua_rawgeti(L, -1, (int)i + 1);
+            if (lua_type(L, -1) != LUA_TSTRING)
+                return luaL_error(L, "exec: opts.sub_cgroups[%d]: expected string", (int)i + 1);
+            subs[i] = lua_tostring(L, -1);
+            lua_pop(L, 1);
+        }
+        o.sub_cgroups = subs;
+        o.n_sub_cgroups = n;
+    } else if (!lua_isnil(L, -1)) {
+        return luaL_error(L, "exec: opts.sub_cgroups: expected a table of strings");
+    }
+    lua_pop(L, 1);
     struct ctr_err e;
     pid_t pid = ctr_exec((pid_t)ip, &o, &e);
     if (pid < 0)

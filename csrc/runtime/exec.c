@@ -313,9 +313,36 @@ static int open_namespaces(struct exec_ctx *x, int pidfd, struct ctr_err *err)
     return 0;
 }
 
+/* The sub-cgroup (runc's exec --cgroup) that applies to hierarchy h, or NULL: an entry for
+ * every hierarchy (":SUB"), or one naming a controller of this v1 hierarchy. */
+static const char *sub_cgroup_for(const struct ctr_exec_opts *o, const struct ctr_cgroup_hier *h,
+                                  int v1)
+{
+    for (size_t j = 0; j < o->n_sub_cgroups; j++) {
+        const char *e = o->sub_cgroups[j], *colon = strchr(e, ':');
+        if (colon == NULL)
+            continue;
+        size_t n = (size_t)(colon - e);
+        if (n == 0)
+            return colon + 1;
+        if (!v1)
+            continue;
+        if (h->name && n == 5 + strlen(h->name) && strncmp(e, "name=", 5) == 0 &&
+            strncmp(e + 5, h->name, n - 5) == 0)
+            return colon + 1;
+        for (int c = 0; c < CTR_CG_COUNT; c++) {
+            const char *cn = ctr_cgroup_controller_name(c);
+            if ((h->controllers & (1u << c)) && strlen(cn) == n && strncmp(e, cn, n) == 0)
+                return colon + 1;
+        }
+    }
+    return NULL;
+}
+
 /* Put pid in the init's cgroup in every hierarchy (its own /proc/PID/cgroup, seen from our
- * cgroup namespace). */
-static int join_cgroups(pid_t init, pid_t pid, struct ctr_err *err)
+ * cgroup namespace), or in the sub-cgroup asked for there. */
+static int join_cgroups(pid_t init, pid_t pid, const struct ctr_exec_opts *o,
+                        struct ctr_err *err)
 {
     char pc[64];
     snprintf(pc, sizeof pc, "/proc/%d/cgroup", (int)init);
@@ -327,9 +354,10 @@ static int join_cgroups(pid_t init, pid_t pid, struct ctr_err *err)
     int r = 0;
     for (size_t i = 0; r == 0 && i < l.n_v1 + (l.has_v2 ? 1 : 0); i++) {
         const struct ctr_cgroup_hier *h = i < l.n_v1 ? &l.v1[i] : &l.v2;
+        const char *sub = sub_cgroup_for(o, h, i < l.n_v1);
         char path[PATH_MAX], buf[32];
-        if (snprintf(path, sizeof path, "%s%s/cgroup.procs", h->mountpoint, h->own) >=
-            (int)sizeof path) {
+        if (snprintf(path, sizeof path, "%s%s%s%s/cgroup.procs", h->mountpoint, h->own,
+                     sub ? "/" : "", sub ? sub : "") >= (int)sizeof path) {
             r = ctr_fail(err, ENAMETOOLONG, "cgroup of the container init %d", (int)init);
             break;
         }
@@ -423,7 +451,7 @@ pid_t ctr_exec(pid_t init, const struct ctr_exec_opts *o, struct ctr_err *err)
     }
     close(sv[1]);
     sv[1] = -1;
-    if (join_cgroups(init, joiner, err) < 0 || ctr_process_rlimits(joiner, &cfg, err) < 0 ||
+    if (join_cgroups(init, joiner, o, err) < 0 || ctr_process_rlimits(joiner, &cfg, err) < 0 ||
         ctr_process_oom_score_adj(joiner, &cfg, err) < 0)
         goto fail;
     if (RETRY(send(sv[0], "g", 1, MSG_NOSIGNAL)) != 1) {

@@ -29,6 +29,11 @@ struct ctr_exec_opts {
     const char *console_socket; /* process.terminal: the pty master goes there (SCM_RIGHTS) */
     int stdio[3];               /* fds the process gets as 0, 1, 2; -1: inherit ours */
     int preserve_fds;           /* fds 3 .. 3+n-1 stay open in the process */
+    /* runc's exec --cgroup: "CONTROLLER:SUB" puts the process in SUB below the init's cgroup
+     * in the v1 hierarchy of that controller (or "name=NAME"); ":SUB" in every hierarchy.
+     * SUB is relative and already clean (no "..", no leading '/'); it must exist. */
+    const char *const *sub_cgroups;
+    size_t n_sub_cgroups;
 };
 
 /* Start the process in the container of `init` (its pid as we see it).  Returns the pid of
