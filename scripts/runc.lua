@@ -310,7 +310,8 @@ elseif cmdname == "start" then
 elseif cmdname == "state" then
   want_args(1, true)
   local st = ok_or_die(runc.state(rt, p[1]))
-  io.stdout:write(runc.json_indent(st), "\n")
+  -- as runc: json.MarshalIndent's text, its fields in runc's order, with no newline after
+  io.stdout:write(runc.state_json(st, true))
 elseif cmdname == "kill" then
   want_args(1, false)
   if #p > 2 then die('"kill" requires a maximum of 2 argument(s)') end
@@ -325,8 +326,10 @@ elseif cmdname == "list" then
   if f.quiet then
     for _, st in ipairs(list) do io.stdout:write(st.id, "\n") end
   elseif format == "json" then
-    if #list == 0 then io.stdout:write("null\n")
-    else io.stdout:write(require("ctr.json").encode(require("ctr.json").array(list)), "\n") end
+    -- as runc's json.Encoder: an empty list is null
+    local items = {}
+    for i, st in ipairs(list) do items[i] = runc.state_json(st) end
+    io.stdout:write(#list == 0 and "null" or "[" .. table.concat(items, ",") .. "]", "\n")
   elseif format == "table" then
     -- Go's tabwriter(minwidth 12, padding 3); the last column is not aligned
     local rows = { { "ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER" } }
@@ -366,48 +369,25 @@ elseif cmdname == "exec" then
   -- as runc: every failure is "exec failed: ..." with exit code 255
   local function exec_die(err) die("exec failed: " .. tostring(err), 255) end
   if #p < 1 then exec_die("container id cannot be empty") end
-  -- flags ctrlua does not implement are refused, never ignored
-  if f["process-label"] and f["process-label"] ~= "" then
-    exec_die("--process-label: SELinux labels are not supported by ctrlua")
-  end
-  if f.cgroup and #f.cgroup > 0 then
-    exec_die("--cgroup: exec into a sub-cgroup is not supported by ctrlua")
-  end
-  -- as runc: a frozen container would hold the new process frozen too
-  local st = runc.state(rt, p[1])
-  if st and st.status == "paused" and not f["ignore-paused"] then
-    exec_die("cannot exec in a paused container (use --ignore-paused to override)")
-  end
-  local process
-  if f.process then
-    local data = require("ctr.cmd.term").read_file(f.process, 1048576)
-    if not data then exec_die("open " .. f.process .. ": no such file or directory") end
-    process = data
-  else
-    if #p < 2 then exec_die("args must not be empty") end
-    local a = {}
-    for i = 2, #p do a[#a + 1] = p[i] end
-    local proc = { args = a, env = f.env, cwd = f.cwd, terminal = f.tty or false,
-      noNewPrivileges = f["no-new-privs"] or nil, apparmorProfile = f.apparmor,
-      caps = f.cap }
-    if f.user then
-      local u, gid = f.user:match("^(%d+):?(%d*)$")
-      if not u then exec_die("invalid --user: expected UID[:GID]") end
-      proc.user = { uid = tonumber(u), gid = tonumber(gid) or 0 }
+  -- runc's Int64SliceFlag: a gid that is not a number is a usage error
+  local gids
+  for _, g in ipairs(f["additional-gids"] or {}) do
+    local n = g:match("^[+-]?%d+$") and tonumber(g)
+    if not n then
+      die(('invalid value "%s" for flag -additional-gids: strconv.ParseInt: parsing "%s": ' ..
+        'invalid syntax'):format(g, g))
     end
-    if f["additional-gids"] then
-      local gids = {}
-      for _, g in ipairs(f["additional-gids"]) do
-        local n = tonumber(g)
-        if not n then exec_die("invalid additional-gids value " .. g) end
-        gids[#gids + 1] = n
-      end
-      proc.additionalGids = gids
-    end
-    process = proc
+    gids = gids or {}
+    gids[#gids + 1] = n
   end
-  local code, err = runc.exec(rt, p[1], { process = process, detach = f.detach,
-    pid_file = f["pid-file"], console_socket = f["console-socket"], preserve_fds = preserve_fds() })
+  local a = {}
+  for i = 2, #p do a[#a + 1] = p[i] end
+  local process = { args = a, env = f.env, cwd = f.cwd, terminal = f.tty or false,
+    noNewPrivileges = f["no-new-privs"], apparmorProfile = f.apparmor,
+    selinuxLabel = f["process-label"], caps = f.cap, user = f.user, additionalGids = gids }
+  local code, err = runc.exec(rt, p[1], { process = process, process_file = f.process,
+    detach = f.detach, pid_file = f["pid-file"], console_socket = f["console-socket"],
+    preserve_fds = preserve_fds(), ignore_paused = f["ignore-paused"], cgroup = f.cgroup })
   if not code then exec_die(err) end
   os.exit(code)
 elseif cmdname == "pause" then

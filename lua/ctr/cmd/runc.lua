@@ -3,12 +3,12 @@
 -- features, spec) as a library, so that specs can call them.
 --
 -- State lives under `root` (default /run/ctrlua-runc), one directory per container, 0700:
--- ROOT/ID/state.json {id, bundle, pid, start_time, created, annotations, cgroup, paused,
--- resources (what update set)} and
--- ROOT/ID/exec.fifo until start.  The status is derived, as runc derives it: no pid yet is
--- "creating"; an init that is gone (or a pid now used by another process: its start time,
+-- ROOT/ID/state.json {id, bundle, pid, start_time, created, annotations, cgroup, oci_version,
+-- resources (what update set)} and ROOT/ID/exec.fifo until start.  The status is derived, as
+-- runc derives it: no pid yet is "creating"; a frozen cgroup (its freezer, whoever froze it)
+-- is "paused"; an init that is gone (or a pid now used by another process: its start time,
 -- field 22 of /proc/PID/stat, differs, or it is a zombie) is "stopped"; an exec fifo still
--- there is "created"; a frozen cgroup is "paused"; else "running".
+-- there is "created"; else "running".
 --
 -- In this mode the caller is the supervisor (containerd's shim, or a shell): `create`
 -- returns once the init waits on the fifo and leaves it to the caller's subreaper; no
@@ -150,6 +150,22 @@ end
 
 local function not_exist() return nil, errors.new("container does not exist", 2, "NOT_FOUND") end
 
+-- Is the cgroup at path frozen (v1 freezer.state, else cgroup v2's cgroup.freeze)?  As runc's
+-- isPaused, the kernel's word, not a note of ours: a thaw by someone else is seen.
+local function frozen(path)
+  local dirs = path and cgroups.dirs(path)
+  if not dirs then return false end
+  if dirs.freezer then
+    local st = core.read_file(dirs.freezer .. "/freezer.state")
+    return st ~= nil and st:match("^%s*(%u+)") ~= "THAWED"
+  end
+  if dirs.unified then
+    local f = core.read_file(dirs.unified .. "/cgroup.freeze")
+    return f ~= nil and f:match("^%s*1") ~= nil
+  end
+  return false
+end
+
 --- The status of a container record: creating, created, running, paused or stopped.
 function M.status_of(rt, rec)
   if not rec.pid then
@@ -157,9 +173,10 @@ function M.status_of(rt, rec)
     if rec.creator and alive(rec.creator, rec.creator_start) then return "creating" end
     return "stopped"
   end
+  -- as runc's refreshState: a frozen cgroup is paused before anything else is asked
+  if frozen(rec.cgroup) then return "paused" end
   if not alive(rec.pid, rec.start_time) then return "stopped" end
   if core.stat(dir_of(rt, rec.id) .. "/exec.fifo") then return "created" end
-  if rec.paused then return "paused" end
   return "running"
 end
 
@@ -171,23 +188,77 @@ local function load(rt, id)
   return rec, M.status_of(rt, rec)
 end
 
+-- A time as Go's RFC3339Nano writes it: the fraction without its trailing zeros (none when
+-- it is all zeros).
+local function go_time(t)
+  if type(t) ~= "string" then return "0001-01-01T00:00:00Z" end
+  local head, frac = t:match("^(.-)%.(%d+)Z$")
+  if not head then return t end
+  frac = frac:gsub("0+$", "")
+  return head .. (frac ~= "" and "." .. frac or "") .. "Z"
+end
+
 local function oci_state(rt, rec, status)
-  local st = { ociVersion = M.OCI_VERSION, id = rec.id, status = status,
+  local st = { ociVersion = rec.oci_version or M.OCI_VERSION, id = rec.id, status = status,
     pid = (status ~= "stopped" and rec.pid) or 0, bundle = rec.bundle, rootfs = rec.rootfs or "",
-    created = rec.created, owner = rec.owner or "" }
+    created = go_time(rec.created), owner = "" }
   if type(rec.annotations) == "table" and next(rec.annotations) then
     st.annotations = rec.annotations
   end
   return st
 end
 
---- The runtime-spec state of container id (runc's `state`: ociVersion, id, pid, status,
--- bundle, rootfs, created, owner, annotations).
+--- The runtime-spec state of container id (runc's `state`: ociVersion (the spec's), id, pid
+-- (0 once stopped), status, bundle, rootfs, created, annotations (when there are any) and
+-- owner, "" here as in runc's state; list names it).
 -- @return table, or nil, err ("container does not exist")
 function M.state(rt, id)
   local rec, status = load(rt, id)
   if not rec then return nil, status end
   return oci_state(rt, rec, status)
+end
+
+-- A JSON string as Go's encoding/json writes it (<, > and & escaped too).
+local GO_ESC = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t",
+  ["<"] = "\\u003c", [">"] = "\\u003e", ["&"] = "\\u0026" }
+local function go_string(v)
+  v = tostring(v)
+  return '"' .. v:gsub('[%c"\\<>&]', function(c)
+    return GO_ESC[c] or ("\\u%04x"):format(c:byte())
+  end):gsub("\226\128\168", "\\u2028"):gsub("\226\128\169", "\\u2029") .. '"'
+end
+
+local STATE_FIELDS = { "ociVersion", "id", "pid", "status", "bundle", "rootfs", "created",
+  "annotations", "owner" }
+
+--- A state (from state() or list()) as runc's containerState marshals: its fields in runc's
+-- order, annotations' keys sorted; with indent, json.MarshalIndent's two spaces.
+-- @tparam table st
+-- @tparam[opt] boolean indent
+-- @return string (no trailing newline)
+function M.state_json(st, indent)
+  local nl = indent and "\n" or ""
+  local pad1, pad2 = indent and "  " or "", indent and "    " or ""
+  local colon = indent and ": " or ":"
+  local parts = {}
+  for _, k in ipairs(STATE_FIELDS) do
+    local v = st[k]
+    if k == "annotations" then
+      if type(v) == "table" and next(v) then
+        local keys = {}
+        for ak in pairs(v) do keys[#keys + 1] = ak end
+        table.sort(keys)
+        local a = {}
+        for i, ak in ipairs(keys) do a[i] = pad2 .. go_string(ak) .. colon .. go_string(v[ak]) end
+        parts[#parts + 1] = pad1 .. go_string(k) .. colon .. "{" .. nl ..
+          table.concat(a, "," .. nl) .. nl .. pad1 .. "}"
+      end
+    else
+      local text = type(v) == "number" and ("%d"):format(v) or go_string(v == nil and "" or v)
+      parts[#parts + 1] = pad1 .. go_string(k) .. colon .. text
+    end
+  end
+  return "{" .. nl .. table.concat(parts, "," .. nl) .. nl .. "}"
 end
 
 local function hook_state(rec, status)
@@ -225,6 +296,36 @@ local function ambient_note(rt, spec)
   if #left > 0 then
     rt:log("debug", "ambient capabilities not raised (not both permitted and inheritable): " ..
       table.concat(left, " "))
+  end
+end
+
+-- Every pid in the cgroup at path and in the cgroups below it (runc's GetAllPids: an exec
+-- --cgroup or the container itself may have made some), from one hierarchy.
+local function all_pids(path)
+  local dirs = cgroups.dirs(path)
+  if not dirs then return nil end
+  local top = dirs.freezer or dirs.devices or dirs.memory or dirs.unified or select(2, next(dirs))
+  if not top then return {} end
+  local pids = {}
+  local function walk(dir, depth)
+    local text = core.read_file(dir .. "/cgroup.procs")
+    for n in (text or ""):gmatch("%d+") do pids[#pids + 1] = tonumber(n) end
+    if depth > 32 then return end
+    for _, name in ipairs(core.listdir(dir) or {}) do
+      local st = core.stat(dir .. "/" .. name)
+      if st and st.type == "directory" then walk(dir .. "/" .. name, depth + 1) end
+    end
+  end
+  if core.stat(top) then walk(top, 0) else return nil end
+  return pids
+end
+
+-- runc 1.1 warns of a cgroup that already holds processes and goes on; runc 1.2 refuses, and
+-- so does the runtime (the error names the path).  The warning is logged first, as 1.1's.
+local function busy_note(rt, path)
+  local pids = path and all_pids(path)
+  if pids and #pids > 0 then
+    rt:log("warning", ("container's cgroup is not empty: %d process(es) found"):format(#pids))
   end
 end
 
@@ -326,6 +427,7 @@ function M.create(rt, id, opts)
 
   local linux = type(spec.linux) == "table" and spec.linux or {}
   local rec = { id = id, bundle = bundle, created = core.rfc3339(),
+    oci_version = type(spec.ociVersion) == "string" and spec.ociVersion or nil,
     annotations = type(spec.annotations) == "table" and spec.annotations or nil,
     rootfs = type(spec.root) == "table" and type(spec.root.path) == "string"
       and (spec.root.path:sub(1, 1) == "/" and spec.root.path or bundle .. "/" .. spec.root.path)
@@ -346,6 +448,7 @@ function M.create(rt, id, opts)
   end
 
   ambient_note(rt, spec)
+  busy_note(rt, rec.cgroup)
   -- a foreground run with a terminal: as runc, a pty of our own, its master received over a
   -- socket in the container's state directory and copied to our stdio by run
   local sock, listen
@@ -423,17 +526,21 @@ end
 
 -- ------------------------------------------------------------------- kill, delete
 
+-- runc's signalAllProcesses: freeze (so that nothing forks away meanwhile), signal every
+-- process of the cgroup and of the cgroups below it, thaw.  The thaw is unconditional, as
+-- runc's: a paused container is running after a kill --all.
 local function signal_all(rec, sig)
   if not rec.cgroup then
     return fail("cannot signal all processes: the container has no cgroup (linux.cgroupsPath)")
   end
-  local pids, err = cgroups.processes(rec.cgroup)
-  if not pids then return nil, err end
-  -- freeze first so that nothing forks away meanwhile (runc does the same for SIGKILL)
-  local frozen = sig == 9 and cgroups.freeze(rec.cgroup)
-  if frozen then pids = cgroups.processes(rec.cgroup) or pids end
+  local froze = cgroups.freeze(rec.cgroup)
+  local pids = all_pids(rec.cgroup)
+  if not pids then
+    if froze then cgroups.thaw(rec.cgroup) end
+    return fail("cannot signal all processes: the cgroup %s is gone", rec.cgroup)
+  end
   for _, p in ipairs(pids) do core.kill(p, sig) end
-  if frozen then cgroups.thaw(rec.cgroup) end
+  cgroups.thaw(rec.cgroup)
   return true
 end
 
@@ -452,9 +559,21 @@ function M.kill(rt, id, sig, all)
     if not sig then return nil, err end
   end
   sig = sig or 15
-  if all then return signal_all(rec, sig) end
+  if all then
+    -- as runc: a stopped container whose cgroup is gone has nothing left to signal
+    if status == "stopped" and rec.cgroup and not all_pids(rec.cgroup) then return true end
+    return signal_all(rec, sig)
+  end
   if status == "stopped" or status == "creating" then return fail("container not running") end
-  return sys.kill(rec.pid, sig)
+  -- a paused container's init may be gone (it is still "paused"): its pid is not signalled
+  -- then, lest it name another process now
+  if alive(rec.pid, rec.start_time) then
+    local ok, kerr = sys.kill(rec.pid, sig)
+    if not ok then return fail("unable to signal init: %s", tostring(kerr)) end
+  end
+  -- as runc: a frozen process dies only once thawed, so SIGKILL thaws (other signals wait)
+  if status == "paused" and sig == 9 then cgroups.thaw(rec.cgroup) end
+  return true
 end
 
 local function destroy(rt, rec)
@@ -573,10 +692,7 @@ function M.pause(rt, id)
   if not rec then return nil, status end
   if status ~= "running" and status ~= "created" then return fail("container not running") end
   if not rec.cgroup then return fail("cannot pause: the container has no cgroup") end
-  local ok, err = cgroups.freeze(rec.cgroup)
-  if not ok then return nil, err end
-  rec.paused = true
-  return write_record(rt, rec)
+  return cgroups.freeze(rec.cgroup)
 end
 
 --- Thaw a paused container.
@@ -584,10 +700,7 @@ function M.resume(rt, id)
   local rec, status = load(rt, id)
   if not rec then return nil, status end
   if status ~= "paused" then return fail("container not paused") end
-  local ok, err = cgroups.thaw(rec.cgroup)
-  if not ok then return nil, err end
-  rec.paused = nil
-  return write_record(rt, rec)
+  return cgroups.thaw(rec.cgroup)
 end
 
 -- ------------------------------------------------------------- update, events
@@ -731,38 +844,51 @@ function M.run(rt, id, opts)
   return code
 end
 
+-- Go's strconv.Atoi, with its message
+local function atoi(v, what)
+  local n = type(v) == "string" and v:match("^[+-]?%d+$") and tonumber(v)
+  if not n then
+    return fail('parsing %s as int for %s failed: strconv.Atoi: parsing "%s": invalid syntax',
+      tostring(v), what, tostring(v))
+  end
+  return n % 4294967296
+end
+
+-- runc's validateProcessSpec
+local function validate_process(proc)
+  if type(proc) ~= "table" then return fail("process property must not be empty") end
+  if type(proc.cwd) ~= "string" or proc.cwd == "" then
+    return fail("Cwd property must not be empty")
+  end
+  if proc.cwd:sub(1, 1) ~= "/" then return fail("Cwd must be an absolute path") end
+  if type(proc.args) ~= "table" or #proc.args == 0 then return fail("args must not be empty") end
+  if type(proc.selinuxLabel) == "string" and proc.selinuxLabel ~= "" then
+    -- ctrlua has no SELinux support: as runc where SELinux is off
+    return fail("selinux label is specified in config, but selinux is disabled or not supported")
+  end
+  return proc
+end
+
 --- The process an exec runs, as runc's getProcess builds it: the JSON text of --process as
--- it is, or the container's spec process with the fields of `p` (args; env appended; cwd,
--- terminal, user, additionalGids, noNewPrivileges, apparmorProfile when set; capabilities
--- added to every set).
+-- it is (every other flag is then ignored, as runc ignores them), or the container's spec
+-- process with the fields of `p` (args; env appended; cwd, terminal, user ("UID[:GID]", the
+-- spec's gid kept without one), additionalGids (appended), noNewPrivileges when given,
+-- apparmorProfile and selinuxLabel when set; capabilities added to every set).
 local function exec_process(rec, p)
   if type(p) == "string" then
-    local ok, t = pcall(core.json_decode, p)
-    if not ok or type(t) ~= "table" then return fail("process: invalid JSON: %s", tostring(t)) end
-    return t
+    local ok, t, msg = pcall(core.json_decode, p)
+    if not ok or type(t) ~= "table" then
+      return fail("process: invalid JSON: %s", tostring(ok and msg or t))
+    end
+    return validate_process(t)
   end
   local spec, err = load_spec(rec.bundle)
   if not spec then return nil, err end
   local proc = type(spec.process) == "table" and spec.process or {}
   proc.args = core.json_array(p.args)
-  if p.env then
-    local env = {}
-    for _, kv in ipairs(proc.env or {}) do env[#env + 1] = kv end
-    for _, kv in ipairs(p.env) do env[#env + 1] = kv end
-    proc.env = core.json_array(env)
-  end
   if p.cwd and p.cwd ~= "" then proc.cwd = p.cwd end
-  proc.terminal = p.terminal or false
-  if p.user then
-    proc.user = proc.user or {}
-    proc.user.uid, proc.user.gid = p.user.uid, p.user.gid
-  end
-  if p.additionalGids then
-    proc.user = proc.user or {}
-    proc.user.additionalGids = core.json_array(p.additionalGids)
-  end
-  if p.noNewPrivileges then proc.noNewPrivileges = true end
-  if p.apparmorProfile then proc.apparmorProfile = p.apparmorProfile end
+  if p.apparmorProfile and p.apparmorProfile ~= "" then proc.apparmorProfile = p.apparmorProfile end
+  if p.selinuxLabel and p.selinuxLabel ~= "" then proc.selinuxLabel = p.selinuxLabel end
   if p.caps and #p.caps > 0 then
     proc.capabilities = proc.capabilities or {}
     for _, set in ipairs({ "bounding", "effective", "permitted", "ambient" }) do
@@ -772,24 +898,121 @@ local function exec_process(rec, p)
       proc.capabilities[set] = core.json_array(list)
     end
   end
-  return proc
+  local env = {}
+  for _, kv in ipairs(proc.env or {}) do env[#env + 1] = kv end
+  for _, kv in ipairs(p.env or {}) do env[#env + 1] = kv end
+  proc.env = core.json_array(env)
+  proc.terminal = p.terminal or false
+  if p.noNewPrivileges ~= nil then proc.noNewPrivileges = p.noNewPrivileges end
+  proc.user = type(proc.user) == "table" and proc.user or { uid = 0, gid = 0 }
+  if type(p.user) == "table" then
+    proc.user.uid, proc.user.gid = p.user.uid, p.user.gid or proc.user.gid
+  elseif type(p.user) == "string" and p.user ~= "" then
+    local u, g = p.user:match("^([^:]*):(.*)$")
+    if not u then u = p.user end
+    if g then
+      local gid, gerr = atoi(g, "gid")
+      if not gid then return nil, gerr end
+      proc.user.gid = gid
+    end
+    local uid, uerr = atoi(u, "uid")
+    if not uid then return nil, uerr end
+    proc.user.uid = uid
+  end
+  if p.additionalGids and #p.additionalGids > 0 then
+    local gids = {}
+    for _, g in ipairs(proc.user.additionalGids or {}) do gids[#gids + 1] = g end
+    for _, g in ipairs(p.additionalGids) do
+      if g < 0 then return fail("additional-gids must be a positive number %d", g) end
+      gids[#gids + 1] = g
+    end
+    proc.user.additionalGids = core.json_array(gids)
+  end
+  return validate_process(proc)
+end
+
+-- runc's getSubCgroupPaths and the checks of its newSetnsProcess: each --cgroup is
+-- "[CONTROLLERS:]PATH" (several controllers comma-separated; a bare PATH, for every
+-- hierarchy, only alone); PATH stays below the init's cgroup; a controller must be one the
+-- init has.  Returns the entries for ctr.core exec ("CONTROLLER:SUB", ":SUB"), or nil, err.
+local function sub_cgroups(init, args)
+  if not args or #args == 0 then return nil end
+  local paths = {}
+  for _, c in ipairs(args) do
+    local parts = {}
+    for x in (c .. ":"):gmatch("([^:]*):") do parts[#parts + 1] = x end
+    if #parts > 2 then return fail("invalid --cgroup argument: %s", c) end
+    if #parts == 1 then
+      if #args ~= 1 then
+        return fail("invalid --cgroup argument: %s (missing <controller>: prefix)", c)
+      end
+      paths[#paths + 1] = { "", c }
+    else
+      for ctrl in (parts[1] .. ","):gmatch("([^,]*),") do paths[#paths + 1] = { ctrl, parts[2] } end
+    end
+  end
+  local have = {}
+  for line in (core.read_file("/proc/" .. init .. "/cgroup") or ""):gmatch("[^\n]+") do
+    local ctrls = line:match("^%d+:([^:]*):")
+    for x in (ctrls or ""):gmatch("[^,]+") do have[x] = true end
+  end
+  local out = {}
+  for _, e in ipairs(paths) do
+    local ctrl, add = e[1], e[2]
+    if ctrl ~= "" and not have[ctrl] then
+      return fail("unable to create new parent process: unknown controller %s in SubCgroupPaths",
+        ctrl)
+    end
+    local stack = {}
+    for part in add:gmatch("[^/]+") do
+      if part == ".." then
+        if #stack == 0 then
+          return fail("unable to create new parent process: %s is not a sub cgroup path", add)
+        end
+        stack[#stack] = nil
+      elseif part ~= "." then
+        stack[#stack + 1] = part
+      end
+    end
+    out[#out + 1] = ctrl .. ":" .. table.concat(stack, "/")
+  end
+  return out
 end
 
 --- Run a new process in a running container (runc's `exec`): it joins the init's namespaces
--- and cgroup and runs with the given process (see ctr.core exec).
+-- and cgroup (or sub-cgroups of it) and runs with the given process (see ctr.core exec).
+-- The checks are runc's, in its order.
 -- @tparam table rt from new()
 -- @tparam string id the container
--- @tparam table opts `process` (the JSON text of --process, or a table of the flags: args,
--- env, cwd, terminal, user = {uid, gid}, additionalGids, noNewPrivileges, apparmorProfile,
--- caps), `detach`, `pid_file`, `console_socket`, `preserve_fds`
+-- @tparam table opts `process` (a table of the flags: args, env, cwd, terminal, user
+-- ("UID[:GID]"), additionalGids, noNewPrivileges, apparmorProfile, selinuxLabel, caps; or the
+-- JSON text of a process), or `process_file` (runc's --process: read once the container is
+-- found), `detach`, `pid_file`, `console_socket`, `preserve_fds`, `ignore_paused`,
+-- `cgroup` (runc's --cgroup arguments)
 -- @return the process's exit code (0 when detached), or nil, err
 function M.exec(rt, id, opts)
   local rec, status = load(rt, id)
   if not rec then return nil, status end
-  if status ~= "running" then return fail("cannot exec in a stopped or paused container") end
-  local proc, perr = exec_process(rec, opts.process)
+  if status == "stopped" then return fail("cannot exec in a stopped container") end
+  if status == "paused" and not opts.ignore_paused then
+    return fail("cannot exec in a paused container (use --ignore-paused to override)")
+  end
+  if status == "creating" then return fail("cannot exec in a container that is being created") end
+  local process = opts.process
+  if opts.process_file then
+    local data, _, errno = core.read_file(opts.process_file, 16777216)
+    if not data then
+      local text = core.strerror(errno or 0)
+      return fail("open %s: %s", opts.process_file, text:sub(1, 1):lower() .. text:sub(2))
+    end
+    process = data
+  elseif type(process) == "table" and (type(process.args) ~= "table" or #process.args == 0) then
+    return fail("process args cannot be empty")
+  end
+  local proc, perr = exec_process(rec, process)
   if not proc then return nil, perr end
-  if type(proc.args) ~= "table" or #proc.args == 0 then return fail("args must not be empty") end
+  local subs, serr = sub_cgroups(rec.pid, opts.cgroup)
+  if serr then return nil, serr end
   if proc.terminal and opts.detach and not opts.console_socket then
     return fail("cannot allocate tty if runc will detach without setting console socket")
   end
@@ -813,6 +1036,7 @@ function M.exec(rt, id, opts)
     pid_file = opts.pid_file and abspath(opts.pid_file) or nil,
     console_socket = opts.console_socket and abspath(opts.console_socket) or sock,
     preserve_fds = tonumber(opts.preserve_fds) or 0,
+    sub_cgroups = subs,
   })
   if sock then core.unlink(sock) end
   if not pid then
