@@ -3,12 +3,12 @@
 -- features, spec) as a library, so that specs can call them.
 --
 -- State lives under `root` (default /run/ctrlua-runc), one directory per container, 0700:
--- ROOT/ID/state.json {id, bundle, pid, start_time, created, annotations, cgroup, oci_version,
--- resources (what update set)} and ROOT/ID/exec.fifo until start.  The status is derived, as
--- runc derives it: no pid yet is "creating"; a frozen cgroup (its freezer, whoever froze it)
--- is "paused"; an init that is gone (or a pid now used by another process: its start time,
--- field 22 of /proc/PID/stat, differs, or it is a zombie) is "stopped"; an exec fifo still
--- there is "created"; else "running".
+-- ROOT/ID/state.json {id, bundle, pid, start_time, created, annotations, cgroup, resources
+-- (what update set)} and ROOT/ID/exec.fifo until start.  The status is derived, as runc
+-- derives it: no pid yet is "creating"; a frozen cgroup (its freezer, whoever froze it) is
+-- "paused"; an init that is gone (or a pid now used by another process: its start time, field
+-- 22 of /proc/PID/stat, differs, or it is a zombie) is "stopped"; an exec fifo still there is
+-- "created"; else "running".
 --
 -- In this mode the caller is the supervisor (containerd's shim, or a shell): `create`
 -- returns once the init waits on the fifo and leaves it to the caller's subreaper; no
@@ -199,7 +199,7 @@ local function go_time(t)
 end
 
 local function oci_state(rt, rec, status)
-  local st = { ociVersion = rec.oci_version or M.OCI_VERSION, id = rec.id, status = status,
+  local st = { ociVersion = M.OCI_VERSION, id = rec.id, status = status,
     pid = (status ~= "stopped" and rec.pid) or 0, bundle = rec.bundle, rootfs = rec.rootfs or "",
     created = go_time(rec.created), owner = "" }
   if type(rec.annotations) == "table" and next(rec.annotations) then
@@ -208,7 +208,8 @@ local function oci_state(rt, rec, status)
   return st
 end
 
---- The runtime-spec state of container id (runc's `state`: ociVersion (the spec's), id, pid
+--- The runtime-spec state of container id (runc's `state`: ociVersion (the runtime's, not
+-- config.json's: runc's is its runtime-spec library's), id, pid
 -- (0 once stopped), status, bundle, rootfs, created, annotations (when there are any) and
 -- owner, "" here as in runc's state; list names it).
 -- @return table, or nil, err ("container does not exist")
@@ -427,7 +428,6 @@ function M.create(rt, id, opts)
 
   local linux = type(spec.linux) == "table" and spec.linux or {}
   local rec = { id = id, bundle = bundle, created = core.rfc3339(),
-    oci_version = type(spec.ociVersion) == "string" and spec.ociVersion or nil,
     annotations = type(spec.annotations) == "table" and spec.annotations or nil,
     rootfs = type(spec.root) == "table" and type(spec.root.path) == "string"
       and (spec.root.path:sub(1, 1) == "/" and spec.root.path or bundle .. "/" .. spec.root.path)
