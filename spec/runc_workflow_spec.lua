@@ -402,4 +402,142 @@ describe("runc's lifecycle, scripted once #root", function()
       end)
     end)
   end)
+
+  describe("exec", function()
+    it("takes runc's flags as runc does, and fails where runc fails, with its words", function()
+      local CASES = {
+        { "-u", "1000", "id" },
+        { "-u", "1000:8", "--additional-gids", "11", "--additional-gids", "12", "id" },
+        { "-u", "x", "id" }, { "-u", "1:x", "id" }, { "--additional-gids", "-3", "id" },
+        { "--cwd", "/tmp", "sh", "-c", "pwd" }, { "--cwd", "tmp", "true" },
+        { "-e", "A=1", "-e", "B=2", "sh", "-c", "echo $A$B" },
+        { "--cap", "CAP_SYS_ADMIN", "sh", "-c", "grep CapBnd /proc/self/status" },
+        { "sh", "-c", "grep NoNewPrivs /proc/self/status" },
+        { "--no-new-privs", "sh", "-c", "grep NoNewPrivs /proc/self/status" },
+        { "--process-label", "system_u:system_r:container_t:s0", "true" },
+        { "-p", "p.json" }, { "-p", "p.json", "-u", "9", "--cwd", "/tmp", "echo", "ignored" },
+        { "-p", "nope.json" }, { "-p", "nocwd.json" }, {},
+        { "--preserve-fds", "1", "sh", "-c", "cat <&3" },
+        { "--cgroup", "memory,pids:sub", "sh", "-c", "grep -E ':(memory|pids|freezer):' /proc/self/cgroup" },
+        { "--cgroup", "sub", "sh", "-c", "grep -E ':(memory|freezer|):' /proc/self/cgroup" },
+        { "--cgroup", "a:b:c", "true" }, { "--cgroup", "sub", "--cgroup", "pids:sub", "true" },
+        { "--cgroup", "nope:sub", "true" }, { "--cgroup", "../..", "true" },
+      }
+      -- where runc's words are its Go stack's, only the exit code is compared
+      local CODE_ONLY = { ["--cgroup missing"] = true, ["--apparmor"] = true }
+      local r = same_on_both(function(rt)
+        prepare(rt, function(spec)
+          spec.process.user = { uid = 0, gid = 7, additionalGids = core.json_array({ 5 }) }
+          spec.process.noNewPrivileges = false
+        end)
+        must(rt, { "run", "-d", "x" })
+        for c, d in pairs(assert(cgroups.dirs(rt.cg))) do
+          assert(core.mkdir_p(d .. "/sub", 493))
+          if c == "cpuset" then
+            for _, f in ipairs({ "cpuset.cpus", "cpuset.mems" }) do
+              local fh = assert(io.open(d .. "/sub/" .. f, "w"))
+              assert(fh:write((assert(core.read_file(d .. "/" .. f)))))
+              fh:close()
+            end
+          end
+        end
+        assert(core.write_file(rt.bundle .. "/p.json", core.json_encode({
+          args = core.json_array({ "sh", "-c", "echo proc $X; id" }), cwd = "/",
+          env = core.json_array({ "PATH=/bin:/usr/bin", "X=7" }), user = { uid = 5, gid = 6 } }),
+          { mode = 420 }))
+        assert(core.write_file(rt.bundle .. "/nocwd.json", '{"args":["true"]}', { mode = 420 }))
+        assert(core.write_file(rt.bundle .. "/fd3", "from fd 3\n", { mode = 420 }))
+        local results = {}
+        for i, c in ipairs(CASES) do
+          local args = { "exec" }
+          local id_at = 2
+          for _, a in ipairs(c) do args[#args + 1] = a end
+          -- the id goes after the flags: before the first word that is not a flag or its value
+          local j = 2
+          while j <= #args and args[j]:sub(1, 1) == "-" do
+            j = j + ((args[j] == "--no-new-privs") and 1 or 2)
+          end
+          id_at = j
+          table.insert(args, id_at, "x")
+          local out, code = call(rt, args, nil, c[1] == "--preserve-fds" and "3<fd3" or nil)
+          out = out:gsub(rt.cg:gsub("%p", "%%%0"), "CG"):gsub(rt.bundle:gsub("%p", "%%%0"), "B")
+          results[i] = { table.concat(c, " "), code, out }
+        end
+        -- an exec into a sub-cgroup that is not there, and an AppArmor profile on a host
+        -- without AppArmor: refused, in words of each runtime's own
+        local _, c1 = call(rt, { "exec", "--cgroup", "memory:nosuch", "x", "true" })
+        local _, c2 = call(rt, { "exec", "--apparmor", "nosuch", "x", "true" })
+        results[#results + 1] = { "--cgroup missing", c1 }
+        results[#results + 1] = { "--apparmor", c2 }
+        -- --pid-file is relative to the caller's directory, not the bundle
+        assert(core.mkdir_p(dir .. "/cwd-" .. rt.name, 493))
+        local _, c3 = call(rt, { "exec", "-d", "--pid-file", "rel.pid", "x", "true" },
+          dir .. "/cwd-" .. rt.name)
+        results[#results + 1] = { "--pid-file", c3,
+          core.stat(dir .. "/cwd-" .. rt.name .. "/rel.pid") ~= nil }
+        must(rt, { "delete", "--force", "x" })
+        return results
+      end)
+      local by = {}
+      for _, x in ipairs(r) do by[x[1]] = x end
+      assert.are.equal("uid=1000 gid=7 groups=5\n", by["-u 1000 id"][3])
+      assert.are.equal("uid=1000 gid=8 groups=5,11,12\n",
+        by["-u 1000:8 --additional-gids 11 --additional-gids 12 id"][3])
+      assert.truthy(by["-u x id"][3]:find('parsing x as int for uid failed', 1, true))
+      assert.truthy(by[""][3]:find("exec failed: process args cannot be empty", 1, true))
+      assert.truthy(by["-p p.json -u 9 --cwd /tmp echo ignored"][3]:find("proc 7\nuid=5 gid=6", 1, true))
+      assert.truthy(by["--cgroup memory,pids:sub sh -c grep -E ':(memory|pids|freezer):' /proc/self/cgroup"][3]
+        :find(":memory:CG/sub\n", 1, true))
+      assert.are.equal("from fd 3\n", by["--preserve-fds 1 sh -c cat <&3"][3])
+      assert.are.same({ "--pid-file", 0, true }, by["--pid-file"])
+      assert.are.equal(255, by["--cgroup missing"][2])
+      assert.are.equal(255, by["--apparmor"][2])
+      for k in pairs(CODE_ONLY) do assert.is_nil(by[k][3]) end
+    end)
+  end)
+
+  describe("a cgroup that is not the container's alone", function()
+    local function busy_cgroup(rt)
+      assert(cgroups.new(rt.cg))
+      local pid = tonumber(S.must("sleep 1000 >/dev/null 2>&1 & echo $!"):match("%d+"))
+      assert(cgroups.add(rt.cg, pid))
+      return pid
+    end
+
+    it("that holds processes: a warning on the log, then create and run refuse (runc 1.2)", function()
+      local rt = prepare({ name = "ctrl", bin = BIN })
+      local pid = busy_cgroup(rt)
+      local log = dir .. "/busy.log"
+      for _, cmd in ipairs({ { "create", "busy" }, { "run", "-d", "busy" } }) do
+        os.remove(log)
+        local args = { "--log", log }
+        for _, a in ipairs(cmd) do args[#args + 1] = a end
+        local out, code = call(rt, args)
+        assert.are.equal(1, code)
+        assert.truthy(out:find("container's cgroup is not empty: 1 process(es) found", 1, true), out)
+        local text = assert(S.slurp(log))
+        local warn = text:find('level=warning msg="container\'s cgroup is not empty: 1 process(es) found"', 1, true)
+        local err = text:find('level=error msg="runc ' .. cmd[1] .. ' failed: container\'s cgroup is not empty: 1 process(es) found', 1, true)
+        assert.truthy(warn and err and warn < err, text)
+        -- nothing left: no state, the process where it was
+        assert.is_nil(core.stat(rt.root .. "/busy"))
+        assert.are_not.equal("stopped", status(rt, "busy"))
+        assert.same({ pid }, cgroups.processes(rt.cg))
+      end
+      core.kill(pid, 9)
+      S.until_true(function() return proc_gone(pid) and #assert(cgroups.processes(rt.cg)) == 0 end, 20,
+        "the process out of the cgroup")
+    end)
+
+    it("that is frozen: create refuses (runc's `unexpectedly frozen')", function()
+      local rt = prepare({ name = "ctrl", bin = BIN })
+      assert(cgroups.new(rt.cg))
+      assert(cgroups.freeze(rt.cg))
+      local out, code = call(rt, { "create", "frozen" })
+      assert.are.equal(1, code)
+      assert.truthy(out:find("runc create failed: container's cgroup unexpectedly frozen", 1, true), out)
+      assert.is_nil(core.stat(rt.root .. "/frozen"))
+      assert(cgroups.thaw(rt.cg))
+    end)
+  end)
 end)

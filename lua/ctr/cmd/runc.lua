@@ -323,11 +323,13 @@ end
 
 -- runc 1.1 warns of a cgroup that already holds processes and goes on; runc 1.2 refuses, and
 -- so does the runtime (the error names the path).  The warning is logged first, as 1.1's.
+-- Returns whether the cgroup is there.
 local function busy_note(rt, path)
   local pids = path and all_pids(path)
   if pids and #pids > 0 then
     rt:log("warning", ("container's cgroup is not empty: %d process(es) found"):format(#pids))
   end
+  return pids ~= nil
 end
 
 local function getcwd() return core.readlink("/proc/self/cwd") or "." end
@@ -448,7 +450,9 @@ function M.create(rt, id, opts)
   end
 
   ambient_note(rt, spec)
-  busy_note(rt, rec.cgroup)
+  -- a cgroup that was there before (a busy or frozen one create refuses, a parent's) is not
+  -- this create's to remove when it fails
+  local cg_before = rec.cgroup and busy_note(rt, rec.cgroup)
   -- a foreground run with a terminal: as runc, a pty of our own, its master received over a
   -- socket in the container's state directory and copied to our stdio by run
   local sock, listen
@@ -488,7 +492,7 @@ function M.create(rt, id, opts)
   if listen then core.close(listen) end
   if not pid then
     core.remove_tree(dir)
-    if rec.cgroup then cgroups.delete(rec.cgroup) end
+    if rec.cgroup and not cg_before then cgroups.delete(rec.cgroup) end
     return nil, err
   end
   rec.pid = pid
@@ -501,7 +505,7 @@ function M.create(rt, id, opts)
     core.waitpid(pid)
     unstack_host_mounts(rec)
     core.remove_tree(dir)
-    if rec.cgroup then cgroups.delete(rec.cgroup) end
+    if rec.cgroup and not cg_before then cgroups.delete(rec.cgroup) end
     return nil, err
   end
   rt:log("debug", ("created container %s: init pid %d"):format(id, pid))
