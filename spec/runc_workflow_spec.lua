@@ -154,6 +154,8 @@ describe("runc's lifecycle, scripted once #root", function()
 
   teardown(function()
     for _, s in ipairs(started) do
+      -- a test that failed may have left a container paused
+      if s.cgroup then cgroups.thaw(s.cgroup) end
       local ids = run_rt(s.bin, s.root, { "list", "-q" })
       for id in ids:gmatch("[^\n]+") do run_rt(s.bin, s.root, { "delete", "--force", id }) end
       if s.cgroup then cgroups.delete(s.cgroup) end
@@ -507,6 +509,7 @@ describe("runc's lifecycle, scripted once #root", function()
     it("that holds processes: a warning on the log, then create and run refuse (runc 1.2)", function()
       local rt = prepare({ name = "ctrl", bin = BIN })
       local pid = busy_cgroup(rt)
+      finally(function() core.kill(pid, 9) end)
       local log = dir .. "/busy.log"
       for _, cmd in ipairs({ { "create", "busy" }, { "run", "-d", "busy" } }) do
         os.remove(log)
@@ -533,6 +536,7 @@ describe("runc's lifecycle, scripted once #root", function()
       local rt = prepare({ name = "ctrl", bin = BIN })
       assert(cgroups.new(rt.cg))
       assert(cgroups.freeze(rt.cg))
+      finally(function() cgroups.thaw(rt.cg) end)
       local out, code = call(rt, { "create", "frozen" })
       assert.are.equal(1, code)
       assert.truthy(out:find("runc create failed: container's cgroup unexpectedly frozen", 1, true), out)
