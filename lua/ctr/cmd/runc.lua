@@ -3,12 +3,12 @@
 -- features, spec) as a library, so that specs can call them.
 --
 -- State lives under `root` (default /run/ctrlua-runc), one directory per container, 0700:
--- ROOT/ID/state.json {id, bundle, pid, start_time, created, annotations, cgroup, resources
--- (what update set)} and ROOT/ID/exec.fifo until start.  The status is derived, as runc
--- derives it: no pid yet is "creating"; a frozen cgroup (its freezer, whoever froze it) is
--- "paused"; an init that is gone (or a pid now used by another process: its start time, field
--- 22 of /proc/PID/stat, differs, or it is a zombie) is "stopped"; an exec fifo still there is
--- "created"; else "running".
+-- ROOT/ID/state.json {id, bundle, pid, start_time, created, annotations, cgroup, cgroup_dirs,
+-- resources (what update set)} and ROOT/ID/exec.fifo until start.  The status is derived, as
+-- runc derives it: no pid yet is "creating"; a frozen cgroup (its freezer, whoever froze it)
+-- is "paused"; an init that is gone (or a pid now used by another process: its start time,
+-- field 22 of /proc/PID/stat, differs, or it is a zombie) is "stopped"; an exec fifo still
+-- there is "created"; else "running".
 --
 -- In this mode the caller is the supervisor (containerd's shim, or a shell): `create`
 -- returns once the init waits on the fifo and leaves it to the caller's subreaper; no
@@ -150,10 +150,17 @@ end
 
 local function not_exist() return nil, errors.new("container does not exist", 2, "NOT_FOUND") end
 
--- Is the cgroup at path frozen (v1 freezer.state, else cgroup v2's cgroup.freeze)?  As runc's
--- isPaused, the kernel's word, not a note of ours: a thaw by someone else is seen.
-local function frozen(path)
-  local dirs = path and cgroups.dirs(path)
+-- The directories of a container's cgroup: those create found (a relative cgroupsPath is
+-- below the creator's cgroup, as runc keeps the paths in its state), else looked up now.
+local function cg_dirs(rec)
+  if type(rec.cgroup_dirs) == "table" then return rec.cgroup_dirs end
+  return rec.cgroup and cgroups.dirs(rec.cgroup) or nil
+end
+
+-- Is the container's cgroup frozen (v1 freezer.state, else cgroup v2's cgroup.freeze)?  As
+-- runc's isPaused, the kernel's word, not a note of ours: a thaw by someone else is seen.
+local function frozen(rec)
+  local dirs = cg_dirs(rec)
   if not dirs then return false end
   if dirs.freezer then
     local st = core.read_file(dirs.freezer .. "/freezer.state")
@@ -174,7 +181,7 @@ function M.status_of(rt, rec)
     return "stopped"
   end
   -- as runc's refreshState: a frozen cgroup is paused before anything else is asked
-  if frozen(rec.cgroup) then return "paused" end
+  if frozen(rec) then return "paused" end
   if not alive(rec.pid, rec.start_time) then return "stopped" end
   if core.stat(dir_of(rt, rec.id) .. "/exec.fifo") then return "created" end
   return "running"
@@ -300,10 +307,10 @@ local function ambient_note(rt, spec)
   end
 end
 
--- Every pid in the cgroup at path and in the cgroups below it (runc's GetAllPids: an exec
+-- Every pid in the container's cgroup and in the cgroups below it (runc's GetAllPids: an exec
 -- --cgroup or the container itself may have made some), from one hierarchy.
-local function all_pids(path)
-  local dirs = cgroups.dirs(path)
+local function all_pids(rec)
+  local dirs = cg_dirs(rec)
   if not dirs then return nil end
   local top = dirs.freezer or dirs.devices or dirs.memory or dirs.unified or select(2, next(dirs))
   if not top then return {} end
@@ -325,7 +332,7 @@ end
 -- so does the runtime (the error names the path).  The warning is logged first, as 1.1's.
 -- Returns whether the cgroup is there.
 local function busy_note(rt, path)
-  local pids = path and all_pids(path)
+  local pids = path and all_pids({ cgroup = path })
   if pids and #pids > 0 then
     rt:log("warning", ("container's cgroup is not empty: %d process(es) found"):format(#pids))
   end
@@ -497,6 +504,7 @@ function M.create(rt, id, opts)
   end
   rec.pid = pid
   rec.start_time = select(2, M.proc_info(pid))
+  rec.cgroup_dirs = rec.cgroup and cgroups.dirs(rec.cgroup) or nil
   rec.creator, rec.creator_start = nil, nil
   ok, err = write_record(rt, rec)
   if not ok then
@@ -538,7 +546,7 @@ local function signal_all(rec, sig)
     return fail("cannot signal all processes: the container has no cgroup (linux.cgroupsPath)")
   end
   local froze = cgroups.freeze(rec.cgroup)
-  local pids = all_pids(rec.cgroup)
+  local pids = all_pids(rec)
   if not pids then
     if froze then cgroups.thaw(rec.cgroup) end
     return fail("cannot signal all processes: the cgroup %s is gone", rec.cgroup)
@@ -565,7 +573,7 @@ function M.kill(rt, id, sig, all)
   sig = sig or 15
   if all then
     -- as runc: a stopped container whose cgroup is gone has nothing left to signal
-    if status == "stopped" and rec.cgroup and not all_pids(rec.cgroup) then return true end
+    if status == "stopped" and rec.cgroup and not all_pids(rec) then return true end
     return signal_all(rec, sig)
   end
   if status == "stopped" or status == "creating" then return fail("container not running") end
