@@ -305,7 +305,8 @@ describe("runc's lifecycle, scripted once #root", function()
   end
 
   local function until_status(rt, id, want)
-    S.until_true(function() return status(rt, id) == want end, 20, rt.name .. " " .. id .. " " .. want)
+    S.until_true(function() return status(rt, id) == want end, 20,
+      rt.name .. " " .. id .. " " .. want)
   end
 
   local function proc_gone(pid)
@@ -334,7 +335,7 @@ describe("runc's lifecycle, scripted once #root", function()
       assert.are.same({ out = "", code = 0, frozen = "THAWED\n" }, r)
     end)
 
-    it("--all signals the processes of sub-cgroups too, thaws a paused container; not the init's absence", function()
+    it("--all signals sub-cgroups' processes too and thaws; stopped: --all 0, kill refused", function()
       local r = same_on_both(function(rt)
         prepare(rt)
         must(rt, { "run", "-d", "k" })
@@ -452,15 +453,13 @@ describe("runc's lifecycle, scripted once #root", function()
         local results = {}
         for i, c in ipairs(CASES) do
           local args = { "exec" }
-          local id_at = 2
           for _, a in ipairs(c) do args[#args + 1] = a end
           -- the id goes after the flags: before the first word that is not a flag or its value
           local j = 2
           while j <= #args and args[j]:sub(1, 1) == "-" do
             j = j + ((args[j] == "--no-new-privs") and 1 or 2)
           end
-          id_at = j
-          table.insert(args, id_at, "x")
+          table.insert(args, j, "x")
           local out, code = call(rt, args, nil, c[1] == "--preserve-fds" and "3<fd3" or nil)
           out = out:gsub(rt.cg:gsub("%p", "%%%0"), "CG"):gsub(rt.bundle:gsub("%p", "%%%0"), "B")
           results[i] = { table.concat(c, " "), code, out }
@@ -519,8 +518,9 @@ describe("runc's lifecycle, scripted once #root", function()
         assert.are.equal(1, code)
         assert.truthy(out:find("container's cgroup is not empty: 1 process(es) found", 1, true), out)
         local text = assert(S.slurp(log))
-        local warn = text:find('level=warning msg="container\'s cgroup is not empty: 1 process(es) found"', 1, true)
-        local err = text:find('level=error msg="runc ' .. cmd[1] .. ' failed: container\'s cgroup is not empty: 1 process(es) found', 1, true)
+        local busy = "container's cgroup is not empty: 1 process(es) found"
+        local warn = text:find('level=warning msg="' .. busy .. '"', 1, true)
+        local err = text:find('level=error msg="runc ' .. cmd[1] .. " failed: " .. busy, 1, true)
         assert.truthy(warn and err and warn < err, text)
         -- nothing left: no state, the process where it was
         assert.is_nil(core.stat(rt.root .. "/busy"))
