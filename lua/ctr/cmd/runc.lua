@@ -728,7 +728,7 @@ function M.exec(rt, id, opts)
     if not listen then return nil, err end
   end
   local pid, err = sys.exec(rec.pid, proc, {
-    bundle = rec.bundle,
+    bundle = rec.bundle, id = id,
     pid_file = opts.pid_file and abspath(opts.pid_file) or nil,
     console_socket = opts.console_socket and abspath(opts.console_socket) or sock,
     preserve_fds = tonumber(opts.preserve_fds) or 0,
