@@ -722,6 +722,8 @@ static int prepare_init(struct create *cr, const struct ctr_create_opts *opts,
         return -1;
     /* the agent is reached before anything is made: one that is not there fails the create
      * with nothing to undo */
+    if (cfg->seccomp && ctr_seccomp_compile(cfg->seccomp, err) < 0)
+        return -1;
     if (ctr_seccomp_listener_path(cfg->seccomp) &&
         (cr->a.agent = ctr_seccomp_connect(cfg->seccomp, err)) < 0)
         return -1;

@@ -459,6 +459,8 @@ pid_t ctr_exec(pid_t init, const struct ctr_exec_opts *o, struct ctr_err *err)
         goto fail;
     if (cfg.terminal && (x.console = ctr_console_connect(o->console_socket, err)) < 0)
         goto fail;
+    if (cfg.seccomp && ctr_seccomp_compile(cfg.seccomp, err) < 0)
+        goto fail;
     if (ctr_seccomp_listener_path(cfg.seccomp) &&
         (x.agent = ctr_seccomp_connect(cfg.seccomp, err)) < 0)
         goto fail;

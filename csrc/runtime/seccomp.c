@@ -41,8 +41,10 @@
 
 struct ctr_seccomp {
     scmp_filter_ctx ctx;
-    struct sock_filter *prog; /* the stub, then libseccomp's program */
-    size_t len, stub_len;
+    struct sock_filter *stub; /* the ENOSYS stub (built at prepare), or NULL */
+    size_t stub_len;
+    struct sock_filter *prog; /* the stub, then libseccomp's program (ctr_seccomp_compile) */
+    size_t len;
     unsigned flags;           /* SECCOMP_FILTER_FLAG_* for seccomp(2) */
     char *listener_path;      /* set when a rule notifies */
     char *listener_metadata;  /* may be NULL */
@@ -344,8 +346,8 @@ static int read_capped(int fd, size_t cap, char **out, size_t *len)
 enum { L_FILTER = -1, L_ENOSYS = -2 };
 
 struct stub {
-    struct sock_filter insn[160];
-    int target[160]; /* for a `ja`: a label (L_*) or an index in insn; else 0 */
+    struct sock_filter insn[512];
+    int target[512]; /* for a `ja`: a label (L_*) or an index in insn; else 0 */
     size_t n;
 };
 
@@ -497,30 +499,47 @@ static int parse_listener(const cJSON *s, const struct profile *pr, struct ctr_s
     return 0;
 }
 
-/* The program to load: the stub (when the default is not permissive), libseccomp's program. */
-static int assemble(struct ctr_seccomp *sc, uint32_t defact, const struct profile *pr,
-                    struct ctr_err *err)
+/* The stub, when the default is not permissive.  TRACE counts as permissive (a tracer handles
+ * new syscalls itself); a default that answers ENOSYS already needs none. */
+static int make_stub(struct ctr_seccomp *sc, uint32_t defact, const struct profile *pr,
+                     struct ctr_err *err)
 {
+    int permissive = defact == SCMP_ACT_ALLOW || defact == SCMP_ACT_LOG ||
+                     (defact & 0xffff0000u) == SCMP_ACT_TRACE(0);
+    if (permissive || defact == SCMP_ACT_ERRNO(ENOSYS))
+        return 0;
+    struct stub st = {.n = 0};
+    if (build_stub(pr, &st, err) < 0)
+        return -1;
+    if (st.n == 0)
+        return 0;
+    if ((sc->stub = calloc(st.n, sizeof *sc->stub)) == NULL)
+        return ctr_fail(err, ENOMEM, "seccomp: the ENOSYS stub");
+    memcpy(sc->stub, st.insn, st.n * sizeof *sc->stub);
+    sc->stub_len = st.n;
+    return 0;
+}
+
+/* libseccomp's program is generated here, not at prepare: it costs milliseconds for a large
+ * profile, and a profile that is only checked (ctr.seccomp.check, a config read for its
+ * hooks) never needs it. */
+int ctr_seccomp_compile(struct ctr_seccomp *sc, struct ctr_err *err)
+{
+    if (sc->prog)
+        return 0;
     cleanup_free struct sock_filter *bpf = NULL;
     size_t n = 0;
     if (export_bpf(sc->ctx, &bpf, &n, err) < 0)
         return -1;
-    /* TRACE counts as permissive (a tracer handles new syscalls itself); and a default that
-     * already answers ENOSYS needs no stub */
-    int permissive = defact == SCMP_ACT_ALLOW || defact == SCMP_ACT_LOG ||
-                     (defact & 0xffff0000u) == SCMP_ACT_TRACE(0);
-    struct stub st = {.n = 0};
-    if (!permissive && defact != SCMP_ACT_ERRNO(ENOSYS) && build_stub(pr, &st, err) < 0)
-        return -1;
-    if (st.n + n > BPF_MAXINSNS)
+    if (sc->stub_len + n > BPF_MAXINSNS)
         return ctr_fail(err, E2BIG, "config.json: " W ": the filter needs %zu instructions, "
-                        "more than the kernel's %d", st.n + n, BPF_MAXINSNS);
-    if ((sc->prog = calloc(st.n + n, sizeof *sc->prog)) == NULL)
+                        "more than the kernel's %d", sc->stub_len + n, BPF_MAXINSNS);
+    if ((sc->prog = calloc(sc->stub_len + n, sizeof *sc->prog)) == NULL)
         return ctr_fail(err, ENOMEM, "seccomp: the program");
-    memcpy(sc->prog, st.insn, st.n * sizeof *sc->prog);
-    memcpy(sc->prog + st.n, bpf, n * sizeof *sc->prog);
-    sc->len = st.n + n;
-    sc->stub_len = st.n;
+    if (sc->stub_len)
+        memcpy(sc->prog, sc->stub, sc->stub_len * sizeof *sc->prog);
+    memcpy(sc->prog + sc->stub_len, bpf, n * sizeof *sc->prog);
+    sc->len = sc->stub_len + n;
     return 0;
 }
 
@@ -621,7 +640,7 @@ int ctr_seccomp_prepare(const cJSON *s, struct ctr_seccomp **out, struct ctr_err
         if (sc->flags & SECCOMP_FILTER_FLAG_TSYNC)
             sc->flags |= SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
     }
-    if (assemble(sc, defact, &pr, err) < 0)
+    if (make_stub(sc, defact, &pr, err) < 0)
         return -1;
 
     *out = steal_pointer(&sc);
@@ -630,8 +649,10 @@ int ctr_seccomp_prepare(const cJSON *s, struct ctr_seccomp **out, struct ctr_err
 
 /* ------------------------------------------------------------------ load, release */
 
-int ctr_seccomp_load(const struct ctr_seccomp *sc, int *listener, struct ctr_err *err)
+int ctr_seccomp_load(struct ctr_seccomp *sc, int *listener, struct ctr_err *err)
 {
+    if (ctr_seccomp_compile(sc, err) < 0)
+        return -1;
     struct sock_fprog fp = {.len = (unsigned short)sc->len, .filter = sc->prog};
     long rc = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, sc->flags, &fp);
     if (rc < 0)
@@ -649,6 +670,7 @@ void ctr_seccomp_release(struct ctr_seccomp *sc)
         return;
     if (sc->ctx)
         seccomp_release(sc->ctx);
+    free(sc->stub);
     free(sc->prog);
     free(sc->listener_path);
     free(sc->listener_metadata);
@@ -777,9 +799,11 @@ int ctr_seccomp_export_pfc(const struct ctr_seccomp *sc, char **out, struct ctr_
     return 0;
 }
 
-int ctr_seccomp_run(const struct ctr_seccomp *sc, char *const argv[], size_t cap, int *status, char **out,
+int ctr_seccomp_run(struct ctr_seccomp *sc, char *const argv[], size_t cap, int *status, char **out,
                     struct ctr_err *err)
 {
+    if (ctr_seccomp_compile(sc, err) < 0)
+        return -1;
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0)
         return ctr_fail(err, errno, "pipe2");

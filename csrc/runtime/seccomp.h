@@ -3,9 +3,10 @@
  *
  * The work is split across the fork:
  *   parent, before clone:  ctr_seccomp_prepare() parses and checks linux.seccomp and builds the
- *                          whole libseccomp context (every allocation happens here, and every
- *                          error in the profile is reported before anything is cloned);
- *   child, last step:      ctr_seccomp_load() compiles and installs it (seccomp(2));
+ *                          whole libseccomp context (every error in the profile is reported
+ *                          before anything is cloned), ctr_seccomp_compile() its program
+ *                          (every allocation happens here);
+ *   child, last step:      ctr_seccomp_load() installs it (seccomp(2));
  *   parent, after:         ctr_seccomp_release().
  *
  * When to load (what the runtime must do, after runc's standard_init_linux.go):
@@ -65,10 +66,15 @@ struct ctr_seccomp;
  * decides whether a spec without one runs unconfined. */
 int ctr_seccomp_prepare(const cJSON *seccomp, struct ctr_seccomp **out, struct ctr_err *err);
 
+/* Generate the program to load (libseccomp's, after the stub); done once.  The runtime calls
+ * it in the parent, before clone, so that the child only loads. */
+int ctr_seccomp_compile(struct ctr_seccomp *sc, struct ctr_err *err);
+
 /* Install the filter in the calling process (and, with SECCOMP_FILTER_FLAG_TSYNC, its other
- * threads).  Without no_new_privs this needs CAP_SYS_ADMIN.  *listener (may be NULL when the
- * filter notifies nothing) gets the listener fd of a filter that notifies, -1 otherwise. */
-int ctr_seccomp_load(const struct ctr_seccomp *sc, int *listener, struct ctr_err *err);
+ * threads), compiling it first if that was not done.  Without no_new_privs this needs
+ * CAP_SYS_ADMIN.  *listener (may be NULL) gets the listener fd of a filter that notifies
+ * (closed when listener is NULL), -1 otherwise. */
+int ctr_seccomp_load(struct ctr_seccomp *sc, int *listener, struct ctr_err *err);
 
 void ctr_seccomp_release(struct ctr_seccomp *sc);
 
@@ -106,7 +112,7 @@ size_t ctr_seccomp_stub_len(const struct ctr_seccomp *sc);
 /* Test harness: fork; in the child set no_new_privs, load the filter and execv(argv[0]) with
  * stdout and stderr on a pipe; in the parent collect at most `cap` bytes of that output and the
  * wait status.  Used by the specs to prove the filter the kernel runs, without a container. */
-int ctr_seccomp_run(const struct ctr_seccomp *sc, char *const argv[], size_t cap, int *status, char **out,
+int ctr_seccomp_run(struct ctr_seccomp *sc, char *const argv[], size_t cap, int *status, char **out,
                     struct ctr_err *err);
 
 #endif
