@@ -196,6 +196,34 @@ describe("seccomp agents, defaultErrnoRet, ENOSYS #root", function()
       if not ok then error(e, 0) end
     end)
 
+    it("works for run.lua -d (the monitor creates the init) and tasks exec, with TSYNC and many architectures", function()
+      local env = S.new_env()
+      local ok, e = pcall(function()
+        local ag = agent("a-d", "fake")
+        local prof = dir .. "/profile.json"
+        -- TSYNC with a listener needs TSYNC_ESRCH; the little-endian architectures mix
+        assert(core.write_file(prof, core.json_encode(notify_profile(ag.sock, {
+          flags = arr({ "SECCOMP_FILTER_FLAG_TSYNC" }),
+          architectures = arr({ "SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64",
+            "SCMP_ARCH_ARM", "SCMP_ARCH_PPC64LE", "SCMP_ARCH_RISCV64", "SCMP_ARCH_MIPSEL64N32" }) }))))
+        local r = env:run("run.lua", "-d", "--seccomp", "--seccomp-profile", prof, "--mount",
+          "type=bind,src=" .. tools .. "/probe,dst=/probe,options=rbind:ro", S.IMAGE, "d1", "sleep", "60")
+        assert.are.equal(0, r.code, r.stderr)
+        local init = ag.state(1)
+        assert.are.equal("d1", init.state.id)
+        r = env:run("tasks.lua", "exec", "--exec-id", "e1", "d1", "/probe", "mkdir", "/tmp/made")
+        assert.are.equal(0, r.code, r.stderr)
+        assert.are.equal("mkdir=0 exists=0\n", r.stdout)
+        local st = ag.state(2)
+        assert.are.equal("d1", st.state.id)
+        assert.are.equal("running", st.state.status)
+        assert.are.equal(init.pid, st.state.pid)
+        assert.are.equal("mkdir " .. st.pid .. "\n", ag.mkdirs(2))
+      end)
+      env:destroy()
+      if not ok then error(e, 0) end
+    end)
+
     -- refused as runc refuses them: create fails (runc: at the init; ctrlua: before clone)
     local refused = {
       { "NOTIFY without listenerPath", function(p) p.listenerPath = nil; p.listenerMetadata = nil end,
