@@ -294,6 +294,7 @@ static int add_syscall(scmp_filter_ctx ctx, uint32_t defact, const cJSON *sc, si
     return 0;
 }
 
+/* All of fd up to cap bytes (the rest read and dropped), NUL-terminated. */
 static int read_capped(int fd, size_t cap, char **out, size_t *len)
 {
     size_t size = 4096, n = 0;
@@ -459,9 +460,8 @@ static int export_bpf(scmp_filter_ctx ctx, struct sock_filter **prog, size_t *le
     off_t size = lseek(fd, 0, SEEK_END);
     if (size < 0 || lseek(fd, 0, SEEK_SET) < 0)
         return ctr_fail(err, errno, "lseek the bpf memfd");
-    if (size == 0 || size % (off_t)sizeof **prog != 0 ||
-        size / (off_t)sizeof **prog > BPF_MAXINSNS)
-        return ctr_fail(err, E2BIG, "seccomp: libseccomp's program has %lld bytes",
+    if (size == 0 || size % (off_t)sizeof **prog != 0)
+        return ctr_fail(err, EINVAL, "seccomp: libseccomp's program has %lld bytes",
                         (long long)size);
     cleanup_free char *buf = NULL;
     size_t n;

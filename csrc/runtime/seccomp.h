@@ -29,16 +29,18 @@
  *   - an unknown action, operator, architecture or flag is an error naming it;
  *   - SCMP_ACT_NOTIFY needs listenerPath (a unix socket of a seccomp agent), and is refused as
  *     the default action and on write(2): the init writes the listener's number to its parent
- *     once the filter is on, so a notified write could never reach the agent;
+ *     once the filter is on, so a notified write could never reach the agent; listenerPath
+ *     and listenerMetadata are ignored when no rule notifies (as the runtime spec says);
  *   - syscalls newer than the profile get ENOSYS (runc's patchbpf): when the default action
- *     is not a permissive one (ALLOW, LOG, TRACE) and defaultErrnoRet is not ENOSYS already,
+ *     is not a permissive one (ALLOW, LOG, TRACE) nor ERRNO with ENOSYS already,
  *     a stub in front of libseccomp's program answers every syscall number above the highest
  *     one the profile names, per architecture, with ENOSYS, so that a program falls back to
  *     the older call (glibc: clone3 to clone) instead of failing on EPERM or dying.  The
  *     profile's architectures are those listed, or the native one when none is (that is the
  *     filter libseccomp builds; runc adds no stub then).
- * The filter is loaded with seccomp(2) directly (libseccomp's program, exported at prepare,
- * with the stub in front), SECCOMP_FILTER_FLAG_NEW_LISTENER when a rule notifies.
+ * The filter is loaded with seccomp(2) directly (libseccomp's program, exported by
+ * ctr_seccomp_compile, with the stub in front), SECCOMP_FILTER_FLAG_NEW_LISTENER when a rule
+ * notifies.
  * Argument values are JSON numbers, read as doubles: exact up to 2^53.
  *
  * The seccomp agent (SCMP_ACT_NOTIFY), as runc 1.1 does it: the process that loads the filter
