@@ -720,10 +720,11 @@ static int prepare_init(struct create *cr, const struct ctr_create_opts *opts,
     struct ctr_config *cfg = &cr->cfg;
     if (check_opts(cfg, opts, err) < 0)
         return -1;
-    /* the agent is reached before anything is made: one that is not there fails the create
-     * with nothing to undo */
+    /* the filter's program is generated here: the init only loads it */
     if (cfg->seccomp && ctr_seccomp_compile(cfg->seccomp, err) < 0)
         return -1;
+    /* the agent is reached before anything is made: one that is not there fails the create
+     * with nothing to undo */
     if (ctr_seccomp_listener_path(cfg->seccomp) &&
         (cr->a.agent = ctr_seccomp_connect(cfg->seccomp, err)) < 0)
         return -1;
