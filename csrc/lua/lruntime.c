@@ -255,8 +255,9 @@ static const luaL_Reg runtime_funcs[] = {
 
 /* exec(init_pid, process, opts) -> pid: a new process in the container of init_pid, our
  * child, once its program runs.  process: an OCI process (a table, or its JSON text); nil:
- * config.json's.  opts: bundle (required), pid_file, console_socket, stdin/stdout/stderr
- * (fds), preserve_fds, sub_cgroups ({"CONTROLLER:SUB", ":SUB"}: runc's exec --cgroup). */
+ * config.json's.  opts: bundle (required), id (the container's, for a seccomp agent), pid_file,
+ * console_socket, stdin/stdout/stderr (fds), preserve_fds, sub_cgroups ({"CONTROLLER:SUB",
+ * ":SUB"}: runc's exec --cgroup). */
 static int l_exec(lua_State *L)
 {
     lua_Number ip = luaL_checknumber(L, 1);
@@ -277,6 +278,7 @@ static int l_exec(lua_State *L)
         return luaL_error(L, "exec: opts.bundle: expected string");
     struct ctr_exec_opts o = {
         .bundle = bundle,
+        .id = ctr_lua_optfield_string(L, 3, "id", NULL),
         .process = lua_tostring(L, 2),
         .pid_file = ctr_lua_optfield_string(L, 3, "pid_file", NULL),
         .console_socket = ctr_lua_optfield_string(L, 3, "console_socket", NULL),

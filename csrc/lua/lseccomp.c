@@ -15,7 +15,8 @@
 /* ===================================================================== seccomp (runtime/seccomp.c) */
 
 /* Parse a profile (an OCI linux.seccomp object as JSON text) and build its filter. */
-static int prepare_from_string(lua_State *L, int idx, scmp_filter_ctx *ctx, struct ctr_err *e)
+static int prepare_from_string(lua_State *L, int idx, struct ctr_seccomp **ctx,
+                               struct ctr_err *e)
 {
     const char *json = luaL_checkstring(L, idx);
     cJSON *j = cJSON_Parse(json);
@@ -58,7 +59,7 @@ static int l_seccomp_native_arch(lua_State *L)
 static int l_seccomp_export_pfc(lua_State *L)
 {
     struct ctr_err e;
-    scmp_filter_ctx ctx;
+    struct ctr_seccomp *ctx;
     if (prepare_from_string(L, 1, &ctx, &e) < 0)
         return ctr_lua_fail(L, &e);
     char *text = NULL;
@@ -68,6 +69,19 @@ static int l_seccomp_export_pfc(lua_State *L)
         return ctr_lua_fail(L, &e);
     lua_pushstring(L, text);
     free(text);
+    return 1;
+}
+
+/* seccomp_stub_len(json) -> n | nil, msg, errno: the instructions of the ENOSYS stub in front
+ * of libseccomp's program (0: the profile gets none; runtime/seccomp.h) */
+static int l_seccomp_stub_len(lua_State *L)
+{
+    struct ctr_err e;
+    struct ctr_seccomp *ctx;
+    if (prepare_from_string(L, 1, &ctx, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushinteger(L, (lua_Integer)ctr_seccomp_stub_len(ctx));
+    ctr_seccomp_release(ctx);
     return 1;
 }
 
@@ -96,7 +110,7 @@ static int l_seccomp_run(lua_State *L)
     }
     argv[n] = NULL;
     struct ctr_err e;
-    scmp_filter_ctx ctx;
+    struct ctr_seccomp *ctx;
     if (prepare_from_string(L, 1, &ctx, &e) < 0)
         return ctr_lua_fail(L, &e);
     int status = 0;
@@ -117,6 +131,7 @@ static const luaL_Reg seccomp_funcs[] = {
     {"seccomp_native_arch", l_seccomp_native_arch},
     {"seccomp_export_pfc", l_seccomp_export_pfc},
     {"seccomp_run", l_seccomp_run},
+    {"seccomp_stub_len", l_seccomp_stub_len},
     {NULL, NULL},
 };
 

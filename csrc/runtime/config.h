@@ -94,7 +94,7 @@ struct ctr_config {
     size_t nuid_maps, ngid_maps;
     struct ctr_sysctl *sysctls;
     size_t nsysctls;
-    scmp_filter_ctx seccomp;        /* NULL: unconfined */
+    struct ctr_seccomp *seccomp;    /* NULL: unconfined */
 
     const char *cgroups_path;       /* linux.cgroupsPath; NULL or "": no cgroup */
     struct ctr_resources *resources; /* linux.resources, parsed; NULL when absent */

@@ -14,6 +14,9 @@
  *   createRuntime; send "resume" ─────────►  createContainer hooks, pivot_root, console,
  *                                            hostname, cwd, apparmor, uid/gid, caps,
  *                                            no_new_privs, executable lookup, fds CLOEXEC
+ *   {seccomp agent}: take the listener ◄───  {seccomp: its fd number} (a filter that notifies)
+ *   (pidfd_getfd), send it to the agent,
+ *   "seccomp done" ──────────────────────►  close the listener, go on
  *   read one message   ◄───────────────────  {ready} or {error: errno, text}
  *   pid file, return pid                     open the exec fifo for writing: blocks
  *   ... start: read the fifo ─────────────►  write a byte, startContainer hooks, execve
@@ -61,10 +64,11 @@
 #include "runtime/sealed.h"
 #include "base/cleanup.h"
 
-enum { MSG_READY = 1, MSG_ERROR = 2, MSG_HOOKS = 3 };
+enum { MSG_READY = 1, MSG_ERROR = 2, MSG_HOOKS = 3, MSG_SECCOMP = 4 };
 
 struct sync_msg {
     int type;
+    int fd; /* MSG_SECCOMP: the listener's number in the init */
     struct ctr_err err;
 };
 
@@ -76,6 +80,7 @@ struct child_args {
     int nsfd[8];      /* namespaces to join (the pid one is joined by the parent) */
     int console;      /* connected console socket, or -1 */
     int tramp;        /* sealed ctrlua-exec: what the init's last execve runs (runtime/sealed.h) */
+    int agent;        /* the parent's connection to the seccomp agent, or -1: not the init's */
     struct ctr_file_id self; /* our executable, never to be the container's program */
     const char *bundle; /* absolute, for the hooks' state */
     pid_t parent;       /* the process that called create (our parent, CLONE_PARENT or not) */
@@ -273,6 +278,26 @@ static void child_await_start(struct child_args *a)
     close(a->fifo);
 }
 
+/* Load the filter; a listener (the filter notifies) goes to the seccomp agent through the
+ * parent: its number is written (write(2), which no profile may notify: runtime/seccomp.h),
+ * the parent takes it with pidfd_getfd and hands it on, and says when the agent has it. */
+static int child_seccomp(const struct child_args *a, struct ctr_err *err)
+{
+    int listener;
+    if (ctr_seccomp_load(a->cfg->seccomp, &listener, err) < 0)
+        return -1;
+    if (listener < 0)
+        return 0;
+    struct sync_msg m = {.type = MSG_SECCOMP, .fd = listener};
+    char done;
+    /* a parent that is gone, or failed to reach the agent, reports (and kills us) itself */
+    if (RETRY(write(a->sync, &m, sizeof m)) != (ssize_t)sizeof m ||
+        RETRY(read(a->sync, &done, 1)) != 1)
+        _exit(1);
+    close(listener);
+    return 0;
+}
+
 /* After start: the startContainer hooks, the seccomp filter of a no_new_privs process (last,
  * so that nothing of ours runs under it), and the sealed ctrlua-exec, which execs exe.  No
  * parent listens any more: failures go to the container's stderr. */
@@ -288,7 +313,8 @@ static __attribute__((noreturn)) void child_exec(struct child_args *a, pid_t hos
         dprintf(2, "ctrlua init: %s\n", err.msg);
         _exit(127);
     }
-    if (c->seccomp && c->no_new_privs && ctr_seccomp_load(c->seccomp, &err) < 0) {
+    if (c->seccomp && c->no_new_privs && !ctr_seccomp_listener_path(c->seccomp) &&
+        ctr_seccomp_load(c->seccomp, NULL, &err) < 0) {
         dprintf(2, "ctrlua init: %s\n", err.msg);
         _exit(127);
     }
@@ -307,6 +333,8 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
     const struct ctr_config *c = a->cfg;
     const struct ctr_create_opts *o = a->opts;
     struct ctr_err err = {.code = 0};
+    if (a->agent >= 0)
+        close(a->agent);
 
     /* Not dumpable before anything else: while we hold fds and run the host's binary inside
      * the container's namespaces, a container process must not be able to ptrace us or open
@@ -371,7 +399,7 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
     /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which the identity step
      * below drops: load it now (runc does the same).  With no_new_privs it is loaded last,
      * right before execve. */
-    if (c->seccomp && !c->no_new_privs && ctr_seccomp_load(c->seccomp, &err) < 0)
+    if (c->seccomp && !c->no_new_privs && child_seccomp(a, &err) < 0)
         child_fail(sync, &err);
     if (ctr_process_identity(c, &err) < 0)
         child_fail(sync, &err);
@@ -383,19 +411,26 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
     char exe[PATH_MAX];
     if (child_lookup_program(a, exe, sizeof exe, &err) < 0)
         child_fail(sync, &err);
+    /* With no_new_privs the filter waits for the last step, after start; one whose listener
+     * goes to an agent cannot, as the listener goes through us and ctrlua-runc's create
+     * returns before start: it is loaded here, before the ready, where runc 1.1 loads it. */
+    int notify_nnp = c->seccomp && c->no_new_privs && ctr_seccomp_listener_path(c->seccomp);
+    if (notify_nnp && child_seccomp(a, &err) < 0)
+        child_fail(sync, &err);
 
     /* a ready that cannot be sent means the parent is gone (see die_with_parent) */
     struct sync_msg ready = {.type = MSG_READY};
     if (RETRY(send(sync, &ready, sizeof ready, MSG_NOSIGNAL)) != (ssize_t)sizeof ready)
         _exit(1);
     child_await_start(a);
-    child_exec(a, host_pid, exe, filtered);
+    child_exec(a, host_pid, exe, filtered || notify_nnp);
 }
 
 /* Wait for the child's message.  0 on ready, 1 when it waits for the prestart and
- * createRuntime hooks, -1 with the child's error otherwise. */
+ * createRuntime hooks, 2 with *fd when it has a seccomp listener for the agent, -1 with the
+ * child's error otherwise. */
 /* *died is set when the init went away without a word: it died on its own. */
-static int read_child(int sock, pid_t pid, int *died, struct ctr_err *err)
+static int read_child(int sock, pid_t pid, int *died, int *fd, struct ctr_err *err)
 {
     struct sync_msg m;
     ssize_t n = RETRY(recv(sock, &m, sizeof m, 0));
@@ -403,6 +438,10 @@ static int read_child(int sock, pid_t pid, int *died, struct ctr_err *err)
         return 0;
     if (n == (ssize_t)sizeof m && m.type == MSG_HOOKS)
         return 1;
+    if (n == (ssize_t)sizeof m && m.type == MSG_SECCOMP) {
+        *fd = m.fd;
+        return 2;
+    }
     if (n == (ssize_t)sizeof m && m.type == MSG_ERROR) {
         *err = m.err;
         err->msg[sizeof err->msg - 1] = '\0';
@@ -681,6 +720,14 @@ static int prepare_init(struct create *cr, const struct ctr_create_opts *opts,
     struct ctr_config *cfg = &cr->cfg;
     if (check_opts(cfg, opts, err) < 0)
         return -1;
+    /* the filter's program is generated here: the init only loads it */
+    if (cfg->seccomp && ctr_seccomp_compile(cfg->seccomp, err) < 0)
+        return -1;
+    /* the agent is reached before anything is made: one that is not there fails the create
+     * with nothing to undo */
+    if (ctr_seccomp_listener_path(cfg->seccomp) &&
+        (cr->a.agent = ctr_seccomp_connect(cfg->seccomp, err)) < 0)
+        return -1;
     if (cfg->terminal && (cr->a.console = ctr_console_connect(opts->console_socket, err)) < 0)
         return -1;
     if ((cr->a.tramp = ctr_sealed_trampoline(err)) < 0 || ctr_own_executable(&cr->a.self, err) < 0)
@@ -761,6 +808,31 @@ static int clone_init(struct create *cr, struct ctr_err *err)
     return 0;
 }
 
+/* The init's seccomp listener (its fd number `fd`) to the agent, with the container process
+ * state (status "creating", as runc sends it), then "seccomp done" to the init. */
+static int forward_listener(struct create *cr, const struct ctr_create_opts *opts, int fd,
+                            struct ctr_err *err)
+{
+    const struct ctr_config *cfg = &cr->cfg;
+    if (cr->a.agent < 0)
+        return ctr_fail(err, EPROTO, "the container init %d sent a seccomp listener that no "
+                        "agent waits for", (int)cr->pid);
+    cleanup_close int listener = ctr_seccomp_listener_take(cr->pid, fd, err);
+    if (listener < 0)
+        return -1;
+    cleanup_free char *state = ctr_hooks_state(cfg->oci_version, opts->id, "creating", cr->pid,
+                                               cr->bundle_abs, cfg->annotations);
+    if (state == NULL)
+        return ctr_fail(err, ENOMEM, "seccomp agent: the container state");
+    if (ctr_seccomp_send_state(cfg->seccomp, steal_fd(&cr->a.agent), listener, cr->pid, state,
+                               err) < 0)
+        return -1;
+    if (RETRY(send(cr->sv[0], "s", 1, MSG_NOSIGNAL)) != 1)
+        return ctr_fail(err, errno, "resume the container init %d after the seccomp agent",
+                        (int)cr->pid);
+    return 0;
+}
+
 /* The parent's side of the init's setup: its cgroup and id maps, "go", the prestart and
  * createRuntime hooks when it asks for them, until its ready. */
 static int run_init_setup(struct create *cr, const struct ctr_create_opts *opts,
@@ -777,28 +849,31 @@ static int run_init_setup(struct create *cr, const struct ctr_create_opts *opts,
      * written. */
     if (setup_init(cfg, pid, &cr->cgl, cr->made_cgroup && !cr->in_cgroup, opts, err) < 0)
         return -1;
+    int fd = -1;
     if (RETRY(send(sock, &pid, sizeof pid, MSG_NOSIGNAL)) != (ssize_t)sizeof pid) {
-        if (read_child(sock, pid, &cr->died, err) == 0)
+        if (read_child(sock, pid, &cr->died, &fd, err) == 0)
             ctr_fail(err, errno, "signal the container init %d", (int)pid);
         return -1;
     }
-    int got = read_child(sock, pid, &cr->died, err);
-    if (got == 1) {
+    int got, hooks = 0;
+    while ((got = read_child(sock, pid, &cr->died, &fd, err)) > 0) {
+        if (got == 2) {
+            if (forward_listener(cr, opts, fd, err) < 0)
+                return -1;
+            continue;
+        }
+        if (hooks++)
+            return ctr_fail(err, EPROTO, "the container init %d asked for hooks twice",
+                            (int)pid);
         if (parent_hooks(cfg, opts, cr->bundle_abs, pid, err) < 0)
             return -1;
         if (RETRY(send(sock, "r", 1, MSG_NOSIGNAL)) != 1) {
-            if (read_child(sock, pid, &cr->died, err) == 0)
+            if (read_child(sock, pid, &cr->died, &fd, err) == 0)
                 ctr_fail(err, errno, "resume the container init %d", (int)pid);
             return -1;
         }
-        got = read_child(sock, pid, &cr->died, err);
     }
-    if (got != 0) {
-        if (got == 1)
-            ctr_fail(err, EPROTO, "the container init %d asked for hooks twice", (int)pid);
-        return -1;
-    }
-    return 0;
+    return got;
 }
 
 /* A failed create: the init killed (its death explained when it died on its own), what it
@@ -847,6 +922,8 @@ static void release_create(struct create *cr)
         close(cr->a.console);
     if (cr->a.tramp >= 0)
         close(cr->a.tramp);
+    if (cr->a.agent >= 0)
+        close(cr->a.agent);
     if (cr->restore_pid >= 0)
         close(cr->restore_pid);
     if (cr->sv[0] >= 0)
@@ -863,7 +940,7 @@ pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct 
     if (ctr_config_load(bundle, &cr.cfg, err) < 0)
         return -1;
     cr.a = (struct child_args){.cfg = &cr.cfg, .opts = opts, .sync = -1, .fifo = -1,
-                               .console = -1, .tramp = -1};
+                               .console = -1, .tramp = -1, .agent = -1};
     if (realpath(bundle, cr.bundle_abs) == NULL) {
         ctr_fail(err, errno, "bundle `%s'", bundle);
         ctr_config_free(&cr.cfg);

@@ -9,6 +9,8 @@
  *                                        clone(CLONE_PARENT) ──────►  born in the pid namespace
  *   {pid} ◄──────────────────────────────  sends its pid, exits        setsid, pty, cwd, AppArmor,
  *   reap the joiner                                                   seccomp, user, caps,
+ *   {seccomp}: listener to the agent ◄───────────────────────────────  (a filter that notifies)
+ *   "seccomp done" ─────────────────────────────────────────────────►
  *   EOF (exec done) or {error} ◄────────────────────────────────────  lookup, execveat
  *
  * setns(CLONE_NEWPID) only moves the children of the caller, hence the second process; it is
@@ -48,6 +50,7 @@
 #include "cgroups/cgroup.h"
 #include "runtime/config.h"
 #include "runtime/console_socket.h"
+#include "runtime/hooks.h"
 #include "base/files.h"
 #include "runtime/process.h"
 #include "runtime/sealed.h"
@@ -60,11 +63,11 @@
 #define TIOCGPTPEER _IO('T', 0x41)
 #endif
 
-enum { MSG_PID = 1, MSG_ERROR = 2 };
+enum { MSG_PID = 1, MSG_ERROR = 2, MSG_SECCOMP = 3 };
 
 struct exec_msg {
     int type;
-    pid_t pid;
+    pid_t pid; /* MSG_SECCOMP: the listener's fd number in the process */
     struct ctr_err err;
 };
 
@@ -89,6 +92,7 @@ struct exec_ctx {
     int console;            /* connected console socket, or -1 */
     int rootfd;             /* the init's root directory (/proc/PID/root) */
     int tramp;              /* sealed ctrlua-exec (runtime/sealed.h) */
+    int agent;              /* the caller's connection to the seccomp agent, or -1 */
     struct ctr_file_id self; /* our executable, which never runs in the container */
 };
 
@@ -163,6 +167,24 @@ static void run_program(const struct exec_ctx *x, const char *exe, struct ctr_er
     ctr_fail(err, errno, "exec: the sealed ctrlua-exec");
 }
 
+/* Load the filter; its listener, when it notifies, goes to the agent through the caller as
+ * the init's does (runtime/create.c: child_seccomp), written with write(2) alone. */
+static int child_seccomp(const struct exec_ctx *x, struct ctr_err *err)
+{
+    int listener;
+    if (ctr_seccomp_load(x->cfg->seccomp, &listener, err) < 0)
+        return -1;
+    if (listener < 0)
+        return 0;
+    struct exec_msg m = {.type = MSG_SECCOMP, .pid = listener};
+    char done;
+    if (RETRY(write(x->sync, &m, sizeof m)) != (ssize_t)sizeof m ||
+        RETRY(read(x->sync, &done, 1)) != 1)
+        _exit(1);
+    close(listener);
+    return 0;
+}
+
 /* The process: born in every namespace of the container. */
 static __attribute__((noreturn)) void child_process(struct exec_ctx *x)
 {
@@ -195,7 +217,7 @@ static __attribute__((noreturn)) void child_process(struct exec_ctx *x)
     if (c->apparmor_profile && ctr_apparmor_apply(c->apparmor_profile, &err) < 0)
         child_fail(sync, &err);
     /* without no_new_privs a filter needs CAP_SYS_ADMIN: load it before the caps go */
-    if (c->seccomp && !c->no_new_privs && ctr_seccomp_load(c->seccomp, &err) < 0)
+    if (c->seccomp && !c->no_new_privs && child_seccomp(x, &err) < 0)
         child_fail(sync, &err);
     if (ctr_process_identity(c, &err) < 0)
         child_fail(sync, &err);
@@ -206,7 +228,7 @@ static __attribute__((noreturn)) void child_process(struct exec_ctx *x)
     if (ctr_process_fds(x->o->preserve_fds, &err) < 0)
         child_fail(sync, &err);
     /* with no_new_privs: as late as possible, so that it filters the program only */
-    if (c->seccomp && c->no_new_privs && ctr_seccomp_load(c->seccomp, &err) < 0)
+    if (c->seccomp && c->no_new_privs && child_seccomp(x, &err) < 0)
         child_fail(sync, &err);
     run_program(x, exe, &err);
     /* the filter may forbid the send: stderr then, and the code says which failure */
@@ -221,6 +243,8 @@ static __attribute__((noreturn)) void child_join(struct exec_ctx *x)
 {
     struct ctr_err err = {.code = 0};
     int sync = x->sync;
+    if (x->agent >= 0)
+        close(x->agent);
     /* before anything is opened or joined (CVE-2019-5736) */
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
         ctr_fail(&err, errno, "prctl PR_SET_DUMPABLE");
@@ -274,6 +298,33 @@ static __attribute__((noreturn)) void child_join(struct exec_ctx *x)
 }
 
 /* ------------------------------------------------------------------ in the caller */
+
+/* The process's listener (fd number `fd` in process pid) to the agent, with the container
+ * process state: the container's (running, its init's pid), pid the new process's, as runc
+ * sends it; then "seccomp done". */
+static int forward_listener(struct exec_ctx *x, int sock, pid_t pid, int fd, struct ctr_err *err)
+{
+    const struct ctr_config *cfg = x->cfg;
+    if (x->agent < 0)
+        return ctr_fail(err, EPROTO, "exec: the process %d sent a seccomp listener that no "
+                        "agent waits for", (int)pid);
+    char bundle[PATH_MAX];
+    if (realpath(x->o->bundle, bundle) == NULL)
+        return ctr_fail(err, errno, "bundle `%s'", x->o->bundle);
+    cleanup_close int listener = ctr_seccomp_listener_take(pid, fd, err);
+    if (listener < 0)
+        return -1;
+    cleanup_free char *state = ctr_hooks_state(cfg->oci_version, x->o->id, "running", x->init,
+                                               bundle, cfg->annotations);
+    if (state == NULL)
+        return ctr_fail(err, ENOMEM, "seccomp agent: the container state");
+    if (ctr_seccomp_send_state(cfg->seccomp, steal_fd(&x->agent), listener, pid, state, err) < 0)
+        return -1;
+    if (RETRY(send(sock, "s", 1, MSG_NOSIGNAL)) != 1)
+        return ctr_fail(err, errno, "exec: resume the process %d after the seccomp agent",
+                        (int)pid);
+    return 0;
+}
 
 /* Open the init's namespaces that are not ours.  The pidfd, taken before, proves afterwards
  * that they belong to the init and not to a process that reused its pid. */
@@ -370,8 +421,9 @@ static int join_cgroups(pid_t init, pid_t pid, const struct ctr_exec_opts *o,
     return r;
 }
 
-/* One message from a child: 1 with *pid for MSG_PID, 0 at end of file, -1 with the child's
- * error (or ours).  A bare int is ctrlua-exec's errno: the execve of `prog` failed. */
+/* One message from a child: 1 with *pid for MSG_PID, 2 with the listener's fd number in *pid
+ * for MSG_SECCOMP, 0 at end of file, -1 with the child's error (or ours).  A bare int is
+ * ctrlua-exec's errno: the execve of `prog` failed. */
 static int read_msg(int sock, const char *prog, pid_t *pid, struct ctr_err *err)
 {
     struct exec_msg m;
@@ -385,9 +437,9 @@ static int read_msg(int sock, const char *prog, pid_t *pid, struct ctr_err *err)
         memcpy(&e, &m, sizeof e);
         return ctr_fail_program(err, e, "exec: `%s'", prog);
     }
-    if (n == (ssize_t)sizeof m && m.type == MSG_PID) {
+    if (n == (ssize_t)sizeof m && (m.type == MSG_PID || m.type == MSG_SECCOMP)) {
         *pid = m.pid;
-        return 1;
+        return m.type == MSG_PID ? 1 : 2;
     }
     if (n == (ssize_t)sizeof m && m.type == MSG_ERROR) {
         *err = m.err;
@@ -409,7 +461,7 @@ pid_t ctr_exec(pid_t init, const struct ctr_exec_opts *o, struct ctr_err *err)
     if (ctr_config_load(o->bundle, &cfg, err) < 0)
         return -1;
     struct exec_ctx x = {.cfg = &cfg, .o = o, .init = init, .sync = -1, .console = -1,
-                         .rootfd = -1, .tramp = -1};
+                         .rootfd = -1, .tramp = -1, .agent = -1};
     for (size_t i = 0; i < EXEC_NNS; i++)
         x.nsfd[i] = -1;
     int sv[2] = {-1, -1}, pidfd = -1;
@@ -435,6 +487,11 @@ pid_t ctr_exec(pid_t init, const struct ctr_exec_opts *o, struct ctr_err *err)
         goto fail;
     if (cfg.terminal && (x.console = ctr_console_connect(o->console_socket, err)) < 0)
         goto fail;
+    if (cfg.seccomp && ctr_seccomp_compile(cfg.seccomp, err) < 0)
+        goto fail;
+    if (ctr_seccomp_listener_path(cfg.seccomp) &&
+        (x.agent = ctr_seccomp_connect(cfg.seccomp, err)) < 0)
+        goto fail;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
         ctr_fail(err, errno, "socketpair");
         goto fail;
@@ -458,18 +515,34 @@ pid_t ctr_exec(pid_t init, const struct ctr_exec_opts *o, struct ctr_err *err)
         ctr_fail(err, errno, "exec: start the joining process %d", (int)joiner);
         goto fail;
     }
-    int r = read_msg(sv[0], cfg.args[0], &pid, err);
-    RETRY(waitpid(joiner, NULL, 0));
-    joiner = -1;
-    if (r == 0)
-        ctr_fail(err, EPIPE, "exec: the joining process died");
-    if (r != 1)
-        goto fail;
-    /* end of file: the process has executed its program (the socket is CLOEXEC) */
-    r = read_msg(sv[0], cfg.args[0], &(pid_t){0}, err);
-    if (r != 0) {
-        if (r == 1)
+    /* the joiner's pid message, the process's listener (which may come first: the two
+     * write on the one socket), then end of file once the program runs (CLOEXEC) */
+    int r, listener = -1;
+    pid_t v = 0;
+    while ((r = read_msg(sv[0], cfg.args[0], &v, err)) > 0) {
+        if (r == 1 && pid > 0) {
             ctr_fail(err, EPROTO, "exec: unexpected message from the process");
+            goto fail;
+        }
+        if (r == 1) {
+            pid = v;
+            RETRY(waitpid(joiner, NULL, 0));
+            joiner = -1;
+        } else {
+            listener = (int)v;
+        }
+        if (pid > 0 && listener >= 0) {
+            if (forward_listener(&x, sv[0], pid, listener, err) < 0)
+                goto fail;
+            listener = -1;
+        }
+    }
+    if (r < 0)
+        goto fail;
+    if (pid <= 0) {
+        RETRY(waitpid(joiner, NULL, 0));
+        joiner = -1;
+        ctr_fail(err, EPIPE, "exec: the joining process died");
         goto fail;
     }
     if (o->pid_file && ctr_write_pid_file(o->pid_file, pid, err) < 0)
@@ -496,6 +569,8 @@ done:
         close(x.rootfd);
     if (x.tramp >= 0)
         close(x.tramp);
+    if (x.agent >= 0)
+        close(x.agent);
     if (pidfd >= 0)
         close(pidfd);
     if (sv[0] >= 0)

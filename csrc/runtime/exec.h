@@ -24,6 +24,7 @@
 
 struct ctr_exec_opts {
     const char *bundle;         /* the container's bundle: config.json (seccomp, ...); required */
+    const char *id;             /* the container's id, for a seccomp agent's state; may be NULL */
     const char *process;        /* an OCI process object (JSON text); NULL: config.json's */
     const char *pid_file;       /* written atomically once the program runs; may be NULL */
     const char *console_socket; /* process.terminal: the pty master goes there (SCM_RIGHTS) */

@@ -1024,7 +1024,7 @@ function Process:start()
     end
   end
   local pid, err = sys.exec(task.pid, proc, {
-    bundle = task.dir, pid_file = opts.pid_file,
+    bundle = task.dir, id = task.id, pid_file = opts.pid_file,
     console_socket = opts.console_socket or sock,
     stdin = not proc.terminal and fds.stdin or nil,
     stdout = not proc.terminal and fds.stdout or nil,

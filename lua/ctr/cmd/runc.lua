@@ -1044,7 +1044,7 @@ function M.exec(rt, id, opts)
     if not listen then return nil, err end
   end
   local pid, err = sys.exec(rec.pid, proc, {
-    bundle = rec.bundle,
+    bundle = rec.bundle, id = id,
     pid_file = opts.pid_file and abspath(opts.pid_file) or nil,
     console_socket = opts.console_socket and abspath(opts.console_socket) or sock,
     preserve_fds = tonumber(opts.preserve_fds) or 0,
@@ -1115,8 +1115,8 @@ function M.features()
       seccomp = {
         enabled = true,
         actions = arr({ "SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL",
-          "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE",
-          "SCMP_ACT_TRAP" }),
+          "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY",
+          "SCMP_ACT_TRACE", "SCMP_ACT_TRAP" }),
         operators = arr({ "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE",
           "SCMP_CMP_LT", "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE" }),
         archs = arr({ "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM", "SCMP_ARCH_MIPS",
