@@ -16,9 +16,10 @@ local RUN = { "snapshot.dir-renamed", "snapshot.recorded", "container.recorded",
   "task.mounted", "task.bundle-written", "create.cgroup-made", "create.cloned", "create.ready",
   "task.created", "task.started", "task.exited", "task.cgroup-deleted", "task.unmounted",
   "task.removed", "snapshot.unrecorded", "container.snapshot-removed" }
-local RUN_D = { "snapshot.dir-renamed", "snapshot.recorded", "container.recorded", "task.reserved",
-  "task.mounted", "task.bundle-written", "monitor.forked", "create.cgroup-made", "create.cloned",
-  "create.ready", "task.created", "task.started" }
+-- container.synced: the durability point of a run that keeps its container (not --rm)
+local RUN_D = { "snapshot.dir-renamed", "snapshot.recorded", "container.recorded", "container.synced",
+  "task.reserved", "task.mounted", "task.bundle-written", "monitor.forked", "create.cgroup-made",
+  "create.cloned", "create.ready", "task.created", "task.started" }
 -- in run -d these are the monitor's: the monitor dies, and run reports it and undoes the run
 local IN_MONITOR = { ["create.cgroup-made"] = true, ["create.cloned"] = true, ["create.ready"] = true }
 local DELETE = { "task.cgroup-deleted", "task.unmounted", "task.removed" }
