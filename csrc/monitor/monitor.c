@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/signalfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -470,6 +471,18 @@ static void release_fifos(struct mon *m)
     }
 }
 
+/* The init is gone: its root is unmounted now, not by `tasks delete`, which would wait for it
+ * (the unmount of an overlay not mounted volatile syncs the upper filesystem: milliseconds,
+ * more while others write).  Busy (a process outside the init's pid namespace still in it),
+ * stacked, or not a mount at all (a --rootfs task): what is left is delete's, which unmounts
+ * everything under the task directory. */
+static void unmount_rootfs(const struct mon *m)
+{
+    char path[PATH_MAX];
+    if ((size_t)snprintf(path, sizeof path, "%s/rootfs", m->a->dir) < sizeof path)
+        umount2(path, UMOUNT_NOFOLLOW);
+}
+
 static void reap(struct mon *m)
 {
     for (;;) {
@@ -497,6 +510,7 @@ static void reap(struct mon *m)
                 reply_exit(m, m->clients[i]);
                 drop_client(m, i);
             }
+        unmount_rootfs(m);
     }
 }
 
