@@ -16,9 +16,10 @@ local RUN = { "snapshot.dir-renamed", "snapshot.recorded", "container.recorded",
   "task.mounted", "task.bundle-written", "create.cgroup-made", "create.cloned", "create.ready",
   "task.created", "task.started", "task.exited", "task.cgroup-deleted", "task.unmounted",
   "task.removed", "snapshot.unrecorded", "container.snapshot-removed" }
-local RUN_D = { "snapshot.dir-renamed", "snapshot.recorded", "container.recorded", "task.reserved",
-  "task.mounted", "task.bundle-written", "monitor.forked", "create.cgroup-made", "create.cloned",
-  "create.ready", "task.created", "task.started" }
+-- container.synced: the durability point of a run that keeps its container (not --rm)
+local RUN_D = { "snapshot.dir-renamed", "snapshot.recorded", "container.recorded", "container.synced",
+  "task.reserved", "task.mounted", "task.bundle-written", "monitor.forked", "create.cgroup-made",
+  "create.cloned", "create.ready", "task.created", "task.started" }
 -- in run -d these are the monitor's: the monitor dies, and run reports it and undoes the run
 local IN_MONITOR = { ["create.cgroup-made"] = true, ["create.cloned"] = true, ["create.ready"] = true }
 local DELETE = { "task.cgroup-deleted", "task.unmounted", "task.removed" }
@@ -202,6 +203,31 @@ describe("crash consistency #root", function()
     end
     assert.are.same(code, doc)
     assert.are.same(code, here)
+  end)
+
+  it("syncs a run's records at one durability point, and names nothing of a run --rm", function()
+    if not core.stat("/usr/bin/strace") then pending("no strace") return end
+    env = S.new_env()
+    -- the syncs of one command and its children: { fsync = N, syncfs = N }
+    local function syncs(...)
+      local out = env.dir .. "/strace.out"
+      local r = run(env, { ... }, { env = "strace -f -qq -c -e trace=fsync,fdatasync,syncfs -o " .. S.q(out) })
+      assert.are.equal(0, r.code, r.stderr)
+      local n = { fsync = 0, fdatasync = 0, syncfs = 0 }
+      for line in (S.slurp(out) or ""):gmatch("[^\n]+") do
+        local calls, name = line:match("^%s*[%d.]+%s+[%d.]+%s+%d+%s+(%d+)%s+%d*%s*(%a+)$")
+        if name and n[name] then n[name] = tonumber(calls) end
+      end
+      return n
+    end
+    assert.are.equal(0, env:run("run.lua", "--rm", IMAGE, "warm", "true").code) -- the first sweep
+    -- --rm: the two records' files (never half written), no directory, no removal
+    assert.are.same({ fsync = 2, fdatasync = 0, syncfs = 0 }, syncs("run.lua", "--rm", IMAGE, "s1", "true"))
+    -- a kept container: the same two files, then one syncfs for every name the run made
+    assert.are.same({ fsync = 2, fdatasync = 0, syncfs = 1 }, syncs("run.lua", IMAGE, "s2", "true"))
+    -- its removal syncs nothing: a power cut that undoes it leaves what rm removes again
+    assert.are.same({ fsync = 0, fdatasync = 0, syncfs = 0 }, syncs("containers.lua", "rm", "s2"))
+    no_leftovers(env, "s2", "after the runs")
   end)
 
   it("run --rm killed at each step", function()

@@ -177,7 +177,7 @@ int ctr_write_file_atomic(const char *path, const void *data, size_t len, int mo
         unlink(tmp);
         return ctr_fail(err, e, "rename `%s' to `%s'", tmp, path);
     }
-    return sync ? ctr_fsync_parent(path, err) : 0;
+    return sync && !(flags & CTR_WRITE_NODIRSYNC) ? ctr_fsync_parent(path, err) : 0;
 }
 
 int ctr_mkdir_p(const char *path, int mode, struct ctr_err *err)

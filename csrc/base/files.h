@@ -29,8 +29,10 @@ int ctr_read_file_in_root(const char *root, const char *path, const char *name, 
  * directory.  flags: CTR_WRITE_NOREPLACE makes the rename fail with EEXIST when path exists
  * (renameat2 RENAME_NOREPLACE), which is how records are created exclusively;
  * CTR_WRITE_NOSYNC leaves out both fsyncs, for state that does not outlive the machine (a
- * task's files: the rename alone keeps them whole for any reader, as runc's state.json). */
-enum { CTR_WRITE_NOREPLACE = 1, CTR_WRITE_NOSYNC = 2 };
+ * task's files: the rename alone keeps them whole for any reader, as runc's state.json);
+ * CTR_WRITE_NODIRSYNC leaves out the directory's only: the file is whole on disk before its
+ * name can be, and the caller makes the name durable later, with others (one syncfs). */
+enum { CTR_WRITE_NOREPLACE = 1, CTR_WRITE_NOSYNC = 2, CTR_WRITE_NODIRSYNC = 4 };
 int ctr_write_file_atomic(const char *path, const void *data, size_t len, int mode, int flags,
                           struct ctr_err *err);
 

@@ -50,9 +50,12 @@ static int l_write_file(lua_State *L)
     int mode = (int)ctr_lua_optfield_number(L, 3, "mode", 0644);
     int noreplace = ctr_lua_optfield_bool(L, 3, "noreplace", 0);
     int sync = ctr_lua_optfield_bool(L, 3, "sync", 1);
+    /* dirsync = false: the file's data is synced, its name is the caller's to sync */
+    int dirsync = ctr_lua_optfield_bool(L, 3, "dirsync", 1);
     struct ctr_err e;
     if (ctr_write_file_atomic(path, data, len, mode,
-                              (noreplace ? CTR_WRITE_NOREPLACE : 0) | (sync ? 0 : CTR_WRITE_NOSYNC),
+                              (noreplace ? CTR_WRITE_NOREPLACE : 0) | (sync ? 0 : CTR_WRITE_NOSYNC) |
+                                  (dirsync ? 0 : CTR_WRITE_NODIRSYNC),
                               &e) < 0)
         return ctr_lua_fail(L, &e);
     lua_pushboolean(L, 1);

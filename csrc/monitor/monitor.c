@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/signalfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -51,6 +52,13 @@ static void now_rfc3339(char *buf, size_t cap)
     gmtime_r(&ts.tv_sec, &tm);
     size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(buf + n, cap - n, ".%09ldZ", ts.tv_nsec);
+}
+
+static double now_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* With the pid it names one process across pid reuse; -1 when it cannot be read. */
@@ -309,7 +317,10 @@ static int start_init(struct mon *m, struct ctr_err *err)
     cleanup_close int fd = RETRY(open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW));
     if (fd < 0)
         return ctr_fail(err, errno, "open exec fifo `%s'", path);
-    for (int empty = 0;;) {
+    /* the init's end, to wait on beside the fifo (-1 without pidfds: then 10 ms naps) */
+    cleanup_close int pfd = (int)syscall(SYS_pidfd_open, m->a->pid, 0);
+    double give_up = now_mono() + 2.0;
+    for (;;) {
         char b;
         ssize_t n = read(fd, &b, 1);
         if (n == 1)
@@ -322,11 +333,16 @@ static int start_init(struct mon *m, struct ctr_err *err)
                 return ctr_fail(err, 0, "the container init %d exited before start: exit "
                                 "code %d%s", (int)m->a->pid, m->exit_code,
                                 m->oom ? " (OOM-killed)" : "");
-            if (++empty > 200)
+            double left = give_up - now_mono();
+            if (left <= 0)
                 return ctr_fail(err, ENXIO, "exec fifo `%s': no container init is waiting",
                                 path);
-            struct timespec ts = {0, 10 * 1000 * 1000};
-            nanosleep(&ts, NULL);
+            /* a fifo no writer has opened yet polls as nothing (no hang-up): this wakes when
+             * the init writes its byte or exits, not at the next tick of a sleep */
+            struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = pfd, .events = POLLIN}};
+            int ms = pfd >= 0 ? (int)(left * 1000) + 1 : 10;
+            if (poll(p, pfd >= 0 ? 2 : 1, ms) < 0 && errno != EINTR)
+                return ctr_fail(err, errno, "poll exec fifo `%s'", path);
             continue;
         }
         if (errno == EINTR)
@@ -455,6 +471,18 @@ static void release_fifos(struct mon *m)
     }
 }
 
+/* The init is gone: its root is unmounted now, not by `tasks delete`, which would wait for it
+ * (the unmount of an overlay not mounted volatile syncs the upper filesystem: milliseconds,
+ * more while others write).  Busy (a process outside the init's pid namespace still in it),
+ * stacked, or not a mount at all (a --rootfs task): what is left is delete's, which unmounts
+ * everything under the task directory. */
+static void unmount_rootfs(const struct mon *m)
+{
+    char path[PATH_MAX];
+    if ((size_t)snprintf(path, sizeof path, "%s/rootfs", m->a->dir) < sizeof path)
+        umount2(path, UMOUNT_NOFOLLOW);
+}
+
 static void reap(struct mon *m)
 {
     for (;;) {
@@ -482,6 +510,7 @@ static void reap(struct mon *m)
                 reply_exit(m, m->clients[i]);
                 drop_client(m, i);
             }
+        unmount_rootfs(m);
     }
 }
 

@@ -173,13 +173,26 @@ function M.new(client, id, ...)
   if not err and (c.id ~= id) then err = errors.invalid("container opts must not change the id") end
   local ok
   if not err then
-    ok, err = meta.put(client.root, client.namespace, KIND, id, c, { create = true })
+    -- the file whole on disk before its name; the name, with those of the snapshot this
+    -- container claims (its directory, its record), at one durability point below
+    ok, err = meta.put(client.root, client.namespace, KIND, id, c, { create = true, sync = "data" })
   end
   if not ok then
     cleanup()
     return nil, err
   end
   fault.point("container.recorded")
+  -- an ephemeral container (run --rm) is removed by the process that makes it: a power cut
+  -- loses it with that process, and what reached the disk of it is what a crash leaves
+  if not ctx._ephemeral then
+    ok, err = meta.sync(client.root)
+    if not ok then
+      meta.delete(client.root, client.namespace, KIND, id)
+      cleanup()
+      return nil, err
+    end
+    fault.point("container.synced")
+  end
   return wrap(client, c)
 end
 
@@ -445,6 +458,14 @@ function M.with_context(t)
   return function(ctx)
     for k, v in pairs(t) do ctx[k] = v end
   end
+end
+
+--- Mark the container ephemeral: it lives as long as the process that makes it, which
+-- removes it (run --rm).  Its records are then not made durable (no syncfs): a power cut
+-- leaves at most what a crash of that process leaves, which `ctrlua gc` and `containers rm`
+-- remove.  Nothing of it is stored in the record.
+function M.with_ephemeral()
+  return function(ctx) ctx._ephemeral = true end
 end
 
 --- Set the image name of the container.

@@ -247,7 +247,9 @@ function Snapshotter:_mounts(rec)
 end
 
 -- Build the directory of a new snapshot under a temporary name and rename it into place.
-function Snapshotter:_create_dir(id, parent_rec)
+-- The rename is made durable here unless `later`: then by the durability point of the
+-- operation that claims the snapshot (a container record's meta.sync, a commit's syncfs).
+function Snapshotter:_create_dir(id, parent_rec, later)
   local tmp = self.dir .. "/.tmp-" .. id
   local function fail(err)
     core.remove_tree(tmp)
@@ -275,7 +277,7 @@ function Snapshotter:_create_dir(id, parent_rec)
     ok, err = sys.mkdir(tmp .. "/work", 457) -- 0711
     if not ok then return fail(err) end
   end
-  ok, err = sys.rename(tmp, self.dir .. "/" .. id)
+  ok, err = sys.rename(tmp, self.dir .. "/" .. id, { sync = not later })
   if not ok then return fail(err) end
   fault.point("snapshot.dir-renamed")
   return true
@@ -299,13 +301,17 @@ function Snapshotter:_create(kind, key, parent, opts)
     end
     local id = new_id()
     local ok
-    ok, err = self:_create_dir(id, prec)
+    -- a partial snapshot is claimed by a record written next (a container's, a commit's),
+    -- whose durability point covers its directory's name and its record's: until then a
+    -- power cut leaves at worst a directory no record names, or no record at all
+    ok, err = self:_create_dir(id, prec, opts.partial)
     if not ok then return nil, errors.wrap(err, "create snapshot %s", key) end
     local now = core.rfc3339()
     local rec = { name = key, id = id, kind = kind, parent = parent,
       labels = copy_labels(opts.labels), created_at = now, updated_at = now,
       creator = opts.partial and owner.me() or nil }
-    ok, err = meta.put(self.root, self.namespace, self.kind, key, rec, { create = true })
+    ok, err = meta.put(self.root, self.namespace, self.kind, key, rec,
+      { create = true, sync = opts.partial and "data" or nil })
     if not ok then
       core.remove_tree(self.dir .. "/" .. id)
       if err.sym == "EXISTS" then return nil, errors.exists("snapshot %q: already exists", key) end
@@ -466,9 +472,11 @@ function Snapshotter:remove(key)
     fault.point("snapshot.unrecorded")
     if not shared then
       -- out of the way first, so that a half-removed tree is never a live snapshot; what
-      -- cannot be removed now (a mount still on it) is left to the sweep
+      -- cannot be removed now (a mount still on it) is left to the sweep.  Not synced: a
+      -- removal undone by a power cut leaves a directory no record names, which the sweep
+      -- removes
       local dead = self.dir .. "/.tmp-rm-" .. rec.id
-      if core.rename(self.dir .. "/" .. rec.id, dead) then core.remove_tree(dead) end
+      if core.rename(self.dir .. "/" .. rec.id, dead, { sync = false }) then core.remove_tree(dead) end
     end
     return true
   end)

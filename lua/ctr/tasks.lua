@@ -765,6 +765,7 @@ function Task:wait(opts)
     code, info = sys.wait(self.pid, { forward = opts and opts.forward or false, copy = copy })
   end
   if code == nil then return nil, info end
+  self.reaped = true
   self.st.status = "stopped"
   self.st.exit_code = code
   self.st.exited_at = core.rfc3339()
@@ -848,7 +849,8 @@ end
 -- CNI teardown that fails) does not stop the removal.
 function Task:delete(opts)
   local force = opts and opts.force
-  local status = self:status()
+  -- an init this process waited for and reaped is gone: no record or /proc to ask again
+  local status = self.reaped and "stopped" or self:status()
   if force and status ~= "stopped" and status ~= nil then
     local code = self:_kill_all(status)
     status = self:status()

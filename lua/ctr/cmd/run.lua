@@ -572,6 +572,8 @@ function M.container_opts(client, f, v, trace, popts)
   copts[#copts + 1] = containers.with_new_spec(unpack(sopts))
   copts[#copts + 1] = containers.with_container_labels(cli.label_args(f.label))
   copts[#copts + 1] = containers.with_runtime(f.runtime, v.runtime_options)
+  -- a --rm container is gone when run returns: no durability point for its records
+  if f.rm then copts[#copts + 1] = containers.with_ephemeral() end
   popts = popts or { files = f.policy }
   if popts.before then copts[#copts + 1] = function(_, _, c) popts.before(c) end end
   copts[#copts + 1] = require("ctr.policy").with_policies(f, popts)

@@ -98,11 +98,26 @@ function M.put(root, namespace, kind, name, rec, opts)
     return nil, errors.new(("%s %q: its record of %d bytes is over the limit of %d"):format(
       kind:gsub("s$", ""), name, #data, records.MAX), 27, "EFBIG")
   end
+  local sync = opts and opts.sync
   local w, err = sys.write_file(path, data,
-    { mode = 384, noreplace = opts and opts.create or false })
+    { mode = 384, noreplace = opts and opts.create or false, dirsync = sync ~= "data" })
   if not w then
     if err.sym == "EEXIST" then return nil, errors.exists("%s %q: already exists", kind:gsub("s$", ""), name) end
     return nil, err
+  end
+  return true
+end
+
+--- The durability point of an operation: the names of every record and snapshot directory
+-- written since with `sync = "data"` (or renamed in unsynced) reach the disk, by one syncfs of
+-- the store's filesystem (and of the snapshots' when they are mounted apart).  True, or nil, err.
+function M.sync(root)
+  local ok, err = sys.syncfs(root .. "/meta")
+  if not ok then return nil, err end
+  local m, s = core.stat(root .. "/meta", true), core.stat(root .. "/snapshots", true)
+  if m and s and m.dev ~= s.dev then
+    ok, err = sys.syncfs(root .. "/snapshots")
+    if not ok then return nil, err end
   end
   return true
 end
