@@ -157,12 +157,17 @@ static int l_cgroup_dirs(lua_State *L)
     return 1;
 }
 
-/* cgroup_create(path, resources_json|nil[, opts]) -> true */
-static int l_cgroup_create(lua_State *L)
+typedef int (*cg_apply_fn)(const struct ctr_cgroup_layout *, const char *,
+                           const struct ctr_resources *, struct ctr_err *);
+
+/* path, resources_json[, opts] -> true, with the resources parsed and the layout found for
+ * apply; resources may be nil (no limits) only where `optional`. */
+static int cg_apply_resources(lua_State *L, cg_apply_fn apply, int optional)
 {
     const char *path = luaL_checkstring(L, 1);
     size_t len = 0;
-    const char *json = luaL_optlstring(L, 2, NULL, &len);
+    const char *json =
+        optional ? luaL_optlstring(L, 2, NULL, &len) : luaL_checklstring(L, 2, &len);
     struct cg_opts o = cg_read_opts(L, 3);
     cJSON *res = NULL;
     if (json) {
@@ -174,9 +179,9 @@ static int l_cgroup_create(lua_State *L)
     struct ctr_cgroup_layout l;
     struct ctr_err e;
     struct ctr_resources *r = NULL;
-    int rc = res && !cJSON_IsNull(res) ? ctr_resources_parse(res, &r, &e) : 0;
+    int rc = res && !(optional && cJSON_IsNull(res)) ? ctr_resources_parse(res, &r, &e) : 0;
     if (rc == 0 && (rc = cg_detect(&o, &l, &e)) == 0) {
-        rc = ctr_cgroup_create(&l, path, r, &e);
+        rc = apply(&l, path, r, &e);
         ctr_cgroup_layout_free(&l);
     }
     ctr_resources_free(r);
@@ -187,30 +192,16 @@ static int l_cgroup_create(lua_State *L)
     return 1;
 }
 
+/* cgroup_create(path, resources_json|nil[, opts]) -> true */
+static int l_cgroup_create(lua_State *L)
+{
+    return cg_apply_resources(L, ctr_cgroup_create, 1);
+}
+
 /* cgroup_update(path, resources_json[, opts]) -> true: runc's update of an existing cgroup */
 static int l_cgroup_update(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
-    size_t len = 0;
-    const char *json = luaL_checklstring(L, 2, &len);
-    struct cg_opts o = cg_read_opts(L, 3);
-    cJSON *res = cJSON_ParseWithLength(json, len);
-    if (res == NULL)
-        return ctr_lua_errno(L, EINVAL, "cgroup `%s': linux.resources is not valid JSON", path);
-    struct ctr_cgroup_layout l;
-    struct ctr_err e;
-    struct ctr_resources *r = NULL;
-    int rc = ctr_resources_parse(res, &r, &e);
-    if (rc == 0 && (rc = cg_detect(&o, &l, &e)) == 0) {
-        rc = ctr_cgroup_update(&l, path, r, &e);
-        ctr_cgroup_layout_free(&l);
-    }
-    ctr_resources_free(r);
-    cJSON_Delete(res);
-    if (rc < 0)
-        return ctr_lua_fail(L, &e);
-    lua_pushboolean(L, 1);
-    return 1;
+    return cg_apply_resources(L, ctr_cgroup_update, 0);
 }
 
 static int l_cgroup_add_pid(lua_State *L)
