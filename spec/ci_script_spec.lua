@@ -10,10 +10,19 @@ local C = require("support.containerd")
 
 local q = S.q
 
--- The pipeline: detached jobs waited for and deleted, a job stopped with SIGTERM, the
--- leftovers listed, and a failing step that fails the script (set -e).
+-- The pipeline: detached jobs waited for and deleted, a job stopped with SIGTERM once it is
+-- ready, the leftovers listed, and a failing step that fails the script (set -e).
 local SCRIPT = [[
 set -e
+# A container's init ignores a signal it has no handler for (it is pid 1 of its namespace): a
+# kill before sh has set its trap would be lost, so job2 is killed once it says it is ready.
+job_ready() {
+  i=0
+  until grep -q ready "$OUT/$1.log" 2>/dev/null; do
+    i=$((i+1)); [ $i -le 1500 ] || { echo "$1: not ready in 30 s" >&2; exit 98; }
+    sleep 0.02
+  done
+}
 $RUN -d --log-uri "file://$OUT/job1.log" "$IMAGE" job1 sh -c 'echo job1 out; echo job1 err >&2; exit 3'
 code=0; task_wait job1 || code=$?
 echo "job1 wait: $code"
@@ -21,7 +30,8 @@ show_log job1
 code=0; $TASKS delete job1 || code=$?
 echo "job1 delete: $code"
 $CONTAINERS rm job1
-$RUN -d "$IMAGE" job2 sh -c "trap 'exit 143' TERM; sleep 100 & wait"
+$RUN -d --log-uri "file://$OUT/job2.log" "$IMAGE" job2 sh -c "trap 'exit 143' TERM; echo ready; sleep 100 & wait"
+job_ready job2
 $TASKS ls
 $TASKS kill job2
 code=0; task_wait job2 || code=$?
