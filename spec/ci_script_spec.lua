@@ -75,7 +75,13 @@ show_log() {
   sort "$OUT/$1.log"
 }
 task_wait() {
-  while ! grep -q "/tasks/exit {\"container_id\":\"$1\"" "$OUT/events"; do sleep 0.02; done
+  i=0
+  while ! grep -q "/tasks/exit {\"container_id\":\"$1\"" "$OUT/events"; do
+    i=$((i+1)); sleep 0.02
+    [ $i -lt 1500 ] && continue
+    echo "task_wait $1: no /tasks/exit event in 30 s; tasks: $($TASKS ls 2>&1)" >&2
+    return 99
+  done
   line=$(grep "/tasks/exit {\"container_id\":\"$1\"" "$OUT/events" | tail -1)
   case "$line" in *'"exit_status":'*) c=${line##*\"exit_status\":}; return ${c%%,*};; esac
   return 0
