@@ -146,7 +146,15 @@ describe("a CI shell script: ctr and ctrlua #root", function()
     assert.are.equal(ctr.code, mine.code, mine.stdout .. mine.stderr)
     -- the same lines, but for the pids in `tasks ls` and the column widths they set
     local function norm(s) return (s:gsub("(job2%s+)%d+(%s+)", "%1PID%2"):gsub(" +", " ")) end
-    assert.are.equal(norm(ctr.stdout), norm(mine.stdout), "ctr's stderr: " .. ctr.stderr)
+    local theirs, ours = norm(ctr.stdout), norm(mine.stdout)
+    if ctr.stderr:find("show_log job1: the shim wrote", 1, true) then
+      -- containerd's shim lost a line of job1's log (seen on a loaded machine: one of the two
+      -- never came): compare the rest; ctrlua's log lines are checked below all the same
+      io.stderr:write("ci_script_spec: containerd's shim lost a line of job1's log\n")
+      theirs = theirs:gsub("job1 err\n", ""):gsub("job1 out\n", "")
+      ours = ours:gsub("job1 err\n", ""):gsub("job1 out\n", "")
+    end
+    assert.are.equal(theirs, ours, "ctr's stderr: " .. ctr.stderr)
     -- and what that output says, so that a shared mistake cannot pass
     local o = mine.stdout
     assert.truthy(o:find("job1 wait: 3\njob1 err\njob1 out\njob1 delete: 0\n", 1, true), o)
