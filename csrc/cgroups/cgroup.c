@@ -999,20 +999,28 @@ out:
 
 /* ------------------------------------------------------------------ update */
 
+/* The directories of the existing cgroup `path`, which is never made here: a cgroup that is
+ * gone is the container's end, not a new start (ENOENT).  dirs_free(d) in every case. */
+static int dirs_existing(const struct ctr_cgroup_layout *l, const char *path, struct cg_dirs *d,
+                         struct ctr_err *err)
+{
+    if (dirs_get(l, path, d, err) < 0)
+        return -1;
+    const char *main_dir = procs_dir(l, d);
+    struct stat st;
+    if (stat(main_dir, &st) < 0)
+        return ctr_fail(err, errno, "cgroup `%s': stat `%s'", path, main_dir);
+    return 0;
+}
+
+
 int ctr_cgroup_update(const struct ctr_cgroup_layout *l, const char *path,
                       const struct ctr_resources *resources, struct ctr_err *err)
 {
     struct cg_dirs d;
     int rc = -1;
-    if (dirs_get(l, path, &d, err) < 0)
+    if (dirs_existing(l, path, &d, err) < 0)
         goto out;
-    /* never made here: a cgroup that is gone is the container's end, not a new start */
-    const char *main_dir = procs_dir(l, &d);
-    struct stat st;
-    if (stat(main_dir, &st) < 0) {
-        ctr_fail(err, errno, "cgroup `%s': stat `%s'", path, main_dir);
-        goto out;
-    }
     /* fresh stays 0: every value asked for is written, the kernel's default included */
     rc = apply(&d.t, resources, err);
 out:
@@ -1028,14 +1036,8 @@ int ctr_cgroup_stats(const struct ctr_cgroup_layout *l, const char *path,
     struct cg_dirs d;
     int rc = -1;
     memset(s, 0, sizeof *s);
-    if (dirs_get(l, path, &d, err) < 0)
+    if (dirs_existing(l, path, &d, err) < 0)
         goto out;
-    const char *main_dir = procs_dir(l, &d);
-    struct stat st;
-    if (stat(main_dir, &st) < 0) {
-        ctr_fail(err, errno, "cgroup `%s': stat `%s'", path, main_dir);
-        goto out;
-    }
     if (ctr_cgroup_v1_stats(&d.t, s, err) < 0 || ctr_cgroup_v2_stats(&d.t, s, err) < 0)
         goto out;
     rc = 0;
