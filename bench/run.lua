@@ -13,7 +13,9 @@
 -- note =] } or { name =, error = }.  A result with a target has either target_ratio, ratio and
 -- met (a ratio against another program, lower is better) or target (an absolute bound in its
 -- unit, on median) and met; after the table one line each says `MET name: measured X
--- (target Y)` or `MISSED ...`.  The Makefile sets LUA_PATH, LUA_CPATH, CTRLUA_BIN and
+-- (target Y)` or `MISSED ...`; a MISSED result's remainder (a list of lines: where the
+-- difference goes, by phase, and which part of it the kernel or the file system charges, as
+-- bench/_probes.lua measures it) is printed under it.  The Makefile sets LUA_PATH, LUA_CPATH, CTRLUA_BIN and
 -- CTRLUA_TEST_IMAGE.
 local core = require("ctr.core")
 
@@ -23,8 +25,8 @@ local function module_names()
   local names = {}
   for _, f in ipairs(assert(core.listdir(BENCH_DIR))) do
     local name = f:match("^(.+)%.lua$")
-    -- soak.lua is a script of its own (`make soak`), not a module
-    if name and name ~= "run" and name ~= "soak" then names[#names + 1] = name end
+    -- soak.lua is a script of its own (`make soak`), not a module; _NAME.lua are helpers
+    if name and name ~= "run" and name ~= "soak" and not name:match("^_") then names[#names + 1] = name end
   end
   table.sort(names)
   return names
@@ -130,6 +132,9 @@ for _, r in ipairs(results) do
     end
     print(("%s %s: measured %s (target %s)%s"):format(r.met and "MET" or "MISSED", r.name, measured,
       target, r.target_note and "  [" .. r.target_note .. "]" or ""))
+    if not r.met and r.remainder then
+      for _, line in ipairs(r.remainder) do print("    " .. line) end
+    end
   end
 end
 

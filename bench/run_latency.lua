@@ -16,8 +16,11 @@
 --
 -- Times come from hyperfine -N (no shell in between), 20 runs each, after warm-up; peak RSS
 -- is GNU time's %M (wait4's ru_maxrss: the largest resident set of the process and every
--- descendant it reaped), median of 5 runs.  ctrlua's phases come from 20 more runs with
--- CTRLUA_TRACE=1 (run.lua prints `phase NAME X ms` on stderr).
+-- descendant it reaped), median of 5 runs.  ctrlua's phases come from 20 more runs each, with
+-- and without a cgroup, alternating, with CTRLUA_TRACE=1 (run.lua prints `phase NAME X ms` on
+-- stderr).  A missed target's remainder says where the difference goes by phase, beside what
+-- bench/_probes.lua measures of the kernel (the v1 grace period) and the store's file system
+-- (an fsync, a directory's removal) on this machine.
 --
 -- A module for bench/run.lua: `require("run_latency")(report)` calls report(result) once per
 -- contestant: { name = "run_latency/ctrlua", unit = "ms", median =, min =, p90 =, max =,
@@ -35,6 +38,8 @@ local BIN = os.getenv("CTRLUA_BIN") or "build/ctrlua"
 local IMAGE_TAR = os.getenv("CTRLUA_TEST_IMAGE") or "build/images/busybox.oci.tar"
 local IMAGE = "ctrlua.test/busybox:latest"
 local PHASES = { "startup", "image", "container", "create", "start", "wait", "cleanup" }
+
+local P = dofile(((arg and arg[0] or ""):match("^(.*)/[^/]*$") or "bench") .. "/_probes.lua")
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
@@ -135,7 +140,7 @@ local function run(report)
   report = report or function(r) rows[#rows + 1] = r end
   if core.geteuid() ~= 0 then error("run_latency: needs root", 0) end
   local dir = (sh("mktemp -d /var/tmp/ctrlua-bench-run.XXXXXX"):gsub("%s+$", ""))
-  local results, phases = {}, {}
+  local results, phases, phases_nc, probes = {}, {}, {}, {}
   local ok, err = pcall(function()
     local root, state = dir .. "/root", dir .. "/state"
     local ctrlua = ("%s --root %s --state %s"):format(q(BIN), q(root), q(state))
@@ -195,16 +200,28 @@ local function run(report)
       end
     end
 
-    -- ctrlua's phases
-    local per = {}
+    -- ctrlua's phases, with and without a cgroup, alternating
+    local per, per_nc = {}, {}
     for i = 1, N do
-      local out = capture(("CTRLUA_TRACE=1 %s run.lua --rm %s ph%d /bin/true 2>&1 >/dev/null"):format(ctrlua, IMAGE, i))
-      for name, ms in out:gmatch("phase%s+(%S+)%s+([%d.]+) ms") do
-        per[name] = per[name] or {}
-        table.insert(per[name], tonumber(ms))
+      for _, w in ipairs({ { per, "", "ph" }, { per_nc, "--cgroup '' ", "phn" } }) do
+        local out = capture(("CTRLUA_TRACE=1 %s run.lua --rm %s%s %s%d /bin/true 2>&1 >/dev/null"):format(
+          ctrlua, w[2], IMAGE, w[3], i))
+        for name, ms in out:gmatch("phase%s+(%S+)%s+([%d.]+) ms") do
+          w[1][name] = w[1][name] or {}
+          table.insert(w[1][name], tonumber(ms))
+        end
       end
     end
-    for _, name in ipairs(PHASES) do phases[name] = median(per[name] or {}) end
+    for _, name in ipairs(PHASES) do
+      phases[name] = median(per[name] or {})
+      phases_nc[name] = median(per_nc[name] or {})
+    end
+    -- what the kernel and the store's file system charge here, apart from ctrlua
+    probes.grace = P.grace(5)
+    probes.fsync = P.fsync(root, 10)
+    probes.remove_dir = P.remove_dir(root, 10)
+    probes.fs = P.mount_options(root)
+    probes.version = median(hyperfine(dir, ("--warmup 3 --runs %d %s"):format(N, q(BIN .. " --version"))))
   end)
   sh("for m in $(grep -o ' " .. dir .. "[^ ]*' /proc/self/mountinfo | sort -r); do umount -l \"$m\"; done; rm -rf " .. q(dir))
   if not ok then error(err, 0) end
@@ -231,14 +248,60 @@ local function run(report)
     end
   end
   print(("  ctrlua phases (median ms): %s (sum %.2f)"):format(table.concat(parts, ", "), total))
+  local parts_nc = {}
+  for _, name in ipairs(PHASES) do
+    if phases_nc[name] then parts_nc[#parts_nc + 1] = ("%s %.2f"):format(name, phases_nc[name]) end
+  end
+  print(("  ctrlua --cgroup '' phases (median ms): %s"):format(table.concat(parts_nc, ", ")))
+  local function ms(v) return v and ("%.2f ms"):format(v) or "not measured" end
+  print(("  probes: v1 grace period %s (first cgroup.procs write from idle), fsync of 4 KB %s, "
+    .. "removing a directory with a 4 KB file %s, store on %s"):format(ms(probes.grace),
+    ms(probes.fsync), ms(probes.remove_dir), probes.fs or "?"))
+  local function phase_line(ph)
+    local t = {}
+    for _, name in ipairs(PHASES) do
+      if ph[name] then t[#t + 1] = ("%s %.2f"):format(name, ph[name]) end
+    end
+    return table.concat(t, ", ")
+  end
+  -- what the phases do not cover: exec, dynamic linking and LuaJIT's start before the first
+  -- phase's clock, and the exit after the last, as a whole `ctrlua --version` costs
+  local function outside_line()
+    return ("outside the phases (exec, dynamic linking, the Lua state's start, exit): at least "
+      .. "%s, the median of `ctrlua --version` here"):format(ms(probes.version))
+  end
+  local function fs_line(ph)
+    return ("the store's file system (%s): container %.2f ms holds 2 fsyncs (%s each here) and "
+      .. "the snapshot's directories; cleanup %.2f ms removes a snapshot's upper and work "
+      .. "directories and the bundle (%s per directory with a block here)"):format(probes.fs or "?",
+      ph.container or 0, ms(probes.fsync), ph.cleanup or 0, ms(probes.remove_dir))
+  end
   local nc = results["ctrlua-nocgroup"]
   if not c.error and not cr.error then
     c.ratio, c.target_ratio = c.median / cr.median, 1.0
     c.met, c.target_note = c.ratio <= 1.0, "ctrlua run --rm / crun run of a ready bundle"
+    c.remainder = {
+      ("%.2f ms over crun's %.2f; ctrlua's phases (median ms): %s"):format(c.median - cr.median,
+        cr.median, phase_line(phases)),
+      ("create %.2f ms with a cgroup, %.2f without: of the difference, %.2f ms, the kernel's v1 "
+        .. "grace period is %s (from idle, probed; crun's run pays it too), the rest ctrlua's "
+        .. "cgroup work (ten directories, their limits)"):format(
+        phases.create or 0, phases_nc.create or 0, (phases.create or 0) - (phases_nc.create or 0),
+        ms(probes.grace)),
+      "crun runs a ready bundle: it makes no snapshot, no records and no bundle, and removes none; "
+        .. fs_line(phases),
+      "not the kernel's: start-up, image lookup, the records' parsing and the spec, ctrlua's own work" }
+    table.insert(c.remainder, 4, outside_line())
   end
   if not nc.error and not fl.error then
     nc.ratio, nc.target_ratio = nc.median / fl.median, 2.0
     nc.met, nc.target_note = nc.ratio <= 2.0, "ctrlua run --rm --cgroup '' / the floor"
+    nc.remainder = {
+      ("%.2f ms over 2x the floor (%.2f); phases (median ms): %s"):format(nc.median - 2 * fl.median,
+        2 * fl.median, phase_line(phases_nc)),
+      "the floor is unshare + chroot of an existing directory: no overlay mount, /dev, masked "
+        .. "paths, capabilities or seccomp in create, no snapshot or records",
+      fs_line(phases_nc), outside_line() }
   end
   for _, name in ipairs({ "ctrlua", "ctrlua-nocgroup", "runc", "crun", "floor" }) do
     local r = results[name]
