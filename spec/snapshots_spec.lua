@@ -196,6 +196,27 @@ describe("snapshots #root", function()
       assert.are.same(m, sn:mounts("empty"))
     end)
 
+    it("ask the kernel about overlay's index parameter once per process", function()
+      if not core.stat("/usr/bin/strace") or not exists("/sys/module/overlay/parameters/index") then
+        pending("no strace, or no index parameter")
+        return
+      end
+      chain()
+      local out = tmp .. "/strace.out"
+      local code = ("local c = assert(require('ctr.client').new({ root = '%s', state = '%s', namespace = 'test' }))"
+        .. " local sn = assert(c:snapshotter('overlayfs'))"
+        .. " assert(sn:prepare('w1', 'l2')) assert(sn:prepare('w2', 'l2'))"
+        .. " assert(sn:mounts('w1')) assert(sn:mounts('w2'))"):format(client.root, client.state)
+      sh(("strace -f -qq -e trace=stat,newfstatat,statx,access,openat -o %s luajit -e %s"):format(q(out), q(code)))
+      local n = 0
+      for line in io.lines(out) do
+        if line:find("/sys/module/overlay/parameters/index", 1, true) then n = n + 1 end
+      end
+      assert.are.equal(1, n)
+      local m = assert(sn:mounts("w2"))
+      assert.are.equal("index=off", m[1].options[1])
+    end)
+
     it("mount a 2-level chain: writes land in the upper directory only", function()
       chain()
       local target = mkdir(tmp .. "/mnt")

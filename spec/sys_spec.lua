@@ -62,4 +62,76 @@ describe("ctr.sys", function()
       assert.is_string(why)
     end
   end)
+
+  it("mkdir_p makes what is missing, refuses a non-directory, and asks nothing more of one there", function()
+    local dir = require("support.ctrlua").tmpdir()
+    local deep = dir .. "/a//b/c/"
+    assert.is_true(sys.mkdir_p(deep, 448))
+    assert.are.equal("directory", core.stat(dir .. "/a/b/c").type)
+    assert.is_true(sys.mkdir_p(dir .. "/a/b/c", 448))
+    assert(core.write_file(dir .. "/f", "x"))
+    local ok, err = sys.mkdir_p(dir .. "/f", 448)
+    assert.is_nil(ok)
+    assert.are.equal("ENOTDIR", err.sym)
+    ok, err = sys.mkdir_p(dir .. "/f/x/y", 448)
+    assert.is_nil(ok)
+    assert.are.equal("ENOTDIR", err.sym)
+    assert.truthy(tostring(err):find(dir .. "/f/x", 1, true))
+    if core.stat("/usr/bin/strace") then
+      -- a directory that is there already costs one stat, not a mkdir of every component
+      local out = dir .. "/strace.out"
+      local code = "local c = require('ctr.core') assert(c.mkdir_p('" .. dir .. "/a/b/c', 448))"
+      local r = os.execute(("strace -f -qq -e trace=mkdir,mkdirat -o '%s' luajit -e \"%s\""):format(out, code))
+      assert(r == 0 or r == true, "the traced mkdir_p failed")
+      local f = assert(io.open(out))
+      local trace = f:read("*a")
+      f:close()
+      assert.are.equal("", trace)
+      assert.is_true(sys.mkdir_p(dir .. "/a/b/d/e", 448))
+      assert.are.equal("directory", core.stat(dir .. "/a/b/d/e").type)
+    end
+    assert(core.remove_tree(dir))
+  end)
+
+  it("remove_tree stats directories only, and still refuses to cross a mount", function()
+    local dir = require("support.ctrlua").tmpdir()
+    local top = dir .. "/t"
+    assert(sys.mkdir_p(top .. "/d/e", 448))
+    for _, f in ipairs({ "/a", "/d/b", "/d/e/c" }) do assert(core.write_file(top .. f, "x")) end
+    assert(core.symlink("/nonexistent", top .. "/d/l"))
+    if core.stat("/usr/bin/strace") then
+      local out = dir .. "/strace.out"
+      local code = "local c = require('ctr.core') assert(c.remove_tree('" .. top .. "'))"
+      local r = os.execute(("strace -f -qq -e trace=stat,lstat,newfstatat,statx -o '%s' luajit -e \"%s\""):format(out, code))
+      assert(r == 0 or r == true, "the traced remove_tree failed")
+      local f = assert(io.open(out))
+      local n = 0
+      for line in f:lines() do
+        if line:find(top, 1, true) or line:find('"d"', 1, true) or line:find('"e"', 1, true)
+          or line:find('"a"', 1, true) or line:find('"b"', 1, true) or line:find('"c"', 1, true)
+          or line:find('"l"', 1, true) then
+          n = n + 1
+        end
+      end
+      f:close()
+      -- the top (one lstat), d and e (one each): none of the files nor the link
+      assert.are.equal(3, n)
+    else
+      assert(core.remove_tree(top))
+    end
+    assert.is_nil(core.stat(top))
+    assert.is_true(sys.remove_tree(top)) -- gone already: nothing to do
+    assert(core.write_file(dir .. "/file", "x"))
+    assert.is_true(sys.remove_tree(dir .. "/file"))
+    assert.is_nil(core.stat(dir .. "/file"))
+    if core.geteuid() == 0 then
+      assert(sys.mkdir_p(top .. "/m", 448))
+      assert(core.mount("tmpfs", "tmpfs", top .. "/m", {}))
+      local ok, err = sys.remove_tree(top)
+      core.unmount(top .. "/m", { detach = true })
+      assert.is_nil(ok)
+      assert.are.equal("EBUSY", err.sym)
+    end
+    assert(core.remove_tree(dir))
+  end)
 end)

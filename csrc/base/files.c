@@ -180,32 +180,92 @@ int ctr_write_file_atomic(const char *path, const void *data, size_t len, int mo
     return sync && !(flags & CTR_WRITE_NODIRSYNC) ? ctr_fsync_parent(path, err) : 0;
 }
 
+static int mkdir_walk(char *buf, int mode, struct ctr_err *err)
+{
+    if (mkdir(buf, mode) == 0)
+        return 0;
+    if (errno == ENOENT) {
+        char *slash = strrchr(buf, '/');
+        while (slash != NULL && slash > buf && slash[-1] == '/')
+            slash--;
+        if (slash != NULL && slash > buf) {
+            *slash = '\0';
+            int r = mkdir_walk(buf, mode, err);
+            *slash = '/';
+            if (r < 0)
+                return r;
+            if (mkdir(buf, mode) == 0)
+                return 0;
+        }
+    }
+    if (errno != EEXIST)
+        return ctr_fail(err, errno, "mkdir `%s'", buf);
+    return 0;
+}
+
+/* The directories asked for nearly always exist already: one stat answers then, and the
+ * components are made (from the deepest missing one down) only when the path is missing. */
 int ctr_mkdir_p(const char *path, int mode, struct ctr_err *err)
 {
     char buf[PATH_MAX];
     if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
         return ctr_fail(err, ENAMETOOLONG, "mkdir `%s'", path);
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || *p == '\0') {
-            char c = *p;
-            *p = '\0';
-            if (mkdir(buf, mode) < 0 && errno != EEXIST)
-                return ctr_fail(err, errno, "mkdir `%s'", buf);
-            *p = c;
-            if (c == '\0')
-                break;
-        }
-    }
+    size_t n = strlen(buf);
+    while (n > 1 && buf[n - 1] == '/')
+        buf[--n] = '\0';
     struct stat st;
-    if (stat(path, &st) < 0)
-        return ctr_fail(err, errno, "stat `%s'", path);
+    if (stat(path, &st) < 0) {
+        if (mkdir_walk(buf, mode, err) < 0)
+            return -1;
+        if (stat(path, &st) < 0)
+            return ctr_fail(err, errno, "stat `%s'", path);
+    }
     if (!S_ISDIR(st.st_mode))
         return ctr_fail(err, ENOTDIR, "mkdir `%s'", path);
     return 0;
 }
 
-static int remove_at(int parent, const char *name, dev_t dev, const char *top, struct ctr_err *err)
+static int remove_at(int parent, const char *name, unsigned char type, dev_t dev, const char *top,
+                     struct ctr_err *err);
+
+/* Directory `name' under `parent', already known to be one on the tree's filesystem. */
+static int remove_dir(int parent, const char *name, dev_t dev, const char *top, struct ctr_err *err)
 {
+    int fd = RETRY(openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (fd < 0)
+        return ctr_fail(err, errno, "open `%s' under `%s'", name, top);
+    DIR *d = fdopendir(fd);
+    if (d == NULL) {
+        close(fd);
+        return ctr_fail(err, errno, "fdopendir `%s'", name);
+    }
+    struct dirent *de;
+    int r = 0;
+    while (r == 0 && (errno = 0, de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        r = remove_at(dirfd(d), de->d_name, de->d_type, dev, top, err);
+    }
+    closedir(d);
+    if (r < 0)
+        return r;
+    if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+        return ctr_fail(err, errno, "rmdir `%s' under `%s'", name, top);
+    return 0;
+}
+
+/* An entry the listing says is no directory is unlinked at once: a stat is needed only for
+ * a directory (whose device tells a mount point) or an entry of unknown type, or one that
+ * became a directory since it was listed (EISDIR). */
+static int remove_at(int parent, const char *name, unsigned char type, dev_t dev, const char *top,
+                     struct ctr_err *err)
+{
+    if (type != DT_DIR && type != DT_UNKNOWN) {
+        if (unlinkat(parent, name, 0) == 0 || errno == ENOENT)
+            return 0;
+        if (errno != EISDIR)
+            return ctr_fail(err, errno, "unlink `%s' under `%s'", name, top);
+    }
     struct stat st;
     if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
         if (errno == ENOENT)
@@ -215,27 +275,7 @@ static int remove_at(int parent, const char *name, dev_t dev, const char *top, s
     if (S_ISDIR(st.st_mode)) {
         if (st.st_dev != dev)
             return ctr_fail(err, EBUSY, "remove `%s' under `%s': a mount is still there", name, top);
-        int fd = RETRY(openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-        if (fd < 0)
-            return ctr_fail(err, errno, "open `%s' under `%s'", name, top);
-        DIR *d = fdopendir(fd);
-        if (d == NULL) {
-            close(fd);
-            return ctr_fail(err, errno, "fdopendir `%s'", name);
-        }
-        struct dirent *de;
-        int r = 0;
-        while (r == 0 && (errno = 0, de = readdir(d)) != NULL) {
-            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                continue;
-            r = remove_at(dirfd(d), de->d_name, dev, top, err);
-        }
-        closedir(d);
-        if (r < 0)
-            return r;
-        if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-            return ctr_fail(err, errno, "rmdir `%s' under `%s'", name, top);
-        return 0;
+        return remove_dir(parent, name, dev, top, err);
     }
     if (unlinkat(parent, name, 0) < 0 && errno != ENOENT)
         return ctr_fail(err, errno, "unlink `%s' under `%s'", name, top);
@@ -250,7 +290,11 @@ int ctr_remove_tree(const char *path, struct ctr_err *err)
             return 0;
         return ctr_fail(err, errno, "stat `%s'", path);
     }
-    return remove_at(AT_FDCWD, path, st.st_dev, path, err);
+    if (S_ISDIR(st.st_mode))
+        return remove_dir(AT_FDCWD, path, st.st_dev, path, err);
+    if (unlinkat(AT_FDCWD, path, 0) < 0 && errno != ENOENT)
+        return ctr_fail(err, errno, "unlink `%s' under `%s'", path, path);
+    return 0;
 }
 
 int ctr_openat_in_root(int rootfd, const char *path, int flags, int mode)

@@ -98,6 +98,16 @@ local function overlay_supported(dir)
   return ok
 end
 
+-- A kernel whose overlay knows the parameter keeps knowing it: a yes is asked once per
+-- process, a no again each time (the module may be loaded since).
+local overlay_index_known = false
+local function overlay_has_index()
+  if not overlay_index_known then
+    overlay_index_known = core.stat("/sys/module/overlay/parameters/index") ~= nil
+  end
+  return overlay_index_known
+end
+
 local swept = {}
 
 --- Open a snapshotter of the client's store.
@@ -233,7 +243,7 @@ function Snapshotter:_mounts(rec)
   local options = {}
   -- containerd sets index=off whenever the kernel knows the parameter, so that a lower
   -- directory may be mounted by several overlays at once.
-  if core.stat("/sys/module/overlay/parameters/index") then options[#options + 1] = "index=off" end
+  if overlay_has_index() then options[#options + 1] = "index=off" end
   if rec.kind == "active" then
     options[#options + 1] = "workdir=" .. self:_work(rec.id)
     options[#options + 1] = "upperdir=" .. self:_fs(rec.id)
