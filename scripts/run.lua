@@ -49,6 +49,9 @@ end
 local f = r.flags
 local v, err = run.validate(def, r)
 if not v then die(err) end
+-- the init's move into its new cgroup waits for a grace period of the kernel's on v1: begun
+-- now, it passes while the image, the snapshot and the spec are made
+if not (r.set.cgroup and f.cgroup == "") then require("ctr.cgroups").warm_attach() end
 phase("startup")
 
 local client

@@ -837,3 +837,66 @@ describe("cgroup v2: the init cloned into its cgroup #root", function()
     assert.are.equal("", written)
   end)
 end)
+
+describe("the v1 grace period begun at a run's start #root", function()
+  local BIN = os.getenv("CTRLUA_BIN") or "build/ctrlua"
+  local IMAGE_TAR = os.getenv("CTRLUA_TEST_IMAGE") or "build/images/busybox.oci.tar"
+  local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+  local function v1_procs()
+    local l = assert(cgroups.layout())
+    if l.mode ~= "v1" and l.mode ~= "hybrid" then return nil end
+    local h = l.v1[1]
+    return h.mountpoint .. (h.own ~= "" and "/" .. h.own or "") .. "/cgroup.procs"
+  end
+  -- the lines of an strace -f log that open `procs' for writing, and writes of "0"
+  local function traced(log, procs)
+    local opened, zero = false, false
+    for line in io.lines(log) do
+      if line:find('openat(AT_FDCWD, "' .. procs .. '", O_WRONLY', 1, true) then opened = true end
+      if opened and line:find('write%(%d+, "0", 1%)%s+= 1') then zero = true end
+    end
+    return opened, zero
+  end
+
+  it("moves this process into the cgroup it is in, on a thread, and changes nothing", function()
+    local procs = v1_procs()
+    if not procs then pending("no cgroup v1 hierarchy here") return end
+    if not core.stat("/usr/bin/strace") then pending("no strace") return end
+    local before = assert(core.read_file("/proc/self/cgroup"))
+    assert.is_true(cgroups.warm_attach())
+    core.poll({}, 100) -- the thread has long finished
+    assert.are.equal(before, assert(core.read_file("/proc/self/cgroup")))
+    local tmp = (io.popen("mktemp -d /tmp/ctrlua-warm.XXXXXX"):read("*l"))
+    local code = "local c = require('ctr.cgroups') assert(c.warm_attach()) require('ctr.core').poll({}, 200)"
+    local r = os.execute(("strace -f -qq -e trace=openat,write -o %s/log luajit -e %s"):format(q(tmp), q(code)))
+    local opened, zero = traced(tmp .. "/log", procs)
+    core.remove_tree(tmp)
+    assert(r == 0 or r == true, "the traced warm_attach failed")
+    assert.is_true(opened, "no open of " .. procs)
+    assert.is_true(zero, "no write of 0 to " .. procs)
+  end)
+
+  it("is begun by run when it makes a cgroup, and not with --cgroup ''", function()
+    local procs = v1_procs()
+    if not procs then pending("no cgroup v1 hierarchy here") return end
+    if not core.stat("/usr/bin/strace") then pending("no strace") return end
+    local tmp = (io.popen("mktemp -d /tmp/ctrlua-warm.XXXXXX"):read("*l"))
+    local ns, id = "ctrlua-test-" .. uuid(), "warm-" .. uuid()
+    local c = ("%s --root %s/root --state %s/state -n %s"):format(q(BIN), q(tmp), q(tmp), ns)
+    local ok = os.execute(("%s images.lua import %s >/dev/null"):format(c, q(IMAGE_TAR)))
+    assert(ok == true or ok == 0, "import")
+    local results = {}
+    for k, flag in ipairs({ "", "--cgroup '' " }) do
+      local log = ("%s/log%d"):format(tmp, k)
+      ok = os.execute(("strace -f -qq -e trace=openat,write -o %s %s run.lua --rm %sctrlua.test/busybox:latest %s /bin/true >/dev/null 2>&1")
+        :format(q(log), c, flag, id))
+      local opened = traced(log, procs)
+      results[k] = { ok = ok == true or ok == 0, opened = opened }
+    end
+    core.remove_tree(tmp)
+    assert.is_true(results[1].ok, "run --rm")
+    assert.is_true(results[1].opened, "run did not begin the grace period")
+    assert.is_true(results[2].ok, "run --rm --cgroup ''")
+    assert.is_false(results[2].opened, "run --cgroup '' began it")
+  end)
+end)

@@ -93,6 +93,11 @@ int ctr_cgroup_layout_detect(struct ctr_cgroup_layout *l, const char *mountinfo_
                              struct ctr_err *err);
 void ctr_cgroup_layout_free(struct ctr_cgroup_layout *l);
 
+/* Begin, on a thread of its own, the kernel's grace period that the next move of a process
+ * into a v1 cgroup waits for (cgroups/warm.c says why), by moving this process into the
+ * cgroup it is in.  Returns at once; nothing to do on pure v2 or a fake tree. */
+int ctr_cgroup_warm_attach(const struct ctr_cgroup_layout *l, struct ctr_err *err);
+
 /* Is controller c usable: a v1 hierarchy, or the v2 mount lists it. */
 int ctr_cgroup_has(const struct ctr_cgroup_layout *l, enum ctr_cgroup_controller c);
 

@@ -118,6 +118,22 @@ static int l_cgroup_layout(lua_State *L)
     return 1;
 }
 
+/* cgroup_warm_attach() -> true: the grace period of the next move into a v1 cgroup begun on
+ * a thread (cgroups/warm.c), so that it runs while the caller goes on */
+static int l_cgroup_warm_attach(lua_State *L)
+{
+    struct ctr_cgroup_layout l;
+    struct ctr_err e;
+    int r = ctr_cgroup_layout_detect(&l, NULL, NULL, NULL, &e);
+    if (r == 0)
+        r = ctr_cgroup_warm_attach(&l, &e);
+    ctr_cgroup_layout_free(&l);
+    if (r < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* cgroup_dirs(path[, opts]) -> {cpu=DIR, memory=DIR, ["name=systemd"]=DIR, unified=DIR} */
 static int l_cgroup_dirs(lua_State *L)
 {
@@ -339,6 +355,7 @@ static int l_cgroup_device_filter(lua_State *L)
 
 static const luaL_Reg cgroup_funcs[] = {
     {"cgroup_layout", l_cgroup_layout},
+    {"cgroup_warm_attach", l_cgroup_warm_attach},
     {"cgroup_device_filter", l_cgroup_device_filter},
     {"cgroup_dirs", l_cgroup_dirs},
     {"cgroup_create", l_cgroup_create},

@@ -62,6 +62,15 @@ function M.layout(opts)
   return sys.cgroup_layout(opts)
 end
 
+--- Begin now the kernel's grace period that the next move of a process into a v1 cgroup waits
+-- for, so that it runs while the caller does other work (a thread moves this process into
+-- the cgroup it is already in; csrc/cgroups/warm.c says why).  Returns at once; does nothing
+-- on pure cgroup v2.  `run` calls it at its start, when it will make a cgroup.
+-- @return true, or nil, err
+function M.warm_attach()
+  return sys.cgroup_warm_attach()
+end
+
 --- The cgroup mode of this machine (containerd's cgroups.Mode): "v1", "v2", "hybrid" or "none".
 -- @tparam[opt] table opts
 -- @return string, or nil, err
