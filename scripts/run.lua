@@ -15,7 +15,16 @@ local EXIT_FAILED, EXIT_CANNOT_INVOKE, EXIT_NOT_FOUND = 125, 126, 127
 -- CTRLUA_TRACE=1 prints the time of each phase on stderr (the bench reads it).
 local phase = run.tracer()
 
+-- the child that begins the kernel's grace period for the init's cgroup (below), reaped
+-- once the init is in its cgroup, or on the way out
+local warm_pid
+local function warm_done()
+  if warm_pid and warm_pid > 0 then require("ctr.cgroups").warm_done(warm_pid) end
+  warm_pid = nil
+end
+
 local function die(err, code)
+  warm_done()
   io.stderr:write("ctrlua: ", tostring(err), "\n")
   os.exit(code or EXIT_FAILED)
 end
@@ -51,7 +60,7 @@ local v, err = run.validate(def, r)
 if not v then die(err) end
 -- the init's move into its new cgroup waits for a grace period of the kernel's on v1: begun
 -- now, it passes while the image, the snapshot and the spec are made
-if not (r.set.cgroup and f.cgroup == "") then require("ctr.cgroups").warm_attach() end
+if not (r.set.cgroup and f.cgroup == "") then warm_pid = require("ctr.cgroups").warm_attach() end
 phase("startup")
 
 local client
@@ -88,6 +97,7 @@ local task, made
 made, task, err = pcall(container.new_task, container, tio, {
   pid_file = f["pid-file"] ~= "" and f["pid-file"] or nil, detach = detach,
   no_pivot = f["no-pivot"] or nil, volatile = f.rm or nil })
+warm_done()
 if not made then abandon(task) end
 if not task then
   local code = EXIT_FAILED

@@ -858,16 +858,18 @@ describe("the v1 grace period begun at a run's start #root", function()
     return opened, zero
   end
 
-  it("moves this process into the cgroup it is in, on a thread, and changes nothing", function()
+  it("moves a child into the cgroup this process is in, changes nothing, and reaps it", function()
     local procs = v1_procs()
     if not procs then pending("no cgroup v1 hierarchy here") return end
     if not core.stat("/usr/bin/strace") then pending("no strace") return end
     local before = assert(core.read_file("/proc/self/cgroup"))
-    assert.is_true(cgroups.warm_attach())
-    core.poll({}, 100) -- the thread has long finished
+    local pid = assert(cgroups.warm_attach())
+    assert.is_true(pid > 0)
+    assert.is_true(cgroups.warm_done(pid))
+    assert.is_nil(core.stat("/proc/" .. pid)) -- reaped: no zombie left
     assert.are.equal(before, assert(core.read_file("/proc/self/cgroup")))
     local tmp = (io.popen("mktemp -d /tmp/ctrlua-warm.XXXXXX"):read("*l"))
-    local code = "local c = require('ctr.cgroups') assert(c.warm_attach()) require('ctr.core').poll({}, 200)"
+    local code = "local c = require('ctr.cgroups') assert(c.warm_done(assert(c.warm_attach())))"
     local r = os.execute(("strace -f -qq -e trace=openat,write -o %s/log luajit -e %s"):format(q(tmp), q(code)))
     local opened, zero = traced(tmp .. "/log", procs)
     core.remove_tree(tmp)

@@ -93,10 +93,12 @@ int ctr_cgroup_layout_detect(struct ctr_cgroup_layout *l, const char *mountinfo_
                              struct ctr_err *err);
 void ctr_cgroup_layout_free(struct ctr_cgroup_layout *l);
 
-/* Begin, on a thread of its own, the kernel's grace period that the next move of a process
- * into a v1 cgroup waits for (cgroups/warm.c says why), by moving this process into the
- * cgroup it is in.  Returns at once; nothing to do on pure v2 or a fake tree. */
-int ctr_cgroup_warm_attach(const struct ctr_cgroup_layout *l, struct ctr_err *err);
+/* Begin the kernel's grace period that the next move of a process into a v1 cgroup waits
+ * for (cgroups/warm.c says why): a child moves itself into the cgroup it is in.  Returns at
+ * once with the child's pid (0: nothing to do, on pure v2 or a fake tree), or -1; reap it with
+ * ctr_cgroup_warm_done once the caller's own move is made. */
+pid_t ctr_cgroup_warm_attach(const struct ctr_cgroup_layout *l, struct ctr_err *err);
+int ctr_cgroup_warm_done(pid_t pid, struct ctr_err *err);
 
 /* Is controller c usable: a v1 hierarchy, or the v2 mount lists it. */
 int ctr_cgroup_has(const struct ctr_cgroup_layout *l, enum ctr_cgroup_controller c);

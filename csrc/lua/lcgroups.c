@@ -118,17 +118,27 @@ static int l_cgroup_layout(lua_State *L)
     return 1;
 }
 
-/* cgroup_warm_attach() -> true: the grace period of the next move into a v1 cgroup begun on
- * a thread (cgroups/warm.c), so that it runs while the caller goes on */
+/* cgroup_warm_attach() -> pid (0 when there is nothing to do): the grace period of the next
+ * move into a v1 cgroup begun by a child (cgroups/warm.c), so that it runs while the caller
+ * goes on; cgroup_warm_done(pid) reaps the child */
 static int l_cgroup_warm_attach(lua_State *L)
 {
     struct ctr_cgroup_layout l;
     struct ctr_err e;
-    int r = ctr_cgroup_layout_detect(&l, NULL, NULL, NULL, &e);
-    if (r == 0)
-        r = ctr_cgroup_warm_attach(&l, &e);
+    pid_t pid = ctr_cgroup_layout_detect(&l, NULL, NULL, NULL, &e);
+    if (pid == 0)
+        pid = ctr_cgroup_warm_attach(&l, &e);
     ctr_cgroup_layout_free(&l);
-    if (r < 0)
+    if (pid < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushinteger(L, pid);
+    return 1;
+}
+
+static int l_cgroup_warm_done(lua_State *L)
+{
+    struct ctr_err e;
+    if (ctr_cgroup_warm_done((pid_t)luaL_checkinteger(L, 1), &e) < 0)
         return ctr_lua_fail(L, &e);
     lua_pushboolean(L, 1);
     return 1;
@@ -356,6 +366,7 @@ static int l_cgroup_device_filter(lua_State *L)
 static const luaL_Reg cgroup_funcs[] = {
     {"cgroup_layout", l_cgroup_layout},
     {"cgroup_warm_attach", l_cgroup_warm_attach},
+    {"cgroup_warm_done", l_cgroup_warm_done},
     {"cgroup_device_filter", l_cgroup_device_filter},
     {"cgroup_dirs", l_cgroup_dirs},
     {"cgroup_create", l_cgroup_create},

@@ -63,12 +63,19 @@ function M.layout(opts)
 end
 
 --- Begin now the kernel's grace period that the next move of a process into a v1 cgroup waits
--- for, so that it runs while the caller does other work (a thread moves this process into
--- the cgroup it is already in; csrc/cgroups/warm.c says why).  Returns at once; does nothing
--- on pure cgroup v2.  `run` calls it at its start, when it will make a cgroup.
--- @return true, or nil, err
+-- for, so that it runs while the caller does other work (a short-lived child moves itself
+-- into the cgroup it is already in; csrc/cgroups/warm.c says why).  Returns at once.  `run`
+-- calls it at its start, when it will make a cgroup, and reaps the child with warm_done once
+-- its init is in its cgroup.
+-- @return the child's pid (0 on pure cgroup v2: nothing to do), or nil, err
 function M.warm_attach()
   return sys.cgroup_warm_attach()
+end
+
+--- Reap the child of warm_attach (a pid of 0 is nothing to reap).
+-- @return true, or nil, err
+function M.warm_done(pid)
+  return sys.cgroup_warm_done(pid)
 end
 
 --- The cgroup mode of this machine (containerd's cgroups.Mode): "v1", "v2", "hybrid" or "none".
