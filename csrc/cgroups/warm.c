@@ -10,19 +10,17 @@
  * the run goes on.  Pure cgroup v2 needs none of this: the init is cloned into its cgroup,
  * under the lock's read side.
  *
- * A child process, not a thread: the runtime clones the init with a bare clone(2), and a
- * process that has (or had a moment ago) a second thread makes the C library's setuid family
- * in that init wait for the other thread's answer, which never comes. */
+ * A child process, not a thread: the runtime clones the init with a bare clone(2), and an
+ * init cloned while the caller had a second thread would wait forever in the C library's
+ * setuid family for that thread's answer (it broadcasts to every thread it knows of). */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
-#include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "base/syscalls.h"
 #include "cgroups/cgroup.h"
 
 pid_t ctr_cgroup_warm_attach(const struct ctr_cgroup_layout *l, struct ctr_err *err)

@@ -125,8 +125,8 @@ static int l_cgroup_warm_attach(lua_State *L)
 {
     struct ctr_cgroup_layout l;
     struct ctr_err e;
-    pid_t pid = ctr_cgroup_layout_detect(&l, NULL, NULL, NULL, &e);
-    if (pid == 0)
+    pid_t pid = -1;
+    if (ctr_cgroup_layout_detect(&l, NULL, NULL, NULL, &e) == 0)
         pid = ctr_cgroup_warm_attach(&l, &e);
     ctr_cgroup_layout_free(&l);
     if (pid < 0)
