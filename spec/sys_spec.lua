@@ -81,7 +81,10 @@ describe("ctr.sys", function()
       -- a directory that is there already costs one stat, not a mkdir of every component
       local out = dir .. "/strace.out"
       local code = "local c = require('ctr.core') assert(c.mkdir_p('" .. dir .. "/a/b/c', 448))"
-      local r = os.execute(("strace -f -qq -e trace=mkdir,mkdirat -o '%s' luajit -e \"%s\""):format(out, code))
+      assert(core.write_file(dir .. "/probe.lua", code))
+      -- (CTRLUA_LUA: under `make asan`, the instrumented host that runs the specs)
+      local r = os.execute(("strace -f -qq -e trace=mkdir,mkdirat -o '%s' %s '%s'"):format(out,
+        os.getenv("CTRLUA_LUA") or "luajit", dir .. "/probe.lua"))
       assert(r == 0 or r == true, "the traced mkdir_p failed")
       local f = assert(io.open(out))
       local trace = f:read("*a")
@@ -102,7 +105,10 @@ describe("ctr.sys", function()
     if core.stat("/usr/bin/strace") then
       local out = dir .. "/strace.out"
       local code = "local c = require('ctr.core') assert(c.remove_tree('" .. top .. "'))"
-      local r = os.execute(("strace -f -qq -e trace=stat,lstat,newfstatat,statx -o '%s' luajit -e \"%s\""):format(out, code))
+      assert(core.write_file(dir .. "/probe.lua", code))
+      -- (CTRLUA_LUA: under `make asan`, the instrumented host that runs the specs)
+      local r = os.execute(("strace -f -qq -e trace=stat,lstat,newfstatat,statx -o '%s' %s '%s'"):format(out,
+        os.getenv("CTRLUA_LUA") or "luajit", dir .. "/probe.lua"))
       assert(r == 0 or r == true, "the traced remove_tree failed")
       local f = assert(io.open(out))
       local n = 0
