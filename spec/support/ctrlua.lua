@@ -317,6 +317,14 @@ end
 
 --- Kill background runs still going, unmount everything under the env, remove it.
 function Env:destroy()
+  -- a detached task a test left running is deleted as a user would (its monitor would
+  -- otherwise wait for that delete forever)
+  for _, id in ipairs(core.listdir(self:state_dir()) or {}) do
+    local st = self:task_status(id)
+    if st and st.monitor_pid and st.monitor_pid > 0 and core.stat("/proc/" .. st.monitor_pid) then
+      pcall(self.run, self, "tasks.lua", "delete", "-f", id)
+    end
+  end
   -- container inits still alive under this state first (that ends their runs), then the runs
   for _, id in ipairs(core.listdir(self:state_dir()) or {}) do
     local st = self:task_status(id)
