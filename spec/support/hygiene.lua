@@ -11,6 +11,8 @@
 -- /dev: every node (/dev/* and below) by inode, owner, mode, birth time, type and device
 -- number; the numbered ptys of /dev/pts and the files in /dev/shm and /dev/mqueue come and
 -- go with any terminal or program on the machine and are left out.  Mounts: each line of
+-- cgroups: the top-level directories of every hierarchy; those the suite made (its runs'
+-- namespaces) are removed when empty before the comparison, and one left is a difference.
 -- /proc/self/mountinfo without its mount ids (a remount of the same thing is the same), as a
 -- multiset, minus the mounts under the suite's temporary directories (/tmp/ctrlua-*, the
 -- /tmp/tmp.* of mktemp -d) and the named network namespaces the specs make
@@ -75,6 +77,30 @@ function H.mounts(mountinfo)
   return t
 end
 
+--- The top-level directories of the host's cgroup hierarchies (those mounted under
+-- /sys/fs/cgroup): a set of paths.  A run's cgroup is /NAMESPACE/ID; delete removes ID and,
+-- as containerd's does, leaves /NAMESPACE, so the suite's namespaces are its to remove.
+function H.cgroup_tops()
+  local set = {}
+  for line in io.lines("/proc/self/mountinfo") do
+    local mnt, fstype = line:match("^%S+ %S+ %S+ %S+ (%S+) .- %- (%S+) ")
+    if mnt and (fstype == "cgroup" or fstype == "cgroup2") and mnt:match("^/sys/fs/cgroup/?") then
+      for _, d in ipairs(lines_of(("find %s -mindepth 1 -maxdepth 1 -type d 2>/dev/null"):format(q(mnt)))) do
+        set[d] = true
+      end
+    end
+  end
+  return set
+end
+
+--- Remove the top-level cgroups made since `before` (a set from H.cgroup_tops) that are empty
+-- (the namespaces of the suite's runs); one that still holds a cgroup is left, and reported.
+function H.sweep_cgroups(before)
+  for d in pairs(H.cgroup_tops()) do
+    if not before[d] then os.remove(d) end
+  end
+end
+
 --- The state of the host (or, with opts.dev and opts.mountinfo, of a fake one): {dev=, mounts=}.
 function H.snapshot(opts)
   opts = opts or {}
@@ -110,6 +136,14 @@ function H.compare(before, after)
     if b > a then diffs[#diffs + 1] = ("mount added: %s%s"):format(k, b - a > 1 and (" (x%d)"):format(b - a) or "")
     elseif a > b then diffs[#diffs + 1] = ("mount gone: %s%s"):format(k, a - b > 1 and (" (x%d)"):format(a - b) or "") end
   end
+  if before.cgroups and after.cgroups then
+    sorted = {}
+    for d in pairs(after.cgroups) do
+      if not before.cgroups[d] then sorted[#sorted + 1] = d end
+    end
+    table.sort(sorted)
+    for _, d in ipairs(sorted) do diffs[#diffs + 1] = ("cgroup left: %s"):format(d) end
+  end
   return diffs
 end
 
@@ -118,13 +152,17 @@ local start
 --- Record the host as it is now (the state H.check compares with).
 function H.start()
   start = H.snapshot()
+  start.cgroups = H.cgroup_tops()
 end
 
 --- What changed on the host since H.start (see H.compare), or nil when H.start was not
 -- called.
 function H.check()
   if not start then return nil end
-  return H.compare(start, H.snapshot())
+  H.sweep_cgroups(start.cgroups)
+  local now = H.snapshot()
+  now.cgroups = H.cgroup_tops()
+  return H.compare(start, now)
 end
 
 return H
