@@ -9,14 +9,17 @@
 --            ["/bin/true"] and terminal false.
 --   crun     `crun run -b BUNDLE ID` of the same bundle.  crun 1.8 refuses this machine's hybrid
 --            cgroups, so it runs in a private mount namespace where /sys/fs/cgroup/unified is
---            unmounted (`unshare -m sh -c 'umount /sys/fs/cgroup/unified; ...'`); the timer
---            runs inside that namespace too, so the wrapper's own cost is not counted.
+--            unmounted: core.spawn's hide_mounts makes it in the child before the exec, so
+--            crun's time holds an unshare and an unmount (tens of microseconds) and no wrapper.
 --   ctrlua-nocgroup  the same with `--cgroup ""` (no cgroup is made), beside the floor.
 --   floor    `unshare -m -u -i -n -p -f --mount-proc=ROOTFS/proc chroot ROOTFS /bin/true`.
 --
--- Times come from hyperfine -N (no shell in between), 20 runs each, after warm-up; peak RSS
--- is GNU time's %M (wait4's ru_maxrss: the largest resident set of the process and every
--- descendant it reaped), median of 5 runs.  ctrlua's phases come from 20 more runs each, with
+-- Times: 20 rounds after two of warm-up; each round runs every contestant once (core.spawn, an
+-- argv, no shell), in an order that rotates from round to round.  The machine's speed drifts
+-- (a shared VM's can change by half within minutes), so the ratios are the medians of the
+-- per-round ratios (ctrlua / crun, ctrlua --cgroup "" / the floor of the same round), with
+-- each contestant's median beside.  Peak RSS is GNU time's %M (wait4's ru_maxrss: the largest
+-- resident set of the process and every descendant it reaped), median of 5 runs.  ctrlua's phases come from 20 more runs each, with
 -- and without a cgroup, alternating, with CTRLUA_TRACE=1 (run.lua prints `phase NAME X ms` on
 -- stderr).  A missed target's remainder says where the difference goes by phase, beside what
 -- bench/_probes.lua measures of the kernel (the v1 grace period) and the store's file system
@@ -96,13 +99,16 @@ local function hyperfine(dir, args, prefix)
   return times
 end
 
--- GNU time's %M (KB) of cmd, median of RSS_RUNS runs.
-local function peak_rss(cmd, prefix)
+-- GNU time's %M (KB) of the command argv(i) makes, median of RSS_RUNS runs; hide as core.spawn's
+-- hide_mounts.
+local function peak_rss(argv, hide)
   local vals = {}
   for i = 1, RSS_RUNS do
-    local out = sh(("%s/usr/bin/time -f 'RSS %%M' %s </dev/null >/dev/null"):format(prefix or "",
-      cmd(i)))
-    vals[#vals + 1] = tonumber(out:match("RSS (%d+)"))
+    local a = { "/usr/bin/time", "-f", "RSS %M", unpack(argv(i)) }
+    local r, err = core.spawn({ argv = a, stdout = "null", stderr = "pipe", hide_mounts = hide })
+    if not r then error(tostring(err), 0) end
+    if r.code ~= 0 then error(("%s: exit code %s: %s"):format(table.concat(a, " "), tostring(r.code), r.stderr or ""), 0) end
+    vals[#vals + 1] = tonumber((r.stderr or ""):match("RSS (%d+)"))
   end
   return median(vals)
 end
@@ -129,18 +135,12 @@ local function make_bundle(bundle)
   assert(core.write_file(bundle .. "/config.json", core.json_encode(spec, true), { mode = 420 }))
 end
 
-local function ids(prefix)
-  local t = {}
-  for i = 1, N do t[i] = prefix .. i end
-  return table.concat(t, ",")
-end
-
 local function run(report)
   local rows = {}
   report = report or function(r) rows[#rows + 1] = r end
   if core.geteuid() ~= 0 then error("run_latency: needs root", 0) end
   local dir = (sh("mktemp -d /var/tmp/ctrlua-bench-run.XXXXXX"):gsub("%s+$", ""))
-  local results, phases, phases_nc, probes = {}, {}, {}, {}
+  local results, phases, phases_nc, probes, paired = {}, {}, {}, {}, {}
   local ok, err = pcall(function()
     local root, state = dir .. "/root", dir .. "/state"
     local ctrlua = ("%s --root %s --state %s"):format(q(BIN), q(root), q(state))
@@ -151,45 +151,75 @@ local function run(report)
     local bundle = dir .. "/bundle"
     make_bundle(bundle)
     local rootfs = bundle .. "/rootfs"
-    -- in the private mount namespace that crun needs (see the header)
-    local crun_ns = "unshare -m sh -c " .. q("umount /sys/fs/cgroup/unified 2>/dev/null; exec \"$0\" \"$@\"") .. " "
+    -- crun runs in a private mount namespace without /sys/fs/cgroup/unified (see the header):
+    -- core.spawn makes it in the child, before the exec, so no wrapper program is timed
+    local hide = { "/sys/fs/cgroup/unified" }
+    local ctrlua_argv = { BIN, "--root", root, "--state", state }
+    local function ctrlua_run(extra, id)
+      local a = { unpack(ctrlua_argv) }
+      a[#a + 1] = "run.lua"
+      a[#a + 1] = "--rm"
+      for _, x in ipairs(extra) do a[#a + 1] = x end
+      for _, x in ipairs({ IMAGE, id, "/bin/true" }) do a[#a + 1] = x end
+      return a
+    end
+    local function bundle_run(rt, id) return { rt, "--root", dir .. "/" .. rt, "run", "-b", bundle, id } end
+    local floor_argv = { "unshare", "-m", "-u", "-i", "-n", "-p", "-f", "--mount-proc=" .. rootfs .. "/proc",
+      "chroot", rootfs, "/bin/true" }
     local contestants = {
       { name = "ctrlua", note = "whole pipeline: image, snapshot, spec, bundle, run, delete",
-        times = function()
-          return hyperfine(dir, ("--runs 1 --parameter-list id %s %s"):format(ids("b"),
-            q(("%s run.lua --rm %s {id} /bin/true"):format(ctrlua, IMAGE))))
-        end,
-        cmd = function(i) return ("%s run.lua --rm %s rss%d /bin/true"):format(ctrlua, IMAGE, i) end },
+        argv = function(i) return ctrlua_run({}, "b" .. i) end },
       { name = "ctrlua-nocgroup", note = 'as ctrlua, with --cgroup ""',
-        times = function()
-          return hyperfine(dir, ("--runs 1 --parameter-list id %s %s"):format(ids("n"),
-            q(("%s run.lua --rm --cgroup '' %s {id} /bin/true"):format(ctrlua, IMAGE))))
-        end,
-        cmd = function(i) return ("%s run.lua --rm --cgroup '' %s rssn%d /bin/true"):format(ctrlua, IMAGE, i) end },
-      { name = "runc", note = "ready bundle",
-        times = function()
-          return hyperfine(dir, ("--warmup 2 --runs %d %s"):format(N,
-            q(("runc --root %s run -b %s bench-runc"):format(dir .. "/runc", bundle))))
-        end,
-        cmd = function(i) return ("runc --root %s run -b %s rss-runc%d"):format(q(dir .. "/runc"), q(bundle), i) end },
-      { name = "crun", note = "ready bundle; in unshare -m with /sys/fs/cgroup/unified unmounted",
-        times = function()
-          return hyperfine(dir, ("--warmup 2 --runs %d %s"):format(N,
-            q(("crun --root %s run -b %s bench-crun"):format(dir .. "/crun", bundle))), crun_ns)
-        end,
-        cmd = function(i) return ("crun --root %s run -b %s rss-crun%d"):format(q(dir .. "/crun"), q(bundle), i) end,
-        prefix = crun_ns },
+        argv = function(i) return ctrlua_run({ "--cgroup", "" }, "n" .. i) end },
+      { name = "runc", note = "ready bundle", argv = function(i) return bundle_run("runc", "bench-runc" .. i) end },
+      { name = "crun", note = "ready bundle; in a private mount namespace with /sys/fs/cgroup/unified unmounted",
+        argv = function(i) return bundle_run("crun", "bench-crun" .. i) end, hide = hide },
       { name = "floor", note = "unshare -m -u -i -n -p -f --mount-proc chroot /bin/true",
-        times = function()
-          return hyperfine(dir, ("--warmup 2 --runs %d %s"):format(N,
-            q(("unshare -m -u -i -n -p -f --mount-proc=%s/proc chroot %s /bin/true"):format(rootfs, rootfs))))
-        end,
-        cmd = function() return ("unshare -m -u -i -n -p -f --mount-proc=%s/proc chroot %s /bin/true"):format(q(rootfs), q(rootfs)) end },
+        argv = function() return floor_argv end },
     }
+    -- Interleaved: each round runs every contestant once, in an order that rotates, so a
+    -- change of the machine's speed between rounds (a shared VM's) falls on all of them alike
+    -- and the ratios compare runs of the same round.
+    local times, failed = {}, {}
+    for _, c in ipairs(contestants) do times[c.name] = {} end
+    local function timed(c, i)
+      local t0 = core.monotime()
+      local r, msg = core.spawn({ argv = c.argv(i), stdout = "null", stderr = "null", hide_mounts = c.hide })
+      local t = (core.monotime() - t0) * 1000
+      if not r then return nil, tostring(msg) end
+      if r.code ~= 0 then return nil, ("%s: exit code %s"):format(table.concat(c.argv(i), " "), tostring(r.code)) end
+      return t
+    end
+    for w = 1, 2 do
+      for _, c in ipairs(contestants) do
+        local _, werr = timed(c, "w" .. w)
+        if werr then failed[c.name] = failed[c.name] or werr end
+      end
+    end
+    for i = 1, N do
+      for k = 0, #contestants - 1 do
+        local c = contestants[(i + k - 1) % #contestants + 1]
+        if not failed[c.name] then
+          local t, terr = timed(c, i)
+          if t then times[c.name][i] = t else failed[c.name] = terr end
+        end
+      end
+    end
+    -- per-round ratios: contestant / reference of the same round
+    local function round_ratios(a, b)
+      local t = {}
+      for i = 1, N do
+        if times[a][i] and times[b][i] then t[#t + 1] = times[a][i] / times[b][i] end
+      end
+      return #t > 0 and median(t) or nil
+    end
+    paired.ctrlua = round_ratios("ctrlua", "crun")
+    paired.nocgroup = round_ratios("ctrlua-nocgroup", "floor")
     for _, c in ipairs(contestants) do
       local okc, res = pcall(function()
-        local r = stats(c.times())
-        r.rss_kb = peak_rss(c.cmd, c.prefix)
+        if failed[c.name] then error(failed[c.name], 0) end
+        local r = stats(times[c.name])
+        r.rss_kb = peak_rss(function(i) return c.argv("rss" .. i) end, c.hide)
         return r
       end)
       if okc then
@@ -228,7 +258,7 @@ local function run(report)
 
   -- the detail, then one result per contestant
   local c, cr, fl = results.ctrlua, results.crun, results.floor
-  print("run_latency: /bin/true in a container, 20 runs each (ms; peak RSS of the process tree)")
+  print(("run_latency: /bin/true in a container, %d interleaved rounds (ms; peak RSS of the process tree)"):format(N))
   print(("  %-16s %8s %8s %8s %8s %9s  %s"):format("", "median", "min", "p90", "max", "rss KB", "how"))
   for _, name in ipairs({ "ctrlua", "ctrlua-nocgroup", "runc", "crun", "floor" }) do
     local r = results[name]
@@ -278,7 +308,7 @@ local function run(report)
   end
   local nc = results["ctrlua-nocgroup"]
   if not c.error and not cr.error then
-    c.ratio, c.target_ratio = c.median / cr.median, 1.0
+    c.ratio, c.target_ratio = paired.ctrlua or c.median / cr.median, 1.0
     c.met, c.target_note = c.ratio <= 1.0, "ctrlua run --rm / crun run of a ready bundle"
     c.remainder = {
       ("%.2f ms over crun's %.2f; ctrlua's phases (median ms): %s"):format(c.median - cr.median,
@@ -294,7 +324,7 @@ local function run(report)
     table.insert(c.remainder, 4, outside_line())
   end
   if not nc.error and not fl.error then
-    nc.ratio, nc.target_ratio = nc.median / fl.median, 2.0
+    nc.ratio, nc.target_ratio = paired.nocgroup or nc.median / fl.median, 2.0
     nc.met, nc.target_note = nc.ratio <= 2.0, "ctrlua run --rm --cgroup '' / the floor"
     nc.remainder = {
       ("%.2f ms over 2x the floor (%.2f); phases (median ms): %s"):format(nc.median - 2 * fl.median,
