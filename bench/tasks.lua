@@ -1,5 +1,6 @@
 -- tasks: the detached cycle `run.lua -d` + `tasks.lua kill -s KILL` + `tasks.lua delete` (each
--- a ctrlua process, as a CI script runs them), 20 times, and the resident memory of the monitor
+-- a ctrlua process spawned with an argv, no shell, as a CI program in Lua runs them), 20 times,
+-- and the resident memory of the monitor
 -- of a sleeping container (VmRSS of /proc/PID/status).
 --
 -- A module for bench/run.lua: `require("tasks")(report)` reports
@@ -36,6 +37,26 @@ local function run(report)
   local image = assert(core.getenv("CTRLUA_TEST_IMAGE"), "CTRLUA_TEST_IMAGE not set")
   local dir = io.popen("mktemp -d"):read("*l")
   local base = ("%s --root %s --state %s "):format(q(bin), q(dir .. "/root"), q(dir .. "/state"))
+  -- the cycle's commands run as a CI program in Lua runs them: an argv each, no shell
+  local function argv(...)
+    local a = { bin, "--root", dir .. "/root", "--state", dir .. "/state" }
+    for _, x in ipairs({ ... }) do a[#a + 1] = x end
+    return a
+  end
+  -- this process's environment with CTRLUA_TRACE=1, for run.lua's phase timer
+  local trace_env = { CTRLUA_TRACE = "1" }
+  for kv in (core.read_file("/proc/self/environ") or ""):gmatch("([^%z]+)") do
+    local k, v = kv:match("^([^=]+)=(.*)$")
+    if k and k ~= "CTRLUA_TRACE" then trace_env[k] = v end
+  end
+  local function spawn_ok(a, env, stderr)
+    local r, err = core.spawn({ argv = a, env = env, stdout = "null", stderr = stderr or "null" })
+    if not r then error(table.concat(a, " ") .. ": " .. tostring(err), 0) end
+    if r.code ~= 0 then
+      error(("%s: exit code %s %s"):format(table.concat(a, " "), tostring(r.code), r.stderr or ""), 0)
+    end
+    return r
+  end
   local ref = "ctrlua.test/busybox:latest"
   local ok, err = pcall(function()
     assert(sh(base .. "images.lua import " .. q(image)), "import the test image")
@@ -43,17 +64,15 @@ local function run(report)
     for i = 1, N do
       local id = "b" .. i
       local t0 = core.monotime()
-      local p = assert(io.popen("CTRLUA_TRACE=1 " .. base .. "run.lua -d " .. ref .. " " .. id .. " sleep 100 2>&1"))
-      local out = p:read("*a")
-      assert(p:close(), "run -d: " .. out)
+      local r = spawn_ok(argv("run.lua", "-d", ref, id, "sleep", "100"), trace_env, "pipe")
       local t1 = core.monotime()
-      for name, ms in out:gmatch("phase%s+(%S+)%s+([%d.]+) ms") do
+      for name, ms in r.stderr:gmatch("phase%s+(%S+)%s+([%d.]+) ms") do
         phases[name] = phases[name] or {}
         table.insert(phases[name], tonumber(ms))
       end
-      assert(sh(base .. "tasks.lua kill -s KILL " .. id), "tasks kill")
+      spawn_ok(argv("tasks.lua", "kill", "-s", "KILL", id))
       local t2 = core.monotime()
-      assert(sh(base .. "tasks.lua delete -f " .. id), "tasks delete")
+      spawn_ok(argv("tasks.lua", "delete", "-f", id))
       times[i] = core.monotime() - t0
       each.run[i], each.kill[i], each.delete[i] = t1 - t0, t2 - t1, t0 + times[i] - t2
       sh(base .. "containers.lua rm " .. id)
