@@ -1,7 +1,6 @@
 -- tasks: the detached cycle `run.lua -d` + `tasks.lua kill -s KILL` + `tasks.lua delete` (each
 -- a ctrlua process spawned with an argv, no shell, as a CI program in Lua runs them), 20 times,
--- and the resident memory of the monitor
--- of a sleeping container (VmRSS of /proc/PID/status).
+-- and the resident memory of the monitor of a sleeping container (VmRSS of /proc/PID/status).
 --
 -- A module for bench/run.lua: `require("tasks")(report)` reports
 --   { name = "tasks cycle", unit = "seconds", median =, min =, max =, runs = 20, target = 0.015, met = }
