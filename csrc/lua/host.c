@@ -58,9 +58,15 @@ static void find_datadir(struct host *h)
             char cand[PATH_MAX + 32];
             snprintf(cand, sizeof cand, "%s/../lua/ctr", exe);
             if (is_dir(cand)) {
-                snprintf(cand, sizeof cand, "%s/..", exe);
-                if (realpath(cand, h->datadir))
-                    return;
+                /* the kernel's name of the executable has no symlink in it, so its folder's
+                 * parent is that name cut at its last slash (realpath would readlink each
+                 * component of it to find the same) */
+                char *up = strrchr(exe, '/');
+                if (up == exe || up == NULL)
+                    snprintf(h->datadir, sizeof h->datadir, "/");
+                else
+                    snprintf(h->datadir, sizeof h->datadir, "%.*s", (int)(up - exe), exe);
+                return;
             }
             snprintf(cand, sizeof cand, "%s/../share/ctrlua", exe);
             if (is_dir(cand) && realpath(cand, h->datadir))
