@@ -218,18 +218,24 @@ static const struct ctr_embedded *embedded_find(const char *name, int script)
 /* The bytecode stands for the file only while the file is the one it was compiled from: the
  * same size and mtime (install -p keeps both).  An edit, a copy without -p, a checkout
  * changes the mtime, and the file wins; a file that is gone leaves the built-in module. */
+static int embedded_same(const struct ctr_embedded *e, const struct stat *st)
+{
+    return st->st_size == e->size && st->st_mtim.tv_sec == e->mtime_sec &&
+           st->st_mtim.tv_nsec == e->mtime_nsec;
+}
+
 static int embedded_current(const struct ctr_embedded *e, const char *file)
 {
     struct stat st;
     if (file == NULL || stat(file, &st) != 0)
         return file == NULL || errno == ENOENT;
-    return st.st_size == e->size && st.st_mtim.tv_sec == e->mtime_sec &&
-           st.st_mtim.tv_nsec == e->mtime_nsec;
+    return embedded_same(e, &st);
 }
 
 /* The file package.searchpath(name, path) would name, found with stat() alone (searchpath
- * opens each candidate): 1 with its path in out, or 0. */
-static int search_path(const char *path, const char *name, char *out, size_t outlen)
+ * opens each candidate): 1 with its path in out and its stat in st, or 0. */
+static int search_path(const char *path, const char *name, char *out, size_t outlen,
+                       struct stat *st)
 {
     char mod[PATH_MAX];
     size_t n = strlen(name);
@@ -253,8 +259,7 @@ static int search_path(const char *path, const char *name, char *out, size_t out
             o += pl;
         }
         out[o] = '\0';
-        struct stat st;
-        if (fits && tl > 0 && stat(out, &st) == 0 && S_ISREG(st.st_mode))
+        if (fits && tl > 0 && stat(out, st) == 0 && S_ISREG(st->st_mode))
             return 1;
         t += tl;
         if (*t == ';')
@@ -277,8 +282,8 @@ static int embedded_searcher(lua_State *L)
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "path");
     char file[PATH_MAX];
-    int found = search_path(lua_tostring(L, -1), name, file, sizeof file);
-    if (!embedded_current(e, found ? file : NULL)) {
+    struct stat st;
+    if (search_path(lua_tostring(L, -1), name, file, sizeof file, &st) && !embedded_same(e, &st)) {
         lua_pushfstring(L, "\n\tmodule '%s' built into ctrlua differs from %s", name, file);
         return 1;
     }
