@@ -475,6 +475,16 @@ int main(int argc, char **argv)
         rc = run_script(L, &bc, path, in_scripts, argc, argv, scriptidx, h.debug);
     }
     fflush(stdout);
+#if !defined(__SANITIZE_ADDRESS__)
+    /* A command of the scripts folder ends as one that calls os.exit does (most of them, run
+     * among them): exit() flushes the C streams and the kernel takes back the rest; freeing
+     * every object of the state one by one first took 0.2 ms of `images ls`.  None of the
+     * commands leaves behind an object whose finalizer does more than free (no io.popen
+     * handle, whose close would wait for its child).  A script named by its path may, and
+     * closes the state as luajit does; so do the sanitizer builds, for their leak checks. */
+    if (in_scripts != NULL)
+        exit(rc);
+#endif
     lua_close(L);
     if (bc.fd >= 0)
         close(bc.fd);
