@@ -237,8 +237,8 @@ local function list(ctx)
   end
   local rows = { { "REF", "TYPE", "DIGEST", "SIZE", "PLATFORMS", "LABELS" } }
   for _, r in ipairs(recs) do
-    local size = images.size(c, r)
-    local plats = images.platforms(c, r) or {}
+    local size, plats = images.size_and_platforms(c, r)
+    plats = plats or {}
     local labels = {}
     for k, v in pairs(r.labels or {}) do labels[#labels + 1] = k .. "=" .. tostring(v) end
     table.sort(labels)
