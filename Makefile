@@ -79,11 +79,13 @@ $(BUILD)/obj/trampoline_blob.o: csrc/runtime/sealed/blob.S $(TRAMPOLINE) | $(BUI
 # source read and compiled per run.  The table records each source's size and mtime (to the
 # nanosecond), which `install -p` keeps: the host prefers the file once either differs; and
 # each blob's length (its symbol's size in the object luajit -b wrote), for the host reads a
-# blob from its executable file rather than through its mapping.
+# blob from its executable file rather than through its mapping.  The table's object is linked
+# ahead of the bytecode, so that the names the host looks up sit with the core's own read-only
+# data and the bytecode, never touched in memory, fills 64 KiB folios of its own.
 LUA_MODS   := $(sort $(wildcard lua/ctr/*.lua lua/ctr/*/*.lua))
 LUA_SCRIPTS := $(sort $(wildcard scripts/*.lua))
 BC_OBJS    := $(patsubst %.lua,$(BUILD)/obj/bc/%.o,$(LUA_MODS) $(LUA_SCRIPTS))
-$(BUILD)/ctrlua: $(BUILD)/obj/lua/host.o $(CORE_OBJS) $(BC_OBJS) $(BUILD)/obj/bc/embedded.o
+$(BUILD)/ctrlua: $(BUILD)/obj/lua/host.o $(CORE_OBJS) $(BUILD)/obj/bc/embedded.o $(BC_OBJS)
 	$(CC) $(EXTRA_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm -ldl
 
 # lua/ctr/remotes/init.lua -> ctr.remotes; scripts/run.lua -> ctrlua_script_run (a symbol only)
