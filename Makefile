@@ -24,6 +24,22 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # fast gzip inflate) likewise, and only if it is there.
 LINK_PKGS  := luajit libseccomp libcjson
 PKG_LIBS   := $(shell pkg-config --libs $(LINK_PKGS) 2>/dev/null) -pthread
+# The host links LuaJIT and libseccomp statically where their archives are installed (the
+# -dev packages ship them): two libraries fewer for ld.so to map, relocate, protect and bind
+# lazily in every process (images ls about 5% faster, --version 0.2 ms).  The Lua C API is
+# exported from the executable (the list is made from the archive) for the C modules a script
+# may load.  Elsewhere, or with HOST_STATIC= empty, the shared libraries as before.
+LUAJIT_A   := $(shell pkg-config --variable=libdir luajit 2>/dev/null)/libluajit-5.1.a
+SECCOMP_A  := $(shell pkg-config --variable=libdir libseccomp 2>/dev/null)/libseccomp.a
+HOST_STATIC ?= $(if $(wildcard $(LUAJIT_A)),$(if $(wildcard $(SECCOMP_A)),yes))
+ifeq ($(HOST_STATIC),yes)
+HOST_LIBS  := -Wl,--dynamic-list=$(BUILD)/obj/lua-api.list $(LUAJIT_A) $(SECCOMP_A) \
+	$(shell pkg-config --libs libcjson 2>/dev/null) -pthread
+HOST_DEPS  := $(BUILD)/obj/lua-api.list
+else
+HOST_LIBS  := $(PKG_LIBS)
+HOST_DEPS  :=
+endif
 soname = $(shell objdump -p $$(pkg-config --variable=libdir $(1))/$(2).so 2>/dev/null | awk '/SONAME/ {print $$2}')
 SONAMES   := -DCTR_LIBARCHIVE_SONAME='"$(call soname,libarchive,libarchive)"' \
 	-DCTR_LIBCRYPTO_SONAME='"$(call soname,libcrypto,libcrypto)"' \
@@ -85,8 +101,11 @@ $(BUILD)/obj/trampoline_blob.o: csrc/runtime/sealed/blob.S $(TRAMPOLINE) | $(BUI
 LUA_MODS   := $(sort $(wildcard lua/ctr/*.lua lua/ctr/*/*.lua))
 LUA_SCRIPTS := $(sort $(wildcard scripts/*.lua))
 BC_OBJS    := $(patsubst %.lua,$(BUILD)/obj/bc/%.o,$(LUA_MODS) $(LUA_SCRIPTS))
-$(BUILD)/ctrlua: $(BUILD)/obj/lua/host.o $(CORE_OBJS) $(BUILD)/obj/bc/embedded.o $(BC_OBJS)
-	$(CC) $(EXTRA_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm -ldl
+$(BUILD)/ctrlua: $(BUILD)/obj/lua/host.o $(CORE_OBJS) $(BUILD)/obj/bc/embedded.o $(BC_OBJS) $(HOST_DEPS)
+	$(CC) $(EXTRA_LDFLAGS) -o $@ $(filter %.o,$^) $(HOST_LIBS) -lm -ldl
+$(BUILD)/obj/lua-api.list: $(LUAJIT_A) | $(BUILD)/obj
+	{ echo '{'; nm -g --defined-only $< | awk '$$2 ~ /^[TDRB]$$/ && $$3 ~ /^(lua|luaL|luaopen|luaJIT)_/ { print $$3 ";" }' | sort -u; echo '};'; } >$@.tmp
+	mv $@.tmp $@
 
 # lua/ctr/remotes/init.lua -> ctr.remotes; scripts/run.lua -> ctrlua_script_run (a symbol only)
 bc_modname = $(if $(filter scripts/%,$(1)),ctrlua_script_$(basename $(notdir $(1))),$(patsubst %.init,%,$(subst /,.,$(patsubst lua/%.lua,%,$(1)))))
