@@ -3,11 +3,21 @@ local ctr = require("ctr")
 local app = require("ctr.cmd.app")
 local cli = require("ctr.cmd.cli")
 local format = require("ctr.cmd.format")
-local json = require("ctr.json")
-local term = require("ctr.cmd.term")
+
+-- A module only some subcommands use, loaded when one of them first reaches into it: `ls`,
+-- the command run most, loads none of these.
+local function lazy(name)
+  return setmetatable({}, { __index = function(t, k)
+    local m = require(name)
+    setmetatable(t, { __index = m })
+    return m[k]
+  end })
+end
+local json = lazy("ctr.json")
+local term = lazy("ctr.cmd.term")
+local remotes = lazy("ctr.remotes")
 
 local images = ctr.images
-local remotes = require("ctr.remotes")
 
 local SNAPSHOTTER = { name = "snapshotter", type = "string", env = "CONTAINERD_SNAPSHOTTER",
   usage = "snapshotter name. Empty value stands for the default value.", supported = true }
@@ -227,8 +237,8 @@ local function list(ctx)
   end
   local rows = { { "REF", "TYPE", "DIGEST", "SIZE", "PLATFORMS", "LABELS" } }
   for _, r in ipairs(recs) do
-    local size = images.size(c, r)
-    local plats = images.platforms(c, r) or {}
+    local size, plats = images.size_and_platforms(c, r)
+    plats = plats or {}
     local labels = {}
     for k, v in pairs(r.labels or {}) do labels[#labels + 1] = k .. "=" .. tostring(v) end
     table.sort(labels)

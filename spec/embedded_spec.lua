@@ -73,6 +73,35 @@ describe("the host's built-in bytecode", function()
     assert.are.equal(before, F.sh(F.q(ctrlua) .. " help"))
   end)
 
+  it("a module's bytecode is read from the executable, not through its mapping", function()
+    -- Mapped, each blob touched would bring the 64 KiB around it into the resident set (most of
+    -- the half megabyte of bytecode once a command has loaded its modules); read, none of it.
+    local exe = F.sh("readlink -f " .. F.q(BIN)):gsub("\n$", "")
+    local p = F.tmpdir() .. "/probe.lua"
+    F.write(p, [[
+local exe, lua = ...
+local function resident()
+  local kb, cur = 0, nil
+  for line in io.lines("/proc/self/smaps") do
+    if line:match("^%x+%-%x+ ") then cur = line:match("^%x+%-%x+ %S+ %x+ %S+ %d+%s+(.-)%s*$") end
+    local rss = line:match("^Rss:%s+(%d+) kB")
+    if rss and cur == exe then kb = kb + tonumber(rss) end
+  end
+  return kb
+end
+require("ctr.core") -- (its opening touches the binding's own code and names, not bytecode)
+local before, n = resident(), 0
+for f in io.popen("cd " .. lua .. " && ls ctr/*.lua ctr/*/*.lua"):lines() do
+  if pcall(require, (f:gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", "."))) then n = n + 1 end
+end
+print(n, resident() - before)
+]])
+    local out = F.sh(F.q(BIN) .. " " .. F.q(p) .. " " .. F.q(exe) .. " " .. F.q(BUILD .. "/../lua"))
+    local n, grown = out:match("^(%d+)\t(%-?%d+)")
+    assert.is_true(tonumber(n) >= 40, "modules loaded: " .. out)
+    assert.is_true(tonumber(grown) < 128, "the executable's resident KB grew by " .. grown)
+  end)
+
   it("a module found earlier on LUA_PATH (a site's own copy) wins over the built-in one", function()
     local site = F.tmpdir()
     F.write(site .. "/ctr/json.lua", 'return { encode = function() return "site" end }\n')

@@ -376,13 +376,8 @@ function M.manifest(client, image, platform)
   return resolve(client:content_store(), rec.target, want, explicit, rec.name)
 end
 
---- Platforms an image provides: a list of "os/arch[/variant]".
-function M.platforms(client, image)
-  local rec, err = as_record(client, image)
-  if not rec then return nil, err end
-  local store = client:content_store()
-  local doc
-  doc, err = read_json(store, rec.target, "target")
+local function platforms_of(store, rec)
+  local doc, err = read_json(store, rec.target, "target")
   if not doc then return nil, err end
   local out = {}
   if doc_kind(rec.target, doc) == "index" then
@@ -398,17 +393,59 @@ function M.platforms(client, image)
   return out
 end
 
---- Size of an image for a platform: target, manifest, config and layers (as `ctr images ls`).
-function M.size(client, image, platform)
+--- Platforms an image provides: a list of "os/arch[/variant]".
+function M.platforms(client, image)
   local rec, err = as_record(client, image)
   if not rec then return nil, err end
-  local m, _, md = M.manifest(client, rec, platform)
+  return platforms_of(client:content_store(), rec)
+end
+
+local function size_of(store, rec, platform)
+  local want, explicit = want_platform(platform)
+  if not want then return nil, explicit end
+  local m, _, md = resolve(store, rec.target, want, explicit, rec.name)
   if not m then return nil, _ end
   local size = rec.target.size
   if md.digest ~= rec.target.digest then size = size + md.size end
   size = size + (m.config.size or 0)
   for _, l in ipairs(m.layers) do size = size + l.size end
   return size
+end
+
+--- Size of an image for a platform: target, manifest, config and layers (as `ctr images ls`).
+function M.size(client, image, platform)
+  local rec, err = as_record(client, image)
+  if not rec then return nil, err end
+  return size_of(client:content_store(), rec, platform)
+end
+
+local function pack(...) return { n = select("#", ...), ... } end
+
+-- A view of a content store that asks it once per blob for info and for the bytes: the size
+-- and the platforms of an image read the same target, manifest and config.
+local function once_store(store)
+  local infos, reads = {}, {}
+  return {
+    info = function(_, digest)
+      infos[digest] = infos[digest] or pack(store:info(digest))
+      return unpack(infos[digest], 1, infos[digest].n)
+    end,
+    read = function(_, digest, cap)
+      local k = digest .. " " .. tostring(cap)
+      reads[k] = reads[k] or pack(store:read(digest, cap))
+      return unpack(reads[k], 1, reads[k].n)
+    end,
+  }
+end
+
+--- An image's size for this machine's platform and the platforms it provides, each what
+-- M.size and M.platforms answer (`images ls` shows both), its documents read once.
+-- @return size or nil, platforms or nil; or nil, err when the image is not found
+function M.size_and_platforms(client, image)
+  local rec, err = as_record(client, image)
+  if not rec then return nil, err end
+  local store = once_store(client:content_store())
+  return (size_of(store, rec)), (platforms_of(store, rec))
 end
 
 --- Is an image complete for a platform?  (`ctr images check`)
