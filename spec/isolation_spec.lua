@@ -153,6 +153,20 @@ describe("isolation flags #root", function()
       end
       assert.truthy(r.stdout:find(assert(core.read_file("/etc/hosts")), 1, true))
     end)
+    -- the init makes its network namespace itself, after clone: it must still be a new one,
+    -- and under --uidmap owned by the container's user namespace (else sysfs refuses the
+    -- container's /sys)
+    it("a container has a network namespace of its own, with only lo, under --uidmap too", function()
+      local host = assert(core.stat("/proc/self/ns/net")).ino
+      for _, flags in ipairs({ {}, { "--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536" } }) do
+        local r = runc(flags, "n4", "sh", "-c", "stat -L -c %i /proc/self/ns/net; ls /sys/class/net")
+        assert.are.equal(0, r.code, r.stderr)
+        local ino, ifs = r.stdout:match("^(%d+)\n(.*)$")
+        assert.truthy(ino, r.stdout)
+        assert.are_not.equal(tostring(host), ino, table.concat(flags, " "))
+        assert.are.equal("lo\n", ifs, table.concat(flags, " "))
+      end
+    end)
     it("gives --with-ns errors in ctr's words", function()
       local r = runc({ "--with-ns", "network" }, "n3", "true")
       assert.are.equal("ctrlua: joining a Linux namespace using --with-ns requires the format 'nstype:path'\n", r.stderr)

@@ -523,6 +523,21 @@ static int make_levels(const struct ctr_cgroup_layout *l, int i, const char *bas
     if (n >= sizeof dir)
         return ctr_fail(err, ENAMETOOLONG, "cgroup `%s'", base);
     memcpy(dir, base, n + 1);
+    /* v1: the levels above the container's are the store's, there from an earlier run: the
+     * leaf is tried first, and only when it cannot be made are the levels walked */
+    if (i >= 0 && n + strlen(clean) < sizeof dir) {
+        memcpy(dir + n, clean, strlen(clean) + 1);
+        if (mkdir(dir, 0755) == 0) {
+            if (record(c, dir, err) < 0)
+                return -1;
+            *made_leaf = 1;
+            int has = 1;
+            if (cpuset && (rc = cpuset_has_cpus(dir, &has, err)) == 0 && !has)
+                rc = cpuset_fill(base, clean, err);
+            return rc;
+        }
+        dir[n] = '\0';
+    }
     for (const char *p = clean; *p;) {
         size_t len = strcspn(p + 1, "/") + 1; /* "/name" */
         if (n + len >= sizeof dir)
@@ -651,13 +666,18 @@ static int apply(const struct cg_target *t, const struct ctr_resources *r, struc
     return 0;
 }
 
-int ctr_cgroup_create(const struct ctr_cgroup_layout *l, const char *path,
-                      const struct ctr_resources *resources, struct ctr_err *err)
+static int refuse_used(const struct cg_dirs *d, const int *made_v1, int made_v2,
+                       struct ctr_err *err);
+
+/* create, and with `unused` ctr_cgroup_check_unused's refusal of what was there already: a
+ * directory this call made is empty and thawed, so only those that existed are looked at */
+static int create(const struct ctr_cgroup_layout *l, const char *path,
+                  const struct ctr_resources *resources, int unused, struct ctr_err *err)
 {
     struct cg_dirs d;
     struct created c = {.n = 0};
     char clean[PATH_MAX], base[PATH_MAX];
-    int rc = -1, made = 0;
+    int rc = -1, made = 0, made_v1[CTR_CGROUP_MAX_HIER] = {0}, made_v2 = 0;
     if (dirs_get(l, path, &d, err) < 0 || clean_path(path, clean, sizeof clean, err) < 0)
         goto out;
     d.t.fresh = 1;
@@ -665,14 +685,18 @@ int ctr_cgroup_create(const struct ctr_cgroup_layout *l, const char *path,
         if (base_dir(l, (int)i, path, base, sizeof base, err) < 0 ||
             make_levels(l, (int)i, base, clean, &c, &made, err) < 0)
             goto fail;
+        made_v1[i] = made;
         d.t.fresh &= made;
     }
     if (l->has_v2) {
         if (base_dir(l, -1, path, base, sizeof base, err) < 0 ||
             make_levels(l, -1, base, clean, &c, &made, err) < 0)
             goto fail;
+        made_v2 = made;
         d.t.fresh &= made;
     }
+    if (unused && !d.t.fresh && refuse_used(&d, made_v1, made_v2, err) < 0)
+        goto fail;
     if (resources && apply(&d.t, resources, err) < 0)
         goto fail;
     rc = 0;
@@ -684,6 +708,18 @@ fail:
 out:
     dirs_free(&d);
     return rc;
+}
+
+int ctr_cgroup_create(const struct ctr_cgroup_layout *l, const char *path,
+                      const struct ctr_resources *resources, struct ctr_err *err)
+{
+    return create(l, path, resources, 0, err);
+}
+
+int ctr_cgroup_create_unused(const struct ctr_cgroup_layout *l, const char *path,
+                             const struct ctr_resources *resources, struct ctr_err *err)
+{
+    return create(l, path, resources, 1, err);
 }
 
 /* ------------------------------------------------------------------ in use */
@@ -751,44 +787,48 @@ static int read_if_there(const char *dir, const char *file, char **out, struct c
     return -1;
 }
 
+/* The refusal of ctr_cgroup_check_unused, on the directories of d that were there before
+ * (made_v1[i], made_v2: made by this create, so empty and thawed; NULL: none was made). */
+static int refuse_used(const struct cg_dirs *d, const int *made_v1, int made_v2,
+                       struct ctr_err *err)
+{
+    /* every hierarchy, not one as runc does: a second store's container, or a stray process,
+     * may be in some only */
+    for (size_t i = 0; i < d->n_v1; i++)
+        if (!(made_v1 && made_v1[i]) && refuse_if_busy(d->v1[i], NULL, err) < 0)
+            return -1;
+    if (d->v2 && !made_v2 && refuse_if_busy(d->v2, NULL, err) < 0)
+        return -1;
+    /* frozen: a container would start and never run; on a hybrid host the cgroup2 mount
+     * freezes too, with no controller of its own */
+    int freezer = d->t.l->v1_of[CTR_CG_FREEZER];
+    if (d->t.v1[CTR_CG_FREEZER] && !(made_v1 && freezer >= 0 && made_v1[freezer])) {
+        cleanup_free char *state = NULL;
+        if (read_if_there(d->t.v1[CTR_CG_FREEZER], "freezer.state", &state, err) < 0)
+            return -1;
+        if (state && strcmp(state, "THAWED") != 0)
+            return ctr_fail(err, EBUSY, "container's cgroup unexpectedly frozen: "
+                            "`%s/freezer.state' is %s", d->t.v1[CTR_CG_FREEZER], state);
+    }
+    if (d->v2 && !made_v2) {
+        cleanup_free char *freeze = NULL, *events = NULL;
+        uint64_t frozen = 0;
+        if (read_if_there(d->v2, "cgroup.freeze", &freeze, err) < 0 ||
+            read_if_there(d->v2, "cgroup.events", &events, err) < 0)
+            return -1;
+        if ((freeze && strcmp(freeze, "0") != 0) ||
+            (events && cg_keyed(events, "frozen", &frozen) && frozen != 0))
+            return ctr_fail(err, EBUSY, "container's cgroup unexpectedly frozen: `%s' "
+                            "(cgroup.freeze %s)", d->v2, freeze ? freeze : "0, frozen by its parent");
+    }
+    return 0;
+}
+
 int ctr_cgroup_check_unused(const struct ctr_cgroup_layout *l, const char *path,
                             struct ctr_err *err)
 {
     struct cg_dirs d;
-    int rc = -1;
-    if (dirs_get(l, path, &d, err) < 0)
-        goto out;
-    /* every hierarchy, not one as runc does: a second store's container, or a stray process,
-     * may be in some only */
-    if (each_dir(&d, 0, refuse_if_busy, NULL, err) < 0)
-        goto out;
-    /* frozen: a container would start and never run; on a hybrid host the cgroup2 mount
-     * freezes too, with no controller of its own */
-    if (d.t.v1[CTR_CG_FREEZER]) {
-        cleanup_free char *state = NULL;
-        if (read_if_there(d.t.v1[CTR_CG_FREEZER], "freezer.state", &state, err) < 0)
-            goto out;
-        if (state && strcmp(state, "THAWED") != 0) {
-            ctr_fail(err, EBUSY, "container's cgroup unexpectedly frozen: `%s/freezer.state' "
-                     "is %s", d.t.v1[CTR_CG_FREEZER], state);
-            goto out;
-        }
-    }
-    if (d.v2) {
-        cleanup_free char *freeze = NULL, *events = NULL;
-        uint64_t frozen = 0;
-        if (read_if_there(d.v2, "cgroup.freeze", &freeze, err) < 0 ||
-            read_if_there(d.v2, "cgroup.events", &events, err) < 0)
-            goto out;
-        if ((freeze && strcmp(freeze, "0") != 0) ||
-            (events && cg_keyed(events, "frozen", &frozen) && frozen != 0)) {
-            ctr_fail(err, EBUSY, "container's cgroup unexpectedly frozen: `%s' (cgroup.freeze "
-                     "%s)", d.v2, freeze ? freeze : "0, frozen by its parent");
-            goto out;
-        }
-    }
-    rc = 0;
-out:
+    int rc = dirs_get(l, path, &d, err) < 0 ? -1 : refuse_used(&d, NULL, 0, err);
     dirs_free(&d);
     return rc;
 }

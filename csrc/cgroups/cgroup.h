@@ -220,6 +220,13 @@ struct ctr_resources {
 int ctr_cgroup_create(const struct ctr_cgroup_layout *l, const char *path,
                       const struct ctr_resources *resources, struct ctr_err *err);
 
+/* ctr_cgroup_create with ctr_cgroup_check_unused's refusal (EBUSY, the same messages) of a
+ * cgroup that is there already with processes in it, or frozen: the check costs nothing
+ * where the directories are new.  On a refusal, what this call made is removed again and
+ * what was there is left as it was. */
+int ctr_cgroup_create_unused(const struct ctr_cgroup_layout *l, const char *path,
+                             const struct ctr_resources *resources, struct ctr_err *err);
+
 /* Apply `resources` to the existing cgroup `path` (runc's update): the values that are set
  * are written, in create's order and with its rules (0 is "unchanged"); nothing is created,
  * and a cgroup that is not there is ENOENT. */

@@ -30,28 +30,50 @@ int cg_unavailable(struct ctr_err *err, const char *what, enum ctr_cgroup_contro
                     ctr_cgroup_controller_name(c));
 }
 
-int cg_write(const char *dir, const char *file, const char *value, struct ctr_err *err)
+int cg_stream_write(struct cg_stream *s, const char *dir, const char *file, const char *value,
+                    struct ctr_err *err)
 {
-    char path[PATH_MAX];
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, file) >= sizeof path)
+    if (s->fd >= 0 && (s->dir != dir || strcmp(s->file, file) != 0))
+        cg_stream_close(s);
+    if (s->fd < 0 &&
+        (size_t)snprintf(s->path, sizeof s->path, "%s/%s", dir, file) >= sizeof s->path)
         return ctr_fail(err, ENAMETOOLONG, "write `%s/%s'", dir, file);
     size_t len = strlen(value);
     cleanup_free char *buf = malloc(len + 2);
     if (buf == NULL)
-        return ctr_fail(err, ENOMEM, "write `%s'", path);
+        return ctr_fail(err, ENOMEM, "write `%s'", s->path);
     memcpy(buf, value, len);
     buf[len] = '\n';
     /* O_APPEND, never O_CREAT: a cgroup file that does not exist means the kernel lacks the
      * feature, and appending keeps the sequence of writes visible in the specs' fake trees */
-    cleanup_close int fd = RETRY(open(path, O_WRONLY | O_APPEND | O_CLOEXEC));
-    if (fd < 0)
-        return ctr_fail(err, errno, "write `%s' = %s", path, value);
-    ssize_t n = RETRY(write(fd, buf, len + 1));
+    if (s->fd < 0) {
+        s->fd = RETRY(open(s->path, O_WRONLY | O_APPEND | O_CLOEXEC));
+        if (s->fd < 0)
+            return ctr_fail(err, errno, "write `%s' = %s", s->path, value);
+        s->dir = dir;
+        s->file = file;
+    }
+    ssize_t n = RETRY(write(s->fd, buf, len + 1));
     if (n < 0)
-        return ctr_fail(err, errno, "write `%s' = %s", path, value);
+        return ctr_fail(err, errno, "write `%s' = %s", s->path, value);
     if ((size_t)n != len + 1)
-        return ctr_fail(err, EIO, "write `%s' = %s: short write", path, value);
+        return ctr_fail(err, EIO, "write `%s' = %s: short write", s->path, value);
     return 0;
+}
+
+void cg_stream_close(struct cg_stream *s)
+{
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+}
+
+int cg_write(const char *dir, const char *file, const char *value, struct ctr_err *err)
+{
+    struct cg_stream s = CG_STREAM_INIT;
+    int rc = cg_stream_write(&s, dir, file, value, err);
+    cg_stream_close(&s);
+    return rc;
 }
 
 int cg_writef(struct ctr_err *err, const char *dir, const char *file, const char *fmt, ...)

@@ -2,6 +2,7 @@
 #ifndef CTR_CGROUP_INTERNAL_H
 #define CTR_CGROUP_INTERNAL_H
 
+#include <limits.h>
 #include <stdint.h>
 
 #include "cgroups/cgroup.h"
@@ -22,6 +23,18 @@ enum cg_where cg_where(const struct cg_target *t, enum ctr_cgroup_controller c);
 /* "VALUE\n" written in one write(2) to dir/file (opened O_WRONLY|O_APPEND, never created: a
  * cgroup file that is not there is an error). */
 int cg_write(const char *dir, const char *file, const char *value, struct ctr_err *err);
+/* cg_write's writes, one after another, through one open of the file while they go to the
+ * same file of the same dir (the same pointer): a devices list is one write(2) per rule.
+ * Closed by cg_stream_close, and when the next write goes elsewhere. */
+struct cg_stream {
+    int fd;
+    const char *dir, *file;
+    char path[PATH_MAX];
+};
+#define CG_STREAM_INIT {.fd = -1, .dir = NULL, .file = NULL}
+int cg_stream_write(struct cg_stream *s, const char *dir, const char *file, const char *value,
+                    struct ctr_err *err);
+void cg_stream_close(struct cg_stream *s);
 int cg_writef(struct ctr_err *err, const char *dir, const char *file, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 int cg_exists(const char *dir, const char *file);

@@ -192,14 +192,16 @@ int ctr_cgroup_v1_devices(const char *dir, const struct ctr_res_devices *devices
     const struct ctr_res_device_rule *r0 = devices->n > 0 ? &devices->rules[0] : NULL;
     int opens_with_deny_all = r0 && !r0->allow && r0->type == 'a' && r0->major < 0 &&
                               r0->minor < 0 && strcmp(r0->access, "rwm") == 0;
-    if (!opens_with_deny_all)
-        TRY(cg_write(dir, "devices.deny", "a", err));
-    for (size_t i = 0; i < devices->n; i++) {
+    struct cg_stream s = CG_STREAM_INIT;
+    int rc = opens_with_deny_all ? 0 : cg_stream_write(&s, dir, "devices.deny", "a", err);
+    for (size_t i = 0; rc == 0 && i < devices->n; i++) {
         char rule[96];
         cg_device_rule_string(&devices->rules[i], rule, sizeof rule);
-        TRY(cg_write(dir, devices->rules[i].allow ? "devices.allow" : "devices.deny", rule, err));
+        rc = cg_stream_write(&s, dir, devices->rules[i].allow ? "devices.allow" : "devices.deny",
+                             rule, err);
     }
-    return 0;
+    cg_stream_close(&s);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ network (v1 only) */

@@ -4,9 +4,9 @@
  * The parent and the child talk over a SOCK_SEQPACKET socketpair (CLOEXEC on both ends):
  *
  *   parent                                   child (the future init)
- *   clone(CLONE_NEW*)  ───────────────────►  PR_SET_DUMPABLE 0, fds moved, stdio
- *   (cgroup made before clone) add pid       blocks reading the socket
- *   (pure v2: clone3 into the cgroup, no pid written)
+ *   clone(CLONE_NEW*)  ───────────────────►  PR_SET_DUMPABLE 0, fds moved, stdio,
+ *   (v1: make the cgroup) add pid            its network namespace; blocks reading the socket
+ *   (pure v2: cgroup made before clone, clone3 into it, no pid written)
  *   uid_map, gid_map, rlimits, oom_score_adj
  *   send "go" (its pid) ──────────────────►  become root in its user namespace, setns,
  *                                            setsid, mounts, devices, sysctls
@@ -349,6 +349,13 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
     if (child_move_fds(a, &err) < 0)
         child_fail(a->sync, &err);
     int sync = a->sync;
+    /* A new network namespace is the longest part of a clone: made here, it is made while
+     * the parent makes the cgroup.  Its memory is charged where clone would have charged it,
+     * to the caller's cgroup, as the init is not in its own yet either way. */
+    if ((c->clone_flags & CLONE_NEWNET) && unshare(CLONE_NEWNET) < 0) {
+        ctr_fail(&err, errno, "clone the container init");
+        child_fail(sync, &err);
+    }
 
     pid_t host_pid = child_await_go(a);
     /* Only now, inside the container's cgroup: the new cgroup namespace takes the cgroup we
@@ -453,6 +460,13 @@ static int read_child(int sock, pid_t pid, int *died, int *fd, struct ctr_err *e
     return ctr_fail(err, EPIPE, "the container init %d died during setup", (int)pid);
 }
 
+/* The namespaces clone makes: all new ones but the network namespace, which the init makes
+ * itself (child_main) and the cgroup one (config.h). */
+static unsigned long clone_flags(const struct ctr_config *c)
+{
+    return (unsigned long)c->clone_flags & ~(unsigned long)CLONE_NEWNET;
+}
+
 /* Join the pid namespace named by path for our future children only (setns(CLONE_NEWPID)
  * changes pid_for_children, not our own pid).  *restore gets our own, to go back after
  * clone. */
@@ -500,9 +514,8 @@ static pid_t clone_in_user_ns(struct child_args *a, struct ctr_err *err)
         } else {
             close(ufd);
             a->nsfd[c->join_user] = -1;
-            r.pid = (pid_t)syscall(SYS_clone,
-                                   (unsigned long)(c->clone_flags | CLONE_PARENT) | SIGCHLD,
-                                   NULL, NULL, NULL, NULL);
+            r.pid = (pid_t)syscall(SYS_clone, clone_flags(c) | CLONE_PARENT | SIGCHLD, NULL,
+                                   NULL, NULL, NULL);
             if (r.pid == 0) {
                 close(p[1]);
                 return 0;
@@ -681,9 +694,8 @@ static int open_namespaces(const struct ctr_config *cfg, int *nsfd, struct ctr_e
     return 0;
 }
 
-/* The cgroup is made, and its limits written, before clone: a bad limit fails create with
- * no child to kill, and the child is inside the limits before it does anything. */
-static int make_cgroup(struct create *cr, struct ctr_err *err)
+/* The cgroup hierarchies, when the spec asks for a cgroup. */
+static int detect_cgroups(struct create *cr, struct ctr_err *err)
 {
     const struct ctr_config *cfg = &cr->cfg;
     if (!cfg->cgroups_path || !*cfg->cgroups_path)
@@ -691,18 +703,35 @@ static int make_cgroup(struct create *cr, struct ctr_err *err)
     if (ctr_cgroup_layout_detect(&cr->cgl, NULL, NULL, NULL, err) < 0)
         return -1;
     cr->have_layout = 1;
+    return 0;
+}
+
+/* On a pure v2 hierarchy the init is cloned into its cgroup (CLONE_INTO_CGROUP): it is there
+ * from its first instruction, and no migration is paid for; that cgroup is made before clone.
+ * v1 hierarchies have no such flag: there the pid is written, and the cgroup is made while
+ * the init, just cloned, makes its network namespace (the longest step of a clone). */
+static int clones_into_cgroup(const struct create *cr)
+{
+    return cr->have_layout && cr->cgl.mode == CTR_CGROUP_V2 && cr->cgl.n_v1 == 0 &&
+           cr->cfg.join_user < 0;
+}
+
+/* The cgroup is made, and its limits written, before the init is let go: a bad limit fails
+ * create before the init has done anything, and the init is inside the limits before it
+ * mounts, allocates or execs anything. */
+static int make_cgroup(struct create *cr, struct ctr_err *err)
+{
+    const struct ctr_config *cfg = &cr->cfg;
+    if (!cr->have_layout)
+        return 0;
     /* A cgroup that already holds processes belongs to someone else (another store with
      * the same namespace and ID, say): a kill -a, pause or delete of either container
      * would reach both.  Nor may the init start frozen.  So, as runc 1.2, refuse. */
-    if (ctr_cgroup_check_unused(&cr->cgl, cfg->cgroups_path, err) < 0 ||
-        ctr_cgroup_create(&cr->cgl, cfg->cgroups_path, cfg->resources, err) < 0)
+    if (ctr_cgroup_create_unused(&cr->cgl, cfg->cgroups_path, cfg->resources, err) < 0)
         return -1;
     cr->made_cgroup = 1;
     ctr_fault("create.cgroup-made");
-    /* On a pure v2 hierarchy the init is cloned into its cgroup (CLONE_INTO_CGROUP): it is
-     * there from its first instruction, and no migration is paid for.  v1 hierarchies have
-     * no such flag: there the pid is written. */
-    if (cr->cgl.mode == CTR_CGROUP_V2 && cr->cgl.n_v1 == 0 && cr->cfg.join_user < 0) {
+    if (clones_into_cgroup(cr)) {
         cleanup_free char *dir = NULL;
         if (ctr_cgroup_dir(&cr->cgl, -1, cfg->cgroups_path, &dir, err) < 0)
             return -1;
@@ -744,7 +773,9 @@ static int prepare_init(struct create *cr, const struct ctr_create_opts *opts,
         return -1;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, cr->sv) < 0)
         return ctr_fail(err, errno, "socketpair");
-    return make_cgroup(cr, err);
+    if (detect_cgroups(cr, err) < 0)
+        return -1;
+    return clones_into_cgroup(cr) ? make_cgroup(cr, err) : 0;
 }
 
 #ifndef CLONE_INTO_CGROUP
@@ -779,15 +810,14 @@ static int clone_init(struct create *cr, struct ctr_err *err)
     if (cfg->join_user >= 0)
         pid = clone_in_user_ns(&cr->a, err);
     else if (cr->cgroup_fd >= 0)
-        pid = clone_into_cgroup(cfg->clone_flags, cr->cgroup_fd);
+        pid = clone_into_cgroup(clone_flags(cfg), cr->cgroup_fd);
     if (pid > 0)
         cr->in_cgroup = cr->cgroup_fd >= 0 && cfg->join_user < 0;
     /* clone3 or its flag refused (an older kernel, or a cgroup it will not take): the
      * plain clone, and the pid written to cgroup.procs */
     if (cfg->join_user < 0 && pid < 0 && (cr->cgroup_fd < 0 || errno == EINVAL ||
                                           errno == ENOSYS || errno == E2BIG))
-        pid = (pid_t)syscall(SYS_clone, (unsigned long)cfg->clone_flags | SIGCHLD, NULL, NULL,
-                             NULL, NULL);
+        pid = (pid_t)syscall(SYS_clone, clone_flags(cfg) | SIGCHLD, NULL, NULL, NULL, NULL);
     if (pid == 0) {
         close(cr->sv[0]);
         cr->a.sync = cr->sv[1];
@@ -847,9 +877,16 @@ static int run_init_setup(struct create *cr, const struct ctr_create_opts *opts,
      * while the init does what needs no cgroup (its fds, its signals: child_main up to
      * child_await_go); on pure v2 the init was cloned into its cgroup and nothing is
      * written. */
-    if (setup_init(cfg, pid, &cr->cgl, cr->made_cgroup && !cr->in_cgroup, opts, err) < 0)
-        return -1;
     int fd = -1;
+    if (setup_init(cfg, pid, &cr->cgl, cr->made_cgroup && !cr->in_cgroup, opts, err) < 0) {
+        /* an init that failed before the go (its network namespace, say) is gone: its own
+         * error says why, not the ESRCH of a write about it */
+        struct pollfd p = {.fd = sock, .events = POLLIN};
+        struct ctr_err child;
+        if (RETRY(poll(&p, 1, 0)) == 1 && read_child(sock, pid, &cr->died, &fd, &child) < 0)
+            *err = child;
+        return -1;
+    }
     if (RETRY(send(sock, &pid, sizeof pid, MSG_NOSIGNAL)) != (ssize_t)sizeof pid) {
         if (read_child(sock, pid, &cr->died, &fd, err) == 0)
             ctr_fail(err, errno, "signal the container init %d", (int)pid);
@@ -950,6 +987,7 @@ pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct 
     for (size_t i = 0; i < ARRAY_SIZE(cr.a.nsfd); i++)
         cr.a.nsfd[i] = -1;
     if (prepare_init(&cr, opts, err) < 0 || clone_init(&cr, err) < 0 ||
+        (!clones_into_cgroup(&cr) && make_cgroup(&cr, err) < 0) ||
         run_init_setup(&cr, opts, err) < 0 ||
         (opts->pid_file && ctr_write_pid_file(opts->pid_file, cr.pid, err) < 0))
         undo_create(&cr, opts, err);

@@ -325,6 +325,24 @@ static int check_nearest_dir(const struct made_mounts *mm, int rootfd, const cha
     }
 }
 
+/* The parent directory of `path` when it exists (and the last component in base), else -1:
+ * the caller then checks and makes it as open_parent does. */
+static int open_existing_parent(int rootfd, const char *path, char *base, size_t baselen)
+{
+    char clean[PATH_MAX];
+    if (clean_path(path, clean, sizeof clean, NULL) < 0)
+        return -1;
+    char *slash = strrchr(clean, '/');
+    if (slash[1] == '\0')
+        return -1;
+    snprintf(base, baselen, "%s", slash + 1);
+    if (slash == clean)
+        slash[1] = '\0';
+    else
+        *slash = '\0';
+    return ctr_openat_in_root(rootfd, clean, O_PATH | O_DIRECTORY, 0);
+}
+
 /* Where mknod is refused (EPERM: a user namespace, or a nodev policy) the host's node is
  * bound onto an empty file made in its place, as runc does. */
 static int bind_host_device(int parent, const char *base, const struct ctr_device *d,
@@ -353,11 +371,16 @@ static int make_device(const struct made_mounts *mm, int rootfd, const struct ct
 {
     char what[PATH_MAX + 16], base[NAME_MAX + 1];
     snprintf(what, sizeof what, "device `%s'", d->path);
-    if (check_nearest_dir(mm, rootfd, d->path, what, err) < 0)
-        return -1;
-    cleanup_close int parent = open_parent(rootfd, d->path, base, sizeof base, err);
-    if (parent < 0)
-        return ctr_fail_prefix(err, "%s", what);
+    /* a parent that is there (/dev, as a rule) is its own nearest directory: opened and
+     * checked once */
+    cleanup_close int parent = open_existing_parent(rootfd, d->path, base, sizeof base);
+    if (parent < 0) {
+        if (check_nearest_dir(mm, rootfd, d->path, what, err) < 0)
+            return -1;
+        parent = open_parent(rootfd, d->path, base, sizeof base, err);
+        if (parent < 0)
+            return ctr_fail_prefix(err, "%s", what);
+    }
     if (check_made_here(mm, parent, what, err) < 0)
         return -1;
     if (unlinkat(parent, base, 0) < 0 && errno != ENOENT)
@@ -424,9 +447,12 @@ static int make_devices(const struct ctr_config *c, const struct made_mounts *mm
     for (size_t i = 0; i < c->ndevices; i++)
         if (make_device(mm, rootfd, &c->devices[i], err) < 0)
             return -1;
-    if (check_nearest_dir(mm, rootfd, "/dev/fd", "the links of `/dev'", err) < 0)
-        return -1;
-    cleanup_close int dev = open_dir_in_root(rootfd, "/dev", err);
+    cleanup_close int dev = ctr_openat_in_root(rootfd, "/dev", O_PATH | O_DIRECTORY, 0);
+    if (dev < 0) {
+        if (check_nearest_dir(mm, rootfd, "/dev/fd", "the links of `/dev'", err) < 0)
+            return -1;
+        dev = open_dir_in_root(rootfd, "/dev", err);
+    }
     if (dev < 0 || check_made_here(mm, dev, "the links of `/dev'", err) < 0)
         return -1;
     return make_dev_links(c, dev, err);
