@@ -71,10 +71,11 @@ local tmp_counter = 0
 -- Read a file of a snapshot the way containerd's WithReadonlyTempMount does: mount the
 -- snapshot read-only on a private temporary directory, read the file inside that root
 -- (openat2 RESOLVE_IN_ROOT), unmount.  A snapshotter with its own read_file is asked instead.
-local function read_snapshot_file(client, name, key, path, cap)
+-- prepared: the mounts the snapshot's prepare returned, if it was made by this ctx.
+local function read_snapshot_file(client, name, key, path, cap, prepared)
   local sn, serr = client:snapshotter(name)
   if not sn then return nil, serr end
-  if type(sn.read_file) == "function" then return sn:read_file(key, path, cap) end
+  if type(sn.read_file) == "function" then return sn:read_file(key, path, cap, prepared) end
   local mounts, err = sn:mounts(key)
   if not mounts then return nil, err end
   local ro = {}
@@ -109,7 +110,8 @@ local function make_ctx(client, c)
     if c.snapshotter and c.snapshot_key then
       local ck = c.snapshotter .. "\0" .. c.snapshot_key .. "\0" .. path
       if not cache[ck] then
-        cache[ck] = { read_snapshot_file(client, c.snapshotter, c.snapshot_key, path, cap) }
+        local mounts = ctx._mounts and ctx._mounts[c.snapshotter .. "\0" .. c.snapshot_key]
+        cache[ck] = { read_snapshot_file(client, c.snapshotter, c.snapshot_key, path, cap, mounts) }
       end
       return cache[ck][1], cache[ck][2]
     end
@@ -523,6 +525,12 @@ local function snapshot_opt(kind, key, image, opts)
     end)
     if ok == nil and err ~= nil then return nil, err end
     if ctx._prepared then ctx._prepared[#ctx._prepared + 1] = { snapshotter = c.snapshotter, key = key } end
+    -- the spec opts read the image's /etc/passwd and /etc/group through these: the snapshot is
+    -- this process's own until the record is written, so they do not change meanwhile
+    if type(ok) == "table" then
+      ctx._mounts = ctx._mounts or {}
+      ctx._mounts[c.snapshotter .. "\0" .. key] = ok
+    end
     c.snapshot_key = key
     c.image = image.name
   end

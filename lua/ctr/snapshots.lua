@@ -217,12 +217,14 @@ local function info_of(rec)
     created_at = rec.created_at, updated_at = rec.updated_at }
 end
 
--- The ids of the parents of rec, nearest first.
-function Snapshotter:_parent_ids(rec)
+-- The ids of the parents of rec, nearest first.  known: the parent's record, when the caller
+-- has just read it.
+function Snapshotter:_parent_ids(rec, known)
   local ids = {}
   local p = rec.parent
   while p do
-    local prec, err = self:_get(p)
+    local prec, err
+    if known and known.name == p then prec = known else prec, err = self:_get(p) end
     if not prec then return nil, errors.wrap(err, "parent of snapshot %s", rec.name) end
     ids[#ids + 1] = prec.id
     p = prec.parent
@@ -232,12 +234,12 @@ function Snapshotter:_parent_ids(rec)
 end
 
 -- Mounts as containerd 1.6's overlayfs and native snapshotters return them.
-function Snapshotter:_mounts(rec)
+function Snapshotter:_mounts(rec, parent_rec)
   local ro = rec.kind == "view"
   if self.name == "native" then
     return { { type = "bind", source = self:_fs(rec.id), options = { ro and "ro" or "rw", "rbind" } } }
   end
-  local parents, err = self:_parent_ids(rec)
+  local parents, err = self:_parent_ids(rec, parent_rec)
   if not parents then return nil, err end
   if #parents == 0 then
     -- overlay needs at least one lower directory: a bind mount of the snapshot itself
@@ -331,7 +333,8 @@ function Snapshotter:_create(kind, key, parent, opts)
       return nil, err
     end
     fault.point("snapshot.recorded")
-    return self:_mounts(rec)
+    -- the parent read above, under the same lock
+    return self:_mounts(rec, prec)
   end)
 end
 
@@ -379,8 +382,11 @@ end
 -- top-most first, each read inside its own root (ctr.spec.rootfs).  Used to resolve an image's
 -- user against its /etc/passwd while the container is made, where containerd mounts the
 -- snapshot for it.  Returns the content, or nil, err.
-function Snapshotter:read_file(key, path, cap)
-  local mounts, err = self:mounts(key)
+-- @param[opt] mounts the snapshot's mounts, as its prepare returned them to this caller (not
+-- asked again)
+function Snapshotter:read_file(key, path, cap, mounts)
+  local err
+  if not mounts then mounts, err = self:mounts(key) end
   if not mounts then return nil, err end
   return require("ctr.spec.rootfs").reader(mounts, cap)(path)
 end

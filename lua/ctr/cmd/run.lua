@@ -222,7 +222,7 @@ function M.opts(client, f, v, trace)
     else
       local image, err = client:get_image(v.ref)
       if not image then return nil, err end
-      local manifest, config = require("ctr.images").manifest(client, image, platform)
+      local manifest, config = client:image_manifest(image, platform)
       if not manifest then return nil, config end
       image.config = config
       if trace then trace("image") end
