@@ -163,7 +163,8 @@ end
 --- Make sure the image of a run is in the store, as `--pull` says: "missing" (the default)
 -- pulls it when neither the reference as given nor its normalised name (`alpine` →
 -- docker.io/library/alpine:latest, as docker and nerdctl) is there, "always" pulls it, "never"
--- leaves the lookup to fail with ctr's words.  Sets v.ref to the name found or pulled.
+-- leaves the lookup to fail with ctr's words.  Sets v.ref to the name found or pulled, and
+-- v.found_image to the record found, which M.opts then takes instead of reading it again.
 -- opts.display: a progress display for the pull.
 -- @return true, or nil, err
 function M.ensure_image(client, f, v, opts)
@@ -178,13 +179,17 @@ function M.ensure_image(client, f, v, opts)
     -- only an image that is not there is missing: a record that cannot be read is an error
     -- of its own (the lookup reports it), never a reason to fetch over it
     local found, gerr = images.get(client, v.ref)
-    if found then return true end
+    if found then
+      v.found_image = found -- M.opts uses it rather than read it again
+      return true
+    end
     if gerr and gerr.sym ~= "NOT_FOUND" then return nil, gerr end
     local norm = images.normalize_name(v.ref)
     if norm then
       found, gerr = images.get(client, norm)
       if found then
         v.ref = norm
+        v.found_image = found
         return true
       end
       if gerr and gerr.sym ~= "NOT_FOUND" then return nil, gerr end
@@ -220,7 +225,8 @@ function M.opts(client, f, v, trace)
     if f.rootfs then
       s(oci.with_rootfs_path(v.ref))
     else
-      local image, err = client:get_image(v.ref)
+      local image, err = v.found_image, nil
+      if not (image and image.name == v.ref) then image, err = client:get_image(v.ref) end
       if not image then return nil, err end
       local manifest, config = client:image_manifest(image, platform)
       if not manifest then return nil, config end
