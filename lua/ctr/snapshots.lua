@@ -185,9 +185,9 @@ function Snapshotter:_get(key)
   return rec
 end
 
--- Every record of the namespace, and the errors of those that cannot be read.
-function Snapshotter:_all()
-  return meta.all(self.root, self.namespace, self.kind)
+-- Every record of the namespace (but skip's), and the errors of those that cannot be read.
+function Snapshotter:_all(skip)
+  return meta.all(self.root, self.namespace, self.kind, skip)
 end
 
 -- The id an unreadable record names, when its bytes still show one (a record cut short keeps its
@@ -474,7 +474,8 @@ function Snapshotter:remove(key)
       return true
     end
     local shared = false
-    local all, bad = self:_all()
+    -- the others: key's own was read just above, under the same locks
+    local all, bad = self:_all(key)
     for _, other in ipairs(all) do
       if other.parent == key then
         return nil, failed_precondition("cannot remove snapshot with child")

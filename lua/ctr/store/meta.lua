@@ -68,14 +68,16 @@ end
 
 --- Every record of one kind, sorted by name, and the errors of those that could not be read
 -- (each names its file; err.name is the record's name).  A record removed meanwhile is skipped.
+-- @tparam[opt] string skip a name not to read (the caller holds its record)
 -- @return recs, bad (both arrays)
-function M.all(root, namespace, kind)
+function M.all(root, namespace, kind, skip)
   local recs, bad = {}, {}
   for _, name in ipairs(M.list(root, namespace, kind)) do
-    local rec, err = M.get(root, namespace, kind, name)
+    local rec, err
+    if name ~= skip then rec, err = M.get(root, namespace, kind, name) end
     if rec then
       recs[#recs + 1] = rec
-    elseif err.sym ~= "NOT_FOUND" then
+    elseif err and err.sym ~= "NOT_FOUND" then
       bad[#bad + 1] = err
     end
   end
