@@ -27,6 +27,7 @@ local sys = require("ctr.sys")
 local fault = require("ctr.store.fault")
 local meta = require("ctr.store.meta")
 local owner = require("ctr.store.owner")
+local records = require("ctr.store.records")
 
 local M = {}
 
@@ -571,6 +572,36 @@ function Snapshotter:usage(key)
   return u
 end
 
+-- Add to named the ids the snapshot records of namespace ns name.  Every process's first use
+-- of a snapshotter sweeps, so this reads every record of the root: a record whose bytes hold no
+-- backslash names its id literally, and every hex string that is the value of an "id" key in
+-- it is taken as named (the record's own id among them, and at worst others: directories kept,
+-- never one removed), without decoding it; the others are read as records.  Returns false when
+-- a record names ids that cannot be made out (then any directory may be named).
+function Snapshotter:_named_ids(ns, named)
+  local sure = true
+  for _, name in ipairs(meta.list(self.root, ns, self.kind)) do
+    local data = sys.read_file(meta.path(self.root, ns, self.kind, name), records.MAX)
+    local found = false
+    if data and not data:find("\\", 1, true) then
+      for id in data:gmatch('"id"%s*:%s*"(%x+)"') do
+        named[id] = true
+        found = true
+      end
+    end
+    if not found then
+      local rec, err = meta.get(self.root, ns, self.kind, name)
+      if rec then
+        named[rec.id] = true
+      elseif err.sym ~= "NOT_FOUND" then
+        local id = salvage_id(err)
+        if id then named[id] = true else sure = false end
+      end
+    end
+  end
+  return sure
+end
+
 --- Sweep directories no record names (see the module's description).
 -- @tparam[opt] table opts `nonblock` (skip, returning 0, when another process holds the lock)
 -- @return the number of directories removed, or nil, err
@@ -579,12 +610,7 @@ function Snapshotter:gc(opts)
   local n, err = self:_with_store_lock(true, opts.nonblock, function()
     local named, unsure = {}, false
     for _, ns in ipairs(meta.namespaces(self.root)) do
-      local all, bad = meta.all(self.root, ns, self.kind)
-      for _, rec in ipairs(all) do named[rec.id] = true end
-      for _, b in ipairs(bad) do
-        local id = salvage_id(b)
-        if id then named[id] = true else unsure = true end
-      end
+      if not self:_named_ids(ns, named) then unsure = true end
     end
     local removed = 0
     for _, entry in ipairs(core.listdir(self.dir) or {}) do
