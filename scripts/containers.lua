@@ -50,7 +50,8 @@ local defs = {
     description = [[Deletes each container: its stopped task, its snapshot (unless --keep-snapshot), its
 record.  With --force, the task goes whatever state it is in (killed, unmounted, its cgroup
 and state removed), and so does a container whose record cannot be read (its snapshot is then
-the active one named by its id, if no other container names it).]],
+the one named by its id, if no other container names it: an active one, or one whose record
+cannot be read either and that is no snapshot's parent).]],
     flags = {
       { name = "keep-snapshot", type = "bool", usage = "do not clean up snapshot with container" },
       { name = "force", aliases = { "f" }, type = "bool",

@@ -205,7 +205,7 @@ describe("crash consistency #root", function()
     assert.are.same(code, here)
   end)
 
-  it("syncs a run's records at one durability point, and names nothing of a run --rm", function()
+  it("syncs a run's records at one durability point, and nothing of a run --rm", function()
     if not core.stat("/usr/bin/strace") then pending("no strace") return end
     env = S.new_env()
     -- the syncs of one command and its children: { fsync = N, syncfs = N }
@@ -221,8 +221,9 @@ describe("crash consistency #root", function()
       return n
     end
     assert.are.equal(0, env:run("run.lua", "--rm", IMAGE, "warm", "true").code) -- the first sweep
-    -- --rm: the two records' files (never half written), no directory, no removal
-    assert.are.same({ fsync = 2, fdatasync = 0, syncfs = 0 }, syncs("run.lua", "--rm", IMAGE, "s1", "true"))
+    -- --rm: nothing at all (its records live as long as the run; what a power cut leaves of
+    -- them, records_spec shows rm -f and gc removing)
+    assert.are.same({ fsync = 0, fdatasync = 0, syncfs = 0 }, syncs("run.lua", "--rm", IMAGE, "s1", "true"))
     -- a kept container: the same two files, then one syncfs for every name the run made
     assert.are.same({ fsync = 2, fdatasync = 0, syncfs = 1 }, syncs("run.lua", IMAGE, "s2", "true"))
     -- its removal syncs nothing: a power cut that undoes it leaves what rm removes again

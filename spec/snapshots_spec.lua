@@ -323,6 +323,29 @@ describe("snapshots #root", function()
       assert.are.equal(0, sn:gc())
       assert.are.equal(2, #core.listdir(dir))
     end)
+
+    it("keeps every directory a record names, however its JSON spells the id", function()
+      setup()
+      local dir = tmp .. "/root/snapshots/overlayfs/snapshots"
+      local sn = assert(client:snapshotter("overlayfs"))
+      local meta_dir = mkdir(tmp .. "/root/meta/test/snapshots.overlayfs")
+      local function record(key, text, id)
+        mkdir(dir .. "/" .. id .. "/fs")
+        write(meta_dir .. "/" .. key .. ".json", text)
+      end
+      -- the id spelled with an escape, and a label called "id" beside it: only a reader of the
+      -- JSON sees which directory it names
+      record("esc", '{"name": "esc", "id": "\\u0061bc1", "kind": "active", "labels": {"id": "beef1"}}', "abc1")
+      record("key", '{"name": "key", "\\u0069d": "abc2", "kind": "active", "labels": {"id": "beef2"}}', "abc2")
+      record("plain", '{"kind":"active","name":"plain","id":"abc3"}', "abc3")
+      mkdir(dir .. "/abc4/fs") -- named by nothing
+      assert.are.equal(1, sn:gc())
+      assert.are.same({ "abc1", "abc2", "abc3" }, (function()
+        local l = core.listdir(dir)
+        table.sort(l)
+        return l
+      end)())
+    end)
   end)
 
   describe("native", function()

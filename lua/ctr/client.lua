@@ -88,8 +88,31 @@ function Client:get_image(ref) return require("ctr.images").get(self, ref) end
 function Client:list_images() return require("ctr.images").list(self) end
 
 --- The manifest and config of an image for a platform; see ctr.images.manifest.  The store's
--- modules (ctr.store.unpack), which ctr.images uses, ask through here.
-function Client:image_manifest(image, platform) return require("ctr.images").manifest(self, image, platform) end
+-- modules (ctr.store.unpack), which ctr.images uses, ask through here.  The answer for an
+-- image record (a table) is kept for as long as that table lives and names the same target:
+-- its blobs are named by their digests, so they say the same each time (run asks, then the
+-- unpack of its snapshot).
+-- The tables returned are shared: read them, do not change them.
+function Client:image_manifest(image, platform)
+  if type(image) ~= "table" then return require("ctr.images").manifest(self, image, platform) end
+  local memo = self._manifests
+  if not memo then
+    memo = setmetatable({}, { __mode = "k" })
+    self._manifests = memo
+  end
+  local per = memo[image]
+  -- a table whose target is changed asks again
+  local k = (platform or "") .. "\0" .. tostring(type(image.target) == "table" and image.target.digest)
+  local hit = per and per[k]
+  if hit then return hit[1], hit[2], hit[3] end
+  local m, cfg, desc = require("ctr.images").manifest(self, image, platform)
+  if m then
+    per = per or {}
+    memo[image] = per
+    per[k] = { m, cfg, desc }
+  end
+  return m, cfg, desc
+end
 
 --- Make a container record; see ctr.containers.new.
 function Client:new_container(id, ...) return require("ctr.containers").new(self, id, ...) end

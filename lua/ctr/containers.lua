@@ -71,10 +71,11 @@ local tmp_counter = 0
 -- Read a file of a snapshot the way containerd's WithReadonlyTempMount does: mount the
 -- snapshot read-only on a private temporary directory, read the file inside that root
 -- (openat2 RESOLVE_IN_ROOT), unmount.  A snapshotter with its own read_file is asked instead.
-local function read_snapshot_file(client, name, key, path, cap)
+-- prepared: the mounts the snapshot's prepare returned, if it was made by this ctx.
+local function read_snapshot_file(client, name, key, path, cap, prepared)
   local sn, serr = client:snapshotter(name)
   if not sn then return nil, serr end
-  if type(sn.read_file) == "function" then return sn:read_file(key, path, cap) end
+  if type(sn.read_file) == "function" then return sn:read_file(key, path, cap, prepared) end
   local mounts, err = sn:mounts(key)
   if not mounts then return nil, err end
   local ro = {}
@@ -109,7 +110,8 @@ local function make_ctx(client, c)
     if c.snapshotter and c.snapshot_key then
       local ck = c.snapshotter .. "\0" .. c.snapshot_key .. "\0" .. path
       if not cache[ck] then
-        cache[ck] = { read_snapshot_file(client, c.snapshotter, c.snapshot_key, path, cap) }
+        local mounts = ctx._mounts and ctx._mounts[c.snapshotter .. "\0" .. c.snapshot_key]
+        cache[ck] = { read_snapshot_file(client, c.snapshotter, c.snapshot_key, path, cap, mounts) }
       end
       return cache[ck][1], cache[ck][2]
     end
@@ -174,8 +176,10 @@ function M.new(client, id, ...)
   local ok
   if not err then
     -- the file whole on disk before its name; the name, with those of the snapshot this
-    -- container claims (its directory, its record), at one durability point below
-    ok, err = meta.put(client.root, client.namespace, KIND, id, c, { create = true, sync = "data" })
+    -- container claims (its directory, its record), at one durability point below.  An
+    -- ephemeral one is never synced: it is gone before the run returns
+    ok, err = meta.put(client.root, client.namespace, KIND, id, c,
+      { create = true, sync = ctx._ephemeral and "none" or "data" })
   end
   if not ok then
     cleanup()
@@ -353,8 +357,18 @@ local function task_status(client, id)
 end
 M._task_status = task_status
 
+-- Does a readable snapshot record of sn have key as its parent?
+local function has_child(sn, key)
+  for _, info in ipairs((sn:list())) do
+    if info.parent == key then return true end
+  end
+  return false
+end
+
 -- The snapshot of container id whose record cannot be read: the key `run` gives it (the id),
--- in a snapshotter where it is active and no other container record names it.
+-- in a snapshotter where no other container record names it, and where it is active, or
+-- unreadable too and no snapshot's parent: a run --rm cut by a power cut leaves both records
+-- so (neither is synced), and snapshots:remove takes an unreadable one.
 local function guess_snapshot(client, id)
   local named = {}
   for _, c in ipairs((meta.all(client.root, client.namespace, KIND))) do
@@ -363,8 +377,10 @@ local function guess_snapshot(client, id)
   for _, name in ipairs({ "overlayfs", "native" }) do
     if core.stat(client.root .. "/snapshots/" .. name, true) and not named[name .. "\0" .. id] then
       local sn = client:snapshotter(name)
-      local info = sn and sn:stat(id)
+      local info, serr
+      if sn then info, serr = sn:stat(id) end
       if info and info.kind == "active" then return sn, id end
+      if not info and serr and serr.sym == "CORRUPT" and not has_child(sn, id) then return sn, id end
     end
   end
   return nil
@@ -461,9 +477,11 @@ function M.with_context(t)
 end
 
 --- Mark the container ephemeral: it lives as long as the process that makes it, which
--- removes it (run --rm).  Its records are then not made durable (no syncfs): a power cut
--- leaves at most what a crash of that process leaves, which `ctrlua gc` and `containers rm`
--- remove.  Nothing of it is stored in the record.
+-- removes it (run --rm).  Its records (the container's, and its snapshot's when this opt comes
+-- before the snapshot opt) are then never synced, neither their files nor their names: a crash
+-- of that process leaves what it would leave otherwise, and a power cut at worst records that
+-- are empty or cut short, which `containers rm -f` (and `snapshots rm`) remove, and then
+-- `ctrlua gc` the rest.  Nothing of it is stored in the record.
 function M.with_ephemeral()
   return function(ctx) ctx._ephemeral = true end
 end
@@ -503,10 +521,16 @@ local function snapshot_opt(kind, key, image, opts)
     -- lock shared (ctr.leases), so that the chain found unpacked is still there to be its parent:
     -- from then on the new snapshot holds its parents, and a collection keeps it
     ok, err = require("ctr.leases").with_gc_lock(client.root, false, function()
-      return sn[kind](sn, key, chain, { labels = opts.labels, partial = true })
+      return sn[kind](sn, key, chain, { labels = opts.labels, partial = true, ephemeral = ctx._ephemeral })
     end)
     if ok == nil and err ~= nil then return nil, err end
     if ctx._prepared then ctx._prepared[#ctx._prepared + 1] = { snapshotter = c.snapshotter, key = key } end
+    -- the spec opts read the image's /etc/passwd and /etc/group through these: the snapshot is
+    -- this process's own until the record is written, so they do not change meanwhile
+    if type(ok) == "table" then
+      ctx._mounts = ctx._mounts or {}
+      ctx._mounts[c.snapshotter .. "\0" .. key] = ok
+    end
     c.snapshot_key = key
     c.image = image.name
   end

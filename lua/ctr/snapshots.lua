@@ -27,6 +27,7 @@ local sys = require("ctr.sys")
 local fault = require("ctr.store.fault")
 local meta = require("ctr.store.meta")
 local owner = require("ctr.store.owner")
+local records = require("ctr.store.records")
 
 local M = {}
 
@@ -54,6 +55,9 @@ local function check_opts(opts, level)
   if type(opts) ~= "table" then error("opts: expected table, got " .. type(opts), level + 1) end
   if opts.partial ~= nil and type(opts.partial) ~= "boolean" then
     error("opts.partial: expected boolean", level + 1)
+  end
+  if opts.ephemeral ~= nil and type(opts.ephemeral) ~= "boolean" then
+    error("opts.ephemeral: expected boolean", level + 1)
   end
   if opts.labels ~= nil then
     if type(opts.labels) ~= "table" then error("opts.labels: expected table", level + 1) end
@@ -182,9 +186,9 @@ function Snapshotter:_get(key)
   return rec
 end
 
--- Every record of the namespace, and the errors of those that cannot be read.
-function Snapshotter:_all()
-  return meta.all(self.root, self.namespace, self.kind)
+-- Every record of the namespace (but skip's), and the errors of those that cannot be read.
+function Snapshotter:_all(skip)
+  return meta.all(self.root, self.namespace, self.kind, skip)
 end
 
 -- The id an unreadable record names, when its bytes still show one (a record cut short keeps its
@@ -214,12 +218,14 @@ local function info_of(rec)
     created_at = rec.created_at, updated_at = rec.updated_at }
 end
 
--- The ids of the parents of rec, nearest first.
-function Snapshotter:_parent_ids(rec)
+-- The ids of the parents of rec, nearest first.  known: the parent's record, when the caller
+-- has just read it.
+function Snapshotter:_parent_ids(rec, known)
   local ids = {}
   local p = rec.parent
   while p do
-    local prec, err = self:_get(p)
+    local prec, err
+    if known and known.name == p then prec = known else prec, err = self:_get(p) end
     if not prec then return nil, errors.wrap(err, "parent of snapshot %s", rec.name) end
     ids[#ids + 1] = prec.id
     p = prec.parent
@@ -229,12 +235,12 @@ function Snapshotter:_parent_ids(rec)
 end
 
 -- Mounts as containerd 1.6's overlayfs and native snapshotters return them.
-function Snapshotter:_mounts(rec)
+function Snapshotter:_mounts(rec, parent_rec)
   local ro = rec.kind == "view"
   if self.name == "native" then
     return { { type = "bind", source = self:_fs(rec.id), options = { ro and "ro" or "rw", "rbind" } } }
   end
-  local parents, err = self:_parent_ids(rec)
+  local parents, err = self:_parent_ids(rec, parent_rec)
   if not parents then return nil, err end
   if #parents == 0 then
     -- overlay needs at least one lower directory: a bind mount of the snapshot itself
@@ -321,14 +327,15 @@ function Snapshotter:_create(kind, key, parent, opts)
       labels = copy_labels(opts.labels), created_at = now, updated_at = now,
       creator = opts.partial and owner.me() or nil }
     ok, err = meta.put(self.root, self.namespace, self.kind, key, rec,
-      { create = true, sync = opts.partial and "data" or nil })
+      { create = true, sync = opts.ephemeral and opts.partial and "none" or opts.partial and "data" or nil })
     if not ok then
       core.remove_tree(self.dir .. "/" .. id)
       if err.sym == "EXISTS" then return nil, errors.exists("snapshot %q: already exists", key) end
       return nil, err
     end
     fault.point("snapshot.recorded")
-    return self:_mounts(rec)
+    -- the parent read above, under the same lock
+    return self:_mounts(rec, prec)
   end)
 end
 
@@ -339,7 +346,8 @@ end
 -- @tparam[opt] string parent a committed snapshot's name, or nil for an empty snapshot
 -- @tparam[opt] table opts `labels`; `partial`: record this process as its creator, for a
 -- snapshot that something else (a container record, a commit) is to claim: should this process
--- die first, `sweep_partial` removes it
+-- die first, `sweep_partial` removes it; `ephemeral` (with `partial`): its record is not synced
+-- at all, for a snapshot removed before its creator returns (containers.with_ephemeral)
 -- @return mounts (array of `{type=, source=, options=}`), or nil, err (EXISTS,
 -- NOT_FOUND parent, FAILED_PRECONDITION parent not committed)
 function Snapshotter:prepare(key, parent, opts)
@@ -375,8 +383,11 @@ end
 -- top-most first, each read inside its own root (ctr.spec.rootfs).  Used to resolve an image's
 -- user against its /etc/passwd while the container is made, where containerd mounts the
 -- snapshot for it.  Returns the content, or nil, err.
-function Snapshotter:read_file(key, path, cap)
-  local mounts, err = self:mounts(key)
+-- @param[opt] mounts the snapshot's mounts, as its prepare returned them to this caller (not
+-- asked again)
+function Snapshotter:read_file(key, path, cap, mounts)
+  local err
+  if not mounts then mounts, err = self:mounts(key) end
   if not mounts then return nil, err end
   return require("ctr.spec.rootfs").reader(mounts, cap)(path)
 end
@@ -464,7 +475,8 @@ function Snapshotter:remove(key)
       return true
     end
     local shared = false
-    local all, bad = self:_all()
+    -- the others: key's own was read just above, under the same locks
+    local all, bad = self:_all(key)
     for _, other in ipairs(all) do
       if other.parent == key then
         return nil, failed_precondition("cannot remove snapshot with child")
@@ -560,6 +572,36 @@ function Snapshotter:usage(key)
   return u
 end
 
+-- Add to named the ids the snapshot records of namespace ns name.  Every process's first use
+-- of a snapshotter sweeps, so this reads every record of the root: a record whose bytes hold no
+-- backslash names its id literally, and every hex string that is the value of an "id" key in
+-- it is taken as named (the record's own id among them, and at worst others: directories kept,
+-- never one removed), without decoding it; the others are read as records.  Returns false when
+-- a record names ids that cannot be made out (then any directory may be named).
+function Snapshotter:_named_ids(ns, named)
+  local sure = true
+  for _, name in ipairs(meta.list(self.root, ns, self.kind)) do
+    local data = sys.read_file(meta.path(self.root, ns, self.kind, name), records.MAX)
+    local found = false
+    if data and not data:find("\\", 1, true) then
+      for id in data:gmatch('"id"%s*:%s*"(%x+)"') do
+        named[id] = true
+        found = true
+      end
+    end
+    if not found then
+      local rec, err = meta.get(self.root, ns, self.kind, name)
+      if rec then
+        named[rec.id] = true
+      elseif err.sym ~= "NOT_FOUND" then
+        local id = salvage_id(err)
+        if id then named[id] = true else sure = false end
+      end
+    end
+  end
+  return sure
+end
+
 --- Sweep directories no record names (see the module's description).
 -- @tparam[opt] table opts `nonblock` (skip, returning 0, when another process holds the lock)
 -- @return the number of directories removed, or nil, err
@@ -568,12 +610,7 @@ function Snapshotter:gc(opts)
   local n, err = self:_with_store_lock(true, opts.nonblock, function()
     local named, unsure = {}, false
     for _, ns in ipairs(meta.namespaces(self.root)) do
-      local all, bad = meta.all(self.root, ns, self.kind)
-      for _, rec in ipairs(all) do named[rec.id] = true end
-      for _, b in ipairs(bad) do
-        local id = salvage_id(b)
-        if id then named[id] = true else unsure = true end
-      end
+      if not self:_named_ids(ns, named) then unsure = true end
     end
     local removed = 0
     for _, entry in ipairs(core.listdir(self.dir) or {}) do

@@ -163,7 +163,8 @@ end
 --- Make sure the image of a run is in the store, as `--pull` says: "missing" (the default)
 -- pulls it when neither the reference as given nor its normalised name (`alpine` →
 -- docker.io/library/alpine:latest, as docker and nerdctl) is there, "always" pulls it, "never"
--- leaves the lookup to fail with ctr's words.  Sets v.ref to the name found or pulled.
+-- leaves the lookup to fail with ctr's words.  Sets v.ref to the name found or pulled, and
+-- v.found_image to the record found, which M.opts then takes instead of reading it again.
 -- opts.display: a progress display for the pull.
 -- @return true, or nil, err
 function M.ensure_image(client, f, v, opts)
@@ -178,13 +179,17 @@ function M.ensure_image(client, f, v, opts)
     -- only an image that is not there is missing: a record that cannot be read is an error
     -- of its own (the lookup reports it), never a reason to fetch over it
     local found, gerr = images.get(client, v.ref)
-    if found then return true end
+    if found then
+      v.found_image = found -- M.opts uses it rather than read it again
+      return true
+    end
     if gerr and gerr.sym ~= "NOT_FOUND" then return nil, gerr end
     local norm = images.normalize_name(v.ref)
     if norm then
       found, gerr = images.get(client, norm)
       if found then
         v.ref = norm
+        v.found_image = found
         return true
       end
       if gerr and gerr.sym ~= "NOT_FOUND" then return nil, gerr end
@@ -220,9 +225,10 @@ function M.opts(client, f, v, trace)
     if f.rootfs then
       s(oci.with_rootfs_path(v.ref))
     else
-      local image, err = client:get_image(v.ref)
+      local image, err = v.found_image, nil
+      if not (image and image.name == v.ref) then image, err = client:get_image(v.ref) end
       if not image then return nil, err end
-      local manifest, config = require("ctr.images").manifest(client, image, platform)
+      local manifest, config = client:image_manifest(image, platform)
       if not manifest then return nil, config end
       image.config = config
       if trace then trace("image") end
@@ -364,7 +370,7 @@ local function with_remapped_snapshot(key, image, uid, gid, platform)
       end
     end
     local ok
-    ok, err = sn:prepare(key, parent, { partial = true })
+    ok, err = sn:prepare(key, parent, { partial = true, ephemeral = ctx._ephemeral })
     if ok == nil and err ~= nil then return nil, err end
     if ctx._prepared then ctx._prepared[#ctx._prepared + 1] = { snapshotter = c.snapshotter, key = key } end
     c.snapshot_key = key
@@ -569,11 +575,12 @@ end
 function M.container_opts(client, f, v, trace, popts)
   local copts, sopts = M.opts(client, f, v, trace)
   if not copts then return nil, sopts end
+  -- a --rm container is gone when run returns: no durability point for its records, nor an
+  -- fsync of its snapshot's (so before the snapshot opt)
+  if f.rm then table.insert(copts, 1, containers.with_ephemeral()) end
   copts[#copts + 1] = containers.with_new_spec(unpack(sopts))
   copts[#copts + 1] = containers.with_container_labels(cli.label_args(f.label))
   copts[#copts + 1] = containers.with_runtime(f.runtime, v.runtime_options)
-  -- a --rm container is gone when run returns: no durability point for its records
-  if f.rm then copts[#copts + 1] = containers.with_ephemeral() end
   popts = popts or { files = f.policy }
   if popts.before then copts[#copts + 1] = function(_, _, c) popts.before(c) end end
   copts[#copts + 1] = require("ctr.policy").with_policies(f, popts)

@@ -1,6 +1,7 @@
 --- Metadata records: small JSON documents under ROOT/meta/NAMESPACE/KIND/NAME.json.
--- Each is written to a temporary file, fsynced and renamed into place (the core's write_file),
--- so a process killed at any instant leaves a record either old or new.  Creation is
+-- Each is written to a temporary file, fsynced (unless put's sync is "none") and renamed into
+-- place (the core's write_file), so a process killed at any instant leaves a record either old
+-- or new.  Creation is
 -- exclusive (rename with RENAME_NOREPLACE): two processes creating the same name race safely,
 -- one wins and the other gets an EXISTS error.  Names are escaped so that any image reference
 -- or key is one file name.
@@ -67,21 +68,27 @@ end
 
 --- Every record of one kind, sorted by name, and the errors of those that could not be read
 -- (each names its file; err.name is the record's name).  A record removed meanwhile is skipped.
+-- @tparam[opt] string skip a name not to read (the caller holds its record)
 -- @return recs, bad (both arrays)
-function M.all(root, namespace, kind)
+function M.all(root, namespace, kind, skip)
   local recs, bad = {}, {}
   for _, name in ipairs(M.list(root, namespace, kind)) do
-    local rec, err = M.get(root, namespace, kind, name)
+    local rec, err
+    if name ~= skip then rec, err = M.get(root, namespace, kind, name) end
     if rec then
       recs[#recs + 1] = rec
-    elseif err.sym ~= "NOT_FOUND" then
+    elseif err and err.sym ~= "NOT_FOUND" then
       bad[#bad + 1] = err
     end
   end
   return recs, bad
 end
 
---- Write a record. opts.create: fail with EXISTS when it is already there.
+--- Write a record. opts.create: fail with EXISTS when it is already there.  opts.sync: by
+-- default the file and its name are durable when put returns; "data": the file only (its name
+-- at the caller's durability point, M.sync); "none": neither, for a record that lives only as
+-- long as the process that writes it (run --rm), which a power cut may leave empty or cut
+-- short: a record the ordinary commands remove (`containers rm -f`, `snapshots rm`).
 function M.put(root, namespace, kind, name, rec, opts)
   local dir = M.dir(root, namespace, kind)
   local ok, err = ensure_dir(dir)
@@ -100,7 +107,7 @@ function M.put(root, namespace, kind, name, rec, opts)
   end
   local sync = opts and opts.sync
   local w, err = sys.write_file(path, data,
-    { mode = 384, noreplace = opts and opts.create or false, dirsync = sync ~= "data" })
+    { mode = 384, noreplace = opts and opts.create or false, sync = sync ~= "none", dirsync = sync == nil })
   if not w then
     if err.sym == "EEXIST" then return nil, errors.exists("%s %q: already exists", kind:gsub("s$", ""), name) end
     return nil, err
