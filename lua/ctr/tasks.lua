@@ -16,14 +16,12 @@
 -- one, `delete({force = true})` one in any state, and `orphaned` tells `ctrlua gc` which ones
 -- nobody will ever delete.
 -- @module ctr.tasks
+-- ctr.cio, ctr.cni, ctr.mount and ctr.runtime are required where they are used: `tasks kill`
+-- and `tasks delete` (a process each) need none of them, and each load costs
 local cgroups = require("ctr.cgroups")
-local cio = require("ctr.cio")
-local cni = require("ctr.cni")
 local core = require("ctr.core")
 local errors = require("ctr.errors")
 local sys = require("ctr.sys")
-local mount = require("ctr.mount")
-local runtime = require("ctr.runtime")
 local signals = require("ctr.signals")
 local fault = require("ctr.store.fault")
 local owner = require("ctr.store.owner")
@@ -425,12 +423,12 @@ local function write_bundle(client, rec, spec, dir, volatile)
     local vm = volatile and volatile_mounts(mounts)
     ok, err = nil, nil
     if vm then
-      ok, err = mount.all(vm, dir .. "/rootfs")
+      ok, err = require("ctr.mount").all(vm, dir .. "/rootfs")
       -- a kernel before 5.10 does not know the option: the mount as it is
       if not ok and err.sym ~= "EINVAL" then return nil, err end
     end
     if not ok then
-      ok, err = mount.all(mounts, dir .. "/rootfs")
+      ok, err = require("ctr.mount").all(mounts, dir .. "/rootfs")
       if not ok then return nil, err end
     end
     fault.point("task.mounted")
@@ -557,7 +555,7 @@ end
 -- executable)
 function M.new_task(container, io, opts)
   opts = opts or {}
-  io = io or cio.stdio()
+  io = io or require("ctr.cio").stdio()
   local client = container.client
   local id = container.id
   local nsdir = client:state_dir()
@@ -587,7 +585,7 @@ function M.new_task(container, io, opts)
 
   -- an external runc-compatible runtime (ctr.runtime) runs this bundle instead
   if type(rec.runtime) == "table" and type(rec.runtime.options) == "table" and rec.runtime.options.binary then
-    local t, terr = runtime.new_task(container, io, opts, dir, spec, Task)
+    local t, terr = require("ctr.runtime").new_task(container, io, opts, dir, spec, Task)
     if not t then return mk:undo(terr) end
     return t
   end
@@ -607,7 +605,8 @@ function M.new_task(container, io, opts)
   end
 
   -- CNI networking (ctr.cni): ADD after create, before start; the result is kept for DEL
-  if type(rec.extensions) == "table" and rec.extensions[cni.EXTENSION] then
+  local cni = type(rec.extensions) == "table" and next(rec.extensions) and require("ctr.cni")
+  if cni and rec.extensions[cni.EXTENSION] then
     local res, cerr = cni.setup(client, container, pid)
     if not res then
       core.kill(pid, 9)
@@ -867,7 +866,7 @@ function Task:delete(opts)
   if self.io and self.io.close then self.io.close() end
   local cni_result = (self.extra or read_extra(self.dir)).cni
   if cni_result then
-    local ok, err = cni.teardown(self.client, self.id, cni_result)
+    local ok, err = require("ctr.cni").teardown(self.client, self.id, cni_result)
     if not ok and not force then return nil, err end
   end
   if self.st.cgroup then
@@ -887,7 +886,7 @@ function Task:delete(opts)
   end
   if type(extra.hooks) == "table" and extra.hooks.poststop then
     -- the container is gone (its rootfs too); its config.json is still there for the hooks
-    mount.unmount_all(self.dir .. "/rootfs")
+    require("ctr.mount").unmount_all(self.dir .. "/rootfs")
     self.extra = extra
     run_hooks(self, "poststop", "stopped")
   end
@@ -995,7 +994,7 @@ function Task:exec(exec_id, process, io, opts)
       tostring(status or "missing")), 9, "FAILED_PRECONDITION")
   end
   return setmetatable({ task = self, id = exec_id, process = process,
-    io = io or cio.stdio(), opts = opts or {} }, Process)
+    io = io or require("ctr.cio").stdio(), opts = opts or {} }, Process)
 end
 
 --- Start the process: returns once its program runs (then `pid` is set), or nil, err (err.exec
