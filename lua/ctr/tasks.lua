@@ -857,6 +857,15 @@ function Task:delete(opts)
       return nil, errors.new(("task %q: still %s after SIGKILL"):format(self.id, tostring(status)), 16)
     end
     self.st.exit_code = self.st.exit_code or code
+  elseif status == "stopped" and not self.reaped and self:detached() and self.st.status ~= "stopped" then
+    -- the init is gone but its monitor had not recorded the exit when the status was read (a
+    -- delete right after a kill): the monitor may have reaped it already, leaving no zombie to
+    -- tell the code.  Its answer to "wait" is the code; by then it has recorded the exit, and
+    -- it unmounts the rootfs before it takes the "delete" below.  A dead monitor: the kernel's
+    -- word.
+    local reply = monitor_call(self, "wait")
+    local code = reply and tonumber(reply:match("^exit (%d+)$"))
+    if code then self.st.exit_code, self.st.unknown_exit = code, nil end
   end
   if status ~= "stopped" and status ~= nil then
     local why = self.st.unreadable and (": " .. self.st.unreadable.msg) or ""
