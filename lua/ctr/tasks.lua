@@ -145,9 +145,13 @@ function M.proc_zombie_exit(pid)
   return st.exit_code, st.signal
 end
 
+-- owner.alive's answer from one read of /proc/PID/stat (it reads it twice): this is asked on
+-- every status
 local function alive(st)
   if not st.pid or st.pid <= 0 then return false end
-  return owner.alive(st)
+  local ps = core.proc_stat(st.pid)
+  if not ps or (st.start_time ~= nil and ps.start_time ~= st.start_time) then return false end
+  return ps.state ~= "Z" and ps.state ~= "X"
 end
 
 local function is_dir(path)
