@@ -460,6 +460,21 @@ describe("tasks #root", function()
     assert.is_nil(core.stat(env:state_dir("w1")))
   end)
 
+  -- a directory's block costs its removal a discard on a `discard` mount: the monitor removes
+  -- rootfs/ once it has unmounted it, while nobody waits, rather than leave it to delete
+  it("the monitor removes the unmounted rootfs directory at the init's exit; delete the rest", function()
+    assert.are.equal(0, env:run("run.lua", "-d", IMAGE, "r1", "sleep", "100").code)
+    local rootfs = env:state_dir("r1", "rootfs")
+    assert.are.equal(1, #S.mounts_under(rootfs))
+    assert.are.equal(0, tasks("kill", "-s", "KILL", "r1").code)
+    assert.are.equal(137, tasks("wait", "r1").code)
+    S.until_true(function() return not core.stat(rootfs) end, 5, "rootfs/ to be removed")
+    assert.is_truthy(core.stat(env:state_dir("r1", "config.json")))
+    local d = tasks("delete", "r1")
+    assert.are.equal(0, d.code, d.stderr)
+    assert.is_nil(core.stat(env:state_dir("r1")))
+  end)
+
   it("kill -s takes names and numbers; a bad signal is refused", function()
     assert.are.equal(0, env:run("run.lua", "-d", IMAGE, "s1", "sleep", "100").code)
     local bad = tasks("kill", "-s", "SIGNOPE", "s1")
