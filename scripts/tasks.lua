@@ -2,10 +2,9 @@
 local ctr = require("ctr")
 local app = require("ctr.cmd.app")
 local cli = require("ctr.cmd.cli")
-local cio = require("ctr.cio")
 local tasks = require("ctr.tasks")
-local json = require("ctr.json")
-local format = require("ctr.cmd.format")
+-- ctr.cio, ctr.json and ctr.cmd.format are required by the commands that use them: kill and
+-- delete, which scripts run once a container, need none of them
 
 local function client()
   local c, err = ctr.client()
@@ -40,6 +39,7 @@ local IO_FLAGS = {
 }
 
 local function list(ctx)
+  local json = require("ctr.json")
   local cl = client()
   local all, bad = tasks.list(cl)
   app.warn(bad)
@@ -74,7 +74,7 @@ local function start(ctx)
   local container, err = cl:load_container(id)
   if not container then return nil, err end
   local tio
-  tio, err = cio.from_flags(f, id, f.detach)
+  tio, err = require("ctr.cio").from_flags(f, id, f.detach)
   if not tio then return nil, err end
   local detach = f.detach or tio.needs_monitor
   local task
@@ -153,6 +153,7 @@ local function delete(ctx)
 end
 
 local function ps(ctx)
+  local json, format = require("ctr.json"), require("ctr.cmd.format")
   local cl = client()
   local t = load(cl, need_id(ctx))
   local pids, err = t:pids()
@@ -180,6 +181,7 @@ local function resume(ctx)
 end
 
 local function metrics(ctx)
+  local json, format = require("ctr.json"), require("ctr.cmd.format")
   local t = load(client(), need_id(ctx))
   local m, err = t:metrics()
   if not m then return nil, err end
@@ -234,7 +236,7 @@ local function exec(ctx)
     local ok, uerr = require("ctr.oci").with_user(f.user)(nil, cl, nil, ospec)
     if not ok then return nil, uerr end
   end
-  local p, perr = t:exec(f["exec-id"], proc, cio.stdio(), { detach = f.detach or nil })
+  local p, perr = t:exec(f["exec-id"], proc, require("ctr.cio").stdio(), { detach = f.detach or nil })
   if not p then return nil, perr end
   local ok, serr = p:start()
   if not ok then
@@ -304,3 +306,7 @@ app.run({
       action = checkpoint },
   },
 }, { ... })
+-- the command is done: exit without closing the Lua state, whose every object lua_close would
+-- free one by one in a process that is about to end (start, wait and exec exit so already)
+io.stdout:flush()
+os.exit(0)

@@ -439,6 +439,42 @@ describe("tasks #root", function()
     assert.are.same({ "/tasks/delete", 137 }, { last.topic, last.exit_status })
   end)
 
+  -- a delete right after a kill can find the init reaped by its monitor before the monitor has
+  -- written the exit down (the status record still says running): the code is the monitor's
+  it("delete between the monitor's reaping of the init and its record of it says 137, not 255", function()
+    assert.are.equal(0, env:run("run.lua", "-d", IMAGE, "w1", "sleep", "100").code)
+    local running = S.slurp(env:state_dir("w1", "status"))
+    local st = env:task_status("w1")
+    assert.are.equal(0, tasks("kill", "-s", "KILL", "w1").code)
+    assert.are.equal(137, tasks("wait", "w1").code)
+    S.until_true(function() return not core.stat("/proc/" .. st.pid) end, 5, "the init to be reaped")
+    -- the record as it was before the monitor's write
+    assert.is_true(core.write_file(env:state_dir("w1", "status"), running))
+    local d = tasks("delete", "w1")
+    assert.are.equal(0, d.code, d.stderr)
+    assert.matches("exit code 137", d.stderr, 1, true)
+    local last
+    for line in S.slurp(env:state_dir("events.log")):gmatch("[^\n]+") do last = core.json_decode(line) end
+    assert.are.same({ "/tasks/delete", 137 }, { last.topic, last.exit_status })
+    S.until_true(function() return not alive(st.monitor_pid) end, 5, "the monitor to exit")
+    assert.is_nil(core.stat(env:state_dir("w1")))
+  end)
+
+  -- a directory's block costs its removal a discard on a `discard` mount: the monitor removes
+  -- rootfs/ once it has unmounted it, while nobody waits, rather than leave it to delete
+  it("the monitor removes the unmounted rootfs directory at the init's exit; delete the rest", function()
+    assert.are.equal(0, env:run("run.lua", "-d", IMAGE, "r1", "sleep", "100").code)
+    local rootfs = env:state_dir("r1", "rootfs")
+    assert.are.equal(1, #S.mounts_under(rootfs))
+    assert.are.equal(0, tasks("kill", "-s", "KILL", "r1").code)
+    assert.are.equal(137, tasks("wait", "r1").code)
+    S.until_true(function() return not core.stat(rootfs) end, 5, "rootfs/ to be removed")
+    assert.is_truthy(core.stat(env:state_dir("r1", "config.json")))
+    local d = tasks("delete", "r1")
+    assert.are.equal(0, d.code, d.stderr)
+    assert.is_nil(core.stat(env:state_dir("r1")))
+  end)
+
   it("kill -s takes names and numbers; a bad signal is refused", function()
     assert.are.equal(0, env:run("run.lua", "-d", IMAGE, "s1", "sleep", "100").code)
     local bad = tasks("kill", "-s", "SIGNOPE", "s1")

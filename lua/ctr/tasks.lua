@@ -16,14 +16,12 @@
 -- one, `delete({force = true})` one in any state, and `orphaned` tells `ctrlua gc` which ones
 -- nobody will ever delete.
 -- @module ctr.tasks
+-- ctr.cio, ctr.cni, ctr.mount and ctr.runtime are required where they are used: `tasks kill`
+-- and `tasks delete` (a process each) need none of them, and each load costs
 local cgroups = require("ctr.cgroups")
-local cio = require("ctr.cio")
-local cni = require("ctr.cni")
 local core = require("ctr.core")
 local errors = require("ctr.errors")
 local sys = require("ctr.sys")
-local mount = require("ctr.mount")
-local runtime = require("ctr.runtime")
 local signals = require("ctr.signals")
 local fault = require("ctr.store.fault")
 local owner = require("ctr.store.owner")
@@ -147,9 +145,13 @@ function M.proc_zombie_exit(pid)
   return st.exit_code, st.signal
 end
 
+-- owner.alive's answer from one read of /proc/PID/stat (it reads it twice): this is asked on
+-- every status
 local function alive(st)
   if not st.pid or st.pid <= 0 then return false end
-  return owner.alive(st)
+  local ps = core.proc_stat(st.pid)
+  if not ps or (st.start_time ~= nil and ps.start_time ~= st.start_time) then return false end
+  return ps.state ~= "Z" and ps.state ~= "X"
 end
 
 local function is_dir(path)
@@ -425,12 +427,12 @@ local function write_bundle(client, rec, spec, dir, volatile)
     local vm = volatile and volatile_mounts(mounts)
     ok, err = nil, nil
     if vm then
-      ok, err = mount.all(vm, dir .. "/rootfs")
+      ok, err = require("ctr.mount").all(vm, dir .. "/rootfs")
       -- a kernel before 5.10 does not know the option: the mount as it is
       if not ok and err.sym ~= "EINVAL" then return nil, err end
     end
     if not ok then
-      ok, err = mount.all(mounts, dir .. "/rootfs")
+      ok, err = require("ctr.mount").all(mounts, dir .. "/rootfs")
       if not ok then return nil, err end
     end
     fault.point("task.mounted")
@@ -557,7 +559,7 @@ end
 -- executable)
 function M.new_task(container, io, opts)
   opts = opts or {}
-  io = io or cio.stdio()
+  io = io or require("ctr.cio").stdio()
   local client = container.client
   local id = container.id
   local nsdir = client:state_dir()
@@ -587,7 +589,7 @@ function M.new_task(container, io, opts)
 
   -- an external runc-compatible runtime (ctr.runtime) runs this bundle instead
   if type(rec.runtime) == "table" and type(rec.runtime.options) == "table" and rec.runtime.options.binary then
-    local t, terr = runtime.new_task(container, io, opts, dir, spec, Task)
+    local t, terr = require("ctr.runtime").new_task(container, io, opts, dir, spec, Task)
     if not t then return mk:undo(terr) end
     return t
   end
@@ -607,7 +609,8 @@ function M.new_task(container, io, opts)
   end
 
   -- CNI networking (ctr.cni): ADD after create, before start; the result is kept for DEL
-  if type(rec.extensions) == "table" and rec.extensions[cni.EXTENSION] then
+  local cni = type(rec.extensions) == "table" and next(rec.extensions) and require("ctr.cni")
+  if cni and rec.extensions[cni.EXTENSION] then
     local res, cerr = cni.setup(client, container, pid)
     if not res then
       core.kill(pid, 9)
@@ -858,6 +861,15 @@ function Task:delete(opts)
       return nil, errors.new(("task %q: still %s after SIGKILL"):format(self.id, tostring(status)), 16)
     end
     self.st.exit_code = self.st.exit_code or code
+  elseif status == "stopped" and not self.reaped and self:detached() and self.st.status ~= "stopped" then
+    -- the init is gone but its monitor had not recorded the exit when the status was read (a
+    -- delete right after a kill): the monitor may have reaped it already, leaving no zombie to
+    -- tell the code.  Its answer to "wait" is the code; by then it has recorded the exit, and
+    -- it unmounts the rootfs before it takes the "delete" below.  A dead monitor: the kernel's
+    -- word.
+    local reply = monitor_call(self, "wait")
+    local code = reply and tonumber(reply:match("^exit (%d+)$"))
+    if code then self.st.exit_code, self.st.unknown_exit = code, nil end
   end
   if status ~= "stopped" and status ~= nil then
     local why = self.st.unreadable and (": " .. self.st.unreadable.msg) or ""
@@ -867,7 +879,7 @@ function Task:delete(opts)
   if self.io and self.io.close then self.io.close() end
   local cni_result = (self.extra or read_extra(self.dir)).cni
   if cni_result then
-    local ok, err = cni.teardown(self.client, self.id, cni_result)
+    local ok, err = require("ctr.cni").teardown(self.client, self.id, cni_result)
     if not ok and not force then return nil, err end
   end
   if self.st.cgroup then
@@ -887,7 +899,7 @@ function Task:delete(opts)
   end
   if type(extra.hooks) == "table" and extra.hooks.poststop then
     -- the container is gone (its rootfs too); its config.json is still there for the hooks
-    mount.unmount_all(self.dir .. "/rootfs")
+    require("ctr.mount").unmount_all(self.dir .. "/rootfs")
     self.extra = extra
     run_hooks(self, "poststop", "stopped")
   end
@@ -995,7 +1007,7 @@ function Task:exec(exec_id, process, io, opts)
       tostring(status or "missing")), 9, "FAILED_PRECONDITION")
   end
   return setmetatable({ task = self, id = exec_id, process = process,
-    io = io or cio.stdio(), opts = opts or {} }, Process)
+    io = io or require("ctr.cio").stdio(), opts = opts or {} }, Process)
 end
 
 --- Start the process: returns once its program runs (then `pid` is set), or nil, err (err.exec
