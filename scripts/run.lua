@@ -58,9 +58,13 @@ end
 local f = r.flags
 local v, err = run.validate(def, r)
 if not v then die(err) end
--- the init's move into its new cgroup waits for a grace period of the kernel's on v1: begun
--- now, it passes while the image, the snapshot and the spec are made
-if not (r.set.cgroup and f.cgroup == "") then warm_pid = require("ctr.cgroups").warm_attach() end
+-- In a new user namespace the init cannot move itself into its v1 cgroups (runtime/create.c):
+-- its pid is written for it, and that first write to a cgroup.procs waits for a grace period
+-- of the kernel's; begun now, it passes while the image, the snapshot and the spec are made.
+-- (An init that moves itself waits for none, and a writer here would only hold up its clone.)
+if not (r.set.cgroup and f.cgroup == "") and ((f.uidmap or "") ~= "" or (f.gidmap or "") ~= "") then
+  warm_pid = require("ctr.cgroups").warm_attach()
+end
 phase("startup")
 
 local client

@@ -881,27 +881,64 @@ describe("the v1 grace period begun at a run's start #root", function()
     assert.is_true(zero, "no write of 0 to " .. procs)
   end)
 
-  it("is begun by run when it makes a cgroup, and not with --cgroup ''", function()
-    local procs = v1_procs()
-    if not procs then pending("no cgroup v1 hierarchy here") return end
-    if not core.stat("/usr/bin/strace") then pending("no strace") return end
+  -- strace -f of `run --rm [flags]` in a store of its own: what its processes opened for
+  -- writing in the container's cgroups, and whether run began the grace period (`procs')
+  local function traced_run(flags, procs)
     local tmp = (io.popen("mktemp -d /tmp/ctrlua-warm.XXXXXX"):read("*l"))
     local ns, id = "ctrlua-test-" .. uuid(), "warm-" .. uuid()
     local c = ("%s --root %s/root --state %s/state -n %s"):format(q(BIN), q(tmp), q(tmp), ns)
     local ok = os.execute(("%s images.lua import %s >/dev/null"):format(c, q(IMAGE_TAR)))
     assert(ok == true or ok == 0, "import")
-    local results = {}
-    for k, flag in ipairs({ "", "--cgroup '' " }) do
-      local log = ("%s/log%d"):format(tmp, k)
-      ok = os.execute(("strace -f -qq -e trace=openat,write -o %s %s run.lua --rm %sctrlua.test/busybox:latest %s /bin/true >/dev/null 2>&1")
-        :format(q(log), c, flag, id))
-      local opened = traced(log, procs)
-      results[k] = { ok = ok == true or ok == 0, opened = opened }
+    local log = tmp .. "/log"
+    ok = os.execute(("strace -f -qq -e trace=openat,write -o %s %s run.lua --rm %s ctrlua.test/busybox:latest %s /bin/true >/dev/null 2>&1")
+      :format(q(log), c, flags, id))
+    local res = { ok = ok == true or ok == 0, warm = (traced(log, procs)), tasks = 0, zero = 0, procs = 0 }
+    local mine = "/" .. ns .. "/" .. id .. "/"
+    local opened_tasks = {}
+    for line in io.lines(log) do
+      local pid, path = line:match('^(%d+)%s+openat%(AT_FDCWD, "(/sys/fs/cgroup/[^"]*)", O_WRONLY')
+      if path and path:find(mine, 1, true) then
+        if path:sub(-#"/tasks") == "/tasks" then
+          res.tasks = res.tasks + 1
+          opened_tasks[pid] = true
+        elseif path:sub(-#"/cgroup.procs") == "/cgroup.procs" then
+          res.procs = res.procs + 1
+        end
+      end
+      -- (the call's start: another process's line may come between it and its result)
+      local wpid = line:match('^(%d+)%s+write%(%d+, "0[\\n]*", %d')
+      if wpid and opened_tasks[wpid] then res.zero = res.zero + 1 end
     end
     core.remove_tree(tmp)
-    assert.is_true(results[1].ok, "run --rm")
-    assert.is_true(results[1].opened, "run did not begin the grace period")
-    assert.is_true(results[2].ok, "run --rm --cgroup ''")
-    assert.is_false(results[2].opened, "run --cgroup '' began it")
+    return res
+  end
+
+  it("is begun by run only for an init in a new user namespace, and not with --cgroup ''", function()
+    local procs = v1_procs()
+    if not procs then pending("no cgroup v1 hierarchy here") return end
+    if not core.stat("/usr/bin/strace") then pending("no strace") return end
+    local plain = traced_run("", procs)
+    local userns = traced_run("--uidmap 0:100000:65536 --gidmap 0:100000:65536", procs)
+    local none = traced_run("--cgroup ''", procs)
+    assert.is_true(plain.ok and userns.ok and none.ok, "run --rm")
+    assert.is_false(plain.warm, "run began the grace period for an init that joins its cgroups itself")
+    assert.is_true(userns.warm, "run did not begin the grace period for an init in a user namespace")
+    assert.is_false(none.warm, "run --cgroup '' began it")
+  end)
+
+  it("an init in the host's user namespace moves itself into its v1 cgroups: no cgroup.procs write", function()
+    local procs = v1_procs()
+    if not procs then pending("no cgroup v1 hierarchy here") return end
+    if not core.stat("/usr/bin/strace") then pending("no strace") return end
+    local plain = traced_run("", procs)
+    assert.is_true(plain.ok, "run --rm")
+    assert.is_true(plain.tasks > 0, "no v1 hierarchy's tasks file of the container was opened")
+    assert.is_true(plain.zero >= plain.tasks, "each tasks file opened gets \"0\": the init moving itself")
+    assert.are.equal(0, plain.procs, "the init's pid was written to a cgroup.procs")
+    -- in a user namespace the host's cgroup files are not the init's to write: the parent does
+    local userns = traced_run("--uidmap 0:100000:65536 --gidmap 0:100000:65536", procs)
+    assert.is_true(userns.ok, "run --rm --uidmap")
+    assert.are.equal(0, userns.tasks)
+    assert.is_true(userns.procs > 0, "no cgroup.procs write for an init in a user namespace")
   end)
 end)

@@ -849,6 +849,26 @@ int ctr_cgroup_add_pid(const struct ctr_cgroup_layout *l, const char *path, pid_
     return rc;
 }
 
+int ctr_cgroup_add_pid_v2(const struct ctr_cgroup_layout *l, const char *path, pid_t pid,
+                          struct ctr_err *err)
+{
+    struct cg_dirs d;
+    int rc = dirs_get(l, path, &d, err) < 0 ? -1 : d.v2 ? write_pid(d.v2, &pid, err) : 0;
+    dirs_free(&d);
+    return rc;
+}
+
+int ctr_cgroup_join_self_v1(const struct ctr_cgroup_layout *l, const char *path,
+                            struct ctr_err *err)
+{
+    struct cg_dirs d;
+    int rc = dirs_get(l, path, &d, err);
+    for (size_t i = 0; rc == 0 && i < d.n_v1; i++)
+        rc = cg_writef(err, d.v1[i], "tasks", "0");
+    dirs_free(&d);
+    return rc;
+}
+
 /* the directory whose cgroup.procs lists the container's processes */
 static const char *procs_dir(const struct ctr_cgroup_layout *l, const struct cg_dirs *d)
 {

@@ -248,9 +248,21 @@ int ctr_cgroup_check_unused(const struct ctr_cgroup_layout *l, const char *path,
 int ctr_cgroup_v2_devices_apply(int dirfd, const char *name,
                                 const struct ctr_res_devices *devices, struct ctr_err *err);
 
-/* Write pid to cgroup.procs in every hierarchy (v1, then v2). */
+/* Write pid to cgroup.procs in every hierarchy (v1, then v2), or (v2_only) in the v2 one
+ * alone, if there is one. */
 int ctr_cgroup_add_pid(const struct ctr_cgroup_layout *l, const char *path, pid_t pid,
                        struct ctr_err *err);
+int ctr_cgroup_add_pid_v2(const struct ctr_cgroup_layout *l, const char *path, pid_t pid,
+                          struct ctr_err *err);
+
+/* Move the calling thread into the cgroup in every v1 hierarchy: "0" written to each one's
+ * `tasks'.  A write to cgroup.procs takes the kernel's threadgroup lock for writing, and the
+ * first writer after a quiet spell waits for an RCU grace period (5 to 20 ms); the calling
+ * thread moving itself needs no such lock.  For a process of one thread (the container's
+ * init before it execs) that is the same move.  v2 has no such path (a thread cannot leave
+ * its process's domain): there the init is cloned into its cgroup. */
+int ctr_cgroup_join_self_v1(const struct ctr_cgroup_layout *l, const char *path,
+                            struct ctr_err *err);
 
 /* rmdir the cgroup in every hierarchy; EBUSY is retried for about a second (a process that
  * just died leaves its cgroup a moment later); a cgroup that does not exist is success. */

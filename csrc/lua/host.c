@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lua/embedded.h"
@@ -36,6 +37,7 @@ struct host {
     const char *namespace;
     int debug;
     char datadir[PATH_MAX]; /* holds lua/ and scripts/ */
+    double started;         /* CLOCK_MONOTONIC at main's start, as core.monotime gives it */
 };
 
 static int is_dir(const char *p)
@@ -126,6 +128,7 @@ static void set_host_table(lua_State *L, const struct host *h, const char *argv0
     lua_pushstring(L, p); lua_setfield(L, -2, "scripts");
     lua_pushstring(L, argv0); lua_setfield(L, -2, "argv0");
     lua_pushliteral(L, CTRLUA_VERSION); lua_setfield(L, -2, "version");
+    lua_pushnumber(L, h->started); lua_setfield(L, -2, "started");
     lua_setfield(L, -2, "ctr.host");
     lua_pop(L, 2);
 }
@@ -393,6 +396,9 @@ int main(int argc, char **argv)
         .namespace = getenv("CTRLUA_NAMESPACE"),
         .debug = 0,
     };
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    h.started = (double)now.tv_sec + now.tv_nsec / 1e9;
     if (h.namespace == NULL || h.namespace[0] == '\0')
         h.namespace = "default";
     find_datadir(&h);

@@ -6,7 +6,8 @@
  *   parent                                   child (the future init)
  *   clone(CLONE_NEW*)  ───────────────────►  PR_SET_DUMPABLE 0, fds moved, stdio,
  *   (v1: make the cgroup) add pid            its network namespace; blocks reading the socket
- *   (pure v2: cgroup made before clone, clone3 into it, no pid written)
+ *   (v2: cgroup made before clone, clone3 into it, no pid written; v1 with no new user
+ *   namespace: no pid written, the init moves itself into its cgroups after "go")
  *   uid_map, gid_map, rlimits, oom_score_adj
  *   send "go" (its pid) ──────────────────►  become root in its user namespace, setns,
  *                                            setsid, mounts, devices, sysctls
@@ -84,6 +85,8 @@ struct child_args {
     struct ctr_file_id self; /* our executable, never to be the container's program */
     const char *bundle; /* absolute, for the hooks' state */
     pid_t parent;       /* the process that called create (our parent, CLONE_PARENT or not) */
+    /* the cgroups to move ourselves into, after "go", in every v1 hierarchy; or NULL */
+    const struct ctr_cgroup_layout *join_v1;
 };
 
 /* The state for a hook run by the init (pid: its pid as the host sees it).  tramp: the
@@ -358,6 +361,9 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
     }
 
     pid_t host_pid = child_await_go(a);
+    /* first, before anything is allocated or mounted: the cgroups the parent has made */
+    if (a->join_v1 && ctr_cgroup_join_self_v1(a->join_v1, c->cgroups_path, &err) < 0)
+        child_fail(sync, &err);
     /* Only now, inside the container's cgroup: the new cgroup namespace takes the cgroup we
      * are in as its root.  Had clone() made it, its root would be the caller's cgroup and
      * /proc/self/cgroup in the container would show the host's path. */
@@ -579,11 +585,18 @@ static void explain_death(struct ctr_err *err, pid_t pid, int status,
     }
 }
 
+/* How the parent puts the init into its cgroup: not at all (none made, or the init was
+ * cloned into it), its pid written in every hierarchy, or in the v2 one alone (the init moves
+ * itself into the v1 ones). */
+enum add_pid { ADD_NONE, ADD_ALL, ADD_V2 };
+
 /* The parent's share of the init's setup while it waits for "go": cgroup, id maps, limits. */
 static int setup_init(const struct ctr_config *c, pid_t pid, struct ctr_cgroup_layout *cgl,
-                      int made_cgroup, const struct ctr_create_opts *opts, struct ctr_err *err)
+                      enum add_pid add, const struct ctr_create_opts *opts, struct ctr_err *err)
 {
-    if (made_cgroup && ctr_cgroup_add_pid(cgl, c->cgroups_path, pid, err) < 0)
+    if (add == ADD_ALL && ctr_cgroup_add_pid(cgl, c->cgroups_path, pid, err) < 0)
+        return -1;
+    if (add == ADD_V2 && ctr_cgroup_add_pid_v2(cgl, c->cgroups_path, pid, err) < 0)
         return -1;
     if ((c->clone_flags & CLONE_NEWUSER) &&
         ctr_userns_write_maps(pid, c->uid_maps, c->nuid_maps, c->gid_maps, c->ngid_maps,
@@ -706,14 +719,28 @@ static int detect_cgroups(struct create *cr, struct ctr_err *err)
     return 0;
 }
 
-/* On a pure v2 hierarchy the init is cloned into its cgroup (CLONE_INTO_CGROUP): it is there
- * from its first instruction, and no migration is paid for; that cgroup is made before clone.
- * v1 hierarchies have no such flag: there the pid is written, and the cgroup is made while
- * the init, just cloned, makes its network namespace (the longest step of a clone). */
+/* A move into a cgroup through cgroup.procs takes the kernel's threadgroup lock for writing,
+ * whose first writer after a quiet spell waits for an RCU grace period (5 to 20 ms here);
+ * crun and runc pay it on every run.  ctrlua's init avoids it where it can:
+ * - in a v1 hierarchy the init moves itself (a thread moving itself needs no such lock) once
+ *   the parent has made the cgroup: it can while it is root in the host's user namespace,
+ *   not in a new one (the host's cgroup files are not its to write), where the parent writes
+ *   its pid;
+ * - in the v2 hierarchy (pure v2, or a hybrid host's cgroup2 mount when the init joins its
+ *   v1 cgroups itself) the init is cloned into its cgroup (CLONE_INTO_CGROUP), which must
+ *   then be made before clone.  Otherwise the cgroup is made while the init, just cloned,
+ *   makes its network namespace (the longest step of a clone). */
+static int joins_v1_itself(const struct create *cr)
+{
+    return cr->have_layout && cr->cgl.n_v1 > 0 && !(cr->cfg.clone_flags & CLONE_NEWUSER) &&
+           cr->cfg.join_user < 0;
+}
+
 static int clones_into_cgroup(const struct create *cr)
 {
-    return cr->have_layout && cr->cgl.mode == CTR_CGROUP_V2 && cr->cgl.n_v1 == 0 &&
-           cr->cfg.join_user < 0;
+    if (!cr->have_layout || !cr->cgl.has_v2 || cr->cfg.join_user >= 0)
+        return 0;
+    return cr->cgl.n_v1 == 0 || (joins_v1_itself(cr));
 }
 
 /* The cgroup is made, and its limits written, before the init is let go: a bad limit fails
@@ -775,6 +802,7 @@ static int prepare_init(struct create *cr, const struct ctr_create_opts *opts,
         return ctr_fail(err, errno, "socketpair");
     if (detect_cgroups(cr, err) < 0)
         return -1;
+    cr->a.join_v1 = joins_v1_itself(cr) ? &cr->cgl : NULL;
     return clones_into_cgroup(cr) ? make_cgroup(cr, err) : 0;
 }
 
@@ -872,13 +900,15 @@ static int run_init_setup(struct create *cr, const struct ctr_create_opts *opts,
     pid_t pid = cr->pid;
     int sock = cr->sv[0];
     /* The init joins its cgroup before it mounts, allocates or execs anything (see
-     * after_clone in runtime/create.h): the write is made before "go".  Its cost, an RCU grace
-     * period in the kernel at the first write to a v1 hierarchy's cgroup.procs, is paid
-     * while the init does what needs no cgroup (its fds, its signals: child_main up to
-     * child_await_go); on pure v2 the init was cloned into its cgroup and nothing is
-     * written. */
+     * after_clone in runtime/create.h): its pid is written before "go", or it moves itself
+     * into its v1 cgroups first thing after it (joins_v1_itself); cloned into its cgroup, it
+     * is in its v2 one already. */
     int fd = -1;
-    if (setup_init(cfg, pid, &cr->cgl, cr->made_cgroup && !cr->in_cgroup, opts, err) < 0) {
+    enum add_pid add = !cr->made_cgroup ? ADD_NONE
+                       : cr->a.join_v1 ? (cr->in_cgroup ? ADD_NONE : ADD_V2)
+                       : cr->in_cgroup ? ADD_NONE
+                                       : ADD_ALL;
+    if (setup_init(cfg, pid, &cr->cgl, add, opts, err) < 0) {
         /* an init that failed before the go (its network namespace, say) is gone: its own
          * error says why, not the ESRCH of a write about it */
         struct pollfd p = {.fd = sock, .events = POLLIN};

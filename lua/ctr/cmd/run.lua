@@ -12,11 +12,13 @@ local M = {}
 
 --- A phase timer: with CTRLUA_TRACE=1 in the environment, `phase(name)` prints the time since
 -- the previous call as `phase NAME X ms` on stderr (the benchmark reads these); otherwise it
--- does nothing.
+-- does nothing.  The first phase counts from the host's start (ctr.host.started: the Lua
+-- state, the script's modules), when there is one.
 function M.tracer()
   local core = require("ctr.core")
   if core.getenv("CTRLUA_TRACE") ~= "1" then return function() end end
-  local last = core.monotime()
+  local ok, host = pcall(require, "ctr.host")
+  local last = ok and type(host) == "table" and host.started or core.monotime()
   return function(name)
     local t = core.monotime()
     io.stderr:write(("phase %-10s %.3f ms\n"):format(name, (t - last) * 1000))
