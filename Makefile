@@ -33,8 +33,10 @@ LUAJIT_A   := $(shell pkg-config --variable=libdir luajit 2>/dev/null)/libluajit
 SECCOMP_A  := $(shell pkg-config --variable=libdir libseccomp 2>/dev/null)/libseccomp.a
 HOST_STATIC ?= $(if $(wildcard $(LUAJIT_A)),$(if $(wildcard $(SECCOMP_A)),yes))
 ifeq ($(HOST_STATIC),yes)
+# libgcc's unwinder (LuaJIT raises its errors through it) linked in as well, not libgcc_s
+# mapped (about 0.2 MB of a run's peak RSS); not under the sanitizers, which bring their own.
 HOST_LIBS  := -Wl,--dynamic-list=$(BUILD)/obj/lua-api.list $(LUAJIT_A) $(SECCOMP_A) \
-	$(shell pkg-config --libs libcjson 2>/dev/null) -pthread
+	$(shell pkg-config --libs libcjson 2>/dev/null) -pthread $(if $(EXTRA_CFLAGS),,-static-libgcc)
 HOST_DEPS  := $(BUILD)/obj/lua-api.list
 else
 HOST_LIBS  := $(PKG_LIBS)
