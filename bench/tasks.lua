@@ -90,8 +90,8 @@ local function run(report)
     local remainder = {
       ("%.2f ms over the target; run -d %.2f ms, its phases (median ms): %s"):format(m * 1000 - 15,
         median(each.run) * 1000, table.concat(parts, ", ")),
-      ("run -d's create holds the kernel's v1 grace period at the init's first cgroup.procs "
-        .. "write (%s from idle, probed) and the monitor's start"):format(ms(grace)),
+      ("run -d's create holds the monitor's start; the kernel's v1 grace period (%s from "
+        .. "idle, probed) is not waited for: the init moves itself into its v1 cgroups"):format(ms(grace)),
       ("kill %.2f ms and delete %.2f ms are a ctrlua process each; delete unmounts nothing (the "
         .. "monitor did at the init's exit) but removes the snapshot's directories, the bundle "
         .. "and ten cgroups (%s per directory with a block on this store, probed)"):format(
