@@ -7,8 +7,9 @@
  * that it will move its init into a new cgroup, several milliseconds later, after the image,
  * the snapshot, the records and the spec; so it starts a short-lived child that moves itself
  * into the cgroup it is already in (which changes nothing), and the grace period runs while
- * the run goes on.  Pure cgroup v2 needs none of this: the init is cloned into its cgroup,
- * under the lock's read side.
+ * the run goes on.  Only an init whose pid is written needs this: one in a new user namespace.
+ * Elsewhere the init is cloned into its v2 cgroup (under the lock's read side) and moves
+ * itself into its v1 ones (a thread moving itself takes no such lock): runtime/create.c.
  *
  * A child process, not a thread: the runtime clones the init with a bare clone(2), and an
  * init cloned while the caller had a second thread would wait forever in the C library's

@@ -65,8 +65,9 @@ end
 --- Begin now the kernel's grace period that the next move of a process into a v1 cgroup waits
 -- for, so that it runs while the caller does other work (a short-lived child moves itself
 -- into the cgroup it is already in; csrc/cgroups/warm.c says why).  Returns at once.  `run`
--- calls it at its start, when it will make a cgroup, and reaps the child with warm_done once
--- its init is in its cgroup.
+-- calls it at its start when its init will have its pid written into a new cgroup (an init in
+-- a new user namespace; any other moves itself, with no such wait), and reaps the child with
+-- warm_done once its init is in its cgroup.
 -- @return the child's pid (0 on pure cgroup v2: nothing to do), or nil, err
 function M.warm_attach()
   return sys.cgroup_warm_attach()
