@@ -554,6 +554,22 @@ function M.resource_opts(client, f, v, s, c)
   return true
 end
 
+-- ctr.policy's DEFAULT_DIR: a run that no policy can apply to (no such directory, no file
+-- named) does not load ctr.policy, its sandbox and its diff (load time, and heap that is the
+-- bulk of a run's peak RSS).  A directory that cannot be looked at is ctr.policy's to report.
+local POLICY_DIR = "/etc/ctrlua/policy.d"
+local ENOENT = 2
+
+local function policies_may_apply(client, popts)
+  if (popts.files and #popts.files > 0) or (client.policies and #client.policies > 0) then
+    return true
+  end
+  local pkg = package.loaded["ctr.policy"]
+  local dir = popts.dir or (pkg and pkg.DEFAULT_DIR) or POLICY_DIR
+  local _, _, code = require("ctr.core").stat(dir, true)
+  return code ~= ENOENT
+end
+
 --- Make the container record of a `run`: validate nothing (see validate), build the opts and
 -- create the container.  Returns the container, or nil, err.
 function M.new_container(client, f, v, trace)
@@ -583,7 +599,9 @@ function M.container_opts(client, f, v, trace, popts)
   copts[#copts + 1] = containers.with_runtime(f.runtime, v.runtime_options)
   popts = popts or { files = f.policy }
   if popts.before then copts[#copts + 1] = function(_, _, c) popts.before(c) end end
-  copts[#copts + 1] = require("ctr.policy").with_policies(f, popts)
+  if policies_may_apply(client, popts) then
+    copts[#copts + 1] = require("ctr.policy").with_policies(f, popts)
+  end
   return copts
 end
 
