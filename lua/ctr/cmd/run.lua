@@ -508,6 +508,14 @@ function M.check_cpus(cpus)
   return nil
 end
 
+-- The flags that make ctr.runtime.options anything but nil (the built-in runtime): without
+-- them a run does not load ctr.runtime.
+local function external_runtime(f)
+  return (f.runtime or "io.containerd.runc.v2") ~= "io.containerd.runc.v2"
+    or (f["runc-binary"] or "") ~= "" or (f["runc-root"] or "") ~= ""
+    or f["runc-systemd-cgroup"] == true or (f["runtime-config-path"] or "") ~= ""
+end
+
 --- Resource, network and runtime flags (--cgroup, --memory-limit, --cpus, --cpu-shares,
 -- --cpu-quota/--cpu-period, --cni, --gpus, --rdt-class, ...): as isolation_opts.
 -- In ctr's order (run_unix.go NewContainer); as in ctr the spec flags apply only without
@@ -515,9 +523,12 @@ end
 -- --runtime-config-path) become `v.runtime_options` (see ctr.runtime.options).
 function M.resource_opts(client, f, v, s, c)
   local set = v.set or {}
-  local runtime = require("ctr.runtime")
-  local ropts, rerr = runtime.options(f, set)
-  if rerr then return nil, rerr end
+  local ropts
+  if external_runtime(f) then
+    local rerr
+    ropts, rerr = require("ctr.runtime").options(f, set)
+    if rerr then return nil, rerr end
+  end
   v.runtime_options = ropts
   if f.config and f.config ~= "" then return true end
   local cpus = f.cpus or 0
@@ -547,7 +558,7 @@ function M.resource_opts(client, f, v, s, c)
     c(opt)
   end
   if set["rdt-class"] then
-    local ok, err = runtime.check_rdt(f["rdt-class"])
+    local ok, err = require("ctr.runtime").check_rdt(f["rdt-class"])
     if not ok then return nil, err end
     s(oci.with_rdt(f["rdt-class"], "", ""))
   end
