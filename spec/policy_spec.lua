@@ -83,6 +83,22 @@ describe("ctr.policy (library)", function()
     assert.are.equal("X=0 A B C", env_of(spec))
   end)
 
+  it("run's container opts leave the policies out when none can apply, and only then", function()
+    local run, cli = require("ctr.cmd.run"), require("ctr.cmd.cli")
+    local def = run.def()
+    local function count(args, popts, client)
+      local r = assert(cli.parse(def, args))
+      local v = assert(run.validate(def, r))
+      return #assert(run.container_opts(client or { namespace = "default" }, r.flags, v, nil, popts))
+    end
+    local rootfs = { "--rootfs", dir, "c1", "true" }
+    local none = count(rootfs, { dir = dir .. "/none" })
+    assert.are.equal(none + 1, count(rootfs, { dir = dir }))
+    assert.are.equal(none + 1, count(rootfs, { dir = dir .. "/none", files = { dir .. "/p.lua" } }))
+    assert.are.equal(none + 1, count(rootfs, { dir = dir .. "/none" },
+      { namespace = "default", policies = { dir .. "/p.lua" } }))
+  end)
+
   it("runs a table of named rules in name order and stops at the first refusal", function()
     local p = write(dir .. "/rules.lua", [[
       return {

@@ -34,6 +34,18 @@ describe("resource flags", function()
     assert.are.same({ quota = 150000, period = 100000, shares = 1024 }, spec.linux.resources.cpu)
   end)
 
+  it("the built-in runtime's flags do not load ctr.runtime", function()
+    local saved = package.loaded["ctr.runtime"]
+    package.loaded["ctr.runtime"] = setmetatable({}, { __index = function(_, k)
+      error("ctr.runtime." .. k .. " used", 2)
+    end })
+    local ok, spec, _, v = pcall(spec_of, "--runtime", "io.containerd.runc.v2", "img", "x")
+    package.loaded["ctr.runtime"] = saved
+    assert(ok, spec)
+    assert(spec)
+    assert.is_nil(v.runtime_options)
+  end)
+
   it("--cpu-shares, --cpu-quota/--cpu-period", function()
     local spec = assert(spec_of("--cpu-shares", "512", "--cpu-quota", "5000", "--cpu-period", "10000", "img", "x"))
     assert.are.same({ quota = 5000, period = 10000, shares = 512 }, spec.linux.resources.cpu)

@@ -14,6 +14,17 @@ describe("ctr.sys", function()
     end
   end)
 
+  it("rfc3339 is UTC with nanoseconds, the calendar's days and leap years right", function()
+    assert.are.equal("1970-01-01T00:00:00.000000000Z", core.rfc3339(0))
+    assert.are.equal("2000-02-29T23:59:59.500000000Z", core.rfc3339(951868799.5))
+    assert.are.equal("2100-03-01T00:00:00.000000000Z", core.rfc3339(4107542400))
+    -- every 61 days and 3607 seconds over four centuries, against the C library's gmtime
+    for t = 0, 12622780800, 61 * 86400 + 3607 do
+      assert.are.equal(os.date("!%Y-%m-%dT%H:%M:%S", t) .. ".000000000Z", core.rfc3339(t))
+    end
+    assert.truthy(core.rfc3339():match("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%d%d%d%d%d%d%dZ$"))
+  end)
+
   it("returns a failure as nil, err with msg, errno and sym", function()
     local v, err = sys.read_file("/nonexistent/ctrlua-sys-spec")
     assert.is_nil(v)

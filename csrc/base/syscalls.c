@@ -222,12 +222,35 @@ int ctr_sys_random(void *buf, size_t n, struct ctr_err *err)
     return 0;
 }
 
+/* The civil date of a day count since 1970-01-01 in the proleptic Gregorian calendar
+ * (Howard Hinnant's days_from_civil inverted): gmtime_r would do it, but glibc's first call
+ * of it reads the time zone (TZ, /etc/localtime) that UTC never needs. */
+static void civil_from_days(long long z, long long *y, unsigned *m, unsigned *d)
+{
+    z += 719468;
+    long long era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);                          /* [0, 146096] */
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* [0, 365] */
+    unsigned mp = (5 * doy + 2) / 153;                                    /* [0, 11] */
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (long long)yoe + era * 400 + (*m <= 2);
+}
+
 void ctr_format_rfc3339(const struct timespec *ts, char *out, size_t outlen)
 {
-    struct tm tm;
-    gmtime_r(&ts->tv_sec, &tm);
-    size_t n = strftime(out, outlen, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, outlen - n, ".%09ldZ", ts->tv_nsec);
+    long long t = (long long)ts->tv_sec;
+    long long days = t / 86400, secs = t % 86400;
+    if (secs < 0) {
+        secs += 86400;
+        days--;
+    }
+    long long y;
+    unsigned m, d;
+    civil_from_days(days, &y, &m, &d);
+    snprintf(out, outlen, "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%09ldZ", y, m, d, secs / 3600,
+             secs / 60 % 60, secs % 60, ts->tv_nsec);
 }
 
 int ctr_sys_unix_listen(const char *path, struct ctr_err *err)

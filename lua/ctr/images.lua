@@ -161,10 +161,14 @@ local function doc_kind(d, doc)
   return nil, mt
 end
 
--- A manifest: its config decoded, every layer present with its size.
-local function load_manifest(store, d, name)
-  local m, err = read_json(store, d, "manifest")
-  if not m then return nil, err end
+-- A manifest: its config decoded, every layer present with its size.  `m`: the manifest as
+-- the caller already read it (read_json of d), not read a second time.
+local function load_manifest(store, d, name, m)
+  local err
+  if not m then
+    m, err = read_json(store, d, "manifest")
+    if not m then return nil, err end
+  end
   if type(m.config) ~= "table" or type(m.layers) ~= "table" then
     return nil, errors.invalid("manifest %s of %s: no config or layers", d.digest, name)
   end
@@ -203,7 +207,7 @@ local function resolve(store, d, want, explicit, name, depth, tried)
   if not doc then return nil, err end
   local kind, mt = doc_kind(d, doc)
   if kind == "manifest" then
-    local m, config = load_manifest(store, d, name)
+    local m, config = load_manifest(store, d, name, doc)
     if not m then return nil, config end
     local have = platform_of_config(config)
     if (explicit or depth > 0) and have and not platforms.match(want, have) then
@@ -256,7 +260,7 @@ local function check_all(store, d, name, depth, checked)
   if not doc then return nil, err end
   local kind, mt = doc_kind(d, doc)
   if kind == "manifest" then
-    local m, cerr = load_manifest(store, d, name)
+    local m, cerr = load_manifest(store, d, name, doc)
     if not m then return nil, cerr end
     return true
   elseif kind == "index" then

@@ -510,6 +510,14 @@ function M.check_cpus(cpus)
   return nil
 end
 
+-- The flags that make ctr.runtime.options anything but nil (the built-in runtime): without
+-- them a run does not load ctr.runtime.
+local function external_runtime(f)
+  return (f.runtime or "io.containerd.runc.v2") ~= "io.containerd.runc.v2"
+    or (f["runc-binary"] or "") ~= "" or (f["runc-root"] or "") ~= ""
+    or f["runc-systemd-cgroup"] == true or (f["runtime-config-path"] or "") ~= ""
+end
+
 --- Resource, network and runtime flags (--cgroup, --memory-limit, --cpus, --cpu-shares,
 -- --cpu-quota/--cpu-period, --cni, --gpus, --rdt-class, ...): as isolation_opts.
 -- In ctr's order (run_unix.go NewContainer); as in ctr the spec flags apply only without
@@ -517,9 +525,12 @@ end
 -- --runtime-config-path) become `v.runtime_options` (see ctr.runtime.options).
 function M.resource_opts(client, f, v, s, c)
   local set = v.set or {}
-  local runtime = require("ctr.runtime")
-  local ropts, rerr = runtime.options(f, set)
-  if rerr then return nil, rerr end
+  local ropts
+  if external_runtime(f) then
+    local rerr
+    ropts, rerr = require("ctr.runtime").options(f, set)
+    if rerr then return nil, rerr end
+  end
   v.runtime_options = ropts
   if f.config and f.config ~= "" then return true end
   local cpus = f.cpus or 0
@@ -549,11 +560,27 @@ function M.resource_opts(client, f, v, s, c)
     c(opt)
   end
   if set["rdt-class"] then
-    local ok, err = runtime.check_rdt(f["rdt-class"])
+    local ok, err = require("ctr.runtime").check_rdt(f["rdt-class"])
     if not ok then return nil, err end
     s(oci.with_rdt(f["rdt-class"], "", ""))
   end
   return true
+end
+
+-- ctr.policy's DEFAULT_DIR: a run that no policy can apply to (no such directory, no file
+-- named) does not load ctr.policy, its sandbox and its diff (load time, and heap that is the
+-- bulk of a run's peak RSS).  A directory that cannot be looked at is ctr.policy's to report.
+local POLICY_DIR = "/etc/ctrlua/policy.d"
+local ENOENT = 2
+
+local function policies_may_apply(client, popts)
+  if (popts.files and #popts.files > 0) or (client.policies and #client.policies > 0) then
+    return true
+  end
+  local pkg = package.loaded["ctr.policy"]
+  local dir = popts.dir or (pkg and pkg.DEFAULT_DIR) or POLICY_DIR
+  local _, _, code = require("ctr.core").stat(dir, true)
+  return code ~= ENOENT
 end
 
 --- Make the container record of a `run`: validate nothing (see validate), build the opts and
@@ -585,7 +612,9 @@ function M.container_opts(client, f, v, trace, popts)
   copts[#copts + 1] = containers.with_runtime(f.runtime, v.runtime_options)
   popts = popts or { files = f.policy }
   if popts.before then copts[#copts + 1] = function(_, _, c) popts.before(c) end end
-  copts[#copts + 1] = require("ctr.policy").with_policies(f, popts)
+  if policies_may_apply(client, popts) then
+    copts[#copts + 1] = require("ctr.policy").with_policies(f, popts)
+  end
   return copts
 end
 
