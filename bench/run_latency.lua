@@ -184,7 +184,21 @@ local function run(report)
   local rows = {}
   report = report or function(r) rows[#rows + 1] = r end
   if core.geteuid() ~= 0 then error("run_latency: needs root", 0) end
-  local dir = (sh("mktemp -d /var/tmp/ctrlua-bench-run.XXXXXX"):gsub("%s+$", ""))
+  -- Everything (ctrlua's store and state, the bundle, runc's and crun's state) on a file
+  -- system made for this run, as bench/unpack.lua and bench/registry.lua do: on the shared
+  -- ext4 without a journal every new inode steps over the ones freed in the last seconds (a
+  -- module before this one removes a store of a gigabyte), which would charge the runs here
+  -- for what ran before them.
+  local base = (sh("mktemp -d /var/tmp/ctrlua-bench-run.XXXXXX"):gsub("%s+$", ""))
+  local dir, img = base .. "/fs", base .. "/fs.img"
+  sh(("truncate -s 2G %s && mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 %s && mkdir %s")
+    :format(q(img), q(img), q(dir)))
+  local dev = (sh("losetup -f --show --direct-io=on " .. q(img)):gsub("%s+$", ""))
+  local mounted = os.execute(("mount %s %s"):format(q(dev), q(dir)))
+  if not (mounted == true or mounted == 0) then
+    sh(("losetup -d %s; rm -rf %s"):format(q(dev), q(base)))
+    error("run_latency: mount " .. dev .. " on " .. dir, 0)
+  end
   local results, phases, phases_nc, probes, paired = {}, {}, {}, {}, {}
   local ok, err = pcall(function()
     local root, state = dir .. "/root", dir .. "/state"
@@ -307,7 +321,8 @@ local function run(report)
     probes.version = median(hyperfine(dir, ("--warmup 3 --runs %d %s"):format(N, q(BIN .. " --version"))))
   end)
   if priv_holder then priv_holder() end
-  sh("for m in $(grep -o ' " .. dir .. "[^ ]*' /proc/self/mountinfo | sort -r); do umount -l \"$m\"; done; rm -rf " .. q(dir))
+  sh("for m in $(grep -o ' " .. dir .. "[^ ]*' /proc/self/mountinfo | sort -r); do umount -l \"$m\"; done; losetup -d "
+    .. q(dev) .. "; rm -rf " .. q(base))
   if not ok then error(err, 0) end
 
   -- the detail, then one result per contestant
