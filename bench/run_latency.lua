@@ -19,9 +19,11 @@
 -- (a shared VM's can change by half within minutes), so the ratios are the medians of the
 -- per-round ratios (ctrlua / crun, ctrlua --cgroup "" / the floor of the same round), with
 -- each contestant's median beside.  Peak RSS is GNU time's %M (wait4's ru_maxrss: the largest
--- resident set of the process and every descendant it reaped), median of 5 runs.  ctrlua's phases come from 20 more runs each, with
--- and without a cgroup, alternating, with CTRLUA_TRACE=1 (run.lua prints `phase NAME X ms` on
--- stderr).  A missed target's remainder says where the difference goes by phase, beside what
+-- resident set of the process and every descendant it reaped), median of 5 runs.  ctrlua's
+-- phases come from 20 more runs each, with and without a cgroup, alternating, with
+-- CTRLUA_TRACE=1 (run.lua prints `phase NAME X ms` on stderr; the first counts from the host's
+-- main).  All of it on an ext4 made for the run, in a namespace of the bench's own.  A missed
+-- target's remainder says where the difference goes by phase, beside what
 -- bench/_probes.lua measures of the kernel (the v1 grace period) and the store's file system
 -- (an fsync, a directory's removal) on this machine.
 --
@@ -40,6 +42,7 @@ local RSS_RUNS = 5
 local BIN = os.getenv("CTRLUA_BIN") or "build/ctrlua"
 local IMAGE_TAR = os.getenv("CTRLUA_TEST_IMAGE") or "build/images/busybox.oci.tar"
 local IMAGE = "ctrlua.test/busybox:latest"
+local NS = "ctrlua-bench-run"
 local PHASES = { "startup", "image", "container", "create", "start", "wait", "cleanup" }
 
 local P = dofile(((arg and arg[0] or ""):match("^(.*)/[^/]*$") or "bench") .. "/_probes.lua")
@@ -202,7 +205,9 @@ local function run(report)
   local results, phases, phases_nc, probes, paired = {}, {}, {}, {}, {}
   local ok, err = pcall(function()
     local root, state = dir .. "/root", dir .. "/state"
-    local ctrlua = ("%s --root %s --state %s"):format(q(BIN), q(root), q(state))
+    -- a namespace of the bench's own: cgroup paths are /NAMESPACE/ID on the host, shared by
+    -- every store
+    local ctrlua = ("%s --root %s --state %s -n %s"):format(q(BIN), q(root), q(state), NS)
     sh(ctrlua .. " images.lua import " .. q(IMAGE_TAR))
     -- the first run unpacks the image; two more warm the page cache
     for i = 1, 3 do sh(("%s run.lua --rm %s warm%d /bin/true"):format(ctrlua, IMAGE, i)) end
@@ -214,7 +219,7 @@ local function run(report)
     -- core.spawn makes it in the child, before the exec, so no wrapper program is timed
     local hide = { "/sys/fs/cgroup/unified" }
     local priv = private_mount_ns(hide[1])
-    local ctrlua_argv = { BIN, "--root", root, "--state", state }
+    local ctrlua_argv = { BIN, "--root", root, "--state", state, "-n", NS }
     local function ctrlua_run(extra, id)
       local a = { unpack(ctrlua_argv) }
       a[#a + 1] = "run.lua"
@@ -321,6 +326,8 @@ local function run(report)
     probes.version = median(hyperfine(dir, ("--warmup 3 --runs %d %s"):format(N, q(BIN .. " --version"))))
   end)
   if priv_holder then priv_holder() end
+  -- the namespace's cgroups, left empty by the runs' deletes (as containerd's leave theirs)
+  os.execute("rmdir /sys/fs/cgroup/" .. NS .. " /sys/fs/cgroup/*/" .. NS .. " 2>/dev/null")
   sh("for m in $(grep -o ' " .. dir .. "[^ ]*' /proc/self/mountinfo | sort -r); do umount -l \"$m\"; done; losetup -d "
     .. q(dev) .. "; rm -rf " .. q(base))
   if not ok then error(err, 0) end

@@ -35,10 +35,13 @@ local function run(report)
   local bin = assert(core.getenv("CTRLUA_BIN"), "CTRLUA_BIN not set")
   local image = assert(core.getenv("CTRLUA_TEST_IMAGE"), "CTRLUA_TEST_IMAGE not set")
   local dir = io.popen("mktemp -d"):read("*l")
-  local base = ("%s --root %s --state %s "):format(q(bin), q(dir .. "/root"), q(dir .. "/state"))
+  -- a namespace of the bench's own: cgroup paths are /NAMESPACE/ID on the host, shared by
+  -- every store
+  local ns = "ctrlua-bench-tasks"
+  local base = ("%s --root %s --state %s -n %s "):format(q(bin), q(dir .. "/root"), q(dir .. "/state"), ns)
   -- the cycle's commands run as a CI program in Lua runs them: an argv each, no shell
   local function argv(...)
-    local a = { bin, "--root", dir .. "/root", "--state", dir .. "/state" }
+    local a = { bin, "--root", dir .. "/root", "--state", dir .. "/state", "-n", ns }
     for _, x in ipairs({ ... }) do a[#a + 1] = x end
     return a
   end
@@ -102,7 +105,7 @@ local function run(report)
         median(each.run) * 1000, median(each.kill) * 1000, median(each.delete) * 1000) })
 
     assert(sh(base .. "run.lua -d " .. ref .. " rss sleep 100"), "run -d")
-    local st = core.json_decode(assert(core.read_file(dir .. "/state/default/rss/status")))
+    local st = core.json_decode(assert(core.read_file(dir .. "/state/" .. ns .. "/rss/status")))
     core.poll({}, 200) -- let it settle into its poll(2)
     local status = assert(core.read_file("/proc/" .. st.monitor_pid .. "/status"))
     local kb = tonumber(status:match("VmRSS:%s*(%d+)"))
@@ -113,6 +116,7 @@ local function run(report)
   end)
   os.execute("grep -o ' " .. dir .. "[^ ]*' /proc/self/mountinfo | sort -r | xargs -r umount -l 2>/dev/null")
   core.remove_tree(dir)
+  os.execute("rmdir /sys/fs/cgroup/" .. ns .. " /sys/fs/cgroup/*/" .. ns .. " 2>/dev/null")
   if not ok then error(err, 0) end
 end
 
