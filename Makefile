@@ -61,7 +61,7 @@ RUNTIME_SRCS := $(wildcard csrc/runtime/*.c)
 CGROUP_SRCS  := $(wildcard csrc/cgroups/*.c)
 MONITOR_SRCS := $(filter-out csrc/monitor/main.c,$(wildcard csrc/monitor/*.c))
 NET_SRCS     := $(wildcard csrc/net/*.c)
-BINDING_SRCS := $(filter-out csrc/lua/host.c,$(wildcard csrc/lua/*.c))
+BINDING_SRCS := $(filter-out csrc/lua/host.c csrc/lua/libm.c,$(wildcard csrc/lua/*.c))
 CORE_SRCS := $(BASE_SRCS) $(STORE_SRCS) $(RUNTIME_SRCS) $(CGROUP_SRCS) $(MONITOR_SRCS) $(NET_SRCS) \
 	$(BINDING_SRCS)
 CORE_OBJS := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(CORE_SRCS)) $(BUILD)/obj/trampoline_blob.o
@@ -103,8 +103,10 @@ $(BUILD)/obj/trampoline_blob.o: csrc/runtime/sealed/blob.S $(TRAMPOLINE) | $(BUI
 LUA_MODS   := $(sort $(wildcard lua/ctr/*.lua lua/ctr/*/*.lua))
 LUA_SCRIPTS := $(sort $(wildcard scripts/*.lua))
 BC_OBJS    := $(patsubst %.lua,$(BUILD)/obj/bc/%.o,$(LUA_MODS) $(LUA_SCRIPTS))
-$(BUILD)/ctrlua: $(BUILD)/obj/lua/host.o $(CORE_OBJS) $(BUILD)/obj/bc/embedded.o $(BC_OBJS) $(HOST_DEPS)
-	$(CC) $(EXTRA_LDFLAGS) -o $@ $(filter %.o,$^) $(HOST_LIBS) -lm -ldl
+# libm only --as-needed: the host defines what LuaJIT takes from it and loads it on first use
+# (csrc/lua/libm.c); libc ahead of it, for the few functions both define (frexp, ldexp, modf).
+$(BUILD)/ctrlua: $(BUILD)/obj/lua/host.o $(BUILD)/obj/lua/libm.o $(CORE_OBJS) $(BUILD)/obj/bc/embedded.o $(BC_OBJS) $(HOST_DEPS)
+	$(CC) $(EXTRA_LDFLAGS) -o $@ $(filter %.o,$^) $(HOST_LIBS) -ldl -lc -Wl,--as-needed -lm
 $(BUILD)/obj/lua-api.list: $(LUAJIT_A) | $(BUILD)/obj
 	{ echo '{'; nm -g --defined-only $< | awk '$$2 ~ /^[TDRB]$$/ && $$3 ~ /^(lua|luaL|luaopen|luaJIT)_/ { print $$3 ";" }' | sort -u; echo '};'; } >$@.tmp
 	mv $@.tmp $@

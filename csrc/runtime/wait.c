@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -64,8 +65,12 @@ struct stream {
     int eof_pending; /* a ^D is still to be written */
     int saved_flags; /* the process's side's flags before the wait; -1: untouched */
     size_t len, off; /* buf[off..len) is read and not yet written */
-    char buf[16384];
+    char *buf;       /* STREAM_BUF bytes of the waiter's bufs */
 };
+
+/* Apart from the waiter: a waiter is zeroed as it is made, and CTR_WAIT_MAX_COPY buffers in it
+ * would be that much stack written (and resident) for every wait, most of which copy nothing. */
+#define STREAM_BUF 16384
 
 static int *process_side(struct stream *s)
 {
@@ -119,7 +124,7 @@ static void stream_flush(struct stream *s)
 
 static void stream_read(struct stream *s)
 {
-    ssize_t n = read(s->c.src, s->buf, sizeof s->buf);
+    ssize_t n = read(s->c.src, s->buf, STREAM_BUF);
     if (n > 0) {
         if (s->writing) {
             s->len = (size_t)n;
@@ -340,8 +345,12 @@ int ctr_wait_io(pid_t pid, const struct ctr_wait_opts *o, int *status, struct ct
         return wait_plain(pid, status, err) < 0 ? -1 : 1;
 
     struct waiter w = {.pid = pid, .o = o, .n = n, .sfd = -1, .pidfd = -1};
+    char *bufs = NULL;
+    if (n > 0 && (bufs = malloc(n * STREAM_BUF)) == NULL)
+        return ctr_fail(err, ENOMEM, "wait for %d: %zu stream buffers", (int)pid, n);
     for (size_t i = 0; i < n; i++) {
         w.st[i].c = o->copy[i];
+        w.st[i].buf = bufs + i * STREAM_BUF;
         w.st[i].reading = w.st[i].writing = 1;
         w.st[i].eof_pending = 0;
         w.st[i].saved_flags = -1;
@@ -353,6 +362,7 @@ int ctr_wait_io(pid_t pid, const struct ctr_wait_opts *o, int *status, struct ct
     else if (r == 1 && !o->child)
         *status = 0;
     wait_end(&w);
+    free(bufs);
     return r;
 }
 
