@@ -132,8 +132,8 @@ static __attribute__((noreturn)) void child_fail(int sync, struct ctr_err *err)
  *   namespace (or one joined) it is 0 either way, as the parent is outside: there the sync
  *   socket tells, as the parent holds its end until it has read our ready (EOF before "go";
  *   EPIPE on the ready, which is sent after the last prctl);
- * - after start the setting is dropped again, so that the container's life is not tied to the
- *   runtime's, as with runc.
+ * - at start the setting is dropped again, before start returns, so that the container's life
+ *   is not tied to the runtime's, as with runc.
  * ctrlua-runc's create returns while the init waits (the caller, containerd's shim, starts
  * it), so that mode does not ask for it. */
 static void die_with_parent(const struct child_args *a, int sync)
@@ -266,13 +266,20 @@ static int child_lookup_program(const struct child_args *a, char *exe, size_t le
 
 /* Block on the exec fifo until start.  Reopen the O_PATH fd for writing through
  * /proc/self/fd: it blocks until start opens the read side.  The O_PATH fd was opened before
- * pivot_root, when the fifo's path was still reachable; the reopen needs no path at all. */
-static void child_await_start(struct child_args *a)
+ * pivot_root, when the fifo's path was still reachable; the reopen needs no path at all.
+ * The tie to the parent (die_with_parent) is dropped before the byte that start waits for is
+ * written: once start returns, the parent (a monitor, say) may die and the container lives on. */
+static void child_await_start(struct child_args *a, int untie)
 {
-    if (a->fifo < 0)
+    if (a->fifo < 0) {
+        if (untie)
+            prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
         return;
+    }
     char p[32];
     int w = RETRY(open(ctr_fd_path(a->fifo, p, sizeof p), O_WRONLY | O_CLOEXEC));
+    if (w >= 0 && untie)
+        prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
     if (w < 0 || RETRY(write(w, "0", 1)) != 1) {
         dprintf(2, "ctrlua init: exec fifo: %s\n", strerror(errno));
         _exit(127);
@@ -305,12 +312,10 @@ static int child_seccomp(const struct child_args *a, struct ctr_err *err)
  * so that nothing of ours runs under it), and the sealed ctrlua-exec, which execs exe.  No
  * parent listens any more: failures go to the container's stderr. */
 static __attribute__((noreturn)) void child_exec(struct child_args *a, pid_t host_pid,
-                                                  const char *exe, int filtered)
+                                                  const char *exe)
 {
     const struct ctr_config *c = a->cfg;
     struct ctr_err err = {.code = 0};
-    if (a->opts->die_with_parent && !filtered)
-        prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
     /* startContainer: in the container, after start, before the program */
     if (child_hooks(a, CTR_HOOK_START_CONTAINER, "running", host_pid, a->tramp, &err) < 0) {
         dprintf(2, "ctrlua init: %s\n", err.msg);
@@ -435,8 +440,9 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
     struct sync_msg ready = {.type = MSG_READY};
     if (RETRY(send(sync, &ready, sizeof ready, MSG_NOSIGNAL)) != (ssize_t)sizeof ready)
         _exit(1);
-    child_await_start(a);
-    child_exec(a, host_pid, exe, filtered || notify_nnp);
+    /* a filter loaded by now may deny prctl: then the setting was never made (above) */
+    child_await_start(a, o->die_with_parent && !filtered && !notify_nnp);
+    child_exec(a, host_pid, exe);
 }
 
 /* Wait for the child's message.  0 on ready, 1 when it waits for the prestart and
