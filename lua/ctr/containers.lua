@@ -175,11 +175,11 @@ function M.new(client, id, ...)
   if not err and (c.id ~= id) then err = errors.invalid("container opts must not change the id") end
   local ok
   if not err then
-    -- the file whole on disk before its name; the name, with those of the snapshot this
-    -- container claims (its directory, its record), at one durability point below.  An
-    -- ephemeral one is never synced: it is gone before the run returns
-    ok, err = meta.put(client.root, client.namespace, KIND, id, c,
-      { create = true, sync = ctx._ephemeral and "none" or "data" })
+    -- not synced here: the file and its name, with the snapshot this container claims (its
+    -- directory, its record, written unsynced too), reach the disk at the one durability
+    -- point below, a syncfs.  An ephemeral one is never synced: it is gone before the run
+    -- returns
+    ok, err = meta.put(client.root, client.namespace, KIND, id, c, { create = true, sync = "none" })
   end
   if not ok then
     cleanup()
@@ -477,8 +477,8 @@ function M.with_context(t)
 end
 
 --- Mark the container ephemeral: it lives as long as the process that makes it, which
--- removes it (run --rm).  Its records (the container's, and its snapshot's when this opt comes
--- before the snapshot opt) are then never synced, neither their files nor their names: a crash
+-- removes it (run --rm).  Its records (the container's and its snapshot's, whose files no
+-- container fsyncs) then have no durability point: neither files nor names are synced: a crash
 -- of that process leaves what it would leave otherwise, and a power cut at worst records that
 -- are empty or cut short, which `containers rm -f` (and `snapshots rm`) remove, and then
 -- `ctrlua gc` the rest.  Nothing of it is stored in the record.
@@ -521,7 +521,7 @@ local function snapshot_opt(kind, key, image, opts)
     -- lock shared (ctr.leases), so that the chain found unpacked is still there to be its parent:
     -- from then on the new snapshot holds its parents, and a collection keeps it
     ok, err = require("ctr.leases").with_gc_lock(client.root, false, function()
-      return sn[kind](sn, key, chain, { labels = opts.labels, partial = true, ephemeral = ctx._ephemeral })
+      return sn[kind](sn, key, chain, { labels = opts.labels, partial = true, nofsync = true })
     end)
     if ok == nil and err ~= nil then return nil, err end
     if ctx._prepared then ctx._prepared[#ctx._prepared + 1] = { snapshotter = c.snapshotter, key = key } end

@@ -59,6 +59,9 @@ local function check_opts(opts, level)
   if opts.ephemeral ~= nil and type(opts.ephemeral) ~= "boolean" then
     error("opts.ephemeral: expected boolean", level + 1)
   end
+  if opts.nofsync ~= nil and type(opts.nofsync) ~= "boolean" then
+    error("opts.nofsync: expected boolean", level + 1)
+  end
   if opts.labels ~= nil then
     if type(opts.labels) ~= "table" then error("opts.labels: expected table", level + 1) end
     for k, v in pairs(opts.labels) do
@@ -327,7 +330,7 @@ function Snapshotter:_create(kind, key, parent, opts)
       labels = copy_labels(opts.labels), created_at = now, updated_at = now,
       creator = opts.partial and owner.me() or nil }
     ok, err = meta.put(self.root, self.namespace, self.kind, key, rec,
-      { create = true, sync = opts.ephemeral and opts.partial and "none" or opts.partial and "data" or nil })
+      { create = true, sync = (opts.ephemeral or opts.nofsync) and opts.partial and "none" or opts.partial and "data" or nil })
     if not ok then
       core.remove_tree(self.dir .. "/" .. id)
       if err.sym == "EXISTS" then return nil, errors.exists("snapshot %q: already exists", key) end
@@ -346,8 +349,11 @@ end
 -- @tparam[opt] string parent a committed snapshot's name, or nil for an empty snapshot
 -- @tparam[opt] table opts `labels`; `partial`: record this process as its creator, for a
 -- snapshot that something else (a container record, a commit) is to claim: should this process
--- die first, `sweep_partial` removes it; `ephemeral` (with `partial`): its record is not synced
--- at all, for a snapshot removed before its creator returns (containers.with_ephemeral)
+-- die first, `sweep_partial` removes it; `nofsync` (with `partial`): its record's file is not
+-- fsynced either, for a snapshot whose claim makes it durable, file and name, with its own
+-- record at one syncfs (a container's durability point); `ephemeral` (with `partial`): its
+-- record is not synced at all, for a snapshot removed before its creator returns
+-- (containers.with_ephemeral)
 -- @return mounts (array of `{type=, source=, options=}`), or nil, err (EXISTS,
 -- NOT_FOUND parent, FAILED_PRECONDITION parent not committed)
 function Snapshotter:prepare(key, parent, opts)

@@ -372,7 +372,7 @@ local function with_remapped_snapshot(key, image, uid, gid, platform)
       end
     end
     local ok
-    ok, err = sn:prepare(key, parent, { partial = true, ephemeral = ctx._ephemeral })
+    ok, err = sn:prepare(key, parent, { partial = true, nofsync = true })
     if ok == nil and err ~= nil then return nil, err end
     if ctx._prepared then ctx._prepared[#ctx._prepared + 1] = { snapshotter = c.snapshotter, key = key } end
     c.snapshot_key = key
@@ -604,8 +604,7 @@ end
 function M.container_opts(client, f, v, trace, popts)
   local copts, sopts = M.opts(client, f, v, trace)
   if not copts then return nil, sopts end
-  -- a --rm container is gone when run returns: no durability point for its records, nor an
-  -- fsync of its snapshot's (so before the snapshot opt)
+  -- a --rm container is gone when run returns: no durability point for its records
   if f.rm then table.insert(copts, 1, containers.with_ephemeral()) end
   copts[#copts + 1] = containers.with_new_spec(unpack(sopts))
   copts[#copts + 1] = containers.with_container_labels(cli.label_args(f.label))
