@@ -16,10 +16,11 @@ local RUN = { "snapshot.dir-renamed", "snapshot.recorded", "container.recorded",
   "task.mounted", "task.bundle-written", "create.cgroup-made", "create.cloned", "create.ready",
   "task.created", "task.started", "task.exited", "task.cgroup-deleted", "task.unmounted",
   "task.removed", "snapshot.unrecorded", "container.snapshot-removed" }
--- container.synced: the durability point of a run that keeps its container (not --rm)
-local RUN_D = { "snapshot.dir-renamed", "snapshot.recorded", "container.recorded", "container.synced",
+-- container.synced: the durability point of a run that keeps its container (not --rm); in run
+-- -d its syncfs runs in the monitor's launch, while the monitor creates the init
+local RUN_D = { "snapshot.dir-renamed", "snapshot.recorded", "container.recorded",
   "task.reserved", "task.mounted", "task.bundle-written", "monitor.forked", "create.cgroup-made",
-  "create.cloned", "create.ready", "task.created", "task.started" }
+  "create.cloned", "create.ready", "container.synced", "task.created", "task.started" }
 -- in run -d these are the monitor's: the monitor dies, and run reports it and undoes the run
 local IN_MONITOR = { ["create.cgroup-made"] = true, ["create.cloned"] = true, ["create.ready"] = true }
 local DELETE = { "task.cgroup-deleted", "task.unmounted", "task.removed" }

@@ -51,6 +51,40 @@ describe("tasks #root", function()
     return out
   end
 
+  it("run -d whose syncfs fails (in the monitor's launch) leaves no init, no monitor, nothing", function()
+    local run, cli = require("ctr.cmd.run"), require("ctr.cmd.cli")
+    local client = assert(require("ctr.client").new({ root = env.root, state = env.state, namespace = env.ns }))
+    local def = run.def()
+    local r = assert(cli.parse(def, { "-d", IMAGE, "sf1", "sleep", "100" }))
+    local c = assert(run.new_container(client, r.flags, assert(run.validate(def, r))))
+    -- its durability point is the create's
+    assert.is_true(c.unsynced)
+    -- a file system that cannot be synced: its path is gone by the time the launch opens it
+    local gone = env.dir .. "/gone"
+    c.sync_paths = function() return { gone } end
+    local t, err = c:new_task(require("ctr.cio").null_io(), { detach = true })
+    assert.is_nil(t)
+    assert.are.equal("ENOENT", err.sym)
+    assert.matches("syncfs `" .. gone .. "'", err.msg, 1, true)
+    assert.is_true(c.unsynced)
+    -- no monitor of this task (its argv names the task directory) outlives the failure
+    local dir = env:state_dir("sf1")
+    local function monitors()
+      local n = 0
+      for _, name in ipairs(core.listdir("/proc") or {}) do
+        local cmd = name:match("^%d+$") and core.read_file("/proc/" .. name .. "/cmdline", 4096)
+        if cmd and cmd:find("ctrlua-monitor\0" .. dir .. "\0", 1, true) then n = n + 1 end
+      end
+      return n
+    end
+    local t0 = core.monotime()
+    while monitors() > 0 and core.monotime() - t0 < 2 do core.poll({}, 10) end
+    assert.are.equal(0, monitors())
+    -- run undoes the container as for any failure of its create (scripts/run.lua)
+    assert(c:delete({ snapshot_cleanup = true }))
+    assert.are.same({}, env:leftovers("sf1"))
+  end)
+
   it("run -d returns at once; ls shows RUNNING with the pid of --pid-file; kill + wait; delete cleans", function()
     local pidfile = env.dir .. "/pid"
     local t0 = core.monotime()

@@ -49,7 +49,8 @@ static char **monitor_strv(lua_State *L, int idx, const char *field)
 /* monitor_create(bundle, opts) -> init pid, monitor pid.  opts: exec_fifo, pid_file,
  * no_pivot, stdin, stdout, stderr, monitor_bin, oom_file, logger ({argv}), logger_env, id,
  * console (process.terminal: the monitor receives and keeps the pty master), keep_fifos
- * (stdout/stderr are --fifo-dir fifos: the monitor keeps unread output, see monitor/monitor.h). */
+ * (stdout/stderr are --fifo-dir fifos: the monitor keeps unread output, see monitor/monitor.h),
+ * syncfs ({path, ...}: file systems to sync while the init is created). */
 static int l_monitor_create(lua_State *L)
 {
     const char *bundle = luaL_checkstring(L, 1);
@@ -68,6 +69,7 @@ static int l_monitor_create(lua_State *L)
         .keep_fifos = ctr_lua_optfield_bool(L, 2, "keep_fifos", 0),
     };
     o.logger_argv = monitor_strv(L, 2, "logger");
+    o.syncfs = (const char *const *)monitor_strv(L, 2, "syncfs");
     o.logger_envp = monitor_strv(L, 2, "logger_env");
     char *noenv[] = {NULL};
     if (o.logger_argv && !o.logger_envp)

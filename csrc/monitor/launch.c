@@ -322,20 +322,61 @@ static __attribute__((noreturn)) void monitor_child(const struct ctr_monitor_spa
     run_monitor(o, pid, logger, ls, rep, master, fifo, &e);
 }
 
+/* In the intermediate process, while the monitor creates the init: syncfs each file system
+ * of paths, and write the first failure to fd (nothing is written when all succeed). */
+static void sync_all(const char *const *paths, int fd)
+{
+    for (; *paths; paths++) {
+        int d = open(*paths, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (d < 0 || syncfs(d) < 0) {
+            struct ctr_err e = {.code = 0};
+            ctr_fail(&e, errno, "syncfs `%s'", *paths);
+            if (d >= 0)
+                close(d);
+            ctr_write_all(fd, &e, sizeof e);
+            return;
+        }
+        close(d);
+    }
+}
+
+/* The result of sync_all, read once the intermediate process is gone (status st): 0, or -1
+ * with its error, also when that process died before it finished. */
+static int sync_result(int fd, int st, struct ctr_err *err)
+{
+    ssize_t n = ctr_read_full(fd, err, sizeof *err);
+    int saved = errno;
+    close(fd);
+    if (n == (ssize_t)sizeof *err)
+        return -1;
+    if (n < 0)
+        return ctr_fail(err, saved, "read the syncfs's result");
+    if (n != 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        return ctr_fail(err, EPIPE, "the monitor's launch exited before its syncfs");
+    return 0;
+}
+
 pid_t ctr_monitor_spawn(const struct ctr_monitor_spawn_opts *o, pid_t *monitor,
                         struct ctr_err *err)
 {
-    int rep[2];
+    int rep[2], syn[2] = {-1, -1};
     if (pipe2(rep, O_CLOEXEC) < 0)
         return ctr_fail(err, errno, "pipe");
-    pid_t mid = fork();
-    if (mid < 0) {
+    if (o->syncfs && pipe2(syn, O_CLOEXEC) < 0) {
         close(rep[0]);
         close(rep[1]);
-        return ctr_fail(err, errno, "fork the monitor");
+        return ctr_fail(err, errno, "pipe");
+    }
+    pid_t mid = fork();
+    if (mid < 0) {
+        int saved = errno;
+        close_pipes((int[][2]){{rep[0], rep[1]}, {syn[0], syn[1]}}, 2);
+        return ctr_fail(err, saved, "fork the monitor");
     }
     if (mid == 0) {
         close(rep[0]);
+        if (syn[0] >= 0)
+            close(syn[0]);
         struct ctr_err e = {.code = 0};
         if (setsid() < 0) {
             ctr_fail(&e, errno, "monitor: setsid");
@@ -346,15 +387,26 @@ pid_t ctr_monitor_spawn(const struct ctr_monitor_spawn_opts *o, pid_t *monitor,
             ctr_fail(&e, errno, "fork the monitor");
             report_fail(rep[1], &e);
         }
-        if (p == 0)
+        if (p == 0) {
+            if (syn[1] >= 0)
+                close(syn[1]);
             monitor_child(o, rep[1]);
+        }
+        /* the caller's durability point, here so that it overlaps the create: this process
+         * has nothing else to do, and the caller waits for it anyway */
+        if (o->syncfs)
+            sync_all(o->syncfs, syn[1]);
         _exit(0);
     }
     close(rep[1]);
+    if (syn[1] >= 0)
+        close(syn[1]);
     ctr_fault("monitor.forked");
     int st;
     while (waitpid(mid, &st, 0) < 0 && errno == EINTR)
         ;
+    struct ctr_err sync_err = {.code = 0};
+    int synced = syn[0] >= 0 ? sync_result(syn[0], st, &sync_err) : 0;
     struct ctr_monitor_report r;
     ssize_t n = ctr_read_full(rep[0], &r, sizeof r);
     int saved = errno;
@@ -367,6 +419,17 @@ pid_t ctr_monitor_spawn(const struct ctr_monitor_spawn_opts *o, pid_t *monitor,
         *err = r.err;
         if (o->death && r.init_died)
             *o->death = (struct ctr_init_death){1, r.init_status, r.init_oom};
+        return -1;
+    }
+    if (synced < 0) {
+        /* what was to be durable is not: no task.  The init has not been started; the
+         * monitor reaps it, answers the wait, and exits on the delete */
+        char reply[64];
+        struct ctr_err ignored;
+        kill(r.pid, SIGKILL);
+        ctr_monitor_request(o->bundle, "wait", reply, sizeof reply, &ignored);
+        ctr_monitor_request(o->bundle, "delete", reply, sizeof reply, &ignored);
+        *err = sync_err;
         return -1;
     }
     if (monitor)

@@ -188,16 +188,19 @@ function M.new(client, id, ...)
   fault.point("container.recorded")
   -- an ephemeral container (run --rm) is removed by the process that makes it: a power cut
   -- loses it with that process, and what reached the disk of it is what a crash leaves
-  if not ctx._ephemeral then
-    ok, err = meta.sync(client.root)
-    if not ok then
-      meta.delete(client.root, client.namespace, KIND, id)
-      cleanup()
-      return nil, err
-    end
-    fault.point("container.synced")
+  local made = wrap(client, c)
+  if ctx._ephemeral then return made end
+  if ctx._sync_at_create then
+    made.unsynced = true
+    return made
   end
-  return wrap(client, c)
+  ok, err = made:sync()
+  if not ok then
+    meta.delete(client.root, client.namespace, KIND, id)
+    cleanup()
+    return nil, err
+  end
+  return made
 end
 
 --- Load a container record by id: Container, or nil, err (sym NOT_FOUND).
@@ -454,6 +457,24 @@ function M.delete(client, id, opts, known)
   return meta.delete(client.root, client.namespace, KIND, id)
 end
 
+--- Make the records of a new container durable, its snapshot's with them: one syncfs of
+-- the file systems of sync_paths() (meta.sync), or, with `done`, none: the caller made it
+-- (the monitor's launch does, while it creates the init).  True, or nil, err.
+function Container:sync(done)
+  if not done then
+    local ok, err = meta.sync(self.client.root)
+    if not ok then return nil, err end
+  end
+  self.unsynced = nil
+  fault.point("container.synced")
+  return true
+end
+
+--- The paths whose file systems Container:sync syncs (see meta.sync_paths).
+function Container:sync_paths()
+  return meta.sync_paths(self.client.root)
+end
+
 --- Delete the container; see M.delete.
 function Container:delete(opts)
   opts = opts or {}
@@ -484,6 +505,14 @@ end
 -- `ctrlua gc` the rest.  Nothing of it is stored in the record.
 function M.with_ephemeral()
   return function(ctx) ctx._ephemeral = true end
+end
+
+--- Leave the durability point of the new container's records to its task's create
+-- (ctr.tasks.new_task, run -d): the one syncfs runs while the init is created, in the
+-- monitor's launch, or after the create (container:sync()).  Until then the container's
+-- `unsynced` is true.  Without a task nothing syncs them: the caller must sync or remove them.
+function M.with_sync_at_create()
+  return function(ctx) ctx._sync_at_create = true end
 end
 
 --- Set the image name of the container.

@@ -448,7 +448,8 @@ local function write_bundle(client, rec, spec, dir, volatile)
 end
 
 -- The init under a monitor of its own (detached): pid, monitor pid, or nil, err, death.
-local function create_monitored(mk, io, opts, cgroup, terminal)
+-- syncfs: paths whose file systems to sync meanwhile (the container's durability point).
+local function create_monitored(mk, io, opts, cgroup, terminal, syncfs)
   local oom_file
   if cgroup then
     local dirs = cgroups.dirs(cgroup)
@@ -471,6 +472,8 @@ local function create_monitored(mk, io, opts, cgroup, terminal)
     logger = io.logger, logger_env = io.logger and {
       "CONTAINER_ID=" .. id, "CONTAINER_NAMESPACE=" .. mk.client.namespace,
       "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" } or nil,
+    -- should the syncfs fail, the init is killed and the monitor gone before this returns
+    syncfs = syncfs,
   })
   if pid then mk.monitored = pid end
   -- the monitor holds the init's IO now
@@ -591,15 +594,31 @@ function M.new_task(container, io, opts)
   if type(rec.runtime) == "table" and type(rec.runtime.options) == "table" and rec.runtime.options.binary then
     local t, terr = require("ctr.runtime").new_task(container, io, opts, dir, spec, Task)
     if not t then return mk:undo(terr) end
+    if container.unsynced then
+      ok, err = container:sync()
+      if not ok then return mk:undo(err) end
+    end
     return t
   end
 
   local pid, monitor_pid, death
+  -- a container whose records wait for the create to be durable (containers.with_sync_at_create)
+  local unsynced = container.unsynced
   if opts.detach then
-    pid, monitor_pid, death = create_monitored(mk, io, opts, cgroup, terminal)
+    pid, monitor_pid, death = create_monitored(mk, io, opts, cgroup, terminal,
+      unsynced and container:sync_paths() or nil)
     if not pid then err = monitor_pid end
+    if pid and unsynced then container:sync(true) end
   else
     pid, err, death = create_child(mk, io, opts, cgroup, terminal)
+    if pid and unsynced then
+      ok, err = container:sync()
+      if not ok then
+        core.kill(pid, 9)
+        core.waitpid(pid)
+        return mk:undo(err)
+      end
+    end
   end
   if not pid then
     -- the init looks the command up before it reports ready (as runc's does): err.exec marks

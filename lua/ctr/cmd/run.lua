@@ -605,7 +605,9 @@ function M.container_opts(client, f, v, trace, popts)
   local copts, sopts = M.opts(client, f, v, trace)
   if not copts then return nil, sopts end
   -- a --rm container is gone when run returns: no durability point for its records
-  if f.rm then table.insert(copts, 1, containers.with_ephemeral()) end
+  if f.rm then table.insert(copts, 1, containers.with_ephemeral())
+  -- a detached run's syncfs overlaps its create (ctr.tasks: the monitor's launch makes it)
+  elseif f.detach then copts[#copts + 1] = containers.with_sync_at_create() end
   copts[#copts + 1] = containers.with_new_spec(unpack(sopts))
   copts[#copts + 1] = containers.with_container_labels(cli.label_args(f.label))
   copts[#copts + 1] = containers.with_runtime(f.runtime, v.runtime_options)

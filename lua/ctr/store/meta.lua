@@ -119,14 +119,19 @@ end
 -- written since with `sync = "data"` (or renamed in unsynced) reach the disk, by one syncfs of
 -- the store's filesystem (and of the snapshots' when they are mounted apart).  True, or nil, err.
 function M.sync(root)
-  local ok, err = sys.syncfs(root .. "/meta")
-  if not ok then return nil, err end
-  local m, s = core.stat(root .. "/meta", true), core.stat(root .. "/snapshots", true)
-  if m and s and m.dev ~= s.dev then
-    ok, err = sys.syncfs(root .. "/snapshots")
+  for _, p in ipairs(M.sync_paths(root)) do
+    local ok, err = sys.syncfs(p)
     if not ok then return nil, err end
   end
   return true
+end
+
+--- A path on each file system M.sync syncs: the records', and the snapshots' when they are
+-- mounted apart.
+function M.sync_paths(root)
+  local m, s = core.stat(root .. "/meta", true), core.stat(root .. "/snapshots", true)
+  if m and s and m.dev ~= s.dev then return { root .. "/meta", root .. "/snapshots" } end
+  return { root .. "/meta" }
 end
 
 --- Remove a record; a missing one is NOT_FOUND.
