@@ -115,9 +115,10 @@ function M.put(root, namespace, kind, name, rec, opts)
   return true
 end
 
---- The durability point of an operation: the names of every record and snapshot directory
--- written since with `sync = "data"` (or renamed in unsynced) reach the disk, by one syncfs of
--- the store's filesystem (and of the snapshots' when they are mounted apart).  True, or nil, err.
+--- The durability point of an operation: every record and snapshot directory written since
+-- unsynced (`sync = "none"` or `"data"`, or renamed in unsynced) reaches the disk, names and
+-- data, by one syncfs of the store's filesystem (and of the snapshots' when they are mounted
+-- apart).  True, or nil, err.
 function M.sync(root)
   for _, p in ipairs(M.sync_paths(root)) do
     local ok, err = sys.syncfs(p)
