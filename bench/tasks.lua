@@ -118,11 +118,14 @@ local function run(report)
     local remainder = {
       ("%.2f ms over the target; run -d %.2f ms, its phases (median ms): %s"):format(m * 1000 - 15,
         median(each.run) * 1000, table.concat(parts, ", ")),
-      ("run -d's create holds the monitor's start; the kernel's v1 grace period (%s from "
-        .. "idle, probed) is not waited for: the init moves itself into its v1 cgroups"):format(ms(grace)),
+      ("run -d's create holds the monitor's start and, beside it, the container's syncfs (about a "
+        .. "record's fsync: %s, probed); the kernel's v1 grace period (%s from "
+        .. "idle, probed) is not waited for: the init moves itself into its v1 cgroups"):format(
+        ms(P.fsync(dir, 10)), ms(grace)),
       ("kill %.2f ms and delete %.2f ms are a ctrlua process each; delete unmounts nothing (the "
-        .. "monitor did at the init's exit) but removes the snapshot's directories, the bundle "
-        .. "and ten cgroups (%s per directory with a block on this store, probed)"):format(
+        .. "monitor did at the init's exit) but removes the bundle and ten cgroups (%s per "
+        .. "directory with a block on this store, probed); the snapshot goes with containers rm, "
+        .. "not timed"):format(
         median(each.kill) * 1000, median(each.delete) * 1000, ms(P.remove_dir(dir, 10))) }
     report({ name = "tasks cycle", unit = "seconds", median = m, min = s[1],
       max = s[#s], runs = N, target = 0.015, met = m <= 0.015, remainder = remainder,
