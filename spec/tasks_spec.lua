@@ -146,6 +146,25 @@ describe("tasks #root", function()
     assert.is_truthy(ee.stdout:match("/tasks/exit"))
   end)
 
+  -- the monitor logs the start between releasing the init and reaping it: an init that exits
+  -- at once, or a run -d that dies right after the start, leaves the log in the order it happened
+  it("the start is logged before the exit, even when run -d dies right after the start", function()
+    local r = env:run("run.lua", "-d", IMAGE, "ev2", "true", { env = "CTRLUA_FAULT=task.started" })
+    assert.are.equal(137, r.code, r.stderr)
+    local out = S.until_true(function()
+      local o = S.slurp(env:state_dir() .. "/events.log") or ""
+      return o:match("/tasks/exit") and o
+    end, 5, "the exit to be logged")
+    local topics = {}
+    for line in out:gmatch("[^\n]+") do
+      local ev = core.json_decode(line)
+      if ev.id == "ev2" then topics[#topics + 1] = ev.topic end
+    end
+    assert.are.same({ "/tasks/create", "/tasks/start", "/tasks/exit" }, topics)
+    assert.are.equal(0, tasks("delete", "ev2").code)
+    assert.are.equal(0, env:run("containers.lua", "rm", "ev2").code)
+  end)
+
   it("events -f follows the log through inotify: no wakeups while idle, new events at once", function()
     local h = env:spawn("events.lua", "-f", "--format", "json")
     local function switches()

@@ -249,8 +249,11 @@ int ctr_events_read(const char *path, struct ctr_events_pos *pos, char **out, si
     return 0;
 }
 
-/* Append {"time","topic":"/tasks/exit",...} to STATE/NS/events.log (ctr_events_append). */
-static void append_exit_event(struct mon *m)
+/* Append {"time","namespace","topic","id",...FIELDS} to STATE/NS/events.log, as the Lua side's
+ * ctr.tasks.event does (ctr_events_append); fields is the rest of the object, each field
+ * preceded by its comma. */
+static void append_event(const struct mon *m, const char *topic, const char *time,
+                         const char *fields)
 {
     char path[PATH_MAX], ns[256] = "", id[256] = "", line[1024];
     const char *dir = m->a->dir;
@@ -264,12 +267,28 @@ static void append_exit_event(struct mon *m)
     snprintf(ns, sizeof ns, "%.*s", (int)(slash - p - 1), p + 1);
     snprintf(path, sizeof path, "%.*s/events.log", (int)(slash - dir), dir);
     int n = snprintf(line, sizeof line,
-                     "{\"time\":\"%s\",\"namespace\":\"%s\",\"topic\":\"/tasks/exit\","
-                     "\"id\":\"%s\",\"pid\":%d,\"exit_status\":%d,\"exited_at\":\"%s\"}\n",
-                     m->exited_at, ns, id, (int)m->a->pid, m->exit_code, m->exited_at);
+                     "{\"time\":\"%s\",\"namespace\":\"%s\",\"topic\":\"%s\",\"id\":\"%s\"%s}\n",
+                     time, ns, topic, id, fields);
     struct ctr_err ignored; /* nothing to report it to */
     if (n > 0 && (size_t)n < sizeof line)
         ctr_events_append(path, line, (size_t)n, 0, &ignored);
+}
+
+static void append_exit_event(const struct mon *m)
+{
+    char fields[128];
+    snprintf(fields, sizeof fields, ",\"pid\":%d,\"exit_status\":%d,\"exited_at\":\"%s\"",
+             (int)m->a->pid, m->exit_code, m->exited_at);
+    append_event(m, "/tasks/exit", m->exited_at, fields);
+}
+
+/* Logged here, between the start and the reaping of the init, never by the client after the
+ * start's reply: an init that exits at once would have its exit logged before its start. */
+static void append_start_event(const struct mon *m)
+{
+    char fields[32];
+    snprintf(fields, sizeof fields, ",\"pid\":%d", (int)m->a->pid);
+    append_event(m, "/tasks/start", m->started_at, fields);
 }
 
 static void reply(int fd, const char *msg)
@@ -399,6 +418,7 @@ static int handle(struct mon *m, int i)
             now_rfc3339(m->started_at, sizeof m->started_at);
             if (m->state == ST_CREATED)
                 m->state = ST_RUNNING;
+            append_start_event(m);
             if (write_status(m, &e) < 0) {
                 snprintf(out, sizeof out, "error: %s", e.msg);
                 reply(fd, out);

@@ -716,7 +716,7 @@ function Task:start(opts)
     end
     fault.point("task.started")
     refresh(self)
-    M.event(self.client, "/tasks/start", self.id, { pid = self.pid })
+    -- (the monitor logged /tasks/start itself, before it could see the init's exit)
     run_hooks(self, "poststart", "running")
     return true
   end
