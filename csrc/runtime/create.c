@@ -1058,8 +1058,11 @@ int ctr_start(const char *exec_fifo, pid_t pid, struct ctr_err *err)
         ssize_t n = read(fd, &b, 1);
         if (n == 1)
             break;
-        /* no writer yet: the init reports ready just before it opens the fifo; give it up to
-         * two seconds to get there */
+        /* no writer yet: the init reports ready just before it opens the fifo (and its ready
+         * wakes us, which often runs us before it gets there); give it up to two seconds.  A
+         * poll, not a sleep: a fifo that has had no writer since we opened it is not readable
+         * (no POLLHUP) until the init has opened it and written, so the wait ends then, not
+         * at the end of a 10 ms sleep, which half the runs of a busy machine waited out. */
         if (n == 0 && pid > 0 && exited(pid))
             return ctr_fail(err, ESRCH, "exec fifo `%s': the container init %d has exited",
                             exec_fifo, (int)pid);
@@ -1067,8 +1070,9 @@ int ctr_start(const char *exec_fifo, pid_t pid, struct ctr_err *err)
             return ctr_fail(err, ENXIO, "exec fifo `%s': no container init is waiting",
                             exec_fifo);
         if (n == 0) {
-            struct timespec ts = {0, 10 * 1000 * 1000};
-            nanosleep(&ts, NULL);
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            if (poll(&p, 1, 10) < 0 && errno != EINTR)
+                return ctr_fail(err, errno, "poll exec fifo `%s'", exec_fifo);
             continue;
         }
         if (errno == EINTR)
