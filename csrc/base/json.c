@@ -1,4 +1,5 @@
 #include "base/json.h"
+#include "base/number.h"
 
 #include <errno.h>
 #include <math.h>
@@ -82,7 +83,7 @@ int ctr_json_int(const cJSON *obj, const char *where, const char *key, int64_t m
     if (j == NULL)
         return 0;
     double d = cJSON_IsNumber(j) ? j->valuedouble : NAN;
-    if (!cJSON_IsNumber(j) || floor(d) != d)
+    if (!cJSON_IsNumber(j) || !ctr_is_whole(d))
         return type_error(where, key, "an integer", err);
     if (d < (double)min || d > (double)max)
         return ctr_fail(err, 0, "config.json: %s%s%s: %.0f is out of range [%lld, %lld]",
@@ -104,7 +105,7 @@ int ctr_json_uint64(const cJSON *obj, const char *where, const char *key, uint64
     if (j == NULL)
         return 0;
     double d = cJSON_IsNumber(j) ? j->valuedouble : NAN;
-    if (!cJSON_IsNumber(j) || floor(d) != d || d < 0)
+    if (!cJSON_IsNumber(j) || !ctr_is_whole(d) || d < 0)
         return type_error(where, key, "an unsigned integer", err);
     *out = d >= 18446744073709549568.0 ? UINT64_MAX : (uint64_t)d;
     if (present)

@@ -100,7 +100,7 @@ int ctr_lua_optfield_bool(lua_State *L, int idx, const char *field, int def)
 int ctr_lua_optfield_fd(lua_State *L, int idx, const char *field)
 {
     lua_Number n = ctr_lua_optfield_number(L, idx, field, -1);
-    if (n < -1 || n > INT_MAX || floor(n) != n)
+    if (n < -1 || n > INT_MAX || !ctr_is_whole(n))
         return luaL_error(L, "option %s: expected an fd number", field);
     return (int)n;
 }
@@ -244,7 +244,7 @@ static int is_array_table(lua_State *L, int idx, size_t *n)
         lua_pop(L, 1);
         if (lua_type(L, -1) == LUA_TNUMBER) {
             lua_Number k = lua_tonumber(L, -1);
-            if (k >= 1 && floor(k) == k) {
+            if (k >= 1 && ctr_is_whole(k)) {
                 if ((size_t)k > max)
                     max = (size_t)k;
                 count++;
@@ -271,7 +271,7 @@ static cJSON *number_to_json(struct enc *e, lua_Number d)
         snprintf(e->err, sizeof e->err, "json: cannot encode %s", isnan(d) ? "NaN" : "infinity");
         return NULL;
     }
-    if (floor(d) == d && fabs(d) < 1.8446744073709552e19) {
+    if (ctr_is_whole(d) && fabs(d) < 1.8446744073709552e19) {
         char buf[32];
         /* 2^63 only arises as INT64_MAX (the spec's "unlimited") rounded to a double: write
          * INT64_MAX back, which Go's int64 fields accept. */

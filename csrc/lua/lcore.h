@@ -17,6 +17,7 @@
 #include <lua.h>
 
 #include "base/error.h"
+#include "base/number.h"
 
 #ifndef CTRLUA_VERSION
 #define CTRLUA_VERSION "0.1.0"

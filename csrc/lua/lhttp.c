@@ -64,7 +64,7 @@ static int l_http_session(lua_State *L)
 static lua_Number opt_count(lua_State *L, int idx, const char *field, lua_Number def)
 {
     lua_Number n = ctr_lua_optfield_number(L, idx, field, def);
-    if (n < -1 || n != floor(n) || n > 9007199254740992.0)
+    if (n < -1 || !ctr_is_whole(n) || n > 9007199254740992.0)
         luaL_error(L, "option %s: expected a whole number", field);
     return n;
 }
@@ -291,7 +291,7 @@ static int l_job_source_complete(lua_State *L)
 {
     struct ljob *j = check_job(L);
     lua_Number n = luaL_checknumber(L, 2);
-    if (n < 0 || n != floor(n))
+    if (n < 0 || !ctr_is_whole(n))
         return luaL_error(L, "source_complete: size: expected a byte count");
     ctr_apply_job_source_complete(j->j, (int64_t)n);
     return 0;

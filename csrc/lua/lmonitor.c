@@ -95,7 +95,7 @@ static int l_events_append(lua_State *L)
     size_t len;
     const char *line = luaL_checklstring(L, 2, &len);
     lua_Number limit = luaL_optnumber(L, 3, 0);
-    if (limit < 0 || limit > (lua_Number)SIZE_MAX / 2 || floor(limit) != limit)
+    if (limit < 0 || limit > (lua_Number)SIZE_MAX / 2 || !ctr_is_whole(limit))
         return luaL_argerror(L, 3, "expected a size in bytes");
     struct ctr_err e;
     if (ctr_events_append(path, line, len, (size_t)limit, &e) < 0)
@@ -111,7 +111,7 @@ static int l_events_read(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     lua_Number ino = luaL_optnumber(L, 2, 0), off = luaL_optnumber(L, 3, 0);
-    if (ino < 0 || off < 0 || floor(ino) != ino || floor(off) != off)
+    if (ino < 0 || off < 0 || !ctr_is_whole(ino) || !ctr_is_whole(off))
         return luaL_argerror(L, 2, "expected a position from a previous events_read");
     struct ctr_events_pos pos = {(uint64_t)ino, (uint64_t)off};
     char *buf;

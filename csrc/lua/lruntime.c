@@ -60,7 +60,7 @@ static int l_create(lua_State *L)
         .die_with_parent = ctr_lua_optfield_bool(L, 2, "die_with_parent", 0),
     };
     lua_Number pf = ctr_lua_optfield_number(L, 2, "preserve_fds", 0);
-    if (pf < 0 || pf > 65536 || floor(pf) != pf)
+    if (pf < 0 || pf > 65536 || !ctr_is_whole(pf))
         return luaL_error(L, "option preserve_fds: expected a count of fds");
     o.preserve_fds = (int)pf;
     struct ctr_err e;
@@ -230,7 +230,7 @@ static int l_shift_tree(lua_State *L)
 {
     const char *dir = luaL_checkstring(L, 1);
     lua_Number u = luaL_checknumber(L, 2), g = luaL_checknumber(L, 3);
-    if (u < 0 || g < 0 || u > UINT32_MAX || g > UINT32_MAX || floor(u) != u || floor(g) != g)
+    if (u < 0 || g < 0 || u > UINT32_MAX || g > UINT32_MAX || !ctr_is_whole(u) || !ctr_is_whole(g))
         return luaL_error(L, "shift_tree: offsets must be 32-bit unsigned integers");
     struct ctr_err e;
     if (ctr_userns_shift_tree(dir, (uint32_t)u, (uint32_t)g, &e) < 0)
@@ -261,7 +261,7 @@ static const luaL_Reg runtime_funcs[] = {
 static int l_exec(lua_State *L)
 {
     lua_Number ip = luaL_checknumber(L, 1);
-    if (ip < 1 || ip > INT_MAX || floor(ip) != ip)
+    if (ip < 1 || ip > INT_MAX || !ctr_is_whole(ip))
         return luaL_error(L, "exec: init_pid: expected a pid");
     luaL_checktype(L, 3, LUA_TTABLE);
     lua_settop(L, 3);
@@ -286,7 +286,7 @@ static int l_exec(lua_State *L)
                   ctr_lua_optfield_fd(L, 3, "stderr")},
     };
     lua_Number pf = ctr_lua_optfield_number(L, 3, "preserve_fds", 0);
-    if (pf < 0 || pf > 65536 || floor(pf) != pf)
+    if (pf < 0 || pf > 65536 || !ctr_is_whole(pf))
         return luaL_error(L, "exec: opts.preserve_fds: expected a count of fds");
     o.preserve_fds = (int)pf;
     /* opts.sub_cgroups: {"CONTROLLER:SUB", ...}; the strings stay in opts while we run */

@@ -91,7 +91,7 @@ static const char **env_array(lua_State *L, int idx)
 static int fd_value(lua_State *L, int idx, const char *what)
 {
     lua_Number v = lua_tonumber(L, idx);
-    if (v < 0 || v > 1048576 || v != floor(v))
+    if (v < 0 || v > 1048576 || !ctr_is_whole(v))
         luaL_error(L, "spawn: %s: expected a descriptor number", what);
     return (int)v;
 }
@@ -158,11 +158,11 @@ static int l_spawn(lua_State *L)
     out_stream(L, 1, "stdout", &o.io[1]);
     out_stream(L, 1, "stderr", &o.io[2]);
     lua_Number t = ctr_lua_optfield_number(L, 1, "timeout_ms", -1);
-    if (t != -1 && (t < 0 || t > 2147483647.0 || t != floor(t)))
+    if (t != -1 && (t < 0 || t > 2147483647.0 || !ctr_is_whole(t)))
         return luaL_error(L, "spawn: timeout_ms: expected a whole number of milliseconds");
     o.timeout_ms = (int)t;
     lua_Number cap = ctr_lua_optfield_number(L, 1, "cap", 16 * 1024 * 1024);
-    if (cap < 0 || cap > 1024.0 * 1024 * 1024 || cap != floor(cap))
+    if (cap < 0 || cap > 1024.0 * 1024 * 1024 || !ctr_is_whole(cap))
         return luaL_error(L, "spawn: cap: expected a count of bytes up to 1 GiB");
     o.cap = (size_t)cap;
     lua_getfield(L, 1, "hide_mounts");

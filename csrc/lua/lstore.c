@@ -301,9 +301,9 @@ static int l_layer_apply(lua_State *L)
     o.diff_id = ctr_lua_optfield_string(L, 3, "diff_id", NULL);
     lua_Number uo = ctr_lua_optfield_number(L, 3, "uid_offset", 0);
     lua_Number go = ctr_lua_optfield_number(L, 3, "gid_offset", 0);
-    if (uo < 0 || uo > 4294967295.0 || uo != floor(uo))
+    if (uo < 0 || uo > 4294967295.0 || !ctr_is_whole(uo))
         return luaL_error(L, "option uid_offset: expected an integer in 0..2^32-1");
-    if (go < 0 || go > 4294967295.0 || go != floor(go))
+    if (go < 0 || go > 4294967295.0 || !ctr_is_whole(go))
         return luaL_error(L, "option gid_offset: expected an integer in 0..2^32-1");
     o.uid_offset = (int64_t)uo;
     o.gid_offset = (int64_t)go;
