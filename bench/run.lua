@@ -89,7 +89,7 @@ for _, r in ipairs(results) do
     if r.mode then note = r.mode .. (note ~= "" and "; " .. note or "") end
     if r.phases then
       local parts = {}
-      for _, p in ipairs({ "startup", "image", "container", "create", "start", "wait", "cleanup" }) do
+      for _, p in ipairs({ "startup", "pull", "image", "container", "create", "start", "wait", "cleanup" }) do
         if r.phases[p] then parts[#parts + 1] = ("%s %.2f"):format(p, r.phases[p]) end
       end
       note = note .. "; phases ms: " .. table.concat(parts, ", ")
