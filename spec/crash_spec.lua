@@ -235,6 +235,11 @@ describe("crash consistency #root", function()
     assert.are.same({ fsync = 0, fdatasync = 0, syncfs = 1 }, syncs("run.lua", "-d", IMAGE, "s3", "sleep", "30"))
     assert.are.equal(0, env:run("tasks.lua", "delete", "-f", "s3").code)
     assert.are.same({ fsync = 0, fdatasync = 0, syncfs = 0 }, syncs("containers.lua", "rm", "s3"))
+    -- a task of an external runtime (ctrlua-runc here, which syncs nothing of its own): its
+    -- status in STATE is not fsynced either
+    local runc = S.BIN:match("^(.*)/[^/]*$") .. "/ctrlua-runc"
+    assert.are.same({ fsync = 0, fdatasync = 0, syncfs = 0 },
+      syncs("run.lua", "--rm", "--runc-binary", runc, IMAGE, "s4", "true"))
     no_leftovers(env, "s2", "after the runs")
     no_leftovers(env, "s3", "after the runs")
   end)

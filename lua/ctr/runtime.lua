@@ -148,8 +148,10 @@ local function streams(io)
   return { stdout = fd, stderr = fd }, { fd }
 end
 
+-- STATE is never fsynced (docs/crash-consistency.md): it describes processes, which a power cut
+-- takes with it, as ctr.tasks writes the built-in task's
 local function write_status(dir, st)
-  local ok, err = sys.write_file(dir .. "/status", core.json_encode(st), { mode = 384 })
+  local ok, err = sys.write_file(dir .. "/status", core.json_encode(st), { mode = 384, sync = false })
   if not ok then return nil, err end
   return true
 end
