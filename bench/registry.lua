@@ -135,7 +135,10 @@ return function(report)
         return fn(mnt)
       end)
       S.unmount_under(mnt .. "/")
-      S.sh(("umount %s; losetup -d %s; rm -f %s; rmdir %s"):format(q(mnt), q(dev), q(img), q(mnt)))
+      -- a file system something still holds for a moment (a process on its way out) is let
+      -- go lazily rather than left mounted: the loop device then goes with its last user
+      S.sh(("umount %s || { sleep 0.5; umount %s; } || umount -l %s; losetup -d %s; rm -f %s; rmdir %s")
+        :format(q(mnt), q(mnt), q(mnt), q(dev), q(img), q(mnt)))
       if not ok then error(res, 0) end
       return res
     end

@@ -47,7 +47,9 @@ local function with_fs(base, fn)
     sh(string.format("mkdir -p '%s' && mount '%s' '%s'", mnt, dev, mnt))
     fn(mnt .. "/out")
   end)
-  os.execute(string.format("umount '%s'; losetup -d '%s'; rm -f '%s'; rmdir '%s'", mnt, dev, img, mnt))
+  -- held for a moment still (a process on its way out): let go lazily rather than left mounted
+  os.execute(string.format("umount '%s' || { sleep 0.5; umount '%s'; } || umount -l '%s'; "
+    .. "losetup -d '%s'; rm -f '%s'; rmdir '%s'", mnt, mnt, mnt, dev, img, mnt))
   if not ok then error(err, 0) end
 end
 

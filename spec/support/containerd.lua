@@ -7,6 +7,7 @@
 --   if not C.available() then pending(...) end
 --   local d = C.start()           -- d.dir, d.sock, d.pid; d:ctr("task ls") -> output, code
 --   d:stop()                      -- kills what is left, stops containerd, removes d.dir
+--                                 -- and its namespace's empty cgroups
 local core = require("ctr.core")
 local S = require("support.ctrlua")
 
@@ -77,6 +78,8 @@ function D:stop()
   end
   S.unmount_under(self.dir)
   assert(core.remove_tree(self.dir))
+  -- runc removes a container's /NAMESPACE/ID, never the namespace's own (empty) cgroup
+  S.sh(("rmdir /sys/fs/cgroup/*/%s /sys/fs/cgroup/%s 2>/dev/null"):format(q(self.ns), q(self.ns)))
 end
 
 return C
