@@ -666,38 +666,46 @@ static int apply(const struct cg_target *t, const struct ctr_resources *r, struc
     return 0;
 }
 
-static int refuse_used(const struct cg_dirs *d, const int *made_v1, int made_v2,
+/* What one call of create does: a caller that clones its init into the v2 cgroup makes that
+ * directory first and the rest once the init is cloned (ctr_cgroup_create_unused_v2). */
+enum { PART_V1 = 1, PART_V2 = 2, PART_LIMITS = 4, PART_ALL = 7 };
+
+static int refuse_used(const struct cg_dirs *d, int parts, const int *made_v1, int made_v2,
                        struct ctr_err *err);
 
 /* create, and with `unused` ctr_cgroup_check_unused's refusal of what was there already: a
- * directory this call made is empty and thawed, so only those that existed are looked at */
+ * directory this call made is empty and thawed, so only those that existed are looked at.
+ * *made_v2 says whether the v2 leaf is new: set by the part that makes it, read by one that
+ * does not. */
 static int create(const struct ctr_cgroup_layout *l, const char *path,
-                  const struct ctr_resources *resources, int unused, struct ctr_err *err)
+                  const struct ctr_resources *resources, int unused, int parts, int *made_v2,
+                  struct ctr_err *err)
 {
     struct cg_dirs d;
     struct created c = {.n = 0};
     char clean[PATH_MAX], base[PATH_MAX];
-    int rc = -1, made = 0, made_v1[CTR_CGROUP_MAX_HIER] = {0}, made_v2 = 0;
+    int rc = -1, made = 0, made_v1[CTR_CGROUP_MAX_HIER] = {0};
     if (dirs_get(l, path, &d, err) < 0 || clean_path(path, clean, sizeof clean, err) < 0)
         goto out;
     d.t.fresh = 1;
-    for (size_t i = 0; i < l->n_v1; i++) {
+    for (size_t i = 0; (parts & PART_V1) && i < l->n_v1; i++) {
         if (base_dir(l, (int)i, path, base, sizeof base, err) < 0 ||
             make_levels(l, (int)i, base, clean, &c, &made, err) < 0)
             goto fail;
         made_v1[i] = made;
         d.t.fresh &= made;
     }
-    if (l->has_v2) {
+    if (l->has_v2 && (parts & PART_V2)) {
         if (base_dir(l, -1, path, base, sizeof base, err) < 0 ||
             make_levels(l, -1, base, clean, &c, &made, err) < 0)
             goto fail;
-        made_v2 = made;
-        d.t.fresh &= made;
+        *made_v2 = made;
     }
-    if (unused && !d.t.fresh && refuse_used(&d, made_v1, made_v2, err) < 0)
+    if (l->has_v2)
+        d.t.fresh &= *made_v2;
+    if (unused && !d.t.fresh && refuse_used(&d, parts, made_v1, *made_v2, err) < 0)
         goto fail;
-    if (resources && apply(&d.t, resources, err) < 0)
+    if ((parts & PART_LIMITS) && resources && apply(&d.t, resources, err) < 0)
         goto fail;
     rc = 0;
     for (size_t i = 0; i < c.n; i++)
@@ -713,13 +721,29 @@ out:
 int ctr_cgroup_create(const struct ctr_cgroup_layout *l, const char *path,
                       const struct ctr_resources *resources, struct ctr_err *err)
 {
-    return create(l, path, resources, 0, err);
+    int made_v2 = 0;
+    return create(l, path, resources, 0, PART_ALL, &made_v2, err);
 }
 
 int ctr_cgroup_create_unused(const struct ctr_cgroup_layout *l, const char *path,
                              const struct ctr_resources *resources, struct ctr_err *err)
 {
-    return create(l, path, resources, 1, err);
+    int made_v2 = 0;
+    return create(l, path, resources, 1, PART_ALL, &made_v2, err);
+}
+
+int ctr_cgroup_create_unused_v2(const struct ctr_cgroup_layout *l, const char *path,
+                                int *made, struct ctr_err *err)
+{
+    *made = 0;
+    return create(l, path, NULL, 1, PART_V2, made, err);
+}
+
+int ctr_cgroup_create_unused_rest(const struct ctr_cgroup_layout *l, const char *path,
+                                  const struct ctr_resources *resources, int made_v2,
+                                  struct ctr_err *err)
+{
+    return create(l, path, resources, 1, PART_V1 | PART_LIMITS, &made_v2, err);
 }
 
 /* ------------------------------------------------------------------ in use */
@@ -787,22 +811,26 @@ static int read_if_there(const char *dir, const char *file, char **out, struct c
     return -1;
 }
 
-/* The refusal of ctr_cgroup_check_unused, on the directories of d that were there before
- * (made_v1[i], made_v2: made by this create, so empty and thawed; NULL: none was made). */
-static int refuse_used(const struct cg_dirs *d, const int *made_v1, int made_v2,
+/* The refusal of ctr_cgroup_check_unused, on the directories of d in `parts` (PART_V1,
+ * PART_V2) that were there before (made_v1[i], made_v2: made by this create, so empty and
+ * thawed; NULL: none was made). */
+static int refuse_used(const struct cg_dirs *d, int parts, const int *made_v1, int made_v2,
                        struct ctr_err *err)
 {
     /* every hierarchy, not one as runc does: a second store's container, or a stray process,
      * may be in some only */
-    for (size_t i = 0; i < d->n_v1; i++)
+    for (size_t i = 0; (parts & PART_V1) && i < d->n_v1; i++)
         if (!(made_v1 && made_v1[i]) && refuse_if_busy(d->v1[i], NULL, err) < 0)
             return -1;
+    if (!(parts & PART_V2))
+        made_v2 = 1; /* looked at by the part that made it, and the init may be in it now */
     if (d->v2 && !made_v2 && refuse_if_busy(d->v2, NULL, err) < 0)
         return -1;
     /* frozen: a container would start and never run; on a hybrid host the cgroup2 mount
      * freezes too, with no controller of its own */
     int freezer = d->t.l->v1_of[CTR_CG_FREEZER];
-    if (d->t.v1[CTR_CG_FREEZER] && !(made_v1 && freezer >= 0 && made_v1[freezer])) {
+    if ((parts & PART_V1) && d->t.v1[CTR_CG_FREEZER] &&
+        !(made_v1 && freezer >= 0 && made_v1[freezer])) {
         cleanup_free char *state = NULL;
         if (read_if_there(d->t.v1[CTR_CG_FREEZER], "freezer.state", &state, err) < 0)
             return -1;
@@ -828,7 +856,7 @@ int ctr_cgroup_check_unused(const struct ctr_cgroup_layout *l, const char *path,
                             struct ctr_err *err)
 {
     struct cg_dirs d;
-    int rc = dirs_get(l, path, &d, err) < 0 ? -1 : refuse_used(&d, NULL, 0, err);
+    int rc = dirs_get(l, path, &d, err) < 0 ? -1 : refuse_used(&d, PART_ALL, NULL, 0, err);
     dirs_free(&d);
     return rc;
 }
@@ -990,6 +1018,15 @@ int ctr_cgroup_delete(const struct ctr_cgroup_layout *l, const char *path, struc
     struct cg_dirs d;
     /* go on through the hierarchies after a failure, report the first */
     int rc = dirs_get(l, path, &d, err) < 0 ? -1 : each_dir(&d, 1, remove_tree, NULL, err);
+    dirs_free(&d);
+    return rc;
+}
+
+int ctr_cgroup_remove_v2(const struct ctr_cgroup_layout *l, const char *path,
+                         struct ctr_err *err)
+{
+    struct cg_dirs d;
+    int rc = dirs_get(l, path, &d, err) < 0 ? -1 : d.v2 ? remove_tree(d.v2, NULL, err) : 0;
     dirs_free(&d);
     return rc;
 }

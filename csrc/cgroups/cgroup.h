@@ -227,6 +227,22 @@ int ctr_cgroup_create(const struct ctr_cgroup_layout *l, const char *path,
 int ctr_cgroup_create_unused(const struct ctr_cgroup_layout *l, const char *path,
                              const struct ctr_resources *resources, struct ctr_err *err);
 
+/* ctr_cgroup_create_unused in two steps, for a caller that clones its init into its v2
+ * cgroup (clone3's CLONE_INTO_CGROUP) and makes the rest while the init starts: _v2 makes
+ * the v2 directory (*made: this call made the leaf) and refuses one that is used or frozen;
+ * _rest makes the v1 directories, refuses those, and writes every limit, v1 and v2 (made_v2:
+ * what _v2 said).  A failed _rest removes what it made; the v2 leaf is the caller's to
+ * remove (ctr_cgroup_remove_v2) once the init is gone from it. */
+int ctr_cgroup_create_unused_v2(const struct ctr_cgroup_layout *l, const char *path,
+                                int *made, struct ctr_err *err);
+int ctr_cgroup_create_unused_rest(const struct ctr_cgroup_layout *l, const char *path,
+                                  const struct ctr_resources *resources, int made_v2,
+                                  struct ctr_err *err);
+
+/* rmdir the cgroup's v2 directory (and what is below it), as ctr_cgroup_delete does. */
+int ctr_cgroup_remove_v2(const struct ctr_cgroup_layout *l, const char *path,
+                         struct ctr_err *err);
+
 /* Apply `resources` to the existing cgroup `path` (runc's update): the values that are set
  * are written, in create's order and with its rules (0 is "unchanged"); nothing is created,
  * and a cgroup that is not there is ENOENT. */

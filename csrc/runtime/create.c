@@ -7,7 +7,8 @@
  *   clone(CLONE_NEW*)  ───────────────────►  PR_SET_DUMPABLE 0, fds moved, stdio,
  *   (v1: make the cgroup) add pid            its network namespace; blocks reading the socket
  *   (v2: cgroup made before clone, clone3 into it, no pid written; v1 with no new user
- *   namespace: no pid written, the init moves itself into its cgroups after "go")
+ *   namespace: no pid written, the init moves itself into its cgroups after "go"; both, on
+ *   a hybrid host: the v2 directory before clone, the v1 ones and the limits after)
  *   uid_map, gid_map, rlimits, oom_score_adj
  *   send "go" (its pid) ──────────────────►  become root in its user namespace, setns,
  *                                            setsid, mounts, devices, sysctls
@@ -657,6 +658,7 @@ struct create {
     int sv[2], restore_pid, made_fifo, made_cgroup, have_layout;
     int cgroup_fd;  /* pure v2: the cgroup's directory, for clone3's CLONE_INTO_CGROUP; or -1 */
     int in_cgroup;  /* the init was cloned into its cgroup: no cgroup.procs write */
+    int made_v2_leaf; /* the v2 directory, made alone before clone (splits_cgroup) */
     int died;       /* the init went away on its own */
     int host_below; /* the topmost mount at the rootfs before, with no mount namespace */
     struct ctr_cgroup_layout cgl;
@@ -749,29 +751,63 @@ static int clones_into_cgroup(const struct create *cr)
     return cr->cgl.n_v1 == 0 || (joins_v1_itself(cr));
 }
 
+/* On a hybrid host, where the init is cloned into its v2 cgroup and moves itself into its v1
+ * ones after its go, only the v2 directory must be there before clone: the v1 directories
+ * and the limits are made after it, while the init makes its network namespace, and the
+ * parent does not spend that time before the clone (ten mkdirs and the devices list). */
+static int splits_cgroup(const struct create *cr)
+{
+    return clones_into_cgroup(cr) && cr->cgl.n_v1 > 0;
+}
+
+static int open_v2_cgroup(struct create *cr, struct ctr_err *err)
+{
+    cleanup_free char *dir = NULL;
+    if (ctr_cgroup_dir(&cr->cgl, -1, cr->cfg.cgroups_path, &dir, err) < 0)
+        return -1;
+    cr->cgroup_fd = RETRY(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (cr->cgroup_fd < 0)
+        return ctr_fail(err, errno, "open the cgroup `%s'", dir);
+    return 0;
+}
+
 /* The cgroup is made, and its limits written, before the init is let go: a bad limit fails
  * create before the init has done anything, and the init is inside the limits before it
- * mounts, allocates or execs anything. */
+ * mounts, allocates or execs anything.
+ *
+ * A cgroup that already holds processes belongs to someone else (another store with the same
+ * namespace and ID, say): a kill -a, pause or delete of either container would reach both.
+ * Nor may the init start frozen.  So, as runc 1.2, refuse. */
 static int make_cgroup(struct create *cr, struct ctr_err *err)
 {
     const struct ctr_config *cfg = &cr->cfg;
     if (!cr->have_layout)
         return 0;
-    /* A cgroup that already holds processes belongs to someone else (another store with
-     * the same namespace and ID, say): a kill -a, pause or delete of either container
-     * would reach both.  Nor may the init start frozen.  So, as runc 1.2, refuse. */
     if (ctr_cgroup_create_unused(&cr->cgl, cfg->cgroups_path, cfg->resources, err) < 0)
         return -1;
     cr->made_cgroup = 1;
     ctr_fault("create.cgroup-made");
-    if (clones_into_cgroup(cr)) {
-        cleanup_free char *dir = NULL;
-        if (ctr_cgroup_dir(&cr->cgl, -1, cfg->cgroups_path, &dir, err) < 0)
-            return -1;
-        cr->cgroup_fd = RETRY(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-        if (cr->cgroup_fd < 0)
-            return ctr_fail(err, errno, "open the cgroup `%s'", dir);
-    }
+    return clones_into_cgroup(cr) ? open_v2_cgroup(cr, err) : 0;
+}
+
+/* splits_cgroup: the v2 directory before clone */
+static int make_cgroup_v2(struct create *cr, struct ctr_err *err)
+{
+    if (ctr_cgroup_create_unused_v2(&cr->cgl, cr->cfg.cgroups_path, &cr->made_v2_leaf,
+                                    err) < 0)
+        return -1;
+    return open_v2_cgroup(cr, err);
+}
+
+/* splits_cgroup: the rest after it */
+static int make_cgroup_rest(struct create *cr, struct ctr_err *err)
+{
+    const struct ctr_config *cfg = &cr->cfg;
+    if (ctr_cgroup_create_unused_rest(&cr->cgl, cfg->cgroups_path, cfg->resources,
+                                      cr->made_v2_leaf, err) < 0)
+        return -1;
+    cr->made_cgroup = 1;
+    ctr_fault("create.cgroup-made");
     return 0;
 }
 
@@ -809,7 +845,9 @@ static int prepare_init(struct create *cr, const struct ctr_create_opts *opts,
     if (detect_cgroups(cr, err) < 0)
         return -1;
     cr->a.join_v1 = joins_v1_itself(cr) ? &cr->cgl : NULL;
-    return clones_into_cgroup(cr) ? make_cgroup(cr, err) : 0;
+    if (!clones_into_cgroup(cr))
+        return 0;
+    return splits_cgroup(cr) ? make_cgroup_v2(cr, err) : make_cgroup(cr, err);
 }
 
 #ifndef CLONE_INTO_CGROUP
@@ -972,10 +1010,11 @@ static void undo_create(struct create *cr, const struct ctr_create_opts *opts,
     }
     if (cr->made_fifo)
         unlink(opts->exec_fifo);
-    if (cr->made_cgroup) {
-        struct ctr_err ignored;
+    struct ctr_err ignored;
+    if (cr->made_cgroup)
         ctr_cgroup_delete(&cr->cgl, cr->cfg.cgroups_path, &ignored);
-    }
+    else if (cr->made_v2_leaf)
+        ctr_cgroup_remove_v2(&cr->cgl, cr->cfg.cgroups_path, &ignored);
     cr->pid = -1;
 }
 
@@ -1024,6 +1063,7 @@ pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct 
         cr.a.nsfd[i] = -1;
     if (prepare_init(&cr, opts, err) < 0 || clone_init(&cr, err) < 0 ||
         (!clones_into_cgroup(&cr) && make_cgroup(&cr, err) < 0) ||
+        (splits_cgroup(&cr) && make_cgroup_rest(&cr, err) < 0) ||
         run_init_setup(&cr, opts, err) < 0 ||
         (opts->pid_file && ctr_write_pid_file(opts->pid_file, cr.pid, err) < 0))
         undo_create(&cr, opts, err);
