@@ -340,6 +340,19 @@ local function run(report)
     probes.remove_dir = P.remove_dir(root, 10)
     probes.fs = P.mount_options(root)
     probes.version = median(hyperfine(dir, ("--warmup 3 --runs %d %s"):format(N, q(BIN .. " --version"))))
+    -- what a process costs the timed runs' way (core.spawn from this process), whatever it
+    -- does: part of every contestant's time, and most of what ctrlua spends outside its phases
+    local function spawned(argv)
+      local t = {}
+      for _ = 1, N do
+        local t0 = core.monotime()
+        local r = core.spawn({ argv = argv, stdout = "null", stderr = "null" })
+        if r and r.code == 0 then t[#t + 1] = (core.monotime() - t0) * 1000 end
+      end
+      return median(t)
+    end
+    probes.spawn_true = spawned({ "/bin/true" })
+    probes.spawn_version = spawned({ BIN, "--version" })
   end)
   if priv_holder then priv_holder() end
   -- the namespace's cgroups, left empty by the runs' deletes (as containerd's leave theirs)
@@ -391,8 +404,10 @@ local function run(report)
   local function outside_line(_, ph)
     return ("outside the phases (the spawn, the exec and linking before the host's main, the "
       .. "exit after the last phase): %.2f ms (the median over the traced runs of each run's "
-      .. "time less its phases'); a whole `ctrlua --version` takes %s here"):format(
-      ph.outside or 0, ms(probes.version))
+      .. "time less its phases'); spawned the same way, a process that does nothing "
+      .. "(/bin/true) takes %s and a whole `ctrlua --version` %s (%s by hyperfine): a "
+      .. "process's own cost on this machine, which every contestant pays"):format(
+      ph.outside or 0, ms(probes.spawn_true), ms(probes.spawn_version), ms(probes.version))
   end
   local function fs_line(ph)
     return ("the store's file system (%s): container %.2f ms makes the snapshot's directories and "
