@@ -17,10 +17,8 @@ local function sh(cmd)
 end
 B.sh = sh
 
---- A fresh temporary directory.
-function B.tmpdir()
-  return (sh("mktemp -d /tmp/ctrlua-rt.XXXXXX"):gsub("%s+$", ""))
-end
+--- A fresh temporary directory (support.tmp: removed after the last spec).
+function B.tmpdir() return require("support.tmp").dir("rt") end
 
 local function arr(t) return core.json_array(t) end
 

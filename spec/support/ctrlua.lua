@@ -48,10 +48,8 @@ end
 
 function S.exists(path) return core.stat(path) ~= nil end
 
---- A fresh temporary directory.
-function S.tmpdir()
-  return (S.must("mktemp -d /tmp/ctrlua-run.XXXXXX"):gsub("%s+$", ""))
-end
+--- A fresh temporary directory (support.tmp: removed after the last spec).
+function S.tmpdir() return require("support.tmp").dir("run") end
 
 --- A network namespace of its own, pinned at DIR/netns (an nsfs bind mount there, as `ip netns
 -- add` makes under /run/netns; not there, which would leave the host a /run/netns mount); its

@@ -22,7 +22,7 @@ function F.q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 local made = {}
 --- A fresh temporary directory (removed by F.cleanup()).
 function F.tmpdir()
-  local d = F.sh("mktemp -d /tmp/ctrlua-spec.XXXXXX"):gsub("%s+$", "")
+  local d = require("support.tmp").dir("spec")
   made[#made + 1] = d
   return d
 end

@@ -16,7 +16,13 @@
 -- /proc/self/mountinfo without its mount ids (a remount of the same thing is the same), as a
 -- multiset, minus the mounts under the suite's temporary directories (/tmp/ctrlua-*, the
 -- /tmp/tmp.* of mktemp -d) and the named network namespaces the specs make
--- (/run/netns/ctrlua-*), which other runs of the suite on this machine make too.
+-- (/run/netns/ctrlua-*), which other runs of the suite on this machine make too.  Those
+-- temporary directories (support.tmp) are removed first, never across a mount: one that
+-- still holds a mount is a difference.
+-- loaded here, before busted insulates the spec files (each of which gets a fresh copy of
+-- every module it loads), so that all of them share the one list of directories made
+local tmp = require("support.tmp")
+
 local H = {}
 
 local function lines_of(cmd)
@@ -159,10 +165,13 @@ end
 -- called.
 function H.check()
   if not start then return nil end
+  local left = tmp.sweep()
   H.sweep_cgroups(start.cgroups)
   local now = H.snapshot()
   now.cgroups = H.cgroup_tops()
-  return H.compare(start, now)
+  local diffs = H.compare(start, now)
+  for _, d in ipairs(left) do diffs[#diffs + 1] = "temporary directory left: " .. d end
+  return diffs
 end
 
 return H
