@@ -5,11 +5,6 @@
 -- Exit status: the container's own (128+N when signal N ended it); 125 when ctrlua failed
 -- before the process could start; 126 when the command cannot be invoked; 127 when it is not
 -- found.
--- A run allocates its modules, its spec and its records, and then waits: at the default pause
--- (a cycle each time the heap doubles) the collector ran cycle after cycle over the modules
--- while they loaded, about a tenth of a `run --rm`.  At 400 it runs less often, and the peak
--- resident set measured no larger: the run's garbage is small beside its modules.
-collectgarbage("setpause", 400)
 local ctr = require("ctr")
 local cli = require("ctr.cmd.cli")
 local cio = require("ctr.cio")

@@ -112,4 +112,14 @@ print(n, resident() - before)
       'print(require("ctr.json").encode({}))')
     assert.are.equal("site\n", F.sh(F.q(ctrlua) .. " " .. F.q(p)))
   end)
+
+  it("a command of the scripts folder collects at a pause of 400; a script named by its path at luajit's", function()
+    -- setpause answers the pause it replaces
+    local lua = 'print(collectgarbage("setpause", 200))\n'
+    local cmd = share .. "/scripts/probe_pause.lua"
+    F.write(cmd, lua)
+    finally(function() os.remove(cmd) end)
+    assert.are.equal("400\n", F.sh(F.q(ctrlua) .. " probe_pause"))
+    assert.are.equal("200\n", F.sh(F.q(ctrlua) .. " " .. F.q(cmd)))
+  end)
 end)

@@ -466,6 +466,15 @@ int main(int argc, char **argv)
         return 1;
     }
     luaL_openlibs(L);
+    /* A command allocates its modules as it loads them, keeps them to the end and exits soon
+     * after: at the default pause (a cycle each time the heap doubles) the collector marked
+     * the same live modules cycle after cycle while they loaded, about a tenth of a `run --rm`
+     * and 9% of the CPU samples of `tasks ls` and `images ls` (4% at 400).  At 400 it runs
+     * less often, and run's peak resident set measured no larger: a command's garbage is small
+     * beside its modules.  A script named by its path keeps luajit's default, as it keeps
+     * lua_close. */
+    if (in_scripts != NULL)
+        lua_gc(L, LUA_GCSETPAUSE, 400);
     set_jit(L);
     struct bc_file bc;
     bc_open(&bc);
