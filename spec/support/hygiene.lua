@@ -19,8 +19,9 @@
 -- (/run/netns/ctrlua-*), which other runs of the suite on this machine make too.  Those
 -- temporary directories (support.tmp) are removed first, never across a mount: one that
 -- still holds a mount is a difference.
--- loaded here, before busted insulates the spec files (each of which gets a fresh copy of
--- every module it loads), so that all of them share the one list of directories made
+
+-- support.tmp is loaded here, before busted insulates the spec files (each of which gets a
+-- fresh copy of every module it loads), so that all of them share one list of directories
 local tmp = require("support.tmp")
 
 local H = {}
