@@ -15,9 +15,7 @@ local function capture(cmd)
   return s
 end
 
-local function tmpdir()
-  return (capture("mktemp -d /tmp/ctrlua-archive.XXXXXX"):gsub("%s+$", ""))
-end
+local function tmpdir() return require("support.tmp").dir("archive") end
 
 -- What a tree looks like: every path with type, mode, size, link count, owner, mtime, symlink
 -- target, and the content of every file.

@@ -486,9 +486,7 @@ describe("cgroups on this machine #root", function()
     top = "/ctrlua-test-" .. uuid()
     path = top .. "/x"
     procs = {}
-    local p = io.popen("mktemp -d /tmp/ctrlua-cg.XXXXXX")
-    tmp = p:read("*l")
-    p:close()
+    tmp = require("support.tmp").dir("cg")
   end)
 
   after_each(function()
@@ -651,9 +649,7 @@ describe("cgroup v2 eBPF device filter on this machine #root", function()
   local function rules(list) return core.json_encode(core.json_array(list)) end
 
   before_each(function()
-    local p = io.popen("mktemp -d /tmp/ctrlua-cgbpf.XXXXXX")
-    tmp = p:read("*l")
-    p:close()
+    tmp = require("support.tmp").dir("cgbpf")
     if unified then
       top = "/ctrlua-test-" .. uuid()
       dir = unified .. top
@@ -803,7 +799,7 @@ describe("cgroup v2: the init cloned into its cgroup #root", function()
 
   it("is in its cgroup from its first instruction: a pid written to cgroup.procs would not count", function()
     if not sh_ok("command -v unshare") then pending("no unshare") return end
-    local tmp = (io.popen("mktemp -d /tmp/ctrlua-cg2.XXXXXX"):read("*l"))
+    local tmp = require("support.tmp").dir("cg2")
     local T, id = "ctrlua-test-" .. uuid(), "cg2-" .. uuid()
     local c = ("%s --root %s/root --state %s/state"):format(q(BIN), q(tmp), q(tmp))
     -- this machine seen as pure v2 (its cgroup2 mount alone at /sys/fs/cgroup, in a mount
@@ -868,7 +864,7 @@ describe("the v1 grace period begun at a run's start #root", function()
     assert.is_true(cgroups.warm_done(pid))
     assert.is_nil(core.stat("/proc/" .. pid)) -- reaped: no zombie left
     assert.are.equal(before, assert(core.read_file("/proc/self/cgroup")))
-    local tmp = (io.popen("mktemp -d /tmp/ctrlua-warm.XXXXXX"):read("*l"))
+    local tmp = require("support.tmp").dir("warm")
     local code = "local c = require('ctr.cgroups') assert(c.warm_done(assert(c.warm_attach())))"
     assert(core.write_file(tmp .. "/warm.lua", code))
     -- (CTRLUA_LUA: under `make asan`, the instrumented host that runs the specs)
@@ -884,7 +880,7 @@ describe("the v1 grace period begun at a run's start #root", function()
   -- strace -f of `run --rm [flags]` in a store of its own: what its processes opened for
   -- writing in the container's cgroups, and whether run began the grace period (`procs')
   local function traced_run(flags, procs)
-    local tmp = (io.popen("mktemp -d /tmp/ctrlua-warm.XXXXXX"):read("*l"))
+    local tmp = require("support.tmp").dir("warm")
     local ns, id = "ctrlua-test-" .. uuid(), "warm-" .. uuid()
     local c = ("%s --root %s/root --state %s/state -n %s"):format(q(BIN), q(tmp), q(tmp), ns)
     local ok = os.execute(("%s images.lua import %s >/dev/null"):format(c, q(IMAGE_TAR)))

@@ -3,12 +3,7 @@ local errors = require("ctr.errors")
 local containers = require("ctr.containers")
 local oci = require("ctr.oci")
 
-local function tmpdir()
-  local p = io.popen("mktemp -d")
-  local d = p:read("*l")
-  p:close()
-  return d
-end
+local function tmpdir() return require("support.tmp").dir("containers") end
 
 -- A client on temporary directories with a fake snapshotter (records calls, serves files).
 local function fake_client(dir, files)

@@ -19,7 +19,7 @@ local NAME = "ctrlua.test/busybox:latest"
 
 describe("tools/mkimage.lua #root", function()
   local dir
-  before_each(function() dir = (capture("mktemp -d /tmp/ctrlua-mkimage-spec.XXXXXX"):gsub("%s+$", "")) end)
+  before_each(function() dir = require("support.tmp").dir("mkimage-spec") end)
   after_each(function() sh("rm -rf '" .. dir .. "'") end)
 
   local function build(out, env)

@@ -3,12 +3,7 @@ local oci = require("ctr.oci")
 
 local FIXTURE = "spec/fixtures/containerd-1.6-default-spec.json"
 
-local function tmpdir()
-  local p = io.popen("mktemp -d")
-  local d = p:read("*l")
-  p:close()
-  return d
-end
+local function tmpdir() return require("support.tmp").dir("oci") end
 
 -- A ctx whose rootfs reader serves files from a table (nil = missing, as ENOENT).
 local function fake_ctx(files, ns)

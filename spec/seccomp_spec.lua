@@ -18,12 +18,7 @@ end)()
 
 local AMD64 = { native = "SCMP_ARCH_X86_64", goarch = "amd64", kernel = 6, major = 1 }
 
-local function tmpdir()
-  local p = io.popen("mktemp -d")
-  local d = p:read("*l")
-  p:close()
-  return d
-end
+local function tmpdir() return require("support.tmp").dir("seccomp") end
 
 local function spec_with(extra_caps)
   local s = oci.default_spec("default", "sc")

@@ -26,7 +26,7 @@ local function exists(path) return core.stat(path) ~= nil end
 -- A fresh store per test; every mount made under it is taken down afterwards.
 local tmp, client
 local function setup(snapshotter)
-  tmp = sh("mktemp -d /tmp/ctrlua-snap.XXXXXX")
+  tmp = require("support.tmp").dir("snap")
   client = assert(client_mod.new({ root = tmp .. "/root", state = tmp .. "/state", namespace = "test",
     snapshotter = snapshotter }))
   return client

@@ -57,7 +57,7 @@ local function image(name, layers, diff_ids)
 end
 
 local function setup(snapshotter)
-  tmp = sh("mktemp -d /tmp/ctrlua-unpack.XXXXXX")
+  tmp = require("support.tmp").dir("unpack")
   client = assert(client_mod.new({ root = tmp .. "/root", state = tmp .. "/state", namespace = "test",
     snapshotter = snapshotter }))
   images = {}

@@ -7,13 +7,6 @@ local core = require("ctr.core")
 
 local M = {}
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a")
-  p:close()
-  return (out:gsub("%s+$", ""))
-end
-
 local function write(path, data)
   local f = assert(io.open(path, "wb"))
   f:write(data)
@@ -68,7 +61,7 @@ M.V2_FILES = {
 function M.new(mode, extra)
   extra = extra or {}
   local self = setmetatable({}, { __index = M })
-  self.tmp = sh("mktemp -d /tmp/ctrlua-cgfake.XXXXXX")
+  self.tmp = require("support.tmp").dir("cgfake")
   self.mode = mode
   local base = self.tmp .. "/sys/fs/cgroup"
   local lines = {

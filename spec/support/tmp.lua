@@ -1,4 +1,4 @@
--- The suite's temporary directories: every helper's tmpdir comes from here, so whatever a
+-- The suite's temporary directories: every spec's and helper's comes from here, so whatever a
 -- test leaves in one (a file, a store, a dir a failed test never reached its cleanup for) is
 -- removed once, after the last spec, by support.hygiene.  The removal never crosses a mount:
 -- a directory that still holds one is not removed but reported, and fails the run.
