@@ -17,7 +17,7 @@ local RUN = { "snapshot.dir-renamed", "snapshot.recorded", "container.recorded",
   "task.created", "task.started", "task.exited", "task.cgroup-deleted", "task.unmounted",
   "task.removed", "snapshot.unrecorded", "container.snapshot-removed" }
 -- container.synced: the durability point of a run that keeps its container (not --rm); in run
--- -d its syncfs runs in the monitor's launch, while the monitor creates the init
+-- -d its fsyncs run in the monitor's launch, while the monitor creates the init
 local RUN_D = { "snapshot.dir-renamed", "snapshot.recorded", "container.recorded",
   "task.reserved", "task.mounted", "task.bundle-written", "monitor.forked", "create.cgroup-made",
   "create.cloned", "create.ready", "container.synced", "task.created", "task.started" }
@@ -206,40 +206,73 @@ describe("crash consistency #root", function()
     assert.are.same(code, here)
   end)
 
-  it("syncs a run's records at one durability point, and nothing of a run --rm", function()
+  it("makes a kept run's records durable by fsyncs of what it made, and syncs nothing of a run --rm", function()
     if not core.stat("/usr/bin/strace") then pending("no strace") return end
     env = S.new_env()
     -- the syncs of one command and its children up to their execve (a detached task's
-    -- monitor and init outlive the command): { fsync = N, syncfs = N }
+    -- monitor and init outlive the command): the paths fsynced, and the number of each call
     local function syncs(...)
       local out = env.dir .. "/strace.out"
-      local r = run(env, { ... }, { env = "strace -f -qq -b execve -c -e trace=fsync,fdatasync,syncfs -o " .. S.q(out) })
+      local r = run(env, { ... }, { env = "strace -f -qq -b execve -y -e trace=fsync,fdatasync,syncfs -o " .. S.q(out) })
       assert.are.equal(0, r.code, r.stderr)
-      local n = { fsync = 0, fdatasync = 0, syncfs = 0 }
+      local n = { fsync = 0, fdatasync = 0, syncfs = 0, paths = {} }
       for line in (S.slurp(out) or ""):gmatch("[^\n]+") do
-        local calls, name = line:match("^%s*[%d.]+%s+[%d.]+%s+%d+%s+(%d+)%s+%d*%s*(%a+)$")
-        if name and n[name] then n[name] = tonumber(calls) end
+        local name, path = line:match("^%d+%s+(%a+)%(%d+<(.*)>%)%s+= 0$")
+        if name and n[name] then
+          n[name] = n[name] + 1
+          n.paths[path] = true
+        end
       end
       return n
     end
-    assert.are.equal(0, env:run("run.lua", "--rm", IMAGE, "warm", "true").code) -- the first sweep
+    -- the store's entries: path -> find's type letter
+    local function tree()
+      local t = {}
+      for line in S.must("find " .. S.q(env.root) .. " -printf '%y %p\\n'"):gmatch("[^\n]+") do
+        local ty, path = line:match("^(%a) (.*)$")
+        t[path] = ty
+      end
+      return t
+    end
+    -- every entry the command made in the store has its name in a directory it fsynced, and
+    -- every file it made was fsynced itself; the overlay's own work directory (the kernel's,
+    -- remade at each mount) aside.  No syncfs, which would wait for every other writer's data.
+    local function durable(what, ...)
+      local before = tree()
+      local n = syncs(...)
+      assert.are.same({ 0, 0 }, { n.syncfs, n.fdatasync }, what .. ": syncfs, fdatasync")
+      local made = 0
+      for path, ty in pairs(tree()) do
+        if not before[path] and not path:match("/snapshots/[^/]+/work/.") then
+          made = made + 1
+          assert.is_true(n.paths[path:match("^(.*)/[^/]+$")] or false, what .. ": the name of " .. path)
+          if ty == "f" then assert.is_true(n.paths[path] or false, what .. ": the file " .. path) end
+        end
+      end
+      -- the snapshot's directory, its fs and work, its record, the container's record
+      assert.is_true(made >= 5, what .. ": " .. made .. " entries made")
+    end
+    -- a kept container: its records and its snapshot's directory, files and names; the first
+    -- of the namespace, which makes the directory of its records (a new name in meta/NS)
+    assert.is_nil(core.stat(env.root .. "/meta/" .. env.ns .. "/containers"))
+    durable("run", "run.lua", IMAGE, "s2", "true")
     -- --rm: nothing at all (its records live as long as the run; what a power cut leaves of
     -- them, records_spec shows rm -f and gc removing)
-    assert.are.same({ fsync = 0, fdatasync = 0, syncfs = 0 }, syncs("run.lua", "--rm", IMAGE, "s1", "true"))
-    -- a kept container: no fsync of either record, then one syncfs for every file and name
-    -- the run made
-    assert.are.same({ fsync = 0, fdatasync = 0, syncfs = 1 }, syncs("run.lua", IMAGE, "s2", "true"))
+    local n = syncs("run.lua", "--rm", IMAGE, "s1", "true")
+    assert.are.same({ 0, 0, 0 }, { n.fsync, n.fdatasync, n.syncfs })
     -- its removal syncs nothing: a power cut that undoes it leaves what rm removes again
-    assert.are.same({ fsync = 0, fdatasync = 0, syncfs = 0 }, syncs("containers.lua", "rm", "s2"))
-    -- run -d the same: one syncfs, whoever makes it (the run, the monitor's launch)
-    assert.are.same({ fsync = 0, fdatasync = 0, syncfs = 1 }, syncs("run.lua", "-d", IMAGE, "s3", "sleep", "30"))
+    n = syncs("containers.lua", "rm", "s2")
+    assert.are.same({ 0, 0, 0 }, { n.fsync, n.fdatasync, n.syncfs })
+    -- run -d the same, whoever makes them (the run, the monitor's launch)
+    durable("run -d", "run.lua", "-d", IMAGE, "s3", "sleep", "30")
     assert.are.equal(0, env:run("tasks.lua", "delete", "-f", "s3").code)
-    assert.are.same({ fsync = 0, fdatasync = 0, syncfs = 0 }, syncs("containers.lua", "rm", "s3"))
+    n = syncs("containers.lua", "rm", "s3")
+    assert.are.same({ 0, 0, 0 }, { n.fsync, n.fdatasync, n.syncfs })
     -- a task of an external runtime (ctrlua-runc here, which syncs nothing of its own): its
     -- status in STATE is not fsynced either
     local runc = S.BIN:match("^(.*)/[^/]*$") .. "/ctrlua-runc"
-    assert.are.same({ fsync = 0, fdatasync = 0, syncfs = 0 },
-      syncs("run.lua", "--rm", "--runc-binary", runc, IMAGE, "s4", "true"))
+    n = syncs("run.lua", "--rm", "--runc-binary", runc, IMAGE, "s4", "true")
+    assert.are.same({ 0, 0, 0 }, { n.fsync, n.fdatasync, n.syncfs })
     no_leftovers(env, "s2", "after the runs")
     no_leftovers(env, "s3", "after the runs")
   end)

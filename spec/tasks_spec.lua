@@ -51,7 +51,7 @@ describe("tasks #root", function()
     return out
   end
 
-  it("run -d whose syncfs fails (in the monitor's launch) leaves no init, no monitor, nothing", function()
+  it("run -d whose durability point fails (in the monitor's launch) leaves no init, no monitor, nothing", function()
     local run, cli = require("ctr.cmd.run"), require("ctr.cmd.cli")
     local client = assert(require("ctr.client").new({ root = env.root, state = env.state, namespace = env.ns }))
     local def = run.def()
@@ -59,13 +59,13 @@ describe("tasks #root", function()
     local c = assert(run.new_container(client, r.flags, assert(run.validate(def, r))))
     -- its durability point is the create's
     assert.is_true(c.unsynced)
-    -- a file system that cannot be synced: its path is gone by the time the launch opens it
+    -- a record that cannot be synced: its path is gone by the time the launch opens it
     local gone = env.dir .. "/gone"
-    c.sync_paths = function() return { gone } end
+    c.sync_paths = function() return { fsync = { gone } } end
     local t, err = c:new_task(require("ctr.cio").null_io(), { detach = true })
     assert.is_nil(t)
     assert.are.equal("ENOENT", err.sym)
-    assert.matches("syncfs `" .. gone .. "'", err.msg, 1, true)
+    assert.matches("fsync `" .. gone .. "'", err.msg, 1, true)
     assert.is_true(c.unsynced)
     -- no monitor of this task (its argv names the task directory) outlives the failure
     local dir = env:state_dir("sf1")

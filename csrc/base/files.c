@@ -136,6 +136,16 @@ int ctr_fsync_dir(const char *dir, struct ctr_err *err)
     return 0;
 }
 
+int ctr_fsync_path(const char *path, struct ctr_err *err)
+{
+    cleanup_close int fd = RETRY(open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    if (fd < 0)
+        return ctr_fail(err, errno, "fsync `%s': open", path);
+    if (fsync(fd) < 0)
+        return ctr_fail(err, errno, "fsync `%s'", path);
+    return 0;
+}
+
 int ctr_fsync_parent(const char *path, struct ctr_err *err)
 {
     char dir[PATH_MAX];

@@ -40,6 +40,9 @@ int ctr_write_file_atomic(const char *path, const void *data, size_t len, int mo
 int ctr_write_pid_file(const char *path, pid_t pid, struct ctr_err *err);
 
 int ctr_fsync_dir(const char *dir, struct ctr_err *err);
+/* fsync a file or a directory (its data and its own metadata; not its name, which is its
+ * directory's), never following a symlink: open's error or fsync's, naming path. */
+int ctr_fsync_path(const char *path, struct ctr_err *err);
 /* fsync the directory that contains path. */
 int ctr_fsync_parent(const char *path, struct ctr_err *err);
 

@@ -62,6 +62,17 @@ static int l_write_file(lua_State *L)
     return 1;
 }
 
+/* fsync(path) -> true: see ctr_fsync_path */
+static int l_fsync(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct ctr_err e;
+    if (ctr_fsync_path(path, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int l_mkdir_p(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
@@ -453,6 +464,7 @@ static const luaL_Reg files_funcs[] = {
     {"read_file_in_root", l_read_file_in_root},
     {"read_file", l_read_file},
     {"write_file", l_write_file},
+    {"fsync", l_fsync},
     {"mkdir_p", l_mkdir_p},
     {"mkdir", l_mkdir},
     {"remove_tree", l_remove_tree},

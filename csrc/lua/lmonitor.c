@@ -50,7 +50,8 @@ static char **monitor_strv(lua_State *L, int idx, const char *field)
  * no_pivot, stdin, stdout, stderr, monitor_bin, oom_file, logger ({argv}), logger_env, id,
  * console (process.terminal: the monitor receives and keeps the pty master), keep_fifos
  * (stdout/stderr are --fifo-dir fifos: the monitor keeps unread output, see monitor/monitor.h),
- * syncfs ({path, ...}: file systems to sync while the init is created). */
+ * fsync ({path, ...}: files and directories to fsync while the init is created), syncfs
+ * ({path, ...}: file systems to sync after them). */
 static int l_monitor_create(lua_State *L)
 {
     const char *bundle = luaL_checkstring(L, 1);
@@ -69,6 +70,7 @@ static int l_monitor_create(lua_State *L)
         .keep_fifos = ctr_lua_optfield_bool(L, 2, "keep_fifos", 0),
     };
     o.logger_argv = monitor_strv(L, 2, "logger");
+    o.fsync = (const char *const *)monitor_strv(L, 2, "fsync");
     o.syncfs = (const char *const *)monitor_strv(L, 2, "syncfs");
     o.logger_envp = monitor_strv(L, 2, "logger_env");
     char *noenv[] = {NULL};

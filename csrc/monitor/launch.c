@@ -322,15 +322,21 @@ static __attribute__((noreturn)) void monitor_child(const struct ctr_monitor_spa
     run_monitor(o, pid, logger, ls, rep, master, fifo, &e);
 }
 
-/* In the intermediate process, while the monitor creates the init: syncfs each file system
- * of paths, and write the first failure to fd (nothing is written when all succeed). */
-static void sync_all(const char *const *paths, int fd)
+/* In the intermediate process, while the monitor creates the init: fsync each of fsyncs,
+ * then syncfs the file system of each of filesystems, and write the first failure to fd
+ * (nothing is written when all succeed). */
+static void sync_all(const char *const *fsyncs, const char *const *filesystems, int fd)
 {
-    for (; *paths; paths++) {
-        int d = open(*paths, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    struct ctr_err e = {.code = 0};
+    for (; fsyncs && *fsyncs; fsyncs++)
+        if (ctr_fsync_path(*fsyncs, &e) < 0) {
+            ctr_write_all(fd, &e, sizeof e);
+            return;
+        }
+    for (; filesystems && *filesystems; filesystems++) {
+        int d = open(*filesystems, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (d < 0 || syncfs(d) < 0) {
-            struct ctr_err e = {.code = 0};
-            ctr_fail(&e, errno, "syncfs `%s'", *paths);
+            ctr_fail(&e, errno, "syncfs `%s'", *filesystems);
             if (d >= 0)
                 close(d);
             ctr_write_all(fd, &e, sizeof e);
@@ -362,7 +368,8 @@ pid_t ctr_monitor_spawn(const struct ctr_monitor_spawn_opts *o, pid_t *monitor,
     int rep[2], syn[2] = {-1, -1};
     if (pipe2(rep, O_CLOEXEC) < 0)
         return ctr_fail(err, errno, "pipe");
-    if (o->syncfs && pipe2(syn, O_CLOEXEC) < 0) {
+    int sync = o->fsync || o->syncfs;
+    if (sync && pipe2(syn, O_CLOEXEC) < 0) {
         close(rep[0]);
         close(rep[1]);
         return ctr_fail(err, errno, "pipe");
@@ -394,8 +401,8 @@ pid_t ctr_monitor_spawn(const struct ctr_monitor_spawn_opts *o, pid_t *monitor,
         }
         /* the caller's durability point, here so that it overlaps the create: this process
          * has nothing else to do, and the caller waits for it anyway */
-        if (o->syncfs)
-            sync_all(o->syncfs, syn[1]);
+        if (sync)
+            sync_all(o->fsync, o->syncfs, syn[1]);
         _exit(0);
     }
     close(rep[1]);

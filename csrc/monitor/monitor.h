@@ -83,14 +83,17 @@ struct ctr_monitor_spawn_opts {
                                * comes (see ctr_monitor_run) */
     struct ctr_init_death *death; /* out, may be NULL: an init that died on its own during
                                    * create (runtime/create.h) */
-    const char *const *syncfs;    /* NULL-terminated, may be NULL: a path on each file system
-                                   * to syncfs while the init is created (a durability point
-                                   * of the caller's, overlapped with the create); a failure
-                                   * is the error, with the init killed and the monitor gone */
+    const char *const *fsync;     /* NULL-terminated, may be NULL: files and directories to
+                                   * fsync while the init is created, in this order (a
+                                   * durability point of the caller's, overlapped with the
+                                   * create) */
+    const char *const *syncfs;    /* the same, for a path on each file system to syncfs after
+                                   * them; a failure of either is the error, with the init
+                                   * killed and the monitor gone */
 };
 
 /* Start the monitor, which creates the init.  Returns the init's pid (the monitor's in
- * *monitor) once the init waits on the exec fifo and every o->syncfs is done, or -1 with
+ * *monitor) once the init waits on the exec fifo and every o->fsync and o->syncfs is done, or -1 with
  * the create's error (or the syncfs's, the task undone: no init, no monitor left). */
 pid_t ctr_monitor_spawn(const struct ctr_monitor_spawn_opts *o, pid_t *monitor,
                         struct ctr_err *err);

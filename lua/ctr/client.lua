@@ -42,10 +42,14 @@ function M.new(opts)
     return nil, errors.invalid("namespace %q: must match [A-Za-z0-9][A-Za-z0-9_.-]*", c.namespace)
   end
   -- The store and the state are private: 0700 (containerd CVE-2021-41103 taught this).
-  for _, d in ipairs({ c.root, c.state }) do
-    local ok, err = sys.mkdir_p(d, 448)
-    if not ok then return nil, err end
-  end
+  -- A new store's root is a durable name (ctr.store.meta.mkdir_p), as the directories in it
+  -- are when made: no durability point reaches above its records' directories.
+  local made, merr
+  if core.stat(c.root) then made, merr = sys.mkdir_p(c.root, 448)
+  else made, merr = require("ctr.store.meta").mkdir_p(c.root, 448) end
+  if not made then return nil, merr end
+  local ok, err = sys.mkdir_p(c.state, 448)
+  if not ok then return nil, err end
   -- The state holds the bundles, and the runtime refuses a root.path with a symlink in it
   -- (as runc does): a state given through one (/var/run -> /run) is resolved here, once.
   local state, err = sys.realpath(c.state)

@@ -177,8 +177,8 @@ function M.new(client, id, ...)
   if not err then
     -- not synced here: the file and its name, with the snapshot this container claims (its
     -- directory, its record, written unsynced too), reach the disk at the one durability
-    -- point below, a syncfs.  An ephemeral one is never synced: it is gone before the run
-    -- returns
+    -- point below (Container:sync).  An ephemeral one is never synced: it is gone before the
+    -- run returns
     ok, err = meta.put(client.root, client.namespace, KIND, id, c, { create = true, sync = "none" })
   end
   if not ok then
@@ -457,12 +457,15 @@ function M.delete(client, id, opts, known)
   return meta.delete(client.root, client.namespace, KIND, id)
 end
 
---- Make the records of a new container durable, its snapshot's with them: one syncfs of
--- the file systems of sync_paths() (meta.sync), or, with `done`, none: the caller made it
--- (the monitor's launch does, while it creates the init).  True, or nil, err.
+--- Make the records of a new container durable, its snapshot's with them: an fsync of each
+-- of sync_paths() (meta.sync), or, with `done`, none: the caller made it (the monitor's launch
+-- does, while it creates the init).  True, or nil, err.
 function Container:sync(done)
   if not done then
-    local ok, err = meta.sync(self.client.root)
+    local points, err = self:sync_paths()
+    if not points then return nil, err end
+    local ok
+    ok, err = meta.sync(points)
     if not ok then return nil, err end
   end
   self.unsynced = nil
@@ -470,9 +473,27 @@ function Container:sync(done)
   return true
 end
 
---- The paths whose file systems Container:sync syncs (see meta.sync_paths).
+--- What Container:sync makes durable (see meta.sync): `{fsync = {...}, syncfs = {...}}`,
+-- its snapshot's (Snapshotter:durable_paths; a syncfs of the store for a snapshotter without
+-- it), the container's record and its directory.  Or nil, err.
 function Container:sync_paths()
-  return meta.sync_paths(self.client.root)
+  local rec, points = self.record, { fsync = {}, syncfs = {} }
+  if rec.snapshot_key and rec.snapshot_key ~= "" then
+    local sn, err = self.client:snapshotter(rec.snapshotter)
+    if not sn then return nil, err end
+    if sn.durable_paths then
+      points, err = sn:durable_paths(rec.snapshot_key)
+      if not points then return nil, err end
+    else
+      -- a snapshotter that cannot name what it made (a site's own): the store's whole file
+      -- system
+      points.syncfs = { self.client.root }
+    end
+  end
+  local root, ns = self.client.root, self.client.namespace
+  table.insert(points.fsync, 1, meta.path(root, ns, KIND, self.id))
+  points.fsync[#points.fsync + 1] = meta.dir(root, ns, KIND)
+  return points
 end
 
 --- Delete the container; see M.delete.
@@ -508,7 +529,7 @@ function M.with_ephemeral()
 end
 
 --- Leave the durability point of the new container's records to its task's create
--- (ctr.tasks.new_task, run -d): the one syncfs runs while the init is created, in the
+-- (ctr.tasks.new_task, run -d): its fsyncs run while the init is created, in the
 -- monitor's launch, or after the create (container:sync()).  Until then the container's
 -- `unsynced` is true.  Without a task nothing syncs them: the caller must sync or remove them.
 function M.with_sync_at_create()

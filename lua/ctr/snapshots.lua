@@ -132,7 +132,7 @@ function M.get(client, name)
     return nil, errors.invalid("snapshotter not loaded: %s (known: overlayfs, native)", name)
   end
   local base = client.root .. "/snapshots/" .. name
-  local ok, err = sys.mkdir_p(base .. "/snapshots", 448)
+  local ok, err = meta.mkdir_p(base .. "/snapshots", 448)
   if not ok then return nil, err end
   if name == "overlayfs" and not overlay_supported(base) then
     return nil, errors.new("snapshotter overlayfs: the kernel does not support overlay mounts;"
@@ -265,9 +265,27 @@ function Snapshotter:_mounts(rec, parent_rec)
   return { { type = "overlay", source = "overlay", options = options } }
 end
 
+--- What makes a snapshot prepared `partial` and `nofsync` durable at the durability point of
+-- the record that claims it (ctr.store.meta.sync): `{fsync = {...}, syncfs = {...}}` with its
+-- record, its fs directory (its owner), its directory (the names fs and work), the snapshots'
+-- directory (its name) and its record's directory (the record's name); a native snapshot's
+-- tree, a copy of its parent's, by a syncfs of its directory's file system.  Or nil, err.
+function Snapshotter:durable_paths(key)
+  check_string(key, "key", 2)
+  local rec, err = self:_get(key)
+  if not rec then return nil, err end
+  local dir = self.dir .. "/" .. rec.id
+  return {
+    fsync = { meta.path(self.root, self.namespace, self.kind, key), self:_fs(rec.id), dir, self.dir,
+      meta.dir(self.root, self.namespace, self.kind) },
+    syncfs = self.name == "native" and { dir } or {},
+  }
+end
+
 -- Build the directory of a new snapshot under a temporary name and rename it into place.
 -- The rename is made durable here unless `later`: then by the durability point of the
--- operation that claims the snapshot (a container record's meta.sync, a commit's syncfs).
+-- operation that claims the snapshot (a container record's meta.sync of durable_paths, a
+-- commit's syncfs).
 function Snapshotter:_create_dir(id, parent_rec, later)
   local tmp = self.dir .. "/.tmp-" .. id
   local function fail(err)

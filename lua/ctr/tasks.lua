@@ -448,8 +448,9 @@ local function write_bundle(client, rec, spec, dir, volatile)
 end
 
 -- The init under a monitor of its own (detached): pid, monitor pid, or nil, err, death.
--- syncfs: paths whose file systems to sync meanwhile (the container's durability point).
-local function create_monitored(mk, io, opts, cgroup, terminal, syncfs)
+-- points: what to make durable meanwhile, as meta.sync takes it (the container's durability
+-- point), or nil.
+local function create_monitored(mk, io, opts, cgroup, terminal, points)
   local oom_file
   if cgroup then
     local dirs = cgroups.dirs(cgroup)
@@ -472,8 +473,8 @@ local function create_monitored(mk, io, opts, cgroup, terminal, syncfs)
     logger = io.logger, logger_env = io.logger and {
       "CONTAINER_ID=" .. id, "CONTAINER_NAMESPACE=" .. mk.client.namespace,
       "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" } or nil,
-    -- should the syncfs fail, the init is killed and the monitor gone before this returns
-    syncfs = syncfs,
+    -- should a sync fail, the init is killed and the monitor gone before this returns
+    fsync = points and points.fsync, syncfs = points and points.syncfs,
   })
   if pid then mk.monitored = pid end
   -- the monitor holds the init's IO now
@@ -605,8 +606,12 @@ function M.new_task(container, io, opts)
   -- a container whose records wait for the create to be durable (containers.with_sync_at_create)
   local unsynced = container.unsynced
   if opts.detach then
-    pid, monitor_pid, death = create_monitored(mk, io, opts, cgroup, terminal,
-      unsynced and container:sync_paths() or nil)
+    local points
+    if unsynced then
+      points, err = container:sync_paths()
+      if not points then return mk:undo(err) end
+    end
+    pid, monitor_pid, death = create_monitored(mk, io, opts, cgroup, terminal, points)
     if not pid then err = monitor_pid end
     if pid and unsynced then container:sync(true) end
   else
