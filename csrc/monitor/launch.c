@@ -368,8 +368,8 @@ pid_t ctr_monitor_spawn(const struct ctr_monitor_spawn_opts *o, pid_t *monitor,
     int rep[2], syn[2] = {-1, -1};
     if (pipe2(rep, O_CLOEXEC) < 0)
         return ctr_fail(err, errno, "pipe");
-    int sync = o->fsync || o->syncfs;
-    if (sync && pipe2(syn, O_CLOEXEC) < 0) {
+    int want_sync = o->fsync || o->syncfs;
+    if (want_sync && pipe2(syn, O_CLOEXEC) < 0) {
         close(rep[0]);
         close(rep[1]);
         return ctr_fail(err, errno, "pipe");
@@ -401,7 +401,7 @@ pid_t ctr_monitor_spawn(const struct ctr_monitor_spawn_opts *o, pid_t *monitor,
         }
         /* the caller's durability point, here so that it overlaps the create: this process
          * has nothing else to do, and the caller waits for it anyway */
-        if (sync)
+        if (want_sync)
             sync_all(o->fsync, o->syncfs, syn[1]);
         _exit(0);
     }
