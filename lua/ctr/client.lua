@@ -44,9 +44,7 @@ function M.new(opts)
   -- The store and the state are private: 0700 (containerd CVE-2021-41103 taught this).
   -- A new store's root is a durable name (ctr.store.meta.mkdir_p), as the directories in it
   -- are when made: no durability point reaches above its records' directories.
-  local made, merr
-  if core.stat(c.root) then made, merr = sys.mkdir_p(c.root, 448)
-  else made, merr = require("ctr.store.meta").mkdir_p(c.root, 448) end
+  local made, merr = require("ctr.store.meta").mkdir_p(c.root, 448)
   if not made then return nil, merr end
   local ok, err = sys.mkdir_p(c.state, 448)
   if not ok then return nil, err end
