@@ -102,6 +102,33 @@ print(n, resident() - before)
     assert.is_true(tonumber(grown) < 128, "the executable's resident KB grew by " .. grown)
   end)
 
+  it("the bytecode carries no lines; under --debug the files run and a traceback names them", function()
+    local p = F.tmpdir() .. "/probe.lua"
+    F.write(p, 'local json = require("ctr.json")\n' ..
+      'local i = debug.getinfo(json.encode, "S")\n' ..
+      'print(i.source, i.linedefined > 0)\n' ..
+      'print((select(2, xpcall(json.encode_indent, debug.traceback, {}, 5))))\n')
+    local plain = F.sh(F.q(ctrlua) .. " " .. F.q(p))
+    assert.matches("^ctr%.json\tfalse\n", plain)
+    assert.not_matches("json%.lua:%d", plain)
+    local traced = F.sh(F.q(ctrlua) .. " --debug " .. F.q(p))
+    assert.matches("^@" .. share:gsub("%p", "%%%0") .. "/lua/ctr/json%.lua\ttrue\n", traced)
+    assert.matches("/lua/ctr/json%.lua:%d+: in function", traced)
+    -- a command of the scripts folder too: an edit that keeps the size and the mtime runs
+    -- under --debug only
+    local help = share .. "/scripts/help.lua"
+    local keep = F.tmpdir() .. "/help.lua"
+    F.sh("cp -p " .. F.q(help) .. " " .. F.q(keep))
+    finally(function() F.sh("cp -p " .. F.q(keep) .. " " .. F.q(help)) end)
+    local body = F.read(help)
+    local first, rest = body:match("^([^\n]*)(\n.*)$")
+    local line = 'io.write("edited\\n") os.exit(0) --'
+    F.write(help, line .. ("-"):rep(#first - #line) .. rest)
+    F.sh("touch -r " .. F.q(keep) .. " " .. F.q(help))
+    assert.matches("images", F.sh(F.q(ctrlua) .. " help"))
+    assert.are.equal("edited\n", F.sh(F.q(ctrlua) .. " --debug help"))
+  end)
+
   it("a module found earlier on LUA_PATH (a site's own copy) wins over the built-in one", function()
     local site = F.tmpdir()
     F.write(site .. "/ctr/json.lua", 'return { encode = function() return "site" end }\n')
