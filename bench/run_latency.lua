@@ -19,7 +19,10 @@
 -- (a shared VM's can change by half within minutes), so the ratios are the medians of the
 -- per-round ratios (ctrlua / crun, ctrlua --cgroup "" / the floor of the same round), with
 -- each contestant's median beside.  Peak RSS is GNU time's %M (wait4's ru_maxrss: the largest
--- resident set of the process and every descendant it reaped), median of 5 runs.  ctrlua's
+-- resident set of the process and every descendant it reaped), median of 21 runs; and, for the
+-- remainder of a missed RSS target, ctrlua's and crun's resident sets by part (anonymous, each
+-- mapped file) read from /proc while their container sleeps, with the Lua heap of the traced
+-- runs (run.lua's phase lines carry it).  ctrlua's
 -- phases come from 20 more runs each, with and without a cgroup, alternating, with
 -- CTRLUA_TRACE=1 (run.lua prints `phase NAME X ms` on stderr; the first counts from the host's
 -- main).  All of it on an ext4 made for the run, in a namespace of the bench's own.  A missed
@@ -116,7 +119,44 @@ local function peak_rss(argv, hide)
     if r.code ~= 0 then error(("%s: exit code %s: %s"):format(table.concat(a, " "), tostring(r.code), r.stderr or ""), 0) end
     vals[#vals + 1] = tonumber((r.stderr or ""):match("RSS (%d+)"))
   end
-  return median(vals)
+  table.sort(vals)
+  return median(vals), vals[1], vals[#vals]
+end
+
+-- The resident set of a runtime's process while its container runs (argv's command sleeps):
+-- every phase but the cleanup has run by then.  ns as a contestant's (entered for the fork).
+-- { hwm =, anon =, file =, files = { { name, kb }, ... } (largest first) } from its
+-- /proc/PID/status and smaps, or nil.
+local function resident_parts(argv, ns)
+  local words = {}
+  for i, a in ipairs(argv) do words[i] = q(a) end
+  if ns then ns.enter() end
+  local p = io.popen("exec sh -c 'echo $$; exec \"$@\" >/dev/null 2>&1' sh " .. table.concat(words, " "))
+  if ns then ns.leave() end
+  local pid = p and tonumber(p:read("*l") or "")
+  if not pid then
+    if p then p:close() end
+    return nil
+  end
+  os.execute("sleep 0.3")
+  local status = core.read_file(("/proc/%d/status"):format(pid)) or ""
+  local smaps = core.read_file(("/proc/%d/smaps"):format(pid), 4 * 1024 * 1024) or ""
+  p:close()
+  local function kb(field) return tonumber(status:match(field .. ":%s+(%d+) kB")) end
+  local r = { hwm = kb("VmHWM"), anon = kb("RssAnon"), file = kb("RssFile"), files = {} }
+  if not r.hwm then return nil end
+  local by, cur = {}, nil
+  for line in smaps:gmatch("[^\n]+") do
+    if line:match("^%x+%-%x+ ") then
+      cur = line:match("^%x+%-%x+ %S+ %x+ %S+ %d+%s+(/%S+)")
+    else
+      local rss = line:match("^Rss:%s+(%d+) kB")
+      if rss and cur then by[cur] = (by[cur] or 0) + tonumber(rss) end
+    end
+  end
+  for path, n in pairs(by) do r.files[#r.files + 1] = { path:match("[^/]+$"), n } end
+  table.sort(r.files, function(a, b) return a[2] > b[2] end)
+  return r
 end
 
 -- The test image's layer, unpacked into rootfs (a plain directory, as `ctr` would not do).
@@ -132,13 +172,18 @@ local function unpack_rootfs(dir, rootfs)
   sh("rm -rf " .. q(layout))
 end
 
-local function make_bundle(bundle)
+local function make_bundle(bundle, sleeping)
   unpack_rootfs(bundle, bundle .. "/rootfs")
   sh(("cd %s && runc spec"):format(q(bundle)))
   local spec = core.json_decode(assert(core.read_file(bundle .. "/config.json")))
   spec.process.args = core.json_array({ "/bin/true" })
   spec.process.terminal = false
   assert(core.write_file(bundle .. "/config.json", core.json_encode(spec, true), { mode = 420 }))
+  -- the same container sleeping a second (for resident_parts), on the same rootfs
+  sh("mkdir -p " .. q(sleeping))
+  spec.process.args = core.json_array({ "/bin/sleep", "1" })
+  spec.root.path = bundle .. "/rootfs"
+  assert(core.write_file(sleeping .. "/config.json", core.json_encode(spec, true), { mode = 420 }))
 end
 
 -- A private mount namespace without the mount at `hidden`, held by a sleeping process, that
@@ -216,7 +261,7 @@ local function run(report)
     for i = 1, 3 do sh(("%s run.lua --rm %s warm%d /bin/true"):format(ctrlua, IMAGE, i)) end
 
     local bundle = dir .. "/bundle"
-    make_bundle(bundle)
+    make_bundle(bundle, dir .. "/bundle-sleep")
     local rootfs = bundle .. "/rootfs"
     -- crun runs in a private mount namespace without /sys/fs/cgroup/unified (see the header):
     -- core.spawn makes it in the child, before the exec, so no wrapper program is timed
@@ -291,10 +336,10 @@ local function run(report)
         if failed[c.name] then error(failed[c.name], 0) end
         local r = stats(times[c.name])
         if c.ns then c.ns.enter() end
-        local okr, kb = pcall(peak_rss, function(i) return c.argv("rss" .. i) end, c.hide)
+        local okr, kb, lo, hi = pcall(peak_rss, function(i) return c.argv("rss" .. i) end, c.hide)
         if c.ns then c.ns.leave() end
         if not okr then error(kb, 0) end
-        r.rss_kb = kb
+        r.rss_kb, r.rss_min, r.rss_max = kb, lo, hi
         return r
       end)
       if okc then
@@ -323,13 +368,16 @@ local function run(report)
         if not r or r.code ~= 0 then
           error(("traced run: %s"):format(r and (r.stderr or "") or tostring(msg)), 0)
         end
-        local sum = 0
+        local sum, heap = 0, 0
         for name, ms in r.stderr:gmatch("phase%s+(%S+)%s+([%d.]+) ms") do
           w[1][name] = w[1][name] or {}
           table.insert(w[1][name], tonumber(ms))
           sum = sum + tonumber(ms)
         end
+        for kb in r.stderr:gmatch("phase%s+%S+%s+[%d.]+ ms heap (%d+) KB") do heap = math.max(heap, tonumber(kb)) end
         table.insert(w[1].outside, wall - sum)
+        w[1].heap = w[1].heap or {}
+        table.insert(w[1].heap, heap)
       end
     end
     for _, name in ipairs(PHASES) do
@@ -337,6 +385,15 @@ local function run(report)
       phases_nc[name] = median(per_nc[name] or {})
     end
     phases.outside, phases_nc.outside = median(per.outside), median(per_nc.outside)
+    probes.heap = median(per.heap)
+    -- the resident sets by part, while the container sleeps, for the RSS target's remainder
+    local sleeper = { unpack(ctrlua_argv) }
+    for _, x in ipairs({ "run.lua", "--rm", IMAGE, "rss-parts", "/bin/sleep", "1" }) do sleeper[#sleeper + 1] = x end
+    probes.parts_ctrlua = resident_parts(sleeper)
+    if priv then
+      probes.parts_crun = resident_parts({ "crun", "--root", dir .. "/crun", "run", "-b", dir .. "/bundle-sleep",
+        "bench-crun-parts" }, priv)
+    end
     -- what the kernel and the store's file system charge here, apart from ctrlua
     probes.grace = P.grace(5)
     probes.fsync = P.fsync(root, 10)
@@ -460,10 +517,28 @@ local function run(report)
   end
   if not c.error and not cr.error and c.rss_kb and cr.rss_kb then
     local ratio = c.rss_kb / cr.rss_kb
+    local function parts_line(name, pr)
+      if not pr then return ("%s: its resident set by part was not read"):format(name) end
+      local files = {}
+      for i = 1, math.min(5, #pr.files) do files[i] = ("%s %d"):format(pr.files[i][1], pr.files[i][2]) end
+      return ("%s while its container sleeps: peak %d KB, anonymous %d KB, files %d KB (%s)"):format(
+        name, pr.hwm, pr.anon or 0, pr.file or 0, table.concat(files, ", "))
+    end
     report({ name = "run_latency/peak rss", unit = "ratio", median = ratio, ratio = ratio,
       target_ratio = 1.0, met = ratio <= 1.0, runs = RSS_RUNS,
       note = ("ctrlua %d KB / crun %d KB, peak RSS of a run --rm"):format(c.rss_kb, cr.rss_kb),
-      target_note = "peak RSS of ctrlua run --rm / crun run" })
+      target_note = "peak RSS of ctrlua run --rm / crun run",
+      remainder = {
+        ("%d KB over crun's %d (medians of %d runs: ctrlua %d to %d KB, crun %d to %d)"):format(
+          c.rss_kb - cr.rss_kb, cr.rss_kb, RSS_RUNS, c.rss_min, c.rss_max, cr.rss_min, cr.rss_max),
+        parts_line("ctrlua", probes.parts_ctrlua) .. ("; the Lua heap at its largest %s KB (the traced runs' median)"):format(
+          probes.heap and ("%d"):format(probes.heap) or "?"),
+        parts_line("crun", probes.parts_crun),
+        "the files' part is the page cache's: a fault maps more than the page it touched (the "
+          .. "kernel's fault-around, whole large folios), so the text of each binary and of libc "
+          .. "counts nearly whole once a few of its functions ran, and moves from run to run with "
+          .. "what was touched first (the ranges above); ctrlua's own to cut is the anonymous part, "
+          .. "most of it the Lua heap" } })
   end
   return results
 end

@@ -11,9 +11,9 @@ local sys = require("ctr.sys")
 local M = {}
 
 --- A phase timer: with CTRLUA_TRACE=1 in the environment, `phase(name)` prints the time since
--- the previous call as `phase NAME X ms` on stderr (the benchmark reads these); otherwise it
--- does nothing.  The first phase counts from the host's start (ctr.host.started: the Lua
--- state, the script's modules), when there is one.
+-- the previous call and the Lua heap then as `phase NAME X ms heap Y KB` on stderr (the
+-- benchmark reads these); otherwise it does nothing.  The first phase counts from the host's
+-- start (ctr.host.started: the Lua state, the script's modules), when there is one.
 function M.tracer()
   local core = require("ctr.core")
   if core.getenv("CTRLUA_TRACE") ~= "1" then return function() end end
@@ -21,7 +21,8 @@ function M.tracer()
   local last = ok and type(host) == "table" and host.started or core.monotime()
   return function(name)
     local t = core.monotime()
-    io.stderr:write(("phase %-10s %.3f ms\n"):format(name, (t - last) * 1000))
+    io.stderr:write(("phase %-10s %.3f ms heap %.0f KB\n"):format(name, (t - last) * 1000,
+      collectgarbage("count")))
     last = t
   end
 end
