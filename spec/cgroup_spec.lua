@@ -76,6 +76,38 @@ describe("cgroups over a fake tree", function()
     end)
   end)
 
+  describe("hierarchy", function()
+    it("is the layout read once: a call given it reads no mount table", function()
+      fake = fake_mod.new("hybrid")
+      fake:cgroup("/default")
+      fake:cgroup("/default/c1")
+      local h = assert(cgroups.hierarchy(fake.opts))
+      local given = { hierarchy = h }
+      -- the fake tree's mount table and /proc/self/cgroup gone: a call without the hierarchy
+      -- cannot find the tree, one given it still does
+      assert(os.remove(fake.opts.mountinfo))
+      assert(os.remove(fake.opts.proc_cgroup))
+      local none, err = cgroups.dirs("/default/c1", fake.opts)
+      assert.is_nil(none)
+      assert.are.equal("ENOENT", err.sym)
+      local d = assert(cgroups.dirs("/default/c1", given))
+      assert.are.equal(fake.tmp .. "/sys/fs/cgroup/memory/default/c1", d.memory)
+      assert.are.equal(fake.tmp .. "/sys/fs/cgroup/unified/default/c1", d.unified)
+      assert.are.equal("hybrid", cgroups.mode(given))
+      -- written and read through it
+      assert(cgroups.new("/default/c1", { pids = { limit = 7 } }, given))
+      assert.are.equal("7", fake:value("pids", "/default/c1", "pids.max"))
+      assert.is_true(cgroups.oom_killed("/default/c1", given)) -- the fake's oom_kill 2
+    end)
+
+    it("refuses, as hierarchy or cgroup_hierarchy, a value it did not make", function()
+      assert.has_error(function() cgroups.dirs("/x", { hierarchy = {} }) end,
+        "option hierarchy: expected what cgroup_hierarchy returned")
+      assert.has_error(function() core.create("/nonexistent", { cgroup_hierarchy = "v1" }) end,
+        "option cgroup_hierarchy: expected what cgroup_hierarchy returned")
+    end)
+  end)
+
   describe("paths", function()
     it("puts absolute paths below the mount and relative ones below the caller's cgroup", function()
       fake = fake_mod.new("hybrid")
@@ -549,6 +581,19 @@ describe("cgroups on this machine #root", function()
     assert(cg:delete())
     for _, dir in pairs(d) do assert.is_nil(core.stat(dir), dir) end
     assert(cg:delete()) -- missing is success
+  end)
+
+  it("is made and deleted through a hierarchy read once", function()
+    if not usable then pending("no cgroups mounted") return end
+    local given = { hierarchy = assert(cgroups.hierarchy()) }
+    local cg = assert(cgroups.new(path, { pids = { limit = 20 } }, given))
+    local d = assert(cgroups.dirs(path, given))
+    assert.are.same(assert(cgroups.dirs(path)), d)
+    for _, dir in pairs(d) do assert.are.equal("directory", assert(core.stat(dir)).type) end
+    assert.is_false(cgroups.oom_killed(path, given))
+    assert(cgroups.delete(path, given))
+    for _, dir in pairs(d) do assert.is_nil(core.stat(dir), dir) end
+    assert(cg:delete())
   end)
 
   it("gives a new cgroup its parent's cpuset through the kernel: the levels it makes have clone_children", function()

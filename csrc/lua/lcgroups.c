@@ -23,11 +23,32 @@
 /* ===================================================================== cgroups (cgroups/)
  * Every function takes an optional last `opts` table: mountinfo= (a mountinfo file),
  * proc_cgroup= (a /proc/self/cgroup file), root= (a prefix for every mount point): the specs'
- * fake trees.  The layout is read again on each call (a few microseconds). */
+ * fake trees; or hierarchy= (what cgroup_hierarchy returned): the layout read once, which a
+ * command that makes, watches and removes a cgroup passes to each call.  Without it the
+ * layout is read again on each call (the mount table, /proc/self/cgroup, the v2 root's
+ * controllers: some 40 microseconds here). */
+
+#define CG_HIERARCHY_MT "ctr.cgroup_hierarchy"
 
 struct cg_opts {
     const char *mountinfo, *proc_cgroup, *root;
+    const struct ctr_cgroup_layout *hierarchy;
 };
+
+const struct ctr_cgroup_layout *ctr_lua_optfield_hierarchy(lua_State *L, int idx, const char *field)
+{
+    if (lua_isnoneornil(L, idx))
+        return NULL;
+    lua_getfield(L, idx, field);
+    const struct ctr_cgroup_layout *h = NULL;
+    if (!lua_isnil(L, -1)) {
+        h = luaL_testudata(L, -1, CG_HIERARCHY_MT);
+        if (h == NULL)
+            luaL_error(L, "option %s: expected what cgroup_hierarchy returned", field);
+    }
+    lua_pop(L, 1);
+    return h;
+}
 
 static struct cg_opts cg_read_opts(lua_State *L, int idx)
 {
@@ -37,17 +58,57 @@ static struct cg_opts cg_read_opts(lua_State *L, int idx)
         .mountinfo = ctr_lua_optfield_string(L, idx, "mountinfo", NULL),
         .proc_cgroup = ctr_lua_optfield_string(L, idx, "proc_cgroup", NULL),
         .root = ctr_lua_optfield_string(L, idx, "root", NULL),
+        .hierarchy = ctr_lua_optfield_hierarchy(L, idx, "hierarchy"),
     };
     return o;
 }
 
-static int cg_detect(const struct cg_opts *o, struct ctr_cgroup_layout *l, struct ctr_err *e)
+/* The layout to use: the caller's hierarchy, or one read into *own (then cg_release frees
+ * it); NULL with *e on failure. */
+static const struct ctr_cgroup_layout *cg_detect(const struct cg_opts *o,
+                                                 struct ctr_cgroup_layout *own,
+                                                 struct ctr_err *e)
 {
-    if (ctr_cgroup_layout_detect(l, o->mountinfo, o->proc_cgroup, o->root, e) < 0) {
-        ctr_cgroup_layout_free(l);
-        return -1;
+    if (o->hierarchy)
+        return o->hierarchy;
+    if (ctr_cgroup_layout_detect(own, o->mountinfo, o->proc_cgroup, o->root, e) < 0) {
+        ctr_cgroup_layout_free(own);
+        return NULL;
     }
+    return own;
+}
+
+static void cg_release(const struct cg_opts *o, struct ctr_cgroup_layout *own)
+{
+    if (!o->hierarchy)
+        ctr_cgroup_layout_free(own);
+}
+
+static int cg_hierarchy_gc(lua_State *L)
+{
+    ctr_cgroup_layout_free(luaL_checkudata(L, 1, CG_HIERARCHY_MT));
     return 0;
+}
+
+/* cgroup_hierarchy([opts]) -> the layout, read once, for the hierarchy= option of the others */
+static int l_cgroup_hierarchy(lua_State *L)
+{
+    struct cg_opts o = cg_read_opts(L, 1);
+    struct ctr_cgroup_layout *l = lua_newuserdata(L, sizeof *l);
+    memset(l, 0, sizeof *l);
+    struct ctr_err e;
+    if (ctr_cgroup_layout_detect(l, o.mountinfo, o.proc_cgroup, o.root, &e) < 0) {
+        ctr_cgroup_layout_free(l);
+        return ctr_lua_fail(L, &e);
+    }
+    if (luaL_newmetatable(L, CG_HIERARCHY_MT)) {
+        lua_pushcfunction(L, cg_hierarchy_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_pushliteral(L, "cgroup hierarchy");
+        lua_setfield(L, -2, "__metatable");
+    }
+    lua_setmetatable(L, -2);
+    return 1;
 }
 
 static void cg_push_controllers(lua_State *L, unsigned mask, int v2)
@@ -68,53 +129,54 @@ static void cg_push_controllers(lua_State *L, unsigned mask, int v2)
 static int l_cgroup_layout(lua_State *L)
 {
     struct cg_opts o = cg_read_opts(L, 1);
-    struct ctr_cgroup_layout l;
+    struct ctr_cgroup_layout own;
     struct ctr_err e;
-    if (cg_detect(&o, &l, &e) < 0)
+    const struct ctr_cgroup_layout *l = cg_detect(&o, &own, &e);
+    if (l == NULL)
         return ctr_lua_fail(L, &e);
     static const char *const modes[] = {"none", "v1", "v2", "hybrid"};
     lua_newtable(L);
-    lua_pushstring(L, modes[l.mode]);
+    lua_pushstring(L, modes[l->mode]);
     lua_setfield(L, -2, "mode");
     lua_newtable(L);
-    for (size_t i = 0; i < l.n_v1; i++) {
+    for (size_t i = 0; i < l->n_v1; i++) {
         lua_newtable(L);
-        lua_pushstring(L, l.v1[i].mountpoint);
+        lua_pushstring(L, l->v1[i].mountpoint);
         lua_setfield(L, -2, "mountpoint");
-        lua_pushstring(L, l.v1[i].own);
+        lua_pushstring(L, l->v1[i].own);
         lua_setfield(L, -2, "own");
-        if (l.v1[i].name) {
-            lua_pushstring(L, l.v1[i].name);
+        if (l->v1[i].name) {
+            lua_pushstring(L, l->v1[i].name);
             lua_setfield(L, -2, "name");
         }
-        cg_push_controllers(L, l.v1[i].controllers, 0);
+        cg_push_controllers(L, l->v1[i].controllers, 0);
         lua_setfield(L, -2, "controllers");
         lua_rawseti(L, -2, (int)i + 1);
     }
     lua_setfield(L, -2, "v1");
-    if (l.has_v2) {
+    if (l->has_v2) {
         lua_newtable(L);
-        lua_pushstring(L, l.v2.mountpoint);
+        lua_pushstring(L, l->v2.mountpoint);
         lua_setfield(L, -2, "mountpoint");
-        lua_pushstring(L, l.v2.own);
+        lua_pushstring(L, l->v2.own);
         lua_setfield(L, -2, "own");
-        cg_push_controllers(L, l.v2.controllers, 1);
+        cg_push_controllers(L, l->v2.controllers, 1);
         lua_setfield(L, -2, "controllers");
         lua_setfield(L, -2, "unified");
     }
     /* where each usable controller lives */
     lua_newtable(L);
     for (int c = 0; c < CTR_CG_COUNT; c++) {
-        if (l.v1_of[c] >= 0) {
-            lua_pushstring(L, l.v1[l.v1_of[c]].mountpoint);
+        if (l->v1_of[c] >= 0) {
+            lua_pushstring(L, l->v1[l->v1_of[c]].mountpoint);
             lua_setfield(L, -2, ctr_cgroup_controller_name(c));
-        } else if (l.has_v2 && (l.v2.controllers & (1u << c))) {
-            lua_pushstring(L, l.v2.mountpoint);
+        } else if (l->has_v2 && (l->v2.controllers & (1u << c))) {
+            lua_pushstring(L, l->v2.mountpoint);
             lua_setfield(L, -2, ctr_cgroup_controller_name(c));
         }
     }
     lua_setfield(L, -2, "controllers");
-    ctr_cgroup_layout_free(&l);
+    cg_release(&o, &own);
     return 1;
 }
 
@@ -149,37 +211,38 @@ static int l_cgroup_dirs(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     struct cg_opts o = cg_read_opts(L, 2);
-    struct ctr_cgroup_layout l;
+    struct ctr_cgroup_layout own;
     struct ctr_err e;
-    if (cg_detect(&o, &l, &e) < 0)
+    const struct ctr_cgroup_layout *l = cg_detect(&o, &own, &e);
+    if (l == NULL)
         return ctr_lua_fail(L, &e);
     lua_newtable(L);
-    for (int i = -1; i < (int)l.n_v1; i++) {
-        if (i < 0 && !l.has_v2)
+    for (int i = -1; i < (int)l->n_v1; i++) {
+        if (i < 0 && !l->has_v2)
             continue;
         char *dir;
-        if (ctr_cgroup_dir(&l, i, path, &dir, &e) < 0) {
-            ctr_cgroup_layout_free(&l);
+        if (ctr_cgroup_dir(l, i, path, &dir, &e) < 0) {
+            cg_release(&o, &own);
             return ctr_lua_fail(L, &e);
         }
         if (i < 0) {
             lua_pushstring(L, dir);
             lua_setfield(L, -2, "unified");
         } else {
-            if (l.v1[i].name) {
-                lua_pushfstring(L, "name=%s", l.v1[i].name);
+            if (l->v1[i].name) {
+                lua_pushfstring(L, "name=%s", l->v1[i].name);
                 lua_pushstring(L, dir);
                 lua_rawset(L, -3);
             }
             for (int c = 0; c < CTR_CG_COUNT; c++)
-                if (l.v1[i].controllers & (1u << c)) {
+                if (l->v1[i].controllers & (1u << c)) {
                     lua_pushstring(L, dir);
                     lua_setfield(L, -2, ctr_cgroup_controller_name(c));
                 }
         }
         free(dir);
     }
-    ctr_cgroup_layout_free(&l);
+    cg_release(&o, &own);
     return 1;
 }
 
@@ -202,13 +265,16 @@ static int cg_apply_resources(lua_State *L, cg_apply_fn apply, int optional)
             return ctr_lua_errno(L, EINVAL, "cgroup `%s': linux.resources is not valid JSON",
                                  path);
     }
-    struct ctr_cgroup_layout l;
+    struct ctr_cgroup_layout own;
     struct ctr_err e;
     struct ctr_resources *r = NULL;
     int rc = res && !(optional && cJSON_IsNull(res)) ? ctr_resources_parse(res, &r, &e) : 0;
-    if (rc == 0 && (rc = cg_detect(&o, &l, &e)) == 0) {
-        rc = apply(&l, path, r, &e);
-        ctr_cgroup_layout_free(&l);
+    const struct ctr_cgroup_layout *l = rc == 0 ? cg_detect(&o, &own, &e) : NULL;
+    if (rc == 0 && l == NULL)
+        rc = -1;
+    if (l != NULL) {
+        rc = apply(l, path, r, &e);
+        cg_release(&o, &own);
     }
     ctr_resources_free(r);
     cJSON_Delete(res);
@@ -237,12 +303,13 @@ static int l_cgroup_add_pid(lua_State *L)
     if (pid <= 0 || pid > INT_MAX)
         return luaL_argerror(L, 2, "expected a pid");
     struct cg_opts o = cg_read_opts(L, 3);
-    struct ctr_cgroup_layout l;
+    struct ctr_cgroup_layout own;
     struct ctr_err e;
-    if (cg_detect(&o, &l, &e) < 0)
+    const struct ctr_cgroup_layout *l = cg_detect(&o, &own, &e);
+    if (l == NULL)
         return ctr_lua_fail(L, &e);
-    int rc = ctr_cgroup_add_pid(&l, path, (pid_t)pid, &e);
-    ctr_cgroup_layout_free(&l);
+    int rc = ctr_cgroup_add_pid(l, path, (pid_t)pid, &e);
+    cg_release(&o, &own);
     if (rc < 0)
         return ctr_lua_fail(L, &e);
     lua_pushboolean(L, 1);
@@ -253,12 +320,13 @@ static int l_cgroup_delete(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     struct cg_opts o = cg_read_opts(L, 2);
-    struct ctr_cgroup_layout l;
+    struct ctr_cgroup_layout own;
     struct ctr_err e;
-    if (cg_detect(&o, &l, &e) < 0)
+    const struct ctr_cgroup_layout *l = cg_detect(&o, &own, &e);
+    if (l == NULL)
         return ctr_lua_fail(L, &e);
-    int rc = ctr_cgroup_delete(&l, path, &e);
-    ctr_cgroup_layout_free(&l);
+    int rc = ctr_cgroup_delete(l, path, &e);
+    cg_release(&o, &own);
     if (rc < 0)
         return ctr_lua_fail(L, &e);
     lua_pushboolean(L, 1);
@@ -271,12 +339,13 @@ static int l_cgroup_freeze(lua_State *L)
     luaL_checktype(L, 2, LUA_TBOOLEAN);
     int frozen = lua_toboolean(L, 2);
     struct cg_opts o = cg_read_opts(L, 3);
-    struct ctr_cgroup_layout l;
+    struct ctr_cgroup_layout own;
     struct ctr_err e;
-    if (cg_detect(&o, &l, &e) < 0)
+    const struct ctr_cgroup_layout *l = cg_detect(&o, &own, &e);
+    if (l == NULL)
         return ctr_lua_fail(L, &e);
-    int rc = ctr_cgroup_freeze(&l, path, frozen, &e);
-    ctr_cgroup_layout_free(&l);
+    int rc = ctr_cgroup_freeze(l, path, frozen, &e);
+    cg_release(&o, &own);
     if (rc < 0)
         return ctr_lua_fail(L, &e);
     lua_pushboolean(L, 1);
@@ -287,14 +356,15 @@ static int l_cgroup_pids(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     struct cg_opts o = cg_read_opts(L, 2);
-    struct ctr_cgroup_layout l;
+    struct ctr_cgroup_layout own;
     struct ctr_err e;
-    if (cg_detect(&o, &l, &e) < 0)
+    const struct ctr_cgroup_layout *l = cg_detect(&o, &own, &e);
+    if (l == NULL)
         return ctr_lua_fail(L, &e);
     pid_t *pids;
     size_t n;
-    int rc = ctr_cgroup_pids(&l, path, &pids, &n, &e);
-    ctr_cgroup_layout_free(&l);
+    int rc = ctr_cgroup_pids(l, path, &pids, &n, &e);
+    cg_release(&o, &own);
     if (rc < 0)
         return ctr_lua_fail(L, &e);
     lua_createtable(L, (int)n, 0);
@@ -314,13 +384,14 @@ static int l_cgroup_stats(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     struct cg_opts o = cg_read_opts(L, 2);
-    struct ctr_cgroup_layout l;
+    struct ctr_cgroup_layout own;
     struct ctr_err e;
-    if (cg_detect(&o, &l, &e) < 0)
+    const struct ctr_cgroup_layout *l = cg_detect(&o, &own, &e);
+    if (l == NULL)
         return ctr_lua_fail(L, &e);
     struct ctr_cgroup_stats s;
-    int rc = ctr_cgroup_stats(&l, path, &s, &e);
-    ctr_cgroup_layout_free(&l);
+    int rc = ctr_cgroup_stats(l, path, &s, &e);
+    cg_release(&o, &own);
     if (rc < 0)
         return ctr_lua_fail(L, &e);
     lua_newtable(L);
@@ -365,6 +436,7 @@ static int l_cgroup_device_filter(lua_State *L)
 
 static const luaL_Reg cgroup_funcs[] = {
     {"cgroup_layout", l_cgroup_layout},
+    {"cgroup_hierarchy", l_cgroup_hierarchy},
     {"cgroup_warm_attach", l_cgroup_warm_attach},
     {"cgroup_warm_done", l_cgroup_warm_done},
     {"cgroup_device_filter", l_cgroup_device_filter},

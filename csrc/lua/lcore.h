@@ -52,6 +52,10 @@ lua_Number ctr_lua_optfield_number(lua_State *L, int idx, const char *field, lua
 int ctr_lua_optfield_bool(lua_State *L, int idx, const char *field, int def);
 /* An fd number at opts[field] (stdin=, stdout=, ...); -1 when absent. */
 int ctr_lua_optfield_fd(lua_State *L, int idx, const char *field);
+/* What core.cgroup_hierarchy returned, at opts[field]; NULL when absent (lua/lcgroups.c). */
+struct ctr_cgroup_layout;
+const struct ctr_cgroup_layout *ctr_lua_optfield_hierarchy(lua_State *L, int idx,
+                                                           const char *field);
 
 /* JSON (lua/binding.c).  core.array_mt marks a table that is a JSON array even when empty;
  * core.null is JSON null. */

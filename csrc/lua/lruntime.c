@@ -58,6 +58,7 @@ static int l_create(lua_State *L)
         .console_socket = ctr_lua_optfield_string(L, 2, "console_socket", NULL),
         .id = ctr_lua_optfield_string(L, 2, "id", NULL),
         .die_with_parent = ctr_lua_optfield_bool(L, 2, "die_with_parent", 0),
+        .cgroup_layout = ctr_lua_optfield_hierarchy(L, 2, "cgroup_hierarchy"),
     };
     lua_Number pf = ctr_lua_optfield_number(L, 2, "preserve_fds", 0);
     if (pf < 0 || pf > 65536 || !ctr_is_whole(pf))

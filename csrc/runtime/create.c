@@ -656,6 +656,7 @@ struct create {
     struct child_args a;
     char bundle_abs[PATH_MAX];
     int sv[2], restore_pid, made_fifo, made_cgroup, have_layout;
+    int borrowed_layout; /* cgl is a copy of the caller's opts->cgroup_layout: not ours to free */
     int cgroup_fd;  /* pure v2: the cgroup's directory, for clone3's CLONE_INTO_CGROUP; or -1 */
     int in_cgroup;  /* the init was cloned into its cgroup: no cgroup.procs write */
     int made_v2_leaf; /* the v2 directory, made alone before clone (splits_cgroup) */
@@ -715,14 +716,19 @@ static int open_namespaces(const struct ctr_config *cfg, int *nsfd, struct ctr_e
     return 0;
 }
 
-/* The cgroup hierarchies, when the spec asks for a cgroup. */
-static int detect_cgroups(struct create *cr, struct ctr_err *err)
+/* The cgroup hierarchies, when the spec asks for a cgroup: the caller's, or read here. */
+static int detect_cgroups(struct create *cr, const struct ctr_create_opts *opts,
+                          struct ctr_err *err)
 {
     const struct ctr_config *cfg = &cr->cfg;
     if (!cfg->cgroups_path || !*cfg->cgroups_path)
         return 0;
-    if (ctr_cgroup_layout_detect(&cr->cgl, NULL, NULL, NULL, err) < 0)
+    if (opts->cgroup_layout) {
+        cr->cgl = *opts->cgroup_layout;
+        cr->borrowed_layout = 1;
+    } else if (ctr_cgroup_layout_detect(&cr->cgl, NULL, NULL, NULL, err) < 0) {
         return -1;
+    }
     cr->have_layout = 1;
     return 0;
 }
@@ -842,7 +848,7 @@ static int prepare_init(struct create *cr, const struct ctr_create_opts *opts,
         return -1;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, cr->sv) < 0)
         return ctr_fail(err, errno, "socketpair");
-    if (detect_cgroups(cr, err) < 0)
+    if (detect_cgroups(cr, opts, err) < 0)
         return -1;
     cr->a.join_v1 = joins_v1_itself(cr) ? &cr->cgl : NULL;
     if (!clones_into_cgroup(cr))
@@ -1021,7 +1027,7 @@ static void undo_create(struct create *cr, const struct ctr_create_opts *opts,
 /* What create holds and the init has its own copy of. */
 static void release_create(struct create *cr)
 {
-    if (cr->have_layout)
+    if (cr->have_layout && !cr->borrowed_layout)
         ctr_cgroup_layout_free(&cr->cgl);
     if (cr->cgroup_fd >= 0)
         close(cr->cgroup_fd);

@@ -20,6 +20,8 @@ struct ctr_init_death {
     int oom;    /* its cgroup counted an OOM kill */
 };
 
+struct ctr_cgroup_layout;
+
 struct ctr_create_opts {
     const char *exec_fifo;   /* created 0600 (must not exist); NULL: exec right after setup */
     const char *pid_file;    /* written atomically before create returns; may be NULL */
@@ -35,6 +37,9 @@ struct ctr_create_opts {
     int (*after_clone)(pid_t pid, void *data, struct ctr_err *err);
     void *hook_data;
     struct ctr_init_death *death; /* out, may be NULL: see struct ctr_init_death */
+    /* The cgroup hierarchies as the caller read them (it passes the same to the cgroup
+     * calls of the task's life); NULL: read here. */
+    const struct ctr_cgroup_layout *cgroup_layout;
 };
 
 pid_t ctr_create(const char *bundle, const struct ctr_create_opts *opts, struct ctr_err *err);

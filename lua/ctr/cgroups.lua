@@ -2,14 +2,14 @@
 -- cgroup with the limits of an OCI spec's `linux.resources` in every mounted hierarchy,
 -- `load` finds one again, and the cgroup object adds processes, lists them, freezes, thaws,
 -- measures and deletes.  The C core does the work (csrc/cgroups/); the layout comes from
--- /proc/self/mountinfo on each call.
+-- /proc/self/mountinfo on each call, or once, from `hierarchy` (opts.hierarchy).
 --
 -- A path is `linux.cgroupsPath`: "/default/ID" is below each hierarchy's root, "ctrlua/ID"
 -- below the caller's own cgroup (as runc does); ".." is refused; "" means "no cgroup".
 --
 -- Every function takes an optional last `opts` table pointing at a fake tree (specs):
 -- `mountinfo` (a mountinfo file), `proc_cgroup` (a /proc/self/cgroup file), `root` (a prefix
--- put before every mount point).
+-- put before every mount point); or `hierarchy`, what `hierarchy` returned.
 -- @module ctr.cgroups
 local core = require("ctr.core")
 local sys = require("ctr.sys")
@@ -60,6 +60,18 @@ end
 function M.layout(opts)
   check_opts(opts, 2)
   return sys.cgroup_layout(opts)
+end
+
+--- The hierarchies mounted here, read once (as containerd's cgroup1.WithHiearchy gives a
+-- cgroup its subsystems): passed as `opts.hierarchy` to the functions of this module (and as
+-- core.create's `cgroup_hierarchy`), none of them reads the mount table, /proc/self/cgroup and
+-- the v2 root's controllers again.  A task that makes, watches and removes a cgroup reads
+-- them once; what it holds is what the host had then.
+-- @tparam[opt] table opts fake tree (see the module)
+-- @return the hierarchy (an opaque value), or nil, err
+function M.hierarchy(opts)
+  check_opts(opts, 2)
+  return sys.cgroup_hierarchy(opts)
 end
 
 --- Begin now the kernel's grace period that the next move of a process into a v1 cgroup waits

@@ -385,7 +385,7 @@ function Making:undo(err)
     core.monitor_request(self.dir, "wait")
     core.monitor_request(self.dir, "delete")
   end
-  if self.made_cgroup then cgroups.delete(self.made_cgroup) end
+  if self.made_cgroup then cgroups.delete(self.made_cgroup, self.cg_opts) end
   cleanup(self.client, self.dir)
   return nil, err
 end
@@ -518,7 +518,13 @@ local function receive_console(mk, io, pid)
 end
 
 -- The init as our own child (the caller waits in the foreground): pid, or nil, err, death.
+-- The cgroup hierarchies are read once, here, for the create, the exit's OOM check and the
+-- delete (mk.cg_opts, then the task's); should that fail, create reads them and says why.
 local function create_child(mk, io, opts, cgroup, terminal)
+  if cgroup then
+    local h = cgroups.hierarchy()
+    mk.cg_opts = h and { hierarchy = h } or nil
+  end
   local sock, err
   if terminal then
     sock, err = listen_console(mk)
@@ -538,6 +544,7 @@ local function create_child(mk, io, opts, cgroup, terminal)
     no_pivot = opts.no_pivot,
     stdin = fds.stdin, stdout = fds.stdout, stderr = fds.stderr,
     console_socket = sock, id = mk.id, die_with_parent = true,
+    cgroup_hierarchy = mk.cg_opts and mk.cg_opts.hierarchy,
   })
   if pid then mk.made_cgroup = cgroup end
   if pid and mk.pio then mk.pio.started() end
@@ -664,7 +671,7 @@ function M.new_task(container, io, opts)
   end
   fault.point("task.created")
   return setmetatable({ client = client, container = container, id = id, pid = pid, dir = dir,
-    io = mk.pio or io, st = st, extra = extra, console = mk.console }, Task)
+    io = mk.pio or io, st = st, extra = extra, console = mk.console, cg_opts = mk.cg_opts }, Task)
 end
 
 --- Start the init: it execve's the process.
@@ -735,7 +742,7 @@ function Task:start(opts)
     local code, info = core.waitpid(self.pid, { nohang = true })
     if code then
       -- it is gone: how, rather than that nobody waits on the fifo
-      local oom = self.st.cgroup and cgroups.oom_killed(self.st.cgroup) or false
+      local oom = self.st.cgroup and cgroups.oom_killed(self.st.cgroup, self.cg_opts) or false
       local how = type(info) == "table" and info.signal and ("killed by %s"):format(M.signal_name(info.signal))
         or ("exit code %d"):format(code)
       err = errors.new(("task %s: the container init %d exited before start: %s%s"):format(self.id,
@@ -799,7 +806,7 @@ function Task:wait(opts)
   if type(info) == "table" and info.signal then self.st.signal = info.signal end
   -- a caller that deletes the task right away (run) need not record the exit: until the
   -- delete, status() sees the pid gone and answers "stopped" anyway
-  if self.st.cgroup and cgroups.oom_killed(self.st.cgroup) then self.st.oom = true end
+  if self.st.cgroup and cgroups.oom_killed(self.st.cgroup, self.cg_opts) then self.st.oom = true end
   if not (opts and opts.record == false) then write_status(self.dir, self.st) end
   fault.point("task.exited")
   M.event(self.client, "/tasks/exit", self.id, { pid = self.pid, exit_status = code,
@@ -907,7 +914,7 @@ function Task:delete(opts)
     if not ok and not force then return nil, err end
   end
   if self.st.cgroup then
-    local ok, err = cgroups.delete(self.st.cgroup)
+    local ok, err = cgroups.delete(self.st.cgroup, self.cg_opts)
     if not ok then return nil, err end
     fault.point("task.cgroup-deleted")
   end
