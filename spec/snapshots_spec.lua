@@ -324,6 +324,55 @@ describe("snapshots #root", function()
       assert.are.equal(2, #core.listdir(dir))
     end)
 
+    it("sweeps at a process's first use only when an operation was cut short or directories outnumber records", function()
+      setup()
+      local dir = mkdir(tmp .. "/root/snapshots/overlayfs/snapshots")
+      local meta_dir = mkdir(tmp .. "/root/meta/test/snapshots.overlayfs")
+      -- a directory no record names beside a record that names no directory, as many of each:
+      -- nothing at open says which is garbage (reading every record would)
+      mkdir(dir .. "/cafe/fs")
+      write(meta_dir .. "/gone.json", '{"name":"gone","id":"beef","kind":"active"}')
+      local sn = assert(client:snapshotter("overlayfs"))
+      assert.is_true(exists(dir .. "/cafe"))
+      assert.are.equal(1, sn:gc()) -- the whole sweep (ctrlua gc) finds it
+      assert.is_false(exists(dir .. "/cafe"))
+      -- a temporary directory is an operation cut short: the first use sweeps
+      teardown()
+      setup()
+      dir = mkdir(tmp .. "/root/snapshots/overlayfs/snapshots")
+      meta_dir = mkdir(tmp .. "/root/meta/test/snapshots.overlayfs")
+      write(meta_dir .. "/gone.json", '{"name":"gone","id":"beef","kind":"active"}')
+      mkdir(dir .. "/.tmp-0456/fs")
+      assert(client:snapshotter("overlayfs"))
+      assert.are.same({}, core.listdir(dir))
+    end)
+
+    it("removes an active snapshot's own directory without reading the other records", function()
+      setup()
+      local dir = tmp .. "/root/snapshots/overlayfs/snapshots"
+      local sn = assert(client:snapshotter("overlayfs"))
+      local function id_of(key) return assert(sn:fs_path(key)):match("([^/]+)/fs$") end
+      assert(sn:prepare("a"))
+      assert(sn:prepare("b"))
+      local ida, idb = id_of("a"), id_of("b")
+      assert.is_true(exists(dir .. "/" .. ida .. "/sole"))
+      -- a record that cannot be read, nor its id made out: it might name any directory
+      write(tmp .. "/root/meta/test/snapshots.overlayfs/junk.json", "{not json")
+      assert(sn:remove("a"))
+      assert.is_false(exists(dir .. "/" .. ida))
+      -- without `sole` (a directory made before it, or a commit cut short) the others are read,
+      -- and the unreadable one keeps the directory for the sweep to judge
+      assert(os.remove(dir .. "/" .. idb .. "/sole"))
+      assert(sn:remove("b"))
+      assert.is_true(exists(dir .. "/" .. idb))
+      -- a commit takes `sole` away before its record names the directory too
+      assert(sn:prepare("k"))
+      local idk = id_of("k")
+      assert(sn:commit("c", "k"))
+      assert.is_false(exists(dir .. "/" .. idk .. "/sole"))
+      assert.is_true(exists(dir .. "/" .. idk .. "/fs"))
+    end)
+
     it("keeps every directory a record names, however its JSON spells the id", function()
       setup()
       local dir = tmp .. "/root/snapshots/overlayfs/snapshots"
