@@ -107,6 +107,21 @@ describe("ctr.sys", function()
     assert(core.remove_tree(dir))
   end)
 
+  it("count_entries counts names by suffix, the store's temporary ones apart, and keeps none", function()
+    local dir = require("support.tmp").dir("count")
+    for _, name in ipairs({ "a.json", "b.json", "c.txt", ".tmp-a.json.12", ".tmp-0123", "d" }) do
+      assert(core.write_file(dir .. "/" .. name, "", { mode = 384 }))
+    end
+    assert(core.mkdir_p(dir .. "/e.json", 448))
+    assert.are.same({ 3, 2 }, { core.count_entries(dir, ".json") })
+    assert.are.same({ 5, 2 }, { core.count_entries(dir) })
+    assert.are.same({ 0, 0 }, { core.count_entries(dir .. "/e.json") })
+    local n, err = sys.count_entries(dir .. "/none")
+    assert.is_nil(n)
+    assert.are.equal("ENOENT", err.sym)
+    core.remove_tree(dir)
+  end)
+
   it("remove_tree stats directories only, and still refuses to cross a mount", function()
     local dir = require("support.ctrlua").tmpdir()
     local top = dir .. "/t"

@@ -143,6 +143,30 @@ int ctr_sys_listdir(const char *path, char ***names, size_t *count, struct ctr_e
     return 0;
 }
 
+int ctr_sys_count_entries(const char *path, const char *suffix, size_t *n, size_t *tmp,
+                          struct ctr_err *err)
+{
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return ctr_fail(err, errno, "opendir `%s'", path);
+    size_t sl = suffix ? strlen(suffix) : 0;
+    struct dirent *de;
+    *n = *tmp = 0;
+    while ((errno = 0, de = readdir(d)) != NULL) {
+        const char *name = de->d_name;
+        size_t len = strlen(name);
+        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+            continue;
+        if (strncmp(name, ".tmp-", 5) == 0)
+            (*tmp)++;
+        else if (len >= sl && (sl == 0 || memcmp(name + len - sl, suffix, sl) == 0))
+            (*n)++;
+    }
+    int r = errno != 0 ? ctr_fail(err, errno, "readdir `%s'", path) : 0;
+    closedir(d);
+    return r;
+}
+
 int ctr_sys_lock(const char *path, int exclusive, int nonblock, struct ctr_err *err)
 {
     int fd = RETRY(open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));

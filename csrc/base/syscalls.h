@@ -31,6 +31,10 @@ const char *ctr_file_type_name(mode_t mode);
  * malloc'd strings (ctr_strv_free). */
 int ctr_sys_listdir(const char *path, char ***names, size_t *n, struct ctr_err *err);
 void ctr_strv_free(char **v, size_t n);
+/* The names in a directory counted, none kept: *tmp those that begin ".tmp-" (the store's
+ * temporary names), *n the others that end in suffix (every other when suffix is NULL). */
+int ctr_sys_count_entries(const char *path, const char *suffix, size_t *n, size_t *tmp,
+                          struct ctr_err *err);
 /* An flock on path (created 0600, never through a final symlink), held until the returned fd
  * is closed. */
 int ctr_sys_lock(const char *path, int exclusive, int nonblock, struct ctr_err *err);

@@ -212,6 +212,19 @@ static int l_listdir(lua_State *L)
     return 1;
 }
 
+/* count_entries(path[, suffix]) -> n, tmp: the names that end in suffix (all) but the store's
+ * temporary ones, and those (".tmp-…"), without a string made for any */
+static int l_count_entries(lua_State *L)
+{
+    size_t n, tmp;
+    struct ctr_err e;
+    if (ctr_sys_count_entries(luaL_checkstring(L, 1), luaL_optstring(L, 2, NULL), &n, &tmp, &e) < 0)
+        return ctr_lua_fail(L, &e);
+    lua_pushinteger(L, (lua_Integer)n);
+    lua_pushinteger(L, (lua_Integer)tmp);
+    return 2;
+}
+
 /* lock(path, exclusive, nonblock) -> fd: an flock on path (created 0600), held until close(fd).
  * Store transactions and per-container operations serialise on these. */
 static int l_lock(lua_State *L)
@@ -476,6 +489,7 @@ static const luaL_Reg files_funcs[] = {
     {"realpath", l_realpath},
     {"stat", l_stat},
     {"listdir", l_listdir},
+    {"count_entries", l_count_entries},
     {"lock", l_lock},
     {"close", l_close},
     {"getpid", l_getpid},

@@ -164,11 +164,9 @@ end
 -- 1.5 ms more in it.  What this leaves (a directory no record names beside a record that names
 -- none, from two interrupted operations) `ctrlua gc` removes.
 function Snapshotter:_sweep_at_open()
-  local dirs = 0
-  for _, entry in ipairs(core.listdir(self.dir) or {}) do
-    if entry:sub(1, 5) == ".tmp-" then return self:gc({ nonblock = true }) end
-    dirs = dirs + 1
-  end
+  local dirs, tmp = core.count_entries(self.dir)
+  if not dirs then return 0 end
+  if tmp > 0 then return self:gc({ nonblock = true }) end
   if dirs == 0 then return 0 end
   local recs = 0
   for _, ns in ipairs(meta.namespaces(self.root)) do

@@ -179,13 +179,9 @@ function M.list(root, namespace, kind)
   return out
 end
 
---- How many records of one kind there are (names alone: none is read).
+--- How many records of one kind there are (their names counted: none is read).
 function M.count(root, namespace, kind)
-  local n = 0
-  for _, f in ipairs(core.listdir(M.dir(root, namespace, kind)) or {}) do
-    if f:sub(-5) == ".json" and f:sub(1, 5) ~= ".tmp-" then n = n + 1 end
-  end
-  return n
+  return core.count_entries(M.dir(root, namespace, kind), ".json") or 0
 end
 
 --- Namespaces that have records.
