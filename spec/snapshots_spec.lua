@@ -196,6 +196,32 @@ describe("snapshots #root", function()
       assert.are.same(m, sn:mounts("empty"))
     end)
 
+    it("come from the record's parent ids: the parents' records are not read again", function()
+      chain()
+      local base_dir, l2_dir = fs("base"), fs("l2")
+      assert(sn:prepare("work", "l2"))
+      local meta_dir = tmp .. "/root/meta/test/snapshots.overlayfs"
+      local rec = core.json_decode(assert(core.read_file(meta_dir .. "/work.json")))
+      assert.are.same({ l2_dir:match("([^/]+)/fs$"), base_dir:match("([^/]+)/fs$") }, { unpack(rec.parent_ids) })
+      -- base's record unreadable: a walk up the chain would fail on it; the ids need none of it
+      write(meta_dir .. "/base.json", "{cut short")
+      local m = assert(sn:mounts("work"))
+      assert.are.equal("lowerdir=" .. l2_dir .. ":" .. base_dir, m[1].options[#m[1].options])
+      -- a record of an older ctrlua, without them: the chain is read (and so base's fails)
+      rec.parent_ids = nil
+      write(meta_dir .. "/work.json", core.json_encode(rec))
+      local none, err = sn:mounts("work")
+      assert.is_nil(none)
+      assert.are.equal("CORRUPT", err.sym)
+      -- ids that are not directory names are a record no reader takes
+      rec.parent_ids = core.json_array({ "../../etc" })
+      write(meta_dir .. "/work.json", core.json_encode(rec))
+      none, err = sn:mounts("work")
+      assert.is_nil(none)
+      assert.are.equal("CORRUPT", err.sym)
+      assert.matches('field "parent_ids"', err.msg)
+    end)
+
     it("ask the kernel about overlay's index parameter once per process", function()
       if not core.stat("/usr/bin/strace") or not exists("/sys/module/overlay/parameters/index") then
         pending("no strace, or no index parameter")

@@ -248,9 +248,12 @@ local function info_of(rec)
     created_at = rec.created_at, updated_at = rec.updated_at }
 end
 
--- The ids of the parents of rec, nearest first.  known: the parent's record, when the caller
+-- The ids of the parents of rec, nearest first: its parent_ids, or for a record without them
+-- (an older ctrlua's), each parent's record read.  known: the parent's record, when the caller
 -- has just read it.
 function Snapshotter:_parent_ids(rec, known)
+  if not rec.parent then return {} end
+  if rec.parent_ids then return { unpack(rec.parent_ids) } end
   local ids = {}
   local p = rec.parent
   while p do
@@ -366,6 +369,12 @@ function Snapshotter:_create(kind, key, parent, opts)
         return nil, failed_precondition("parent %s is not committed snapshot", parent)
       end
     end
+    local parent_ids
+    if prec then
+      parent_ids, err = self:_parent_ids(prec)
+      if not parent_ids then return nil, err end
+      table.insert(parent_ids, 1, prec.id)
+    end
     local id = new_id()
     local ok
     -- a partial snapshot is claimed by a record written next (a container's, a commit's),
@@ -374,7 +383,7 @@ function Snapshotter:_create(kind, key, parent, opts)
     ok, err = self:_create_dir(id, prec, opts.partial)
     if not ok then return nil, errors.wrap(err, "create snapshot %s", key) end
     local now = core.rfc3339()
-    local rec = { name = key, id = id, kind = kind, parent = parent,
+    local rec = { name = key, id = id, kind = kind, parent = parent, parent_ids = parent_ids,
       labels = copy_labels(opts.labels), created_at = now, updated_at = now,
       creator = opts.partial and owner.me() or nil }
     ok, err = meta.put(self.root, self.namespace, self.kind, key, rec,
@@ -470,7 +479,7 @@ function Snapshotter:commit(name, key, opts)
     if taken then return nil, errors.exists("snapshot %q: already exists", name) end
     if terr.sym ~= "NOT_FOUND" then return nil, terr end
     local fs = self:_fs(rec.id)
-    local parent = rec.parent
+    local parent, parent_ids = rec.parent, rec.parent_ids
     if opts.parent then
       if rec.parent or self.name ~= "overlayfs" then
         return nil, failed_precondition("snapshot %s: a parent at commit needs an overlayfs snapshot prepared without one", key)
@@ -487,6 +496,9 @@ function Snapshotter:commit(name, key, opts)
         if not ok then return nil, cerr end
       end
       parent = opts.parent
+      parent_ids, err = self:_parent_ids(prec)
+      if not parent_ids then return nil, err end
+      table.insert(parent_ids, 1, prec.id)
     end
     -- from here another record may name the directory: `sole` goes, and the syncfs below
     -- makes that durable before the record is written
@@ -498,7 +510,7 @@ function Snapshotter:commit(name, key, opts)
     ok, err = sys.syncfs(fs)
     if not ok then return nil, err end
     local now = core.rfc3339()
-    local new = { name = name, id = rec.id, kind = "committed", parent = parent,
+    local new = { name = name, id = rec.id, kind = "committed", parent = parent, parent_ids = parent_ids,
       labels = opts.labels and copy_labels(opts.labels) or copy_labels(rec.labels),
       created_at = now, updated_at = now, size = usage.size, inodes = usage.inodes }
     -- The new record first: a crash between the two leaves the stale active key naming the

@@ -49,6 +49,18 @@ local TYPES = {
   -- a name made by ctrlua that becomes a path component: never "..", never a slash
   hex = { function(v) return type(v) == "string" and #v > 0 and #v <= 128 and v:match("^[0-9a-f]+$") ~= nil end,
     "hex identifier" },
+  -- an array of hex identifiers (a snapshot's parents' directories: path components all)
+  hexes = { function(v)
+    if type(v) ~= "table" then return false end
+    local n = 0
+    for k, x in pairs(v) do
+      n = n + 1
+      if type(k) ~= "number" or type(x) ~= "string" or #x == 0 or #x > 128 or not x:match("^[0-9a-f]+$") then
+        return false
+      end
+    end
+    return n == #v
+  end, "array of hex identifiers" },
   strings = { function(v)
     if type(v) ~= "table" or (is_array(v) and next(v) ~= nil) then return false end
     for k, x in pairs(v) do
@@ -196,6 +208,10 @@ M.snapshot = {
   name = "string", id = "hex", kind = { one_of = { "active", "view", "committed" } },
   parent = "?string", labels = labels, created_at = time, updated_at = time,
   size = "?count", inodes = "?count",
+  -- the directories of its parents, nearest first (containerd's storage.Snapshot.ParentIDs):
+  -- a committed parent never changes, so its mounts need not read each parent's record; a
+  -- record without it (an older ctrlua's) has them read
+  parent_ids = "?hexes",
   -- the process that made it, while nothing else names it (ctr.snapshots: partial snapshots)
   creator = process,
 }
