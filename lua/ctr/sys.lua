@@ -51,14 +51,17 @@ local function exec_result(v, err, death, program)
   return v, err, death
 end
 
-for name, v in pairs(core) do
+-- Each wrapper is made on first use: a command calls a few dozen of the core's functions, and
+-- making all of them at load took a closure and an upvalue each (15 KB of a run's heap).
+return setmetatable(M, { __index = function(t, name)
+  local v = core[name]
+  if v == nil then return nil end
+  local w = v
   if EXEC[name] then
-    M[name] = function(...) return exec_result(result(v(...))) end
+    w = function(...) return exec_result(result(v(...))) end
   elseif type(v) == "function" and not AS_IS[name] then
-    M[name] = function(...) return result(v(...)) end
-  else
-    M[name] = v
+    w = function(...) return result(v(...)) end
   end
-end
-
-return M
+  rawset(t, name, w)
+  return w
+end })
