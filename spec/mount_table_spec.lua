@@ -144,4 +144,27 @@ describe("the mount table", function()
     S.sh("rm -rf " .. S.q(dir))
     assert(ok, err)
   end)
+
+  it("gives the mount points at and below a directory, and no others #root", function()
+    local dir = S.tmpdir()
+    local a, b, sib = dir .. "/a b", dir .. "/a b/c", dir .. "/a bc"
+    for _, d in ipairs({ a, sib }) do assert.is_true(core.mkdir_p(d, 493)) end
+    local mounted = {}
+    local ok, err = pcall(function()
+      for _, d in ipairs({ a, sib }) do
+        assert.is_true(core.mount("tmpfs", "ctrlua", d, { "size=1m" }))
+        mounted[#mounted + 1] = d
+      end
+      assert.is_true(core.mkdir_p(b, 493))
+      assert.is_true(core.mount("tmpfs", "ctrlua", b, { "size=1m" }))
+      mounted[#mounted + 1] = b
+      -- a sibling whose name begins with the directory's is not below it
+      assert.are.same({ a, b }, core.mount_points_under(a))
+      assert.are.same({ b }, core.mount_points_under(b))
+      assert.are.same({}, core.mount_points_under(dir .. "/none"))
+    end)
+    for i = #mounted, 1, -1 do core.unmount(mounted[i]) end
+    S.sh("rm -rf " .. S.q(dir))
+    assert(ok, err)
+  end)
 end)

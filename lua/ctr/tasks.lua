@@ -281,12 +281,8 @@ end
 -- true, or nil, err.
 local function unmount_under(dir)
   for _ = 1, 100 do
-    local info, err = sys.mountinfo()
-    if not info then return nil, err end
-    local points = {}
-    for _, e in ipairs(info) do
-      if e.target == dir or e.target:sub(1, #dir + 1) == dir .. "/" then points[#points + 1] = e.target end
-    end
+    local points, err = sys.mount_points_under(dir)
+    if not points then return nil, err end
     if #points == 0 then return true end
     table.sort(points, function(a, b) return #a > #b end)
     -- each point is unmounted until the kernel says nothing is mounted there (EINVAL): then
