@@ -373,7 +373,8 @@ end
 -- ---- unpack as the layers arrive
 --
 -- Up to P.max_unpacks layers of the current chain are applied at once, each on threads of its
--- own into an extract snapshot of its own, lowest first, and committed in order.  On overlayfs
+-- own into an extract snapshot of its own, the lowest not started first (as soon as an apply
+-- ends, whatever is still uncommitted below), and committed in order.  On overlayfs
 -- a layer whose parent is not committed yet is prepared without a parent and committed on it
 -- (the snapshot's commit with opts.parent, containerd's rebase): an upper directory does not
 -- depend on its lowers, the apply writes the layer's own entries into it.  The native
@@ -503,7 +504,14 @@ local function unpack_step(P, U)
   if not ok then return nil, err end
   local n = #U.chain
   local limit = P.sn.name == "overlayfs" and P.max_unpacks or 1
-  for j = U.i, math.min(n, U.i + limit - 1) do
+  for j, A in pairs(U.applies) do
+    if A.job then
+      ok, err = watch_apply(P, U, j, A)
+      if not ok then return nil, err end
+    end
+  end
+  -- the slots the applies just ended left, before the commits (each waits for a sync)
+  for j = U.i, limit > 1 and n or U.i do
     if U.running >= limit then break end
     if not U.applies[j] then
       ok, err = begin_apply(P, U, j)
@@ -511,12 +519,6 @@ local function unpack_step(P, U)
         if ok == nil then return nil, err end
         break -- its blob is not there yet: neither are those above, which download later
       end
-    end
-  end
-  for j, A in pairs(U.applies) do
-    if A.job then
-      ok, err = watch_apply(P, U, j, A)
-      if not ok then return nil, err end
     end
   end
   return commit_applied(P, U)

@@ -177,11 +177,13 @@ local function abandon(sn, applies)
 end
 
 -- The layers not unpacked yet: up to opts.max_concurrent (default 2) applied at once, each on
--- threads of its own into an extract snapshot of its own, and committed in order.  On
--- overlayfs a layer above the lowest one not committed is prepared without a parent and
--- committed on it (an upper directory does not depend on its lowers: the apply writes the
--- layer's own entries into it); the native snapshotter copies the parent into each new
--- snapshot, so there the layers go one at a time.
+-- threads of its own into an extract snapshot of its own, the lowest not started first, and
+-- committed in order.  On overlayfs a layer above the lowest one not committed is prepared
+-- without a parent and committed on it (an upper directory does not depend on its lowers: the
+-- apply writes the layer's own entries into it), so a layer starts as soon as an apply ends,
+-- however far below it the lowest uncommitted one is, and before the commits that apply's end
+-- allows (each waits for its file system's sync); the native snapshotter copies the parent
+-- into each new snapshot, so there the layers go one at a time.
 local function apply_layers(client, sn, image, layers, diff_ids, chain, whiteouts, stats, opts)
   local limit = sn.name == "overlayfs" and (tonumber(opts.max_concurrent) or 2) or 1
   if limit < 1 then limit = 1 end
@@ -208,15 +210,6 @@ local function apply_layers(client, sn, image, layers, diff_ids, chain, whiteout
         sn:sweep_partial({ extract_only = true })
         swept = true
       end
-      for j = i, math.min(n, i + limit - 1) do
-        if running >= limit then break end
-        if not applies[j] then
-          local A, aerr = begin_apply(client, sn, layers[j], diff_ids[j], chain[j],
-            j == i and chain[j - 1] or nil, whiteouts)
-          if not A then return failed(j, aerr) end
-          applies[j], running = A, running + 1
-        end
-      end
       for j, A in pairs(applies) do
         if A.job and A.job:done() then
           running = running - 1
@@ -225,6 +218,15 @@ local function apply_layers(client, sn, image, layers, diff_ids, chain, whiteout
           if opts.progress then opts.progress(j, layers[j], layers[j].size) end
         elseif A.job and opts.progress then
           opts.progress(j, layers[j], A.job:progress())
+        end
+      end
+      for j = i, limit > 1 and n or i do
+        if running >= limit then break end
+        if not applies[j] then
+          local A, aerr = begin_apply(client, sn, layers[j], diff_ids[j], chain[j],
+            j == i and chain[j - 1] or nil, whiteouts)
+          if not A then return failed(j, aerr) end
+          applies[j], running = A, running + 1
         end
       end
       while applies[i] and applies[i].applied do
