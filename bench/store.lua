@@ -23,31 +23,8 @@ local core = require("ctr.core")
 local N = 20
 local MANY = 300
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function median(t)
-  local s = {}
-  for i, v in ipairs(t) do s[i] = v end
-  table.sort(s)
-  local n = #s
-  if n == 0 then return 0 end
-  if n % 2 == 1 then return s[(n + 1) / 2] end
-  return (s[n / 2] + s[n / 2 + 1]) / 2
-end
-
-local function sh(cmd)
-  local ok = os.execute(cmd .. " >/dev/null 2>&1")
-  return ok == 0 or ok == true
-end
-
-local function out(cmd)
-  local p = assert(io.popen("(" .. cmd .. ") 2>/dev/null; echo \"rc=$?\""))
-  local text = p:read("*a")
-  p:close()
-  local body, rc = text:match("^(.*)rc=(%d+)\n$")
-  if rc ~= "0" then return nil end
-  return (body:gsub("%s+$", ""))
-end
+local U = dofile(((arg and arg[0] or ""):match("^(.*)/[^/]*$") or "bench") .. "/_util.lua")
+local q, median, sh = U.q, U.median, U.sh
 
 -- prepares arg[1] active snapshots on the (one) committed snapshot of the store
 local PREPARE = [[
@@ -100,36 +77,24 @@ local function run(report)
   local bin = assert(core.getenv("CTRLUA_BIN"), "CTRLUA_BIN not set")
   local image = assert(core.getenv("CTRLUA_TEST_IMAGE"), "CTRLUA_TEST_IMAGE not set")
   if core.geteuid() ~= 0 then error("store: needs root", 0) end
-  local tmp = assert(out("mktemp -d /var/tmp/ctrlua-bench-store.XXXXXX"), "mktemp")
-  local dir, img = tmp .. "/fs", tmp .. "/fs.img"
-  assert(sh(("truncate -s 2G %s && mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 %s && mkdir %s")
-    :format(q(img), q(img), q(dir))), "store: make the file system " .. img)
-  local dev = out("losetup -f --show --direct-io=on " .. q(img))
-  if not dev or not sh(("mount %s %s"):format(q(dev), q(dir))) then
-    if dev then sh("losetup -d " .. q(dev)) end
-    sh("rm -rf " .. q(tmp))
-    error("store: mount " .. tostring(dev) .. " on " .. dir, 0)
-  end
+  local fs = U.scratch_fs("store")
+  local dir = fs.dir
   -- a namespace of the bench's own (cgroup paths are /NAMESPACE/ID on the host)
   local ns = "ctrlua-bench-store"
   local ref = "ctrlua.test/busybox:latest"
-  local trace_env = { CTRLUA_TRACE = "1" }
-  for kv in (core.read_file("/proc/self/environ") or ""):gmatch("([^%z]+)") do
-    local k, v = kv:match("^([^=]+)=(.*)$")
-    if k and k ~= "CTRLUA_TRACE" then trace_env[k] = v end
-  end
+  local trace_env = U.trace_env()
   local ok, err = pcall(function()
     local stores = { none = dir .. "/none", many = dir .. "/many" }
     for _, root in pairs(stores) do
       assert(sh(("%s --root %s --state %s -n %s images.lua import %s"):format(q(bin), q(root),
         q(root .. ".state"), ns, q(image))), "store: import the test image")
     end
-    local script = tmp .. "/prepare.lua"
+    local script = dir .. "/prepare.lua"
     assert(core.write_file(script, PREPARE, { mode = 420 }))
     assert(sh(("%s --root %s --state %s -n %s %s %d"):format(q(bin), q(stores.many),
       q(stores.many .. ".state"), ns, q(script), MANY)), "store: prepare the snapshots")
-    local layered = tmp .. "/layers.oci.tar"
-    script = tmp .. "/layers.lua"
+    local layered = dir .. "/layers.oci.tar"
+    script = dir .. "/layers.lua"
     assert(core.write_file(script, LAYERS, { mode = 420 }))
     assert(sh(("%s %s %s 10 %s"):format(q(bin), q(script), q(image), q(layered))), "store: make the layered image")
     assert(sh(("%s --root %s --state %s -n %s images.lua import %s"):format(q(bin), q(stores.none),
@@ -192,8 +157,7 @@ local function run(report)
         median(times.layers), median(times.none), phase_line("layers"), phase_line("none")) })
   end)
   os.execute("rmdir /sys/fs/cgroup/" .. ns .. " /sys/fs/cgroup/*/" .. ns .. " 2>/dev/null")
-  sh("for m in $(grep -o ' " .. dir .. "[^ ]*' /proc/self/mountinfo | sort -r); do umount -l \"$m\"; done; losetup -d "
-    .. q(dev) .. "; rm -rf " .. q(tmp))
+  fs.drop()
   if not ok then error(err, 0) end
 end
 

@@ -17,31 +17,8 @@ local core = require("ctr.core")
 local N = 20
 local P = dofile(((arg and arg[0] or ""):match("^(.*)/[^/]*$") or "bench") .. "/_probes.lua")
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function median(t)
-  local s = {}
-  for i, v in ipairs(t) do s[i] = v end
-  table.sort(s)
-  local n = #s
-  if n % 2 == 1 then return s[(n + 1) / 2] end
-  return (s[n / 2] + s[n / 2 + 1]) / 2
-end
-
-local function sh(cmd)
-  local ok = os.execute(cmd .. " >/dev/null 2>&1")
-  return ok == 0 or ok == true
-end
-
--- cmd's stdout without its trailing newline, or nil when it fails
-local function out(cmd)
-  local p = assert(io.popen("(" .. cmd .. ") 2>/dev/null; echo \"rc=$?\""))
-  local text = p:read("*a")
-  p:close()
-  local body, rc = text:match("^(.*)rc=(%d+)\n$")
-  if rc ~= "0" then return nil end
-  return (body:gsub("%s+$", ""))
-end
+local U = dofile(((arg and arg[0] or ""):match("^(.*)/[^/]*$") or "bench") .. "/_util.lua")
+local q, median, sh = U.q, U.median, U.sh
 
 local function run(report)
   report = report or function(r) print(r.name, r.median, r.unit) end
@@ -52,16 +29,8 @@ local function run(report)
   -- the shared file system the cycle swung from 24 to 40 ms with what other processes wrote
   -- (each syncfs of run -d waits for their dirty data too, and new inodes step over the ones
   -- a module before this one freed).
-  local tmp = assert(out("mktemp -d /var/tmp/ctrlua-bench-tasks.XXXXXX"), "mktemp")
-  local dir, img = tmp .. "/fs", tmp .. "/fs.img"
-  assert(sh(("truncate -s 2G %s && mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 %s && mkdir %s")
-    :format(q(img), q(img), q(dir))), "tasks: make the file system " .. img)
-  local dev = out("losetup -f --show --direct-io=on " .. q(img))
-  if not dev or not sh(("mount %s %s"):format(q(dev), q(dir))) then
-    if dev then sh("losetup -d " .. q(dev)) end
-    sh("rm -rf " .. q(tmp))
-    error("tasks: mount " .. tostring(dev) .. " on " .. dir, 0)
-  end
+  local fs = U.scratch_fs("tasks")
+  local dir = fs.dir
   -- a namespace of the bench's own: cgroup paths are /NAMESPACE/ID on the host, shared by
   -- every store
   local ns = "ctrlua-bench-tasks"
@@ -73,11 +42,7 @@ local function run(report)
     return a
   end
   -- this process's environment with CTRLUA_TRACE=1, for run.lua's phase timer
-  local trace_env = { CTRLUA_TRACE = "1" }
-  for kv in (core.read_file("/proc/self/environ") or ""):gmatch("([^%z]+)") do
-    local k, v = kv:match("^([^=]+)=(.*)$")
-    if k and k ~= "CTRLUA_TRACE" then trace_env[k] = v end
-  end
+  local trace_env = U.trace_env()
   local function spawn_ok(a, env, stderr)
     local r, err = core.spawn({ argv = a, env = env, stdout = "null", stderr = stderr or "null" })
     if not r then error(table.concat(a, " ") .. ": " .. tostring(err), 0) end
@@ -165,8 +130,7 @@ local function run(report)
     sh(base .. "tasks.lua delete -f rss")
     sh(base .. "containers.lua rm rss")
   end)
-  os.execute("grep -o ' " .. dir .. "[^ ]*' /proc/self/mountinfo | sort -r | xargs -r umount -l 2>/dev/null")
-  sh("losetup -d " .. q(dev) .. "; rm -rf " .. q(tmp))
+  fs.drop()
   os.execute("rmdir /sys/fs/cgroup/" .. ns .. " /sys/fs/cgroup/*/" .. ns .. " 2>/dev/null")
   if not ok then error(err, 0) end
 end
