@@ -1,6 +1,6 @@
 -- What the bench modules that run ctrlua on a file system of their own share.  Not a benchmark
--- module (bench/run.lua skips names starting with "_"): tasks.lua and store.lua load it with
--- dofile.
+-- module (bench/run.lua skips names starting with "_"): tasks.lua, store.lua, startup.lua and
+-- _probes.lua load it with dofile.
 --
 --   q(s)              s quoted for sh
 --   median(t)         the median of a list of numbers (nil for none)
