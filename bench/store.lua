@@ -5,9 +5,9 @@
 --   run reads one image record, one snapshot record and its own, and nothing of its work should
 --   grow with the rest of the store (a sweep or a removal that reads every record would: before
 --   `sole` and the counted sweep, the same run took 1.7 times as long here);
--- - of the test image with 10 more layers (one small file each, made here) against the image
---   itself: the mounts come from the snapshot record's parent ids, not from each parent's record
---   (read twice per run before: 6% longer, 3% with them).
+-- - of the test image with 10 more layers (one small file each, support.ctrlua's derive_image)
+--   against the image itself: the mounts come from the snapshot record's parent ids, not from
+--   each parent's record (read twice per run before: 6% longer, 3% with them).
 --
 -- A module for bench/run.lua: `require("store")(report)` reports
 --   { name = "store: run --rm, 300 snapshots / none", unit = "ratio", median =, ratio =,
@@ -25,6 +25,8 @@ local MANY = 300
 
 local U = dofile(((arg and arg[0] or ""):match("^(.*)/[^/]*$") or "bench") .. "/_util.lua")
 local q, median, sh = U.q, U.median, U.sh
+local S = require("support.ctrlua")
+local T = require("support.tar")
 
 -- prepares arg[1] active snapshots on the (one) committed snapshot of the store
 local PREPARE = [[
@@ -33,43 +35,6 @@ local sn = assert(assert(ctr.client()):snapshotter())
 local parent
 for _, info in ipairs(assert(sn:list())) do if info.kind == "committed" then parent = info.name end end
 for i = 1, tonumber(arg[1]) do assert(sn:prepare("bench-many-" .. i, parent)) end
-]]
-
--- writes arg[3], the OCI archive arg[1] with arg[2] more layers of one small file each, named
--- ctrlua.test/layers:N
-local LAYERS = [[
-local core = require("ctr.core")
-local src, n, out = arg[1], tonumber(arg[2]), arg[3]
-local tmp = out .. ".d"
-local layout = tmp .. "/layout"
-assert(os.execute(("mkdir -p '%s' && tar -C '%s' -xf '%s'"):format(layout, layout, src)))
-local function blob(d) return layout .. "/blobs/sha256/" .. d:sub(8) end
-local index = core.json_decode(assert(core.read_file(layout .. "/index.json")))
-local manifest = core.json_decode(assert(core.read_file(blob(index.manifests[1].digest))))
-local config = core.json_decode(assert(core.read_file(blob(manifest.config.digest))))
-for i = 1, n do
-  local d = tmp .. "/l" .. i
-  assert(core.mkdir_p(d, 493))
-  assert(core.write_file(d .. "/layer" .. i, "layer " .. i .. "\n", { mode = 420 }))
-  local w = assert(core.layer_write(d, tmp .. "/l.tgz", { compression = "gzip" }))
-  assert(core.rename(tmp .. "/l.tgz", blob(w.digest)))
-  manifest.layers[#manifest.layers + 1] = { mediaType = "application/vnd.oci.image.layer.v1.tar+gzip",
-    digest = w.digest, size = w.size }
-  config.rootfs.diff_ids[#config.rootfs.diff_ids + 1] = w.diff_id
-end
-config.history = nil
-local function put(t)
-  local data = core.json_encode(t)
-  local dg = core.sha256(data)
-  assert(core.write_file(blob(dg), data, { mode = 420 }))
-  return dg, #data
-end
-manifest.config.digest, manifest.config.size = put(config)
-local name = "ctrlua.test/layers:" .. n
-index.manifests[1].digest, index.manifests[1].size = put(manifest)
-index.manifests[1].annotations = { ["org.opencontainers.image.ref.name"] = name, ["io.containerd.image.name"] = name }
-assert(core.write_file(layout .. "/index.json", core.json_encode(index), { mode = 420 }))
-assert(os.execute(("tar -C '%s' -cf '%s' oci-layout index.json blobs && rm -rf '%s'"):format(layout, out, tmp)))
 ]]
 
 local function run(report)
@@ -93,10 +58,10 @@ local function run(report)
     assert(core.write_file(script, PREPARE, { mode = 420 }))
     assert(sh(("%s --root %s --state %s -n %s %s %d"):format(q(bin), q(stores.many),
       q(stores.many .. ".state"), ns, q(script), MANY)), "store: prepare the snapshots")
-    local layered = dir .. "/layers.oci.tar"
-    script = dir .. "/layers.lua"
-    assert(core.write_file(script, LAYERS, { mode = 420 }))
-    assert(sh(("%s %s %s 10 %s"):format(q(bin), q(script), q(image), q(layered))), "store: make the layered image")
+    -- the test image with 10 more layers of one small file each (the specs' own builder)
+    local layers = {}
+    for i = 1, 10 do layers[i] = T.build({ { name = "layer" .. i, data = "layer " .. i .. "\n", mode = 420 } }) end
+    local layered = S.derive_image(dir, "ctrlua.test/layers:10", nil, layers)
     assert(sh(("%s --root %s --state %s -n %s images.lua import %s"):format(q(bin), q(stores.none),
       q(stores.none .. ".state"), ns, q(layered))), "store: import the layered image")
     -- each case: a store and an image
