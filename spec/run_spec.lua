@@ -244,6 +244,39 @@ ls -l /dev/null | cut -c1]])
   end)
 
   describe("the store", function()
+    -- run.lua itself, under a probe that lists at its exit which of the modules a run of an
+    -- unpacked image has no use for were loaded: applying layers, importing archives, exec
+    it("a run loads the layer apply only when there is a layer to apply, and never import or exec", function()
+      local probe = env.dir .. "/probe.lua"
+      local f = assert(io.open(probe, "w"))
+      f:write(([[
+local exit = os.exit
+os.exit = function(code)
+  local seen = {}
+  for _, m in ipairs({ "ctr.tasks", "ctr.store.apply", "ctr.store.import", "ctr.process" }) do
+    if package.loaded[m] then seen[#seen + 1] = m end
+  end
+  io.stdout:write("loaded: ", table.concat(seen, " "), "\n")
+  exit(code)
+end
+assert(loadfile(%q))(...)
+os.exit(0)
+]]):format(core.readlink("/proc/self/cwd") .. "/scripts/run.lua"))
+      f:close()
+      -- a layer of its own: the test image's layer is unpacked in every env already
+      local layer = require("support.tar").build({ { name = "lazy", type = "file", data = "1\n", mode = 420 } })
+      local path = S.derive_image(env.dir, "ctrlua.test/lazy:1", nil, { layer })
+      local imp = env:run("images.lua", "import", "--no-unpack", path)
+      assert.are.equal(0, imp.code, imp.stderr)
+      local first = env:run(probe, "--rm", "--pull", "never", "ctrlua.test/lazy:1", "lazy1", "true")
+      assert.are.equal(0, first.code, first.stderr)
+      assert.are.equal("loaded: ctr.tasks ctr.store.apply\n", first.stdout)
+      local second = env:run(probe, "--rm", "--pull", "never", "ctrlua.test/lazy:1", "lazy2", "true")
+      assert.are.equal(0, second.code, second.stderr)
+      assert.are.equal("loaded: ctr.tasks\n", second.stdout)
+      assert.are.same({}, env:leftovers("lazy2"))
+    end)
+
     it("an image of 128 layers mounts and runs (more lower directories than a page of options holds)", function()
       local tar = require("support.tar")
       local layers = {}

@@ -588,6 +588,22 @@ function Snapshotter:stat(key)
   return info_of(rec)
 end
 
+--- Is there a committed snapshot `name`?
+-- @return true or false, or nil, err (FAILED_PRECONDITION when the snapshot of that name is
+-- not a committed one)
+function Snapshotter:committed(name)
+  local info, err = self:stat(name)
+  if info then
+    if info.kind ~= "committed" then
+      return nil, errors.new(("snapshot %s exists but is %s, not committed"):format(name, info.kind),
+        0, "FAILED_PRECONDITION")
+    end
+    return true
+  end
+  if err.sym == "NOT_FOUND" then return false end
+  return nil, err
+end
+
 --- Replace the labels of a snapshot (containerd's Update with the labels field).
 -- @tparam string key
 -- @tparam table opts `labels`
