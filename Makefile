@@ -75,6 +75,17 @@ LUAJIT_RUN = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='$(BUILD
 
 all: $(BUILD)/ctrlua $(BUILD)/lib/ctr/core.so $(BUILD)/ctrlua-runc
 
+# The host's text is resident nearly whole in a run (180 to 187 of its 192 pages, read from
+# /proc/PID/pagemap while the container ran: a fault maps more of the page cache than the page
+# touched), so its size is RSS.  The core is built for size: 58 KB less text, a run's peak
+# RSS 80 KB smaller, its time the same (150 alternating pairs).  The files whose loops move a
+# layer's or a blob's bytes stay built for speed.  (An OPT given on make's command line, as
+# asan's, is every file's.)
+SPEED_OBJS := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,csrc/store/layer_apply.c csrc/store/layer_write.c \
+	csrc/store/layer_jobs.c csrc/store/content.c csrc/store/import.c csrc/net/http.c \
+	csrc/base/digest.c csrc/base/json.c)
+$(filter-out $(SPEED_OBJS),$(CORE_OBJS)) $(BUILD)/obj/lua/host.o: OPT := $(subst -O2,-Os,$(OPT))
+
 $(BUILD)/obj/%.o: csrc/%.c $(HEADERS) | $(BUILD)/obj
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -iquote csrc -c -o $@ $<

@@ -19,7 +19,9 @@
 -- (a shared VM's can change by half within minutes), so the ratios are the medians of the
 -- per-round ratios (ctrlua / crun, ctrlua --cgroup "" / the floor of the same round), with
 -- each contestant's median beside.  Peak RSS is GNU time's %M (wait4's ru_maxrss: the largest
--- resident set of the process and every descendant it reaped), median of 21 runs; and, for the
+-- resident set of the process and every descendant it reaped), in 21 rounds as the times are
+-- (its files' part moves with the page cache's state, which drifts too), its ratio the median
+-- of the rounds' ratios; and, for the
 -- remainder of a missed RSS target, ctrlua's and crun's resident sets by part (anonymous, each
 -- mapped file) read from /proc while their container sleeps, with the Lua heap of the traced
 -- runs (run.lua's phase lines carry it).  ctrlua's
@@ -108,19 +110,13 @@ local function hyperfine(dir, args, prefix)
   return times
 end
 
--- GNU time's %M (KB) of the command argv(i) makes, median of RSS_RUNS runs; hide as core.spawn's
--- hide_mounts.
-local function peak_rss(argv, hide)
-  local vals = {}
-  for i = 1, RSS_RUNS do
-    local a = { "/usr/bin/time", "-f", "RSS %M", unpack(argv(i)) }
-    local r, err = core.spawn({ argv = a, stdout = "null", stderr = "pipe", hide_mounts = hide })
-    if not r then error(tostring(err), 0) end
-    if r.code ~= 0 then error(("%s: exit code %s: %s"):format(table.concat(a, " "), tostring(r.code), r.stderr or ""), 0) end
-    vals[#vals + 1] = tonumber((r.stderr or ""):match("RSS (%d+)"))
-  end
-  table.sort(vals)
-  return median(vals), vals[1], vals[#vals]
+-- GNU time's %M (KB) of one run of the command argv; hide as core.spawn's hide_mounts.
+local function peak_rss_once(argv, hide)
+  local a = { "/usr/bin/time", "-f", "RSS %M", unpack(argv) }
+  local r, err = core.spawn({ argv = a, stdout = "null", stderr = "pipe", hide_mounts = hide })
+  if not r then error(tostring(err), 0) end
+  if r.code ~= 0 then error(("%s: exit code %s: %s"):format(table.concat(a, " "), tostring(r.code), r.stderr or ""), 0) end
+  return tonumber((r.stderr or ""):match("RSS (%d+)"))
 end
 
 -- The resident set of a runtime's process while its container runs (argv's command sleeps):
@@ -331,15 +327,37 @@ local function run(report)
     end
     paired.ctrlua = round_ratios("ctrlua", "crun")
     paired.nocgroup = round_ratios("ctrlua-nocgroup", "floor")
+    -- Peak RSS in rounds too, each round one run of every contestant in a rotating order: the
+    -- files' part of a resident set moves with the page cache's state, which drifts as the
+    -- timings do, and the ratio is the median of the rounds' ratios
+    local rss, rss_failed = {}, {}
+    for _, c in ipairs(contestants) do rss[c.name] = {} end
+    for i = 1, RSS_RUNS do
+      for k = 0, #contestants - 1 do
+        local c = contestants[(i + k - 1) % #contestants + 1]
+        if not failed[c.name] and not rss_failed[c.name] then
+          if c.ns then c.ns.enter() end
+          local okr, kb = pcall(peak_rss_once, c.argv("rss" .. i), c.hide)
+          if c.ns then c.ns.leave() end
+          if okr then rss[c.name][i] = kb else rss_failed[c.name] = kb end
+        end
+      end
+    end
+    local function rss_ratios(a, b)
+      local t = {}
+      for i = 1, RSS_RUNS do
+        if rss[a][i] and rss[b][i] then t[#t + 1] = rss[a][i] / rss[b][i] end
+      end
+      return #t > 0 and median(t) or nil
+    end
+    paired.rss = rss_ratios("ctrlua", "crun")
     for _, c in ipairs(contestants) do
       local okc, res = pcall(function()
         if failed[c.name] then error(failed[c.name], 0) end
+        if rss_failed[c.name] then error(rss_failed[c.name], 0) end
         local r = stats(times[c.name])
-        if c.ns then c.ns.enter() end
-        local okr, kb, lo, hi = pcall(peak_rss, function(i) return c.argv("rss" .. i) end, c.hide)
-        if c.ns then c.ns.leave() end
-        if not okr then error(kb, 0) end
-        r.rss_kb, r.rss_min, r.rss_max = kb, lo, hi
+        local kbs = sorted(rss[c.name])
+        r.rss_kb, r.rss_min, r.rss_max = median(kbs), kbs[1], kbs[#kbs]
         return r
       end)
       if okc then
@@ -515,8 +533,8 @@ local function run(report)
     if name == "ctrlua" and not r.error then r.phases = phases end
     report(r)
   end
-  if not c.error and not cr.error and c.rss_kb and cr.rss_kb then
-    local ratio = c.rss_kb / cr.rss_kb
+  if not c.error and not cr.error and paired.rss then
+    local ratio = paired.rss
     local function parts_line(name, pr)
       if not pr then return ("%s: its resident set by part was not read"):format(name) end
       local files = {}
@@ -526,11 +544,12 @@ local function run(report)
     end
     report({ name = "run_latency/peak rss", unit = "ratio", median = ratio, ratio = ratio,
       target_ratio = 1.0, met = ratio <= 1.0, runs = RSS_RUNS,
-      note = ("ctrlua %d KB / crun %d KB, peak RSS of a run --rm"):format(c.rss_kb, cr.rss_kb),
+      note = ("median of %d rounds' ratios; medians ctrlua %d KB, crun %d KB, peak RSS of a run --rm")
+        :format(RSS_RUNS, c.rss_kb, cr.rss_kb),
       target_note = "peak RSS of ctrlua run --rm / crun run",
       remainder = {
-        ("%d KB over crun's %d (medians of %d runs: ctrlua %d to %d KB, crun %d to %d)"):format(
-          c.rss_kb - cr.rss_kb, cr.rss_kb, RSS_RUNS, c.rss_min, c.rss_max, cr.rss_min, cr.rss_max),
+        ("medians of %d rounds: ctrlua %d KB (%d to %d), crun %d KB (%d to %d)"):format(
+          RSS_RUNS, c.rss_kb, c.rss_min, c.rss_max, cr.rss_kb, cr.rss_min, cr.rss_max),
         parts_line("ctrlua", probes.parts_ctrlua) .. ("; the Lua heap at its largest %s KB (the traced runs' median)"):format(
           probes.heap and ("%d"):format(probes.heap) or "?"),
         parts_line("crun", probes.parts_crun),

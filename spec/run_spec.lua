@@ -245,15 +245,16 @@ ls -l /dev/null | cut -c1]])
 
   describe("the store", function()
     -- run.lua itself, under a probe that lists at its exit which of the modules a run of an
-    -- unpacked image has no use for were loaded: applying layers, importing archives, exec
-    it("a run loads the layer apply only when there is a layer to apply, and never import or exec", function()
+    -- unpacked image has no use for were loaded: applying layers (and the lease it holds),
+    -- importing archives, exec
+    it("a run loads the layer apply and leases only when there is a layer to apply, never import or exec", function()
       local probe = env.dir .. "/probe.lua"
       local f = assert(io.open(probe, "w"))
       f:write(([[
 local exit = os.exit
 os.exit = function(code)
   local seen = {}
-  for _, m in ipairs({ "ctr.tasks", "ctr.store.apply", "ctr.store.import", "ctr.process" }) do
+  for _, m in ipairs({ "ctr.tasks", "ctr.store.apply", "ctr.leases", "ctr.store.import", "ctr.process" }) do
     if package.loaded[m] then seen[#seen + 1] = m end
   end
   io.stdout:write("loaded: ", table.concat(seen, " "), "\n")
@@ -270,7 +271,7 @@ os.exit(0)
       assert.are.equal(0, imp.code, imp.stderr)
       local first = env:run(probe, "--rm", "--pull", "never", "ctrlua.test/lazy:1", "lazy1", "true")
       assert.are.equal(0, first.code, first.stderr)
-      assert.are.equal("loaded: ctr.tasks ctr.store.apply\n", first.stdout)
+      assert.are.equal("loaded: ctr.tasks ctr.store.apply ctr.leases\n", first.stdout)
       local second = env:run(probe, "--rm", "--pull", "never", "ctrlua.test/lazy:1", "lazy2", "true")
       assert.are.equal(0, second.code, second.stderr)
       assert.are.equal("loaded: ctr.tasks\n", second.stdout)

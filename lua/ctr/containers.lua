@@ -568,9 +568,9 @@ local function snapshot_opt(kind, key, image, opts)
     sn, err = client:snapshotter(c.snapshotter)
     if not sn then return nil, err end
     -- partial until the container record names it (ctr.snapshots); made under the collector's
-    -- lock shared (ctr.leases), so that the chain found unpacked is still there to be its parent:
-    -- from then on the new snapshot holds its parents, and a collection keeps it
-    ok, err = require("ctr.leases").with_gc_lock(client.root, false, function()
+    -- lock shared (ctr.store.gclock), so that the chain found unpacked is still there to be its
+    -- parent: from then on the new snapshot holds its parents, and a collection keeps it
+    ok, err = require("ctr.store.gclock").with_gc_lock(client.root, false, function()
       return sn[kind](sn, key, chain, { labels = opts.labels, partial = true, nofsync = true })
     end)
     if ok == nil and err ~= nil then return nil, err end

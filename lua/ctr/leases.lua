@@ -25,6 +25,7 @@ local errors = require("ctr.errors")
 local meta = require("ctr.store.meta")
 local owner = require("ctr.store.owner")
 local records = require("ctr.store.records")
+local gclock = require("ctr.store.gclock")
 local sys = require("ctr.sys")
 
 local M = {}
@@ -42,42 +43,12 @@ M.shape = {
 
 -- ------------------------------------------------------------------ the collector's lock
 
--- flock() on a second open file of the same path waits for this process itself: a nested
--- with_gc_lock reuses the one already held (a shared one inside an exclusive one is held too).
-local held = {}
-
---- The path of the collector's lock: ROOT/gc.lock.
-function M.lock_path(root) return root .. "/gc.lock" end
+--- The path of the collector's lock: ROOT/gc.lock (ctr.store.gclock).
+M.lock_path = gclock.lock_path
 
 --- Run fn() holding ROOT/gc.lock, exclusive when excl (the collector), else shared (an operation
--- creating or growing its lease).  Returns fn's results, or nil, err when the lock cannot be had.
--- Reentrant within a process.
-function M.with_gc_lock(root, excl, fn)
-  local path = M.lock_path(root)
-  local h = held[path]
-  if h then
-    if excl and not h.excl then error("with_gc_lock: exclusive lock wanted inside a shared one", 2) end
-    h.depth = h.depth + 1
-    local res = pack(pcall(fn))
-    h.depth = h.depth - 1
-    if not res[1] then error(res[2], 0) end
-    return unpack(res, 2, res.n)
-  end
-  local fd, err = sys.lock(path, excl)
-  if not fd and err.sym == "ENOENT" then
-    -- a store not made yet (a first pull into a new root)
-    local ok, merr = sys.mkdir_p(root, 448)
-    if not ok then return nil, merr end
-    fd, err = sys.lock(path, excl)
-  end
-  if not fd then return nil, err end
-  held[path] = { excl = excl, depth = 1 }
-  local res = pack(pcall(fn))
-  held[path] = nil
-  core.close(fd)
-  if not res[1] then error(res[2], 0) end
-  return unpack(res, 2, res.n)
-end
+-- creating or growing its lease); see ctr.store.gclock.with_gc_lock.
+M.with_gc_lock = gclock.with_gc_lock
 
 -- ------------------------------------------------------------------ records
 

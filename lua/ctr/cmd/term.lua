@@ -3,7 +3,6 @@
 -- @module ctr.cmd.term
 local core = require("ctr.core")
 local sys = require("ctr.sys")
-local format = require("ctr.cmd.format")
 
 local M = {}
 
@@ -67,7 +66,9 @@ function M.progress(opts)
       if t - last < interval then return end
       last = t
       local n = #name > width and "..." .. name:sub(-(width - 3)) or name
-      stream:write("\r\27[K", n, " (", format.bytes(size or 0), ")")
+      -- (ctr.cmd.format is loaded by the first progress line, not by every command that asks
+      -- whether a stream is a terminal)
+      stream:write("\r\27[K", n, " (", require("ctr.cmd.format").bytes(size or 0), ")")
     end
     stream:flush()
   end
