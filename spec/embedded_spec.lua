@@ -140,13 +140,30 @@ print(n, resident() - before)
     assert.are.equal("site\n", F.sh(F.q(ctrlua) .. " " .. F.q(p)))
   end)
 
-  it("a command of the scripts folder collects at a pause of 400; a script named by its path at luajit's", function()
+  it("a command of the scripts folder collects nothing below 1 MiB, then at a pause of 400; a script named by its path at luajit's", function()
+    -- garbage until the heap holds 900 KB or shrinks (a cycle ran); then until one runs;
     -- setpause answers the pause it replaces
-    local lua = 'print(collectgarbage("setpause", 200))\n'
+    local lua = [[
+local last, shrank = collectgarbage("count"), false
+while not shrank and collectgarbage("count") < 900 do
+  local _ = { 1, 2, 3 }
+  local now = collectgarbage("count")
+  if now < last then shrank = true end
+  last = now
+end
+local collected = false
+for _ = 1, 1e6 do
+  local _ = { 1, 2, 3 }
+  local now = collectgarbage("count")
+  if now < last then collected = true break end
+  last = now
+end
+print(collectgarbage("setpause", 200), shrank, collected)
+]]
     local cmd = share .. "/scripts/probe_pause.lua"
     F.write(cmd, lua)
     finally(function() os.remove(cmd) end)
-    assert.are.equal("400\n", F.sh(F.q(ctrlua) .. " probe_pause"))
-    assert.are.equal("200\n", F.sh(F.q(ctrlua) .. " " .. F.q(cmd)))
+    assert.are.equal("400\tfalse\ttrue\n", F.sh(F.q(ctrlua) .. " probe_pause"))
+    assert.are.equal("200\ttrue\ttrue\n", F.sh(F.q(ctrlua) .. " " .. F.q(cmd)))
   end)
 end)

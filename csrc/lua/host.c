@@ -315,17 +315,13 @@ static void add_searcher(lua_State *L, struct bc_file *bc, int debug)
     lua_pop(L, 2);
 }
 
-/* A command runs for milliseconds.  At LuaJIT's defaults (a loop is compiled once it has run
- * 56 times, a side trace after 10 exits) a `run --rm` compiled some two dozen traces, each a
- * pair of mprotect calls and more time than it saved; with these no trace is made in a short
- * command and `run --rm` took about a tenth less, while a loop that runs thousands of times
- * (a listing of many records, a large document) is still compiled. */
 /* A command allocates its modules as it loads them, keeps them to the end and exits soon
  * after: at the default pause (a cycle each time the heap doubles) the collector marked the
  * same live modules cycle after cycle while they loaded, about a tenth of a `run --rm` and 9%
  * of the CPU samples of `tasks ls` and `images ls`.  So no cycle begins before the heap holds
- * GC_FIRST_KB: a `run --rm` ends below it (632 KB) with no cycle at all, 3% sooner than at a
- * pause of 400 with the same peak RSS within 130 KB.  Past it, a cycle each time the heap
+ * GC_FIRST_KB: a `run --rm` ends below it (about 600 KB) with no cycle at all, 3% sooner
+ * than at a pause of 400 (150 interleaved pairs, twice), its heap at the end 44 KB larger
+ * (a full collection of it takes 0.6 to 1.4 ms here).  Past it, a cycle each time the heap
  * grows fourfold: a command's garbage is small beside its modules, and one that runs long (a
  * foreground run copying a terminal, a pull) settles where it did before.  A script named by
  * its path keeps luajit's defaults, as it keeps lua_close. */
@@ -339,6 +335,11 @@ static void set_gc(lua_State *L)
     lua_gc(L, LUA_GCSETPAUSE, 400);
 }
 
+/* A command runs for milliseconds.  At LuaJIT's defaults (a loop is compiled once it has run
+ * 56 times, a side trace after 10 exits) a `run --rm` compiled some two dozen traces, each a
+ * pair of mprotect calls and more time than it saved; with these no trace is made in a short
+ * command and `run --rm` took about a tenth less, while a loop that runs thousands of times
+ * (a listing of many records, a large document) is still compiled. */
 static void set_jit(lua_State *L)
 {
     lua_getglobal(L, "jit");
