@@ -308,49 +308,42 @@ local function run(report)
         if werr then failed[c.name] = failed[c.name] or werr end
       end
     end
-    for i = 1, N do
-      for k = 0, #contestants - 1 do
-        local c = contestants[(i + k - 1) % #contestants + 1]
-        if not failed[c.name] then
-          local t, terr = timed(c, i)
-          if t then times[c.name][i] = t else failed[c.name] = terr end
+    -- n rounds, each measuring every contestant not out yet once, in an order that rotates:
+    -- into[name][i] = measure(c, i), or the contestant is out (out[name] = the error)
+    local function rounds(n, into, out, measure)
+      for i = 1, n do
+        for k = 0, #contestants - 1 do
+          local c = contestants[(i + k - 1) % #contestants + 1]
+          if not out[c.name] then
+            local v, verr = measure(c, i)
+            if v then into[c.name][i] = v else out[c.name] = verr end
+          end
         end
       end
     end
     -- per-round ratios: contestant / reference of the same round
-    local function round_ratios(a, b)
+    local function round_ratios(of, n, a, b)
       local t = {}
-      for i = 1, N do
-        if times[a][i] and times[b][i] then t[#t + 1] = times[a][i] / times[b][i] end
+      for i = 1, n do
+        if of[a][i] and of[b][i] then t[#t + 1] = of[a][i] / of[b][i] end
       end
       return #t > 0 and median(t) or nil
     end
-    paired.ctrlua = round_ratios("ctrlua", "crun")
-    paired.nocgroup = round_ratios("ctrlua-nocgroup", "floor")
-    -- Peak RSS in rounds too, each round one run of every contestant in a rotating order: the
-    -- files' part of a resident set moves with the page cache's state, which drifts as the
-    -- timings do, and the ratio is the median of the rounds' ratios
+    rounds(N, times, failed, timed)
+    paired.ctrlua = round_ratios(times, N, "ctrlua", "crun")
+    paired.nocgroup = round_ratios(times, N, "ctrlua-nocgroup", "floor")
+    -- Peak RSS in rounds too: the files' part of a resident set moves with the page cache's
+    -- state, which drifts as the timings do, and the ratio is the median of the rounds' ratios
     local rss, rss_failed = {}, {}
-    for _, c in ipairs(contestants) do rss[c.name] = {} end
-    for i = 1, RSS_RUNS do
-      for k = 0, #contestants - 1 do
-        local c = contestants[(i + k - 1) % #contestants + 1]
-        if not failed[c.name] and not rss_failed[c.name] then
-          if c.ns then c.ns.enter() end
-          local okr, kb = pcall(peak_rss_once, c.argv("rss" .. i), c.hide)
-          if c.ns then c.ns.leave() end
-          if okr then rss[c.name][i] = kb else rss_failed[c.name] = kb end
-        end
-      end
-    end
-    local function rss_ratios(a, b)
-      local t = {}
-      for i = 1, RSS_RUNS do
-        if rss[a][i] and rss[b][i] then t[#t + 1] = rss[a][i] / rss[b][i] end
-      end
-      return #t > 0 and median(t) or nil
-    end
-    paired.rss = rss_ratios("ctrlua", "crun")
+    for _, c in ipairs(contestants) do rss[c.name], rss_failed[c.name] = {}, failed[c.name] end
+    rounds(RSS_RUNS, rss, rss_failed, function(c, i)
+      if c.ns then c.ns.enter() end
+      local okr, kb = pcall(peak_rss_once, c.argv("rss" .. i), c.hide)
+      if c.ns then c.ns.leave() end
+      if okr then return kb end
+      return nil, kb
+    end)
+    paired.rss = round_ratios(rss, RSS_RUNS, "ctrlua", "crun")
     for _, c in ipairs(contestants) do
       local okc, res = pcall(function()
         if failed[c.name] then error(failed[c.name], 0) end
