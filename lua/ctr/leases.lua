@@ -26,7 +26,6 @@ local meta = require("ctr.store.meta")
 local owner = require("ctr.store.owner")
 local records = require("ctr.store.records")
 local gclock = require("ctr.store.gclock")
-local sys = require("ctr.sys")
 
 local M = {}
 
