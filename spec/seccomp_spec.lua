@@ -459,3 +459,38 @@ describe("seccomp in containers #root #seccomp_wired", function()
     assert.truthy(msg:find("SCMP_ACT_WHATEVER", 1, true), msg)
   end)
 end)
+
+-- libseccomp is loaded on first use (csrc/base/lazylib.c): a run without a filter never maps
+-- it, one with --seccomp does, in the process that compiles the filter.
+describe("libseccomp in a run #root", function()
+  local S = require("support.ctrlua")
+  teardown(function() S.cleanup() end)
+
+  local function run_maps(id, flags)
+    local env = S.new_env()
+    local m
+    local ok, err = pcall(function()
+      local argv = { "run.lua", "--rm" }
+      for _, f in ipairs(flags) do argv[#argv + 1] = f end
+      for _, a in ipairs({ S.IMAGE, id, "sh", "-c", "echo up; sleep 1" }) do argv[#argv + 1] = a end
+      local h = env:spawn(unpack(argv))
+      S.until_true(function() return (S.slurp(h.out) or ""):find("up") end, 20,
+        "the container to start")
+      m = assert(core.read_file("/proc/" .. h.pid .. "/maps", 16 * 1024 * 1024))
+      local r = h:wait(20)
+      assert.are.equal(0, r.code, r.stderr)
+    end)
+    env:destroy()
+    if not ok then error(err, 0) end
+    assert.is_truthy(m:find("/libc%.so"), "the maps of the run were read")
+    return m:find("/libseccomp%.so") ~= nil
+  end
+
+  it("is never mapped by a run without a filter", function()
+    assert.is_false(run_maps("lsc1", {}))
+  end)
+
+  it("is mapped by a run with --seccomp", function()
+    assert.is_true(run_maps("lsc2", { "--seccomp" }))
+  end)
+end)

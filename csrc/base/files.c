@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,6 +236,54 @@ int ctr_mkdir_p(const char *path, int mode, struct ctr_err *err)
     return 0;
 }
 
+void ctr_dir_open(struct ctr_dir *d, int fd)
+{
+    d->fd = fd;
+    d->pos = d->len = 0;
+}
+
+/* The kernel's record (glibc's struct dirent64 and musl's struct dirent have its layout, but
+ * not one name): the syscall is called directly, with the one layout, under either. */
+struct linux_dirent64 {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
+const char *ctr_dir_next(struct ctr_dir *d, unsigned char *type)
+{
+    for (;;) {
+        if (d->pos >= d->len) {
+            ssize_t n = syscall(SYS_getdents64, d->fd, d->buf, sizeof d->buf);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                if (n == 0)
+                    errno = 0;
+                return NULL;
+            }
+            d->pos = 0;
+            d->len = (size_t)n;
+        }
+        const struct linux_dirent64 *de = (const struct linux_dirent64 *)(d->buf + d->pos);
+        d->pos += de->d_reclen;
+        const char *name = de->d_name;
+        if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0')))
+            continue;
+        *type = de->d_type;
+        return name;
+    }
+}
+
+void ctr_dir_close(struct ctr_dir *d)
+{
+    if (d->fd >= 0)
+        close(d->fd);
+    d->fd = -1;
+}
+
 static int remove_at(int parent, const char *name, unsigned char type, dev_t dev, const char *top,
                      struct ctr_err *err);
 
@@ -244,19 +293,16 @@ static int remove_dir(int parent, const char *name, dev_t dev, const char *top, 
     int fd = RETRY(openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (fd < 0)
         return ctr_fail(err, errno, "open `%s' under `%s'", name, top);
-    DIR *d = fdopendir(fd);
-    if (d == NULL) {
-        close(fd);
-        return ctr_fail(err, errno, "fdopendir `%s'", name);
-    }
-    struct dirent *de;
+    struct ctr_dir d;
+    ctr_dir_open(&d, fd);
+    const char *entry;
+    unsigned char type;
     int r = 0;
-    while (r == 0 && (errno = 0, de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        r = remove_at(dirfd(d), de->d_name, de->d_type, dev, top, err);
-    }
-    closedir(d);
+    while (r == 0 && (entry = ctr_dir_next(&d, &type)) != NULL)
+        r = remove_at(d.fd, entry, type, dev, top, err);
+    if (r == 0 && errno != 0)
+        r = ctr_fail(err, errno, "read the directory `%s' under `%s'", name, top);
+    ctr_dir_close(&d);
     if (r < 0)
         return r;
     if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT)

@@ -53,6 +53,20 @@ int ctr_mkdir_p(const char *path, int mode, struct ctr_err *err);
  * filesystem (a mount left below is an error: EBUSY naming it). A missing path is success. */
 int ctr_remove_tree(const char *path, struct ctr_err *err);
 
+/* A directory's entries read with getdents64(2) into a buffer of the reader's own, where the
+ * caller keeps it (its stack): readdir's DIR is a 32 KB allocation, and a walk holds one per
+ * level, which stayed in the C heap of every `run --rm`.  ctr_dir_open takes `fd`, a directory
+ * opened for reading (ctr_dir_close closes it); ctr_dir_next returns the next name but "." and
+ * "..", with its d_type in *type, or NULL at the end (errno 0) or on an error (errno set). */
+struct ctr_dir {
+    int fd;
+    size_t pos, len;
+    char buf[2048] __attribute__((aligned(8)));
+};
+void ctr_dir_open(struct ctr_dir *d, int fd);
+const char *ctr_dir_next(struct ctr_dir *d, unsigned char *type);
+void ctr_dir_close(struct ctr_dir *d);
+
 /* openat2(dirfd, path, {flags, mode, RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS}) retried on EINTR
  * and EAGAIN; returns the fd or -1 with errno set. */
 int ctr_openat_in_root(int rootfd, const char *path, int flags, int mode);

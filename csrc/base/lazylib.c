@@ -13,6 +13,9 @@
 #ifndef CTR_LIBISAL_SONAME
 #define CTR_LIBISAL_SONAME "libisal.so.2"
 #endif
+#ifndef CTR_LIBSECCOMP_SONAME
+#define CTR_LIBSECCOMP_SONAME "libseccomp.so.2"
+#endif
 #ifndef CTR_LIBCRYPTO_SONAME
 #define CTR_LIBCRYPTO_SONAME "libcrypto.so.3"
 #endif
@@ -22,6 +25,8 @@ static struct ctr_archive_api archive_api;
 static struct ctr_crypto_api crypto_api;
 static pthread_once_t archive_once = PTHREAD_ONCE_INIT;
 static pthread_once_t crypto_once = PTHREAD_ONCE_INIT;
+static struct ctr_seccomp_api seccomp_api;
+static pthread_once_t seccomp_once = PTHREAD_ONCE_INIT;
 static struct ctr_isal_api isal_api;
 static int isal_loaded;
 static pthread_once_t isal_once = PTHREAD_ONCE_INIT;
@@ -60,7 +65,17 @@ static void load_crypto(void)
 #undef X
 }
 
-/* Unlike the three above, a missing libisal is no broken installation: leave isal_loaded 0. */
+static void load_seccomp(void)
+{
+    void *h = open_lib(CTR_LIBSECCOMP_SONAME);
+#define X(f)                                                                                   \
+    if ((*(void **)&seccomp_api.f = dlsym(h, #f)) == NULL)                                       \
+        broken(CTR_LIBSECCOMP_SONAME, dlerror());
+    CTR_SECCOMP_SYMS(X)
+#undef X
+}
+
+/* Unlike the libraries above, a missing libisal is no broken installation: leave isal_loaded 0. */
 static void load_isal(void)
 {
     if (!CTR_HAVE_ISAL || CTR_LIBISAL_SONAME[0] == '\0')
@@ -96,3 +111,9 @@ const struct ctr_crypto_api *ctr_crypto_api(void)
     return &crypto_api;
 }
 
+
+const struct ctr_seccomp_api *ctr_seccomp_api(void)
+{
+    pthread_once(&seccomp_once, load_seccomp);
+    return &seccomp_api;
+}

@@ -1,8 +1,11 @@
-/* libarchive and libcrypto (and, optionally, libisal), loaded on first use.
+/* libarchive and libcrypto (and, optionally, libisal), and libseccomp, loaded on first use.
  *
- * Only importing, unpacking and hashing need them, and together with what they pull in
- * (libxml2, ICU, nettle, ...) they cost a process about 4 ms and 4 MiB just to be mapped and
- * relocated — more than the whole `run` path of a ready image.  So the core does not link
+ * Only importing, unpacking and hashing need the first two, and together with what they pull
+ * in (libxml2, ICU, nettle, ...) they cost a process about 4 ms and 4 MiB just to be mapped and
+ * relocated — more than the whole `run` path of a ready image.  Only a spec with a seccomp
+ * filter needs libseccomp: linked in, its code and syscall tables were about 95 KB of every
+ * run's resident set (the kernel maps 64 KiB of the page cache around a page touched, and the
+ * tables sat beside LuaJIT's read-only data).  So the core does not link
  * them: each call goes through a table of pointers resolved by dlopen()/dlsym() the first
  * time either library is needed (under pthread_once).  Code keeps calling archive_* and EVP_*
  * by their names: this header, included after <archive.h> and <openssl/evp.h>, turns each name
@@ -18,6 +21,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <openssl/evp.h>
+#include <seccomp.h>
 
 #define CTR_ARCHIVE_SYMS(X) \
     X(archive_entry_atime) \
@@ -98,6 +102,17 @@
     X(EVP_MD_CTX_new) \
     X(EVP_sha256)
 
+#define CTR_SECCOMP_SYMS(X) \
+    X(seccomp_arch_add) \
+    X(seccomp_arch_native) \
+    X(seccomp_attr_set) \
+    X(seccomp_export_bpf) \
+    X(seccomp_export_pfc) \
+    X(seccomp_init) \
+    X(seccomp_release) \
+    X(seccomp_rule_add_array) \
+    X(seccomp_syscall_resolve_name) \
+    X(seccomp_syscall_resolve_name_arch)
 
 /* ISA-L's igzip (Debian's libisal2), the fast inflate of gzip layers.  Optional: where it is
  * not installed, ctr_isal_api() returns NULL and libarchive's gzip filter (zlib) does the
@@ -122,6 +137,9 @@ struct ctr_archive_api {
 struct ctr_crypto_api {
     CTR_CRYPTO_SYMS(CTR_LAZY_FIELD)
 };
+struct ctr_seccomp_api {
+    CTR_SECCOMP_SYMS(CTR_LAZY_FIELD)
+};
 
 struct ctr_isal_api {
     int unused; /* a struct needs a member when CTR_HAVE_ISAL is 0 */
@@ -131,6 +149,7 @@ struct ctr_isal_api {
 
 const struct ctr_archive_api *ctr_archive_api(void);
 const struct ctr_crypto_api *ctr_crypto_api(void);
+const struct ctr_seccomp_api *ctr_seccomp_api(void);
 /* NULL when libisal cannot be loaded (not an error: the caller falls back). */
 const struct ctr_isal_api *ctr_isal_api(void);
 
@@ -210,6 +229,16 @@ const struct ctr_isal_api *ctr_isal_api(void);
 #define EVP_MD_CTX_free (ctr_crypto_api()->EVP_MD_CTX_free)
 #define EVP_MD_CTX_new (ctr_crypto_api()->EVP_MD_CTX_new)
 #define EVP_sha256 (ctr_crypto_api()->EVP_sha256)
+#define seccomp_arch_add (ctr_seccomp_api()->seccomp_arch_add)
+#define seccomp_arch_native (ctr_seccomp_api()->seccomp_arch_native)
+#define seccomp_attr_set (ctr_seccomp_api()->seccomp_attr_set)
+#define seccomp_export_bpf (ctr_seccomp_api()->seccomp_export_bpf)
+#define seccomp_export_pfc (ctr_seccomp_api()->seccomp_export_pfc)
+#define seccomp_init (ctr_seccomp_api()->seccomp_init)
+#define seccomp_release (ctr_seccomp_api()->seccomp_release)
+#define seccomp_rule_add_array (ctr_seccomp_api()->seccomp_rule_add_array)
+#define seccomp_syscall_resolve_name (ctr_seccomp_api()->seccomp_syscall_resolve_name)
+#define seccomp_syscall_resolve_name_arch (ctr_seccomp_api()->seccomp_syscall_resolve_name_arch)
 #endif
 
 #endif

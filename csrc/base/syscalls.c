@@ -105,16 +105,17 @@ void ctr_strv_free(char **v, size_t n)
 
 int ctr_sys_listdir(const char *path, char ***names, size_t *count, struct ctr_err *err)
 {
-    DIR *d = opendir(path);
-    if (d == NULL)
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
         return ctr_fail(err, errno, "opendir `%s'", path);
+    struct ctr_dir d;
+    ctr_dir_open(&d, fd);
     char **v = NULL;
     size_t n = 0, cap = 0;
-    struct dirent *de;
+    const char *name;
+    unsigned char type;
     int r = 0;
-    while ((errno = 0, de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
+    while ((name = ctr_dir_next(&d, &type)) != NULL) {
         if (n == cap) {
             size_t ncap = cap ? cap * 2 : 32;
             char **nv = realloc(v, ncap * sizeof *nv);
@@ -125,7 +126,7 @@ int ctr_sys_listdir(const char *path, char ***names, size_t *count, struct ctr_e
             v = nv;
             cap = ncap;
         }
-        if ((v[n] = strdup(de->d_name)) == NULL) {
+        if ((v[n] = strdup(name)) == NULL) {
             r = ctr_fail(err, ENOMEM, "readdir `%s'", path);
             break;
         }
@@ -133,7 +134,7 @@ int ctr_sys_listdir(const char *path, char ***names, size_t *count, struct ctr_e
     }
     if (r == 0 && errno != 0)
         r = ctr_fail(err, errno, "readdir `%s'", path);
-    closedir(d);
+    ctr_dir_close(&d);
     if (r < 0) {
         ctr_strv_free(v, n);
         return -1;
@@ -146,24 +147,24 @@ int ctr_sys_listdir(const char *path, char ***names, size_t *count, struct ctr_e
 int ctr_sys_count_entries(const char *path, const char *suffix, size_t *n, size_t *tmp,
                           struct ctr_err *err)
 {
-    DIR *d = opendir(path);
-    if (d == NULL)
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
         return ctr_fail(err, errno, "opendir `%s'", path);
+    struct ctr_dir d;
+    ctr_dir_open(&d, fd);
     size_t sl = suffix ? strlen(suffix) : 0;
-    struct dirent *de;
+    const char *name;
+    unsigned char type;
     *n = *tmp = 0;
-    while ((errno = 0, de = readdir(d)) != NULL) {
-        const char *name = de->d_name;
+    while ((name = ctr_dir_next(&d, &type)) != NULL) {
         size_t len = strlen(name);
-        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-            continue;
         if (strncmp(name, ".tmp-", 5) == 0)
             (*tmp)++;
         else if (len >= sl && (sl == 0 || memcmp(name + len - sl, suffix, sl) == 0))
             (*n)++;
     }
     int r = errno != 0 ? ctr_fail(err, errno, "readdir `%s'", path) : 0;
-    closedir(d);
+    ctr_dir_close(&d);
     return r;
 }
 

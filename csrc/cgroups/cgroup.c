@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -767,22 +768,26 @@ static int count_procs(const char *dir, int depth, size_t *n, struct ctr_err *er
         (*n)++;
         p += strcspn(p, " \n");
     }
-    DIR *dp = opendir(dir);
-    if (dp == NULL)
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
         return errno == ENOENT || errno == ENODEV ? 0 : ctr_fail(err, errno, "opendir `%s'", dir);
-    struct dirent *ent;
+    struct ctr_dir dp;
+    ctr_dir_open(&dp, fd);
+    const char *name;
+    unsigned char type;
     int rc = 0;
-    while (rc == 0 && (ent = readdir(dp)) != NULL) {
-        if (ent->d_type != DT_DIR || strcmp(ent->d_name, ".") == 0 ||
-            strcmp(ent->d_name, "..") == 0)
+    while (rc == 0 && (name = ctr_dir_next(&dp, &type)) != NULL) {
+        if (type != DT_DIR)
             continue;
         char child[PATH_MAX];
-        if ((size_t)snprintf(child, sizeof child, "%s/%s", dir, ent->d_name) >= sizeof child)
-            rc = ctr_fail(err, ENAMETOOLONG, "read `%s/%s/cgroup.procs'", dir, ent->d_name);
+        if ((size_t)snprintf(child, sizeof child, "%s/%s", dir, name) >= sizeof child)
+            rc = ctr_fail(err, ENAMETOOLONG, "read `%s/%s/cgroup.procs'", dir, name);
         else
             rc = count_procs(child, depth + 1, n, err);
     }
-    closedir(dp);
+    if (rc == 0 && errno != 0 && errno != ENOENT && errno != ENODEV)
+        rc = ctr_fail(err, errno, "readdir `%s'", dir);
+    ctr_dir_close(&dp);
     return rc;
 }
 
@@ -989,21 +994,24 @@ static int remove_cgroup(const char *dir, int depth, struct ctr_err *err)
         return 0;
     if (errno != EBUSY)
         return ctr_fail(err, errno, "rmdir `%s'", dir);
-    DIR *dp = opendir(dir);
-    if (dp == NULL)
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
         return errno == ENOENT ? 0 : ctr_fail(err, errno, "opendir `%s'", dir);
-    struct dirent *e;
+    struct ctr_dir dp;
+    ctr_dir_open(&dp, fd);
+    const char *name;
+    unsigned char type;
     int rc = 0;
-    while (rc == 0 && (errno = 0, e = readdir(dp)) != NULL) {
-        if (e->d_type != DT_DIR || strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+    while (rc == 0 && (name = ctr_dir_next(&dp, &type)) != NULL) {
+        if (type != DT_DIR)
             continue;
         char child[PATH_MAX];
-        if ((size_t)snprintf(child, sizeof child, "%s/%s", dir, e->d_name) >= sizeof child)
-            rc = ctr_fail(err, ENAMETOOLONG, "rmdir `%s/%s'", dir, e->d_name);
+        if ((size_t)snprintf(child, sizeof child, "%s/%s", dir, name) >= sizeof child)
+            rc = ctr_fail(err, ENAMETOOLONG, "rmdir `%s/%s'", dir, name);
         else
             rc = remove_cgroup(child, depth + 1, err);
     }
-    closedir(dp);
+    ctr_dir_close(&dp);
     return rc < 0 ? rc : rmdir_retry(dir, err);
 }
 

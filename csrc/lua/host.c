@@ -79,14 +79,14 @@ static __attribute__((noinline)) void find_datadir(struct host *h)
     snprintf(h->datadir, sizeof h->datadir, "%s", CTRLUA_DATADIR);
 }
 
-/* libarchive's version is the one built against (its soname is fixed at build time): asking
- * the library would load it, and with it libxml2 and the rest, for one line of text. */
+/* libarchive's and libseccomp's versions are the ones built against (their sonames are fixed
+ * at build time): asking the libraries would load them, libarchive with libxml2 and the rest,
+ * for one line of text. */
 static void print_version(void)
 {
     printf("ctrlua %s\n", CTRLUA_VERSION);
-    const struct scmp_version *sv = seccomp_version();
-    printf("  %s, libseccomp %u.%u.%u, %s, cJSON %s\n", LUAJIT_VERSION, sv->major, sv->minor,
-           sv->micro, ARCHIVE_VERSION_STRING, cJSON_Version());
+    printf("  %s, libseccomp %d.%d.%d, %s, cJSON %s\n", LUAJIT_VERSION, SCMP_VER_MAJOR,
+           SCMP_VER_MINOR, SCMP_VER_MICRO, ARCHIVE_VERSION_STRING, cJSON_Version());
 }
 
 static void usage(FILE *f)
@@ -153,7 +153,7 @@ static void set_paths(lua_State *L, const struct host *h)
  * executable's mapping: a read fault maps the whole 64 KiB folio of the page cache around the
  * page it touches, and the 560 KB of bytecode share one read-only segment, so that loading
  * the thirty modules of a `run` made nearly all of it resident (about 550 KB of its peak
- * RSS).  Read, a blob stays in the page cache; the buffer is freed once it is loaded.  The
+ * RSS).  Read, a blob stays in the page cache, and no page of it in the process.  The
  * file is /proc/self/exe, opened close-on-exec: a child of ctrlua sees through it no more than
  * its /proc/PID/exe names.  Where it cannot be opened or read, the mapped copy is loaded (the
  * same bytes). */
@@ -190,6 +190,33 @@ static void bc_open(struct bc_file *f)
         dl_iterate_phdr(bc_segments, f);
 }
 
+/* The blob is handed to the loader in pieces read into a buffer on the stack: read whole into
+ * one malloc'd buffer, the largest module (ctr.oci, 30 KB) and the spec's small allocations
+ * around it set the C heap's size, which never shrinks.  LuaJIT's loader copies a prototype
+ * that straddles two pieces into a buffer of the Lua heap, which it frees at once. */
+struct bc_reader {
+    int fd;
+    off_t at;
+    size_t left;
+    char buf[16384];
+};
+
+static const char *bc_read(lua_State *L, void *data, size_t *size)
+{
+    (void)L;
+    struct bc_reader *r = data;
+    size_t want = r->left < sizeof r->buf ? r->left : sizeof r->buf;
+    ssize_t n = want ? pread(r->fd, r->buf, want, r->at) : 0;
+    if (n <= 0) {
+        *size = 0;
+        return NULL;
+    }
+    r->at += n;
+    r->left -= (size_t)n;
+    *size = (size_t)n;
+    return r->buf;
+}
+
 static int bc_load(lua_State *L, const struct bc_file *f, const struct ctr_embedded *e,
                    const char *chunkname)
 {
@@ -197,16 +224,13 @@ static int bc_load(lua_State *L, const struct bc_file *f, const struct ctr_embed
     for (int i = 0; f->fd >= 0 && i < f->nseg; i++) {
         if (a < f->seg[i].start || a + e->bc_len > f->seg[i].end)
             continue;
-        char *buf = malloc(e->bc_len);
-        if (buf == NULL)
-            break;
-        off_t at = f->seg[i].offset + (off_t)(a - f->seg[i].start);
-        int r = pread(f->fd, buf, e->bc_len, at) == (ssize_t)e->bc_len
-                    ? luaL_loadbuffer(L, buf, e->bc_len, chunkname)
-                    : -1;
-        free(buf);
-        if (r >= 0)
-            return r;
+        struct bc_reader r = {
+            .fd = f->fd, .at = f->seg[i].offset + (off_t)(a - f->seg[i].start), .left = e->bc_len};
+        /* a short read is a bad chunk to the loader: the mapped copy is loaded instead */
+        int rc = lua_load(L, bc_read, &r, chunkname);
+        if (rc == 0 && r.left == 0)
+            return 0;
+        lua_pop(L, 1);
         break;
     }
     return luaL_loadbuffer(L, e->bc, e->bc_len, chunkname);

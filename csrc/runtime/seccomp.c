@@ -22,6 +22,7 @@
 
 #include "base/json.h"
 #include "base/cleanup.h"
+#include "base/lazylib.h"
 
 #define W "linux.seccomp"
 #define PFC_MAX (8u << 20)
