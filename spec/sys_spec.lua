@@ -122,6 +122,31 @@ describe("ctr.sys", function()
     core.remove_tree(dir)
   end)
 
+  it("reads a directory past many refills of its buffer: listdir, count_entries, remove_tree", function()
+    -- 400 names of 60 bytes fill the 2 KB buffer of getdents64 some 15 times; a nest of 200
+    -- directories holds a reader at every level of the removal
+    local dir = require("support.ctrlua").tmpdir() .. "/many"
+    assert(sys.mkdir_p(dir, 448))
+    local want = {}
+    for i = 1, 400 do
+      local name = ("%03d-"):format(i) .. ("n"):rep(56)
+      want[#want + 1] = name
+      assert(core.write_file(dir .. "/" .. name, "", { mode = 384 }))
+    end
+    local names = assert(core.listdir(dir))
+    table.sort(names)
+    assert.are.same(want, names)
+    assert.are.same({ 400, 0 }, { core.count_entries(dir) })
+    local deep = dir .. "/d"
+    for _ = 1, 200 do
+      assert(core.mkdir_p(deep, 448))
+      assert(core.write_file(deep .. "/f", "x"))
+      deep = deep .. "/d"
+    end
+    assert.is_true(sys.remove_tree(dir))
+    assert.is_nil(core.stat(dir))
+  end)
+
   it("remove_tree stats directories only, and still refuses to cross a mount", function()
     local dir = require("support.ctrlua").tmpdir()
     local top = dir .. "/t"

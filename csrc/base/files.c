@@ -293,16 +293,23 @@ static int remove_dir(int parent, const char *name, dev_t dev, const char *top, 
     int fd = RETRY(openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (fd < 0)
         return ctr_fail(err, errno, "open `%s' under `%s'", name, top);
-    struct ctr_dir d;
-    ctr_dir_open(&d, fd);
+    /* on the heap: a tree is as deep as its descriptors allow, and a frame per level is all
+     * this recursion may put on the stack */
+    struct ctr_dir *d = malloc(sizeof *d);
+    if (d == NULL) {
+        close(fd);
+        return ctr_fail(err, ENOMEM, "remove `%s' under `%s'", name, top);
+    }
+    ctr_dir_open(d, fd);
     const char *entry;
     unsigned char type;
     int r = 0;
-    while (r == 0 && (entry = ctr_dir_next(&d, &type)) != NULL)
-        r = remove_at(d.fd, entry, type, dev, top, err);
+    while (r == 0 && (entry = ctr_dir_next(d, &type)) != NULL)
+        r = remove_at(d->fd, entry, type, dev, top, err);
     if (r == 0 && errno != 0)
         r = ctr_fail(err, errno, "read the directory `%s' under `%s'", name, top);
-    ctr_dir_close(&d);
+    ctr_dir_close(d);
+    free(d);
     if (r < 0)
         return r;
     if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT)

@@ -53,8 +53,8 @@ int ctr_mkdir_p(const char *path, int mode, struct ctr_err *err);
  * filesystem (a mount left below is an error: EBUSY naming it). A missing path is success. */
 int ctr_remove_tree(const char *path, struct ctr_err *err);
 
-/* A directory's entries read with getdents64(2) into a buffer of the reader's own, where the
- * caller keeps it (its stack): readdir's DIR is a 32 KB allocation, and a walk holds one per
+/* A directory's entries read with getdents64(2) into a buffer of the reader's own, 2 KB,
+ * where the caller keeps it: readdir's DIR is a 32 KB allocation, and a walk holds one per
  * level, which stayed in the C heap of every `run --rm`.  ctr_dir_open takes `fd`, a directory
  * opened for reading (ctr_dir_close closes it); ctr_dir_next returns the next name but "." and
  * "..", with its d_type in *type, or NULL at the end (errno 0) or on an error (errno set). */
