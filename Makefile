@@ -117,7 +117,7 @@ LUA_MODS   := $(sort $(wildcard lua/ctr/*.lua lua/ctr/*/*.lua))
 LUA_SCRIPTS := $(sort $(wildcard scripts/*.lua))
 BC_OBJS    := $(patsubst %.lua,$(BUILD)/obj/bc/%.o,$(LUA_MODS) $(LUA_SCRIPTS))
 # The host's relative relocations packed (DT_RELR, glibc 2.36), where the linker and the C
-# library support it: the 1,450 entries ld.so read at every start (34 KB of .rela.dyn) take
+# library support it: the 1,443 entries ld.so read at every start (34 KB of .rela.dyn) take
 # 0.3 KB.
 RELR_LDFLAGS := $(shell printf 'int main(void){return 0;}' | $(CC) -x c - -o /dev/null \
 	-Wl,-z,pack-relative-relocs 2>/dev/null && echo -Wl,-z,pack-relative-relocs)

@@ -111,7 +111,6 @@ const struct ctr_crypto_api *ctr_crypto_api(void)
     return &crypto_api;
 }
 
-
 const struct ctr_seccomp_api *ctr_seccomp_api(void)
 {
     pthread_once(&seccomp_once, load_seccomp);

@@ -153,7 +153,7 @@ static void set_paths(lua_State *L, const struct host *h)
  * executable's mapping: a read fault maps the whole 64 KiB folio of the page cache around the
  * page it touches, and the 560 KB of bytecode share one read-only segment, so that loading
  * the thirty modules of a `run` made nearly all of it resident (about 550 KB of its peak
- * RSS).  Read, a blob stays in the page cache, and no page of it in the process.  The
+ * RSS).  Read so, a blob stays in the page cache and is never mapped in the process.  The
  * file is /proc/self/exe, opened close-on-exec: a child of ctrlua sees through it no more than
  * its /proc/PID/exe names.  Where it cannot be opened or read, the mapped copy is loaded (the
  * same bytes). */
