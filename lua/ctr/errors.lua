@@ -41,6 +41,18 @@ function M.check(v, msg, errno)
   return v
 end
 
+local function pack(...) return { n = select("#", ...), ... } end
+
+--- Run fn(...), then after(), whether fn returned or raised: Lua's try/finally, for the holders
+-- of locks and leases.  fn's error is raised again as it was (no position added), else fn's
+-- results are returned.
+function M.finally(after, fn, ...)
+  local res = pack(pcall(fn, ...))
+  after()
+  if not res[1] then error(res[2], 0) end
+  return unpack(res, 2, res.n)
+end
+
 --- Add context in front of an error: "unpack layer 2: <msg>"; keeps errno and sym.
 function M.wrap(err, fmt, ...)
   local prefix = select("#", ...) > 0 and fmt:format(...) or fmt

@@ -32,7 +32,6 @@ local M = {}
 local KIND = "leases"
 M.KIND = KIND
 
-local function pack(...) return { n = select("#", ...), ... } end
 
 --- The shape of a lease record (ctr.store.records).
 M.shape = {
@@ -196,10 +195,7 @@ end
 function M.with_lease(client, fn)
   local lease, err = M.create(client)
   if not lease then return nil, err end
-  local res = pack(pcall(fn, lease))
-  lease:release()
-  if not res[1] then error(res[2], 0) end
-  return unpack(res, 2, res.n)
+  return errors.finally(function() lease:release() end, fn, lease)
 end
 
 return M

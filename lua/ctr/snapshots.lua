@@ -46,8 +46,6 @@ M.Snapshotter = Snapshotter
 local KINDS = { active = true, view = true, committed = true }
 local DRIVERS = { overlayfs = true, native = true }
 
-local function pack(...) return { n = select("#", ...), ... } end
-
 local function failed_precondition(fmt, ...)
   return errors.new(fmt:format(...) .. ": failed precondition", 0, "FAILED_PRECONDITION")
 end
@@ -194,10 +192,7 @@ end
 function Snapshotter:_with_store_lock(excl, nonblock, fn)
   local fd, err = sys.lock(self.base .. "/lock", excl, nonblock)
   if not fd then return nil, err end
-  local res = pack(pcall(fn))
-  core.close(fd)
-  if not res[1] then error(res[2], 0) end
-  return unpack(res, 2, res.n)
+  return errors.finally(function() core.close(fd) end, fn)
 end
 
 -- A change: the namespace lock, then the store lock shared.

@@ -4,11 +4,10 @@
 -- that a run takes it without loading the leases' records.
 -- @module ctr.store.gclock
 local core = require("ctr.core")
+local errors = require("ctr.errors")
 local sys = require("ctr.sys")
 
 local M = {}
-
-local function pack(...) return { n = select("#", ...), ... } end
 
 -- flock() on a second open file of the same path waits for this process itself: a nested
 -- with_gc_lock reuses the one already held (a shared one inside an exclusive one is held too).
@@ -26,10 +25,7 @@ function M.with_gc_lock(root, excl, fn)
   if h then
     if excl and not h.excl then error("with_gc_lock: exclusive lock wanted inside a shared one", 2) end
     h.depth = h.depth + 1
-    local res = pack(pcall(fn))
-    h.depth = h.depth - 1
-    if not res[1] then error(res[2], 0) end
-    return unpack(res, 2, res.n)
+    return errors.finally(function() h.depth = h.depth - 1 end, fn)
   end
   local fd, err = sys.lock(path, excl)
   if not fd and err.sym == "ENOENT" then
@@ -40,11 +36,10 @@ function M.with_gc_lock(root, excl, fn)
   end
   if not fd then return nil, err end
   held[path] = { excl = excl, depth = 1 }
-  local res = pack(pcall(fn))
-  held[path] = nil
-  core.close(fd)
-  if not res[1] then error(res[2], 0) end
-  return unpack(res, 2, res.n)
+  return errors.finally(function()
+    held[path] = nil
+    core.close(fd)
+  end, fn)
 end
 
 return M

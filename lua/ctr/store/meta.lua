@@ -15,7 +15,6 @@ local records = require("ctr.store.records")
 
 local M = {}
 
-local function pack(...) return { n = select("#", ...), ... } end
 
 --- Escape a record name into a file name: bytes outside [A-Za-z0-9_.-] become %XX; a leading
 -- dot is escaped too, so no name is "." or ".." or hidden.
@@ -204,21 +203,17 @@ function M.with_lock(root, namespace, fn)
   local path = dir .. "/lock"
   if held[path] then
     held[path] = held[path] + 1
-    local res = pack(pcall(fn))
-    held[path] = held[path] - 1
-    if not res[1] then error(res[2], 0) end
-    return unpack(res, 2, res.n)
+    return errors.finally(function() held[path] = held[path] - 1 end, fn)
   end
   local ok, err = ensure_dir(dir)
   if not ok then return nil, err end
   local fd, err = sys.lock(path, true)
   if not fd then return nil, err end
   held[path] = 1
-  local res = pack(pcall(fn))
-  held[path] = nil
-  core.close(fd)
-  if not res[1] then error(res[2], 0) end
-  return unpack(res, 2, res.n)
+  return errors.finally(function()
+    held[path] = nil
+    core.close(fd)
+  end, fn)
 end
 
 return M
